@@ -1,0 +1,202 @@
+"""Named stores for users: init, register, look up (by name or by URI), make
+active, and check that a store really works."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from artifactfs.errors import ArtifactfsError, NotFoundError, StoreError
+from artifactfs.index import add_store, find_store_row, get_index, list_store_rows, open_store
+from artifactfs.index.models import Store
+from artifactfs.settings import DEFAULT_STORE, get_settings
+from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
+from artifactfs.stores.flavor import is_local_uri
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    name: str
+    flavor: str
+    path: str
+    options: dict[str, Any]
+    active: bool
+    secrets: tuple[str, ...]  # names only, never values
+
+
+def init() -> ArtifactStore:
+    """Create the index and the ``default`` local store; safe to call again."""
+    settings = get_settings()
+    with get_index().write() as session:
+        try:
+            row = find_store_row(session, DEFAULT_STORE)
+        except NotFoundError:
+            settings.default_store_root.mkdir(parents=True, exist_ok=True)
+            row = add_store(session, DEFAULT_STORE, "local", str(settings.default_store_root), {})
+        return open_store(row)
+
+
+def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | None = None) -> ArtifactStore:
+    """Add a store. Secret options go to the owner-only credentials file, the
+    rest into the index. The store is not contacted (see :func:`check_store`)."""
+    flavor_cls = get_flavor(flavor)
+    flavor_cls.require_installed()
+    public, secret = split_secrets(flavor_cls, options or {})
+    with get_index().write() as session:
+        row = add_store(session, name, flavor, path, public)
+        if flavor == "local":
+            flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
+        if secret:
+            get_settings().write_credentials(name, secret)
+        return open_store(row)
+
+
+def get_store(name: str | None = None) -> ArtifactStore:
+    """The named store, or the active one (``default`` unless changed)."""
+    name = name or get_settings().active_store
+    with get_index().read() as session:
+        try:
+            return open_store(find_store_row(session, name))
+        except NotFoundError:
+            if name != DEFAULT_STORE:
+                raise
+    return init()  # first use: the default store comes into being on its own
+
+
+def list_stores() -> list[StoreInfo]:
+    settings = get_settings()
+    active, credentials = settings.active_store, settings.read_credentials()
+    with get_index().read() as session:
+        rows = list_store_rows(session)
+    return [_info(row, active, credentials) for row in rows]
+
+
+def describe_store(name: str) -> StoreInfo:
+    settings = get_settings()
+    with get_index().read() as session:
+        row = find_store_row(session, name)
+    return _info(row, settings.active_store, settings.read_credentials())
+
+
+def _info(row: Store, active: str, credentials: dict) -> StoreInfo:
+    return StoreInfo(
+        name=row.name,
+        flavor=row.flavor,
+        path=row.root_uri,
+        options=dict(row.options),
+        active=row.name == active,
+        secrets=tuple(sorted(credentials.get(row.name, {}))),
+    )
+
+
+def set_active_store(name: str) -> None:
+    with get_index().read() as session:
+        find_store_row(session, name)
+    get_settings().write_config(active_store=name)
+
+
+def store_for_uri(uri: str) -> ArtifactStore | None:
+    """The registered store whose root holds ``uri`` (the deepest root wins)."""
+    with get_index().read() as session:
+        rows = list_store_rows(session)
+    best: ArtifactStore | None = None
+    for row in rows:
+        if get_flavor(row.flavor).split_uri(uri)[0] not in get_flavor(row.flavor).schemes:
+            continue
+        store = open_store(row)
+        if store.contains(uri) and (best is None or len(store.root) > len(best.root)):
+            best = store
+    return best
+
+
+def local_filesystem() -> ArtifactStore:
+    """Local files outside every store, for ``fileio`` on plain paths."""
+    return ArtifactStore("<local files>", get_flavor("local"), "/")
+
+
+def store_or_local(uri: str) -> ArtifactStore:
+    store = store_for_uri(uri)
+    if store is not None:
+        return store
+    if is_local_uri(uri):
+        return local_filesystem()
+    raise NotFoundError(
+        f"no registered store holds {uri!r}",
+        "register one whose root contains it: `artifactfs store register NAME --flavor F --path URI`",
+    )
+
+
+# -- checking a store for real ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    step: str  # the step that failed, or "done"
+    problem: str  # "credentials", "bucket missing", "network", "permissions", "other", or ""
+    detail: str
+
+
+def check_store(name: str) -> CheckResult:
+    """Write, read back and delete a probe object; say what failed if anything."""
+    try:
+        store = get_store(name)
+    except ArtifactfsError as exc:
+        return CheckResult(False, "configure", "other", str(exc))
+    probe = f".artifactfs-probe-{uuid.uuid4().hex}"
+    payload = b"artifactfs store check\n"
+    step = "write"
+    try:
+        with store.open(probe, "wb") as f:
+            f.write(payload)
+        step = "read"
+        if store.read_bytes(probe) != payload:
+            return CheckResult(False, step, "other", "the probe object read back differs from what was written")
+        step = "delete"
+        store.remove(probe)
+    except Exception as exc:  # classify whatever the library raised
+        return CheckResult(False, step, classify_store_error(exc), store.redact(_describe(exc)))
+    return CheckResult(True, "done", "", f"wrote, read and deleted {store.uri(probe)}")
+
+
+def classify_store_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__} {exc}".lower()
+    chain = exc.__cause__ or exc.__context__
+    if chain is not None:
+        text += f" {type(chain).__name__} {chain}".lower()
+    if any(k in text for k in ("nosuchbucket", "bucket does not exist", "containernotfound",
+                                "container does not exist", "specified container", "bucket not found")):
+        return "bucket missing"
+    if any(k in text for k in ("accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch",
+                                "authentication", "authorization", "credentials", "forbidden", "401", "403")):
+        return "credentials"
+    if any(k in text for k in ("connect", "timeout", "timed out", "unreachable", "name resolution",
+                                "connection refused", "endpoint")):
+        return "network"
+    if isinstance(exc, FileNotFoundError):
+        return "bucket missing"
+    if isinstance(exc, PermissionError):
+        return "permissions"
+    return "other"
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc) or type(exc).__name__
+    return message.splitlines()[0][:300]
+
+
+__all__ = [
+    "CheckResult",
+    "StoreError",
+    "StoreInfo",
+    "check_store",
+    "describe_store",
+    "get_store",
+    "init",
+    "list_stores",
+    "register_store",
+    "set_active_store",
+    "store_for_uri",
+    "store_or_local",
+]

@@ -1,0 +1,59 @@
+"""The ``artifactfs`` command: parses, prints, and calls the layers below.
+
+Every error reaches the user as one readable line (plus a hint); ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from artifactfs.api import init
+from artifactfs.cli.output import console, error_line
+from artifactfs.cli.store import store_group
+from artifactfs.errors import ArtifactfsError
+from artifactfs.settings import get_settings
+
+
+class ArtifactfsGroup(click.Group):
+    """Turns exceptions into one line and a non-zero exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            if isinstance(exc, ArtifactfsError):
+                error_line(exc.message, exc.hint)
+            else:
+                error_line(f"{type(exc).__name__}: {exc}", "run again with --debug for the traceback")
+            ctx.exit(1)
+
+
+@click.group(cls=ArtifactfsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="artifactfs")
+def cli(debug: bool) -> None:
+    """Keep, find and read ML pipeline artifacts."""
+
+
+@cli.command("init")
+def init_command() -> None:
+    """Create the index and the `default` local store (safe to run again)."""
+    store = init()
+    settings = get_settings()
+    console.print(f"index:         {settings.index_url}", highlight=False)
+    console.print(f"default store: {store.path}", highlight=False)
+    console.print(f"active store:  {settings.active_store}", highlight=False)
+
+
+cli.add_command(store_group)
+
+
+def main() -> None:
+    sys.exit(cli.main(prog_name="artifactfs", standalone_mode=True))

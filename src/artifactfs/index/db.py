@@ -1,0 +1,134 @@
+"""Connections to the index: one engine per URL and process, SQLite tuned for
+concurrent writers, and the schema brought up to date on first use.
+
+Callers frame their own transactions: ``with index.read() as session`` for
+queries, ``with index.write() as session`` for changes (on SQLite it takes
+the write lock at BEGIN, so two writers queue instead of deadlocking).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from artifactfs.errors import ConfigError
+from artifactfs.index.migrate import upgrade_if_needed
+from artifactfs.settings import get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+class Index:
+    """The lineage index behind one SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine = _make_engine(url, begin="DEFERRED")
+        # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE.
+        self._write_engine = _make_engine(url, begin="IMMEDIATE") if self.is_sqlite else self.engine
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Index({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._reader() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits on success and rolls back on error."""
+        with self._writer() as session, session.begin():
+            yield session
+
+    def write_connection(self):
+        """A raw connection in a write transaction (used by migrations)."""
+        return self._write_engine.begin()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self._write_engine is not self.engine:
+            self._write_engine.dispose()
+
+
+def _make_engine(url: str, begin: str) -> Engine:
+    parsed = make_url(url)
+    kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"the index URL is not usable: {exc}",
+            "set ARTIFACTFS_INDEX_URL to a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db",
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        _tune_sqlite(engine, begin)
+    return engine
+
+
+def _tune_sqlite(engine: Engine, begin: str) -> None:
+    """WAL, foreign keys, a busy timeout, and transactions we begin ourselves
+    (pysqlite's own implicit BEGIN cannot say IMMEDIATE)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql(f"BEGIN {begin}")
+
+
+_lock = threading.Lock()
+_indexes: dict[tuple[int, str], Index] = {}
+
+
+def get_index(url: str | None = None) -> Index:
+    """The index for ``url`` (default: from settings), migrated, cached per process."""
+    url = url or get_settings().index_url
+    key = (os.getpid(), url)  # engines must not cross a fork
+    with _lock:
+        index = _indexes.get(key)
+        if index is None:
+            index = Index(url)
+            upgrade_if_needed(index)
+            _indexes[key] = index
+        return index
+
+
+def reset_index_cache() -> None:
+    """Forget cached engines (tests switch URLs and homes)."""
+    with _lock:
+        for index in _indexes.values():
+            index.dispose()
+        _indexes.clear()
+
+
+def ping(index: Index) -> None:
+    with index.read() as session:
+        session.execute(text("SELECT 1"))

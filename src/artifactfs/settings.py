@@ -1,0 +1,135 @@
+"""Where artifactfs keeps things: config, data and cache folders, the index URL,
+the active store, and the owner-only credentials file.
+
+Resolution order, highest first:
+  * ``ARTIFACTFS_HOME=DIR`` puts config, data and cache under DIR;
+  * otherwise the XDG base directories (``XDG_CONFIG_HOME``, ``XDG_DATA_HOME``,
+    ``XDG_CACHE_HOME``), each with an ``artifactfs`` sub-folder;
+  * ``ARTIFACTFS_INDEX_URL`` overrides the index URL (any SQLAlchemy URL);
+  * ``ARTIFACTFS_STORE`` overrides the active store named in ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artifactfs.errors import ConfigError
+
+DEFAULT_STORE = "default"
+CREDENTIALS_FILE = "credentials.json"
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The folders and URLs one process works with."""
+
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+    index_url: str
+
+    @property
+    def default_store_root(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.config_dir / CREDENTIALS_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir / CONFIG_FILE
+
+    # -- the small user config (active store) ---------------------------------
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.config_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"config file {self.config_path} is not valid JSON: {exc}",
+                "fix or delete the file; `artifactfs init` writes a fresh one",
+            ) from exc
+
+    def write_config(self, **changes: Any) -> None:
+        config = self.read_config() | changes
+        _write_private(self.config_path, config, mode=0o644)
+
+    @property
+    def active_store(self) -> str:
+        return os.environ.get("ARTIFACTFS_STORE") or self.read_config().get(
+            "active_store", DEFAULT_STORE
+        )
+
+    # -- secrets, per store, in an owner-only file --------------------------
+
+    def read_credentials(self) -> dict[str, dict[str, str]]:
+        """Secrets by store name. Refused when others can read the file."""
+        path = self.credentials_path
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            return {}
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"credentials file {path} is readable by others "
+                f"(mode {stat.S_IMODE(mode):o}); refusing to read it",
+                f"run `chmod 600 {path}`",
+            )
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"credentials file {path} is not valid JSON", "fix it") from exc
+
+    def write_credentials(self, store: str, secrets: dict[str, str]) -> None:
+        """Merge ``secrets`` into the store's entry; the file stays mode 0600."""
+        creds = self.read_credentials()
+        creds[store] = creds.get(store, {}) | secrets
+        _write_private(self.credentials_path, creds, mode=0o600)
+
+    def forget_credentials(self, store: str) -> None:
+        creds = self.read_credentials()
+        if creds.pop(store, None) is not None:
+            _write_private(self.credentials_path, creds, mode=0o600)
+
+
+def _write_private(path: Path, data: dict, mode: int) -> None:
+    """Write JSON atomically, creating the file with ``mode`` from the start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+        os.chmod(tmp, mode)  # O_CREAT honours umask; be exact
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    base = os.environ.get(var) or str(Path.home() / fallback)
+    return Path(base) / "artifactfs"
+
+
+def get_settings() -> Settings:
+    """Settings from the environment, read afresh on every call (cheap)."""
+    home = os.environ.get("ARTIFACTFS_HOME")
+    if home:
+        root = Path(home).expanduser().absolute()
+        config, data, cache = root / "config", root / "data", root / "cache"
+    else:
+        config = _xdg("XDG_CONFIG_HOME", ".config")
+        data = _xdg("XDG_DATA_HOME", ".local/share")
+        cache = _xdg("XDG_CACHE_HOME", ".cache")
+    url = os.environ.get("ARTIFACTFS_INDEX_URL") or f"sqlite:///{data / 'index.db'}"
+    return Settings(config_dir=config, data_dir=data, cache_dir=cache, index_url=url)

@@ -1,0 +1,168 @@
+"""What a store flavor is: URI schemes, the fsspec filesystem it builds, which
+options are secret, and the pip extra that brings its library.
+
+A flavor adds primitives only; confinement, walking and copying live in
+``base.ArtifactStore`` and are the same for every flavor.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from typing import Any, ClassVar
+
+import fsspec
+from fsspec.utils import infer_storage_options
+
+from artifactfs.errors import MissingExtraError, StoreError
+
+
+class Flavor:
+    """Base class of store flavors. Subclasses set the class attributes and may
+    override :meth:`filesystem_options` to translate options for their library.
+
+    Custom flavors subclass this and are registered through the entry-point
+    group ``artifactfs.flavors`` (``name = "package.module:MyFlavor"``) or
+    :func:`artifactfs.stores.register_flavor`.
+    """
+
+    name: ClassVar[str]
+    #: URI schemes this flavor accepts for its root, first one canonical.
+    schemes: ClassVar[tuple[str, ...]]
+    #: fsspec protocol used to build the filesystem.
+    protocol: ClassVar[str]
+    #: Module that must import for the flavor to work, and the extra that brings it.
+    module: ClassVar[str | None] = None
+    extra: ClassVar[str | None] = None
+    #: Option names that are credentials: never stored in the index.
+    secret_options: ClassVar[frozenset[str]] = frozenset()
+    #: Options applied unless the user sets them (e.g. timeouts so a dead store fails fast).
+    default_options: ClassVar[dict[str, Any]] = {}
+    #: One line per option, shown by ``artifactfs store flavors``.
+    option_help: ClassVar[dict[str, str]] = {}
+
+    # -- availability --------------------------------------------------------
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        if cls.module is None:
+            return True
+        try:
+            importlib.import_module(cls.module)
+        except ImportError:
+            return False
+        return True
+
+    @classmethod
+    def require_installed(cls) -> None:
+        if cls.is_installed():
+            return
+        hint = (
+            f"install it with `pip install 'artifactfs[{cls.extra}]'`"
+            if cls.extra
+            else f"install the `{cls.module}` package"
+        )
+        raise MissingExtraError(
+            f"the {cls.name} flavor needs the Python package `{cls.module}`, which is not installed",
+            hint,
+        )
+
+    # -- paths ---------------------------------------------------------------
+
+    @classmethod
+    def filesystem_class(cls) -> type[fsspec.AbstractFileSystem]:
+        cls.require_installed()
+        return fsspec.get_filesystem_class(cls.protocol)
+
+    @classmethod
+    def split_uri(cls, uri: str) -> tuple[str | None, str]:
+        """``(scheme or None, path in the filesystem's own notation)``."""
+        scheme, _, rest = uri.partition("://")
+        if not rest:
+            return None, uri
+        scheme = scheme.lower()
+        if scheme not in cls.schemes:
+            return scheme, rest
+        return scheme, cls.filesystem_class()._strip_protocol(uri)
+
+    @classmethod
+    def canonical_root(cls, uri: str) -> tuple[str, str]:
+        """Validate a root URI; return ``(native root, canonical URI)``."""
+        scheme, native = cls.split_uri(uri)
+        if scheme not in cls.schemes:
+            expected = " or ".join(f"{s}://..." for s in cls.schemes)
+            raise StoreError(
+                f"a store of flavor {cls.name} needs a root URI like {expected}, got {uri!r}",
+                f"pass --path {cls.schemes[0]}://<bucket>/<prefix>",
+            )
+        native = native.rstrip("/")
+        if not native or native.startswith("/") or ".." in native.split("/"):
+            raise StoreError(
+                f"{uri!r} does not name a bucket or container",
+                f"use {cls.schemes[0]}://<bucket>[/<prefix>]",
+            )
+        return native, f"{cls.schemes[0]}://{native}"
+
+    @classmethod
+    def to_uri(cls, native: str) -> str:
+        return f"{cls.schemes[0]}://{native}"
+
+    # -- the filesystem --------------------------------------------------------
+
+    @classmethod
+    def filesystem_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Translate store options into keyword arguments of the fsspec class."""
+        return dict(options)
+
+    @classmethod
+    def filesystem(cls, options: dict[str, Any]) -> fsspec.AbstractFileSystem:
+        merged = {**cls.default_options, **options}
+        try:
+            return cls.filesystem_class()(**cls.filesystem_options(merged))
+        except TypeError as exc:
+            raise StoreError(
+                f"the {cls.name} flavor does not accept these options: {exc}",
+                "see `artifactfs store flavors` for the options it takes",
+            ) from exc
+
+
+def parse_option_value(text: str) -> Any:
+    """``--option k=v`` values: JSON when they parse (numbers, booleans,
+    objects for client_kwargs), a plain string otherwise."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise StoreError(f"option {pair!r} is not KEY=VALUE", "write e.g. --option endpoint_url=http://host:9000")
+        options[key.strip()] = parse_option_value(value)
+    return options
+
+
+def split_secrets(flavor: type[Flavor], options: dict[str, Any]) -> tuple[dict, dict]:
+    """``(public options, secret options)`` by the flavor's list of secret names."""
+    public = {k: v for k, v in options.items() if k not in flavor.secret_options}
+    secret = {k: v for k, v in options.items() if k in flavor.secret_options}
+    return public, secret
+
+
+def env_secrets(store_name: str) -> dict[str, Any]:
+    """Options from ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` environment variables."""
+    prefix = "ARTIFACTFS_STORE_" + re.sub(r"[^A-Za-z0-9]", "_", store_name).upper() + "_"
+    return {
+        key[len(prefix):].lower(): parse_option_value(value)
+        for key, value in os.environ.items()
+        if key.startswith(prefix)
+    }
+
+
+def is_local_uri(uri: str) -> bool:
+    return infer_storage_options(uri)["protocol"] in ("file", "local")

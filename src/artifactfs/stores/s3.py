@@ -1,0 +1,36 @@
+"""The ``s3`` flavor: Amazon S3 and S3-compatible servers through s3fs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from artifactfs.stores.flavor import Flavor
+
+
+class S3Flavor(Flavor):
+    name = "s3"
+    schemes = ("s3", "s3a")
+    protocol = "s3"
+    module = "s3fs"
+    extra = "s3"
+    secret_options = frozenset({"key", "secret", "token"})
+    # A store that is down must fail in seconds, not after botocore's long defaults.
+    default_options = {
+        "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}},
+        "use_listings_cache": False,
+    }
+    option_help = {
+        "endpoint_url": "URL of an S3-compatible server (MinIO, moto, Ceph)",
+        "region": "bucket region, e.g. eu-west-1",
+        "profile": "AWS profile from ~/.aws/credentials",
+        "key / secret / token": "credentials (secret: kept out of the index)",
+        "client_kwargs / config_kwargs": "JSON objects passed to botocore",
+    }
+
+    @classmethod
+    def filesystem_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        options = dict(options)
+        region = options.pop("region", None)
+        if region:
+            options["client_kwargs"] = {**options.get("client_kwargs", {}), "region_name": region}
+        return options
