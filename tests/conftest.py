@@ -1,0 +1,60 @@
+"""Shared pytest fixtures: real servers for each session, a fresh ARTIFACTFS_HOME per test."""
+
+import os
+
+# Must be set before anything imports gcsfs (see tests/servers.py).
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+
+import pytest
+
+import servers
+
+
+def _start_or_skip(start):
+    """Start a server; skip if a prerequisite is missing here (fail instead in CI)."""
+    try:
+        return start()
+    except servers.MissingPrerequisite as exc:
+        reason = str(exc)
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so a missing prerequisite fails)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _serve(start):
+    server = _start_or_skip(start)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    yield from _serve(servers.start_moto)
+
+
+@pytest.fixture(scope="session")
+def azurite_server():
+    yield from _serve(servers.start_azurite)
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    yield from _serve(servers.start_fake_gcs)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    yield from _serve(servers.start_postgres)
+
+
+@pytest.fixture
+def artifactfs_home(tmp_path, monkeypatch):
+    """A fresh, empty ARTIFACTFS_HOME; no index URL or store from the environment."""
+    home = tmp_path / "artifactfs-home"
+    home.mkdir()
+    monkeypatch.setenv("ARTIFACTFS_HOME", str(home))
+    monkeypatch.delenv("ARTIFACTFS_INDEX_URL", raising=False)
+    monkeypatch.delenv("ARTIFACTFS_STORE", raising=False)
+    yield home
