@@ -12,6 +12,7 @@ import click
 
 from artifactfs.api import init
 from artifactfs.cli.output import console, error_line
+from artifactfs.cli.artifact import artifact_group
 from artifactfs.cli.store import store_group
 from artifactfs.errors import ArtifactfsError
 from artifactfs.settings import get_settings
@@ -53,6 +54,7 @@ def init_command() -> None:
 
 
 cli.add_command(store_group)
+cli.add_command(artifact_group)
 
 
 def main() -> None:

@@ -8,18 +8,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+import enum
+import uuid
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {
         dt.datetime: DateTime(timezone=True),
         dict[str, Any]: JSON,
+        list[Any]: JSON,
         str: String(1024),
         # SQLite only autoincrements an "INTEGER PRIMARY KEY".
         int: BigInteger().with_variant(Integer(), "sqlite"),
@@ -47,3 +55,191 @@ class IndexState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     generation: Mapped[int] = mapped_column(default=0)
+
+
+# -- lineage ------------------------------------------------------------------
+# Integer primary keys come from AUTOINCREMENT sequences and are never reused:
+# the mount turns them into inode numbers. Users see the uuid columns.
+
+_NEVER_REUSE = {"sqlite_autoincrement": True}
+
+
+class VersionState(str, enum.Enum):
+    LIVE = "live"
+    CONDEMNED = "condemned"
+
+
+class SaveType(str, enum.Enum):
+    STEP_OUTPUT = "step_output"
+    MANUAL = "manual"
+    REGISTERED = "registered"
+
+
+class PayloadKind(str, enum.Enum):
+    FOLDER = "folder"  # uri is a folder holding the manifest's files
+    FILE = "file"  # uri is the one file (a registered file adopted in place)
+
+
+class RunStatus(str, enum.Enum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CACHED = "cached"
+
+
+class Pipeline(Base):
+    __tablename__ = "pipeline"
+    __table_args__ = _NEVER_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PipelineRun(Base):
+    __tablename__ = "pipeline_run"
+    __table_args__ = (Index("ix_pipeline_run_pipeline", "pipeline_id", "name"), _NEVER_REUSE)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipeline.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    start_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    end_time: Mapped[dt.datetime | None]
+
+    pipeline: Mapped[Pipeline] = relationship(lazy="joined")
+
+
+class StepRun(Base):
+    __tablename__ = "step_run"
+    __table_args__ = (
+        UniqueConstraint("run_id", "name"),
+        Index("ix_step_run_cache_key", "cache_key", "status"),
+        _NEVER_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    run_id: Mapped[int] = mapped_column(ForeignKey("pipeline_run.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    original_step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_run.id", ondelete="SET NULL"))
+    start_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    end_time: Mapped[dt.datetime | None]
+
+    run: Mapped[PipelineRun] = relationship(lazy="joined")
+
+
+class Artifact(Base):
+    __tablename__ = "artifact"
+    __table_args__ = _NEVER_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ArtifactVersion(Base):
+    __tablename__ = "artifact_version"
+    __table_args__ = (
+        UniqueConstraint("artifact_id", "version"),
+        Index("ix_version_newest", "artifact_id", "state", "id"),
+        Index("ix_version_number", "artifact_id", "version_number"),
+        Index("ix_version_state", "state", "created_at"),
+        _NEVER_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifact.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(255))
+    version_number: Mapped[int | None]
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"))
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    payload_kind: Mapped[str] = mapped_column(String(16), default=PayloadKind.FOLDER.value)
+    materializer: Mapped[str | None] = mapped_column(String(512))
+    data_type: Mapped[str | None] = mapped_column(String(512))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(default=0)
+    file_count: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(16), default=VersionState.LIVE.value)
+    save_type: Mapped[str] = mapped_column(String(16))
+    visualizations: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    condemned_at: Mapped[dt.datetime | None]
+
+    artifact: Mapped[Artifact] = relationship(lazy="joined")
+    store: Mapped[Store] = relationship(lazy="joined")
+
+
+class VersionFile(Base):
+    """The manifest: one row per payload file of a version."""
+
+    __tablename__ = "version_file"
+    __table_args__ = (UniqueConstraint("version_id", "path"), _NEVER_REUSE)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("artifact_version.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(4096))
+    size: Mapped[int]
+    mode: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class StepIO(Base):
+    """A step run read (input) or wrote (output) a version under a name."""
+
+    __tablename__ = "step_io"
+    __table_args__ = (
+        UniqueConstraint("step_run_id", "direction", "name"),
+        Index("ix_step_io_version", "version_id"),
+        _NEVER_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_run_id: Mapped[int] = mapped_column(ForeignKey("step_run.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("artifact_version.id", ondelete="RESTRICT"))
+    direction: Mapped[str] = mapped_column(String(8))  # "input" | "output"
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+    __table_args__ = _NEVER_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class VersionTag(Base):
+    __tablename__ = "version_tag"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("artifact_version.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Metadata(Base):
+    """A typed key/value on a version, a run or a step run."""
+
+    __tablename__ = "metadata"
+    __table_args__ = (
+        Index("ix_metadata_version", "version_id"),
+        Index("ix_metadata_run", "run_id"),
+        Index("ix_metadata_step_run", "step_run_id"),
+        _NEVER_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("artifact_version.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_run.id", ondelete="CASCADE"))
+    step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_run.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[dict[str, Any]]  # {"v": value} keeps any JSON value, null included
+    type: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,385 @@
+"""The artifact API: ``save_artifact``, ``load_artifact``, ``register_artifact``
+and the ``ArtifactVersion`` a user holds.
+
+Writes follow DESIGN.md's protocol: payload first (``api.writing``), then
+one transaction (``index.artifacts.insert_version``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import posixpath
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
+from artifactfs.api.writing import (
+    VISUALIZATION_SUFFIX,
+    copy_into,
+    hash_store_file,
+    manifest_in_place,
+    payload_folder,
+    remove_quietly,
+    write_value,
+)
+from artifactfs.errors import AlreadyExistsError, ArtifactfsError
+from artifactfs.faults import fault_point
+from artifactfs.index import find_store_row, get_index, open_store
+from artifactfs.index import artifacts as rows
+from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import PayloadKind, SaveType
+from artifactfs.materializers import BaseMaterializer, import_by_name, registry
+from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.flavor import is_local_uri
+from artifactfs.stores.manifest import ManifestEntry, content_hash
+
+
+class IntegrityError(ArtifactfsError):
+    """A payload's bytes differ from its manifest."""
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    path: str
+    size: int
+    mode: int
+    sha256: str | None
+
+
+@dataclass
+class ArtifactVersion:
+    """One immutable version of an artifact, as the index records it."""
+
+    id: str
+    name: str
+    version: str
+    uri: str
+    store: str
+    data_type: str | None
+    materializer: str | None
+    size: int
+    file_count: int
+    content_hash: str | None
+    save_type: str
+    payload_kind: str
+    created_at: dt.datetime
+    visualizations: list[dict[str, str]] = field(default_factory=list)
+    _pk: int = field(default=0, repr=False)
+
+    @classmethod
+    def from_row(cls, row: VersionRow) -> ArtifactVersion:
+        return cls(
+            id=row.uuid,
+            name=row.artifact.name,
+            version=row.version,
+            uri=row.uri,
+            store=row.store.name,
+            data_type=row.data_type,
+            materializer=row.materializer,
+            size=row.size,
+            file_count=row.file_count,
+            content_hash=row.content_hash,
+            save_type=row.save_type,
+            payload_kind=row.payload_kind,
+            created_at=row.created_at,
+            visualizations=list(row.visualizations or []),
+            _pk=row.id,
+        )
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    # -- details read on demand --------------------------------------------------------
+
+    @property
+    def tags(self) -> list[str]:
+        with get_index().read() as session:
+            return rows.version_tags(session, self._pk)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        with get_index().read() as session:
+            return rows.get_metadata(session, version_id=self._pk)
+
+    @property
+    def files(self) -> list[ArtifactFile]:
+        """The manifest: every payload file with size, mode and sha256."""
+        with get_index().read() as session:
+            return [ArtifactFile(f.path, f.size, f.mode, f.sha256) for f in rows.version_files(session, self._pk)]
+
+    def open_store(self) -> ArtifactStore:
+        with get_index().read() as session:
+            return open_store(session.get(VersionRow, self._pk).store)
+
+    def file_uri(self, relative: str) -> str:
+        """The URI of one payload file."""
+        return self.uri if self.payload_kind == PayloadKind.FILE.value else posixpath.join(self.uri, relative)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def load(self, verify: bool = False) -> Any:
+        return _load(self, verify)
+
+    def add_tags(self, tags: Iterable[str]) -> None:
+        with get_index().write() as session:
+            rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags))
+
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        with get_index().write() as session:
+            rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags))
+
+    def verify(self) -> None:
+        """Re-read every payload file and compare with the manifest."""
+        verify_payload(self, self.open_store())
+
+    def visualize(self) -> None:
+        """Show the stored visualizations in a notebook (or print where they are)."""
+        from artifactfs.api.visualize import show
+
+        show(self)
+
+
+def _as_list(tags: Iterable[str] | str) -> list[str]:
+    return [tags] if isinstance(tags, str) else list(tags)
+
+
+# -- save -----------------------------------------------------------------------------------
+
+
+def save_artifact(
+    data: Any,
+    name: str,
+    version: str | int | None = None,
+    tags: Iterable[str] = (),
+    metadata: dict[str, Any] | None = None,
+    materializer: type[BaseMaterializer] | None = None,
+    store: str | ArtifactStore | None = None,
+) -> ArtifactVersion:
+    """Save ``data`` as the next version of ``name`` (or as ``version``)."""
+    rows.check_name(name)
+    version = _version_string(version)
+    target = store if isinstance(store, ArtifactStore) else get_store(store)
+    index = get_index()
+    if version is not None:
+        with index.read() as session:  # fail before writing any payload
+            if rows.version_exists(session, name, version):
+                raise _duplicate(name, version)
+    new, extracted = write_value(data, name, target, materializer)
+    new.version, new.tags = version, _as_list(tags)
+    new.metadata = {**extracted, **(metadata or {})}
+    return commit_version(new, target)
+
+
+def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | None = None) -> ArtifactVersion:
+    """Step 3 of the write protocol. ``link(session, row)`` runs in the same
+    transaction (the pipeline runner links step outputs there). On failure the
+    fresh payload is removed at once; the pruner is the safety net."""
+    fault_point("before_commit")
+    try:
+        with get_index().write() as session:
+            new.store_id = _store_id(session, store)
+            row = rows.insert_version(session, new)
+            if link is not None:
+                link(session, row)
+            return ArtifactVersion.from_row(row)
+    except BaseException:
+        if new.uri.endswith(new.uuid):  # our fresh folder, never a user's adopted path
+            remove_quietly(store, new.uri)
+            remove_quietly(store, new.uri + VISUALIZATION_SUFFIX)
+        raise
+
+
+def _store_id(session, store: ArtifactStore) -> int:
+    return find_store_row(session, store.name).id
+
+
+def _version_string(version: str | int | None) -> str | None:
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, (str, int)):
+        raise rows.InvalidNameError(f"version must be a string or an integer, got {type(version).__name__}")
+    if isinstance(version, int) and version < 0:
+        raise rows.InvalidNameError(f"version {version} is negative", "use a positive number or a string")
+    return rows.check_name(str(version), "version")
+
+
+def _duplicate(name: str, version: str) -> AlreadyExistsError:
+    return AlreadyExistsError(
+        f"artifact {name!r} already has a version {version!r}",
+        "versions never change: pick another version string, or leave it out for the next number",
+    )
+
+
+# -- load -----------------------------------------------------------------------------------
+
+
+def get_artifact_version(name_or_id: str, version: str | int | None = None) -> ArtifactVersion:
+    with get_index().read() as session:
+        return ArtifactVersion.from_row(rows.find_version(session, name_or_id, _version_string(version)))
+
+
+def load_artifact(name_or_id: str, version: str | int | None = None, verify: bool = False) -> Any:
+    """The value of a version: the newest of ``name`` unless ``version`` is given;
+    ids and unique id prefixes work too."""
+    return _load(get_artifact_version(name_or_id, version), verify)
+
+
+def _load(version: ArtifactVersion, verify: bool) -> Any:
+    store = version.open_store()
+    if version.materializer is None:
+        if verify:
+            verify_payload(version, store)
+        return _load_registered(version, store)
+    what = f"artifact {version.name}:{version.version}"
+    materializer = import_by_name(version.materializer, what)
+    data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
+    if verify or materializer is registry.default:  # never unpickle bytes that changed
+        verify_payload(version, store)
+    return materializer(version.uri, store).load(data_type)
+
+
+def _data_type(path: str | None, what: str, needed: bool) -> type:
+    """The recorded type; a pickle carries its own class, so for it a type
+    that cannot be imported (a class local to a function) is no obstacle."""
+    if not path:
+        return object
+    try:
+        return import_by_name(path, what)
+    except ArtifactfsError:
+        if needed:
+            raise
+        return object
+
+
+def verify_payload(version: ArtifactVersion, store: ArtifactStore) -> None:
+    for entry in version.files:
+        native = store.resolve(version.file_uri(entry.path))
+        try:
+            size, digest = hash_store_file(store, native)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"{version}: payload file {entry.path!r} is missing from {version.uri}",
+                "run `artifactfs fsck` to list damaged versions",
+            ) from None
+        if (size, digest) != (entry.size, entry.sha256):
+            raise IntegrityError(
+                f"{version}: payload file {entry.path!r} changed since it was saved "
+                f"(size {size} vs {entry.size}, sha256 {digest[:12]} vs {(entry.sha256 or '')[:12]})",
+                "the stored bytes were modified outside artifactfs; run `artifactfs fsck`",
+            )
+
+
+def _load_registered(version: ArtifactVersion, store: ArtifactStore) -> Path:
+    """A registered file or folder as a local path: in place for a local
+    store, else downloaded into a fresh temporary folder."""
+    if store.is_local:
+        return Path(store.resolve(version.uri))
+    target = Path(tempfile.mkdtemp(prefix=f"artifactfs-{version.id[:8]}-"))
+    for entry in version.files:
+        local = target / entry.path
+        local.parent.mkdir(parents=True, exist_ok=True)
+        store.get(version.file_uri(entry.path), str(local))
+    return target / version.files[0].path if version.payload_kind == PayloadKind.FILE.value else target
+
+
+# -- register -------------------------------------------------------------------------------
+
+
+def register_artifact(
+    uri: str | os.PathLike,
+    name: str,
+    version: str | int | None = None,
+    tags: Iterable[str] = (),
+    metadata: dict[str, Any] | None = None,
+    copy: bool = False,
+    store: str | None = None,
+    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+) -> ArtifactVersion:
+    """Adopt a file or folder that already lies in a store, in place; or,
+    with ``copy=True``, copy it into the active store (or ``store``).
+
+    ``progress(total_bytes)`` may return a callback fed with copied byte counts.
+    """
+    rows.check_name(name)
+    version = _version_string(version)
+    uri = _absolute(uri)
+    source = store_for_uri(uri)
+    with get_index().read() as session:
+        if version is not None and rows.version_exists(session, name, version):
+            raise _duplicate(name, version)
+    if copy:
+        return _register_copy(uri, source, name, version, tags, metadata, store, progress)
+    if source is None:
+        raise ArtifactfsError(
+            f"{uri} is not inside any registered store, so it cannot be adopted in place",
+            "pass copy=True (CLI: --copy) to copy it into the active store, or register a store whose root holds it",
+        )
+    native = source.resolve(uri)
+    if native == source.root:
+        raise ArtifactfsError(f"{uri} is the root of store {source.name!r}", "register a folder inside it")
+    _refuse_owned(source.flavor.to_uri(native))  # early, before hashing; again under the lock below
+    kind, files = manifest_in_place(source, native)
+    new = rows.NewVersion(
+        uuid=str(uuid.uuid4()), name=name, version=version, store_id=0, uri=source.flavor.to_uri(native),
+        payload_kind=kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
+        save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags), metadata=_registered_meta(files, metadata),
+    )
+    return commit_version(new, source, link=lambda session, row: _refuse_owned(row.uri, session, row.id))
+
+
+def _register_copy(uri, source, name, version, tags, metadata, store_name, progress) -> ArtifactVersion:
+    if source is None:
+        if not is_local_uri(uri):
+            raise ArtifactfsError(f"no registered store holds {uri}", "register a store for it first")
+        source = local_filesystem()
+    target = get_store(store_name)
+    native = source.resolve(uri)
+    callback = progress(source.size(uri)) if progress else None
+    version_uuid, files = copy_into(source, native, target, name, callback)
+    new = rows.NewVersion(
+        uuid=version_uuid, name=name, version=version, store_id=0, uri=target.uri(payload_folder(name, version_uuid)),
+        payload_kind=PayloadKind.FOLDER.value, materializer=None, data_type="pathlib.Path",
+        content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags),
+        metadata=_registered_meta(files, metadata, source=uri),
+    )
+    return commit_version(new, target)
+
+
+def _registered_meta(files: list[ManifestEntry], metadata: dict | None, source: str | None = None) -> dict:
+    extra = {"storage_size": sum(f.size for f in files), "file_count": len(files)}
+    if source:
+        extra["copied_from"] = source
+    return {**extra, **(metadata or {})}
+
+
+def _refuse_owned(uri: str, session=None, exclude_id: int | None = None) -> None:
+    if session is None:
+        with get_index().read() as session:
+            return _refuse_owned(uri, session)
+    owner = rows.uri_owner(session, uri, exclude_id)
+    if owner is not None:
+        raise AlreadyExistsError(
+            f"{uri} is already owned by version {owner.artifact.name}:{owner.version} ({owner.uri})",
+            "a payload belongs to one version; register another path, or use copy=True",
+        )
+
+
+def _absolute(uri: str | os.PathLike) -> str:
+    text = os.fspath(uri)
+    return os.path.abspath(os.path.expanduser(text)) if "://" not in text else text
+
+
+__all__ = [
+    "ArtifactFile",
+    "ArtifactVersion",
+    "IntegrityError",
+    "get_artifact_version",
+    "load_artifact",
+    "register_artifact",
+    "save_artifact",
+]

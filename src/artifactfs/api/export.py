@@ -1,0 +1,33 @@
+"""Copy a version's payload out of its store into a local folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.writing import COPY_CHUNK, check_relative
+from artifactfs.errors import AlreadyExistsError
+
+
+def export_version(version: ArtifactVersion, dest: str | os.PathLike, progress: Callable[[int], None] | None = None) -> list[Path]:
+    """Write every manifest file under ``dest`` (created if missing); never
+    overwrites an existing file. Returns the written paths."""
+    root = Path(dest).absolute()
+    files = version.files
+    targets = [root / check_relative(f.path, str(version)) for f in files]
+    clashes = [str(t) for t in targets if t.exists()]
+    if clashes:
+        raise AlreadyExistsError(f"{clashes[0]} already exists", "export into an empty or new folder")
+    store = version.open_store()
+    for entry, target in zip(files, targets):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        with store.open(version.file_uri(entry.path), "rb") as fin, open(partial, "wb") as fout:
+            while chunk := fin.read(COPY_CHUNK):
+                fout.write(chunk)
+                if progress:
+                    progress(len(chunk))
+        os.replace(partial, target)
+    return targets

@@ -1,0 +1,217 @@
+"""The write protocol's first two steps, shared by ``save_artifact``,
+``register_artifact`` and the pipeline runner:
+
+1. the payload goes to a fresh folder ``<root>/<artifact name>/<uuid>/``;
+2. manifest, size and hash are computed from what was written.
+
+Step 3, the one transaction that makes the version visible, is
+``index.artifacts.insert_version``. Nothing here touches the index, so a
+crash leaves at most an orphan folder for the pruner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import uuid
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from artifactfs.errors import ArtifactfsError
+from artifactfs.index.artifacts import NewVersion, check_name
+from artifactfs.index.models import PayloadKind, SaveType
+from artifactfs.materializers import (
+    BaseMaterializer,
+    MaterializerError,
+    materializer_for_value,
+    qualified_name,
+)
+from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.manifest import HASH_CHUNK, ManifestEntry, RecordingStore, content_hash
+
+VISUALIZATION_SUFFIX = ".viz"
+COPY_CHUNK = 8 * 1024 * 1024
+
+
+def payload_folder(name: str, version_uuid: str) -> str:
+    return f"{name}/{version_uuid}"
+
+
+def pick_materializer(data: Any, materializer: type[BaseMaterializer] | None) -> type[BaseMaterializer]:
+    if materializer is None:
+        return materializer_for_value(data)
+    if not (isinstance(materializer, type) and issubclass(materializer, BaseMaterializer)):
+        raise MaterializerError(f"materializer must be a BaseMaterializer subclass, got {materializer!r}")
+    return materializer
+
+
+def write_value(
+    data: Any,
+    name: str,
+    store: ArtifactStore,
+    materializer: type[BaseMaterializer] | None = None,
+    save_type: SaveType = SaveType.MANUAL,
+) -> tuple[NewVersion, dict[str, Any]]:
+    """Materialize ``data`` into a fresh payload folder. Returns the version
+    to insert and the metadata the materializer extracted."""
+    check_name(name)
+    cls = pick_materializer(data, materializer)
+    version_uuid = str(uuid.uuid4())
+    folder = payload_folder(name, version_uuid)
+    recorder = RecordingStore(store, folder)
+    instance = cls(store.uri(folder), recorder, store.uri(folder + VISUALIZATION_SUFFIX))
+    try:
+        instance.save(data)
+    except ArtifactfsError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise MaterializerError(
+            f"{cls.__name__} could not save {name!r} ({type(data).__name__}): {exc}",
+            "pass materializer=... or convert the value to a supported type",
+        ) from exc
+    files = recorder.finish()
+    metadata = {"storage_size": sum(f.size for f in files), **_safe(instance.extract_metadata, data, name)}
+    new = NewVersion(
+        uuid=version_uuid,
+        name=name,
+        version=None,
+        store_id=0,  # filled by the caller, who knows the store row
+        uri=store.uri(folder),
+        payload_kind=PayloadKind.FOLDER.value,
+        materializer=qualified_name(cls),
+        data_type=qualified_name(type(data)),
+        content_hash=instance.compute_content_hash(data) or content_hash(files),
+        save_type=save_type.value,
+        files=files,
+        visualizations=_visualizations(instance, data, name),
+    )
+    return new, metadata
+
+
+def _safe(method: Callable, data: Any, name: str) -> dict[str, Any]:
+    """Metadata is a bonus: a failure warns, it never loses the save."""
+    try:
+        return dict(method(data) or {})
+    except Exception as exc:  # noqa: BLE001 - any materializer bug
+        warnings.warn(f"could not extract metadata of {name!r}: {exc}", stacklevel=3)
+        return {}
+
+
+def _visualizations(instance: BaseMaterializer, data: Any, name: str) -> list[dict[str, str]]:
+    try:
+        produced = instance.save_visualizations(data) or {}
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"could not save visualizations of {name!r}: {exc}", stacklevel=3)
+        return []
+    return [{"uri": uri, "kind": kind} for uri, kind in produced.items()]
+
+
+# -- adopting and copying existing files -----------------------------------------------
+
+
+def check_relative(path: str, source: str) -> str:
+    """Refuse manifest paths that could escape a folder (tar-slip)."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") or "\x00" in p for p in parts):
+        raise ArtifactfsError(
+            f"{source} contains an entry with an unsafe relative path {path!r}",
+            "rename or remove that entry; paths may not contain '..', '.' or empty parts",
+        )
+    return path
+
+
+def hash_store_file(store: ArtifactStore, native: str) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with store.fs.open(native, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def check_local_links(folder: str) -> None:
+    """A local folder's symlinks must stay inside it; special files are refused."""
+    real_root = os.path.realpath(folder)
+    for current, dirs, files in os.walk(folder):
+        for entry in dirs + files:
+            path = os.path.join(current, entry)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if os.path.commonpath([target, real_root]) != real_root:
+                    raise ArtifactfsError(
+                        f"{path} is a symlink to {target}, outside {folder}",
+                        "copy the target into the folder or remove the link",
+                    )
+                if os.path.isdir(path):
+                    raise ArtifactfsError(f"{path} is a symlink to a folder", "replace it by the folder itself")
+            elif entry in files and not os.path.isfile(path):
+                raise ArtifactfsError(f"{path} is not a regular file", "remove it before registering")
+
+
+def manifest_in_place(store: ArtifactStore, native: str) -> tuple[str, list[ManifestEntry]]:
+    """``(payload kind, manifest)`` of an existing file or folder, hashing each file once."""
+    if store.fs.isfile(native):
+        size, digest = hash_store_file(store, native)
+        mode = (os.stat(native).st_mode & 0o777) if store.is_local else 0o644
+        return PayloadKind.FILE.value, [ManifestEntry(posixpath.basename(native), size, mode, digest)]
+    if not store.fs.isdir(native):
+        raise FileNotFoundError(f"nothing to register at {store.flavor.to_uri(native)}")
+    if store.is_local:
+        check_local_links(native)
+    entries = []
+    for relative in store.find(store.flavor.to_uri(native)):
+        check_relative(relative, store.flavor.to_uri(native))
+        file_native = posixpath.join(native, relative)
+        size, digest = hash_store_file(store, file_native)
+        mode = (os.stat(file_native).st_mode & 0o777) if store.is_local else 0o644
+        entries.append(ManifestEntry(relative, size, mode, digest))
+    return PayloadKind.FOLDER.value, entries
+
+
+def copy_into(
+    source: ArtifactStore,
+    source_native: str,
+    target: ArtifactStore,
+    name: str,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[str, list[ManifestEntry]]:
+    """Copy a file or folder into a fresh payload folder of ``target``;
+    returns ``(uuid, manifest)``. A single file keeps its name inside the folder."""
+    version_uuid = str(uuid.uuid4())
+    folder = payload_folder(name, version_uuid)
+    recorder = RecordingStore(target, folder)
+    if source.fs.isfile(source_native):
+        pairs = [(source_native, posixpath.basename(source_native))]
+    elif source.fs.isdir(source_native):
+        if source.is_local:
+            check_local_links(source_native)
+        pairs = [
+            (posixpath.join(source_native, rel), check_relative(rel, source.flavor.to_uri(source_native)))
+            for rel in source.find(source.flavor.to_uri(source_native))
+        ]
+    else:
+        raise FileNotFoundError(f"nothing to register at {source.flavor.to_uri(source_native)}")
+    for src, relative in pairs:
+        with source.fs.open(src, "rb") as fin, recorder.open(posixpath.join(folder, relative), "wb") as fout:
+            while chunk := fin.read(COPY_CHUNK):
+                fout.write(chunk)
+                if progress:
+                    progress(len(chunk))
+    return version_uuid, recorder.finish()
+
+
+def source_size(store: ArtifactStore, native: str) -> int:
+    return store.size(store.flavor.to_uri(native))
+
+
+def remove_quietly(store: ArtifactStore, folder: str) -> None:
+    """Best-effort cleanup of a payload that will never be committed (the
+    pruner's orphan sweep is the safety net)."""
+    try:
+        if store.isdir(folder):
+            store.rmtree(folder)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+        pass
+

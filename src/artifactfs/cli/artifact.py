@@ -1,0 +1,152 @@
+"""``artifactfs artifact ...``: list, inspect, register, tag and export artifacts."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from artifactfs.api.artifacts import get_artifact_version, register_artifact
+from artifactfs.api.client import Client
+from artifactfs.api.export import export_version
+from artifactfs.api.lineage import links_of
+from artifactfs.cli.output import console, human_bytes, table
+
+# NAME:VERSION, where NAME may itself contain '::' (pipeline::step::output).
+_SPEC = re.compile(r"^(?P<name>.*[^:]):(?P<version>[^:]+)$")
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    match = _SPEC.match(spec)
+    return (match["name"], match["version"]) if match else (spec, None)
+
+
+def byte_progress(description: str):
+    """A rich progress bar over bytes; returns (progress, factory for callbacks)."""
+    progress = Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=console, transient=False,
+    )
+
+    def start(total: int):
+        task = progress.add_task(description, total=total)
+        return lambda n: progress.advance(task, n)
+
+    return progress, start
+
+
+@click.group("artifact")
+def artifact_group() -> None:
+    """Inspect and manage artifacts and their versions."""
+
+
+@artifact_group.command("list")
+def list_command() -> None:
+    """List artifacts with their number of versions."""
+    summaries = Client().list_artifacts()
+    if not summaries:
+        console.print("No artifacts yet.")
+        return
+    console.print(table("Artifacts", ["name", "versions", "newest", "size"],
+                        [(s.name, s.versions, s.newest, human_bytes(s.size)) for s in summaries]))
+
+
+@artifact_group.command("versions")
+@click.argument("name")
+@click.option("--tag", help="Only versions with this tag.")
+def versions(name: str, tag: str | None) -> None:
+    """List the versions of NAME, newest first."""
+    found = Client().list_artifact_versions(name=name, tag=tag)
+    if not found:
+        get_artifact_version(name)  # raises a clear "no artifact named ..." when unknown
+    rows = [
+        (v.version, v.id[:8], v.created_at.strftime("%Y-%m-%d %H:%M:%S"), human_bytes(v.size), v.file_count,
+         _short_type(v.data_type), v.save_type, ", ".join(v.tags))
+        for v in found
+    ]
+    console.print(table(f"Versions of {name}", ["version", "id", "created", "size", "files", "type", "saved as", "tags"], rows))
+
+
+@artifact_group.command("show")
+@click.argument("spec", metavar="NAME[:VERSION]|ID")
+@click.option("--files", "max_files", default=50, show_default=True, help="How many manifest entries to list.")
+def show(spec: str, max_files: int) -> None:
+    """Show a version: fields, metadata, files, lineage."""
+    name, version = parse_spec(spec)
+    v = get_artifact_version(name, version)
+    fields = [
+        ("name", v.name), ("version", v.version), ("id", v.id), ("store", v.store), ("uri", v.uri),
+        ("data type", v.data_type), ("materializer", v.materializer), ("saved as", v.save_type),
+        ("size", f"{human_bytes(v.size)} in {v.file_count} file(s)"), ("content hash", v.content_hash),
+        ("created", v.created_at.isoformat()), ("tags", ", ".join(v.tags) or "-"),
+    ]
+    console.print(table(f"Artifact {v}", ["field", "value"], fields))
+    metadata = v.metadata
+    if metadata:
+        console.print(table("Metadata", ["key", "value"], [(k, _short(val)) for k, val in metadata.items()]))
+    files = v.files
+    console.print(table(f"Files ({len(files)})", ["path", "size", "sha256"],
+                        [(f.path, human_bytes(f.size), (f.sha256 or "")[:16]) for f in files[:max_files]]))
+    if len(files) > max_files:
+        console.print(f"... and {len(files) - max_files} more (use --files N)")
+    _print_lineage(v)
+
+
+def _print_lineage(v) -> None:
+    links = links_of(v)
+    if links:
+        console.print(table("Lineage", ["direction", "pipeline", "run", "step", "as"], links))
+    else:
+        console.print("Lineage: not produced or consumed by any step run.")
+
+
+@artifact_group.command("register")
+@click.argument("path")
+@click.option("--name", "-n", required=True, help="Artifact name.")
+@click.option("--version", "-v", "version", help="Version string (default: next number).")
+@click.option("--tag", "-t", "tags", multiple=True, help="Tag (repeatable).")
+@click.option("--copy", is_flag=True, help="Copy into the active store (needed for paths outside every store).")
+@click.option("--store", help="Store to copy into (with --copy).")
+def register(path: str, name: str, version: str | None, tags: tuple[str, ...], copy: bool, store: str | None) -> None:
+    """Register an existing file or folder PATH as a version of --name."""
+    progress, start = byte_progress("copying")
+    with progress:
+        v = register_artifact(path, name, version=version, tags=tags, copy=copy, store=store,
+                              progress=start if copy else None)
+    console.print(f"Registered [bold]{v}[/] ({human_bytes(v.size)} in {v.file_count} file(s)) at {v.uri}",
+                  highlight=False)
+
+
+@artifact_group.command("tag")
+@click.argument("spec", metavar="NAME[:VERSION]|ID")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", is_flag=True, help="Remove the tags instead of adding them.")
+def tag(spec: str, tags: tuple[str, ...], remove: bool) -> None:
+    """Add (or --remove) TAGS on a version."""
+    name, version = parse_spec(spec)
+    v = get_artifact_version(name, version)
+    (v.remove_tags if remove else v.add_tags)(tags)
+    console.print(f"{v}: tags now {', '.join(v.tags) or '-'}", highlight=False)
+
+
+@artifact_group.command("export")
+@click.argument("spec", metavar="NAME[:VERSION]|ID")
+@click.argument("dest", type=click.Path(file_okay=False))
+def export(spec: str, dest: str) -> None:
+    """Copy a version's payload files into local folder DEST."""
+    name, version = parse_spec(spec)
+    v = get_artifact_version(name, version)
+    progress, start = byte_progress(f"exporting {v}")
+    with progress:
+        written = export_version(v, dest, start(v.size))
+    console.print(f"Exported {len(written)} file(s), {human_bytes(v.size)} to {dest}", highlight=False)
+
+
+def _short_type(data_type: str | None) -> str:
+    return (data_type or "-").rsplit(".", 1)[-1]
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."

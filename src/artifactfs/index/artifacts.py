@@ -1,0 +1,378 @@
+"""Artifacts and their versions in the index: create, number, find, list,
+tag, and attach metadata. Every function takes a ``Session``; the caller
+frames the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
+from artifactfs.index.models import (
+    Artifact,
+    ArtifactVersion,
+    Metadata,
+    Tag,
+    VersionFile,
+    VersionState,
+    VersionTag,
+)
+from artifactfs.index.stores import bump_generation
+
+MAX_NAME_LENGTH = 255
+_UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
+
+
+class InvalidNameError(ArtifactfsError, ValueError):
+    """A name or version string that cannot be used."""
+
+
+def check_name(name: Any, what: str = "artifact name") -> str:
+    """Names become folder names in stores and in the mount: no '/', no NUL,
+    not '.' or '..', not empty, at most 255 characters."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"{what} must be a string, got {type(name).__name__}")
+    problem = None
+    if not name.strip():
+        problem = "is empty"
+    elif len(name) > MAX_NAME_LENGTH:
+        problem = f"is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
+    elif "/" in name or "\\" in name:
+        problem = "contains a slash"
+    elif "\x00" in name or any(ord(c) < 32 for c in name):
+        problem = "contains a control character"
+    elif name in (".", ".."):
+        problem = "is '.' or '..'"
+    elif name != name.strip():
+        problem = "starts or ends with white space"
+    if problem:
+        raise InvalidNameError(f"{what} {name[:80]!r} {problem}", f"choose another {what}")
+    return name
+
+
+def version_number_of(version: str) -> int | None:
+    """The numeric version when the string is a plain non-negative integer."""
+    return int(version) if version.isdigit() and len(version) < 19 else None
+
+
+# -- artifacts and versions ------------------------------------------------------
+
+
+def lock_artifact(session: Session, name: str) -> Artifact:
+    """Get or create the artifact row and hold its lock until commit, so
+    version numbering is serialized per name (PostgreSQL: row lock; SQLite:
+    the write transaction is already exclusive)."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(Artifact).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
+    return session.scalars(select(Artifact).where(Artifact.name == name).with_for_update()).one()
+
+
+def next_version(session: Session, artifact: Artifact) -> str:
+    highest = session.scalar(
+        select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == artifact.id)
+    )
+    return str((highest or 0) + 1)
+
+
+def version_exists(session: Session, name: str, version: str) -> bool:
+    return session.scalar(
+        select(ArtifactVersion.id).join(Artifact).where(Artifact.name == name, ArtifactVersion.version == version)
+    ) is not None
+
+
+def check_new_version(session: Session, artifact: Artifact, version: str) -> None:
+    if session.scalar(
+        select(ArtifactVersion.id).where(ArtifactVersion.artifact_id == artifact.id, ArtifactVersion.version == version)
+    ) is not None:
+        raise AlreadyExistsError(
+            f"artifact {artifact.name!r} already has a version {version!r}",
+            "versions never change: pick another version string, or leave it out for the next number",
+        )
+
+
+@dataclass
+class NewVersion:
+    """Everything needed to insert a version, computed before the transaction."""
+
+    uuid: str
+    name: str
+    version: str | None
+    store_id: int
+    uri: str
+    payload_kind: str
+    materializer: str | None
+    data_type: str | None
+    content_hash: str | None
+    save_type: str
+    files: list  # ManifestEntry
+    tags: Iterable[str] = ()
+    metadata: dict[str, Any] | None = None
+    visualizations: list | None = None
+
+
+def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
+    """One transaction's worth: the version row, its manifest, tags, metadata."""
+    artifact = lock_artifact(session, new.name)
+    version = new.version if new.version is not None else next_version(session, artifact)
+    check_new_version(session, artifact, version)
+    row = ArtifactVersion(
+        uuid=new.uuid,
+        artifact_id=artifact.id,
+        version=version,
+        version_number=version_number_of(version),
+        store_id=new.store_id,
+        uri=new.uri,
+        payload_kind=new.payload_kind,
+        materializer=new.materializer,
+        data_type=new.data_type,
+        content_hash=new.content_hash,
+        size=sum(f.size for f in new.files),
+        file_count=len(new.files),
+        state=VersionState.LIVE.value,
+        save_type=new.save_type,
+        visualizations=list(new.visualizations or []),
+    )
+    session.add(row)
+    session.flush()
+    if new.files:
+        session.execute(
+            VersionFile.__table__.insert(),
+            [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode, "sha256": f.sha256}
+             for f in new.files],
+        )
+    add_tags(session, row, new.tags)
+    set_metadata(session, new.metadata or {}, version_id=row.id)
+    bump_generation(session)
+    return row
+
+
+def uri_owner(session: Session, uri: str, exclude_id: int | None = None) -> ArtifactVersion | None:
+    """A version whose payload is ``uri``, lies inside it, or contains it."""
+    base = uri.rstrip("/")
+    pattern = _like_escape(base) + "/%"
+    return session.scalars(
+        select(ArtifactVersion).where(
+            ArtifactVersion.id != (exclude_id or 0),
+            or_(
+                ArtifactVersion.uri == base,
+                ArtifactVersion.uri.like(pattern, escape="\\"),
+                func.substr(base, 1, func.length(ArtifactVersion.uri) + 1) == ArtifactVersion.uri + "/",
+            )
+        ).limit(1)
+    ).first()
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- lookups ---------------------------------------------------------------------------
+
+
+def _live(query):
+    return query.where(ArtifactVersion.state == VersionState.LIVE.value)
+
+
+def newest_version(session: Session, name: str) -> ArtifactVersion | None:
+    return session.scalars(
+        _live(select(ArtifactVersion).join(Artifact).where(Artifact.name == name))
+        .order_by(ArtifactVersion.id.desc())
+        .limit(1)
+    ).first()
+
+
+def find_version(session: Session, name_or_id: str, version: str | int | None = None) -> ArtifactVersion:
+    """By name (newest live version, or ``version``), by id, or by an unambiguous id prefix."""
+    if not isinstance(name_or_id, str) or not name_or_id:
+        raise InvalidNameError(f"expected an artifact name or version id, got {name_or_id!r}")
+    if version is not None:
+        row = session.scalars(
+            _live(select(ArtifactVersion).join(Artifact)).where(
+                Artifact.name == name_or_id, ArtifactVersion.version == str(version)
+            )
+        ).first()
+        if row is None:
+            raise _unknown_version(session, name_or_id, str(version))
+        return row
+    row = newest_version(session, name_or_id)
+    if row is not None:
+        return row
+    if _UUID_PREFIX.match(name_or_id.lower()):
+        matches = list(
+            session.scalars(
+                _live(select(ArtifactVersion)).where(
+                    ArtifactVersion.uuid.like(_like_escape(name_or_id.lower()) + "%", escape="\\")
+                ).limit(6)
+            )
+        )
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            listed = ", ".join(m.uuid for m in matches[:5])
+            raise NotFoundError(
+                f"version id prefix {name_or_id!r} is ambiguous: it matches {listed}",
+                "give more characters of the id",
+            )
+    raise NotFoundError(
+        f"no artifact named {name_or_id!r} and no version with that id",
+        "list artifacts with `artifactfs artifact list`",
+    )
+
+
+def _unknown_version(session: Session, name: str, version: str) -> NotFoundError:
+    artifact = session.scalar(select(Artifact).where(Artifact.name == name))
+    if artifact is None:
+        return NotFoundError(f"no artifact named {name!r}", "list artifacts with `artifactfs artifact list`")
+    known = list(
+        session.scalars(
+            _live(select(ArtifactVersion.version))
+            .where(ArtifactVersion.artifact_id == artifact.id)
+            .order_by(ArtifactVersion.id.desc())
+            .limit(10)
+        )
+    )
+    return NotFoundError(
+        f"artifact {name!r} has no version {version!r} (newest: {', '.join(known) or 'none'})",
+        f"see `artifactfs artifact versions {name}`",
+    )
+
+
+def list_versions(
+    session: Session,
+    name: str | None = None,
+    tag: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = True,
+) -> list[ArtifactVersion]:
+    query = _live(select(ArtifactVersion).join(Artifact))
+    if name is not None:
+        query = query.where(Artifact.name == name)
+    if tag is not None:
+        query = query.join(VersionTag, VersionTag.version_id == ArtifactVersion.id).join(Tag).where(Tag.name == tag)
+    query = query.order_by(ArtifactVersion.id.desc() if newest_first else ArtifactVersion.id)
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class ArtifactSummary:
+    name: str
+    versions: int
+    newest: str | None
+    size: int
+
+
+def list_artifacts(session: Session) -> list[ArtifactSummary]:
+    live = _live(
+        select(
+            Artifact.name,
+            func.count(ArtifactVersion.id),
+            func.max(ArtifactVersion.id),
+            func.coalesce(func.sum(ArtifactVersion.size), 0),
+        ).join(ArtifactVersion)
+    ).group_by(Artifact.name).order_by(Artifact.name)
+    rows = session.execute(live).all()
+    newest = dict(
+        session.execute(
+            select(ArtifactVersion.id, ArtifactVersion.version).where(
+                ArtifactVersion.id.in_([r[2] for r in rows])
+            )
+        ).all()
+    ) if rows else {}
+    return [ArtifactSummary(name, count, newest.get(top), int(size)) for name, count, top, size in rows]
+
+
+def version_files(session: Session, version_id: int) -> list[VersionFile]:
+    return list(session.scalars(select(VersionFile).where(VersionFile.version_id == version_id).order_by(VersionFile.path)))
+
+
+# -- tags ---------------------------------------------------------------------------------
+
+
+def add_tags(session: Session, version: ArtifactVersion, tags: Iterable[str]) -> None:
+    names = sorted({check_name(t, "tag") for t in tags})
+    if not names:
+        return
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(Tag).on_conflict_do_nothing(index_elements=["name"]), [{"name": n} for n in names])
+    tag_ids = session.scalars(select(Tag.id).where(Tag.name.in_(names))).all()
+    session.execute(
+        insert(VersionTag).on_conflict_do_nothing(index_elements=["version_id", "tag_id"]),
+        [{"version_id": version.id, "tag_id": t} for t in tag_ids],
+    )
+    bump_generation(session)
+
+
+def remove_tags(session: Session, version: ArtifactVersion, tags: Iterable[str]) -> None:
+    tag_ids = select(Tag.id).where(Tag.name.in_(list(tags)))
+    session.execute(delete(VersionTag).where(VersionTag.version_id == version.id, VersionTag.tag_id.in_(tag_ids)))
+    bump_generation(session)
+
+
+def version_tags(session: Session, version_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(Tag.name).join(VersionTag).where(VersionTag.version_id == version_id).order_by(Tag.name)
+        )
+    )
+
+
+# -- metadata ---------------------------------------------------------------------------
+
+
+def metadata_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    for kind, types in (("int", int), ("float", float), ("str", str), ("dict", dict), ("list", (list, tuple))):
+        if isinstance(value, types):
+            return kind
+    raise TypeError(type(value).__name__)
+
+
+def set_metadata(session: Session, values: dict[str, Any], **owner: int) -> None:
+    """Attach typed values to exactly one owner (version_id, run_id or step_run_id)."""
+    rows = []
+    for key, value in values.items():
+        check_name(key, "metadata key")
+        try:
+            kind = metadata_type(value)
+            stored = json.loads(json.dumps({"v": value}, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            if isinstance(value, float) and not math.isfinite(value):
+                stored, kind = {"v": str(value)}, "float"
+            else:
+                raise ArtifactfsError(
+                    f"metadata {key!r} is not JSON-serializable ({exc})",
+                    "use numbers, strings, booleans, lists and dicts of them",
+                ) from exc
+        rows.append({"key": key, "value": stored, "type": kind, **owner})
+    if rows:
+        (owner_column, owner_id), = owner.items()
+        column = getattr(Metadata, owner_column)
+        session.execute(delete(Metadata).where(column == owner_id, Metadata.key.in_(list(values))))
+        session.execute(Metadata.__table__.insert(), rows)
+
+
+def get_metadata(session: Session, **owner: int) -> dict[str, Any]:
+    (owner_column, owner_id), = owner.items()
+    rows = session.scalars(select(Metadata).where(getattr(Metadata, owner_column) == owner_id).order_by(Metadata.id))
+    return {row.key: _typed(row) for row in rows}
+
+
+def _typed(row: Metadata) -> Any:
+    value = row.value.get("v")
+    if row.type == "float" and isinstance(value, str):
+        return float(value)  # nan, inf
+    return value

@@ -1,0 +1,152 @@
+"""Manifests: the list of payload files of a version with size, mode and
+sha256, computed from the bytes as they are written (no second read), and
+the content hash of a whole version derived from it.
+
+``RecordingStore`` wraps a store for one version folder: every file opened
+for writing through it (or uploaded with ``put``) is hashed on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat as stat_module
+from dataclasses import dataclass
+from typing import IO, Any
+
+from artifactfs.stores.base import ArtifactStore
+
+HASH_CHUNK = 4 * 1024 * 1024
+DEFAULT_FILE_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # relative to the version folder, '/'-separated
+    size: int
+    mode: int
+    sha256: str
+
+
+def content_hash(entries: list[ManifestEntry]) -> str:
+    """One sha256 over the sorted (path, size, file hash) of every file, so
+    renaming or changing any file changes it."""
+    digest = hashlib.sha256()
+    for entry in sorted(entries, key=lambda e: e.path):
+        digest.update(f"{entry.path}\0{entry.size}\0{entry.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+class _HashingWriter:
+    """A binary or text writer that hashes what passes through it."""
+
+    def __init__(self, raw: IO, on_close, text: bool, encoding: str) -> None:
+        self._raw, self._on_close, self._text, self._encoding = raw, on_close, text, encoding
+        self._hash, self._size, self._closed = hashlib.sha256(), 0, False
+
+    def write(self, data) -> int:
+        chunk = data.encode(self._encoding) if self._text else data
+        self._hash.update(chunk)
+        self._size += len(chunk)
+        self._raw.write(chunk)
+        return len(data)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._raw.close()
+        self._on_close(self._size, self._hash.hexdigest())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:  # flush, tell, seekable, ...
+        return getattr(self._raw, name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def writable(self) -> bool:
+        return True
+
+
+class RecordingStore:
+    """The store as seen by a materializer saving one version: same methods,
+    and a manifest of everything written below ``folder``."""
+
+    def __init__(self, store: ArtifactStore, folder: str) -> None:
+        self.store = store
+        self.folder = store.resolve(folder)
+        self.folder_uri = store.uri(folder)
+        self._entries: dict[str, ManifestEntry] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def _relative(self, native: str) -> str | None:
+        prefix = self.folder.rstrip("/") + "/"
+        return native[len(prefix):] if native.startswith(prefix) else None
+
+    def _record(self, native: str, size: int, sha256: str) -> None:
+        relative = self._relative(native)
+        if relative is not None:
+            self._entries[relative] = ManifestEntry(relative, size, DEFAULT_FILE_MODE, sha256)
+
+    def open(self, path: str, mode: str = "r", **kwargs: Any) -> IO:
+        native = self.store.resolve(path)
+        if not any(flag in mode for flag in "wax"):
+            return self.store.open(path, mode, **kwargs)
+        if "+" in mode or "a" in mode:
+            self._entries.pop(self._relative(native) or "", None)  # re-hashed by finish()
+            return self.store.open(path, mode, **kwargs)
+        encoding = kwargs.pop("encoding", None) or "utf-8"
+        raw = self.store.fs.open(native, mode.replace("t", "").replace("b", "") + "b", **kwargs)
+        return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding)
+
+    def put(self, local_path: str, path: str) -> None:
+        native = self.store.resolve(path)
+        size, sha256 = hash_local_file(local_path)
+        self.store.put(local_path, path)
+        self._record(native, size, sha256)
+
+    def finish(self) -> list[ManifestEntry]:
+        """The manifest of the folder: recorded hashes for what went through
+        this wrapper, a read for anything written by other means."""
+        entries = []
+        for relative in self.store.find(self.folder_uri) if self.store.isdir(self.folder_uri) else []:
+            entry = self._entries.get(relative)
+            if entry is None:
+                entry = self._hash_existing(relative)
+            entries.append(entry)
+        return entries
+
+    def _hash_existing(self, relative: str) -> ManifestEntry:
+        native = posixpath.join(self.folder, relative)
+        digest, size = hashlib.sha256(), 0
+        with self.store.fs.open(native, "rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        mode = DEFAULT_FILE_MODE
+        if self.store.is_local:
+            mode = stat_module.S_IMODE(os.stat(native).st_mode)
+        return ManifestEntry(relative, size, mode, digest.hexdigest())
+
+
+def hash_local_file(path: str) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
