@@ -18,21 +18,27 @@ from artifactfs.api import (
     save_artifact,
     set_active_store,
 )
+from artifactfs.pipelines import Pipeline, Step, get_step_context, pipeline, step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactVersion",
     "Client",
+    "Pipeline",
+    "Step",
     "__version__",
     "check_store",
     "get_artifact_version",
+    "get_step_context",
     "get_store",
     "init",
     "list_stores",
     "load_artifact",
+    "pipeline",
     "register_artifact",
     "register_store",
     "save_artifact",
     "set_active_store",
+    "step",
 ]

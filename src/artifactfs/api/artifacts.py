@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artifactfs.api.context import current_step_run
 from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.writing import (
     VISUALIZATION_SUFFIX,
@@ -31,6 +32,7 @@ from artifactfs.errors import AlreadyExistsError, ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index, open_store
 from artifactfs.index import artifacts as rows
+from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind, SaveType
 from artifactfs.materializers import BaseMaterializer, import_by_name, registry
@@ -137,6 +139,32 @@ class ArtifactVersion:
         """Re-read every payload file and compare with the manifest."""
         verify_payload(self, self.open_store())
 
+    # Lineage lives in api.runs, which builds on this module (hence the local imports).
+
+    @property
+    def producer(self):
+        """The step run that produced this version, or None for manual saves."""
+        from artifactfs.api import runs
+
+        return runs.producer(self)
+
+    @property
+    def consumers(self) -> list:
+        """The step runs that read this version."""
+        from artifactfs.api import runs
+
+        return runs.consumers(self)
+
+    def upstream(self, depth: int = 1) -> list[ArtifactVersion]:
+        from artifactfs.api import runs
+
+        return runs.walk(self, depth, upstream=True)
+
+    def downstream(self, depth: int = 1) -> list[ArtifactVersion]:
+        from artifactfs.api import runs
+
+        return runs.walk(self, depth, upstream=False)
+
     def visualize(self) -> None:
         """Show the stored visualizations in a notebook (or print where they are)."""
         from artifactfs.api.visualize import show
@@ -172,7 +200,16 @@ def save_artifact(
     new, extracted = write_value(data, name, target, materializer)
     new.version, new.tags = version, _as_list(tags)
     new.metadata = {**extracted, **(metadata or {})}
-    return commit_version(new, target)
+    return commit_version(new, target, link=_link_to_step("output", name))
+
+
+def _link_to_step(direction: str, name: str) -> Callable | None:
+    """Inside a step run, a manual save is one of its outputs and a manual
+    load one of its inputs (recorded in the same transaction)."""
+    context = current_step_run()
+    if context is None:
+        return None
+    return lambda session, row: pipeline_rows.link(session, context.step_run_id, row.id, direction, name)
 
 
 def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | None = None) -> ArtifactVersion:
@@ -219,8 +256,16 @@ def _duplicate(name: str, version: str) -> AlreadyExistsError:
 
 
 def get_artifact_version(name_or_id: str, version: str | int | None = None) -> ArtifactVersion:
-    with get_index().read() as session:
-        return ArtifactVersion.from_row(rows.find_version(session, name_or_id, _version_string(version)))
+    """Find a version; inside a step run this records it as an input."""
+    version = _version_string(version)
+    context = current_step_run()
+    if context is None:
+        with get_index().read() as session:
+            return ArtifactVersion.from_row(rows.find_version(session, name_or_id, version))
+    with get_index().write() as session:
+        row = rows.find_version(session, name_or_id, version)
+        pipeline_rows.link(session, context.step_run_id, row.id, "input", f"{row.artifact.name}:{row.version}")
+        return ArtifactVersion.from_row(row)
 
 
 def load_artifact(name_or_id: str, version: str | int | None = None, verify: bool = False) -> Any:
@@ -329,7 +374,7 @@ def register_artifact(
         payload_kind=kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
         save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags), metadata=_registered_meta(files, metadata),
     )
-    return commit_version(new, source, link=lambda session, row: _refuse_owned(row.uri, session, row.id))
+    return commit_version(new, source, link=_registered_link(name))
 
 
 def _register_copy(uri, source, name, version, tags, metadata, store_name, progress) -> ArtifactVersion:
@@ -347,7 +392,20 @@ def _register_copy(uri, source, name, version, tags, metadata, store_name, progr
         content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags),
         metadata=_registered_meta(files, metadata, source=uri),
     )
-    return commit_version(new, target)
+    return commit_version(new, target, link=_registered_link(name))
+
+
+def _registered_link(name: str) -> Callable:
+    """Refuse a URI another version owns (checked again under the write lock)
+    and, inside a step, link the registered version as an output."""
+    step_link = _link_to_step("output", name)
+
+    def link(session, row) -> None:
+        _refuse_owned(row.uri, session, row.id)
+        if step_link is not None:
+            step_link(session, row)
+
+    return link
 
 
 def _registered_meta(files: list[ManifestEntry], metadata: dict | None, source: str | None = None) -> dict:

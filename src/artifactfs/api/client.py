@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from artifactfs.api import runs
 from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version
+from artifactfs.api.runs import PipelineRunView
 from artifactfs.api.stores import get_store
 from artifactfs.index import artifacts as rows
 from artifactfs.index import get_index
@@ -29,3 +31,14 @@ class Client:
     def list_artifacts(self) -> list[ArtifactSummary]:
         with get_index().read() as session:
             return rows.list_artifacts(session)
+
+    def get_pipeline_run(self, name_or_id: str) -> PipelineRunView:
+        return runs.get_pipeline_run(name_or_id)
+
+    def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
+        """Runs, newest first."""
+        return runs.list_pipeline_runs(pipeline, limit)
+
+    def delete_pipeline_run(self, name_or_id: str) -> PipelineRunView:
+        """Remove a run's rows; its artifacts stay until the pruner finds them unreferenced."""
+        return runs.delete_pipeline_run(name_or_id)

@@ -14,8 +14,9 @@ err_console = Console(stderr=True)
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
     result = Table(title=title, header_style="bold", title_justify="left")
-    for column in columns:
-        result.add_column(column)
+    for i, column in enumerate(columns):
+        # The first column names the row: keep it whole, let the others wrap.
+        result.add_column(column, no_wrap=i == 0, overflow="fold")
     for row in rows:
         result.add_row(*("" if cell is None else str(cell) for cell in row))
     return result

@@ -1,0 +1,138 @@
+"""Pipeline runs and step runs as users see them, and lineage walks over
+versions (producer, consumers, upstream, downstream)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.index import get_index
+from artifactfs.index import pipelines as rows
+from artifactfs.index.models import PipelineRun as RunRow
+from artifactfs.index.models import StepRun as StepRow
+
+
+@dataclass
+class StepRunView:
+    id: str
+    name: str
+    status: str
+    parameters: dict[str, Any]
+    code_hash: str | None
+    cache_key: str | None
+    start_time: dt.datetime
+    end_time: dt.datetime | None
+    pipeline: str
+    run: str
+    inputs: dict[str, ArtifactVersion] = field(default_factory=dict)
+    outputs: dict[str, ArtifactVersion] = field(default_factory=dict)
+    _pk: int = field(default=0, repr=False)
+
+    @property
+    def is_cached(self) -> bool:
+        return self.status == "cached"
+
+    @property
+    def output(self) -> ArtifactVersion:
+        """The single output of a one-output step."""
+        if len(self.outputs) != 1:
+            raise ValueError(f"step {self.name!r} has {len(self.outputs)} outputs: {', '.join(self.outputs)}")
+        return next(iter(self.outputs.values()))
+
+
+@dataclass
+class PipelineRunView:
+    id: str
+    name: str
+    pipeline: str
+    status: str
+    parameters: dict[str, Any]
+    start_time: dt.datetime
+    end_time: dt.datetime | None
+    steps: dict[str, StepRunView] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def step_view(session, step: StepRow, with_links: bool = True) -> StepRunView:
+    view = StepRunView(
+        id=step.uuid, name=step.name, status=step.status, parameters=dict(step.parameters or {}),
+        code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
+        pipeline=step.run.pipeline.name, run=step.run.name, _pk=step.id,
+    )
+    if with_links:
+        for direction, target in (("input", view.inputs), ("output", view.outputs)):
+            for name, version in rows.step_links(session, step.id, direction).items():
+                target[name] = ArtifactVersion.from_row(version)
+    return view
+
+
+def run_view(session, run: RunRow) -> PipelineRunView:
+    view = PipelineRunView(
+        id=run.uuid, name=run.name, pipeline=run.pipeline.name, status=run.status,
+        parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time,
+    )
+    view.steps = {s.name: step_view(session, s) for s in rows.steps_of(session, run.id)}
+    return view
+
+
+def get_pipeline_run(name_or_id: str) -> PipelineRunView:
+    with get_index().read() as session:
+        return run_view(session, rows.find_run(session, name_or_id))
+
+
+def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
+    with get_index().read() as session:
+        return [run_view(session, r) for r in rows.list_runs(session, pipeline, limit)]
+
+
+def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
+    with get_index().write() as session:
+        run = rows.find_run(session, name_or_id)
+        view = run_view(session, run)
+        rows.delete_run(session, run)
+        return view
+
+
+# -- lineage of versions --------------------------------------------------------------------
+
+
+def producer(version: ArtifactVersion) -> StepRunView | None:
+    with get_index().read() as session:
+        step = rows.producer_of(session, version._pk)
+        return step_view(session, step) if step is not None else None
+
+
+def consumers(version: ArtifactVersion) -> list[StepRunView]:
+    with get_index().read() as session:
+        return [step_view(session, s) for s in rows.consumers_of(session, version._pk)]
+
+
+def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactVersion]:
+    """Versions reachable through producing (upstream) or consuming
+    (downstream) step runs, breadth first, at most ``depth`` steps away."""
+    seen = {version.id}
+    frontier, found = [version], []
+    with get_index().read() as session:
+        for _ in range(depth):
+            following = []
+            for current in frontier:
+                if upstream:
+                    step = rows.producer_of(session, current._pk)
+                    steps = [step] if step is not None else []
+                    direction = "input"
+                else:
+                    steps, direction = rows.consumers_of(session, current._pk), "output"
+                for step in steps:
+                    for linked in rows.step_links(session, step.id, direction).values():
+                        if linked.uuid not in seen:
+                            seen.add(linked.uuid)
+                            following.append(ArtifactVersion.from_row(linked))
+            found.extend(following)
+            frontier = following
+            if not frontier:
+                break
+    return found

@@ -1,0 +1,96 @@
+"""``artifactfs pipeline ...`` and ``artifactfs run ...``: pipelines, runs, steps."""
+
+from __future__ import annotations
+
+import click
+
+from artifactfs.api.client import Client
+from artifactfs.api.runs import PipelineRunView
+from artifactfs.cli.output import console, table
+from artifactfs.index import get_index
+from artifactfs.index.pipelines import list_pipelines
+
+STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow"}
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _duration(view) -> str:
+    if view.end_time is None:
+        return "-"
+    return f"{(view.end_time - view.start_time).total_seconds():.2f}s"
+
+
+@click.group("pipeline")
+def pipeline_group() -> None:
+    """Pipelines that have run."""
+
+
+@pipeline_group.command("list")
+def pipeline_list() -> None:
+    """List pipelines with their number of runs."""
+    with get_index().read() as session:
+        found = list_pipelines(session)
+    if not found:
+        console.print("No pipelines have run yet.")
+        return
+    rows = [(p.name, n, last.strftime("%Y-%m-%d %H:%M:%S") if last else "-") for p, n, last in found]
+    console.print(table("Pipelines", ["pipeline", "runs", "last run"], rows))
+
+
+@click.group("run")
+def run_group() -> None:
+    """Pipeline runs: list, show, delete."""
+
+
+@run_group.command("list")
+@click.option("--pipeline", "-p", help="Only runs of this pipeline.")
+@click.option("--limit", "-n", default=50, show_default=True)
+def run_list(pipeline: str | None, limit: int) -> None:
+    """List runs, newest first."""
+    runs = Client().list_pipeline_runs(pipeline=pipeline, limit=limit)
+    if not runs:
+        console.print("No runs yet.")
+        return
+    rows = [
+        (r.name, _status(r.status), r.start_time.strftime("%m-%d %H:%M:%S"), _duration(r),
+         f"{sum(s.is_cached for s in r.steps.values())}/{len(r.steps)}")
+        for r in runs
+    ]
+    console.print(table("Pipeline runs", ["run", "status", "started", "took", "cached"], rows))
+
+
+@run_group.command("show")
+@click.argument("run")
+def run_show(run: str) -> None:
+    """Show a run's steps with their inputs and outputs."""
+    view = Client().get_pipeline_run(run)
+    console.print(f"[bold]{view.name}[/] ({view.pipeline}) {_status(view.status)}  id {view.id}", highlight=False)
+    if view.parameters:
+        console.print(f"parameters: {view.parameters}", highlight=False)
+    console.print(_steps_table(view))
+
+
+def _steps_table(view: PipelineRunView):
+    rows = []
+    for step in view.steps.values():
+        inputs = "\n".join(f"{k} <- {v}" for k, v in step.inputs.items()) or "-"
+        outputs = "\n".join(f"{k} -> {v}" for k, v in step.outputs.items()) or "-"
+        params = ", ".join(f"{k}={v}" for k, v in step.parameters.items()) or "-"
+        rows.append((step.name, _status(step.status), _duration(step), params, inputs, outputs))
+    return table("Steps", ["step", "status", "took", "parameters", "inputs", "outputs (artifact:version)"], rows)
+
+
+@run_group.command("delete")
+@click.argument("run")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def run_delete(run: str, yes: bool) -> None:
+    """Delete a run's records. Its artifacts stay until `artifactfs gc` finds them unreferenced."""
+    client = Client()
+    view = client.get_pipeline_run(run)
+    if not yes:
+        click.confirm(f"Delete run {view.name} ({len(view.steps)} steps)?", abort=True)
+    client.delete_pipeline_run(view.id)
+    console.print(f"Deleted run {view.name}; its artifacts are now candidates for `artifactfs gc`.", highlight=False)

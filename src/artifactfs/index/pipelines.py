@@ -1,0 +1,187 @@
+"""Pipelines, runs and step runs in the index, and the links between step
+runs and versions. Every function takes a ``Session``; the caller frames
+the transaction.
+
+Linking is where the pruner and a run could race: a link succeeds only on a
+version that is ``live``, checked under a row lock in the linking
+transaction, so the pruner (which condemns under the same lock) and a run
+can never both win.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from artifactfs.errors import ArtifactfsError, NotFoundError
+from artifactfs.index.models import (
+    ArtifactVersion,
+    Pipeline,
+    PipelineRun,
+    RunStatus,
+    StepIO,
+    StepRun,
+    VersionState,
+    utcnow,
+)
+from artifactfs.index.stores import bump_generation
+
+
+class VersionNotLiveError(ArtifactfsError):
+    """A version was condemned by the pruner before it could be linked."""
+
+
+def _insert(session: Session):
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
+    session.execute(_insert(session)(Pipeline).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
+        index_elements=["name"]))
+    return session.scalars(select(Pipeline).where(Pipeline.name == name)).one()
+
+
+def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any]) -> PipelineRun:
+    pipeline = get_or_create_pipeline(session, pipeline_name)
+    run = PipelineRun(pipeline_id=pipeline.id, name=run_name, parameters=parameters, status=RunStatus.RUNNING.value)
+    session.add(run)
+    session.flush()
+    bump_generation(session)
+    return run
+
+
+def create_step_run(
+    session: Session, run_id: int, name: str, code_hash: str, cache_key: str | None, parameters: dict[str, Any]
+) -> StepRun:
+    step = StepRun(run_id=run_id, name=name, code_hash=code_hash, cache_key=cache_key, parameters=parameters,
+                   status=RunStatus.RUNNING.value)
+    session.add(step)
+    session.flush()
+    bump_generation(session)
+    return step
+
+
+def finish(session: Session, row: PipelineRun | StepRun, status: RunStatus) -> None:
+    row.status = status.value
+    row.end_time = utcnow()
+    bump_generation(session)
+
+
+def lock_live_version(session: Session, version_id: int) -> ArtifactVersion:
+    """The version, row-locked until commit, if it is live; else VersionNotLiveError."""
+    row = session.scalars(select(ArtifactVersion).where(ArtifactVersion.id == version_id).with_for_update()).first()
+    if row is None or row.state != VersionState.LIVE.value:
+        label = f"{row.artifact.name}:{row.version}" if row is not None else f"#{version_id}"
+        raise VersionNotLiveError(
+            f"artifact version {label} was removed by the pruner and cannot be used",
+            "save or re-run the step that produces it",
+        )
+    return row
+
+
+def link(session: Session, step_run_id: int, version_id: int, direction: str, name: str) -> None:
+    """Record that a step run read or wrote a version (idempotent per name)."""
+    lock_live_version(session, version_id)
+    session.execute(
+        _insert(session)(StepIO)
+        .values(step_run_id=step_run_id, version_id=version_id, direction=direction, name=name)
+        .on_conflict_do_nothing(index_elements=["step_run_id", "direction", "name"])
+    )
+    bump_generation(session)
+
+
+def find_cached_step(session: Session, cache_key: str) -> StepRun | None:
+    """The newest completed step run with this key whose outputs are all live."""
+    candidates = session.scalars(
+        select(StepRun)
+        .where(StepRun.cache_key == cache_key, StepRun.status == RunStatus.COMPLETED.value)
+        .order_by(StepRun.id.desc())
+        .limit(5)
+    )
+    for candidate in candidates:
+        outputs = step_links(session, candidate.id, "output")
+        states = {v.state for v in outputs.values()}
+        if outputs and states == {VersionState.LIVE.value}:
+            return candidate
+    return None
+
+
+def step_links(session: Session, step_run_id: int, direction: str) -> dict[str, ArtifactVersion]:
+    rows = session.execute(
+        select(StepIO.name, ArtifactVersion)
+        .join(ArtifactVersion, ArtifactVersion.id == StepIO.version_id)
+        .where(StepIO.step_run_id == step_run_id, StepIO.direction == direction)
+        .order_by(StepIO.id)
+    ).all()
+    return {name: version for name, version in rows}
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+def run_exists(session: Session, name: str) -> bool:
+    return session.scalar(select(PipelineRun.id).where(PipelineRun.name == name)) is not None
+
+
+def find_run(session: Session, name_or_id: str) -> PipelineRun:
+    run = session.scalars(select(PipelineRun).where(PipelineRun.name == name_or_id)).first()
+    if run is None and len(name_or_id) >= 4:
+        matches = list(session.scalars(select(PipelineRun).where(PipelineRun.uuid.like(name_or_id + "%")).limit(3)))
+        if len(matches) > 1:
+            raise NotFoundError(f"run id prefix {name_or_id!r} is ambiguous", "give more characters of the id")
+        run = matches[0] if matches else None
+    if run is None:
+        raise NotFoundError(f"no pipeline run named {name_or_id!r}", "list runs with `artifactfs run list`")
+    return run
+
+
+def list_runs(session: Session, pipeline: str | None = None, limit: int | None = None) -> list[PipelineRun]:
+    query = select(PipelineRun).join(Pipeline)
+    if pipeline is not None:
+        query = query.where(Pipeline.name == pipeline)
+    query = query.order_by(PipelineRun.id.desc())
+    return list(session.scalars(query.limit(limit) if limit else query))
+
+
+def list_pipelines(session: Session) -> list[tuple[Pipeline, int, dt.datetime | None]]:
+    rows = session.execute(
+        select(Pipeline, func.count(PipelineRun.id), func.max(PipelineRun.start_time))
+        .outerjoin(PipelineRun, PipelineRun.pipeline_id == Pipeline.id)
+        .group_by(Pipeline.id)
+        .order_by(Pipeline.name)
+    ).all()
+    return [(p, n, last) for p, n, last in rows]
+
+
+def steps_of(session: Session, run_id: int) -> list[StepRun]:
+    return list(session.scalars(select(StepRun).where(StepRun.run_id == run_id).order_by(StepRun.id)))
+
+
+def delete_run(session: Session, run: PipelineRun) -> None:
+    """Remove a run, its step runs and their links; the versions stay for the pruner."""
+    step_ids = select(StepRun.id).where(StepRun.run_id == run.id)
+    session.execute(update(StepRun).where(StepRun.original_step_run_id.in_(step_ids)).values(original_step_run_id=None))
+    session.execute(delete(StepIO).where(StepIO.step_run_id.in_(step_ids)))
+    session.execute(delete(StepRun).where(StepRun.run_id == run.id))
+    session.delete(run)
+    bump_generation(session)
+
+
+def producer_of(session: Session, version_id: int) -> StepRun | None:
+    return session.scalars(
+        select(StepRun).join(StepIO, StepIO.step_run_id == StepRun.id)
+        .where(StepIO.version_id == version_id, StepIO.direction == "output")
+        .order_by(StepRun.id).limit(1)
+    ).first()
+
+
+def consumers_of(session: Session, version_id: int) -> list[StepRun]:
+    return list(session.scalars(
+        select(StepRun).join(StepIO, StepIO.step_run_id == StepRun.id)
+        .where(StepIO.version_id == version_id, StepIO.direction == "input")
+        .order_by(StepRun.id)
+    ))

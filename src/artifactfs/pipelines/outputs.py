@@ -1,0 +1,125 @@
+"""What a step returns: output names and types read from its return
+annotation, artifact names with placeholders, and run-time type checks.
+
+    -> int                               one output named "output"
+    -> Annotated[int, "score"]           one output named "score"
+    -> Tuple[int, Annotated[str, "s"]]   two outputs: "output_0" and "s"
+    -> tuple / Tuple[int, ...]           one output holding a tuple
+    -> None                              no output
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import string
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from artifactfs.errors import ArtifactfsError
+
+SINGLE_OUTPUT = "output"
+
+
+class StepDefinitionError(ArtifactfsError, TypeError):
+    """A step or pipeline is defined or called in a way that cannot run."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str  # may hold {placeholders}
+    annotation: Any
+    named: bool  # named with Annotated: the name is the artifact name
+
+
+def parse_outputs(func) -> list[OutputSpec]:
+    hints = typing.get_type_hints(func, include_extras=True)
+    if "return" not in hints:
+        return [OutputSpec(SINGLE_OUTPUT, Any, False)]
+    annotation = hints["return"]
+    if annotation is None or annotation is type(None):
+        return []
+    if _is_multi_output(annotation):
+        specs = [_spec(arg, f"output_{i}") for i, arg in enumerate(get_args(annotation))]
+    else:
+        specs = [_spec(annotation, SINGLE_OUTPUT)]
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise StepDefinitionError(
+            f"step {func.__name__!r} has duplicate output names: {', '.join(duplicates)}",
+            "give each output its own name with Annotated[T, 'name']",
+        )
+    return specs
+
+
+def _is_multi_output(annotation: Any) -> bool:
+    if get_origin(annotation) is not tuple:
+        return False
+    args = get_args(annotation)
+    return bool(args) and args[-1] is not Ellipsis and args != ((),)
+
+
+def _spec(annotation: Any, default_name: str) -> OutputSpec:
+    if get_origin(annotation) is Annotated:
+        base, *extras = get_args(annotation)
+        names = [e for e in extras if isinstance(e, str)]
+        if names:
+            return OutputSpec(names[0], base, True)
+        return OutputSpec(default_name, base, False)
+    return OutputSpec(default_name, annotation, False)
+
+
+# -- placeholders in names --------------------------------------------------------------
+
+
+def placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+def substitution_values(start: dt.datetime, custom: dict[str, str]) -> dict[str, str]:
+    return {"date": start.strftime("%Y_%m_%d"), "time": start.strftime("%H_%M_%S_%f"), **custom}
+
+
+def fill(template: str, values: dict[str, str], where: str) -> str:
+    missing = sorted(placeholders(template) - set(values))
+    if missing:
+        raise StepDefinitionError(
+            f"{where}: name {template!r} uses placeholder(s) {', '.join(missing)} with no value",
+            "pass them with .with_options(substitutions={...}) on the step or pipeline",
+        )
+    return template.format(**values)
+
+
+# -- run-time type checks ----------------------------------------------------------------
+
+
+def matches(value: Any, annotation: Any) -> bool:
+    """A practical isinstance for annotations: Any, None, unions, generics by
+    their origin, Annotated by its base, int accepted for float."""
+    if annotation is Any or annotation is inspect.Parameter.empty or isinstance(annotation, typing.TypeVar):
+        return True
+    if annotation is None or annotation is type(None):
+        return value is None
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return matches(value, get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(matches(value, arg) for arg in get_args(annotation))
+    if origin is typing.Literal:
+        return value in get_args(annotation)
+    if origin is not None:
+        return isinstance(origin, type) and isinstance(value, origin)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True  # forward references and exotic typing constructs are not checked
+
+
+def type_label(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__qualname__
+    return str(annotation).replace("typing.", "")

@@ -1,0 +1,260 @@
+"""The local runner: executes a traced pipeline step by step, records the run
+and its step runs, links inputs and outputs, and reuses cached step runs.
+
+Per step: link the inputs (only live versions can be linked), reuse a
+cached step run with the same cache key if all its outputs are still live,
+else call the function, check the output types, write the payloads, and in
+one transaction insert the versions, link them and complete the step run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.context import StepRunContext, inside_step_run
+from artifactfs.api.runs import PipelineRunView, get_pipeline_run
+from artifactfs.api.stores import get_store
+from artifactfs.api.writing import remove_quietly, write_value
+from artifactfs.errors import AlreadyExistsError
+from artifactfs.index import find_store_row, get_index
+from artifactfs.index import artifacts as version_rows
+from artifactfs.index import pipelines as rows
+from artifactfs.index.artifacts import check_name
+from artifactfs.index.models import PipelineRun, RunStatus, SaveType, StepRun, utcnow
+from artifactfs.index.pipelines import VersionNotLiveError
+from artifactfs.pipelines.outputs import (
+    StepDefinitionError,
+    fill,
+    matches,
+    substitution_values,
+    type_label,
+)
+from artifactfs.pipelines.step import StepOutput
+from artifactfs.pipelines.trace import Invocation, Trace
+from artifactfs.stores.base import ArtifactStore
+
+
+@dataclass
+class RunOptions:
+    pipeline: str
+    run_name: str | None = None
+    enable_cache: bool = True
+    substitutions: dict[str, str] = field(default_factory=dict)
+    store: str | None = None
+
+
+@dataclass
+class PlannedStep:
+    """An invocation with everything decided before anything runs."""
+
+    invocation: Invocation
+    parameters: dict[str, Any]
+    inputs: dict[str, StepOutput | ArtifactVersion]
+    artifact_names: dict[str, str]  # output name -> artifact name
+    use_cache: bool
+
+
+def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) -> PipelineRunView:
+    start = utcnow()
+    plan = [_plan_step(inv, options, start) for inv in trace.invocations]
+    run_name = _run_name(options, start)
+    store = get_store(options.store)
+    with get_index().write() as session:
+        if rows.run_exists(session, run_name):
+            raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name")
+        run = rows.create_run(session, options.pipeline, run_name, parameters)
+        run_id = run.id
+    produced: dict[str, dict[str, ArtifactVersion]] = {}
+    try:
+        for planned in plan:
+            produced[planned.invocation.name] = _run_step(planned, run_id, options, run_name, store, produced)
+    except BaseException:
+        _finish_run(run_id, RunStatus.FAILED)
+        raise
+    _finish_run(run_id, RunStatus.COMPLETED)
+    return get_pipeline_run(run_name)
+
+
+def _run_name(options: RunOptions, start: dt.datetime) -> str:
+    template = options.run_name or f"{options.pipeline}-{{date}}-{{time}}"
+    name = fill(template, substitution_values(start, options.substitutions), f"pipeline {options.pipeline!r}")
+    return check_name(name, "run name")
+
+
+def _finish_run(run_id: int, status: RunStatus) -> None:
+    with get_index().write() as session:
+        rows.finish(session, session.get(PipelineRun, run_id), status)
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+def _plan_step(invocation: Invocation, options: RunOptions, start: dt.datetime) -> PlannedStep:
+    step = invocation.step
+    where = f"step {invocation.name!r} of pipeline {options.pipeline!r}"
+    parameters, inputs = {}, {}
+    for key, value in invocation.arguments.items():
+        if isinstance(value, (StepOutput, ArtifactVersion)):
+            inputs[key] = value
+            continue
+        try:
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError):
+            raise StepDefinitionError(
+                f"{where}: parameter {key!r} is a {type(value).__name__}, which is not JSON-serializable",
+                "pass it as an artifact instead: return it from another step, or save_artifact() it and pass "
+                "the ArtifactVersion",
+            ) from None
+        parameters[key] = value
+    values = substitution_values(start, {**options.substitutions, **step.substitutions})
+    names = {}
+    for spec in step.outputs:
+        if spec.named:
+            names[spec.name] = check_name(fill(spec.name, values, where))
+        else:
+            names[spec.name] = check_name(f"{options.pipeline}::{invocation.name}::{spec.name}")
+    use_cache = options.enable_cache and step.enable_cache is not False
+    return PlannedStep(invocation, parameters, inputs, names, use_cache)
+
+
+def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: ArtifactStore) -> str:
+    """Same code, parameters, input contents, outputs and store: same result."""
+    material = {
+        "code": planned.invocation.step.code_hash,
+        "parameters": planned.parameters,
+        "inputs": {k: v.content_hash or v.id for k, v in sorted(inputs.items())},
+        "outputs": planned.artifact_names,
+        "store": store.name,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- running one step -----------------------------------------------------------------------
+
+
+def _run_step(
+    planned: PlannedStep, run_id: int, options: RunOptions, run_name: str, store: ArtifactStore,
+    produced: dict[str, dict[str, ArtifactVersion]],
+) -> dict[str, ArtifactVersion]:
+    inputs = {
+        key: produced[ref.invocation][ref.output] if isinstance(ref, StepOutput) else ref
+        for key, ref in planned.inputs.items()
+    }
+    step = planned.invocation.step
+    key = cache_key(planned, inputs, store)
+    if planned.use_cache:
+        cached = _reuse_cached(planned, run_id, key, inputs)
+        if cached is not None:
+            return cached
+    with get_index().write() as session:
+        row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
+                                   key if planned.use_cache else None, planned.parameters)
+        for name, version in inputs.items():
+            rows.link(session, row.id, version._pk, "input", name)
+        context = StepRunContext(row.id, row.uuid, options.pipeline, run_name, planned.invocation.name)
+    try:
+        values = _load_inputs(planned, inputs)
+        with inside_step_run(context):
+            result = step.entrypoint(**planned.parameters, **values)
+        return _save_outputs(planned, context, result, store)
+    except BaseException as exc:
+        _finish_step(context.step_run_id, RunStatus.FAILED)
+        if isinstance(exc, Exception) and hasattr(exc, "add_note"):
+            exc.add_note(f"artifactfs: step {planned.invocation.name!r} of run {run_name!r} failed")
+        raise
+
+
+def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
+    """Record a cached step run linked to the original outputs, or None."""
+    try:
+        with get_index().write() as session:
+            original = rows.find_cached_step(session, key)
+            if original is None:
+                return None
+            step = planned.invocation.step
+            row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters)
+            row.original_step_run_id = original.id
+            for name, version in inputs.items():
+                rows.link(session, row.id, version._pk, "input", name)
+            outputs = rows.step_links(session, original.id, "output")
+            for name, version in outputs.items():
+                rows.link(session, row.id, version.id, "output", name)
+            rows.finish(session, row, RunStatus.CACHED)
+            return {name: ArtifactVersion.from_row(v) for name, v in outputs.items()}
+    except VersionNotLiveError:
+        return None  # the pruner got there first: run the step for real
+
+
+def _load_inputs(planned: PlannedStep, inputs: dict[str, ArtifactVersion]) -> dict[str, Any]:
+    values = {}
+    parameters = planned.invocation.step.signature.parameters
+    for key, version in inputs.items():
+        value = version.load()
+        annotation = parameters[key].annotation
+        if not matches(value, annotation):
+            raise StepDefinitionError(
+                f"step {planned.invocation.name!r}: input {key!r} is {type(value).__qualname__} "
+                f"(artifact {version}), but the step expects {type_label(annotation)}"
+            )
+        values[key] = value
+    return values
+
+
+def _split_result(planned: PlannedStep, result: Any) -> dict[str, Any]:
+    specs = planned.invocation.step.outputs
+    name = planned.invocation.name
+    if not specs:
+        return {}
+    if len(specs) == 1:
+        return {specs[0].name: result}
+    if not isinstance(result, (tuple, list)) or len(result) != len(specs):
+        raise StepDefinitionError(
+            f"step {name!r} must return {len(specs)} values ({', '.join(s.name for s in specs)}), "
+            f"got {type(result).__qualname__}"
+        )
+    return {spec.name: value for spec, value in zip(specs, result)}
+
+
+def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, store: ArtifactStore):
+    step_name = planned.invocation.name
+    values = _split_result(planned, result)
+    for spec in planned.invocation.step.outputs:
+        if not matches(values[spec.name], spec.annotation):
+            raise StepDefinitionError(
+                f"step {step_name!r}: output {spec.name!r} is {type(values[spec.name]).__qualname__}, "
+                f"but the step is annotated to return {type_label(spec.annotation)}"
+            )
+    pending = []
+    try:
+        for output, value in values.items():
+            new, metadata = write_value(value, planned.artifact_names[output], store, save_type=SaveType.STEP_OUTPUT)
+            new.metadata = metadata
+            pending.append((output, new))
+        return _commit_outputs(context, pending, store)
+    except BaseException:
+        for _, new in pending:  # never committed: do not wait for the orphan sweep
+            remove_quietly(store, new.uri)
+        raise
+
+
+def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
+    outputs = {}
+    with get_index().write() as session:
+        store_id = find_store_row(session, store.name).id
+        for output, new in pending:
+            new.store_id = store_id
+            row = version_rows.insert_version(session, new)
+            rows.link(session, context.step_run_id, row.id, "output", output)
+            outputs[output] = ArtifactVersion.from_row(row)
+        rows.finish(session, session.get(StepRun, context.step_run_id), RunStatus.COMPLETED)
+    return outputs
+
+
+def _finish_step(step_run_id: int, status: RunStatus) -> None:
+    with get_index().write() as session:
+        rows.finish(session, session.get(StepRun, step_run_id), status)
