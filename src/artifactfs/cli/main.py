@@ -13,6 +13,7 @@ import click
 from artifactfs.api import init
 from artifactfs.cli.output import console, error_line
 from artifactfs.cli.artifact import artifact_group
+from artifactfs.cli.runs import pipeline_group, run_group
 from artifactfs.cli.store import store_group
 from artifactfs.errors import ArtifactfsError
 from artifactfs.settings import get_settings
@@ -55,6 +56,8 @@ def init_command() -> None:
 
 cli.add_command(store_group)
 cli.add_command(artifact_group)
+cli.add_command(pipeline_group)
+cli.add_command(run_group)
 
 
 def main() -> None:
