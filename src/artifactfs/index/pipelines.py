@@ -73,7 +73,9 @@ def finish(session: Session, row: PipelineRun | StepRun, status: RunStatus) -> N
 
 def lock_live_version(session: Session, version_id: int) -> ArtifactVersion:
     """The version, row-locked until commit, if it is live; else VersionNotLiveError."""
-    row = session.scalars(select(ArtifactVersion).where(ArtifactVersion.id == version_id).with_for_update()).first()
+    row = session.scalars(
+        select(ArtifactVersion).where(ArtifactVersion.id == version_id).with_for_update(of=ArtifactVersion)
+    ).first()
     if row is None or row.state != VersionState.LIVE.value:
         label = f"{row.artifact.name}:{row.version}" if row is not None else f"#{version_id}"
         raise VersionNotLiveError(
