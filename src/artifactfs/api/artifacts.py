@@ -74,13 +74,13 @@ class ArtifactVersion:
     _pk: int = field(default=0, repr=False)
 
     @classmethod
-    def from_row(cls, row: VersionRow) -> ArtifactVersion:
+    def from_row(cls, row: VersionRow, store_name: str | None = None) -> ArtifactVersion:
         return cls(
             id=row.uuid,
             name=row.artifact.name,
             version=row.version,
             uri=row.uri,
-            store=row.store.name,
+            store=store_name or row.store.name,
             data_type=row.data_type,
             materializer=row.materializer,
             size=row.size,
@@ -223,7 +223,7 @@ def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | 
             row = rows.insert_version(session, new)
             if link is not None:
                 link(session, row)
-            return ArtifactVersion.from_row(row)
+            return ArtifactVersion.from_row(row, store.name)
     except BaseException:
         if new.uri.endswith(new.uuid):  # our fresh folder, never a user's adopted path
             remove_quietly(store, new.uri)
@@ -232,7 +232,7 @@ def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | 
 
 
 def _store_id(session, store: ArtifactStore) -> int:
-    return find_store_row(session, store.name).id
+    return getattr(store, "index_id", None) or find_store_row(session, store.name).id
 
 
 def _version_string(version: str | int | None) -> str | None:

@@ -25,6 +25,7 @@ from artifactfs.index.models import (
     VersionFile,
     VersionState,
     VersionTag,
+    utcnow,
 )
 from artifactfs.index.stores import bump_generation
 
@@ -71,9 +72,14 @@ def lock_artifact(session: Session, name: str) -> Artifact:
     """Get or create the artifact row and hold its lock until commit, so
     version numbering is serialized per name (PostgreSQL: row lock; SQLite:
     the write transaction is already exclusive)."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(Artifact).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
-    return session.scalars(select(Artifact).where(Artifact.name == name).with_for_update()).one()
+    query = select(Artifact).where(Artifact.name == name).with_for_update()
+    artifact = session.scalars(query).first()
+    if artifact is None:
+        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        session.execute(insert(Artifact).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
+            index_elements=["name"]))
+        artifact = session.scalars(query).one()
+    return artifact
 
 
 def next_version(session: Session, artifact: Artifact) -> str:
@@ -122,8 +128,11 @@ class NewVersion:
 def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
     """One transaction's worth: the version row, its manifest, tags, metadata."""
     artifact = lock_artifact(session, new.name)
-    version = new.version if new.version is not None else next_version(session, artifact)
-    check_new_version(session, artifact, version)
+    if new.version is None:
+        version = next_version(session, artifact)  # under the lock: cannot exist yet
+    else:
+        version = new.version
+        check_new_version(session, artifact, version)
     row = ArtifactVersion(
         uuid=new.uuid,
         artifact_id=artifact.id,
@@ -141,6 +150,7 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
     )
+    row.artifact = artifact  # already loaded: spares a query when the caller reads it
     session.add(row)
     session.flush()
     if new.files:
@@ -150,7 +160,7 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
              for f in new.files],
         )
     add_tags(session, row, new.tags)
-    set_metadata(session, new.metadata or {}, version_id=row.id)
+    set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
     bump_generation(session)
     return row
 
@@ -341,8 +351,9 @@ def metadata_type(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-def set_metadata(session: Session, values: dict[str, Any], **owner: int) -> None:
-    """Attach typed values to exactly one owner (version_id, run_id or step_run_id)."""
+def set_metadata(session: Session, values: dict[str, Any], replace: bool = True, **owner: int) -> None:
+    """Attach typed values to exactly one owner (version_id, run_id or step_run_id);
+    ``replace=False`` skips deleting old values (a fresh owner has none)."""
     rows = []
     for key, value in values.items():
         check_name(key, "metadata key")
@@ -360,8 +371,9 @@ def set_metadata(session: Session, values: dict[str, Any], **owner: int) -> None
         rows.append({"key": key, "value": stored, "type": kind, **owner})
     if rows:
         (owner_column, owner_id), = owner.items()
-        column = getattr(Metadata, owner_column)
-        session.execute(delete(Metadata).where(column == owner_id, Metadata.key.in_(list(values))))
+        if replace:
+            column = getattr(Metadata, owner_column)
+            session.execute(delete(Metadata).where(column == owner_id, Metadata.key.in_(list(values))))
         session.execute(Metadata.__table__.insert(), rows)
 
 

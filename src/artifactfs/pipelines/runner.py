@@ -245,12 +245,12 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
 def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
     outputs = {}
     with get_index().write() as session:
-        store_id = find_store_row(session, store.name).id
+        store_id = getattr(store, "index_id", None) or find_store_row(session, store.name).id
         for output, new in pending:
             new.store_id = store_id
             row = version_rows.insert_version(session, new)
             rows.link(session, context.step_run_id, row.id, "output", output)
-            outputs[output] = ArtifactVersion.from_row(row)
+            outputs[output] = ArtifactVersion.from_row(row, store.name)
         rows.finish(session, session.get(StepRun, context.step_run_id), RunStatus.COMPLETED)
     return outputs
 

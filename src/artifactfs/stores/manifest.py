@@ -12,12 +12,16 @@ import hashlib
 import os
 import posixpath
 import stat as stat_module
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
 
 HASH_CHUNK = 4 * 1024 * 1024
+#: Chunks at least this large are hashed on a helper thread while writing goes on.
+PARALLEL_HASH_CHUNK = 1024 * 1024
 DEFAULT_FILE_MODE = 0o644
 
 
@@ -39,18 +43,36 @@ def content_hash(entries: list[ManifestEntry]) -> str:
 
 
 class _HashingWriter:
-    """A binary or text writer that hashes what passes through it."""
+    """A binary or text writer that hashes what passes through it.
+
+    Large chunks are hashed on a helper thread while the next one is written
+    (hashlib releases the GIL), so a big payload costs max(write, hash)
+    rather than their sum; the order of updates is kept by using one worker.
+    """
 
     def __init__(self, raw: IO, on_close, text: bool, encoding: str) -> None:
         self._raw, self._on_close, self._text, self._encoding = raw, on_close, text, encoding
         self._hash, self._size, self._closed = hashlib.sha256(), 0, False
+        self._hasher: ThreadPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
 
     def write(self, data) -> int:
         chunk = data.encode(self._encoding) if self._text else data
-        self._hash.update(chunk)
-        self._size += len(chunk)
+        size = len(chunk) if isinstance(chunk, bytes) else memoryview(chunk).nbytes
+        if size >= PARALLEL_HASH_CHUNK:
+            self._hash_later(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        else:
+            self._hash.update(chunk)
         self._raw.write(chunk)
+        self._size += size
         return len(data)
+
+    def _hash_later(self, chunk: bytes) -> None:
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifactfs-hash")
+        while len(self._pending) >= 2:  # bound the memory held by chunks in flight
+            self._pending.popleft().result()
+        self._pending.append(self._hasher.submit(self._hash.update, chunk))
 
     def writelines(self, lines) -> None:
         for line in lines:
@@ -60,7 +82,11 @@ class _HashingWriter:
         if self._closed:
             return
         self._closed = True
-        self._raw.close()
+        try:
+            self._raw.close()
+        finally:
+            if self._hasher is not None:
+                self._hasher.shutdown(wait=True)
         self._on_close(self._size, self._hash.hexdigest())
 
     def __enter__(self):
@@ -110,7 +136,12 @@ class RecordingStore:
             self._entries.pop(self._relative(native) or "", None)  # re-hashed by finish()
             return self.store.open(path, mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
-        raw = self.store.fs.open(native, mode.replace("t", "").replace("b", "") + "b", **kwargs)
+        binary_mode = mode.replace("t", "").replace("b", "") + "b"
+        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer on the hot path
+            os.makedirs(posixpath.dirname(native), exist_ok=True)
+            raw = open(native, binary_mode)  # noqa: SIM115 - closed by the writer
+        else:
+            raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding)
 
     def put(self, local_path: str, path: str) -> None:
