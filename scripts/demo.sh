@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The main job on the embedded default (local store + SQLite), from a fresh
+# machine: install, run the example pipeline twice (the second run is
+# cached), save and load artifacts, register a checkpoint folder, mount the
+# index and read it with ls/cp, and show what the pruner would remove.
+# Everything lives under $DEMO_HOME (default: a fresh temporary folder).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install.sh
+
+export ARTIFACTFS_HOME="${DEMO_HOME:-$(mktemp -d /tmp/artifactfs-demo.XXXXXX)}"
+export COLUMNS="${COLUMNS:-120}"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "init: the index (SQLite) and the default local store"
+artifactfs init
+artifactfs store register scratch --flavor local --path "$ARTIFACTFS_HOME/scratch"
+artifactfs store list
+
+step "fileio: write and list a file in the scratch store"
+python3 - <<'PY'
+import os
+from artifactfs import fileio, io_utils
+root = os.path.join(os.environ["ARTIFACTFS_HOME"], "scratch")
+io_utils.write_file_contents_as_string(f"{root}/notes/hello.txt", "hello from fileio\n")
+print(fileio.listdir(f"{root}/notes"), fileio.size(f"{root}/notes"), "bytes")
+PY
+
+step "the example pipeline, twice (the second run comes from the cache)"
+python3 examples/training_pipeline.py
+python3 examples/training_pipeline.py
+artifactfs run list
+artifactfs run show "$(python3 -c 'from artifactfs import Client; print(Client().list_pipeline_runs(limit=1)[0].name)')"
+
+step "save and load artifacts from Python"
+python3 - <<'PY'
+import numpy as np
+from artifactfs import load_artifact, save_artifact
+save_artifact({"lr": 0.01, "batch_size": 32}, "hyperparameters", tags=["baseline"])
+save_artifact(np.eye(3), "identity")
+print("loaded:", load_artifact("hyperparameters"), load_artifact("identity").shape)
+PY
+
+step "register a training checkpoint folder in place"
+CKPT="$ARTIFACTFS_HOME/data/store/checkpoints/epoch=3-step=300"
+mkdir -p "$CKPT/optimizer"
+head -c 200000 /dev/urandom > "$CKPT/model.bin"
+head -c 50000 /dev/urandom > "$CKPT/optimizer/state.bin"
+echo '{"epoch": 3, "step": 300}' > "$CKPT/meta.json"
+artifactfs artifact register "$CKPT" --name classifier-checkpoint --tag best
+artifactfs artifact list
+artifactfs artifact show classifier-checkpoint
