@@ -193,6 +193,18 @@ def test_pickles_are_always_verified(sqlite_home):
         load_artifact("pickled")
 
 
+def test_pickles_inside_containers_are_verified(sqlite_home):
+    class Opaque:
+        pass
+
+    v = save_artifact({"weights": np.ones(3), "extra": Opaque()}, "mixed")
+    assert np.array_equal(v.load()["weights"], np.ones(3))
+    pkl = next(Path(v.uri).rglob("*.pkl"))
+    pkl.write_bytes(pkl.read_bytes() + b"tampered")
+    with pytest.raises(IntegrityError):
+        load_artifact("mixed")
+
+
 # -- register -----------------------------------------------------------------------------------
 
 

@@ -45,13 +45,15 @@ def test_s3_on_moto(moto_server):
     _roundtrip(fs, bucket)
 
 
-def test_moto_reset_empties_the_server(moto_server):
-    bucket = _name("gone")
-    fs = servers.s3_bucket(moto_server, bucket)
-    fs.pipe_file(f"{bucket}/x", b"x")
-    moto_server.reset()
-    fresh = servers.s3_bucket(moto_server, _name("after"))
-    assert bucket not in fresh.ls("", detail=False, refresh=True)
+def test_moto_reset_empties_the_server():
+    # Its own server: a reset of the shared one would wipe other tests' buckets.
+    with servers.start_moto() as moto_server:
+        bucket = _name("gone")
+        fs = servers.s3_bucket(moto_server, bucket)
+        fs.pipe_file(f"{bucket}/x", b"x")
+        moto_server.reset()
+        fresh = servers.s3_bucket(moto_server, _name("after"))
+        assert bucket not in fresh.ls("", detail=False, refresh=True)
 
 
 def test_azure_blob_on_azurite(azurite_server):

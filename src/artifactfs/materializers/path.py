@@ -1,0 +1,125 @@
+"""Local files and folders (``pathlib.Path``) stored as themselves: a file
+under its own name, a folder as its own tree, never an archive, so the mount
+shows a checkpoint folder exactly as it was.
+
+Layout: a file ``model.pt`` becomes ``<version>/model.pt``; a folder
+``ckpt/`` becomes ``<version>/<every file of ckpt, at its relative path>``.
+Which of the two it was is recorded in the metadata (``kind``) and is read
+back from the layout: a payload that is exactly one top-level file loads as
+that file, anything else as a folder. (A folder holding exactly one file
+therefore loads as that file's path; its folder is the path's parent.)
+
+Before anything is written the whole source is checked: special files
+(sockets, FIFOs, devices), broken symlinks and symlinks leading outside the
+source folder are refused. Symlinks inside it are stored as the files they
+point to; empty folders are not stored (object stores have none).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import posixpath
+import stat
+import tempfile
+from typing import Any
+
+from artifactfs.materializers.base import BaseMaterializer, MaterializerError
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or os.path.commonpath([path, root]) == root
+
+
+def plan_folder(root: str) -> list[tuple[str, str]]:
+    """``(relative '/'-separated path, local file to read)`` for every file of
+    the folder ``root``, following symlinks that stay inside it."""
+    real_root = os.path.realpath(root)
+    files: list[tuple[str, str]] = []
+
+    def visit(folder: str, relative: str, active: frozenset[tuple[int, int]]) -> None:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                source = os.path.join(folder, entry.name)
+                rel = posixpath.join(relative, entry.name) if relative else entry.name
+                info = os.lstat(source)
+                if stat.S_ISLNK(info.st_mode):
+                    target = os.path.realpath(source)
+                    if not _within(target, real_root):
+                        raise MaterializerError(
+                            f"symlink {source} points outside the folder being saved (to {target})",
+                            "copy the target into the folder, or remove the link",
+                        )
+                    try:
+                        info = os.stat(source)
+                    except FileNotFoundError:
+                        raise MaterializerError(f"symlink {source} points to nothing", "remove the link") from None
+                if stat.S_ISDIR(info.st_mode):
+                    key = (info.st_dev, info.st_ino)
+                    if key in active:
+                        raise MaterializerError(f"symlink loop at {source}", "remove the link")
+                    visit(source, rel, active | {key})
+                elif stat.S_ISREG(info.st_mode):
+                    files.append((rel, source))
+                else:
+                    raise MaterializerError(
+                        f"{source} is a special file (socket, FIFO or device) and cannot be stored",
+                        "remove it from the folder, or save the folder's regular files only",
+                    )
+
+    top = os.stat(root)
+    visit(root, "", frozenset({(top.st_dev, top.st_ino)}))
+    return files
+
+
+class PathMaterializer(BaseMaterializer):
+    """``pathlib.Path`` of a local file or folder -> that file or tree."""
+
+    ASSOCIATED_TYPES = (pathlib.Path,)
+
+    def save(self, data: pathlib.Path) -> None:
+        source = os.fspath(data)
+        try:
+            info = os.stat(source)
+        except FileNotFoundError:
+            raise MaterializerError(f"cannot save {source}: no such file or folder") from None
+        if stat.S_ISREG(info.st_mode):
+            self.artifact_store.put(source, self.path(_file_name(data)))
+        elif stat.S_ISDIR(info.st_mode):
+            files = plan_folder(source)  # checks everything before writing anything
+            if not files:
+                self.artifact_store.makedirs(self.uri)  # an empty local folder stays a folder
+            for relative, local in files:
+                self.artifact_store.put(local, self.path(relative))
+        else:
+            raise MaterializerError(f"{source} is a special file (socket, FIFO or device) and cannot be stored")
+
+    def load(self, data_type: type) -> pathlib.Path:
+        """For a local store, the payload inside the store (treat it as
+        read-only); for a remote one, a copy in a fresh temporary folder."""
+        store = self.artifact_store
+        files = store.find(self.uri) if store.isdir(self.uri) else []
+        if store.is_local:
+            base = pathlib.Path(store.resolve(self.uri))
+        else:
+            base = pathlib.Path(tempfile.mkdtemp(prefix="artifactfs-"))
+            for relative in files:
+                target = base.joinpath(*relative.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                store.get(self.path(relative), str(target))
+        if len(files) == 1 and "/" not in files[0]:
+            return base / files[0]
+        return base
+
+    def extract_metadata(self, data: pathlib.Path) -> dict[str, Any]:
+        if os.path.isdir(data):
+            files = plan_folder(os.fspath(data))
+            return {"kind": "folder", "files": len(files), "size": sum(os.path.getsize(p) for _, p in files)}
+        return {"kind": "file", "name": _file_name(data), "size": os.path.getsize(data)}
+
+
+def _file_name(path: pathlib.Path) -> str:
+    name = pathlib.Path(os.path.realpath(path)).name if not path.name else path.name
+    if not name or name in (".", ".."):
+        raise MaterializerError(f"cannot tell the file name of {path}")
+    return name
