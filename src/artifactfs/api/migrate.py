@@ -1,0 +1,315 @@
+"""Moving versions' payloads from one store to another: ``migrate``.
+
+For each live version not yet in the target store, oldest first:
+
+1. copy every manifest file to ``<target root>/<artifact name>/<version uuid>/``
+   (visualizations to the ``.viz`` folder beside it), hashing the source
+   bytes on the way and reading the copy back: sizes and sha256 must match
+   the manifest, or the version is not moved;
+2. re-point the row (store, URI, payload kind, visualization URIs) in one
+   transaction that bumps the index generation, if the version is still live
+   and still where it was copied from;
+3. only then, and only with ``delete_source``, delete the old payload.
+
+The target folder is a function of the version's uuid, so a run killed at any
+point is resumed by running it again: files already copied intact are kept,
+a partial file is copied again, a version already re-pointed is not in the
+plan any more, and with ``delete_source`` sources that a killed run left
+behind after its re-point are deleted too. A version's bytes never change,
+so readers (the mount) may serve from the old or the new place meanwhile.
+
+A single-file version registered in place (payload kind ``file``) becomes a
+``folder`` version whose folder holds that one file under the same name, as
+``register_artifact(copy=True)`` makes it: the manifest, and so the mount's
+tree, stay the same; ``load()`` then returns the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from artifactfs.api.artifacts import IntegrityError
+from artifactfs.api.stores import get_store, store_for_uri
+from artifactfs.api.writing import COPY_CHUNK, VISUALIZATION_SUFFIX, hash_store_file, payload_folder
+from artifactfs.errors import ArtifactfsError
+from artifactfs.faults import fault_point
+from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
+from artifactfs.index import migrate_store as moves
+from artifactfs.index.artifacts import uri_owner, version_files
+from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import PayloadKind
+from artifactfs.stores.base import ArtifactStore
+
+#: ``progress(total_bytes)`` returns a callback fed with copied byte counts.
+Progress = Callable[[int], Callable[[int], None]]
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    path: str
+    size: int
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class Move:
+    """One version to move, as the index described it when planning."""
+
+    version_pk: int
+    uuid: str
+    name: str
+    version: str
+    store_id: int
+    store: str
+    uri: str
+    payload_kind: str
+    size: int
+    files: tuple[ManifestFile, ...]
+    visualizations: tuple[dict, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def file_uri(self, relative: str) -> str:
+        return self.uri if self.payload_kind == PayloadKind.FILE.value else posixpath.join(self.uri, relative)
+
+
+@dataclass
+class MigrationReport:
+    target: str
+    moved: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (version, why): not moved
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (version, why): changed meanwhile
+    deleted: list[str] = field(default_factory=list)  # source URIs deleted
+    bytes_copied: int = 0
+    bytes_reused: int = 0  # already copied intact by an earlier, interrupted run
+
+
+def plan_migration(to: str, artifact: str | None = None, from_store: str | None = None) -> list[Move]:
+    """The versions :func:`migrate` would move (reads only)."""
+    with get_index().read() as session:
+        target_id = find_store_row(session, to).id
+        from_id = find_store_row(session, from_store).id if from_store else None
+        if from_id == target_id:
+            raise ArtifactfsError(f"--from and --to both name store {to!r}", "pick two different stores")
+        plan = []
+        for row in moves.versions_to_move(session, target_id, artifact, from_id):
+            files = tuple(ManifestFile(f.path, f.size, f.sha256) for f in version_files(session, row.id))
+            plan.append(Move(
+                version_pk=row.id, uuid=row.uuid, name=row.artifact.name, version=row.version,
+                store_id=row.store_id, store=row.store.name, uri=row.uri, payload_kind=row.payload_kind,
+                size=sum(f.size for f in files), files=files,
+                visualizations=tuple(dict(v) for v in row.visualizations or ()),
+            ))
+        return plan
+
+
+def migrate(
+    to: str,
+    artifact: str | None = None,
+    from_store: str | None = None,
+    delete_source: bool = False,
+    progress: Progress | None = None,
+) -> MigrationReport:
+    """Move the payloads of live versions (of ``artifact``, from ``from_store``)
+    into store ``to``. Safe to run again after a crash; see the module docstring."""
+    target = get_store(to)
+    plan = plan_migration(to, artifact, from_store)
+    report = MigrationReport(target=to)
+    advance = progress(sum(m.size for m in plan)) if progress else (lambda n: None)
+    sources = _SourceStores()
+    for move in plan:
+        source = sources.get(move.store_id)
+        try:
+            new_uri, visualizations = _copy_version(move, source, target, report, advance)
+        except (IntegrityError, FileNotFoundError) as exc:
+            report.failed.append((move.label, getattr(exc, "message", None) or str(exc)))
+            continue
+        fault_point("migrate_before_repoint")
+        change = moves.Repoint(
+            version_id=move.version_pk, old_store_id=move.store_id, old_uri=move.uri,
+            store_id=_store_id(target), uri=new_uri, payload_kind=PayloadKind.FOLDER.value,
+            visualizations=visualizations,
+        )
+        with get_index().write() as session:
+            moved = moves.repoint(session, change)
+            current = session.get(VersionRow, move.version_pk)
+            now_at = current.uri if current is not None else None
+        if not moved:
+            report.skipped.append((move.label, "it changed while being copied (condemned, or moved by another run)"))
+            if now_at != new_uri:  # nobody points at the copy: it is ours to remove
+                _remove(target, new_uri)
+                _remove(target, new_uri + VISUALIZATION_SUFFIX)
+            continue
+        report.moved.append(move.label)
+        fault_point("migrate_before_delete")
+        if delete_source:
+            report.deleted.extend(_delete_payload(source, move.uri, move.payload_kind))
+    if delete_source:
+        report.deleted.extend(_delete_leftovers(to, artifact, from_store, sources))
+    return report
+
+
+# -- copying -----------------------------------------------------------------------------
+
+
+def _copy_version(move: Move, source: ArtifactStore, target: ArtifactStore, report: MigrationReport,
+                  advance: Callable[[int], None]) -> tuple[str, list[dict]]:
+    """Copy and verify one version's files and visualizations; returns the new
+    URI and visualization list."""
+    folder = payload_folder(move.name, move.uuid)
+    for entry in move.files:
+        src = source.resolve(move.file_uri(entry.path))
+        dst = target.resolve(f"{folder}/{entry.path}")
+        if _intact(target, dst, entry):
+            report.bytes_reused += entry.size
+            advance(entry.size)
+            continue
+        _copy_file(move, entry, source, src, target, dst, advance)
+        report.bytes_copied += entry.size
+        fault_point("migrate_mid_copy")
+    return target.uri(folder), _copy_visualizations(move, source, target, folder)
+
+
+def _copy_file(move: Move, entry: ManifestFile, source: ArtifactStore, src: str, target: ArtifactStore, dst: str,
+               advance: Callable[[int], None]) -> None:
+    digest, size = hashlib.sha256(), 0
+    with source.fs.open(src, "rb") as fin, target.fs.open(dst, "wb") as fout:
+        while chunk := fin.read(COPY_CHUNK):
+            digest.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
+            advance(len(chunk))
+    if size != entry.size or (entry.sha256 and digest.hexdigest() != entry.sha256):
+        _remove_file(target, dst)
+        raise IntegrityError(
+            f"{move.label}: source file {entry.path!r} differs from its manifest "
+            f"(size {size} vs {entry.size}); not migrated",
+            "run `artifactfs fsck` to list damaged versions",
+        )
+    if not _intact(target, dst, entry):
+        _remove_file(target, dst)
+        raise IntegrityError(
+            f"{move.label}: the copy of {entry.path!r} in store {target.name!r} does not read back as written",
+            "check the target store, then run the migration again",
+        )
+
+
+def _intact(store: ArtifactStore, native: str, entry: ManifestFile) -> bool:
+    """Whether ``native`` holds exactly the manifest's bytes (size first, then sha256)."""
+    try:
+        info = store.fs.info(native)
+    except FileNotFoundError:
+        return False
+    if info.get("type") != "file" or int(info.get("size") or 0) != entry.size:
+        return False
+    if entry.sha256 is None:
+        return True
+    return hash_store_file(store, native) == (entry.size, entry.sha256)
+
+
+def _copy_visualizations(move: Move, source: ArtifactStore, target: ArtifactStore, folder: str) -> list[dict]:
+    """Visualizations are not in the manifest: copied when present, sizes checked."""
+    copied = []
+    old_prefix = move.uri.rstrip("/") + VISUALIZATION_SUFFIX + "/"
+    for item in move.visualizations:
+        uri = item.get("uri", "")
+        relative = uri[len(old_prefix):] if uri.startswith(old_prefix) else posixpath.basename(uri)
+        new_uri = target.uri(f"{folder}{VISUALIZATION_SUFFIX}/{relative}")
+        try:
+            src = source.resolve(uri)
+            size = int(source.fs.info(src)["size"])
+            dst = target.resolve(new_uri)
+            if not (target.fs.exists(dst) and int(target.fs.info(dst).get("size") or -1) == size):
+                with source.fs.open(src, "rb") as fin, target.fs.open(dst, "wb") as fout:
+                    while chunk := fin.read(COPY_CHUNK):
+                        fout.write(chunk)
+        except (FileNotFoundError, ArtifactfsError):
+            continue  # a visualization that is gone is dropped, the payload still moves
+        copied.append({**item, "uri": new_uri})
+    return copied
+
+
+# -- deleting sources ---------------------------------------------------------------------
+
+
+def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = None) -> list[str]:
+    """Delete a payload that no row names any more (file or folder, plus its
+    visualizations); missing is fine. Returns what was deleted."""
+    if store is None:
+        return []
+    deleted = []
+    native = store.resolve(uri)
+    if kind != PayloadKind.FOLDER.value and store.fs.isfile(native):
+        store.remove(uri)
+        deleted.append(uri)
+    elif kind != PayloadKind.FILE.value and native != store.root and store.isdir(uri):
+        store.rmtree(uri)
+        deleted.append(uri)
+    viz = uri.rstrip("/") + VISUALIZATION_SUFFIX
+    if kind != PayloadKind.FILE.value and store.contains(viz) and store.isdir(viz):
+        store.rmtree(viz)
+    return deleted
+
+
+def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sources: _SourceStores) -> list[str]:
+    """Sources an earlier run re-pointed away from but was killed before deleting."""
+    with get_index().read() as session:
+        moved = moves.versions_moved_to(session, find_store_row(session, to).id, artifact)
+        candidates = [history[-1] for _, history in moved]
+        free = [uri for uri in candidates if uri_owner(session, uri) is None]
+    deleted = []
+    for uri in free:
+        store = store_for_uri(uri)
+        if store is None or (from_store and store.name != from_store) or store.name == to:
+            continue
+        deleted.extend(_delete_payload(store, uri))
+    return deleted
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+class _SourceStores:
+    """Source stores by index id, each opened once."""
+
+    def __init__(self) -> None:
+        self._opened: dict[int, ArtifactStore] = {}
+
+    def get(self, store_id: int) -> ArtifactStore:
+        if store_id not in self._opened:
+            with get_index().read() as session:
+                for row in list_store_rows(session):
+                    if row.id == store_id:
+                        self._opened[store_id] = open_store(row)
+        return self._opened[store_id]
+
+
+def _store_id(store: ArtifactStore) -> int:
+    found = getattr(store, "index_id", None)
+    if found:
+        return found
+    with get_index().read() as session:
+        return find_store_row(session, store.name).id
+
+
+def _remove(store: ArtifactStore, uri: str) -> None:
+    try:
+        if store.isdir(uri):
+            store.rmtree(uri)
+    except Exception:  # noqa: BLE001 - best effort; the pruner's orphan sweep is the safety net
+        pass
+
+
+def _remove_file(store: ArtifactStore, native: str) -> None:
+    try:
+        store.fs.rm_file(native)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+__all__ = ["MigrationReport", "Move", "migrate", "plan_migration"]

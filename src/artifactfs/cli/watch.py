@@ -1,0 +1,94 @@
+"""``artifactfs watch DIR --name NAME``: register every new checkpoint in DIR.
+
+Wires the two layers together: ``artifactfs.watch.Watcher`` decides when a
+checkpoint is complete, ``artifactfs.checkpoints.CheckpointRegistrar``
+registers it through the artifact API.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+
+import click
+
+from artifactfs.checkpoints import CheckpointRegistrar
+from artifactfs.cli.output import console, err_console
+from artifactfs.watch import Ledger, Watcher
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"5s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or plain seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration; use e.g. 5s, 500ms, 2m")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+class _ConsoleHandler(logging.Handler):
+    """The watcher's log lines on the console: info plain, problems in colour."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)
+        if record.levelno >= logging.ERROR:
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        elif record.levelno >= logging.WARNING:
+            err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        else:
+            console.print(message, highlight=False, soft_wrap=True)
+
+
+def _console_logging() -> None:
+    logger = logging.getLogger("artifactfs.watch")
+    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
+    logger.setLevel(logging.INFO)
+
+
+@click.command("watch")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", "-n", required=True, help="Artifact every checkpoint becomes a version of.")
+@click.option("--pattern", "-p", default="*", show_default=True,
+              help="Shell pattern a checkpoint's name must match (e.g. '*.ckpt').")
+@click.option("--settle", default="5s", show_default=True, callback=lambda _c, _p, v: parse_duration(v),
+              help="A checkpoint is complete after this long without writes (or once closed after writing).")
+@click.option("--copy", is_flag=True,
+              help="Copy each checkpoint into the active store (needed when FOLDER is in no store).")
+@click.option("--store", help="Store to copy into (with --copy).")
+@click.option("--tag", "-t", "tags", multiple=True, help="Tag put on every version (repeatable).")
+@click.option("--once", is_flag=True, help="Register what is complete now and exit, instead of watching.")
+def watch_command(folder: str, name: str, pattern: str, settle: float, copy: bool, store: str | None,
+                  tags: tuple[str, ...], once: bool) -> None:
+    """Register each new checkpoint file or folder directly under FOLDER as the
+    next version of --name, once it is complete. Restarting registers nothing
+    twice and catches up on what appeared meanwhile. Stop with Ctrl-C."""
+    registrar = CheckpointRegistrar(name, copy=copy, tags=tags, store=store)
+    registrar.check_folder(folder)
+    watcher = Watcher(folder, registrar, Ledger(name), pattern=pattern, settle=settle, warn_changes=not copy)
+    _console_logging()
+    if once:
+        watcher.catch_up()
+    else:
+        how = "copying into the store" if copy else "adopting in place"
+        console.print(f"Watching {watcher.folder} for {pattern!r} ({how}, settle {settle:g} s); Ctrl-C stops.",
+                      highlight=False)
+        _stop_on_signals(watcher)
+        watcher.run()
+    stats = watcher.stats
+    console.print(f"{len(stats.registered)} registered, {len(stats.skipped)} already registered, "
+                  f"{len(stats.failed)} failed.", highlight=False)
+    if stats.failed:
+        raise click.exceptions.Exit(1)
+
+
+def _stop_on_signals(watcher: Watcher) -> None:
+    """SIGINT/SIGTERM finish the registration under way, then stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: watcher.stop())

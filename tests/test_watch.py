@@ -1,0 +1,196 @@
+"""Watched checkpoint folders: a fake training loop writes checkpoint files and
+folders slowly, in chunks; the watcher registers each exactly once, in order,
+never half-written; a restart catches up and registers nothing twice."""
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest_plugins = ["index_fixtures"]
+
+from artifactfs import Client, get_artifact_version, register_store  # noqa: E402
+from artifactfs.api.artifacts import IntegrityError  # noqa: E402
+from artifactfs.checkpoints import CheckpointRegistrar  # noqa: E402
+from artifactfs.cli.main import cli  # noqa: E402
+from artifactfs.cli.watch import parse_duration  # noqa: E402
+from artifactfs.watch import Ledger, Watcher, is_candidate, metadata_from_name  # noqa: E402
+
+SETTLE = 1.0
+
+
+@pytest.fixture
+def ckpt_dir(sqlite_home, tmp_path):
+    """A checkpoint folder inside a registered local store."""
+    root = tmp_path / "ckpt-store"
+    register_store("ckpts", "local", str(root))
+    folder = root / "run-1"
+    folder.mkdir()
+    return folder
+
+
+def digest(path: Path) -> dict[str, str]:
+    """relative path -> sha256 of a file, or of every file below a folder."""
+    if path.is_file():
+        return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def write_slowly(path: Path, chunks: int = 4, size: int = 64 * 1024, pause: float = 0.15) -> None:
+    """One open, several chunks with pauses: what torch.save looks like from outside."""
+    with open(path, "wb") as f:
+        for i in range(chunks):
+            f.write(os.urandom(size))
+            f.flush()
+            time.sleep(pause)
+
+
+def versions(name: str):
+    return sorted(Client().list_artifact_versions(name=name), key=lambda v: int(v.version))
+
+
+def start(watcher: Watcher) -> threading.Thread:
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_names():
+    assert metadata_from_name("epoch=3-step=1200.ckpt") == {"epoch": 3, "step": 1200}
+    assert metadata_from_name("epoch=03-val_loss=0.21.ckpt") == {"epoch": 3, "val_loss": 0.21}
+    assert metadata_from_name("model-step=7") == {"step": 7}
+    assert metadata_from_name("last.ckpt") == {}
+    assert is_candidate("epoch=1.ckpt", "*.ckpt") and not is_candidate("metrics.csv", "*.ckpt")
+    assert not is_candidate(".epoch=1.ckpt") and not is_candidate("epoch=1.ckpt.tmp", "*")
+    assert parse_duration("5s") == 5 and parse_duration("500ms") == 0.5 and parse_duration("2m") == 120
+
+
+def test_fake_training_loop_registers_each_checkpoint_once_in_order(ckpt_dir, caplog):
+    caplog.set_level("INFO", logger="artifactfs.watch")
+    watcher = Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), pattern="*.ckpt", settle=SETTLE)
+    thread = start(watcher)
+    expected = []
+    try:
+        for epoch in range(4):
+            name = f"epoch={epoch}-step={(epoch + 1) * 100}.ckpt"
+            if epoch % 2 == 0:  # a file, written in chunks through one handle
+                write_slowly(ckpt_dir / name)
+            else:  # a folder (sharded checkpoint): files appear one after another
+                folder = ckpt_dir / name
+                folder.mkdir()
+                for shard in range(3):
+                    write_slowly(folder / f"shard-{shard}.pt", chunks=2)
+                    time.sleep(0.1)
+                (folder / "meta").mkdir()
+                (folder / "meta" / "state.json").write_text('{"epoch": %d}' % epoch)
+            expected.append(name)
+            (ckpt_dir / "metrics.csv").write_text(f"epoch,{epoch}\n")  # not a checkpoint
+        # write-then-rename, as careful savers do: the temporary name never counts
+        write_slowly(ckpt_dir / "final.ckpt.tmp", chunks=2)
+        os.rename(ckpt_dir / "final.ckpt.tmp", ckpt_dir / "final.ckpt")
+        expected.append("final.ckpt")
+        wait_for(lambda: len(watcher.stats.registered) == len(expected))
+        time.sleep(SETTLE + 0.3)  # nothing more may come
+    finally:
+        watcher.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    found = versions("ckpt")
+    assert [Path(v.uri).name for v in found] == expected
+    assert [v.version for v in found] == ["1", "2", "3", "4", "5"]
+    for v in found:  # complete: the manifest is the final content, nothing half-written
+        manifest = {f.path: f.sha256 for f in v.files}
+        assert manifest == digest(Path(v.uri))
+        assert v.save_type == "registered" and v.payload_kind == ("file" if Path(v.uri).is_file() else "folder")
+    assert found[1].metadata["epoch"] == 1 and found[1].metadata["step"] == 200
+    assert found[1].file_count == 4 and "meta/state.json" in {f.path for f in found[1].files}
+    assert watcher.stats.failed == [] and watcher.pending == []
+    assert "changed after" not in caplog.text  # our own reads while hashing are not writes
+
+
+def age(path: Path, seconds: float = 60.0) -> None:
+    """Make a checkpoint look finished ``seconds`` ago."""
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_restart_catches_up_and_registers_nothing_twice(ckpt_dir):
+    for epoch in range(2):
+        (ckpt_dir / f"epoch={epoch}.ckpt").write_bytes(os.urandom(1000))
+        age(ckpt_dir / f"epoch={epoch}.ckpt")
+    first = Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=5)
+    assert len(first.catch_up()) == 2
+
+    # while "down": two more complete checkpoints, one still being written
+    for epoch in range(2, 4):
+        (ckpt_dir / f"epoch={epoch}.ckpt").write_bytes(os.urandom(1000))
+        age(ckpt_dir / f"epoch={epoch}.ckpt", 60 - epoch)
+    (ckpt_dir / "epoch=4.ckpt").write_bytes(b"half")
+    second = Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=5)
+    registered = second.catch_up()
+    assert [Path(r.path).name for r in registered] == ["epoch=2.ckpt", "epoch=3.ckpt"]
+    assert sorted(Path(p).name for p in second.stats.skipped) == ["epoch=0.ckpt", "epoch=1.ckpt"]
+    assert second.pending == [str(ckpt_dir / "epoch=4.ckpt")]  # not complete yet: left alone
+
+    age(ckpt_dir / "epoch=4.ckpt")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "5s", "--once"])
+    assert out.exit_code == 0, out.output
+    assert "1 registered, 4 already registered" in out.output
+    assert [v.metadata["epoch"] for v in versions("ckpt")] == [0, 1, 2, 3, 4]
+
+    # The trainer deletes an old checkpoint: the version stays, and fsck reports its payload missing.
+    (ckpt_dir / "epoch=0.ckpt").unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        get_artifact_version("ckpt", "1").verify()
+    out = CliRunner().invoke(cli, ["fsck"], env={"COLUMNS": "250"})
+    assert out.exit_code == 1 and "missing-payload" in out.output and str(ckpt_dir / "epoch=0.ckpt") in out.output
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
+    assert "0 registered, 4 already registered" in out.output
+
+
+def test_copy_mode_outside_stores(sqlite_home, tmp_path):
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "step=10.ckpt").write_bytes(b"a" * 5000)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["watch", str(folder), "--name", "c", "--settle", "0s", "--once"])
+    assert out.exit_code == 1 and "not inside any registered store" in out.output and "--copy" in out.output
+    args = ["watch", str(folder), "--name", "c", "--settle", "0s", "--once", "--copy", "--tag", "nightly"]
+    out = runner.invoke(cli, args)
+    assert out.exit_code == 0 and "1 registered" in out.output, out.output
+    (folder / "step=20.ckpt").write_bytes(b"b" * 5000)
+    out = runner.invoke(cli, args)
+    assert "1 registered, 1 already registered" in out.output, out.output
+    found = versions("c")
+    assert [v.metadata["step"] for v in found] == [10, 20]
+    assert found[0].metadata["copied_from"] == str(folder / "step=10.ckpt")
+    assert found[0].tags == ["nightly"] and found[0].uri != str(folder / "step=10.ckpt")
+    assert (folder / "step=10.ckpt").exists()  # the source stays
+
+
+def test_changed_after_registration_is_reported(ckpt_dir, caplog):
+    watcher = Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=0.3)
+    thread = start(watcher)
+    try:
+        (ckpt_dir / "last.ckpt").write_bytes(b"1" * 100)
+        wait_for(lambda: len(watcher.stats.registered) == 1)
+        with caplog.at_level("WARNING", logger="artifactfs.watch"):
+            (ckpt_dir / "last.ckpt").write_bytes(b"2" * 100)  # rewritten in place: not a new version
+            wait_for(lambda: "changed after it was registered" in caplog.text, timeout=5)
+        time.sleep(0.5)
+    finally:
+        watcher.stop()
+        thread.join(10)
+    assert len(versions("ckpt")) == 1
