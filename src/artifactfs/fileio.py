@@ -9,6 +9,7 @@ Plain local paths outside every store are ordinary local files.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shutil
 from collections.abc import Iterator
@@ -20,59 +21,82 @@ from artifactfs.errors import StoreError
 COPY_CHUNK = 8 * 1024 * 1024
 
 
+def _located(path: str):
+    """``(store, path)``: the store that holds ``path``, and the path made
+    absolute when it is a relative local one (relative to the working folder,
+    never to some store's root)."""
+    path = os.fspath(path)
+    if "://" not in path:
+        path = os.path.abspath(os.path.expanduser(path))
+    return store_or_local(path), path
+
+
 def open(path: str, mode: str = "r", **kwargs: Any) -> IO:  # noqa: A001 - ZenML's name
-    return store_or_local(path).open(path, mode, **kwargs)
+    store, path = _located(path)
+    return store.open(path, mode, **kwargs)
 
 
 def exists(path: str) -> bool:
-    return store_or_local(path).exists(path)
+    store, path = _located(path)
+    return store.exists(path)
 
 
 def isdir(path: str) -> bool:
-    return store_or_local(path).isdir(path)
+    store, path = _located(path)
+    return store.isdir(path)
 
 
 def listdir(path: str) -> list[str]:
     """Names (not paths) of the entries of a folder."""
-    return store_or_local(path).listdir(path)
+    store, path = _located(path)
+    return store.listdir(path)
 
 
 def glob(pattern: str) -> list[str]:
-    return store_or_local(pattern).glob(pattern)
+    store, pattern = _located(pattern)
+    return store.glob(pattern)
 
 
 def walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
-    return store_or_local(top).walk(top)
+    store, top = _located(top)
+    return store.walk(top)
 
 
 def stat(path: str) -> dict[str, Any]:
-    return store_or_local(path).stat(path)
+    store, path = _located(path)
+    return store.stat(path)
 
 
 def size(path: str) -> int:
     """Bytes of a file, or the total of every file below a folder."""
-    return store_or_local(path).size(path)
+    store, path = _located(path)
+    return store.size(path)
 
 
 def makedirs(path: str) -> None:
-    store_or_local(path).makedirs(path)
+    store, path = _located(path)
+    store.makedirs(path)
 
 
 def mkdir(path: str) -> None:
-    store_or_local(path).mkdir(path)
+    store, path = _located(path)
+    store.mkdir(path)
 
 
 def remove(path: str) -> None:
-    store_or_local(path).remove(path)
+    store, path = _located(path)
+    store.remove(path)
 
 
 def rmtree(path: str) -> None:
-    store_or_local(path).rmtree(path)
+    store, path = _located(path)
+    store.rmtree(path)
 
 
 def rename(src: str, dst: str, overwrite: bool = False) -> None:
-    store = store_or_local(src)
-    if store_or_local(dst).name != store.name:
+    store, src = _located(src)
+    target, dst = _located(dst)
+    if target.name != store.name:
         raise StoreError(
             f"cannot rename {src!r} to {dst!r}: they are in different stores",
             "use fileio.copy, then fileio.remove",
@@ -82,12 +106,17 @@ def rename(src: str, dst: str, overwrite: bool = False) -> None:
 
 def copy(src: str, dst: str, overwrite: bool = False) -> None:
     """Copy one file, within a store or across stores and flavors."""
-    source, target = store_or_local(src), store_or_local(dst)
+    (source, src), (target, dst) = _located(src), _located(dst)
     if source.name == target.name:
         source.copy(src, dst, overwrite=overwrite)
         return
-    if not overwrite and target.exists(dst):
-        raise FileExistsError(f"{dst} already exists; pass overwrite=True to replace it")
+    if not source.isfile(src):
+        raise FileNotFoundError(f"no file {src} in store {source.name!r}")
+    if target.exists(dst):
+        if not overwrite:
+            raise FileExistsError(f"{dst} already exists; pass overwrite=True to replace it")
+        if target.isdir(dst):
+            raise IsADirectoryError(f"{dst} is a folder in store {target.name!r}")
     if source.is_local:
         target.put(source.resolve(src), dst)
     elif target.is_local:

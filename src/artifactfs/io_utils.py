@@ -8,7 +8,6 @@ import posixpath
 from collections.abc import Iterator
 
 from artifactfs import fileio
-from artifactfs.api.stores import store_or_local
 from artifactfs.stores.flavor import is_local_uri
 
 
@@ -45,7 +44,7 @@ def find_files(dir_path: str, pattern: str) -> Iterator[str]:
 
 def copy_dir(source_dir: str, destination_dir: str, overwrite: bool = False) -> None:
     """Copy a folder tree, within a store or across stores."""
-    source = store_or_local(source_dir)
+    source, source_dir = fileio._located(source_dir)
     base = source.relpath(source_dir)
     for folder, _, files in source.walk(source_dir):
         relative = posixpath.relpath(source.relpath(folder) or ".", base or ".")

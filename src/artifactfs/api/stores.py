@@ -7,7 +7,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from artifactfs.errors import ArtifactfsError, NotFoundError, StoreError
+from sqlalchemy.exc import IntegrityError
+
+from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError, StoreError
 from artifactfs.index import add_store, find_store_row, get_index, list_store_rows, open_store
 from artifactfs.index.models import Store
 from artifactfs.settings import DEFAULT_STORE, get_settings
@@ -28,13 +30,19 @@ class StoreInfo:
 def init() -> ArtifactStore:
     """Create the index and the ``default`` local store; safe to call again."""
     settings = get_settings()
-    with get_index().write() as session:
-        try:
-            row = find_store_row(session, DEFAULT_STORE)
-        except NotFoundError:
-            settings.default_store_root.mkdir(parents=True, exist_ok=True)
-            row = add_store(session, DEFAULT_STORE, "local", str(settings.default_store_root), {})
-        return open_store(row)
+    try:
+        with get_index().write() as session:
+            try:
+                row = find_store_row(session, DEFAULT_STORE)
+            except NotFoundError:
+                settings.default_store_root.mkdir(parents=True, exist_ok=True)
+                row = add_store(session, DEFAULT_STORE, "local", str(settings.default_store_root), {})
+            return open_store(row)
+    except (AlreadyExistsError, IntegrityError):
+        # Another process created it at the same moment (PostgreSQL does not
+        # serialize writers the way SQLite's BEGIN IMMEDIATE does): use theirs.
+        with get_index().read() as session:
+            return open_store(find_store_row(session, DEFAULT_STORE))
 
 
 def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | None = None) -> ArtifactStore:
@@ -43,25 +51,39 @@ def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | 
     flavor_cls = get_flavor(flavor)
     flavor_cls.require_installed()
     public, secret = split_secrets(flavor_cls, options or {})
-    with get_index().write() as session:
-        row = add_store(session, name, flavor, path, public)
-        if flavor == "local":
-            flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
-        if secret:
-            get_settings().write_credentials(name, secret)
-        return open_store(row)
+    try:
+        with get_index().write() as session:
+            row = add_store(session, name, flavor, path, public)
+            if flavor == "local":
+                flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
+            if secret:
+                get_settings().write_credentials(name, secret)
+            return open_store(row)
+    except IntegrityError as exc:  # registered by another process at the same moment
+        raise AlreadyExistsError(f"a store named {name!r} already exists", "pick another name") from exc
+
+
+# Store rows never change once written, so a process keeps each store it
+# opened (and its fsspec filesystem, with its connections) for reuse.
+_opened: dict[tuple[str, str], ArtifactStore] = {}
 
 
 def get_store(name: str | None = None) -> ArtifactStore:
     """The named store, or the active one (``default`` unless changed)."""
     name = name or get_settings().active_store
-    with get_index().read() as session:
-        try:
-            return open_store(find_store_row(session, name))
-        except NotFoundError:
-            if name != DEFAULT_STORE:
-                raise
-    return init()  # first use: the default store comes into being on its own
+    index = get_index()
+    key = (index.url, name)
+    store = _opened.get(key)
+    if store is None:
+        with index.read() as session:
+            try:
+                store = open_store(find_store_row(session, name))
+            except NotFoundError:
+                if name != DEFAULT_STORE:
+                    raise
+                store = init()  # first use: the default store comes into being on its own
+        _opened[key] = store
+    return store
 
 
 def list_stores() -> list[StoreInfo]:

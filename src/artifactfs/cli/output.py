@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -33,6 +34,7 @@ def human_bytes(n: int | float | None) -> str:
 
 
 def error_line(message: str, hint: str | None = None) -> None:
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    # Messages are plain text: "pip install 'artifactfs[s3]'" must not lose "[s3]" as markup.
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]Hint: {hint}[/]", highlight=False, soft_wrap=True)
+        err_console.print(f"[dim]Hint: {escape(hint)}[/]", highlight=False, soft_wrap=True)

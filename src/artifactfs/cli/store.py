@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
+from rich.console import Console
+from rich.markup import escape
 
 from artifactfs.api import stores as api
 from artifactfs.cli.output import console, error_line, table
@@ -25,16 +28,15 @@ def store_group() -> None:
               help="Flavor option (repeatable). Secret ones (keys, tokens) go to the owner-only credentials file.")
 def register(name: str, flavor: str, path: str, options: tuple[str, ...]) -> None:
     """Register a store NAME rooted at --path."""
-    parsed = parse_options(options)
+    flavor_cls = get_flavor(flavor)
+    parsed = parse_options(options, flavor_cls.secret_options)
     store = api.register_store(name, flavor, path, parsed)
-    console.print(f"Registered store [bold]{name}[/] ({flavor}) at {store.path}", highlight=False)
-    _, secret = split_secrets(get_flavor(flavor), parsed)
+    _say(f"Registered store [bold]{name}[/] ({flavor}) at {escape(store.path)}")
+    _, secret = split_secrets(flavor_cls, parsed)
     if secret:
-        console.print(
-            f"Secret options {', '.join(sorted(secret))} saved to {get_settings().credentials_path} (mode 600).",
-            highlight=False,
-        )
-    console.print(f"Check it with: artifactfs store check {name}", highlight=False)
+        path = escape(str(get_settings().credentials_path))
+        _say(f"Secret options {', '.join(sorted(secret))} saved to {path} (mode 600).")
+    _say(f"Check it with: artifactfs store check {name}")
 
 
 @store_group.command("list")
@@ -45,9 +47,9 @@ def list_command() -> None:
         for s in api.list_stores()
     ]
     if not rows:
-        console.print("No stores yet: run `artifactfs init`.")
+        _say("No stores yet: run `artifactfs init`.")
         return
-    console.print(table("Stores", ["active", "name", "flavor", "path", "options", "secrets (names)"], rows))
+    _show(table("Stores", ["active", "name", "flavor", "path", "options", "secrets (names)"], _plain(rows)))
 
 
 @store_group.command("describe")
@@ -63,7 +65,7 @@ def describe(name: str) -> None:
         ("options", _options_text(info.options) or "-"),
         ("secrets (names only)", ", ".join(info.secrets) or "- (environment or provider credentials)"),
     ]
-    console.print(table(f"Store {name}", ["field", "value"], rows))
+    _show(table(f"Store {name}", ["field", "value"], _plain(rows)))
 
 
 @store_group.command("set-active")
@@ -71,7 +73,7 @@ def describe(name: str) -> None:
 def set_active(name: str) -> None:
     """Make NAME the store new artifacts go to."""
     api.set_active_store(name)
-    console.print(f"Active store is now [bold]{name}[/].", highlight=False)
+    _say(f"Active store is now [bold]{name}[/].")
 
 
 @store_group.command("flavors")
@@ -87,16 +89,20 @@ def flavors() -> None:
         except Exception as exc:  # a broken plugin must not hide the others
             installed, schemes, options = f"broken: {exc}", "", ""
         rows.append((info.name, info.source, schemes, installed, options))
-    console.print(table("Store flavors", ["flavor", "source", "schemes", "installed", "options (see README)"], rows))
+    _show(table("Store flavors", ["flavor", "source", "schemes", "installed", "options (see README)"], _plain(rows)))
 
 
 @store_group.command("check")
 @click.argument("name")
 def check(name: str) -> None:
     """Write, read and delete a probe object in store NAME."""
+    if not click.get_current_context().find_root().params.get("debug"):
+        # gcsfs logs each failed request with a traceback; the failure is
+        # reported below as one line (--debug shows the library's logs).
+        logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
     result = api.check_store(name)
     if result.ok:
-        console.print(f"[green]OK[/] store {name}: {result.detail}", highlight=False)
+        _say(f"[green]OK[/] store {name}: {escape(result.detail)}")
         return
     hints = {
         "credentials": "check the store's key/secret/token (credentials file or environment)",
@@ -106,6 +112,25 @@ def check(name: str) -> None:
     }
     error_line(f"store {name} failed at {result.step} ({result.problem}): {result.detail}", hints.get(result.problem))
     raise click.exceptions.Exit(1)
+
+
+def _plain(rows):
+    """Cells as plain text: values like "artifactfs[s3]" are not rich markup."""
+    return [tuple(escape(str(cell)) for cell in row) for row in rows]
+
+
+def _say(text: str) -> None:
+    """One line of output, never wrapped (paths and URIs stay whole)."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+def _show(renderable) -> None:
+    """A table: fitted to the terminal, or at its natural width when the output
+    goes to a pipe or a file, so that every cell stays whole for grep and awk."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        Console(file=console.file, width=100_000, highlight=False).print(renderable)
 
 
 def _options_text(options: dict) -> str:

@@ -74,7 +74,8 @@ def remove_store_row(session: Session, name: str) -> None:
 def open_store(row: Store) -> ArtifactStore:
     """A usable store for a row: options from the row, secrets from the
     credentials file, then ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` variables."""
-    secrets = get_settings().read_credentials().get(row.name, {}) | env_secrets(row.name)
-    store = ArtifactStore(row.name, get_flavor(row.flavor), row.root_uri, row.options, secrets)
+    flavor = get_flavor(row.flavor)
+    secrets = get_settings().read_credentials().get(row.name, {}) | env_secrets(row.name, flavor.secret_options)
+    store = ArtifactStore(row.name, flavor, row.root_uri, row.options, secrets)
     store.index_id = row.id
     return store

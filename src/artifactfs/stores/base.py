@@ -71,7 +71,10 @@ class ArtifactStore:
     def resolve(self, path: str) -> str:
         """The filesystem-native path of ``path``, proven to lie inside the root."""
         if "\x00" in path:
-            raise PathEscapeError(f"path {path!r} contains a NUL byte", "remove it")
+            raise PathEscapeError(
+                f"path {path!r} is refused by store {self.name!r} (root {self.path}): it contains a NUL byte",
+                "remove the NUL byte",
+            )
         scheme, native = self.flavor.split_uri(path) if "://" in path else (None, path)
         if scheme is not None and scheme not in self.flavor.schemes:
             raise self._escape(path, f"it is a {scheme}:// URI")
@@ -114,18 +117,33 @@ class ArtifactStore:
         return self.flavor.to_uri(native.rstrip("/") or native)
 
     # -- IO operations (same semantics on every flavor) -----------------------
+    #
+    # Object stores have no real folders: a folder exists while a file lies
+    # below it. Two rules keep the flavors alike anyway: the root of a store
+    # is always a folder (empty or not), and nothing creates a file where a
+    # folder is (or the other way round).
+
+    def _implicit_root(self, native: str) -> bool:
+        """The root of an object store, which exists as a folder even when empty."""
+        return native == self.root and not self.is_local
+
+    def _isdir(self, native: str) -> bool:
+        return self._implicit_root(native) or self.fs.isdir(native)
 
     def open(self, path: str, mode: str = "r", **kwargs: Any) -> IO:
         native = self.resolve(path)
         if "r" in mode and "+" not in mode and not self.fs.isfile(native):
             raise FileNotFoundError(f"no file {self._to_uri(native)} in store {self.name!r}")
+        if "r" not in mode and self._isdir(native):
+            raise IsADirectoryError(f"{self._to_uri(native)} is a folder in store {self.name!r}")
         return self.fs.open(native, mode, **kwargs)
 
     def exists(self, path: str) -> bool:
-        return self.fs.exists(self.resolve(path))
+        native = self.resolve(path)
+        return self._implicit_root(native) or self.fs.exists(native)
 
     def isdir(self, path: str) -> bool:
-        return self.fs.isdir(self.resolve(path))
+        return self._isdir(self.resolve(path))
 
     def isfile(self, path: str) -> bool:
         return self.fs.isfile(self.resolve(path))
@@ -133,6 +151,8 @@ class ArtifactStore:
     def listdir(self, path: str = "") -> list[str]:
         native = self.resolve(path)
         if not self.fs.isdir(native):
+            if self._implicit_root(native):
+                return []
             raise FileNotFoundError(f"no folder {self._to_uri(native)} in store {self.name!r}")
         entries = self.fs.ls(native, detail=False)
         names = (posixpath.basename(e.rstrip("/")) for e in entries)
@@ -143,8 +163,13 @@ class ArtifactStore:
 
     def walk(self, top: str = "") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk``: ``(folder URI, sub-folder names, file names)``, top-down."""
-        for folder, dirs, files in self.fs.walk(self.resolve(top)):
+        native = self.resolve(top)
+        walked = False
+        for folder, dirs, files in self.fs.walk(native):
+            walked = True
             yield self._to_uri(folder), sorted(dirs), sorted(files)
+        if not walked and self._implicit_root(native):
+            yield self._to_uri(native), [], []
 
     def find(self, top: str = "") -> list[str]:
         """Every file below ``top``, as paths relative to ``top``."""
@@ -153,27 +178,37 @@ class ArtifactStore:
         return sorted(p[len(prefix):] for p in self.fs.find(native) if p.startswith(prefix))
 
     def stat(self, path: str) -> dict[str, Any]:
+        """fsspec's ``info``, with ``name`` the full URI, ``type`` "file" or
+        "directory", and ``size`` 0 for a folder (``size()`` totals a folder)."""
         native = self.resolve(path)
         try:
-            return self.fs.info(native)
+            info = dict(self.fs.info(native))
         except FileNotFoundError:
-            raise FileNotFoundError(f"no file or folder {self._to_uri(native)} in store {self.name!r}") from None
+            if not self._implicit_root(native):
+                raise FileNotFoundError(
+                    f"no file or folder {self._to_uri(native)} in store {self.name!r}"
+                ) from None
+            info = {"type": "directory"}
+        info["name"] = self._to_uri(native)
+        if info.get("type") != "file":
+            info["type"], info["size"] = "directory", 0
+        return info
 
     def size(self, path: str) -> int:
         """Bytes of a file, or of every file below a folder."""
         native = self.resolve(path)
-        if self.fs.isdir(native):
-            return int(self.fs.du(native, total=True))
+        if self._isdir(native):
+            return int(self.fs.du(native, total=True)) if self.fs.isdir(native) else 0
         return int(self.stat(path)["size"])
 
     def makedirs(self, path: str) -> None:
-        self.fs.makedirs(self.resolve(path), exist_ok=True)
-
-    def mkdir(self, path: str) -> None:
         native = self.resolve(path)
         if self.fs.isfile(native):
             raise FileExistsError(f"{self._to_uri(native)} exists and is a file")
         self.fs.makedirs(native, exist_ok=True)
+
+    def mkdir(self, path: str) -> None:
+        self.makedirs(path)
 
     def remove(self, path: str) -> None:
         native = self.resolve(path)
@@ -184,7 +219,10 @@ class ArtifactStore:
     def rmtree(self, path: str) -> None:
         native = self.resolve(path)
         if native == self.root:
-            raise StoreError(f"refusing to delete the root of store {self.name!r}", "name a folder inside it")
+            raise StoreError(
+                f"refusing to delete the root of store {self.name!r} ({path!r} is its root {self.path})",
+                "name a folder inside it",
+            )
         if not self.fs.isdir(native):
             raise FileNotFoundError(f"no folder {self._to_uri(native)} in store {self.name!r}")
         self.fs.rm(native, recursive=True)
@@ -192,23 +230,54 @@ class ArtifactStore:
     def copy(self, src: str, dst: str, overwrite: bool = False) -> None:
         """Copy a file within this store (``fileio.copy`` handles other stores)."""
         source, target = self.resolve(src), self.resolve(dst)
-        self._check_target(target, overwrite)
         if not self.fs.isfile(source):
             raise FileNotFoundError(f"no file {self._to_uri(source)} in store {self.name!r}")
-        self.fs.cp_file(source, target)
+        self._check_target(target, overwrite, folder_ok=False)
+        if source != target:
+            self.fs.cp_file(source, target)
 
     def rename(self, src: str, dst: str, overwrite: bool = False) -> None:
+        """Move a file or a folder; with ``overwrite`` an existing target is replaced."""
         source, target = self.resolve(src), self.resolve(dst)
-        self._check_target(target, overwrite)
-        if not self.fs.exists(source):
+        if source == self.root:
+            raise StoreError(f"refusing to move the root of store {self.name!r}", "name a path inside it")
+        is_file = self.fs.isfile(source)
+        if not is_file and not self.fs.isdir(source):
             raise FileNotFoundError(f"no file or folder {self._to_uri(source)} in store {self.name!r}")
-        self.fs.mv(source, target, recursive=self.fs.isdir(source))
+        if source == target:
+            return
+        if not is_file and _within(target, source):
+            raise StoreError(f"cannot move folder {self._to_uri(source)} into itself")
+        if self._check_target(target, overwrite, folder_ok=not is_file):
+            if self.fs.isdir(target):
+                self.fs.rm(target, recursive=True)
+            else:
+                self.fs.rm_file(target)
+        if self.is_local:
+            self.fs.mv(source, target, recursive=not is_file)
+        elif is_file:  # cp + rm: mv of some libraries tries server-side moves emulators lack
+            self.fs.cp_file(source, target)
+            self.fs.rm_file(source)
+        else:  # a prefix holds files only: move each, keys below the source included
+            prefix = source.rstrip("/") + "/"
+            files = [f for f in self.fs.find(source) if f.startswith(prefix)]
+            for name in files:
+                self.fs.cp_file(name, target.rstrip("/") + "/" + name[len(prefix):])
+            self.fs.rm(files)
 
-    def _check_target(self, target: str, overwrite: bool) -> None:
-        if not overwrite and self.fs.exists(target):
+    def _check_target(self, target: str, overwrite: bool, folder_ok: bool) -> bool:
+        """Whether ``target`` exists; raise unless it may be replaced."""
+        if target == self.root:
+            raise StoreError(f"refusing to replace the root of store {self.name!r}", "name a path inside it")
+        if not self.fs.exists(target):
+            return False
+        if not overwrite:
             raise FileExistsError(
                 f"{self._to_uri(target)} already exists in store {self.name!r}; pass overwrite=True to replace it"
             )
+        if not folder_ok and self.fs.isdir(target):
+            raise IsADirectoryError(f"{self._to_uri(target)} is a folder in store {self.name!r}")
+        return True
 
     # -- bulk transfer ---------------------------------------------------------
 

@@ -137,13 +137,16 @@ def parse_option_value(text: str) -> Any:
         return text
 
 
-def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def parse_options(pairs: list[str] | tuple[str, ...], text_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as options; values of ``text_keys`` (secrets) stay
+    text as given, so a key like ``0123`` or ``1e5`` is not turned into a number."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise StoreError(f"option {pair!r} is not KEY=VALUE", "write e.g. --option endpoint_url=http://host:9000")
-        options[key.strip()] = parse_option_value(value)
+        options[key] = value if key in text_keys else parse_option_value(value)
     return options
 
 
@@ -154,14 +157,16 @@ def split_secrets(flavor: type[Flavor], options: dict[str, Any]) -> tuple[dict, 
     return public, secret
 
 
-def env_secrets(store_name: str) -> dict[str, Any]:
-    """Options from ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` environment variables."""
+def env_secrets(store_name: str, text_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Options from ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` environment variables
+    (values of ``text_keys`` stay text, see :func:`parse_options`)."""
     prefix = "ARTIFACTFS_STORE_" + re.sub(r"[^A-Za-z0-9]", "_", store_name).upper() + "_"
-    return {
-        key[len(prefix):].lower(): parse_option_value(value)
-        for key, value in os.environ.items()
-        if key.startswith(prefix)
-    }
+    options = {}
+    for key, value in os.environ.items():
+        if key.startswith(prefix):
+            option = key[len(prefix):].lower()
+            options[option] = value if option in text_keys else parse_option_value(value)
+    return options
 
 
 def is_local_uri(uri: str) -> bool:

@@ -29,9 +29,15 @@ class FlavorInfo:
     target: str
 
 
-def _load(target: str) -> type[Flavor]:
+def _load(name: str, target: str) -> type[Flavor]:
     module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise StoreError(
+            f"the {name} flavor ({target}) cannot be loaded: {exc}",
+            "reinstall the package that provides it, or uninstall the broken plugin",
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Flavor)):
         raise StoreError(f"{target} is not a subclass of artifactfs.stores.Flavor")
     return cls
@@ -49,7 +55,7 @@ def register_flavor(cls: type[Flavor]) -> type[Flavor]:
     """Register a flavor class in this process (also usable as a decorator)."""
     if not (isinstance(cls, type) and issubclass(cls, Flavor)):
         raise StoreError(f"{cls!r} is not a subclass of artifactfs.stores.Flavor")
-    if cls.name in _BUILTIN or _registered.get(cls.name, cls) is not cls:
+    if cls.name in _BUILTIN or cls.name in _plugins() or _registered.get(cls.name, cls) is not cls:
         raise StoreError(f"a flavor named {cls.name!r} already exists", "choose another name")
     _registered[cls.name] = cls
     return cls
@@ -74,7 +80,7 @@ def get_flavor(name: str) -> type[Flavor]:
             f"unknown store flavor {name!r}",
             f"known flavors: {known}; plugins register through the entry-point group {ENTRY_POINT_GROUP!r}",
         )
-    return _load(target)
+    return _load(name, target)
 
 
 def flavor_for_uri(uri: str) -> type[Flavor]:
@@ -85,7 +91,7 @@ def flavor_for_uri(uri: str) -> type[Flavor]:
     for info in list_flavors():
         try:
             cls = get_flavor(info.name)
-        except ImportError:
+        except StoreError:  # a broken plugin does not hide the others
             continue
         if scheme.lower() in cls.schemes:
             return cls
