@@ -3,6 +3,7 @@ active, and check that a store really works."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -160,25 +161,43 @@ class CheckResult:
     detail: str
 
 
-def check_store(name: str) -> CheckResult:
-    """Write, read back and delete a probe object; say what failed if anything."""
+CHECK_TIMEOUT_S = 30.0
+
+
+def check_store(name: str, timeout: float = CHECK_TIMEOUT_S) -> CheckResult:
+    """Write, read back and delete a probe object; say what failed if anything.
+
+    Some client libraries retry a dead endpoint for minutes; after ``timeout``
+    seconds the check reports a network problem and leaves the worker thread
+    to finish on its own.
+    """
     try:
         store = get_store(name)
     except ArtifactfsError as exc:
         return CheckResult(False, "configure", "other", str(exc))
+    progress: dict = {"step": "write"}
+    # A daemon thread: a CLI process may exit while the library still retries.
+    worker = threading.Thread(target=lambda: progress.update(result=_probe(store, progress)), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if "result" in progress:
+        return progress["result"]
+    return CheckResult(False, progress["step"], "network", f"store {name!r} did not answer within {timeout:.0f} s")
+
+
+def _probe(store: ArtifactStore, progress: dict[str, str]) -> CheckResult:
     probe = f".artifactfs-probe-{uuid.uuid4().hex}"
     payload = b"artifactfs store check\n"
-    step = "write"
     try:
         with store.open(probe, "wb") as f:
             f.write(payload)
-        step = "read"
+        progress["step"] = "read"
         if store.read_bytes(probe) != payload:
-            return CheckResult(False, step, "other", "the probe object read back differs from what was written")
-        step = "delete"
+            return CheckResult(False, "read", "other", "the probe object read back differs from what was written")
+        progress["step"] = "delete"
         store.remove(probe)
     except Exception as exc:  # classify whatever the library raised
-        return CheckResult(False, step, classify_store_error(exc), store.redact(_describe(exc)))
+        return CheckResult(False, progress["step"], classify_store_error(exc), store.redact(_describe(exc)))
     return CheckResult(True, "done", "", f"wrote, read and deleted {store.uri(probe)}")
 
 
