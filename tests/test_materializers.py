@@ -556,3 +556,19 @@ def test_pydantic_is_optional():
         "assert m.materializer_for_value({'a': 1}) is m.BuiltInMaterializer\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pandas_and_numpy_materializers_load_on_first_use():
+    """Importing artifactfs (every CLI start) must not pay for pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, artifactfs\n"
+        "assert 'pandas' not in sys.modules and 'numpy' not in sys.modules, 'imported eagerly'\n"
+        "import pandas as pd\n"
+        "from artifactfs.materializers import materializer_for_value\n"
+        "print(materializer_for_value(pd.Series([1])).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PandasMaterializer"

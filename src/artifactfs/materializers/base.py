@@ -87,16 +87,31 @@ class MaterializerRegistry:
 
     def __init__(self) -> None:
         self._by_type: dict[type, type[BaseMaterializer]] = {}
+        self._lazy: dict[str, str] = {}  # type import path -> module that registers it
         self.default: type[BaseMaterializer] | None = None
 
     def register(self, materializer: type[BaseMaterializer], *types: type) -> None:
         for data_type in types or materializer.ASSOCIATED_TYPES:
             self._by_type[data_type] = materializer
 
+    def register_lazy(self, type_path: str, module: str) -> None:
+        """Import ``module`` (which registers its materializer) only when a
+        value of the type named ``type_path`` is first looked up, so that
+        importing artifactfs does not import pandas."""
+        self._lazy[type_path] = module
+
+    def _load_lazy(self, data_type: type) -> None:
+        for klass in getattr(data_type, "__mro__", (data_type,)):
+            module = self._lazy.pop(qualified_name(klass), None)
+            if module is not None:
+                importlib.import_module(module)
+
     def set_default(self, materializer: type[BaseMaterializer]) -> None:
         self.default = materializer
 
     def lookup(self, data_type: type) -> type[BaseMaterializer]:
+        if self._lazy:
+            self._load_lazy(data_type)
         for klass in getattr(data_type, "__mro__", (data_type,)):
             if klass in self._by_type and klass is not object:
                 return self._by_type[klass]
@@ -105,6 +120,8 @@ class MaterializerRegistry:
         return self.default
 
     def is_registered(self, data_type: type) -> bool:
+        if self._lazy:
+            self._load_lazy(data_type)
         return any(k in self._by_type for k in getattr(data_type, "__mro__", ()) if k is not object)
 
 
