@@ -7,6 +7,7 @@ flavors only say how to build their filesystem (``flavor.py``).
 
 from __future__ import annotations
 
+import builtins
 import os
 import posixpath
 import re
@@ -19,6 +20,8 @@ import fsspec
 from artifactfs.errors import PathEscapeError, StoreError
 from artifactfs.stores.flavor import Flavor
 
+
+_PLAIN_OPEN_ARGS = {"encoding", "errors", "newline", "buffering"}
 
 # Pieces of connection strings and signed URLs that are credentials.
 _SECRET_PARTS = re.compile(r"(AccountKey|SharedAccessSignature|sig|X-Amz-Signature|X-Amz-Credential)=[^;&\s]+", re.I)
@@ -136,6 +139,12 @@ class ArtifactStore:
             raise FileNotFoundError(f"no file {self._to_uri(native)} in store {self.name!r}")
         if "r" not in mode and self._isdir(native):
             raise IsADirectoryError(f"{self._to_uri(native)} is a folder in store {self.name!r}")
+        if self.is_local and set(kwargs) <= _PLAIN_OPEN_ARGS:
+            # A real file object: numpy and pyarrow then read with their fast
+            # native paths instead of through fsspec's Python wrapper.
+            if "r" not in mode:
+                os.makedirs(posixpath.dirname(native), exist_ok=True)
+            return builtins.open(native, mode, **kwargs)
         return self.fs.open(native, mode, **kwargs)
 
     def exists(self, path: str) -> bool:
