@@ -15,6 +15,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -116,20 +117,29 @@ def _write_private(path: Path, data: dict, mode: int) -> None:
         raise
 
 
-def _xdg(var: str, fallback: str) -> Path:
-    base = os.environ.get(var) or str(Path.home() / fallback)
+def _xdg(value: str | None, user_home: str | None, fallback: str) -> Path:
+    base = value or str(Path(user_home or Path.home()) / fallback)
     return Path(base) / "artifactfs"
 
 
+_ENVIRONMENT = ("ARTIFACTFS_HOME", "ARTIFACTFS_INDEX_URL", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "HOME")
+
+
 def get_settings() -> Settings:
-    """Settings from the environment, read afresh on every call (cheap)."""
-    home = os.environ.get("ARTIFACTFS_HOME")
+    """Settings from the environment; follows changes to it (tests and
+    notebooks change ``ARTIFACTFS_HOME`` on the fly)."""
+    return _settings_for(*(os.environ.get(name) for name in _ENVIRONMENT), os.getcwd())
+
+
+@lru_cache(maxsize=16)
+def _settings_for(home, index_url, xdg_config, xdg_data, xdg_cache, user_home, cwd) -> Settings:
+    """Pure in its arguments (a relative ARTIFACTFS_HOME depends on ``cwd``)."""
     if home:
         root = Path(home).expanduser().absolute()
         config, data, cache = root / "config", root / "data", root / "cache"
     else:
-        config = _xdg("XDG_CONFIG_HOME", ".config")
-        data = _xdg("XDG_DATA_HOME", ".local/share")
-        cache = _xdg("XDG_CACHE_HOME", ".cache")
-    url = os.environ.get("ARTIFACTFS_INDEX_URL") or f"sqlite:///{data / 'index.db'}"
+        config = _xdg(xdg_config, user_home, ".config")
+        data = _xdg(xdg_data, user_home, ".local/share")
+        cache = _xdg(xdg_cache, user_home, ".cache")
+    url = index_url or f"sqlite:///{data / 'index.db'}"
     return Settings(config_dir=config, data_dir=data, cache_dir=cache, index_url=url)

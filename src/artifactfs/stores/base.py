@@ -62,6 +62,10 @@ class ArtifactStore:
         return _SECRET_PARTS.sub(r"\1=***", text)
 
     @cached_property
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
+
+    @cached_property
     def fs(self) -> fsspec.AbstractFileSystem:
         return self.flavor.filesystem({**self.options, **self._secrets})
 
@@ -90,7 +94,7 @@ class ArtifactStore:
             candidate = "/" + candidate.lstrip("/")
         if not _within(candidate, self.root):
             raise self._escape(path, "it lies outside the root")
-        if self.is_local and not _within(os.path.realpath(candidate), os.path.realpath(self.root)):
+        if self.is_local and not _within(os.path.realpath(candidate), self._real_root):
             raise self._escape(path, "a symlink leads outside the root")
         return candidate
 
