@@ -51,3 +51,11 @@ echo '{"epoch": 3, "step": 300}' > "$CKPT/meta.json"
 artifactfs artifact register "$CKPT" --name classifier-checkpoint --tag best
 artifactfs artifact list
 artifactfs artifact show classifier-checkpoint
+
+step "what the pruner would remove: a dry run, nothing is deleted"
+python3 - <<'PY'
+from artifactfs import save_artifact
+save_artifact({"lr": 0.02, "batch_size": 32}, "hyperparameters")  # supersedes version 1, which nothing references
+PY
+# --grace 0: versions of any age qualify; payload folders without a row only after 24 h.
+artifactfs gc --dry-run --grace 0 --orphan-grace 24h

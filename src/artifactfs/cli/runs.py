@@ -94,3 +94,38 @@ def run_delete(run: str, yes: bool) -> None:
         click.confirm(f"Delete run {view.name} ({len(view.steps)} steps)?", abort=True)
     client.delete_pipeline_run(view.id)
     console.print(f"Deleted run {view.name}; its artifacts are now candidates for `artifactfs gc`.", highlight=False)
+
+
+@run_group.command("prune")
+@click.option("--older-than", required=True, help="Delete finished runs started longer ago than this (e.g. 30d, 12h, 0).")
+@click.option("--keep-last", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep the newest N runs of each pipeline whatever their age.")
+@click.option("--pipeline", "-p", help="Only runs of this pipeline.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="List the runs, delete nothing.")
+def run_prune(older_than: str, keep_last: int, pipeline: str | None, yes: bool, dry_run: bool) -> None:
+    """Delete old runs (never one still running). Their artifacts stay until `artifactfs gc` finds them unreferenced."""
+    from artifactfs.gc.policy import parse_duration
+    from artifactfs.index.gc import prune_runs, runs_to_prune
+    from artifactfs.index.models import utcnow
+
+    cutoff = utcnow() - parse_duration(older_than)
+    index = get_index()
+    with index.read() as session:
+        found = runs_to_prune(session, cutoff, keep_last, pipeline)
+    if not found:
+        console.print("No runs to delete.")
+        return
+    rows = [(r.name, r.pipeline, _status(r.status), r.start_time.strftime("%Y-%m-%d %H:%M:%S")) for r in found[:50]]
+    console.print(table(f"Runs to delete ({len(found)})", ["run", "pipeline", "status", "started"], rows))
+    if len(found) > 50:
+        console.print(f"... and {len(found) - 50} more", highlight=False)
+    if dry_run:
+        console.print("Dry run: nothing was deleted.")
+        return
+    if not yes:
+        click.confirm(f"Delete {len(found)} run(s)?", abort=True)
+    with index.write() as session:  # re-checked inside: a run may have been deleted or kept meanwhile
+        deleted = prune_runs(session, [r.id for r in found], cutoff, keep_last, pipeline)
+    console.print(f"Deleted {len(deleted)} run(s); their artifacts are now candidates for `artifactfs gc`.",
+                  highlight=False)

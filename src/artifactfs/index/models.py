@@ -172,6 +172,7 @@ class ArtifactVersion(Base):
     visualizations: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     condemned_at: Mapped[dt.datetime | None]
+    swept_at: Mapped[dt.datetime | None]  # payload deleted by the pruner (migration 0003)
 
     artifact: Mapped[Artifact] = relationship(lazy="joined")
     store: Mapped[Store] = relationship(lazy="joined")
@@ -243,3 +244,17 @@ class Metadata(Base):
     key: Mapped[str] = mapped_column(String(255))
     value: Mapped[dict[str, Any]]  # {"v": value} keeps any JSON value, null included
     type: Mapped[str] = mapped_column(String(32))
+
+
+class GcLease(Base):
+    """The pruner's lease (migration 0003): one row per lease name; the holder
+    renews ``expires_at`` while it works, and another pruner may take the
+    lease only once it has expired (or its holder died on this host)."""
+
+    __tablename__ = "gc_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(255))
+    acquired_at: Mapped[dt.datetime | None]
+    heartbeat_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]

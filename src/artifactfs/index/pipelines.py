@@ -103,6 +103,9 @@ def find_cached_step(session: Session, cache_key: str) -> StepRun | None:
         .where(StepRun.cache_key == cache_key, StepRun.status == RunStatus.COMPLETED.value)
         .order_by(StepRun.id.desc())
         .limit(5)
+        # PostgreSQL: FOR KEY SHARE, so a concurrent delete_run cannot remove the
+        # step run this one is about to name as its original (an FK error or a deadlock).
+        .with_for_update(read=True, key_share=True, of=StepRun)
     )
     for candidate in candidates:
         outputs = step_links(session, candidate.id, "output")

@@ -1,0 +1,378 @@
+"""``artifactfs gc`` (alias ``artifactfs artifact prune``), ``artifactfs gc
+daemon`` and ``artifactfs fsck``: parse options, print the plan, ask, run
+the pruner (``artifactfs.gc``), print what was freed."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+
+import click
+from click.core import ParameterSource
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from artifactfs.cli.artifact import artifact_group
+from artifactfs.cli.output import console, err_console, human_bytes, table
+from artifactfs.gc import (
+    DEFAULT_DAEMON_SWEEP_DELAY,
+    Lease,
+    PrunePlan,
+    PrunePolicy,
+    PruneResult,
+    execute,
+    format_duration,
+    fsck,
+    load_policy_file,
+    parse_duration,
+    plan_prune,
+    repair,
+    run_daemon,
+)
+from artifactfs.gc.fsck import DEFAULT_STUCK_AFTER, INFO
+from artifactfs.gc.policy import DEFAULT_GRACE, PolicyError
+from artifactfs.index import get_index
+
+MAX_LISTED = 20
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.timedelta):
+            return value
+        try:
+            return parse_duration(value)
+        except PolicyError as exc:
+            self.fail(exc.message + (f" ({exc.hint})" if exc.hint else ""), param, ctx)
+
+
+DURATION = Duration()
+
+
+def policy_options(func):
+    """The options that make a prune policy (shared by gc, artifact prune and gc daemon)."""
+    options = [
+        click.option("--grace", type=DURATION, default=None,
+                     help="Leave versions and orphan payloads younger than this (default 24h)."),
+        click.option("--orphan-grace", type=DURATION, default=None,
+                     help="Age below which payload folders with no row stay (default: the grace period)."),
+        click.option("--sweep-delay", type=DURATION, default=None,
+                     help="Delete a condemned version's payload only this long after condemning it "
+                          "(default 0 for gc, 10m for the daemon)."),
+        click.option("--keep-tag", "keep_tags", multiple=True, help="Protect versions with this tag too (besides 'keep')."),
+        click.option("--keep-latest", type=click.IntRange(min=0), default=None,
+                     help="Protect the newest N versions of every artifact (default 1)."),
+        click.option("--only-artifact", "-a", is_flag=True, help="Delete payloads only; the rows stay, hidden."),
+        click.option("--only-metadata", "-m", is_flag=True, help="Delete rows only; payloads stay in the stores."),
+        click.option("--ignore-errors", "-i", is_flag=True, help="Go on past a failing store; report at the end."),
+        click.option("--runs-older-than", type=DURATION, default=None,
+                     help="Also delete finished runs started longer ago than this."),
+        click.option("--keep-last-runs", type=click.IntRange(min=0), default=None,
+                     help="With --runs-older-than: keep the newest N runs of each pipeline."),
+        click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
+                     help="TOML or JSON file of settings; options given on the command line win."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_policy(ctx: click.Context, base: PrunePolicy, **values) -> PrunePolicy:
+    policy = base
+    if values.get("policy_file"):
+        policy = load_policy_file(values["policy_file"], base)
+    given = {}
+    for key in ("grace", "orphan_grace", "sweep_delay", "keep_latest", "runs_older_than", "keep_last_runs"):
+        if values.get(key) is not None:
+            given[key] = values[key]
+    for key in ("only_artifact", "only_metadata", "ignore_errors"):
+        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
+            given[key] = values[key]
+    if values.get("keep_tags"):
+        given["keep_tags"] = policy.keep_tags | frozenset(values["keep_tags"])
+    return policy.replace(**given) if given else policy
+
+
+def _policy_values(kwargs: dict) -> dict:
+    keys = ("grace", "orphan_grace", "sweep_delay", "keep_tags", "keep_latest", "only_artifact", "only_metadata",
+            "ignore_errors", "runs_older_than", "keep_last_runs", "policy_file")
+    return {k: kwargs.pop(k) for k in keys}
+
+
+# -- printing ---------------------------------------------------------------------------
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def print_plan(plan: PrunePlan) -> None:
+    policy = plan.policy
+    console.print(f"Policy: {policy.describe()}", highlight=False)
+    if policy.grace < dt.timedelta(minutes=10) and policy.orphan_grace is None and policy.sweeps:
+        err_console.print(f"[yellow]Warning:[/] grace {format_duration(policy.grace)}: a save still writing its "
+                          "payload has no row yet and would be removed as an orphan; use --orphan-grace",
+                          highlight=False)
+    for problem in plan.errors:
+        err_console.print(f"[yellow]Skipped store {problem.store}:[/] {problem.message}", highlight=False)
+    if plan.runs:
+        console.print(table(f"Runs to delete ({len(plan.runs)})", ["run", "pipeline", "status", "started"],
+                            [(r.name, r.pipeline, r.status, _when(r.start_time)) for r in plan.runs[:MAX_LISTED]]))
+        _more(len(plan.runs))
+    stats = plan.stats
+    rows = [
+        (s.store, s.versions, s.in_place or "-", s.files, human_bytes(s.bytes), s.orphans, human_bytes(s.orphan_bytes),
+         s.waiting or "-")
+        for s in stats.stores if s.versions or s.orphans or s.waiting
+    ]
+    if rows:
+        total = ("total", sum(s.versions for s in stats.stores), sum(s.in_place for s in stats.stores) or "-",
+                 stats.files, human_bytes(stats.bytes), stats.orphans,
+                 human_bytes(sum(s.orphan_bytes for s in stats.stores)), stats.waiting or "-")
+        console.print(table("Prune plan", ["store", "versions", "registered in place", "files", "size",
+                                           "orphan folders", "orphan size", "waiting"], rows + [total]))
+    going = sorted({v.id: v for v in plan.condemn + plan.sweep + plan.forget}.values(), key=lambda v: v.id)
+    if going:
+        console.print(f"[bold]Versions[/] ({len(going)}):", highlight=False)
+        for v in going[:MAX_LISTED]:
+            what = "condemned, " if v.state == "condemned" else ""
+            console.print(f"  {v.label}  ({what}{human_bytes(v.size)}, {v.file_count} file(s), store "
+                          f"{plan.store_name(v.store_id)})", highlight=False, soft_wrap=True, markup=False)
+        _more(len(going))
+    in_place = plan.in_place
+    if in_place:
+        console.print(f"[bold]Registered in place:[/] {len(in_place)} payload(s) that are your own files or folders "
+                      "are deleted with their version:", highlight=False, soft_wrap=True)
+        for v in in_place[:MAX_LISTED]:
+            console.print(f"  {v.label}  {v.uri}  ({human_bytes(v.size)}, store {plan.store_name(v.store_id)})",
+                          highlight=False, soft_wrap=True, markup=False)
+        _more(len(in_place))
+    if plan.orphans:
+        console.print(f"[bold]Orphan payload folders[/] (no row, older than "
+                      f"{format_duration(policy.orphan_cutoff_age)}):", highlight=False, soft_wrap=True)
+        for o in plan.orphans[:MAX_LISTED]:
+            console.print(f"  {o.uri}  ({o.files} file(s), {human_bytes(o.bytes)}, last written {_when(o.newest)}, "
+                          f"store {o.store})", highlight=False, soft_wrap=True, markup=False)
+        _more(len(plan.orphans))
+    notes = []
+    if plan.waiting:
+        notes.append(f"{len(plan.waiting)} condemned version(s) keep their payload until the sweep delay "
+                     f"({format_duration(policy.sweep_delay)}) has passed.")
+    if stats.young_orphans:
+        notes.append(f"{stats.young_orphans} payload folder(s) without a row are younger than "
+                     f"{format_duration(policy.orphan_cutoff_age)} and stay (a save may be in progress).")
+    if policy.only_artifact:
+        notes.append("--only-artifact: the rows stay, condemned and hidden; a later `artifactfs gc` forgets them.")
+    if policy.only_metadata and plan.forget:
+        notes.append("--only-metadata: payloads stay in the stores; payload folders become orphans that a later "
+                     "`artifactfs gc` removes after the grace period, registered-in-place files are left to you.")
+    for note in notes:
+        console.print(note, highlight=False)
+    if plan.empty:
+        console.print("Nothing to prune.")
+    else:
+        console.print(f"Will delete {len(plan.sweep)} payload(s) ({human_bytes(stats.bytes)}), "
+                      f"{len(plan.orphans)} orphan folder(s), {len(plan.forget)} version row(s)"
+                      + (f" and {len(plan.runs)} run(s)" if plan.runs else "")
+                      + (f"; condemn {len(plan.condemn)} version(s) first" if plan.condemn else "") + ".",
+                      highlight=False)
+
+
+def _more(count: int) -> None:
+    if count > MAX_LISTED:
+        console.print(f"... and {count - MAX_LISTED} more", highlight=False)
+
+
+def print_summary(result: PruneResult) -> None:
+    parts = [f"condemned {len(result.condemned)} version(s)",
+             f"swept {len(result.swept)} payload(s) ({result.swept_files} files)",
+             f"forgot {len(result.forgotten)} row(s)",
+             f"deleted {len(result.orphans_deleted)} orphan folder(s)"]
+    if result.runs_deleted:
+        parts.insert(0, f"deleted {len(result.runs_deleted)} run(s)")
+    console.print(f"Freed {human_bytes(result.freed)}: {', '.join(parts)} in {result.seconds:.1f}s.", highlight=False)
+    if result.refused:
+        console.print(f"{len(result.refused)} version(s) were used or protected meanwhile and stay.", highlight=False)
+    if result.shared:
+        console.print(f"{len(result.shared)} payload(s) stay because a live version owns them: "
+                      + ", ".join(owner for _, owner in result.shared[:5]), highlight=False)
+    if result.orphans_kept:
+        console.print(f"{len(result.orphans_kept)} orphan folder(s) were claimed or written to meanwhile and stay.",
+                      highlight=False)
+    for problem in result.errors:
+        err_console.print(f"[red]Store {problem.store} failed:[/] {problem.message}", highlight=False)
+    if result.stopped:
+        err_console.print(f"[red]Stopped early:[/] {result.stopped}", highlight=False)
+
+
+class _RichProgress:
+    """The executor's progress callbacks as a rich progress bar."""
+
+    LABELS = {"sweep": "sweeping payloads", "orphans": "removing orphans"}
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def start(self, phase: str, total: int) -> None:
+        self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total)
+
+    def advance(self, phase: str, amount: int = 1) -> None:
+        if phase in self.tasks:
+            self.progress.advance(self.tasks[phase], amount)
+
+
+@contextlib.contextmanager
+def stop_on_signals(event: threading.Event):
+    """SIGINT and SIGTERM set ``event`` (the pass stops between two steps)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, _frame):
+        event.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- gc -------------------------------------------------------------------------------------
+
+
+def run_gc(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
+    policy = build_policy(ctx, PrunePolicy(), **_policy_values(kwargs))
+    index = get_index()
+    if dry_run:
+        print_plan(plan_prune(index, policy))
+        console.print("Dry run: nothing was deleted.")
+        return
+    lease = Lease(index).acquire()
+    try:
+        plan = plan_prune(index, policy)
+        print_plan(plan)
+        if plan.empty:
+            if plan.errors:
+                ctx.exit(1)
+            return
+        if not yes:
+            click.confirm("Go ahead?", abort=True)
+        cancel = threading.Event()
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=console, transient=False)
+        with stop_on_signals(cancel), progress:
+            result = execute(index, plan, lease, cancel=cancel, progress=_RichProgress(progress))
+    finally:
+        lease.release()
+    print_summary(result)
+    if not result.ok or plan.errors:
+        ctx.exit(1)  # finished, but a store was skipped or failed
+
+
+def gc_options(func):
+    func = policy_options(func)
+    func = click.option("--dry-run", is_flag=True, help="Print the plan, delete nothing.")(func)
+    func = click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting.")(func)
+    return func
+
+
+@click.group("gc", invoke_without_command=True)
+@gc_options
+@click.pass_context
+def gc_group(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
+    """Remove artifact versions nothing references, and orphan payloads.
+
+    A version goes when no step run links it, no protected tag marks it, it is
+    not among the newest --keep-latest of its name, and it is older than
+    --grace. The plan is printed first; nothing is deleted before you confirm.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    run_gc(ctx, yes, dry_run, **kwargs)
+
+
+@click.command("prune")
+@gc_options
+@click.pass_context
+def artifact_prune(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
+    """Remove unreferenced versions and orphan payloads (same as `artifactfs gc`)."""
+    run_gc(ctx, yes, dry_run, **kwargs)
+
+
+artifact_group.add_command(artifact_prune)
+
+
+@gc_group.command("daemon")
+@click.option("--every", type=DURATION, default="6h", show_default=True, help="Time between two passes.")
+@policy_options
+@click.option("--lease-ttl", type=DURATION, default=None, hidden=True)
+@click.option("--max-passes", type=int, default=None, hidden=True)
+@click.pass_context
+def gc_daemon(ctx: click.Context, every: dt.timedelta, lease_ttl, max_passes, **kwargs) -> None:
+    """Run gc passes on a schedule (sweep delay 10m unless set); stops cleanly on SIGTERM."""
+    if every <= dt.timedelta(0):
+        raise click.BadParameter("must be more than 0", param_hint="--every")
+    policy = build_policy(ctx, PrunePolicy(sweep_delay=DEFAULT_DAEMON_SWEEP_DELAY), **_policy_values(kwargs))
+    logger = logging.getLogger("artifactfs.gc")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    stop = threading.Event()
+    extra = {"lease_ttl": lease_ttl} if lease_ttl else {}
+    try:
+        with stop_on_signals(stop):
+            run_daemon(get_index, policy, every, stop, max_passes=max_passes, **extra)
+    finally:
+        logger.removeHandler(handler)
+
+
+# -- fsck -----------------------------------------------------------------------------------
+
+
+@click.command("fsck")
+@click.option("--repair", "do_repair", is_flag=True, help="Fix what is safe to fix (takes the pruner lease).")
+@click.option("--deep", is_flag=True, help="Also hash every payload file and compare with the manifest.")
+@click.option("--grace", type=DURATION, default=None, help="Orphan folders younger than this are left alone (default 24h).")
+@click.option("--stuck-after", type=DURATION, default=None,
+              help="A condemned version not swept after this long is stuck (default 1h).")
+@click.pass_context
+def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, grace, stuck_after) -> None:
+    """Check that the index and the stores agree; report, and with --repair fix what is safe."""
+    grace = grace if grace is not None else DEFAULT_GRACE
+    index = get_index()
+    report = fsck(index, deep=deep, grace=grace, stuck_after=stuck_after or DEFAULT_STUCK_AFTER)
+    if do_repair and any(f.repair for f in report.findings):
+        with Lease(index) as lease:
+            report = repair(index, report, lease, grace=grace)
+    if report.findings:
+        console.print(table("Findings", ["kind", "store", "version or folder", "detail", "repair"], [
+            (f.kind, f.store, f.subject, f.detail,
+             "repaired" if f.repaired else (f.repair or "report only") if f.severity != INFO else "-")
+            for f in report.findings
+        ]))
+    for problem in report.errors:
+        err_console.print(f"[red]Store {problem.store} failed:[/] {problem.message}", highlight=False)
+    repaired = sum(f.repaired for f in report.findings)
+    notes = sum(f.severity == INFO for f in report.findings)
+    line = (f"Checked {report.versions} version(s), {report.files} file(s): {len(report.problems)} problem(s)"
+            + (f", {repaired} repaired" if repaired else "") + (f", {notes} note(s)" if notes else "") + ".")
+    console.print(line, highlight=False)
+    if report.problems and not do_repair and any(f.repair for f in report.problems):
+        console.print("Run `artifactfs fsck --repair` to fix what is safe to fix.")
+    if not report.ok:
+        ctx.exit(1)
+
+
+__all__ = ["artifact_prune", "fsck_command", "gc_group"]

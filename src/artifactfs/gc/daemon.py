@@ -1,0 +1,87 @@
+"""Prune passes on a schedule: ``artifactfs gc daemon --every 6h``.
+
+Each pass takes the lease, plans, executes and releases it, then logs one
+line with counts and bytes. A pass that finds the lease held by another
+pruner is skipped. ``stop`` (set by SIGTERM/SIGINT) ends the wait at once
+and makes a running pass stop between two steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from artifactfs.gc.execute import PruneResult, execute
+from artifactfs.gc.lease import DEFAULT_TTL, Lease, LeaseHeldError
+from artifactfs.gc.plan import PrunePlan, plan_prune
+from artifactfs.gc.policy import PrunePolicy
+from artifactfs.index.db import Index
+
+log = logging.getLogger("artifactfs.gc")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def run_pass(
+    index: Index,
+    policy: PrunePolicy,
+    cancel: threading.Event | None = None,
+    lease_ttl: dt.timedelta = DEFAULT_TTL,
+) -> tuple[PrunePlan, PruneResult]:
+    """One unattended pass: lease, plan, execute, release."""
+    with Lease(index, ttl=lease_ttl) as lease:
+        plan = plan_prune(index, policy)
+        return plan, execute(index, plan, lease, cancel=cancel)
+
+
+def pass_line(plan: PrunePlan, result: PruneResult) -> str:
+    parts = [
+        f"condemned {len(result.condemned)}" + (f" (refused {len(result.refused)})" if result.refused else ""),
+        f"swept {len(result.swept)} ({result.swept_files} files, {human_bytes(result.swept_bytes)})",
+        f"forgot {len(result.forgotten)}",
+        f"orphans {len(result.orphans_deleted)} ({human_bytes(result.orphan_bytes)})",
+    ]
+    if plan.policy.drops_runs:
+        parts.append(f"runs {len(result.runs_deleted)}")
+    parts.append(f"waiting {len(plan.waiting)}")
+    problems = [str(e) for e in plan.errors + tuple(result.errors)]
+    parts.append(f"errors {len(problems)}" + (f" [{'; '.join(problems)}]" if problems else ""))
+    line = "gc pass: " + ", ".join(parts) + f", {result.seconds:.2f}s"
+    if result.stopped:
+        line += f"; stopped: {result.stopped}"
+    return line
+
+
+def run_daemon(
+    index_factory,
+    policy: PrunePolicy,
+    every: dt.timedelta,
+    stop: threading.Event,
+    lease_ttl: dt.timedelta = DEFAULT_TTL,
+    max_passes: int | None = None,
+) -> int:
+    """Run passes every ``every`` until ``stop`` is set; returns the number of passes."""
+    passes = 0
+    log.info("gc daemon started: every %s; %s", every, policy.describe())
+    while not stop.is_set():
+        try:
+            plan, result = run_pass(index_factory(), policy, cancel=stop, lease_ttl=lease_ttl)
+            log.info("%s", pass_line(plan, result))
+        except LeaseHeldError as exc:
+            log.info("gc pass skipped: %s", exc.message)
+        except Exception as exc:  # noqa: BLE001 - one failed pass must not end the daemon
+            log.error("gc pass failed: %s: %s", type(exc).__name__, getattr(exc, "message", exc))
+        passes += 1
+        if max_passes is not None and passes >= max_passes:
+            break
+        if stop.wait(every.total_seconds()):
+            break
+    log.info("gc daemon stopped after %d pass(es)", passes)
+    return passes

@@ -1,0 +1,294 @@
+"""``fsck``: compare the index with the stores and report what disagrees;
+with ``repair``, fix only what is safe to fix.
+
+Checked: every version whose payload should exist (live, or condemned and
+not yet swept) against its manifest (presence and size; sha256 with
+``deep``), files in a payload the manifest does not list, payload-layout
+folders no row names, versions stuck in ``condemned``, and condemned
+versions a step run links (which the pruner must never produce).
+
+Safe repairs (under the pruner lease): old orphan folders are deleted as the
+pruner would; stuck condemned versions are swept and forgotten; condemned
+versions whose payload is already gone are marked swept; live versions whose
+payload is entirely gone and that nothing links are condemned (hidden), then
+forgotten; a condemned version that a step run links and whose payload is
+still there goes back to live. Changed or missing files of a present
+payload are only reported: the bytes were changed outside artifactfs and
+only the user can say which side is right.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+from artifactfs.gc.execute import PruneResult, execute
+from artifactfs.gc.lease import Lease
+from artifactfs.gc.payloads import (
+    StoreCache,
+    StoreFailure,
+    StoreProblem,
+    describe_error,
+    folder_age,
+    layout_folders,
+)
+from artifactfs.gc.plan import OrphanRef, PrunePlan, PruneStats
+from artifactfs.gc.policy import DEFAULT_GRACE, PrunePolicy
+from artifactfs.index import gc as rows
+from artifactfs.index.db import Index
+from artifactfs.index.gc import VersionRef
+from artifactfs.index.models import PayloadKind, utcnow
+from artifactfs.stores.base import ArtifactStore
+
+DEFAULT_STUCK_AFTER = dt.timedelta(hours=1)
+HASH_CHUNK = 4 * 1024 * 1024
+BATCH = 500
+
+PROBLEM, INFO = "problem", "info"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str  # "problem" or "info"
+    store: str
+    subject: str  # "name:version" or a folder uri
+    detail: str
+    version: VersionRef | None = None
+    orphan: OrphanRef | None = None
+    repair: str | None = None  # what --repair would do; None: report only
+    repaired: bool = False
+
+
+@dataclass
+class FsckReport:
+    findings: list[Finding] = field(default_factory=list)
+    versions: int = 0
+    files: int = 0
+    errors: list[StoreProblem] = field(default_factory=list)
+    repair_result: PruneResult | None = None
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == PROBLEM and not f.repaired]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.errors
+
+
+def fsck(
+    index: Index,
+    deep: bool = False,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    stuck_after: dt.timedelta = DEFAULT_STUCK_AFTER,
+) -> FsckReport:
+    """Check everything; change nothing."""
+    report = FsckReport()
+    stores = StoreCache(index)
+    now = utcnow()
+    failed: set[int] = set()
+    after = 0
+    while True:
+        with index.read() as session:
+            batch = rows.versions_to_check(session, after, BATCH)
+            if not batch:
+                break
+            manifests = rows.manifests(session, [v.id for v in batch])
+            links = rows.link_counts(session, [v.id for v in batch])
+        after = batch[-1].id
+        for ref in batch:
+            if ref.store_id in failed:
+                continue
+            try:
+                store = stores.get(ref.store_id)
+                report.versions += 1
+                _check_version(report, store, ref, manifests[ref.id], links.get(ref.id, 0), deep)
+            except StoreFailure as exc:
+                failed.add(ref.store_id)
+                report.errors.append(StoreProblem(exc.store, exc.problem))
+            except Exception as exc:  # noqa: BLE001 - any flavor error
+                failed.add(ref.store_id)
+                report.errors.append(StoreProblem(stores.name(ref.store_id), describe_error(None, exc)))
+    with index.read() as session:
+        condemned = rows.condemned_versions(session)
+        referenced = {v.id for v in rows.referenced_condemned(session)}
+    for ref in condemned:
+        name = stores.name(ref.store_id)
+        if ref.id in referenced:
+            fix = "back to live" if ref.swept_at is None else None
+            report.findings.append(Finding(
+                "referenced-condemned", PROBLEM, name, ref.label,
+                "condemned, yet a step run links it" + ("" if fix else "; its payload is already deleted"),
+                version=ref, repair=fix))
+        elif ref.swept_at is not None:
+            report.findings.append(Finding(
+                "payload-removed", INFO, name, ref.label,
+                "payload deleted with --only-artifact; the hidden row stays until `artifactfs gc` forgets it",
+                version=ref))
+        elif ref.condemned_at is not None and now - ref.condemned_at > stuck_after:
+            report.findings.append(Finding(
+                "stuck-condemned", PROBLEM, name, ref.label,
+                f"condemned since {ref.condemned_at:%Y-%m-%d %H:%M:%S} UTC and never swept",
+                version=ref, repair="sweep and forget"))
+    for store_id in sorted(stores.rows):
+        if store_id in failed:
+            continue
+        try:
+            _check_orphans(report, index, stores, store_id, now - grace)
+        except StoreFailure as exc:
+            report.errors.append(StoreProblem(exc.store, exc.problem))
+        except Exception as exc:  # noqa: BLE001
+            report.errors.append(StoreProblem(stores.name(store_id), describe_error(None, exc)))
+    return report
+
+
+def _check_version(report: FsckReport, store: ArtifactStore, ref: VersionRef, manifest, links: int, deep: bool) -> None:
+    native = store.resolve(ref.uri)
+    found = _payload_files(store, native, ref.payload_kind)
+    name = store.name
+    if found is None or (not found and manifest):
+        live = ref.state == rows.LIVE
+        if live:
+            fix = "hide and forget the version" if links == 0 else None
+            detail = "payload is missing" + ("" if fix else f" (linked by {links} step run(s): not repaired)")
+        else:
+            fix, detail = "mark swept", "condemned and its payload is already gone"
+        report.findings.append(Finding("missing-payload", PROBLEM, name, ref.label, f"{detail}: {ref.uri}",
+                                       version=ref, repair=fix))
+        return
+    listed = {f.path: f for f in manifest}
+    for path, entry in listed.items():
+        report.files += 1
+        actual = found.get(path)
+        if actual is None:
+            report.findings.append(Finding("missing-file", PROBLEM, name, ref.label, f"{path} is missing", version=ref))
+            continue
+        if actual != entry.size:
+            report.findings.append(Finding("size-mismatch", PROBLEM, name, ref.label,
+                                           f"{path}: {actual} bytes, manifest says {entry.size}", version=ref))
+            continue
+        if deep and entry.sha256:
+            file_native = native if ref.payload_kind == PayloadKind.FILE.value else posixpath.join(native, path)
+            digest = _sha256(store, file_native)
+            if digest != entry.sha256:
+                report.findings.append(Finding("hash-mismatch", PROBLEM, name, ref.label,
+                                               f"{path}: sha256 {digest[:12]}, manifest says {entry.sha256[:12]}",
+                                               version=ref))
+    for path in sorted(set(found) - set(listed)):
+        report.findings.append(Finding("extra-file", PROBLEM, name, ref.label,
+                                       f"{path} is not in the manifest", version=ref))
+
+
+def _payload_files(store: ArtifactStore, native: str, kind: str) -> dict[str, int] | None:
+    """``{relative path: size}`` of a payload, None when it does not exist."""
+    if kind == PayloadKind.FILE.value:
+        try:
+            info = store.fs.info(native)
+        except FileNotFoundError:
+            return None
+        if info.get("type") != "file":
+            return None
+        return {posixpath.basename(native): int(info.get("size") or 0)}
+    if store.is_local:
+        if not os.path.isdir(native) or os.path.islink(native):
+            return None
+        found = {}
+        for folder, _dirs, names in os.walk(native, followlinks=False):
+            for entry in names:
+                full = os.path.join(folder, entry)
+                found[os.path.relpath(full, native).replace(os.sep, "/")] = os.lstat(full).st_size
+        return found
+    prefix = native.rstrip("/") + "/"
+    infos = store.fs.find(native, detail=True, withdirs=False)
+    found = {
+        path[len(prefix):]: int(info.get("size") or 0)
+        for path, info in infos.items()
+        if path.startswith(prefix) and info.get("type") != "directory"
+    }
+    return found or None
+
+
+def _sha256(store: ArtifactStore, native: str) -> str:
+    digest = hashlib.sha256()
+    with store.fs.open(native, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_orphans(report: FsckReport, index: Index, stores: StoreCache, store_id: int, cutoff: dt.datetime) -> None:
+    store = stores.get(store_id)
+    for folders in layout_folders(store):
+        for batch in rows.chunks(folders):
+            with index.read() as session:
+                named = rows.named_uuids(session, sorted({f.uuid for f in batch}))
+                unnamed = [f for f in batch if f.uuid not in named and rows.uri_named(session, f.uri) is None]
+            for folder in unnamed:
+                age = folder_age(store, folder.native)
+                when = f"{age.newest:%Y-%m-%d %H:%M:%S} UTC" if age.newest else "unknown"
+                if age.newest is not None and age.newest < cutoff:
+                    orphan = OrphanRef(store_id, store.name, folder.uri, folder.uuid, age.files, age.bytes, age.newest)
+                    report.findings.append(Finding(
+                        "orphan", PROBLEM, store.name, folder.uri,
+                        f"no version names it; {age.files} file(s), {age.bytes} bytes, last written {when}",
+                        orphan=orphan, repair="delete"))
+                else:
+                    report.findings.append(Finding(
+                        "young-orphan", INFO, store.name, folder.uri,
+                        f"no version names it yet; last written {when}: maybe a save in progress, left alone"))
+
+
+def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta = DEFAULT_GRACE) -> FsckReport:
+    """Apply the safe repairs of ``report`` under ``lease``; returns the report
+    with ``repaired`` set on what was fixed."""
+    fixable = [f for f in report.findings if f.repair and not f.repaired]
+    by_kind: dict[str, list[Finding]] = defaultdict(list)
+    for finding in fixable:
+        by_kind[finding.kind].append(finding)
+    now = utcnow()
+    lease.check()
+    with index.write() as session:
+        revived = set(rows.revive(session, [f.version.id for f in by_kind["referenced-condemned"]]))
+    missing = by_kind["missing-payload"]
+    lease.check()
+    with index.write() as session:
+        live_missing = [f.version.id for f in missing if f.version.state == rows.LIVE]
+        hidden = set(rows.condemn_missing(session, live_missing, now))
+        gone = [f.version.id for f in missing if f.version.state != rows.LIVE]
+        rows.mark_swept(session, gone, now)
+        hidden.update(gone)
+    stuck = [f.version for f in by_kind["stuck-condemned"]]
+    forget_refs = [f.version for f in missing if f.version.id in hidden] + stuck
+    orphans = tuple(f.orphan for f in by_kind["orphan"])
+    plan = PrunePlan(
+        policy=PrunePolicy(grace=grace, sweep_delay=dt.timedelta(0), keep_latest=0, ignore_errors=True),
+        now=now, runs=(), condemn=(), sweep=tuple(stuck), forget=tuple(sorted(forget_refs, key=lambda v: v.id)),
+        orphans=orphans, waiting=(), stores=(), errors=(),
+        stats=PruneStats(0, 0, len(stuck), len(forget_refs), len(orphans), 0, 0, 0, 0, ()),
+    )
+    result = execute(index, plan, lease)
+    forgotten = set(result.forgotten)
+    swept = set(result.swept)
+    deleted = set(result.orphans_deleted)
+    findings = []
+    for finding in report.findings:
+        done = False
+        if finding in fixable:
+            if finding.kind == "referenced-condemned":
+                done = finding.version.id in revived
+            elif finding.kind == "missing-payload":
+                done = finding.version.id in forgotten
+            elif finding.kind == "stuck-condemned":
+                done = finding.version.id in swept or finding.version.id in forgotten
+            elif finding.kind == "orphan":
+                done = finding.orphan.uri in deleted
+        findings.append(replace(finding, repaired=True) if done else finding)
+    report.findings = findings
+    report.repair_result = result
+    report.errors.extend(result.errors)
+    return report

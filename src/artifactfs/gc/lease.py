@@ -1,0 +1,163 @@
+"""The pruner's lease: one pruner works on an index at a time.
+
+A row in ``gc_lease`` names its holder (``host:pid:token``) and an expiry.
+The holder renews it from a heartbeat thread and again, if due, before each
+destructive step (:meth:`Lease.check`); a pruner whose lease was taken over
+or cannot be renewed raises :class:`LeaseLostError` there and stops. A lease
+whose holder process is gone from this host is taken over at once; any other
+lease only after it expires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from artifactfs.errors import ArtifactfsError
+from artifactfs.index.db import Index
+from artifactfs.index.gc import PRUNER_LEASE, LeaseState, lease_state, release_lease, renew_lease, take_lease
+from artifactfs.index.models import utcnow
+
+DEFAULT_TTL = dt.timedelta(minutes=2)
+log = logging.getLogger("artifactfs.gc")
+
+
+class LeaseHeldError(ArtifactfsError):
+    """Another pruner holds the lease."""
+
+    def __init__(self, state: LeaseState) -> None:
+        self.state = state
+        until = state.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") if state.expires_at else "?"
+        super().__init__(
+            f"another pruner is working on this index ({state.holder}, lease valid until {until})",
+            "wait for it to finish, or run again after the lease expires",
+        )
+
+
+class LeaseLostError(ArtifactfsError):
+    """The lease expired and was taken, or could not be renewed: stop now."""
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _process_gone(holder: str | None) -> bool:
+    """True when ``holder`` ran on this host in a process that no longer exists."""
+    if not holder:
+        return False
+    host, _, rest = holder.rpartition("@")
+    pid_text = rest.split(":", 1)[0]
+    if host != _host() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Lease:
+    """Hold the pruner lease of ``index``: ``with Lease(index) as lease: ... lease.check()``."""
+
+    def __init__(self, index: Index, ttl: dt.timedelta = DEFAULT_TTL, name: str = PRUNER_LEASE,
+                 heartbeat: bool = True) -> None:
+        self.index = index
+        self.ttl = ttl
+        self.name = name
+        self.holder = f"{_host()}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._heartbeat = heartbeat
+        self._lock = threading.Lock()
+        self._renewed = 0.0  # monotonic time of the last successful renewal
+        self._held = False
+        self._lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Lease({self.holder!r}, held={self._held})"
+
+    @property
+    def held(self) -> bool:
+        return self._held and self._lost is None
+
+    def acquire(self) -> Lease:
+        with self.index.write() as session:
+            taken, found = take_lease(session, self.holder, utcnow(), self.ttl,
+                                      lambda state: _process_gone(state.holder), self.name)
+        if not taken:
+            raise LeaseHeldError(found)
+        if found.holder and found.holder != self.holder and found.expires_at and found.expires_at > utcnow():
+            log.info("took over the lease of %s, whose process is gone", found.holder)
+        self._held, self._lost, self._renewed = True, None, time.monotonic()
+        if self._heartbeat:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._beat, name="artifactfs-gc-lease", daemon=True)
+            self._thread.start()
+        return self
+
+    def renew(self) -> None:
+        """Extend the lease now; :class:`LeaseLostError` if it is no longer ours."""
+        with self._lock:
+            if self._lost is not None:
+                raise LeaseLostError(self._lost)
+            if not self._held:
+                raise LeaseLostError("the pruner lease is not held", "acquire it first")
+            try:
+                with self.index.write() as session:
+                    ours = renew_lease(session, self.holder, utcnow(), self.ttl, self.name)
+            except Exception as exc:  # the index is unreachable: we cannot prove the lease is ours
+                self._lost = f"the pruner lease could not be renewed ({type(exc).__name__}: {exc})"
+                raise LeaseLostError(self._lost, "nothing more was deleted; run the pruner again") from exc
+            if not ours:
+                self._lost = "the pruner lease expired and another pruner took it"
+                raise LeaseLostError(self._lost, "nothing more was deleted by this pruner")
+            self._renewed = time.monotonic()
+
+    def check(self) -> None:
+        """Call before every destructive step: raises if the lease is lost,
+        renews it when a third of its time has passed."""
+        if self._lost is not None:
+            raise LeaseLostError(self._lost, "nothing more was deleted by this pruner")
+        if time.monotonic() - self._renewed >= self.ttl.total_seconds() / 3:
+            self.renew()
+
+    def _beat(self) -> None:
+        interval = max(self.ttl.total_seconds() / 3, 0.05)
+        while not self._stop.wait(interval):
+            try:
+                self.renew()
+            except LeaseLostError as exc:
+                log.warning("%s", exc.message)
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self._thread = None
+        if self._held:
+            self._held = False
+            try:
+                with self.index.write() as session:
+                    release_lease(session, self.holder, self.name)
+            except Exception as exc:  # noqa: BLE001 - the lease expires on its own
+                log.warning("could not release the pruner lease (%s); it expires on its own", exc)
+
+    def __enter__(self) -> Lease:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def current_lease(index: Index, name: str = PRUNER_LEASE) -> LeaseState:
+    with index.read() as session:
+        return lease_state(session, name)

@@ -1,0 +1,276 @@
+"""The pruner's side of the stores: which folders follow the payload layout
+(``<root>/<name>/<uuid>`` and ``<uuid>.viz``, nothing else is ever an orphan),
+how old a folder is, whether a live row still owns a path, and idempotent
+deletion of payloads. Nothing here writes to the index.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import os
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from artifactfs.errors import ArtifactfsError, StoreError
+from artifactfs.index.db import Index
+from artifactfs.index.gc import UUID4, VIZ_SUFFIX, VersionRef, live_owner_uris, live_owner_uris_since, store_rows
+from artifactfs.index.models import PayloadKind, Store
+from artifactfs.index.stores import open_store
+from artifactfs.stores.base import ArtifactStore
+
+
+class StoreFailure(ArtifactfsError):
+    """A store could not be listed or could not delete something."""
+
+    def __init__(self, store: str, message: str, hint: str | None = None) -> None:
+        self.store = store
+        self.problem = message
+        super().__init__(f"store {store!r}: {message}", hint)
+
+
+@dataclass(frozen=True)
+class StoreProblem:
+    store: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.message}"
+
+
+def describe_error(store: ArtifactStore | None, exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = text.splitlines()[0][:300]
+    return store.redact(text) if store is not None else text
+
+
+class StoreCache:
+    """The stores of one pass, opened once each; a store that failed to open
+    keeps failing with the same message."""
+
+    def __init__(self, index: Index) -> None:
+        with index.read() as session:
+            self.rows: dict[int, Store] = {row.id: row for row in store_rows(session)}
+        self._open: dict[int, ArtifactStore] = {}
+        self._broken: dict[int, str] = {}
+
+    def name(self, store_id: int) -> str:
+        row = self.rows.get(store_id)
+        return row.name if row is not None else f"#{store_id}"
+
+    def get(self, store_id: int) -> ArtifactStore:
+        if store_id in self._broken:
+            raise StoreFailure(self.name(store_id), self._broken[store_id])
+        store = self._open.get(store_id)
+        if store is None:
+            try:
+                store = open_store(self.rows[store_id])
+                store.fs  # noqa: B018 - build the filesystem now: a missing library fails here
+            except Exception as exc:  # noqa: BLE001 - any flavor library error
+                self._broken[store_id] = describe_error(None, exc)
+                raise StoreFailure(self.name(store_id), self._broken[store_id]) from exc
+            self._open[store_id] = store
+        return store
+
+
+# -- the payload layout ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayoutFolder:
+    """A folder that looks like a payload: ``<root>/<name>/<uuid>[.viz]``."""
+
+    uri: str
+    native: str
+    uuid: str
+
+
+def layout_uuid(entry: str) -> str | None:
+    """The version uuid an entry of ``<root>/<name>/`` would belong to, or None."""
+    base = entry[: -len(VIZ_SUFFIX)] if entry.endswith(VIZ_SUFFIX) else entry
+    return base if UUID4.match(base) else None
+
+
+def _subfolders(store: ArtifactStore, native: str) -> list[str]:
+    """Names of the real sub-folders of a folder (never symlinks)."""
+    if store.is_local:
+        try:
+            with os.scandir(native) as entries:
+                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    try:
+        infos = store.fs.ls(native, detail=True)
+    except FileNotFoundError:
+        return []
+    names = []
+    for info in infos:
+        if info.get("type") == "directory":
+            name = posixpath.basename(info["name"].rstrip("/"))
+            if name and posixpath.join(native, name) != native:
+                names.append(name)
+    return sorted(set(names))
+
+
+def layout_folders(store: ArtifactStore) -> Iterator[list[LayoutFolder]]:
+    """Per artifact-name folder, the entries that follow the payload layout."""
+    for name in _subfolders(store, store.root):
+        parent = posixpath.join(store.root, name)
+        found = []
+        for entry in _subfolders(store, parent):
+            uuid = layout_uuid(entry)
+            if uuid is not None:
+                native = posixpath.join(parent, entry)
+                found.append(LayoutFolder(store.flavor.to_uri(native), native, uuid))
+        if found:
+            yield found
+
+
+@dataclass(frozen=True)
+class FolderAge:
+    newest: dt.datetime | None  # None: nothing with a time inside (treated as young)
+    files: int
+    bytes: int
+
+
+def _timestamp(info: dict[str, Any]) -> dt.datetime | None:
+    for key in ("LastModified", "last_modified", "updated", "mtime", "timeCreated", "creation_time"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)):
+            return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        if isinstance(value, dt.datetime):
+            return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+def folder_age(store: ArtifactStore, native: str) -> FolderAge:
+    """The newest modification time inside a folder (local: every file and
+    folder, the folder itself included; object stores: every object under
+    the prefix), with its file count and bytes."""
+    if store.is_local:
+        newest, files, size = 0.0, 0, 0
+        try:
+            newest = os.lstat(native).st_mtime
+        except FileNotFoundError:
+            return FolderAge(None, 0, 0)
+        for folder, dirs, names in os.walk(native, followlinks=False):
+            for entry in dirs + names:
+                try:
+                    st = os.lstat(os.path.join(folder, entry))
+                except FileNotFoundError:
+                    continue
+                newest = max(newest, st.st_mtime)
+                if entry in names:
+                    files += 1
+                    size += st.st_size
+        return FolderAge(dt.datetime.fromtimestamp(newest, dt.timezone.utc), files, size)
+    try:
+        infos = store.fs.find(native, detail=True, withdirs=False)
+    except FileNotFoundError:
+        return FolderAge(None, 0, 0)
+    newest: dt.datetime | None = None
+    files = size = 0
+    for info in infos.values():
+        if info.get("type") == "directory":
+            continue
+        files += 1
+        size += int(info.get("size") or 0)
+        stamp = _timestamp(info)
+        if stamp is None:
+            return FolderAge(None, files, size)  # cannot tell: never old enough
+        newest = stamp if newest is None else max(newest, stamp)
+    return FolderAge(newest, files, size)
+
+
+# -- who owns a path ------------------------------------------------------------------------
+
+
+class LiveOwners:
+    """The uris of live registered versions (the only payloads that can
+    overlap another's): a snapshot plus every row inserted since, re-read
+    with :meth:`refresh` before each batch of deletions. Rows only leave the
+    live state, and a row's uri changes only when ``migrate`` re-points it to
+    a fresh ``<root>/<name>/<uuid>`` folder, which overlaps no other payload;
+    so the snapshot errs only towards keeping data."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        with index.read() as session:
+            self._watermark, uris = live_owner_uris(session)
+        self._uris = sorted(set(uris))
+        self._set = set(self._uris)
+
+    def refresh(self) -> None:
+        with self.index.read() as session:
+            self._watermark, uris = live_owner_uris_since(session, self._watermark)
+        for uri in uris:
+            if uri not in self._set:
+                self._set.add(uri)
+                bisect.insort(self._uris, uri)
+
+    def owner_of(self, uri: str) -> str | None:
+        """A live uri equal to ``uri``, above it or below it; None if there is none."""
+        base = uri.rstrip("/")
+        if base in self._set:
+            return base
+        head = base
+        while True:
+            parent = posixpath.dirname(head)
+            if not parent or parent == head:
+                break
+            if parent in self._set:
+                return parent
+            head = parent
+        prefix = base + "/"
+        i = bisect.bisect_left(self._uris, prefix)
+        if i < len(self._uris) and self._uris[i].startswith(prefix):
+            return self._uris[i]
+        return None
+
+
+# -- deleting -------------------------------------------------------------------------------
+
+
+def _rmtree(store: ArtifactStore, uri: str) -> bool:
+    try:
+        store.rmtree(uri)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def delete_payload(store: ArtifactStore, ref: VersionRef) -> bool:
+    """Delete a condemned version's payload (and its visualizations, when the
+    row lists any: a stray ``.viz`` folder becomes an orphan once the row is
+    forgotten); a payload already gone is fine. Returns whether anything was there."""
+    if ref.payload_kind == PayloadKind.FILE.value:
+        try:
+            store.remove(ref.uri)
+            found = True
+        except FileNotFoundError:
+            found = False
+    else:
+        found = _rmtree(store, ref.uri)
+    if ref.has_viz and not ref.in_place:
+        found = _rmtree(store, ref.uri + VIZ_SUFFIX) or found
+    return found
+
+
+def delete_folder(store: ArtifactStore, uri: str) -> bool:
+    return _rmtree(store, uri)
+
+
+def check_inside(store: ArtifactStore, uri: str) -> None:
+    """Refuse (StoreError) a uri outside the store's root."""
+    native = store.resolve(uri)
+    if native == store.root:
+        raise StoreError(f"{uri} is the root of store {store.name!r}; the pruner never deletes a store root")

@@ -1,0 +1,214 @@
+"""What a prune pass may remove: the policy (grace, sweep delay, protected
+tags, newest versions kept, run retention, -a/-m/-i), durations like
+``24h``, and policy files for the daemon. Nothing here touches the index."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artifactfs.errors import ArtifactfsError
+
+DEFAULT_GRACE = dt.timedelta(hours=24)
+DEFAULT_DAEMON_SWEEP_DELAY = dt.timedelta(minutes=10)
+DEFAULT_KEEP_TAG = "keep"
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+class PolicyError(ArtifactfsError, ValueError):
+    """A duration, a policy file or a combination of options that cannot be used."""
+
+
+def parse_duration(text: str | int | float | dt.timedelta) -> dt.timedelta:
+    """``"24h"``, ``"10m"``, ``"30d"``, ``"1h30m"``, ``"90s"``, ``"2w"``, ``"0"``
+    (a bare number is seconds)."""
+    if isinstance(text, dt.timedelta):
+        return text
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        raw = str(text).strip().lower()
+        if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+            seconds = float(raw)
+        elif raw and _PART.sub("", raw) == "" and _PART.match(raw):
+            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(raw))
+        else:
+            raise PolicyError(
+                f"cannot read the duration {text!r}",
+                "write a number with a unit: 90s, 10m, 24h, 30d, 2w (or 0)",
+            )
+    if seconds < 0:
+        raise PolicyError(f"duration {text!r} is negative")
+    return dt.timedelta(seconds=seconds)
+
+
+def format_duration(value: dt.timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0"
+    for unit, size in (("w", _UNITS["w"]), ("d", _UNITS["d"]), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class PrunePolicy:
+    """Everything that decides what a pass removes.
+
+    Attributes:
+        grace: versions created and orphan payloads written more recently are never touched.
+        sweep_delay: a condemned version's payload is deleted only this long after condemning
+            (so readers of a live mount finish); 0 frees space at once.
+        keep_tags: versions with any of these tags are protected.
+        keep_latest: the newest N live versions of every artifact name are protected.
+        only_artifact: delete payloads only; rows stay condemned (hidden) with ``swept_at`` set.
+        only_metadata: delete rows only; payloads stay (the orphan sweep of a later full pass
+            removes payload folders; registered-in-place files are left alone).
+        ignore_errors: go on past a failing store and report at the end.
+        runs_older_than: also delete finished runs started longer ago than this.
+        keep_last_runs: with ``runs_older_than``, keep the newest N runs of each pipeline.
+        run_pipeline: with ``runs_older_than``, only runs of this pipeline.
+        orphan_grace: age below which a payload folder no row names is left alone
+            (None: the grace period). Never make it shorter than the longest save:
+            a payload being written has no row until its save commits.
+    """
+
+    grace: dt.timedelta = DEFAULT_GRACE
+    sweep_delay: dt.timedelta = dt.timedelta(0)
+    keep_tags: frozenset[str] = field(default_factory=lambda: frozenset({DEFAULT_KEEP_TAG}))
+    keep_latest: int = 1
+    only_artifact: bool = False
+    only_metadata: bool = False
+    ignore_errors: bool = False
+    runs_older_than: dt.timedelta | None = None
+    keep_last_runs: int = 0
+    run_pipeline: str | None = None
+    orphan_grace: dt.timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.only_artifact and self.only_metadata:
+            raise PolicyError(
+                "--only-artifact and --only-metadata exclude each other",
+                "leave both out to remove payloads and rows",
+            )
+        if self.keep_latest < 0 or self.keep_last_runs < 0:
+            raise PolicyError("keep counts must be 0 or more")
+        for name in ("grace", "sweep_delay", "runs_older_than", "orphan_grace"):
+            value = getattr(self, name)
+            if value is not None and value < dt.timedelta(0):
+                raise PolicyError(f"{name} must not be negative")
+
+    @property
+    def orphan_cutoff_age(self) -> dt.timedelta:
+        return self.grace if self.orphan_grace is None else self.orphan_grace
+
+    @property
+    def drops_runs(self) -> bool:
+        return self.runs_older_than is not None and not self.only_artifact
+
+    @property
+    def sweeps(self) -> bool:
+        return not self.only_metadata
+
+    @property
+    def forgets(self) -> bool:
+        return not self.only_artifact
+
+    def replace(self, **changes: Any) -> PrunePolicy:
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        parts = [f"grace {format_duration(self.grace)}", f"sweep delay {format_duration(self.sweep_delay)}",
+                 f"keep latest {self.keep_latest}", f"keep tags {', '.join(sorted(self.keep_tags)) or '-'}"]
+        if self.orphan_grace is not None:
+            parts.append(f"orphan grace {format_duration(self.orphan_grace)}")
+        if self.runs_older_than is not None:
+            parts.append(f"runs older than {format_duration(self.runs_older_than)} (keep last {self.keep_last_runs})")
+        if self.only_artifact:
+            parts.append("payloads only")
+        if self.only_metadata:
+            parts.append("rows only")
+        return ", ".join(parts)
+
+
+_FILE_KEYS = {
+    "grace", "sweep_delay", "keep_tags", "keep_latest", "only_artifact", "only_metadata", "ignore_errors",
+    "runs_older_than", "keep_last_runs", "run_pipeline", "orphan_grace",
+}
+
+
+def policy_from_mapping(data: dict[str, Any], base: PrunePolicy | None = None, where: str = "policy") -> PrunePolicy:
+    """A policy from plain values (durations as strings), on top of ``base``."""
+    base = base or PrunePolicy()
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = set(data) - _FILE_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}",
+                          f"known settings: {', '.join(sorted(_FILE_KEYS))}")
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("grace", "sweep_delay", "runs_older_than", "orphan_grace"):
+            nullable = key in ("runs_older_than", "orphan_grace")
+            changes[key] = None if value is None and nullable else parse_duration(value)
+        elif key == "keep_tags":
+            tags = [value] if isinstance(value, str) else list(value or [])
+            changes[key] = frozenset(str(t) for t in tags)
+        elif key in ("keep_latest", "keep_last_runs"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise PolicyError(f"{where}: {key} must be a whole number, got {value!r}")
+            changes[key] = value
+        elif key == "run_pipeline":
+            changes[key] = None if value is None else str(value)
+        else:
+            if not isinstance(value, bool):
+                raise PolicyError(f"{where}: {key} must be true or false, got {value!r}")
+            changes[key] = value
+    return base.replace(**changes)
+
+
+def load_policy_file(path: str | Path, base: PrunePolicy | None = None) -> PrunePolicy:
+    """A policy from a TOML (``.toml``) or JSON file; settings it leaves out come from ``base``.
+
+    Example (TOML)::
+
+        grace = "24h"
+        sweep_delay = "10m"
+        keep_latest = 3
+        keep_tags = ["keep", "production"]
+        runs_older_than = "30d"
+        keep_last_runs = 10
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = _toml().loads(text)
+    except ValueError as exc:
+        raise PolicyError(f"policy file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy file {path} must hold a table of settings")
+    return policy_from_mapping(data, base, where=str(path))
+
+
+def _toml():
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise PolicyError("reading TOML needs Python 3.11 or the tomli package", "write the policy as JSON") from None
+    return tomllib

@@ -1,0 +1,568 @@
+"""The pruner's queries and state changes in the index: which versions and
+runs are unreferenced, condemning them under row locks with every condition
+re-checked, marking payloads swept, forgetting rows, the lease row, and the
+questions ``fsck`` asks. Every function takes a ``Session``; the caller
+(``artifactfs.gc``) frames the transactions.
+
+The one rule everything here serves: a version is condemned only inside the
+transaction that holds its row lock, by a statement issued after the lock,
+so a concurrent ``pipelines.link`` either committed first (and its
+``step_io`` row is seen) or waits for the lock and then finds the version
+not live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from artifactfs.index.models import (
+    Artifact,
+    ArtifactVersion,
+    GcLease,
+    PayloadKind,
+    Pipeline,
+    PipelineRun,
+    RunStatus,
+    SaveType,
+    StepIO,
+    StepRun,
+    Store,
+    Tag,
+    VersionFile,
+    VersionState,
+    VersionTag,
+)
+from artifactfs.index.pipelines import delete_run
+from artifactfs.index.stores import bump_generation
+
+AV = ArtifactVersion
+LIVE = VersionState.LIVE.value
+CONDEMNED = VersionState.CONDEMNED.value
+PRUNER_LEASE = "pruner"
+# Statement batches: well below SQLite's and PostgreSQL's bound-parameter limits.
+CHUNK = 1000
+
+# Payload folders are named by the version's uuid4, as api.writing makes them.
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+VIZ_SUFFIX = ".viz"
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; every timestamp here is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def is_postgres(session: Session) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+# -- versions as the pruner sees them -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    """One version row, flat and detached: what the plan lists."""
+
+    id: int
+    uuid: str
+    name: str
+    version: str
+    store_id: int
+    uri: str
+    payload_kind: str
+    size: int
+    file_count: int
+    save_type: str
+    state: str
+    condemned_at: dt.datetime | None
+    swept_at: dt.datetime | None
+    has_viz: bool = False  # the row lists visualizations (in ``<uri>.viz``)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def in_place(self) -> bool:
+        """Registered in place: the payload is a user's file or folder, not a
+        ``<root>/<name>/<uuid>`` folder artifactfs made."""
+        return is_in_place(self.uri, self.uuid, self.payload_kind)
+
+
+def is_in_place(uri: str, uuid: str, payload_kind: str) -> bool:
+    return payload_kind == PayloadKind.FILE.value or posixpath.basename(uri.rstrip("/")) != uuid
+
+
+_REF_COLUMNS = (
+    AV.id, AV.uuid, Artifact.name, AV.version, AV.store_id, AV.uri, AV.payload_kind, AV.size, AV.file_count,
+    AV.save_type, AV.state, AV.condemned_at, AV.swept_at, AV.visualizations,
+)
+
+
+def _refs(session: Session, query) -> list[VersionRef]:
+    """Streamed in batches and with the repetitive strings shared: a plan may
+    hold a hundred thousand of these."""
+    intern = sys.intern
+    return [
+        VersionRef(i, uuid, intern(name), version, store_id, uri, intern(kind), size, files, intern(save_type),
+                   intern(state), utc(condemned_at), utc(swept_at), bool(viz))
+        for i, uuid, name, version, store_id, uri, kind, size, files, save_type, state, condemned_at, swept_at, viz
+        in session.execute(query.execution_options(yield_per=2000))
+    ]
+
+
+def _ref_query():
+    return select(*_REF_COLUMNS).join(Artifact, Artifact.id == AV.artifact_id)
+
+
+# -- the candidate rule -------------------------------------------------------------------
+
+
+def _unreferenced(ignored_runs=()):
+    """No step run links the version, as input or output (runs being dropped
+    in the same pass, a list of ids or a select of them, do not count)."""
+    links = select(StepIO.id).where(StepIO.version_id == AV.id)
+    empty = ignored_runs is None or (isinstance(ignored_runs, (list, tuple)) and not ignored_runs)
+    if not empty:
+        links = links.join(StepRun, StepRun.id == StepIO.step_run_id).where(StepRun.run_id.not_in(ignored_runs))
+    return ~exists(links)
+
+
+def _unprotected(keep_tags: Iterable[str]):
+    names = sorted(set(keep_tags))
+    if not names:
+        return None
+    return ~exists(
+        select(VersionTag.version_id)
+        .join(Tag, Tag.id == VersionTag.tag_id)
+        .where(VersionTag.version_id == AV.id, Tag.name.in_(names))
+    )
+
+
+def _ranked(artifact_ids: Sequence[int] | None = None):
+    """Live versions numbered newest first within each artifact."""
+    ranked = select(
+        AV.id.label("vid"),
+        func.row_number().over(partition_by=AV.artifact_id, order_by=AV.id.desc()).label("rank"),
+    ).where(AV.state == LIVE)
+    if artifact_ids is not None:
+        ranked = ranked.where(AV.artifact_id.in_(artifact_ids))
+    return ranked.subquery()
+
+
+def _candidates(
+    cutoff: dt.datetime,
+    keep_tags: Iterable[str],
+    keep_latest: int,
+    ignored_runs=(),
+    artifact_ids: Sequence[int] | None = None,
+):
+    query = _ref_query().where(AV.state == LIVE, AV.created_at < cutoff, _unreferenced(ignored_runs))
+    unprotected = _unprotected(keep_tags)
+    if unprotected is not None:
+        query = query.where(unprotected)
+    if keep_latest > 0:
+        ranked = _ranked(artifact_ids)
+        query = query.join(ranked, ranked.c.vid == AV.id).where(ranked.c.rank > keep_latest)
+    return query
+
+
+def candidate_versions(
+    session: Session,
+    cutoff: dt.datetime,
+    keep_tags: Iterable[str],
+    keep_latest: int,
+    ignored_runs=(),
+) -> list[VersionRef]:
+    """Live versions that no step run links, not tagged with a protected tag,
+    not among the newest ``keep_latest`` of their name, created before ``cutoff``.
+    Links from ``ignored_runs`` (ids, or a select of ids: see :func:`old_run_ids`) do not count."""
+    return _refs(session, _candidates(cutoff, keep_tags, keep_latest, ignored_runs).order_by(AV.id))
+
+
+def condemned_versions(session: Session) -> list[VersionRef]:
+    return _refs(session, _ref_query().where(AV.state == CONDEMNED).order_by(AV.id))
+
+
+def condemn(
+    session: Session,
+    ids: Sequence[int],
+    cutoff: dt.datetime,
+    keep_tags: Iterable[str],
+    keep_latest: int,
+    now: dt.datetime,
+) -> tuple[list[int], list[int]]:
+    """Move the versions of ``ids`` that still qualify from live to condemned.
+
+    Call inside ONE write transaction. Order matters on PostgreSQL: the
+    generation row is taken first (every writer bumps it, so taking it last
+    could close a wait cycle with a run that holds it and waits for one of
+    our version rows); then the version rows are locked ``FOR UPDATE SKIP
+    LOCKED`` (a row some transaction holds is being linked right now: never a
+    candidate, and we never wait on it); then a NEW statement re-checks every
+    condition, so under READ COMMITTED it sees any link committed before the
+    lock. A link that comes later waits for our lock and then finds the row
+    condemned. On SQLite the IMMEDIATE transaction is already exclusive.
+
+    Returns ``(condemned ids, ids that no longer qualify)``.
+    """
+    if not ids:
+        return [], []
+    bump_generation(session)
+    condemned: list[int] = []
+    for chunk in chunks(sorted(ids)):
+        lock = select(AV.id).where(AV.id.in_(chunk), AV.state == LIVE).order_by(AV.id)
+        if is_postgres(session):
+            lock = lock.with_for_update(skip_locked=True)
+        locked = list(session.scalars(lock))
+        if not locked:
+            continue
+        artifact_ids = list(session.scalars(select(AV.artifact_id).where(AV.id.in_(locked)).distinct()))
+        recheck = _candidates(cutoff, keep_tags, keep_latest, artifact_ids=artifact_ids).where(AV.id.in_(locked))
+        still = [ref.id for ref in _refs(session, recheck)]
+        if still:
+            session.execute(
+                update(AV).where(AV.id.in_(still), AV.state == LIVE).values(state=CONDEMNED, condemned_at=now)
+            )
+            condemned.extend(still)
+    done = set(condemned)
+    return condemned, [i for i in ids if i not in done]
+
+
+def sweepable(session: Session, ids: Sequence[int], cutoff: dt.datetime) -> list[VersionRef]:
+    """Of ``ids``, the versions condemned at or before ``cutoff`` whose payload is not yet swept."""
+    return _refs(
+        session,
+        _ref_query().where(
+            AV.id.in_(ids), AV.state == CONDEMNED, AV.swept_at.is_(None), AV.condemned_at <= cutoff
+        ).order_by(AV.id),
+    )
+
+
+def mark_swept(session: Session, ids: Sequence[int], now: dt.datetime) -> None:
+    for chunk in chunks(list(ids)):
+        session.execute(
+            update(AV).where(AV.id.in_(chunk), AV.state == CONDEMNED, AV.swept_at.is_(None)).values(swept_at=now)
+        )
+
+
+def forget(session: Session, ids: Sequence[int], require_swept: bool = True) -> list[int]:
+    """Delete condemned version rows (manifest, tags and metadata cascade).
+    A row some step run links is never deleted (the link's foreign key would
+    refuse anyway)."""
+    gone: list[int] = []
+    for chunk in chunks(sorted(ids)):
+        where = [AV.id.in_(chunk), AV.state == CONDEMNED, ~exists(select(StepIO.id).where(StepIO.version_id == AV.id))]
+        if require_swept:
+            where.append(AV.swept_at.is_not(None))
+        doomed = list(session.scalars(select(AV.id).where(*where)))
+        if doomed:
+            session.execute(delete(AV).where(AV.id.in_(doomed)))
+            gone.extend(doomed)
+    return gone
+
+
+def live_owner_uris(session: Session) -> tuple[int, list[str]]:
+    """``(highest version id, uris of live registered versions)``: the only
+    rows whose payload can overlap another version's (layout payloads are
+    ``<root>/<name>/<uuid>`` and cannot nest). The id is a watermark for
+    :func:`live_owner_uris_since`."""
+    top = session.scalar(select(func.max(AV.id))) or 0
+    uris = session.scalars(
+        select(AV.uri).where(AV.state == LIVE, AV.save_type == SaveType.REGISTERED.value, AV.id <= top)
+    )
+    return top, list(uris)
+
+
+def live_owner_uris_since(session: Session, watermark: int) -> tuple[int, list[str]]:
+    """Live registered uris of rows inserted after ``watermark`` (by primary key)."""
+    top = session.scalar(select(func.max(AV.id))) or 0
+    uris = session.scalars(
+        select(AV.uri).where(AV.id > watermark, AV.id <= top, AV.state == LIVE, AV.save_type == SaveType.REGISTERED.value)
+    )
+    return top, list(uris)
+
+
+def named_uuids(session: Session, uuids: Sequence[str]) -> set[str]:
+    """Which of ``uuids`` are versions (any state)."""
+    found: set[str] = set()
+    for chunk in chunks(list(uuids)):
+        found.update(session.scalars(select(AV.uuid).where(AV.uuid.in_(chunk))))
+    return found
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def uri_named(session: Session, uri: str, uuid: str | None = None) -> str | None:
+    """The label of a version (any state) whose uuid is ``uuid`` or whose
+    payload is ``uri``, lies inside it, or contains it; None when no row names it."""
+    base = uri.rstrip("/")
+    ancestors = []
+    head = base
+    while True:
+        parent = posixpath.dirname(head)
+        if not parent or parent == head or parent.endswith(":/"):
+            break
+        ancestors.append(parent)
+        head = parent
+    conditions = [AV.uri == base, AV.uri.like(_like_escape(base) + "/%", escape="\\")]
+    if ancestors:
+        conditions.append(AV.uri.in_(ancestors))
+    if uuid is not None:
+        conditions.append(AV.uuid == uuid)
+    row = session.execute(
+        select(Artifact.name, AV.version).join(Artifact, Artifact.id == AV.artifact_id).where(or_(*conditions)).limit(1)
+    ).first()
+    return f"{row[0]}:{row[1]}" if row else None
+
+
+def store_rows(session: Session) -> list[Store]:
+    return list(session.scalars(select(Store).order_by(Store.id)))
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    id: int
+    name: str
+    pipeline: str
+    status: str
+    start_time: dt.datetime
+
+
+def _old_runs(cutoff: dt.datetime, keep_last: int, pipeline: str | None):
+    """Finished runs started before ``cutoff``, except the newest ``keep_last`` of each pipeline."""
+    ranked = select(
+        PipelineRun.id.label("rid"),
+        func.row_number().over(partition_by=PipelineRun.pipeline_id, order_by=PipelineRun.id.desc()).label("rank"),
+    ).subquery()
+    query = (
+        select(PipelineRun.id, PipelineRun.name, Pipeline.name, PipelineRun.status, PipelineRun.start_time)
+        .join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
+        .join(ranked, ranked.c.rid == PipelineRun.id)
+        .where(
+            PipelineRun.start_time < cutoff,
+            PipelineRun.status != RunStatus.RUNNING.value,
+            ranked.c.rank > keep_last,
+        )
+    )
+    if pipeline is not None:
+        query = query.where(Pipeline.name == pipeline)
+    return query.order_by(PipelineRun.id)
+
+
+def old_run_ids(cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None):
+    """The ids of :func:`runs_to_prune`, as a select to use inside another query."""
+    return select(_old_runs(cutoff, keep_last, pipeline).subquery().c.id)
+
+
+def runs_to_prune(session: Session, cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None) -> list[RunRef]:
+    return [RunRef(i, n, p, s, utc(t)) for i, n, p, s, t in session.execute(_old_runs(cutoff, keep_last, pipeline))]
+
+
+def prune_runs(
+    session: Session, ids: Sequence[int], cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None
+) -> list[int]:
+    """Delete the runs of ``ids`` that still qualify (re-checked here); their
+    versions stay for the pruner. Returns the deleted ids."""
+    wanted = set(ids)
+    still = [ref.id for ref in runs_to_prune(session, cutoff, keep_last, pipeline) if ref.id in wanted]
+    for run_id in still:
+        run = session.get(PipelineRun, run_id)
+        if run is not None:
+            delete_run(session, run)
+    return still
+
+
+# -- the lease ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    holder: str | None
+    acquired_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
+    expires_at: dt.datetime | None
+
+
+def _lease_row(session: Session, name: str) -> GcLease:
+    query = select(GcLease).where(GcLease.name == name).with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        session.add(GcLease(name=name))
+        session.flush()
+        row = session.scalars(query).one()
+    return row
+
+
+def lease_state(session: Session, name: str = PRUNER_LEASE) -> LeaseState:
+    row = session.get(GcLease, name)
+    if row is None:
+        return LeaseState(None, None, None, None)
+    return LeaseState(row.holder, utc(row.acquired_at), utc(row.heartbeat_at), utc(row.expires_at))
+
+
+def take_lease(
+    session: Session, holder: str, now: dt.datetime, ttl: dt.timedelta, may_take, name: str = PRUNER_LEASE
+) -> tuple[bool, LeaseState]:
+    """Take the lease for ``holder`` unless another holder's lease is
+    unexpired and ``may_take(state)`` (e.g. "its holder died on this host")
+    says no. Returns ``(taken, the state found)``."""
+    row = _lease_row(session, name)
+    found = LeaseState(row.holder, utc(row.acquired_at), utc(row.heartbeat_at), utc(row.expires_at))
+    held = row.holder not in (None, holder) and found.expires_at is not None and found.expires_at > now
+    if held and not may_take(found):
+        return False, found
+    row.holder, row.acquired_at, row.heartbeat_at, row.expires_at = holder, now, now, now + ttl
+    return True, found
+
+
+def renew_lease(session: Session, holder: str, now: dt.datetime, ttl: dt.timedelta, name: str = PRUNER_LEASE) -> bool:
+    """Extend the lease if ``holder`` still holds it (even past expiry: nobody
+    took it meanwhile, so nobody else acted). False: it was lost."""
+    row = _lease_row(session, name)
+    if row.holder != holder:
+        return False
+    row.heartbeat_at, row.expires_at = now, now + ttl
+    return True
+
+
+def release_lease(session: Session, holder: str, name: str = PRUNER_LEASE) -> None:
+    session.execute(
+        update(GcLease).where(GcLease.name == name, GcLease.holder == holder)
+        .values(holder=None, expires_at=None, heartbeat_at=None)
+    )
+
+
+# -- questions fsck asks --------------------------------------------------------------------
+
+
+def versions_to_check(session: Session, after_id: int, limit: int) -> list[VersionRef]:
+    """Versions whose payload should exist (live, or condemned and not yet swept), by id."""
+    return _refs(
+        session,
+        _ref_query().where(AV.id > after_id, or_(AV.state == LIVE, AV.swept_at.is_(None))).order_by(AV.id).limit(limit),
+    )
+
+
+def manifests(session: Session, version_ids: Sequence[int]) -> dict[int, list[VersionFile]]:
+    found: dict[int, list[VersionFile]] = {i: [] for i in version_ids}
+    for chunk in chunks(list(version_ids)):
+        for row in session.scalars(select(VersionFile).where(VersionFile.version_id.in_(chunk)).order_by(VersionFile.path)):
+            found[row.version_id].append(row)
+    return found
+
+
+def link_counts(session: Session, version_ids: Sequence[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for chunk in chunks(list(version_ids)):
+        rows = session.execute(
+            select(StepIO.version_id, func.count()).where(StepIO.version_id.in_(chunk)).group_by(StepIO.version_id)
+        )
+        counts.update({vid: n for vid, n in rows})
+    return counts
+
+
+def referenced_condemned(session: Session) -> list[VersionRef]:
+    """Condemned versions a step run links: the pruner must never make these."""
+    return _refs(
+        session,
+        _ref_query().where(AV.state == CONDEMNED, exists(select(StepIO.id).where(StepIO.version_id == AV.id))).order_by(AV.id),
+    )
+
+
+def revive(session: Session, ids: Sequence[int]) -> list[int]:
+    """Back to live: condemned versions whose payload was not swept (fsck repair)."""
+    ids = list(ids)
+    if not ids:
+        return []
+    bump_generation(session)
+    revived = []
+    for chunk in chunks(ids):
+        rows = list(session.scalars(
+            select(AV.id).where(AV.id.in_(chunk), AV.state == CONDEMNED, AV.swept_at.is_(None)).with_for_update()
+        ))
+        if rows:
+            session.execute(update(AV).where(AV.id.in_(rows)).values(state=LIVE, condemned_at=None))
+            revived.extend(rows)
+    return revived
+
+
+def condemn_missing(session: Session, ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Condemn live versions whose payload is gone and that no step run links
+    (fsck repair): they vanish at once and the next ``gc`` forgets them."""
+    ids = list(ids)
+    if not ids:
+        return []
+    bump_generation(session)
+    done = []
+    for chunk in chunks(sorted(ids)):
+        lock = select(AV.id).where(AV.id.in_(chunk), AV.state == LIVE).order_by(AV.id)
+        if is_postgres(session):
+            lock = lock.with_for_update(skip_locked=True)
+        locked = list(session.scalars(lock))
+        still = list(session.scalars(select(AV.id).where(AV.id.in_(locked), _unreferenced())))
+        if still:
+            session.execute(update(AV).where(AV.id.in_(still)).values(state=CONDEMNED, condemned_at=now, swept_at=now))
+            done.extend(still)
+    return done
+
+
+__all__ = [
+    "CHUNK",
+    "CONDEMNED",
+    "LIVE",
+    "LeaseState",
+    "PRUNER_LEASE",
+    "RunRef",
+    "UUID4",
+    "VIZ_SUFFIX",
+    "VersionRef",
+    "candidate_versions",
+    "chunks",
+    "condemn",
+    "condemn_missing",
+    "condemned_versions",
+    "forget",
+    "is_in_place",
+    "is_postgres",
+    "lease_state",
+    "link_counts",
+    "live_owner_uris",
+    "live_owner_uris_since",
+    "manifests",
+    "mark_swept",
+    "named_uuids",
+    "old_run_ids",
+    "prune_runs",
+    "referenced_condemned",
+    "release_lease",
+    "renew_lease",
+    "revive",
+    "runs_to_prune",
+    "store_rows",
+    "sweepable",
+    "take_lease",
+    "uri_named",
+    "utc",
+    "versions_to_check",
+]

@@ -1,0 +1,368 @@
+"""The pruner against concurrent runs and crashes, in separate processes:
+
+R1  runs that link existing versions as inputs, and cached re-runs, while a
+    pruner loops with grace 0 (SQLite and PostgreSQL): no run that linked an
+    input fails to load it, no referenced version is ever condemned.
+R2  the pruner SIGKILLed at each phase boundary, then run again: every live
+    row keeps its payload (also right after the kill), no payload older than
+    the grace period lacks a row, nothing referenced is touched.
+R3  a writer SIGKILLed between payload and commit: nothing is visible, and
+    its orphan payload is swept only once it is older than the grace period.
+"""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+pytest_plugins = ["index_fixtures"]
+
+import artifactfs  # noqa: E402
+from artifactfs import Client, load_artifact, pipeline, register_artifact, save_artifact, step  # noqa: E402
+from artifactfs.index import get_index  # noqa: E402
+from artifactfs.index import gc as gc_rows  # noqa: E402
+from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import GcLease, PipelineRun, StepIO, VersionFile, utcnow  # noqa: E402
+
+R1_SECONDS = float(os.environ.get("ARTIFACTFS_R1_SECONDS", "12"))
+CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
+
+
+def root() -> Path:
+    return Path(artifactfs.get_store().path)
+
+
+def backdate_tree(path: Path, hours: float = 48) -> None:
+    stamp = time.time() - hours * 3600
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.utime(os.path.join(folder, name), (stamp, stamp), follow_symlinks=False)
+    os.utime(path, (stamp, stamp))
+
+
+def live_rows_have_payloads() -> list[str]:
+    """Every live (or condemned, unswept) version's manifest files exist with their sizes."""
+    problems = []
+    with get_index().read() as session:
+        versions = session.scalars(select(VersionRow).where(VersionRow.state == "live")).all()
+        for v in versions:
+            files = session.scalars(select(VersionFile).where(VersionFile.version_id == v.id)).all()
+            for f in files:
+                path = Path(v.uri) if v.payload_kind == "file" else Path(v.uri) / f.path
+                if not path.is_file() or path.stat().st_size != f.size:
+                    problems.append(f"{v.artifact.name}:{v.version} lost {f.path}")
+    return problems
+
+
+def unnamed_old_payloads(grace_hours: float = 1) -> list[str]:
+    """Payload-layout folders older than the grace period that no row names."""
+    with get_index().read() as session:
+        uuids = set(session.scalars(select(VersionRow.uuid)))
+    found = []
+    cutoff = time.time() - grace_hours * 3600
+    for name in root().iterdir():
+        if not name.is_dir():
+            continue
+        for entry in name.iterdir():
+            uuid = gc_rows.UUID4.match(entry.name.removesuffix(".viz"))
+            if entry.is_dir() and uuid and entry.name.removesuffix(".viz") not in uuids:
+                newest = max([p.stat().st_mtime for p in entry.rglob("*")] + [entry.stat().st_mtime])
+                if newest < cutoff:
+                    found.append(str(entry))
+    return found
+
+
+def referenced_condemned() -> list:
+    with get_index().read() as session:
+        return gc_rows.referenced_condemned(session)
+
+
+# -- R1: runs and a looping pruner ---------------------------------------------------------
+
+R1_WORKER = textwrap.dedent(
+    """
+    import json, random, sys, time, traceback, uuid
+    from artifactfs import Client, save_artifact, pipeline, step
+    from artifactfs.errors import NotFoundError
+    from artifactfs.index.pipelines import VersionNotLiveError
+
+    worker, deadline, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+    random.seed(worker)
+
+    @step
+    def consume(data: dict) -> dict:
+        return {"seen": data["i"], "by": worker}
+
+    @step
+    def make(k: int) -> dict:
+        return {"k": k, "pad": "x" * 200}
+
+    @step
+    def use(made: dict) -> int:
+        return made["k"]
+
+    @pipeline
+    def consume_pipe(version: str):
+        consume(Client().get_artifact_version("data", version))
+
+    @pipeline
+    def cached_pipe(k: int):
+        use(make(k=k))
+
+    stats = {"linked_runs": 0, "refused": 0, "cached_steps": 0, "real_steps": 0, "failures": [], "rounds": 0}
+    previous = []
+
+    def verify(run):
+        # Everything a finished run links must load, for as long as the run exists.
+        for s in run.steps.values():
+            for v in list(s.inputs.values()) + list(s.outputs.values()):
+                v.load(verify=True)
+
+    while time.time() < deadline and stats["rounds"] < 400:
+        stats["rounds"] += 1
+        mine = []
+        try:
+            if random.random() < 0.5:
+                save_artifact({"i": random.randrange(10**6)}, "data")
+            versions = Client().list_artifact_versions("data", limit=8)
+            if versions:
+                chosen = random.choice(versions)
+                name = f"c-{uuid.uuid4().hex[:12]}"
+                try:
+                    run = consume_pipe.with_options(run_name=name)(chosen.version)
+                    mine.append(name)
+                    verify(run)
+                    stats["linked_runs"] += 1
+                except (VersionNotLiveError, NotFoundError):
+                    stats["refused"] += 1  # the pruner condemned it before the link: a clean refusal
+                    mine.append(name)
+            name = f"k-{uuid.uuid4().hex[:12]}"
+            run = cached_pipe.with_options(run_name=name)(random.randrange(3))
+            mine.append(name)
+            verify(run)
+            for s in run.steps.values():
+                stats["cached_steps" if s.is_cached else "real_steps"] += 1
+        except Exception:
+            stats["failures"].append(traceback.format_exc()[-3000:])
+        for old in previous:  # the previous round's runs go: their versions become unreferenced
+            try:
+                Client().delete_pipeline_run(old)
+            except NotFoundError:
+                pass
+        previous = mine
+    json.dump(stats, open(out, "w"))
+    """
+)
+
+R1_PRUNER = textwrap.dedent(
+    """
+    import datetime as dt, json, sys, time, traceback
+    from pathlib import Path
+    from sqlalchemy import select
+    from artifactfs.gc import PrunePolicy, LeaseHeldError, run_pass
+    from artifactfs.index import get_index
+    from artifactfs.index import gc as gc_rows
+    from artifactfs.index.models import ArtifactVersion
+
+    deadline, out = float(sys.argv[1]), sys.argv[2]
+    policy = PrunePolicy(grace=dt.timedelta(0), keep_latest=0, sweep_delay=dt.timedelta(0),
+                         orphan_grace=dt.timedelta(hours=1))
+    stats = {"passes": 0, "condemned": 0, "refused": 0, "forgotten": 0, "violations": [], "errors": []}
+    index = get_index()
+    while time.time() < deadline:
+        try:
+            plan, result = run_pass(index, policy)
+        except LeaseHeldError:
+            continue
+        except Exception:
+            stats["errors"].append(traceback.format_exc()[-2000:])
+            continue
+        stats["passes"] += 1
+        stats["condemned"] += len(result.condemned)
+        stats["refused"] += len(result.refused)
+        stats["forgotten"] += len(result.forgotten)
+        if result.stopped or result.errors:
+            stats["errors"].append(f"{result.stopped} {result.errors}")
+        with index.read() as session:
+            bad = gc_rows.referenced_condemned(session)
+            live = session.execute(select(ArtifactVersion.uri).where(ArtifactVersion.state == "live")).scalars().all()
+        stats["violations"] += [f"referenced but condemned: {v.label}" for v in bad]
+        stats["violations"] += [f"live row without payload: {uri}" for uri in live if not Path(uri).exists()]
+    json.dump(stats, open(out, "w"))
+    """
+)
+
+
+def test_r1_runs_race_a_looping_pruner(afs_home, tmp_path):
+    for i in range(4):
+        save_artifact({"i": i}, "data")
+    worker_py, pruner_py = tmp_path / "worker.py", tmp_path / "pruner.py"
+    worker_py.write_text(R1_WORKER)
+    pruner_py.write_text(R1_PRUNER)
+    start = time.time() + 3  # the processes start their loops together
+    deadline = start + R1_SECONDS
+    env = {**os.environ}
+    procs = [
+        subprocess.Popen([sys.executable, str(worker_py), str(i), str(deadline), str(tmp_path / f"w{i}.json")],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(3)
+    ]
+    procs.append(subprocess.Popen([sys.executable, str(pruner_py), str(deadline), str(tmp_path / "p.json")],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = [p.communicate(timeout=R1_SECONDS + 120) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        if p.returncode != 0:
+            print(err.decode()[-8000:])
+    assert [p.returncode for p in procs] == [0] * 4, "a process crashed (its stderr is printed above)"
+    workers = [json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(3)]
+    pruner = json.loads((tmp_path / "p.json").read_text())
+    failures = [f for w in workers for f in w["failures"]]
+    assert not failures, failures[0]
+    assert not pruner["violations"], pruner["violations"][:5]
+    assert not pruner["errors"], pruner["errors"][:3]
+    # The race really happened: the pruner removed things while runs linked and re-used them.
+    assert pruner["passes"] >= 5 and pruner["condemned"] >= 10, pruner
+    assert sum(w["linked_runs"] for w in workers) >= 5, workers
+    assert sum(w["cached_steps"] for w in workers) >= 3, workers
+    assert sum(w["real_steps"] for w in workers) >= 3, workers
+    # Final state: nothing referenced is condemned, every linked version loads.
+    assert not referenced_condemned()
+    assert not live_rows_have_payloads()
+    with get_index().read() as session:
+        linked = set(session.scalars(select(StepIO.version_id)))
+        uuids = session.scalars(select(VersionRow.uuid).where(VersionRow.id.in_(linked))).all()
+    for uuid in uuids:
+        Client().get_artifact_version(uuid).load(verify=True)
+    print("R1", {k: sum(w[k] for w in workers) for k in ("linked_runs", "refused", "cached_steps", "real_steps")},
+          {k: pruner[k] for k in ("passes", "condemned", "refused", "forgotten")})
+
+
+# -- R2: a pruner killed at each phase boundary ---------------------------------------------
+
+FAULT_POINTS = ["gc_after_runs", "gc_after_condemn", "gc_mid_sweep", "gc_after_sweep", "gc_after_forget",
+                "gc_mid_orphans", "gc_after_orphans"]
+
+
+@step
+def produce(n: int) -> dict:
+    return {"n": n}
+
+
+@step
+def consume(data: dict) -> int:
+    return data["n"] * 2
+
+
+@pipeline
+def chain(n: int = 1):
+    consume(produce(n=n))
+
+
+def _populate() -> dict:
+    old_run = chain(n=2)  # older: its outputs are not the newest of their names
+    kept_run = chain(n=1)
+    referenced = {v.id for s in kept_run.steps.values() for v in list(s.inputs.values()) + list(s.outputs.values())}
+    junk = [save_artifact({"j": i}, "junk") for i in range(6)]
+    ckpt = root() / "user" / "ckpt"
+    ckpt.mkdir(parents=True)
+    (ckpt / "weights.bin").write_bytes(b"w" * 1000)
+    in_place = register_artifact(ckpt, "ckpt")
+    save_artifact("newer", "ckpt")
+    old_orphans = []
+    for i in range(3):
+        folder = root() / "lost" / f"{i}b6f1a3e-8c1d-4a7e-9f00-123456789abc"
+        folder.mkdir(parents=True)
+        (folder / "part").write_bytes(b"p" * 10)
+        backdate_tree(folder)
+        old_orphans.append(folder)
+    young = root() / "lost" / "9b6f1a3e-8c1d-4a7e-9f00-123456789abc"
+    young.mkdir()
+    (young / "part").write_bytes(b"young")
+    with get_index().write() as session:
+        session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(hours=48)))
+        session.execute(update(PipelineRun).where(PipelineRun.name == old_run.name)
+                        .values(start_time=utcnow() - dt.timedelta(days=40)))
+    old_outputs = {v.id for s in old_run.steps.values() for v in s.outputs.values()}
+    assert len(old_outputs - referenced) == 2
+    doomed = {v.id for v in junk[:5]} | {in_place.id} | (old_outputs - referenced)
+    return {"referenced": referenced, "doomed": doomed, "ckpt": ckpt, "orphans": old_orphans, "young": young,
+            "old_run": old_run.name, "kept_run": kept_run.name}
+
+
+def _gc(fault: str | None) -> subprocess.CompletedProcess:
+    env = {**os.environ}
+    env.pop("ARTIFACTFS_FAULT", None)
+    if fault:
+        env["ARTIFACTFS_FAULT"] = fault
+    return subprocess.run(CLI + ["gc", "-y", "--grace", "1h", "--runs-older-than", "30d"], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("fault", FAULT_POINTS)
+def test_r2_pruner_killed_at_each_phase_boundary(afs_home, fault):
+    data = _populate()
+    killed = _gc(fault)
+    assert killed.returncode == -9, (killed.stdout, killed.stderr)  # the point was reached
+    assert not live_rows_have_payloads()  # even mid-protocol, no live row lacks its payload
+    assert not referenced_condemned()
+    with get_index().read() as session:
+        assert session.get(GcLease, "pruner").holder is not None  # the dead pruner's lease is left behind
+    rerun = _gc(None)
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert not live_rows_have_payloads()
+    assert not unnamed_old_payloads()
+    assert not referenced_condemned()
+    with get_index().read() as session:
+        rows = dict(session.execute(select(VersionRow.uuid, VersionRow.state)).all())
+        assert session.get(GcLease, "pruner").holder is None
+        runs = set(session.scalars(select(PipelineRun.name)))
+    for uuid in data["referenced"]:
+        assert rows[uuid] == "live"
+        Client().get_artifact_version(uuid).load(verify=True)
+    assert not data["doomed"] & set(rows), "everything unreferenced is gone after the rerun"
+    assert not data["ckpt"].exists() and all(not o.exists() for o in data["orphans"])
+    assert data["young"].exists()
+    assert runs == {data["kept_run"]}
+    assert load_artifact("ckpt") == "newer" and load_artifact("junk") == {"j": 5}
+
+
+# -- R3: a writer killed between payload and commit -----------------------------------------
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    from artifactfs import save_artifact
+    save_artifact({"never": "committed"}, "victim")
+    """
+)
+
+
+def test_r3_killed_writer_orphan_swept_only_after_grace(afs_home):
+    survivor = save_artifact({"ok": 1}, "victim")
+    env = {**os.environ, "ARTIFACTFS_FAULT": "before_commit"}
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -9
+    folders = sorted((root() / "victim").iterdir())
+    orphan = next(f for f in folders if f.name != survivor.id)
+    assert (orphan / "data.json").exists()
+    # Nothing is visible: one version, the survivor.
+    assert [v.id for v in Client().list_artifact_versions("victim")] == [survivor.id]
+    assert load_artifact("victim") == {"ok": 1}
+    result = subprocess.run(CLI + ["gc", "-y"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "younger than 1d" in result.stdout and orphan.exists()
+    backdate_tree(orphan, hours=23)
+    subprocess.run(CLI + ["gc", "-y"], capture_output=True, text=True, timeout=120, check=True)
+    assert orphan.exists()
+    backdate_tree(orphan, hours=25)
+    result = subprocess.run(CLI + ["gc", "-y"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1 orphan folder(s)" in result.stdout
+    assert not orphan.exists()
+    assert load_artifact("victim") == {"ok": 1} and Path(survivor.uri).exists()

@@ -1,0 +1,130 @@
+"""The pruner on every store flavor against the real servers (local, S3 on
+moto, GCS on fake-gcs-server, Azure on Azurite): payload deletion, registered
+in-place payloads, orphans by object age, fsck; and --ignore-errors with one
+store down."""
+
+import datetime as dt
+import time
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, update
+
+pytest_plugins = ["store_fixtures", "index_fixtures"]
+
+import artifactfs  # noqa: E402
+from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
+from artifactfs.cli.main import cli  # noqa: E402
+from artifactfs.gc import PrunePolicy, fsck, run_pass  # noqa: E402
+from artifactfs.index import get_index  # noqa: E402
+from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import utcnow  # noqa: E402
+
+ORPHAN = "lost/0b6f1a3e-8c1d-4a7e-9f00-123456789abc"
+
+
+def backdate_all(hours: float = 48) -> None:
+    with get_index().write() as session:
+        session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(hours=hours)))
+
+
+def states() -> dict[str, str]:
+    with get_index().read() as session:
+        return dict(session.execute(select(VersionRow.uuid, VersionRow.state)).all())
+
+
+def test_payload_deletion_on_every_flavor(registered_store):
+    store = registered_store
+    old = [save_artifact({"i": i, "pad": "x" * 100}, "remote") for i in range(3)]
+    with store.open("user/ckpt/weights.bin", "wb") as f:
+        f.write(b"w" * 500)
+    with store.open("user/ckpt/meta/config.json", "wb") as f:
+        f.write(b"{}")
+    in_place = register_artifact(store.uri("user/ckpt"), "ckpt")
+    save_artifact("newer", "ckpt")
+    with store.open(ORPHAN + "/part.bin", "wb") as f:
+        f.write(b"half written")
+    with store.open("notes/readme.txt", "wb") as f:
+        f.write(b"the user's own file")
+    backdate_all()
+    assert all(store.isdir(v.uri) for v in old) and store.isdir(in_place.uri)
+
+    plan, result = run_pass(get_index(), PrunePolicy(grace=dt.timedelta(hours=1)))
+    assert result.ok, result
+    assert {v.uuid for v in plan.condemn} == {old[0].id, old[1].id, in_place.id}
+    assert [v.uuid for v in plan.in_place] == [in_place.id]
+    assert not plan.orphans and plan.stats.young_orphans == 1  # just written: too young
+    for v in (old[0], old[1], in_place):
+        assert not store.exists(v.uri), v.uri
+    assert store.isdir(old[2].uri) and load_artifact("remote") == {"i": 2, "pad": "x" * 100}
+    assert store.exists(ORPHAN + "/part.bin") and store.exists("notes/readme.txt")
+    assert set(states()) == {old[2].id, Client().get_artifact_version("ckpt").id}
+    assert not fsck(get_index()).problems
+
+    # Objects cannot be back-dated: a zero orphan grace makes the orphan old enough.
+    plan, result = run_pass(get_index(), PrunePolicy(grace=dt.timedelta(hours=1), orphan_grace=dt.timedelta(0)))
+    assert [o.uri for o in plan.orphans] == [store.uri(ORPHAN)] and plan.orphans[0].files == 1
+    assert result.orphans_deleted == [store.uri(ORPHAN)]
+    assert not store.exists(ORPHAN + "/part.bin") and store.exists("notes/readme.txt")
+
+    # fsck sees a payload file that vanished behind the index's back.
+    store.remove(old[2].uri + "/data.json")
+    report = fsck(get_index())
+    kinds = {(f.kind, f.subject) for f in report.problems}
+    assert ("missing-payload", "remote:3") in kinds, report.findings
+
+
+def test_ignore_errors_with_one_store_down(artifactfs_home):
+    import servers
+
+    from artifactfs.index import reset_index_cache
+
+    reset_index_cache()
+    server = servers.start_moto()
+    try:
+        servers.s3_bucket(server, "gcdown")
+        artifactfs.register_store("flaky", "s3", "s3://gcdown/x", dict(server.options))
+        remote = [save_artifact(i, "far", store="flaky") for i in range(2)]
+        local = [save_artifact(i, "near") for i in range(2)]
+        flaky = artifactfs.get_store("flaky")
+        with flaky.open(ORPHAN + "/x", "wb") as f:
+            f.write(b"x")
+        backdate_all()
+        server.kill()
+
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h"])
+        assert result.exit_code == 1
+        assert "flaky" in result.output and "--ignore-errors" in result.output
+        assert "testing" not in result.output  # no credential in the message
+        assert states()[local[0].id] == "live" and states()[remote[0].id] == "live"  # nothing was done
+
+        result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h", "-i"])
+        assert result.exit_code == 1, result.output  # finished, but says a store failed
+        assert "Skipped store flaky" in result.output and "Store flaky failed" in result.output
+        assert local[0].id not in states()  # the healthy store was pruned
+        assert states()[remote[0].id] == "condemned"  # hidden, its payload waits for the store
+        assert [v.version for v in Client().list_artifact_versions("far")] == ["2"]
+        assert time.monotonic() - started < 90
+
+        server.restart()  # back, empty: the payload is gone, which the sweep accepts
+        servers.s3_bucket(server, "gcdown")
+        result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h"])
+        assert result.exit_code == 0, result.output
+        assert remote[0].id not in states() and states()[remote[1].id] == "live"
+    finally:
+        server.stop()
+        reset_index_cache()
+
+
+@pytest.mark.parametrize("store_flavor", ["s3"])
+def test_gc_cli_on_a_remote_store(registered_store):
+    v = save_artifact([1, 2, 3], "listed")
+    save_artifact([4], "listed")
+    backdate_all()
+    result = CliRunner().invoke(cli, ["gc", "--dry-run", "--grace", "1h"])
+    assert result.exit_code == 0 and registered_store.name in result.output
+    assert registered_store.isdir(v.uri)
+    result = CliRunner().invoke(cli, ["artifact", "prune", "-y", "--grace", "1h"])
+    assert result.exit_code == 0, result.output
+    assert "Freed" in result.output and not registered_store.exists(v.uri)
