@@ -1,0 +1,172 @@
+"""Shared pieces of the mount benchmarks: a fresh ARTIFACTFS_HOME, a mount
+daemon in a subprocess (always unmounted), timed sequential reads, and the
+kernel cache knob. Not a benchmark itself."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+MiB = 1 << 20
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # servers.py: the real moto server
+
+
+def fresh_home() -> Path:
+    """A new ARTIFACTFS_HOME for this run, removed when the process exits."""
+    home = Path(tempfile.mkdtemp(prefix="artifactfs-mount-bench-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    os.environ["ARTIFACTFS_HOME"] = str(home)
+    os.environ.pop("ARTIFACTFS_INDEX_URL", None)
+    os.environ.pop("ARTIFACTFS_STORE", None)
+    return home
+
+
+def scratch(prefix: str) -> Path:
+    """A scratch folder removed when the process exits (mounts are gone by then)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    return work
+
+
+def is_mounted(path: Path) -> bool:
+    target = os.path.abspath(path)
+    with open("/proc/self/mounts") as mounts:
+        return any(line.split(" ")[1] == target for line in mounts)
+
+
+def unmount(path: Path) -> None:
+    for args in (["fusermount3", "-u"], ["fusermount3", "-uz"], ["fusermount", "-uz"]):
+        if not is_mounted(path):
+            return
+        subprocess.run([*args, str(path)], capture_output=True, timeout=60)
+        deadline = time.monotonic() + 10
+        while is_mounted(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@contextmanager
+def artifactfs_mount(path: Path, *extra: str, cache_dir: Path | None = None):
+    """An artifactfs mount of the current home at ``path``, in the foreground
+    in a subprocess; unmounted at the end whatever happens."""
+    path.mkdir(parents=True, exist_ok=True)
+    log = path.with_name(path.name + ".log")
+    argv = [sys.executable, "-m", "artifactfs.cli.mount", str(path), "--foreground",
+            "--cache-dir", str(cache_dir or path.with_name(path.name + "-cache")), *extra]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (is_mounted(path) and os.path.isdir(path / "artifacts")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mount failed:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield path
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        unmount(path)
+
+
+def read_all(path: Path, block: int = MiB) -> tuple[int, float]:
+    """(bytes, seconds) of one sequential read of ``path``."""
+    buffer = bytearray(block)
+    view = memoryview(buffer)
+    total = 0
+    began = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while True:
+            n = os.readv(fd, [view])
+            if not n:
+                break
+            total += n
+    finally:
+        os.close(fd)
+    return total, time.perf_counter() - began
+
+
+def rate(path: Path, block: int = MiB) -> float:
+    size, seconds = read_all(path, block)
+    return size / seconds
+
+
+def best_rate(path: Path, runs: int = 3, block: int = MiB) -> float:
+    return max(rate(path, block) for _ in range(runs))
+
+
+def drop_kernel_caches(what: int = 3) -> bool:
+    """Drop the page cache (1), dentries and inodes (2) or both (3); needs root."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write(f"{what}\n")
+        return True
+    except OSError:
+        return False
+
+
+def gbps(value: float) -> str:
+    return f"{value / 1e9:.2f} GB/s"
+
+
+def verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
+    ok = ratio >= target if higher_is_better else ratio <= target
+    return "meets" if ok else "MISSES"
+
+
+def populate_index(artifacts: int, versions: int, files: tuple[str, ...], store_name: str = "default",
+                   file_size: int = 1000, root_uri: str | None = None) -> int:
+    """Insert ``artifacts`` x ``versions`` live versions straight into the
+    index (no payload written: listing and stat never touch a store), each
+    with the manifest ``files``. Returns how many versions were inserted."""
+    import datetime as dt
+    import uuid as uuidlib
+
+    from sqlalchemy import insert, select
+
+    from artifactfs.index import bump_generation, get_index
+    from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionFile
+
+    index = get_index()
+    now = dt.datetime.now(dt.timezone.utc)
+    with index.write() as session:
+        store = session.scalar(select(Store).where(Store.name == store_name))
+        root = (root_uri or store.root_uri).rstrip("/")
+        first_artifact = (session.scalar(select(Artifact.id).order_by(Artifact.id.desc()).limit(1)) or 0) + 1
+        session.execute(insert(Artifact), [{"name": f"a{first_artifact + i:05d}", "created_at": now}
+                                           for i in range(artifacts)])
+        artifact_ids = list(session.scalars(select(Artifact.id).where(Artifact.id >= first_artifact)))
+        bump_generation(session)
+    next_version = None
+    for artifact_id in artifact_ids:
+        rows = []
+        for v in range(1, versions + 1):
+            uid = str(uuidlib.uuid4())
+            rows.append({"uuid": uid, "artifact_id": artifact_id, "version": str(v), "version_number": v,
+                         "store_id": store.id, "uri": f"{root}/a{artifact_id:05d}/{uid}", "payload_kind": "folder",
+                         "materializer": None, "data_type": None, "content_hash": uid.replace("-", ""),
+                         "size": file_size * len(files), "file_count": len(files), "state": "live",
+                         "save_type": "manual", "visualizations": [], "created_at": now})
+        with index.write() as session:
+            session.execute(insert(ArtifactVersion), rows)
+            if next_version is None:
+                next_version = session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uuid == rows[0]["uuid"]))
+            ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
+                ArtifactVersion.artifact_id == artifact_id)).all())
+            session.execute(insert(VersionFile), [
+                {"version_id": ids[r["uuid"]], "path": path, "size": file_size, "mode": 0o644, "sha256": None}
+                for r in rows for path in files])
+            bump_generation(session)
+    return artifacts * versions

@@ -1,0 +1,163 @@
+"""``artifactfs mount`` / ``artifactfs umount``: mount the index as a
+read-only file tree (in the background by default), show the mounts,
+unmount them."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+
+import click
+
+from artifactfs.cli.output import console, error_line, table
+from artifactfs.errors import ArtifactfsError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
+
+
+def parse_size(text: str) -> int:
+    """``20G``, ``512M``, ``1.5GiB``, ``1000000`` -> bytes (binary units)."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size like 20G, 512M or 1000000")
+    number, unit = float(match[1]), match[2].lower()
+    return int(number * 1024 ** "_kmgtp".index(unit)) if unit else int(number)
+
+
+def parse_duration(text: str) -> float:
+    """``1s``, ``500ms``, ``2m``, ``0.5`` -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 1s, 500ms or 2m")
+    number, unit = float(match[1]), (match[2] or "s").lower()
+    seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    if seconds <= 0:
+        raise click.BadParameter("must be more than zero")
+    return seconds
+
+
+def _size_option(ctx, param, value):
+    return parse_size(value)
+
+
+def _duration_option(ctx, param, value):
+    return parse_duration(value)
+
+
+@click.command("mount")
+@click.argument("mountpoint", required=False, type=click.Path(file_okay=False))
+@click.option("--foreground", "-f", is_flag=True, help="Serve in this process until unmounted or interrupted.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Cache of remote stores [default: <cache dir>/mount].")
+@click.option("--cache-size", default="20G", show_default=True, callback=_size_option,
+              help="Bound of the on-disk cache (files that are open are never evicted).")
+@click.option("--allow-other", is_flag=True, help="Let other users read the mount (needs user_allow_other when not root).")
+@click.option("--refresh", default="1s", show_default=True, callback=_duration_option,
+              help="How often to look for new runs and versions.")
+@click.option("--timeout", default="30s", show_default=True, callback=_duration_option,
+              help="How long a read may wait on a store before it fails with EIO.")
+@click.option("--status", is_flag=True, help="List the artifactfs mounts of this machine and exit.")
+@click.option("--verbose", "-v", is_flag=True, help="Log debug details.")
+@click.option("--local-reads", type=click.Choice(["mmap", "inline", "thread"]), default="mmap", hidden=True)
+@click.option("--read-ahead-kb", type=int, default=1024, hidden=True)
+@click.option("--log-file", hidden=True)
+def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, refresh, timeout, status, verbose,
+                  local_reads, read_ahead_kb, log_file) -> None:
+    """Mount artifacts and pipeline runs read-only at MOUNTPOINT.
+
+    \b
+    MOUNTPOINT/artifacts/<name>/<version>/   payload files
+    MOUNTPOINT/artifacts/<name>/<version>.json, .../latest -> <newest version>
+    MOUNTPOINT/pipelines/<pipeline>/<run>/<step>/<output>/
+    """
+    from artifactfs.mount import daemon
+
+    if status:
+        _print_status(daemon.list_mounts())
+        return
+    if not mountpoint:
+        raise click.UsageError("give a MOUNTPOINT (or --status)")
+    options = daemon.MountOptions(
+        mountpoint=os.path.abspath(mountpoint), cache_dir=cache_dir, cache_size=cache_size,
+        allow_other=allow_other, refresh=refresh, timeout=timeout, local_reads=local_reads, read_ahead_kb=read_ahead_kb,
+    )
+    if foreground:
+        import logging
+
+        daemon.configure_logging(logging.DEBUG if verbose else logging.INFO)
+        daemon.run(options, log_file)
+        return
+    path = daemon.check_mountpoint(mountpoint)
+    log_path = daemon.log_path_for(path)
+    argv = [sys.executable, "-m", "artifactfs.cli.mount", str(path), "--foreground",
+            "--cache-size", str(cache_size), "--refresh", f"{refresh}s", "--timeout", f"{timeout}s",
+            "--local-reads", local_reads, "--read-ahead-kb", str(read_ahead_kb), "--log-file", str(log_path)]
+    if cache_dir:
+        argv += ["--cache-dir", os.path.abspath(cache_dir)]
+    if allow_other:
+        argv.append("--allow-other")
+    if verbose:
+        argv.append("--verbose")
+    started = time.monotonic()
+    proc = daemon.spawn(argv, path, log_path)
+    try:
+        daemon.wait_until_mounted(path, proc)
+    except daemon.MountError as exc:
+        tail = _tail(log_path)
+        raise daemon.MountError(exc.message, f"see the log {log_path}" + (f":\n{tail}" if tail else "")) from None
+    console.print(f"Mounted artifactfs at [bold]{path}[/] (pid {proc.pid}, {time.monotonic() - started:.1f} s).",
+                  highlight=False, soft_wrap=True)
+    console.print(f"Log: {log_path}", highlight=False, soft_wrap=True)
+    console.print(f"Unmount with: artifactfs umount {path}", highlight=False, soft_wrap=True)
+
+
+@click.command("umount")
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.option("--timeout", default="30s", show_default=True, callback=_duration_option,
+              help="How long to wait for the mount to go away.")
+def umount_command(mountpoint: str, timeout: float) -> None:
+    """Unmount an artifactfs mount (its daemon exits)."""
+    from artifactfs.mount import daemon
+
+    daemon.unmount(mountpoint, timeout)
+    console.print(f"Unmounted {os.path.abspath(mountpoint)}.", highlight=False, soft_wrap=True)
+
+
+def _print_status(mounts) -> None:
+    if not mounts:
+        console.print("No artifactfs mounts.")
+        return
+    rows = [
+        (m.mountpoint, m.pid or "-", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.started)) if m.started else "-",
+         m.log_path or "-")
+        for m in mounts
+    ]
+    console.print(table("artifactfs mounts", ["mountpoint", "pid", "since", "log"], rows))
+
+
+def _tail(path, lines: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError:
+        return ""
+
+
+def _daemon_main() -> None:
+    """``python -m artifactfs.cli.mount``: how the background daemon is started."""
+    try:
+        mount_command.main(prog_name="artifactfs mount", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ArtifactfsError as exc:
+        error_line(exc.message, exc.hint)
+        sys.exit(1)
+
+
+__all__ = ["mount_command", "parse_duration", "parse_size", "umount_command"]
+
+if __name__ == "__main__":
+    _daemon_main()

@@ -1,0 +1,263 @@
+"""The pyfuse3 ``Operations`` of the mount: a thin adapter. Each handler
+decodes the request, asks ``fs.Tree`` (names, inodes, attributes) or the
+``reader.Reader`` (bytes), and turns the answer into pyfuse3 objects.
+Errors become errnos in one place (:func:`_errno_of`); writes are EROFS.
+
+Kernel caching is decided here from what the tree says: immutable things
+(version folders, payload files, misses inside version folders) get long
+entry/attribute timeouts (a day); moving ones (``latest``, pipeline, run,
+step and artifact folders, misses elsewhere) get the refresh interval; a
+JSON document keeps its name long but its attributes briefly, and is read
+with direct I/O (it is made afresh on each open). The refresh task
+invalidates kernel entries of versions that stop being live and of
+``latest`` links that move. Every open of a payload file keeps the page
+cache (``keep_cache``).
+
+Tree calls are first tried from memory on the trio thread; a miss runs the
+call in a worker thread (``to_thread.run_sync``) so the loop never waits on
+the database.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pyfuse3
+import trio
+
+from artifactfs.mount.fs import Document, FsError, NeedsIndex, Node, NotFound, Payload, Tree
+from artifactfs.mount.reader import Handle, Reader, StoreFailure
+
+log = logging.getLogger(__name__)
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    stable: float = 24 * 3600.0  # immutable content: an hour or more
+    moving: float = 1.0  # names and attributes that can change (= refresh interval)
+
+
+def _errno_of(exc: BaseException) -> int:
+    """The one mapping from exceptions to errnos."""
+    if isinstance(exc, pyfuse3.FUSEError):
+        return exc.errno
+    if isinstance(exc, FsError):
+        return exc.errno
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    return errno.EIO
+
+
+@contextmanager
+def _errors(what: str):
+    try:
+        yield
+    except pyfuse3.FUSEError:
+        raise
+    except (FsError, OSError) as exc:
+        if not isinstance(exc, FsError):
+            log.warning("%s: %s", what, exc)
+        raise pyfuse3.FUSEError(_errno_of(exc)) from None
+    except Exception:
+        log.exception("%s failed", what)
+        raise pyfuse3.FUSEError(errno.EIO) from None
+
+
+class Operations(pyfuse3.Operations):
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+
+    def __init__(self, tree: Tree, timeouts: Timeouts | None = None, db_threads: int = 4) -> None:
+        super().__init__()
+        self.tree = tree
+        self.timeouts = timeouts or Timeouts()
+        self.reader: Reader | None = None
+        self.initialized = trio.Event()
+        self._db = trio.CapacityLimiter(db_threads)
+        self._fh = itertools.count(1)
+        self._dirs: dict[int, list[tuple[bytes, Node]]] = {}
+        self._files: dict[int, Handle] = {}
+
+    def init(self) -> None:
+        self.initialized.set()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _tree(self, method: Callable, *args):
+        """Answer from memory on the loop, else in a worker thread."""
+        try:
+            with self.tree.memory_only():
+                return method(*args)
+        except NeedsIndex:
+            pass
+        return await trio.to_thread.run_sync(method, *args, limiter=self._db)
+
+    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = node.inode
+        attrs.generation = 0
+        attrs.entry_timeout = self.timeouts.moving if node.name_moves else self.timeouts.stable
+        attrs.attr_timeout = self.timeouts.moving if node.moving else self.timeouts.stable
+        attrs.st_mode = node.mode
+        attrs.st_nlink = node.nlink
+        attrs.st_uid = self.tree.uid
+        attrs.st_gid = self.tree.gid
+        attrs.st_size = node.size
+        attrs.st_blksize = 1 << 20  # tools like cp read in chunks of this size
+        attrs.st_blocks = (node.size + 511) // 512
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
+        return attrs
+
+    def _negative(self, stable: bool) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = 0  # a negative entry, cached by the kernel for entry_timeout
+        attrs.entry_timeout = self.timeouts.stable if stable else self.timeouts.moving
+        return attrs
+
+    # -- names ------------------------------------------------------------------------------
+
+    async def lookup(self, parent_inode, name, ctx=None):
+        with _errors("lookup"):
+            try:
+                node = await self._tree(self.tree.lookup, parent_inode, bytes(name))
+            except NotFound as miss:
+                return self._negative(miss.stable)
+            return self._attrs(node)
+
+    async def getattr(self, inode, ctx=None):
+        with _errors("getattr"):
+            return self._attrs(await self._tree(self.tree.getattr, inode))
+
+    async def readlink(self, inode, ctx):
+        with _errors("readlink"):
+            return await self._tree(self.tree.readlink, inode)
+
+    async def forget(self, inode_list):
+        """Inodes are derived from index ids, so there is nothing to drop."""
+
+    # -- folders ------------------------------------------------------------------------------
+
+    async def opendir(self, inode, ctx):
+        with _errors("opendir"):
+            entries = await self._tree(self.tree.listdir, inode)
+            fh = next(self._fh)
+            self._dirs[fh] = entries
+            return fh
+
+    async def readdir(self, fh, start_id, token):
+        entries = self._dirs.get(fh)
+        if entries is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        for position in range(start_id, len(entries)):
+            name, node = entries[position]
+            if not pyfuse3.readdir_reply(token, name, self._attrs(node), position + 1):
+                break
+
+    async def releasedir(self, fh):
+        self._dirs.pop(fh, None)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    async def open(self, inode, flags, ctx):
+        if flags & _WRITE_FLAGS:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        with _errors("open"):
+            target = await self._tree(self.tree.open, inode)
+            try:
+                handle = await self.reader.open(target, quiet=True)
+            except StoreFailure:  # maybe re-pointed by a migration since we read its record
+                target = await trio.to_thread.run_sync(self.tree.reopen, inode, limiter=self._db)
+                handle = await self.reader.open(target)
+        fh = next(self._fh)
+        self._files[fh] = handle
+        if isinstance(target, Document):  # made afresh on each open, may change
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
+        assert isinstance(target, Payload)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    async def read(self, fh, off, size):
+        handle = self._files.get(fh)
+        if handle is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        with _errors("read"):
+            return await self.reader.read(handle, off, size)
+
+    async def flush(self, fh):
+        pass
+
+    async def release(self, fh):
+        handle = self._files.pop(fh, None)
+        if handle is not None:
+            with _errors("release"):
+                await self.reader.release(handle)
+
+    # -- extended attributes -------------------------------------------------------------------
+
+    async def getxattr(self, inode, name, ctx):
+        with _errors("getxattr"):
+            values = await self._tree(self.tree.xattrs, inode)
+        value = values.get(bytes(name).decode("utf-8", "replace"))
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value
+
+    async def listxattr(self, inode, ctx):
+        with _errors("listxattr"):
+            values = await self._tree(self.tree.xattrs, inode)
+        return [name.encode() for name in values]
+
+    async def statfs(self, ctx):
+        stats = pyfuse3.StatvfsData()
+        stats.f_bsize = stats.f_frsize = 1 << 20
+        stats.f_namemax = 255
+        return stats
+
+    # -- everything that would write: EROFS ---------------------------------------------------
+
+    async def _read_only(self, *args, **kwargs):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    setattr = mknod = mkdir = unlink = rmdir = symlink = rename = link = _read_only
+    write = create = setxattr = removexattr = _read_only
+
+    async def fsync(self, fh, datasync):
+        pass
+
+    # -- live refresh ------------------------------------------------------------------------------
+
+    async def refresh_loop(self, interval: float) -> None:
+        """Poll the index generation; when it moves, forget what moved (here
+        and in the kernel). Runs until cancelled."""
+        await trio.to_thread.run_sync(self.tree.refresh, limiter=self._db)  # the baseline
+        while True:
+            await trio.sleep(interval)
+            try:
+                changes = await trio.to_thread.run_sync(self.tree.refresh, limiter=self._db)
+            except Exception:
+                log.exception("refresh: cannot read the index (will retry)")
+                continue
+            if changes is None:
+                continue
+            for parent, name in changes.entries:
+                pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
+            if changes.inodes:
+                await trio.to_thread.run_sync(_invalidate_inodes, changes.inodes)
+            log.debug("index generation %d: %d entries and %d inodes invalidated",
+                      changes.generation, len(changes.entries), len(changes.inodes))
+
+
+def _invalidate_inodes(numbers: list[int]) -> None:
+    for inode in numbers:
+        try:
+            pyfuse3.invalidate_inode(inode, attr_only=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOSYS):
+                log.warning("cannot invalidate inode %d: %s", inode, exc)
