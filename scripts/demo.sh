@@ -2,7 +2,8 @@
 # The main job on the embedded default (local store + SQLite), from a fresh
 # machine: install, run the example pipeline twice (the second run is
 # cached), save and load artifacts, register a checkpoint folder, mount the
-# index and read it with ls/cp, and show what the pruner would remove.
+# index and read it with ls/find/du/cp/numpy, and show what the pruner would
+# remove (dry run).
 # Everything lives under $DEMO_HOME (default: a fresh temporary folder).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,6 +52,27 @@ echo '{"epoch": 3, "step": 300}' > "$CKPT/meta.json"
 artifactfs artifact register "$CKPT" --name classifier-checkpoint --tag best
 artifactfs artifact list
 artifactfs artifact show classifier-checkpoint
+
+step "mount everything read-only and read it with ordinary tools"
+MNT="$ARTIFACTFS_HOME/mnt"
+mkdir -p "$MNT"
+artifactfs mount "$MNT"
+trap 'artifactfs umount "$MNT" 2>/dev/null || true' EXIT
+ls "$MNT" "$MNT/pipelines/training_pipeline"
+find "$MNT/artifacts/classifier-checkpoint" | sort
+ls -l "$MNT/artifacts/classifier-checkpoint/"
+du -sh "$MNT/artifacts/classifier-checkpoint/latest/"
+cp -r "$MNT/artifacts/classifier-checkpoint/latest/" "$ARTIFACTFS_HOME/restored"
+cmp "$CKPT/model.bin" "$ARTIFACTFS_HOME/restored/model.bin" && echo "copied out through the mount: identical bytes"
+python3 -c "import numpy, sys; print('numpy.load through the mount:', numpy.load(sys.argv[1]))" \
+    "$MNT/artifacts/model_weights/latest/array.npy"
+python3 - "$MNT/artifacts/model_weights/1" <<'PY'
+import os, sys
+for name in os.listxattr(sys.argv[1])[:6]:  # lineage as extended attributes
+    print(f"{name} = {os.getxattr(sys.argv[1], name).decode()}")
+PY
+artifactfs umount "$MNT"
+trap - EXIT
 
 step "what the pruner would remove: a dry run, nothing is deleted"
 python3 - <<'PY'

@@ -72,10 +72,6 @@ def test_mount_shows_the_same_tree_before_and_after(sqlite_home, tmp_path, moto_
         assert snapshot(mount.path) == before  # now read from S3
 
 
-@pytest.mark.xfail(reason="the mount keeps a live version's record (uri, store) until the version stops being live, "
-                          "so after a re-point it reads the old place; with --delete-source that is EIO "
-                          "(reported to the mount's owner: refresh must drop records of re-pointed versions)",
-                   strict=False)
 def test_delete_source_while_mounted(sqlite_home, tmp_path):
     save_artifact(np.arange(50_000), "array")
     register_store("other", "local", str(tmp_path / "other"))

@@ -11,12 +11,13 @@ import sys
 import click
 
 from artifactfs.api import init
-from artifactfs.cli.output import console, error_line
 from artifactfs.cli.artifact import artifact_group
-from artifactfs.cli.runs import pipeline_group, run_group
+from artifactfs.cli.gc import fsck_command, gc_group
 from artifactfs.cli.lineage import lineage_command
 from artifactfs.cli.migrate import migrate_command
 from artifactfs.cli.mount import mount_command, umount_command
+from artifactfs.cli.output import console, error_line
+from artifactfs.cli.runs import pipeline_group, run_group
 from artifactfs.cli.store import store_group
 from artifactfs.cli.watch import watch_command
 from artifactfs.errors import ArtifactfsError
@@ -58,22 +59,13 @@ def init_command() -> None:
     console.print(f"active store:  {settings.active_store}", highlight=False)
 
 
-cli.add_command(store_group)
-cli.add_command(artifact_group)
-cli.add_command(pipeline_group)
-cli.add_command(run_group)
-cli.add_command(watch_command)
-cli.add_command(migrate_command)
-cli.add_command(lineage_command)
-for _command in (mount_command, umount_command): cli.add_command(_command)  # noqa: E701
+for command in (
+    store_group, artifact_group, pipeline_group, run_group, watch_command, migrate_command,
+    lineage_command, mount_command, umount_command, gc_group, fsck_command,
+):
+    cli.add_command(command)
 
 
 def main() -> None:
     sys.exit(cli.main(prog_name="artifactfs", standalone_mode=True))
 
-
-# The pruner and fsck (issue 6).
-from artifactfs.cli.gc import fsck_command, gc_group  # noqa: E402
-
-cli.add_command(gc_group)
-cli.add_command(fsck_command)
