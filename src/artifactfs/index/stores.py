@@ -17,9 +17,13 @@ from artifactfs.stores import ArtifactStore, env_secrets, get_flavor, split_secr
 _STORE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+# Built once: it runs in every writing transaction.
+_BUMP = update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1)
+
+
 def bump_generation(session: Session) -> None:
     """Tell pollers that something changed; call inside every writing transaction."""
-    session.execute(update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1))
+    session.execute(_BUMP)
 
 
 def get_generation(session: Session) -> int:

@@ -154,7 +154,7 @@ class RecordingStore:
         """The manifest of the folder: recorded hashes for what went through
         this wrapper, a read for anything written by other means."""
         entries = []
-        for relative in self.store.find(self.folder_uri) if self.store.isdir(self.folder_uri) else []:
+        for relative in self.store.find(self.folder_uri):  # a missing folder finds nothing
             entry = self._entries.get(relative)
             if entry is None:
                 entry = self._hash_existing(relative)
