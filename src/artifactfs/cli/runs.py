@@ -7,7 +7,10 @@ import click
 from artifactfs.api.client import Client
 from artifactfs.api.runs import PipelineRunView
 from artifactfs.cli.output import console, table
+from artifactfs.gc.policy import parse_duration
 from artifactfs.index import get_index
+from artifactfs.index.gc import prune_runs, runs_to_prune
+from artifactfs.index.models import utcnow
 from artifactfs.index.pipelines import list_pipelines
 
 STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow"}
@@ -105,10 +108,6 @@ def run_delete(run: str, yes: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="List the runs, delete nothing.")
 def run_prune(older_than: str, keep_last: int, pipeline: str | None, yes: bool, dry_run: bool) -> None:
     """Delete old runs (never one still running). Their artifacts stay until `artifactfs gc` finds them unreferenced."""
-    from artifactfs.gc.policy import parse_duration
-    from artifactfs.index.gc import prune_runs, runs_to_prune
-    from artifactfs.index.models import utcnow
-
     cutoff = utcnow() - parse_duration(older_than)
     index = get_index()
     with index.read() as session:
