@@ -666,3 +666,19 @@ def test_register_flavor_refuses_duplicates(monkeypatch, plugin):
     assert get_flavor("memory").__module__ == plugin.module
     with pytest.raises(StoreError, match="not a subclass"):
         register_flavor(dict)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "error, problem",
+    [
+        # A missing GCS bucket: the message is only the upload URL, whose port or
+        # object name may contain "403" by chance; that is no status code.
+        (FileNotFoundError("http://127.0.0.1:40312/upload/storage/v1/b/x/o?name=p%2F.probe-ab401cd"), "bucket missing"),
+        (PermissionError("403 Forbidden"), "credentials"),
+        (OSError("Could not connect to the endpoint URL: \"http://127.0.0.1:1/b\""), "network"),
+    ],
+)
+def test_store_errors_are_classified_by_words_not_digits_in_urls(error, problem):
+    from artifactfs.api.stores import classify_store_error
+
+    assert classify_store_error(error) == problem

@@ -3,6 +3,7 @@ active, and check that a store really works."""
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -201,16 +202,23 @@ def _probe(store: ArtifactStore, progress: dict[str, str]) -> CheckResult:
     return CheckResult(True, "done", "", f"wrote, read and deleted {store.uri(probe)}")
 
 
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
+_AUTH_STATUS = re.compile(r"\b40[13]\b")
+
+
 def classify_store_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__} {exc}".lower()
     chain = exc.__cause__ or exc.__context__
     if chain is not None:
         text += f" {type(chain).__name__} {chain}".lower()
+    # URLs in messages carry ports and object names: "403" inside one is no status code.
+    text = _URL.sub(" ", text)
     if any(k in text for k in ("nosuchbucket", "bucket does not exist", "containernotfound",
                                 "container does not exist", "specified container", "bucket not found")):
         return "bucket missing"
     if any(k in text for k in ("accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch",
-                                "authentication", "authorization", "credentials", "forbidden", "401", "403")):
+                                "authentication", "authorization", "credentials", "forbidden")) \
+            or _AUTH_STATUS.search(text):
         return "credentials"
     if any(k in text for k in ("connect", "timeout", "timed out", "unreachable", "name resolution",
                                 "connection refused", "endpoint")):
