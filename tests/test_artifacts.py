@@ -169,6 +169,18 @@ def test_save_to_every_flavor(registered_store):
     assert np.array_equal(save_artifact(arr, "remote-arr").load(verify=True), arr)
 
 
+def test_saved_folder_with_one_file_loads_as_folder(sqlite_home, tmp_path):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"m" * 100)
+    loaded = save_artifact(folder, "one-file-folder").load()
+    assert loaded.is_dir() and (loaded / "model.bin").read_bytes() == b"m" * 100
+    single = tmp_path / "weights.pt"
+    single.write_bytes(b"w")
+    loaded = save_artifact(single, "one-file").load()
+    assert loaded.is_file() and loaded.name == "weights.pt"
+
+
 # -- integrity ----------------------------------------------------------------------------------
 
 

@@ -285,7 +285,7 @@ def _load(version: ArtifactVersion, verify: bool) -> Any:
     data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
     if verify or getattr(materializer, "VERIFY_ON_LOAD", False):  # never unpickle bytes that changed
         verify_payload(version, store)
-    return materializer(version.uri, store).load(data_type)
+    return materializer(version.uri, store, metadata_loader=lambda: version.metadata).load(data_type)
 
 
 def _data_type(path: str | None, what: str, needed: bool) -> type:

@@ -16,6 +16,7 @@ import builtins
 import importlib
 import posixpath
 import types
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from artifactfs.errors import ArtifactfsError
@@ -41,10 +42,23 @@ class BaseMaterializer:
     #: its manifest first, so tampered bytes are never unpickled.
     VERIFY_ON_LOAD: ClassVar[bool] = False
 
-    def __init__(self, uri: str, artifact_store: ArtifactStore, visualization_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        artifact_store: ArtifactStore,
+        visualization_uri: str | None = None,
+        metadata_loader: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.uri = uri
         self.artifact_store = artifact_store
         self.visualization_uri = visualization_uri
+        self._metadata_loader = metadata_loader
+
+    @property
+    def recorded_metadata(self) -> dict[str, Any]:
+        """When loading: the metadata recorded at save time (what
+        ``extract_metadata`` returned, read from the index only if asked)."""
+        return self._metadata_loader() if self._metadata_loader else {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

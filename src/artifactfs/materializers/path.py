@@ -4,10 +4,10 @@ shows a checkpoint folder exactly as it was.
 
 Layout: a file ``model.pt`` becomes ``<version>/model.pt``; a folder
 ``ckpt/`` becomes ``<version>/<every file of ckpt, at its relative path>``.
-Which of the two it was is recorded in the metadata (``kind``) and is read
-back from the layout: a payload that is exactly one top-level file loads as
-that file, anything else as a folder. (A folder holding exactly one file
-therefore loads as that file's path; its folder is the path's parent.)
+Which of the two it was is recorded in the metadata (``kind``), which
+``load`` reads back; without it (a payload copied by hand) the layout
+decides: exactly one top-level file loads as that file, anything else as a
+folder.
 
 Before anything is written the whole source is checked: special files
 (sockets, FIFOs, devices), broken symlinks and symlinks leading outside the
@@ -107,7 +107,9 @@ class PathMaterializer(BaseMaterializer):
                 target = base.joinpath(*relative.split("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 store.get(self.path(relative), str(target))
-        if len(files) == 1 and "/" not in files[0]:
+        kind = self.recorded_metadata.get("kind")
+        single_file = len(files) == 1 and "/" not in files[0]
+        if kind == "file" or (kind is None and single_file):
             return base / files[0]
         return base
 
