@@ -17,8 +17,8 @@ from typing import IO, Any
 
 from artifactfs.api.stores import store_or_local
 from artifactfs.errors import StoreError
+from artifactfs.stores.base import COPY_CHUNK
 
-COPY_CHUNK = 8 * 1024 * 1024
 
 
 def _located(path: str):

@@ -22,7 +22,6 @@ from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.writing import (
     VISUALIZATION_SUFFIX,
     copy_into,
-    hash_store_file,
     manifest_in_place,
     payload_folder,
     remove_quietly,
@@ -38,7 +37,7 @@ from artifactfs.index.models import PayloadKind, SaveType
 from artifactfs.materializers import BaseMaterializer, import_by_name, registry
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.flavor import is_local_uri
-from artifactfs.stores.manifest import ManifestEntry, content_hash
+from artifactfs.stores.manifest import ManifestEntry, content_hash, hash_store_file
 
 
 class IntegrityError(ArtifactfsError):
@@ -196,7 +195,7 @@ def save_artifact(
     if version is not None:
         with index.read() as session:  # fail before writing any payload
             if rows.version_exists(session, name, version):
-                raise _duplicate(name, version)
+                raise rows.duplicate_version_error(name, version)
     new, extracted = write_value(data, name, target, materializer)
     new.version, new.tags = version, _as_list(tags)
     new.metadata = {**extracted, **(metadata or {})}
@@ -243,13 +242,6 @@ def _version_string(version: str | int | None) -> str | None:
     if isinstance(version, int) and version < 0:
         raise rows.InvalidNameError(f"version {version} is negative", "use a positive number or a string")
     return rows.check_name(str(version), "version")
-
-
-def _duplicate(name: str, version: str) -> AlreadyExistsError:
-    return AlreadyExistsError(
-        f"artifact {name!r} already has a version {version!r}",
-        "versions never change: pick another version string, or leave it out for the next number",
-    )
 
 
 # -- load -----------------------------------------------------------------------------------
@@ -356,7 +348,7 @@ def register_artifact(
     source = store_for_uri(uri)
     with get_index().read() as session:
         if version is not None and rows.version_exists(session, name, version):
-            raise _duplicate(name, version)
+            raise rows.duplicate_version_error(name, version)
     if copy:
         return _register_copy(uri, source, name, version, tags, metadata, store, progress)
     if source is None:

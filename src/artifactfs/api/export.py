@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from artifactfs.api.artifacts import ArtifactVersion
-from artifactfs.api.writing import COPY_CHUNK, check_relative
+from artifactfs.api.writing import check_relative
 from artifactfs.errors import AlreadyExistsError
+from artifactfs.stores.base import COPY_CHUNK
 
 
 def export_version(version: ArtifactVersion, dest: str | os.PathLike, progress: Callable[[int], None] | None = None) -> list[Path]:

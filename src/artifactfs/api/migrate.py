@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from artifactfs.api.artifacts import IntegrityError
 from artifactfs.api.stores import get_store, store_for_uri
-from artifactfs.api.writing import COPY_CHUNK, VISUALIZATION_SUFFIX, hash_store_file, payload_folder
+from artifactfs.api.writing import VISUALIZATION_SUFFIX, payload_folder
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
@@ -41,7 +41,8 @@ from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
-from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.manifest import hash_store_file
 
 #: ``progress(total_bytes)`` returns a callback fed with copied byte counts.
 Progress = Callable[[int], Callable[[int], None]]

@@ -11,7 +11,6 @@ crash leaves at most an orphan folder for the pruner.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import uuid
@@ -28,11 +27,10 @@ from artifactfs.materializers import (
     materializer_for_value,
     qualified_name,
 )
-from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.manifest import HASH_CHUNK, ManifestEntry, RecordingStore, content_hash
+from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.manifest import ManifestEntry, RecordingStore, content_hash, manifest_entry
 
 VISUALIZATION_SUFFIX = ".viz"
-COPY_CHUNK = 8 * 1024 * 1024
 
 
 def payload_folder(name: str, version_uuid: str) -> str:
@@ -122,15 +120,6 @@ def check_relative(path: str, source: str) -> str:
     return path
 
 
-def hash_store_file(store: ArtifactStore, native: str) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with store.fs.open(native, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
 def check_local_links(folder: str) -> None:
     """A local folder's symlinks must stay inside it; special files are refused."""
     real_root = os.path.realpath(folder)
@@ -153,9 +142,7 @@ def check_local_links(folder: str) -> None:
 def manifest_in_place(store: ArtifactStore, native: str) -> tuple[str, list[ManifestEntry]]:
     """``(payload kind, manifest)`` of an existing file or folder, hashing each file once."""
     if store.fs.isfile(native):
-        size, digest = hash_store_file(store, native)
-        mode = (os.stat(native).st_mode & 0o777) if store.is_local else 0o644
-        return PayloadKind.FILE.value, [ManifestEntry(posixpath.basename(native), size, mode, digest)]
+        return PayloadKind.FILE.value, [manifest_entry(store, native, posixpath.basename(native))]
     if not store.fs.isdir(native):
         raise FileNotFoundError(f"nothing to register at {store.flavor.to_uri(native)}")
     if store.is_local:
@@ -163,10 +150,7 @@ def manifest_in_place(store: ArtifactStore, native: str) -> tuple[str, list[Mani
     entries = []
     for relative in store.find(store.flavor.to_uri(native)):
         check_relative(relative, store.flavor.to_uri(native))
-        file_native = posixpath.join(native, relative)
-        size, digest = hash_store_file(store, file_native)
-        mode = (os.stat(file_native).st_mode & 0o777) if store.is_local else 0o644
-        entries.append(ManifestEntry(relative, size, mode, digest))
+        entries.append(manifest_entry(store, posixpath.join(native, relative), relative))
     return PayloadKind.FOLDER.value, entries
 
 

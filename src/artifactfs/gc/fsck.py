@@ -20,7 +20,6 @@ only the user can say which side is right.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import posixpath
 from collections import defaultdict
@@ -43,9 +42,9 @@ from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
 from artifactfs.index.models import PayloadKind, utcnow
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.manifest import hash_store_file
 
 DEFAULT_STUCK_AFTER = dt.timedelta(hours=1)
-HASH_CHUNK = 4 * 1024 * 1024
 BATCH = 500
 
 PROBLEM, INFO = "problem", "info"
@@ -174,7 +173,7 @@ def _check_version(report: FsckReport, store: ArtifactStore, ref: VersionRef, ma
             continue
         if deep and entry.sha256:
             file_native = native if ref.payload_kind == PayloadKind.FILE.value else posixpath.join(native, path)
-            digest = _sha256(store, file_native)
+            _, digest = hash_store_file(store, file_native)
             if digest != entry.sha256:
                 report.findings.append(Finding("hash-mismatch", PROBLEM, name, ref.label,
                                                f"{path}: sha256 {digest[:12]}, manifest says {entry.sha256[:12]}",
@@ -211,14 +210,6 @@ def _payload_files(store: ArtifactStore, native: str, kind: str) -> dict[str, in
         if path.startswith(prefix) and info.get("type") != "directory"
     }
     return found or None
-
-
-def _sha256(store: ArtifactStore, native: str) -> str:
-    digest = hashlib.sha256()
-    with store.fs.open(native, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_orphans(report: FsckReport, index: Index, stores: StoreCache, store_id: int, cutoff: dt.datetime) -> None:

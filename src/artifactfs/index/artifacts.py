@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
+from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
     Artifact,
     ArtifactVersion,
@@ -75,8 +76,7 @@ def lock_artifact(session: Session, name: str) -> Artifact:
     query = select(Artifact).where(Artifact.name == name).with_for_update()
     artifact = session.scalars(query).first()
     if artifact is None:
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-        session.execute(insert(Artifact).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
+        session.execute(dialect_insert(session)(Artifact).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
             index_elements=["name"]))
         artifact = session.scalars(query).one()
     return artifact
@@ -95,14 +95,18 @@ def version_exists(session: Session, name: str, version: str) -> bool:
     ) is not None
 
 
+def duplicate_version_error(name: str, version: str) -> AlreadyExistsError:
+    return AlreadyExistsError(
+        f"artifact {name!r} already has a version {version!r}",
+        "versions never change: pick another version string, or leave it out for the next number",
+    )
+
+
 def check_new_version(session: Session, artifact: Artifact, version: str) -> None:
     if session.scalar(
         select(ArtifactVersion.id).where(ArtifactVersion.artifact_id == artifact.id, ArtifactVersion.version == version)
     ) is not None:
-        raise AlreadyExistsError(
-            f"artifact {artifact.name!r} already has a version {version!r}",
-            "versions never change: pick another version string, or leave it out for the next number",
-        )
+        raise duplicate_version_error(artifact.name, version)
 
 
 @dataclass
@@ -165,23 +169,30 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
     return row
 
 
-def uri_owner(session: Session, uri: str, exclude_id: int | None = None) -> ArtifactVersion | None:
-    """A version whose payload is ``uri``, lies inside it, or contains it."""
+def overlapping_uri(uri: str):
+    """The condition "a version's payload is ``uri``, lies inside it, or
+    contains it"; the containing ones are the URI's ancestors, matched by
+    equality so the index on ``uri`` serves every branch."""
     base = uri.rstrip("/")
-    pattern = _like_escape(base) + "/%"
+    ancestors, head = [], base
+    while (parent := posixpath.dirname(head)) and parent != head and not parent.endswith(":/"):
+        ancestors.append(parent)
+        head = parent
+    conditions = [ArtifactVersion.uri == base, ArtifactVersion.uri.like(like_escape(base) + "/%", escape="\\")]
+    if ancestors:
+        conditions.append(ArtifactVersion.uri.in_(ancestors))
+    return or_(*conditions)
+
+
+def uri_owner(session: Session, uri: str, exclude_id: int | None = None) -> ArtifactVersion | None:
+    """A version (any state) whose payload is ``uri``, lies inside it, or contains it."""
     return session.scalars(
-        select(ArtifactVersion).where(
-            ArtifactVersion.id != (exclude_id or 0),
-            or_(
-                ArtifactVersion.uri == base,
-                ArtifactVersion.uri.like(pattern, escape="\\"),
-                func.substr(base, 1, func.length(ArtifactVersion.uri) + 1) == ArtifactVersion.uri + "/",
-            )
-        ).limit(1)
+        select(ArtifactVersion).where(ArtifactVersion.id != (exclude_id or 0), overlapping_uri(uri)).limit(1)
     ).first()
 
 
-def _like_escape(text: str) -> str:
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern with escape character ``\\``."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -220,7 +231,7 @@ def find_version(session: Session, name_or_id: str, version: str | int | None = 
         matches = list(
             session.scalars(
                 _live(select(ArtifactVersion)).where(
-                    ArtifactVersion.uuid.like(_like_escape(name_or_id.lower()) + "%", escape="\\")
+                    ArtifactVersion.uuid.like(like_escape(name_or_id.lower()) + "%", escape="\\")
                 ).limit(6)
             )
         )
@@ -313,7 +324,7 @@ def add_tags(session: Session, version: ArtifactVersion, tags: Iterable[str]) ->
     names = sorted({check_name(t, "tag") for t in tags})
     if not names:
         return
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     session.execute(insert(Tag).on_conflict_do_nothing(index_elements=["name"]), [{"name": n} for n in names])
     tag_ids = session.scalars(select(Tag.id).where(Tag.name.in_(names))).all()
     session.execute(

@@ -14,10 +14,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -144,6 +144,12 @@ def reset_index_cache() -> None:
         for index in _indexes.values():
             index.dispose()
         _indexes.clear()
+
+
+def dialect_insert(session: Session):
+    """``insert`` of the session's dialect, for ``on_conflict_do_nothing``
+    (SQLite and PostgreSQL both have it)."""
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
 def ping(index: Index) -> None:

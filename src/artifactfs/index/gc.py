@@ -40,6 +40,7 @@ from artifactfs.index.models import (
     VersionState,
     VersionTag,
 )
+from artifactfs.index.artifacts import overlapping_uri
 from artifactfs.index.pipelines import delete_run
 from artifactfs.index.stores import bump_generation
 
@@ -306,29 +307,12 @@ def named_uuids(session: Session, uuids: Sequence[str]) -> set[str]:
     return found
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def uri_named(session: Session, uri: str, uuid: str | None = None) -> str | None:
     """The label of a version (any state) whose uuid is ``uuid`` or whose
     payload is ``uri``, lies inside it, or contains it; None when no row names it."""
-    base = uri.rstrip("/")
-    ancestors = []
-    head = base
-    while True:
-        parent = posixpath.dirname(head)
-        if not parent or parent == head or parent.endswith(":/"):
-            break
-        ancestors.append(parent)
-        head = parent
-    conditions = [AV.uri == base, AV.uri.like(_like_escape(base) + "/%", escape="\\")]
-    if ancestors:
-        conditions.append(AV.uri.in_(ancestors))
-    if uuid is not None:
-        conditions.append(AV.uuid == uuid)
+    condition = overlapping_uri(uri) if uuid is None else or_(overlapping_uri(uri), AV.uuid == uuid)
     row = session.execute(
-        select(Artifact.name, AV.version).join(Artifact, Artifact.id == AV.artifact_id).where(or_(*conditions)).limit(1)
+        select(Artifact.name, AV.version).join(Artifact, Artifact.id == AV.artifact_id).where(condition).limit(1)
     ).first()
     return f"{row[0]}:{row[1]}" if row else None
 

@@ -14,10 +14,10 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import ArtifactfsError, NotFoundError
+from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
     ArtifactVersion,
     Pipeline,
@@ -35,12 +35,8 @@ class VersionNotLiveError(ArtifactfsError):
     """A version was condemned by the pruner before it could be linked."""
 
 
-def _insert(session: Session):
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
 def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
-    session.execute(_insert(session)(Pipeline).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
+    session.execute(dialect_insert(session)(Pipeline).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
         index_elements=["name"]))
     return session.scalars(select(Pipeline).where(Pipeline.name == name)).one()
 
@@ -89,7 +85,7 @@ def link(session: Session, step_run_id: int, version_id: int, direction: str, na
     """Record that a step run read or wrote a version (idempotent per name)."""
     lock_live_version(session, version_id)
     session.execute(
-        _insert(session)(StepIO)
+        dialect_insert(session)(StepIO)
         .values(step_run_id=step_run_id, version_id=version_id, direction=direction, name=name)
         .on_conflict_do_nothing(index_elements=["step_run_id", "direction", "name"])
     )

@@ -21,6 +21,9 @@ from artifactfs.errors import PathEscapeError, StoreError
 from artifactfs.stores.flavor import Flavor
 
 
+#: Bytes per read when a payload is copied or streamed between stores.
+COPY_CHUNK = 8 * 1024 * 1024
+
 _PLAIN_OPEN_ARGS = {"encoding", "errors", "newline", "buffering"}
 
 # Pieces of connection strings and signed URLs that are credentials.

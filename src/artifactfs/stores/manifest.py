@@ -162,22 +162,33 @@ class RecordingStore:
         return entries
 
     def _hash_existing(self, relative: str) -> ManifestEntry:
-        native = posixpath.join(self.folder, relative)
-        digest, size = hashlib.sha256(), 0
-        with self.store.fs.open(native, "rb") as f:
-            while chunk := f.read(HASH_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        mode = DEFAULT_FILE_MODE
-        if self.store.is_local:
-            mode = stat_module.S_IMODE(os.stat(native).st_mode)
-        return ManifestEntry(relative, size, mode, digest.hexdigest())
+        return manifest_entry(self.store, posixpath.join(self.folder, relative), relative)
+
+
+# -- hashing files that already exist --------------------------------------------------
+
+
+def hash_stream(f: IO[bytes]) -> tuple[int, str]:
+    """``(size, sha256)`` of what is left to read in a binary file object."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := f.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def hash_local_file(path: str) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        return hash_stream(f)
+
+
+def hash_store_file(store: ArtifactStore, native: str) -> tuple[int, str]:
+    with store.fs.open(native, "rb") as f:
+        return hash_stream(f)
+
+
+def manifest_entry(store: ArtifactStore, native: str, relative: str) -> ManifestEntry:
+    """The manifest row of an existing file: read once; the real mode on a local store."""
+    size, sha256 = hash_store_file(store, native)
+    mode = stat_module.S_IMODE(os.stat(native).st_mode) if store.is_local else DEFAULT_FILE_MODE
+    return ManifestEntry(relative, size, mode, sha256)
