@@ -2,22 +2,20 @@
 and which of them ``--repair`` fixes (only the safe ones)."""
 
 import datetime as dt
-import os
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 pytest_plugins = ["index_fixtures"]
 
-import artifactfs  # noqa: E402
 from artifactfs import load_artifact, pipeline, save_artifact, step  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.gc import Lease, PrunePolicy, fsck, repair, run_pass  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, utcnow  # noqa: E402
+from gc_helpers import backdate_tree, root, states  # noqa: E402
 
 
 @step
@@ -28,23 +26,6 @@ def make(n: int) -> dict:
 @pipeline
 def one(n: int = 1):
     make(n=n)
-
-
-def root() -> Path:
-    return Path(artifactfs.get_store().path)
-
-
-def backdate_tree(path: Path, hours: float = 48) -> None:
-    stamp = time.time() - hours * 3600
-    for folder, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.utime(os.path.join(folder, name), (stamp, stamp))
-    os.utime(path, (stamp, stamp))
-
-
-def states() -> dict[str, str]:
-    with get_index().read() as session:
-        return dict(session.execute(select(VersionRow.uuid, VersionRow.state)).all())
 
 
 def kinds(report) -> dict[str, set[str]]:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 pytest_plugins = ["index_fixtures"]
 
 import artifactfs  # noqa: E402
-from artifactfs import Client, load_artifact, pipeline, register_artifact, save_artifact, step  # noqa: E402
+from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.gc import (  # noqa: E402
     Lease,
@@ -37,6 +37,7 @@ from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, utcnow  # noqa: E402
 from artifactfs.index.pipelines import VersionNotLiveError, link  # noqa: E402
+from gc_helpers import backdate_all, backdate_tree, chain, root, states  # noqa: E402
 
 HOUR = dt.timedelta(hours=1)
 ORPHAN_UUID = "0b6f1a3e-8c1d-4a7e-9f00-123456789abc"
@@ -45,34 +46,12 @@ ORPHAN_UUID = "0b6f1a3e-8c1d-4a7e-9f00-123456789abc"
 # -- helpers ----------------------------------------------------------------------------
 
 
-def root() -> Path:
-    return Path(artifactfs.get_store().path)
-
-
 def backdate(*versions, hours: float = 48) -> None:
     """Make versions look old (created ``hours`` ago)."""
     ids = [v._pk for v in versions]
     with get_index().write() as session:
         session.execute(update(VersionRow).where(VersionRow.id.in_(ids))
                         .values(created_at=utcnow() - dt.timedelta(hours=hours)))
-
-
-def backdate_all(hours: float = 48) -> None:
-    with get_index().write() as session:
-        session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(hours=hours)))
-
-
-def backdate_tree(path: Path, hours: float = 48) -> None:
-    stamp = time.time() - hours * 3600
-    for folder, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.utime(os.path.join(folder, name), (stamp, stamp), follow_symlinks=False)
-    os.utime(path, (stamp, stamp))
-
-
-def states() -> dict[str, str]:
-    with get_index().read() as session:
-        return {uuid: state for uuid, state in session.execute(select(VersionRow.uuid, VersionRow.state))}
 
 
 def rows_count() -> int:
@@ -96,21 +75,6 @@ def make_orphan(name: str = "lost", uuid: str = ORPHAN_UUID, hours: float | None
     if hours is not None:
         backdate_tree(folder, hours)
     return folder
-
-
-@step
-def produce(n: int) -> dict:
-    return {"n": n}
-
-
-@step
-def consume(data: dict) -> int:
-    return data["n"] * 2
-
-
-@pipeline
-def chain(n: int = 1):
-    consume(produce(n=n))
 
 
 # -- what is a candidate --------------------------------------------------------------------

@@ -24,27 +24,15 @@ from sqlalchemy import select, update
 
 pytest_plugins = ["index_fixtures"]
 
-import artifactfs  # noqa: E402
-from artifactfs import Client, load_artifact, pipeline, register_artifact, save_artifact, step  # noqa: E402
+from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index import gc as gc_rows  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, StepIO, VersionFile, utcnow  # noqa: E402
+from gc_helpers import backdate_tree, chain, root  # noqa: E402
 
 R1_SECONDS = float(os.environ.get("ARTIFACTFS_R1_SECONDS", "12"))
 CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
-
-
-def root() -> Path:
-    return Path(artifactfs.get_store().path)
-
-
-def backdate_tree(path: Path, hours: float = 48) -> None:
-    stamp = time.time() - hours * 3600
-    for folder, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.utime(os.path.join(folder, name), (stamp, stamp), follow_symlinks=False)
-    os.utime(path, (stamp, stamp))
 
 
 def live_rows_have_payloads() -> list[str]:
@@ -248,21 +236,6 @@ def test_r1_runs_race_a_looping_pruner(afs_home, tmp_path):
 
 FAULT_POINTS = ["gc_after_runs", "gc_after_condemn", "gc_mid_sweep", "gc_after_sweep", "gc_after_forget",
                 "gc_mid_orphans", "gc_after_orphans"]
-
-
-@step
-def produce(n: int) -> dict:
-    return {"n": n}
-
-
-@step
-def consume(data: dict) -> int:
-    return data["n"] * 2
-
-
-@pipeline
-def chain(n: int = 1):
-    consume(produce(n=n))
 
 
 def _populate() -> dict:

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, update
 
 pytest_plugins = ["store_fixtures", "index_fixtures"]
 
@@ -17,20 +16,9 @@ from artifactfs import Client, load_artifact, register_artifact, save_artifact  
 from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.gc import PrunePolicy, fsck, run_pass  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
-from artifactfs.index.models import utcnow  # noqa: E402
+from gc_helpers import backdate_all, states  # noqa: E402
 
 ORPHAN = "lost/0b6f1a3e-8c1d-4a7e-9f00-123456789abc"
-
-
-def backdate_all(hours: float = 48) -> None:
-    with get_index().write() as session:
-        session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(hours=hours)))
-
-
-def states() -> dict[str, str]:
-    with get_index().read() as session:
-        return dict(session.execute(select(VersionRow.uuid, VersionRow.state)).all())
 
 
 def test_payload_deletion_on_every_flavor(registered_store):
