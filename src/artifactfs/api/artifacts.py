@@ -29,7 +29,7 @@ from artifactfs.api.writing import (
 )
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError
 from artifactfs.faults import fault_point
-from artifactfs.index import find_store_row, get_index, open_store
+from artifactfs.index import find_store_row, get_index
 from artifactfs.index import artifacts as rows
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import ArtifactVersion as VersionRow
@@ -114,8 +114,8 @@ class ArtifactVersion:
             return [ArtifactFile(f.path, f.size, f.mode, f.sha256) for f in rows.version_files(session, self._pk)]
 
     def open_store(self) -> ArtifactStore:
-        with get_index().read() as session:
-            return open_store(session.get(VersionRow, self._pk).store)
+        """The store holding the payload (opened once per process, like every store)."""
+        return get_store(self.store)
 
     def file_uri(self, relative: str) -> str:
         """The URI of one payload file."""
