@@ -79,12 +79,19 @@ def get_store(name: str | None = None) -> ArtifactStore:
     if store is None:
         with index.read() as session:
             try:
-                store = open_store(find_store_row(session, name))
+                return _open_once(index.url, find_store_row(session, name))
             except NotFoundError:
                 if name != DEFAULT_STORE:
                     raise
-                store = init()  # first use: the default store comes into being on its own
-        _opened[key] = store
+        store = _opened[key] = init()  # first use: the default store comes into being on its own
+    return store
+
+
+def _open_once(index_url: str, row: Store) -> ArtifactStore:
+    key = (index_url, row.name)
+    store = _opened.get(key)
+    if store is None:
+        store = _opened[key] = open_store(row)
     return store
 
 
@@ -122,13 +129,15 @@ def set_active_store(name: str) -> None:
 
 def store_for_uri(uri: str) -> ArtifactStore | None:
     """The registered store whose root holds ``uri`` (the deepest root wins)."""
-    with get_index().read() as session:
+    index = get_index()
+    with index.read() as session:
         rows = list_store_rows(session)
     best: ArtifactStore | None = None
     for row in rows:
-        if get_flavor(row.flavor).split_uri(uri)[0] not in get_flavor(row.flavor).schemes:
+        flavor = get_flavor(row.flavor)
+        if flavor.split_uri(uri)[0] not in flavor.schemes:
             continue
-        store = open_store(row)
+        store = _open_once(index.url, row)
         if store.contains(uri) and (best is None or len(store.root) > len(best.root)):
             best = store
     return best
