@@ -14,6 +14,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from artifactfs.mount.daemon import mounted_at
 
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parent.parent
@@ -38,9 +39,7 @@ def scratch(prefix: str) -> Path:
 
 
 def is_mounted(path: Path) -> bool:
-    target = os.path.abspath(path)
-    with open("/proc/self/mounts") as mounts:
-        return any(line.split(" ")[1] == target for line in mounts)
+    return mounted_at(path) is not None
 
 
 def unmount(path: Path) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from artifactfs.mount.daemon import mounted_at
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -80,9 +81,7 @@ def condemn(version) -> None:
 
 
 def is_mounted(path: Path) -> bool:
-    target = os.path.abspath(path)
-    with open("/proc/self/mounts") as mounts:
-        return any(line.split(" ")[1] == target for line in mounts)
+    return mounted_at(path) is not None
 
 
 def force_unmount(path: Path) -> None:
