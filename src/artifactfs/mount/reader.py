@@ -170,7 +170,7 @@ class RemoteFile:
             async with self.reader.limiter(self.store, "get"):
                 with trio.move_on_after(timeout) as scope:
                     await trio.to_thread.run_sync(
-                        self._get, start, end, cancellable=True, limiter=self.reader.threads
+                        self._get, start, end, abandon_on_cancel=True, limiter=self.reader.threads
                     )
             if scope.cancelled_caught:
                 raise TimeoutError(f"no answer within {timeout:g} s")
@@ -238,7 +238,7 @@ class RemoteFile:
             async with self.reader.limiter(self.store, "stream"):
                 await trio.to_thread.run_sync(
                     stream_range, self.store, self.native, start, end, sink, config.timeout,
-                    cancellable=True, limiter=self.reader.threads,
+                    abandon_on_cancel=True, limiter=self.reader.threads,
                 )
         except Exception as exc:
             error = exc
