@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install.sh
+# The project's own environment: artifactfs and python below are .venv's.
+source .venv/bin/activate
 
 export ARTIFACTFS_HOME="${DEMO_HOME:-$(mktemp -d /tmp/artifactfs-demo.XXXXXX)}"
 export COLUMNS="${COLUMNS:-120}"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Install what the tests and benchmarks need: Debian packages, the Python
-# package with its test extras, and Azurite. Idempotent; run as root on
-# Debian bookworm.
+# Install what the tests and benchmarks need outside Python: Debian packages
+# and Azurite (npm). Idempotent; run as root on Debian bookworm. The Python
+# side is a fresh virtual environment made by scripts/venv.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(fuse3 libfuse3-dev pkg-config postgresql rclone s3fs graphviz)
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config postgresql pgbouncer rclone s3fs graphviz fio attr psmisc chromium)
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 
@@ -24,16 +24,10 @@ if ((${#missing[@]})); then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-test-deps: pip install -e .[test]"
-PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install -q --root-user-action=ignore -e '.[test]'
-
 AZURITE=tools/azurite
 if [[ -x $AZURITE/node_modules/.bin/azurite-blob ]] && npm ls --prefix "$AZURITE" >/dev/null 2>&1; then
     echo "install-test-deps: Azurite already installed"
-elif [[ -f $AZURITE/package-lock.json ]]; then
+else
     echo "install-test-deps: npm ci (Azurite)"
     npm ci --prefix "$AZURITE" --no-audit --no-fund
-else
-    echo "install-test-deps: npm install (Azurite)"
-    npm install --prefix "$AZURITE" --no-audit --no-fund
 fi

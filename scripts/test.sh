@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Install test dependencies, then run pytest; extra arguments go to pytest,
-# and the exit code is pytest's.
+# Install everything the suite needs (Debian packages, Azurite, and a FRESH
+# virtual environment .venv-test built from pyproject.toml with the pinned
+# set in constraints.txt), then run pytest with that environment's Python.
+# Extra arguments go to pytest; the exit code is pytest's.
+#   ARTIFACTFS_CONSTRAINTS=constraints-lowest.txt  test at the lowest allowed versions
+#   ARTIFACTFS_REUSE_VENV=1                        keep an existing .venv-test (faster reruns)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-test-deps.sh
-exec python3 -m pytest -q "$@"
+constraints=${ARTIFACTFS_CONSTRAINTS:-constraints.txt}
+venv=.venv-test
+[[ $constraints == constraints.txt ]] || venv=.venv-test-$(basename "$constraints" .txt)
+bash scripts/venv.sh "$venv" test "$constraints"
+export PATH="$PWD/$venv/bin:$PATH"
+"$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(trio|pyfuse3|sqlalchemy|fsspec|s3fs|gcsfs|adlfs|pandas|numpy)==' | tr '\n' ' '
+echo
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"

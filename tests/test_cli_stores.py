@@ -30,7 +30,8 @@ from artifactfs.stores import registry
 
 pytest_plugins = ["store_fixtures"]
 
-ARTIFACTFS = shutil.which("artifactfs") or str(Path(sys.executable).with_name("artifactfs"))
+# The script beside the running interpreter: the environment under test, never one found first on PATH.
+ARTIFACTFS = str(Path(sys.executable).with_name("artifactfs"))
 BUILTINS = ["azure", "gcs", "local", "s3"]
 
 

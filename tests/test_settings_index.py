@@ -18,7 +18,8 @@ from artifactfs.index import get_index, reset_index_cache
 from artifactfs.index.migrate import current_revision, head_revision
 from artifactfs.settings import get_settings
 
-ARTIFACTFS = shutil.which("artifactfs") or str(Path(sys.executable).with_name("artifactfs"))
+# The script beside the running interpreter: the environment under test, never one found first on PATH.
+ARTIFACTFS = str(Path(sys.executable).with_name("artifactfs"))
 
 
 @pytest.fixture(autouse=True)
