@@ -66,7 +66,7 @@ def populate(versions: int, names: int) -> str:
                 "visualizations": [], "created_at": created,
             })
             files.append({"version_id": vid, "path": "data.json", "size": len(payload), "mode": 0o644,
-                          "sha256": "0" * 64})
+                          "digest": "0" * 64})
         with index.write() as session:
             session.execute(insert(ArtifactVersion), rows)
             session.execute(insert(VersionFile), files)

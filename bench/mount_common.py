@@ -165,7 +165,7 @@ def populate_index(artifacts: int, versions: int, files: tuple[str, ...], store_
             ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
                 ArtifactVersion.artifact_id == artifact_id)).all())
             session.execute(insert(VersionFile), [
-                {"version_id": ids[r["uuid"]], "path": path, "size": file_size, "mode": 0o644, "sha256": None}
+                {"version_id": ids[r["uuid"]], "path": path, "size": file_size, "mode": 0o644, "digest": None}
                 for r in rows for path in files])
             bump_generation(session)
     return artifacts * versions

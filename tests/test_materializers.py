@@ -4,10 +4,10 @@ version folder, and is recorded exactly in the manifest."""
 
 from __future__ import annotations
 
+import blake3
 import collections
 import dataclasses
 import enum
-import hashlib
 import io
 import json
 import math
@@ -206,7 +206,7 @@ def assert_manifest(store, manifest, folder=FOLDER):
     for entry in manifest:
         data = store.read_bytes(f"{folder}/{entry.path}")
         assert entry.size == len(data), entry.path
-        assert entry.sha256 == hashlib.sha256(data).hexdigest(), entry.path
+        assert entry.digest == blake3.blake3(data).hexdigest(), entry.path
 
 
 def assert_same(a, b):

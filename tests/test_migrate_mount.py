@@ -16,7 +16,7 @@ from click.testing import CliRunner
 pytest_plugins = ["index_fixtures"]
 
 import servers  # noqa: E402
-from test_mount_helpers import mounted, sha256_file, tree_of, wait_for  # noqa: E402
+from test_mount_helpers import mounted, file_digest, tree_of, wait_for  # noqa: E402
 
 from artifactfs import get_store, pipeline, register_artifact, register_store, save_artifact, step  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
@@ -39,7 +39,7 @@ def snapshot(root: Path) -> tuple[dict, dict]:
     tree = tree_of(root)
     shown = {path: ("json" if path.endswith(".json") and not path.endswith("/data.json") else kind)
              for path, kind in tree.items()}
-    digests = {path: sha256_file(root / path) for path, kind in tree.items()
+    digests = {path: file_digest(root / path) for path, kind in tree.items()
                if isinstance(kind, int) and shown[path] != "json" and "/latest/" not in path}
     return shown, digests
 
@@ -77,9 +77,9 @@ def test_delete_source_while_mounted(sqlite_home, tmp_path):
     register_store("other", "local", str(tmp_path / "other"))
     with mounted(tmp_path / "mnt", refresh="0.2s", timeout="1s") as mount:
         payload = mount.path / "artifacts/array/1/array.npy"
-        before = sha256_file(payload)
+        before = file_digest(payload)
         out = CliRunner().invoke(cli, ["migrate", "--to", "other", "--delete-source"])
         assert out.exit_code == 0, out.output
         document = mount.path / "artifacts/array/1.json"
         wait_for(lambda: "migrated_from" in json.loads(document.read_text())["metadata"], timeout=5)
-        assert sha256_file(payload) == before
+        assert file_digest(payload) == before

@@ -32,7 +32,7 @@ from test_mount_helpers import (  # noqa: E402
     is_mounted,
     make_run,
     mounted,
-    sha256_file,
+    file_digest,
     skip_without_fuse,
     tree_of,
     wait_for,
@@ -135,11 +135,11 @@ def test_tree_bytes_and_readers(content, registered_store, tmp_path):
         out = tmp_path / "copied"
         subprocess.run(["cp", "-r", str(root / "artifacts/ckpt/1"), str(out)], check=True, timeout=120)
         for f in c.files:
-            assert sha256_file(out / f.path) == f.sha256, f.path
+            assert file_digest(out / f.path) == f.digest, f.path
             assert (out / f.path).read_bytes() == (source / f.path).read_bytes()
         subprocess.run(["cp", "-r", str(root / "pipelines/train/train-1/fit/model"), str(tmp_path / "via-run")],
                        check=True, timeout=120)
-        assert sha256_file(tmp_path / "via-run/model.bin") == sha256_file(source / "model.bin")
+        assert file_digest(tmp_path / "via-run/model.bin") == file_digest(source / "model.bin")
         # Third-party readers.
         np.testing.assert_array_equal(np.load(root / "artifacts/matrix/1/array.npy"), matrix)
         pd.testing.assert_frame_equal(pd.read_parquet(root / "artifacts/table/latest/data.parquet"), frame)
@@ -170,8 +170,8 @@ def test_tree_bytes_and_readers(content, registered_store, tmp_path):
         assert attrs["user.artifactfs.id"] == c.id and attrs["user.artifactfs.store"] == registered_store.name
         assert attrs["user.artifactfs.uri"] == c.uri and attrs["user.artifactfs.content_hash"] == c.content_hash
         assert attrs["user.artifactfs.producer.step"] == "fit"
-        file_attr = os.getxattr(root / "pipelines/train/train-1/fit/model/optim/state.bin", "user.artifactfs.sha256")
-        assert file_attr.decode() == next(f.sha256 for f in c.files if f.path == "optim/state.bin")
+        file_attr = os.getxattr(root / "pipelines/train/train-1/fit/model/optim/state.bin", "user.artifactfs.digest")
+        assert file_attr.decode() == next(f.digest for f in c.files if f.path == "optim/state.bin")
         with pytest.raises(OSError) as missing:
             os.getxattr(root / "artifacts/ckpt/1", "user.artifactfs.nope")
         assert missing.value.errno == errno.ENODATA
@@ -588,7 +588,7 @@ def test_pipeline_runs_through_mount(registered_store, tmp_path):
                 for output, version in step_run.outputs.items():
                     for f in version.files:
                         path = folder / output / f.path
-                        assert sha256_file(path) == f.sha256
+                        assert file_digest(path) == f.digest
                         inodes.setdefault((output, f.path), set()).add(os.stat(path).st_ino)
                     doc = json.loads((folder / f"{output}.json").read_text())
                     assert doc["id"] == version.id and doc["producer"]["pipeline"] == "mount_demo"

@@ -4,7 +4,6 @@ that is always unmounted, and small file utilities."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -16,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from artifactfs.mount.daemon import mounted_at
+from artifactfs.stores.hashing import new_hasher
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "blake3", chunk: int = 1 << 20) -> str:
+    """The hex digest of a file, as manifests record it (new versions: BLAKE3)."""
+    digest = new_hasher(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)

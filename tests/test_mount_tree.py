@@ -257,7 +257,7 @@ def test_documents_and_xattrs(tree, data):
     assert attrs["user.artifactfs.created"].decode().startswith(ckpt.created_at.strftime("%Y-%m-%d"))
     file_attrs = tree.xattrs(resolve(tree, "pipelines/train/train-1/fit/model/optim/state.bin").inode)
     assert file_attrs["user.artifactfs.path"] == b"optim/state.bin"
-    assert file_attrs["user.artifactfs.sha256"] == next(f.sha256 for f in ckpt.files if f.path == "optim/state.bin").encode()
+    assert file_attrs["user.artifactfs.digest"] == next(f.digest for f in ckpt.files if f.path == "optim/state.bin").encode()
     assert tree.xattrs(inodes.ARTIFACTS) == {}
 
 

@@ -4,7 +4,6 @@ import hashlib
 import os
 import uuid
 
-import pytest
 import sqlalchemy as sa
 
 import servers

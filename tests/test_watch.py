@@ -2,7 +2,7 @@
 folders slowly, in chunks; the watcher registers each exactly once, in order,
 never half-written; a restart catches up and registers nothing twice."""
 
-import hashlib
+import blake3
 import os
 import threading
 import time
@@ -34,10 +34,10 @@ def ckpt_dir(sqlite_home, tmp_path):
 
 
 def digest(path: Path) -> dict[str, str]:
-    """relative path -> sha256 of a file, or of every file below a folder."""
+    """relative path -> BLAKE3 of a file, or of every file below a folder (as manifests record it)."""
     if path.is_file():
-        return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        return {path.name: blake3.blake3(path.read_bytes()).hexdigest()}
+    return {str(p.relative_to(path)): blake3.blake3(p.read_bytes()).hexdigest()
             for p in sorted(path.rglob("*")) if p.is_file()}
 
 
@@ -111,7 +111,7 @@ def test_fake_training_loop_registers_each_checkpoint_once_in_order(ckpt_dir, ca
     assert [Path(v.uri).name for v in found] == expected
     assert [v.version for v in found] == ["1", "2", "3", "4", "5"]
     for v in found:  # complete: the manifest is the final content, nothing half-written
-        manifest = {f.path: f.sha256 for f in v.files}
+        manifest = {f.path: f.digest for f in v.files}
         assert manifest == digest(Path(v.uri))
         assert v.save_type == "registered" and v.payload_kind == ("file" if Path(v.uri).is_file() else "folder")
     assert found[1].metadata["epoch"] == 1 and found[1].metadata["step"] == 200

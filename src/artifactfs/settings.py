@@ -6,7 +6,9 @@ Resolution order, highest first:
   * otherwise the XDG base directories (``XDG_CONFIG_HOME``, ``XDG_DATA_HOME``,
     ``XDG_CACHE_HOME``), each with an ``artifactfs`` sub-folder;
   * ``ARTIFACTFS_INDEX_URL`` overrides the index URL (any SQLAlchemy URL);
-  * ``ARTIFACTFS_STORE`` overrides the active store named in ``config.json``.
+  * ``ARTIFACTFS_STORE`` overrides the active store named in ``config.json``;
+  * ``ARTIFACTFS_MACHINE_ID`` overrides this machine's id (tests that play
+    several machines on one host set it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Any
 from artifactfs.errors import ConfigError
 
 DEFAULT_STORE = "default"
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 CREDENTIALS_FILE = "credentials.json"
 CONFIG_FILE = "config.json"
 
@@ -100,6 +104,37 @@ class Settings:
         creds = self.read_credentials()
         if creds.pop(store, None) is not None:
             _write_private(self.credentials_path, creds, mode=0o600)
+
+
+def machine_id() -> str:
+    """A stable id of this machine, never its hostname (cloned VMs share one):
+    ``ARTIFACTFS_MACHINE_ID``, else systemd's machine id, else a random id
+    kept in the config folder. Local stores and the pruner's lease holder
+    are identified by it."""
+    if override := os.environ.get("ARTIFACTFS_MACHINE_ID"):
+        return override.strip()
+    for path in MACHINE_ID_FILES:
+        try:
+            if value := Path(path).read_text().strip():
+                return value
+        except OSError:
+            continue
+    return _generated_machine_id(get_settings().config_dir / "machine-id")
+
+
+def _generated_machine_id(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = uuid.uuid4().hex
+        try:  # O_EXCL: two processes creating it at once agree on the first
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        return value
 
 
 def _write_private(path: Path, data: dict, mode: int) -> None:

@@ -49,7 +49,7 @@ class ArtifactFile:
     path: str
     size: int
     mode: int
-    sha256: str | None
+    digest: str | None  # hex, in the version's hash_algorithm
 
 
 @dataclass
@@ -66,6 +66,7 @@ class ArtifactVersion:
     size: int
     file_count: int
     content_hash: str | None
+    hash_algorithm: str
     save_type: str
     payload_kind: str
     created_at: dt.datetime
@@ -85,6 +86,7 @@ class ArtifactVersion:
             size=row.size,
             file_count=row.file_count,
             content_hash=row.content_hash,
+            hash_algorithm=row.hash_algorithm,
             save_type=row.save_type,
             payload_kind=row.payload_kind,
             created_at=row.created_at,
@@ -109,9 +111,9 @@ class ArtifactVersion:
 
     @property
     def files(self) -> list[ArtifactFile]:
-        """The manifest: every payload file with size, mode and sha256."""
+        """The manifest: every payload file with size, mode and digest."""
         with get_index().read() as session:
-            return [ArtifactFile(f.path, f.size, f.mode, f.sha256) for f in rows.version_files(session, self._pk)]
+            return [ArtifactFile(f.path, f.size, f.mode, f.digest) for f in rows.version_files(session, self._pk)]
 
     def open_store(self) -> ArtifactStore:
         """The store holding the payload (opened once per process, like every store)."""
@@ -297,16 +299,16 @@ def verify_payload(version: ArtifactVersion, store: ArtifactStore) -> None:
     for entry in version.files:
         native = store.resolve(version.file_uri(entry.path))
         try:
-            size, digest = hash_store_file(store, native)
+            size, digest = hash_store_file(store, native, version.hash_algorithm)
         except FileNotFoundError:
             raise IntegrityError(
                 f"{version}: payload file {entry.path!r} is missing from {version.uri}",
                 "run `artifactfs fsck` to list damaged versions",
             ) from None
-        if (size, digest) != (entry.size, entry.sha256):
+        if (size, digest) != (entry.size, entry.digest):
             raise IntegrityError(
-                f"{version}: payload file {entry.path!r} changed since it was saved "
-                f"(size {size} vs {entry.size}, sha256 {digest[:12]} vs {(entry.sha256 or '')[:12]})",
+                f"{version}: payload file {entry.path!r} changed since it was saved (size {size} vs "
+                f"{entry.size}, {version.hash_algorithm} {digest[:12]} vs {(entry.digest or '')[:12]})",
                 "the stored bytes were modified outside artifactfs; run `artifactfs fsck`",
             )
 

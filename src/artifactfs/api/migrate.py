@@ -4,7 +4,7 @@ For each live version not yet in the target store, oldest first:
 
 1. copy every manifest file to ``<target root>/<artifact name>/<version uuid>/``
    (visualizations to the ``.viz`` folder beside it), hashing the source
-   bytes on the way and reading the copy back: sizes and sha256 must match
+   bytes on the way and reading the copy back: sizes and digests must match
    the manifest, or the version is not moved;
 2. re-point the row (store, URI, payload kind, visualization URIs) in one
    transaction that bumps the index generation, if the version is still live
@@ -26,7 +26,6 @@ tree, stay the same; ``load()`` then returns the folder.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from artifactfs.index.artifacts import uri_owner, version_files
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.hashing import new_hasher
 from artifactfs.stores.manifest import hash_store_file
 
 #: ``progress(total_bytes)`` returns a callback fed with copied byte counts.
@@ -52,7 +52,7 @@ Progress = Callable[[int], Callable[[int], None]]
 class ManifestFile:
     path: str
     size: int
-    sha256: str | None
+    digest: str | None
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Move:
     store: str
     uri: str
     payload_kind: str
+    hash_algorithm: str
     size: int
     files: tuple[ManifestFile, ...]
     visualizations: tuple[dict, ...]
@@ -99,11 +100,11 @@ def plan_migration(to: str, artifact: str | None = None, from_store: str | None 
             raise ArtifactfsError(f"--from and --to both name store {to!r}", "pick two different stores")
         plan = []
         for row in moves.versions_to_move(session, target_id, artifact, from_id):
-            files = tuple(ManifestFile(f.path, f.size, f.sha256) for f in version_files(session, row.id))
+            files = tuple(ManifestFile(f.path, f.size, f.digest) for f in version_files(session, row.id))
             plan.append(Move(
                 version_pk=row.id, uuid=row.uuid, name=row.artifact.name, version=row.version,
                 store_id=row.store_id, store=row.store.name, uri=row.uri, payload_kind=row.payload_kind,
-                size=sum(f.size for f in files), files=files,
+                hash_algorithm=row.hash_algorithm, size=sum(f.size for f in files), files=files,
                 visualizations=tuple(dict(v) for v in row.visualizations or ()),
             ))
         return plan
@@ -166,7 +167,7 @@ def _copy_version(move: Move, source: ArtifactStore, target: ArtifactStore, repo
     for entry in move.files:
         src = source.resolve(move.file_uri(entry.path))
         dst = target.resolve(f"{folder}/{entry.path}")
-        if _intact(target, dst, entry):
+        if _intact(target, dst, entry, move.hash_algorithm):
             report.bytes_reused += entry.size
             advance(entry.size)
             continue
@@ -178,21 +179,21 @@ def _copy_version(move: Move, source: ArtifactStore, target: ArtifactStore, repo
 
 def _copy_file(move: Move, entry: ManifestFile, source: ArtifactStore, src: str, target: ArtifactStore, dst: str,
                advance: Callable[[int], None]) -> None:
-    digest, size = hashlib.sha256(), 0
+    digest, size = new_hasher(move.hash_algorithm), 0
     with source.fs.open(src, "rb") as fin, target.fs.open(dst, "wb") as fout:
         while chunk := fin.read(COPY_CHUNK):
             digest.update(chunk)
             fout.write(chunk)
             size += len(chunk)
             advance(len(chunk))
-    if size != entry.size or (entry.sha256 and digest.hexdigest() != entry.sha256):
+    if size != entry.size or (entry.digest and digest.hexdigest() != entry.digest):
         _remove_file(target, dst)
         raise IntegrityError(
             f"{move.label}: source file {entry.path!r} differs from its manifest "
             f"(size {size} vs {entry.size}); not migrated",
             "run `artifactfs fsck` to list damaged versions",
         )
-    if not _intact(target, dst, entry):
+    if not _intact(target, dst, entry, move.hash_algorithm):
         _remove_file(target, dst)
         raise IntegrityError(
             f"{move.label}: the copy of {entry.path!r} in store {target.name!r} does not read back as written",
@@ -200,17 +201,17 @@ def _copy_file(move: Move, entry: ManifestFile, source: ArtifactStore, src: str,
         )
 
 
-def _intact(store: ArtifactStore, native: str, entry: ManifestFile) -> bool:
-    """Whether ``native`` holds exactly the manifest's bytes (size first, then sha256)."""
+def _intact(store: ArtifactStore, native: str, entry: ManifestFile, algorithm: str) -> bool:
+    """Whether ``native`` holds exactly the manifest's bytes (size first, then the digest)."""
     try:
         info = store.fs.info(native)
     except FileNotFoundError:
         return False
     if info.get("type") != "file" or int(info.get("size") or 0) != entry.size:
         return False
-    if entry.sha256 is None:
+    if entry.digest is None:
         return True
-    return hash_store_file(store, native) == (entry.size, entry.sha256)
+    return hash_store_file(store, native, algorithm) == (entry.size, entry.digest)
 
 
 def _copy_visualizations(move: Move, source: ArtifactStore, target: ArtifactStore, folder: str) -> list[dict]:

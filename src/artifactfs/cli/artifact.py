@@ -86,8 +86,8 @@ def show(spec: str, max_files: int) -> None:
     if metadata:
         console.print(table("Metadata", ["key", "value"], [(k, _short(val)) for k, val in metadata.items()]))
     files = v.files
-    console.print(table(f"Files ({len(files)})", ["path", "size", "sha256"],
-                        [(f.path, human_bytes(f.size), (f.sha256 or "")[:16]) for f in files[:max_files]]))
+    console.print(table(f"Files ({len(files)})", ["path", "size", v.hash_algorithm],
+                        [(f.path, human_bytes(f.size), (f.digest or "")[:16]) for f in files[:max_files]]))
     if len(files) > max_files:
         console.print(f"... and {len(files) - max_files} more (use --files N)")
     _print_lineage(v)

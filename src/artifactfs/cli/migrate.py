@@ -20,7 +20,7 @@ from artifactfs.cli.output import console, error_line, human_bytes
 @click.option("--dry-run", is_flag=True, help="Show what would move, change nothing.")
 def migrate_command(to: str, artifact: str | None, from_store: str | None, delete_source: bool,
                     dry_run: bool) -> None:
-    """Copy versions' payloads into store --to, verify sizes and sha256 against
+    """Copy versions' payloads into store --to, verify sizes and digests against
     their manifests, then re-point each version in one transaction. Safe to run
     again after an interruption: it resumes where it stopped."""
     plan = plan_migration(to, artifact, from_store)

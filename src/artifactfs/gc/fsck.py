@@ -2,7 +2,7 @@
 with ``repair``, fix only what is safe to fix.
 
 Checked: every version whose payload should exist (live, or condemned and
-not yet swept) against its manifest (presence and size; sha256 with
+not yet swept) against its manifest (presence and size; digests with
 ``deep``), files in a payload the manifest does not list, payload-layout
 folders no row names, versions stuck in ``condemned``, and condemned
 versions a step run links (which the pruner must never produce).
@@ -171,12 +171,13 @@ def _check_version(report: FsckReport, store: ArtifactStore, ref: VersionRef, ma
             report.findings.append(Finding("size-mismatch", PROBLEM, name, ref.label,
                                            f"{path}: {actual} bytes, manifest says {entry.size}", version=ref))
             continue
-        if deep and entry.sha256:
+        if deep and entry.digest:
             file_native = native if ref.payload_kind == PayloadKind.FILE.value else posixpath.join(native, path)
-            _, digest = hash_store_file(store, file_native)
-            if digest != entry.sha256:
+            _, digest = hash_store_file(store, file_native, ref.hash_algorithm)
+            if digest != entry.digest:
                 report.findings.append(Finding("hash-mismatch", PROBLEM, name, ref.label,
-                                               f"{path}: sha256 {digest[:12]}, manifest says {entry.sha256[:12]}",
+                                               f"{path}: {ref.hash_algorithm} {digest[:12]}, "
+                                               f"manifest says {entry.digest[:12]}",
                                                version=ref))
     for path in sorted(set(found) - set(listed)):
         report.findings.append(Finding("extra-file", PROBLEM, name, ref.label,

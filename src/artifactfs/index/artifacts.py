@@ -20,6 +20,7 @@ from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
     Artifact,
+    ArtifactType,
     ArtifactVersion,
     Metadata,
     Tag,
@@ -29,6 +30,7 @@ from artifactfs.index.models import (
     utcnow,
 )
 from artifactfs.index.stores import bump_generation
+from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 
 MAX_NAME_LENGTH = 255
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
@@ -124,6 +126,8 @@ class NewVersion:
     content_hash: str | None
     save_type: str
     files: list  # ManifestEntry
+    hash_algorithm: str = DEFAULT_ALGORITHM  # of content_hash and every file digest
+    artifact_type: str = ArtifactType.DATA.value
     tags: Iterable[str] = ()
     metadata: dict[str, Any] | None = None
     visualizations: list | None = None
@@ -148,6 +152,8 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
         materializer=new.materializer,
         data_type=new.data_type,
         content_hash=new.content_hash,
+        hash_algorithm=new.hash_algorithm,
+        artifact_type=new.artifact_type,
         size=sum(f.size for f in new.files),
         file_count=len(new.files),
         state=VersionState.LIVE.value,
@@ -160,7 +166,7 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
     if new.files:
         session.execute(
             VersionFile.__table__.insert(),
-            [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode, "sha256": f.sha256}
+            [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode, "digest": f.digest}
              for f in new.files],
         )
     add_tags(session, row, new.tags)

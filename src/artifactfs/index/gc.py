@@ -93,6 +93,7 @@ class VersionRef:
     condemned_at: dt.datetime | None
     swept_at: dt.datetime | None
     has_viz: bool = False  # the row lists visualizations (in ``<uri>.viz``)
+    hash_algorithm: str = "sha256"  # of the manifest digests
 
     @property
     def label(self) -> str:
@@ -111,7 +112,7 @@ def is_in_place(uri: str, uuid: str, payload_kind: str) -> bool:
 
 _REF_COLUMNS = (
     AV.id, AV.uuid, Artifact.name, AV.version, AV.store_id, AV.uri, AV.payload_kind, AV.size, AV.file_count,
-    AV.save_type, AV.state, AV.condemned_at, AV.swept_at, AV.visualizations,
+    AV.save_type, AV.state, AV.condemned_at, AV.swept_at, AV.visualizations, AV.hash_algorithm,
 )
 
 
@@ -121,9 +122,9 @@ def _refs(session: Session, query) -> list[VersionRef]:
     intern = sys.intern
     return [
         VersionRef(i, uuid, intern(name), version, store_id, uri, intern(kind), size, files, intern(save_type),
-                   intern(state), utc(condemned_at), utc(swept_at), bool(viz))
-        for i, uuid, name, version, store_id, uri, kind, size, files, save_type, state, condemned_at, swept_at, viz
-        in session.execute(query.execution_options(yield_per=2000))
+                   intern(state), utc(condemned_at), utc(swept_at), bool(viz), intern(algorithm))
+        for (i, uuid, name, version, store_id, uri, kind, size, files, save_type, state, condemned_at, swept_at, viz,
+             algorithm) in session.execute(query.execution_options(yield_per=2000))
     ]
 
 

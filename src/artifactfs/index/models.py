@@ -11,7 +11,7 @@ from typing import Any
 import enum
 import uuid
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -45,6 +45,8 @@ class Store(Base):
     root_uri: Mapped[str]
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The machine a local store belongs to (migration 0004); NULL: any host.
+    host_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class IndexState(Base):
@@ -55,6 +57,25 @@ class IndexState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     generation: Mapped[int] = mapped_column(default=0)
+    # This index's identity (migration 0004), written into the marker of
+    # every store root it owns.
+    index_uuid: Mapped[str | None] = mapped_column(String(36))
+
+
+class WriteIntent(Base):
+    """A save in flight (migration 0004): recorded before the first byte of
+    its payload folder is written, deleted by the transaction that commits
+    the version. ``started_at`` comes from the database's clock, so hosts
+    with skewed clocks agree on its age."""
+
+    __tablename__ = "write_intent"
+    __table_args__ = (Index("ix_write_intent_store", "store_id", "started_at"),)
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(String(2048))  # relative to the store root
+    holder: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
 
 # -- lineage ------------------------------------------------------------------
@@ -73,6 +94,18 @@ class SaveType(str, enum.Enum):
     STEP_OUTPUT = "step_output"
     MANUAL = "manual"
     REGISTERED = "registered"
+
+
+class ArtifactType(str, enum.Enum):
+    """ZenML's artifact types (the values are ZenML's)."""
+
+    DATA = "DataArtifact"
+    MODEL = "ModelArtifact"
+    DATA_ANALYSIS = "DataAnalysisArtifact"
+    SCHEMA = "SchemaArtifact"
+    SERVICE = "ServiceArtifact"
+    STATISTICS = "StatisticsArtifact"
+    BASE = "BaseArtifact"
 
 
 class PayloadKind(str, enum.Enum):
@@ -165,6 +198,10 @@ class ArtifactVersion(Base):
     materializer: Mapped[str | None] = mapped_column(String(512))
     data_type: Mapped[str | None] = mapped_column(String(512))
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    # Of content_hash and every manifest digest (migration 0004; older rows: sha256).
+    hash_algorithm: Mapped[str] = mapped_column(String(16), server_default="sha256")
+    artifact_type: Mapped[str] = mapped_column(String(32), default=ArtifactType.DATA.value,
+                                               server_default=ArtifactType.DATA.value)
     size: Mapped[int] = mapped_column(default=0)
     file_count: Mapped[int] = mapped_column(default=0)
     state: Mapped[str] = mapped_column(String(16), default=VersionState.LIVE.value)
@@ -189,7 +226,7 @@ class VersionFile(Base):
     path: Mapped[str] = mapped_column(String(4096))
     size: Mapped[int]
     mode: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    digest: Mapped[str | None] = mapped_column(String(64))  # hex, algorithm: the version's hash_algorithm
 
 
 class StepIO(Base):
@@ -223,6 +260,15 @@ class VersionTag(Base):
     version_id: Mapped[int] = mapped_column(
         ForeignKey("artifact_version.id", ondelete="CASCADE"), primary_key=True
     )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class ArtifactTag(Base):
+    """A tag on an artifact as a whole (ZenML's artifact tags; migration 0004)."""
+
+    __tablename__ = "artifact_tag"
+
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifact.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 

@@ -102,7 +102,7 @@ class FileRecord:
     path: str
     size: int
     mode: int
-    sha256: str | None
+    digest: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,7 @@ def _version(row) -> VersionRecord:
 # than running it on SQLite); values come in as bound parameters.
 _MANIFESTS = (
     select(VersionFile.id, VersionFile.version_id, VersionFile.path, VersionFile.size, VersionFile.mode,
-           VersionFile.sha256)
+           VersionFile.digest)
     .where(VersionFile.version_id.in_(bindparam("ids", expanding=True)))
     .order_by(VersionFile.version_id, VersionFile.path)
 )

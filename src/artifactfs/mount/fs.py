@@ -749,7 +749,7 @@ class Tree:
             values |= {"producer.pipeline": producer.pipeline, "producer.run": producer.run,
                        "producer.step": producer.step, "producer.output": producer.output}
         if record is not None:
-            values |= {"path": record.path, "sha256": record.sha256 or "", "file_size": str(record.size)}
+            values |= {"path": record.path, "digest": record.digest or "", "file_size": str(record.size)}
         return {XATTR_PREFIX + k: v.encode() for k, v in values.items()}
 
     # -- open ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Manifests: the list of payload files of a version with size, mode and
-sha256, computed from the bytes as they are written (no second read), and
-the content hash of a whole version derived from it.
+digest, computed from the bytes as they are written (no second read), and
+the content hash of a whole version derived from it. The hash algorithm is
+the version's (``stores.hashing``; BLAKE3 for new versions).
 
 ``RecordingStore`` wraps a store for one version folder: every file opened
 for writing through it (or uploaded with ``put``) is hashed on the way.
@@ -8,7 +9,6 @@ for writing through it (or uploaded with ``put``) is hashed on the way.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import stat as stat_module
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
 
 HASH_CHUNK = 4 * 1024 * 1024
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
@@ -30,15 +31,15 @@ class ManifestEntry:
     path: str  # relative to the version folder, '/'-separated
     size: int
     mode: int
-    sha256: str
+    digest: str
 
 
-def content_hash(entries: list[ManifestEntry]) -> str:
-    """One sha256 over the sorted (path, size, file hash) of every file, so
+def content_hash(entries: list[ManifestEntry], algorithm: str = DEFAULT_ALGORITHM) -> str:
+    """One hash over the sorted (path, size, file digest) of every file, so
     renaming or changing any file changes it."""
-    digest = hashlib.sha256()
+    digest = new_hasher(algorithm)
     for entry in sorted(entries, key=lambda e: e.path):
-        digest.update(f"{entry.path}\0{entry.size}\0{entry.sha256}\n".encode())
+        digest.update(f"{entry.path}\0{entry.size}\0{entry.digest}\n".encode())
     return digest.hexdigest()
 
 
@@ -46,13 +47,13 @@ class _HashingWriter:
     """A binary or text writer that hashes what passes through it.
 
     Large chunks are hashed on a helper thread while the next one is written
-    (hashlib releases the GIL), so a big payload costs max(write, hash)
+    (the hashers release the GIL), so a big payload costs max(write, hash)
     rather than their sum; the order of updates is kept by using one worker.
     """
 
-    def __init__(self, raw: IO, on_close, text: bool, encoding: str) -> None:
+    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str) -> None:
         self._raw, self._on_close, self._text, self._encoding = raw, on_close, text, encoding
-        self._hash, self._size, self._closed = hashlib.sha256(), 0, False
+        self._hash, self._size, self._closed = new_hasher(algorithm), 0, False
         self._hasher: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
 
@@ -110,8 +111,9 @@ class RecordingStore:
     """The store as seen by a materializer saving one version: same methods,
     and a manifest of everything written below ``folder``."""
 
-    def __init__(self, store: ArtifactStore, folder: str) -> None:
+    def __init__(self, store: ArtifactStore, folder: str, algorithm: str = DEFAULT_ALGORITHM) -> None:
         self.store = store
+        self.algorithm = algorithm
         self.folder = store.resolve(folder)
         self.folder_uri = store.uri(folder)
         self._entries: dict[str, ManifestEntry] = {}
@@ -123,10 +125,10 @@ class RecordingStore:
         prefix = self.folder.rstrip("/") + "/"
         return native[len(prefix):] if native.startswith(prefix) else None
 
-    def _record(self, native: str, size: int, sha256: str) -> None:
+    def _record(self, native: str, size: int, digest: str) -> None:
         relative = self._relative(native)
         if relative is not None:
-            self._entries[relative] = ManifestEntry(relative, size, DEFAULT_FILE_MODE, sha256)
+            self._entries[relative] = ManifestEntry(relative, size, DEFAULT_FILE_MODE, digest)
 
     def open(self, path: str, mode: str = "r", **kwargs: Any) -> IO:
         native = self.store.resolve(path)
@@ -142,13 +144,14 @@ class RecordingStore:
             raw = open(native, binary_mode)  # noqa: SIM115 - closed by the writer
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
-        return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding)
+        return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
+                              self.algorithm)
 
     def put(self, local_path: str, path: str) -> None:
         native = self.store.resolve(path)
-        size, sha256 = hash_local_file(local_path)
+        size, digest = hash_local_file(local_path, self.algorithm)
         self.store.put(local_path, path)
-        self._record(native, size, sha256)
+        self._record(native, size, digest)
 
     def finish(self) -> list[ManifestEntry]:
         """The manifest of the folder: recorded hashes for what went through
@@ -162,33 +165,34 @@ class RecordingStore:
         return entries
 
     def _hash_existing(self, relative: str) -> ManifestEntry:
-        return manifest_entry(self.store, posixpath.join(self.folder, relative), relative)
+        return manifest_entry(self.store, posixpath.join(self.folder, relative), relative, self.algorithm)
 
 
 # -- hashing files that already exist --------------------------------------------------
 
 
-def hash_stream(f: IO[bytes]) -> tuple[int, str]:
-    """``(size, sha256)`` of what is left to read in a binary file object."""
-    digest, size = hashlib.sha256(), 0
+def hash_stream(f: IO[bytes], algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:
+    """``(size, hex digest)`` of what is left to read in a binary file object."""
+    digest, size = new_hasher(algorithm), 0
     while chunk := f.read(HASH_CHUNK):
         digest.update(chunk)
         size += len(chunk)
     return size, digest.hexdigest()
 
 
-def hash_local_file(path: str) -> tuple[int, str]:
+def hash_local_file(path: str, algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:
     with open(path, "rb") as f:
-        return hash_stream(f)
+        return hash_stream(f, algorithm)
 
 
-def hash_store_file(store: ArtifactStore, native: str) -> tuple[int, str]:
+def hash_store_file(store: ArtifactStore, native: str, algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:
     with store.fs.open(native, "rb") as f:
-        return hash_stream(f)
+        return hash_stream(f, algorithm)
 
 
-def manifest_entry(store: ArtifactStore, native: str, relative: str) -> ManifestEntry:
+def manifest_entry(store: ArtifactStore, native: str, relative: str,
+                   algorithm: str = DEFAULT_ALGORITHM) -> ManifestEntry:
     """The manifest row of an existing file: read once; the real mode on a local store."""
-    size, sha256 = hash_store_file(store, native)
+    size, digest = hash_store_file(store, native, algorithm)
     mode = stat_module.S_IMODE(os.stat(native).st_mode) if store.is_local else DEFAULT_FILE_MODE
-    return ManifestEntry(relative, size, mode, sha256)
+    return ManifestEntry(relative, size, mode, digest)

@@ -1,0 +1,60 @@
+"""Write intents: the index's record of payload folders being written.
+
+A save records its intent (store, folder relative to the store root) in a
+transaction of its own before it writes a byte; the transaction that
+commits the version deletes it. The pruner never touches a folder with an
+intent younger than the orphan floor, whatever flags it was given, and
+ages intents by the database's clock, so hosts with skewed clocks agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from artifactfs.index.models import WriteIntent
+
+
+def record_intent(session: Session, store_id: int, folder: str, holder: str | None = None) -> str:
+    """Record that ``folder`` (relative to the store root) is about to be
+    written; returns the intent's id. Commit before writing the payload."""
+    intent_id = str(uuid.uuid4())
+    session.add(WriteIntent(uuid=intent_id, store_id=store_id, folder=folder.strip("/"), holder=holder))
+    session.flush()
+    return intent_id
+
+
+def clear_intent(session: Session, intent_id: str) -> None:
+    """Forget an intent: in the commit's transaction, or after a failed save
+    removed its folder."""
+    session.execute(delete(WriteIntent).where(WriteIntent.uuid == intent_id))
+
+
+def database_now(session: Session) -> dt.datetime:
+    """The database's clock (timezone-aware UTC): the one clock every host shares."""
+    now = session.scalar(select(func.now()))
+    if isinstance(now, str):  # SQLite answers CURRENT_TIMESTAMP as text, in UTC
+        now = dt.datetime.fromisoformat(now)
+    return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
+
+
+def live_intent_folders(session: Session, store_id: int, younger_than: dt.timedelta) -> set[str]:
+    """Folders of ``store_id`` whose intents are younger than ``younger_than``
+    by the database's clock: payloads being written that no sweep may touch."""
+    cutoff = database_now(session) - younger_than
+    rows = session.scalars(
+        select(WriteIntent.folder).where(WriteIntent.store_id == store_id, WriteIntent.started_at > cutoff)
+    )
+    return set(rows)
+
+
+def stale_intents(session: Session, store_id: int, older_than: dt.timedelta) -> list[WriteIntent]:
+    """Intents older than ``older_than``: their writers died; the pruner may
+    remove their folders (as orphans) and then these rows."""
+    cutoff = database_now(session) - older_than
+    return list(session.scalars(
+        select(WriteIntent).where(WriteIntent.store_id == store_id, WriteIntent.started_at <= cutoff)
+    ))
