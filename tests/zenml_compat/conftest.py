@@ -1,0 +1,68 @@
+"""Fixtures ZenML's ported tests ask for, and the tests skipped with the reason.
+
+Every test gets a fresh ARTIFACTFS_HOME (ZenML's tests get a fresh client the
+same way). ``clean_client`` is that environment's ``Client``;
+``clean_client_with_run`` also ran ZenML's ``connected_two_step_pipeline``
+(ZenML: tests/conftest.py and tests/harness), rebuilt here with our @step.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from artifactfs import Client, pipeline, step
+
+# nodeid suffix -> why the test cannot run against artifactfs. The test bodies
+# stay untouched; the reasons are listed in docs/zenml.md as well.
+SKIPS = {
+    "test_general.py::test_debug_mode_enabled_for_tests":
+        "checks ZenML's own ZENML_DEBUG test-harness variable; artifactfs has no debug mode variable",
+    "test_artifact_utils.py::test_parallel_artifact_creation":
+        "patches ZenML internals (zenml.artifacts.utils.Client and its logger) in spawned processes; "
+        "artifactfs's concurrent version numbering is tested in tests/test_artifacts.py",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for suffix, reason in SKIPS.items():
+            if item.nodeid.endswith(suffix):
+                item.add_marker(pytest.mark.skip(reason=f"needs ZenML-only machinery: {reason}"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_home(tmp_path_factory, monkeypatch):
+    """Each ported test runs against an empty index and default local store,
+    kept outside ``tmp_path`` (ZenML's tests list ``tmp_path`` and expect
+    only their own files there)."""
+    home = tmp_path_factory.mktemp("artifactfs-home")
+    monkeypatch.setenv("ARTIFACTFS_HOME", str(home))
+    monkeypatch.delenv("ARTIFACTFS_INDEX_URL", raising=False)
+    monkeypatch.delenv("ARTIFACTFS_STORE", raising=False)
+    return home
+
+
+@pytest.fixture
+def clean_client() -> Client:
+    return Client()
+
+
+@step
+def constant_int_output_test_step() -> int:
+    return 7
+
+
+@step
+def int_plus_one_test_step(input: int) -> int:
+    return input + 1
+
+
+@pipeline(name="connected_two_step_pipeline")
+def connected_two_step_pipeline():
+    int_plus_one_test_step(constant_int_output_test_step())
+
+
+@pytest.fixture
+def clean_client_with_run(clean_client) -> Client:
+    connected_two_step_pipeline()
+    return clean_client

@@ -1,0 +1,81 @@
+"""ZenML 0.98 names -> artifactfs names: the ONE place the ported ZenML tests
+and docs snippets change (their ``zenml`` imports come from here).
+
+Every name is looked up lazily and tolerantly, so that the ported tests also
+run against an artifactfs that lacks a name (that test then fails, it does
+not break the collection of the others): this is how the before/after pass
+counts in docs/zenml.md were measured.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_NAMES = {
+    # zenml, zenml.client, zenml.artifacts.utils
+    "Client": "artifactfs.Client",
+    "ArtifactConfig": "artifactfs.ArtifactConfig",
+    "ExternalArtifact": "artifactfs.ExternalArtifact",
+    "get_step_context": "artifactfs.get_step_context",
+    "load_artifact": "artifactfs.load_artifact",
+    "log_artifact_metadata": "artifactfs.log_artifact_metadata",
+    "log_metadata": "artifactfs.log_metadata",
+    "pipeline": "artifactfs.pipeline",
+    "register_artifact": "artifactfs.register_artifact",
+    "save_artifact": "artifactfs.save_artifact",
+    "step": "artifactfs.step",
+    "ArtifactResponse": "artifactfs.api.client.ArtifactView",
+    # zenml.io / zenml.utils / zenml.logger / zenml.constants / zenml.environment
+    "fileio": "artifactfs.fileio",
+    "io_utils": "artifactfs.io_utils",
+    "get_logger": "logging.getLogger",
+    "ENV_ZENML_DEBUG": "artifactfs.settings.ENV_DEBUG",  # none: its test is skipped
+    "ENV_ZENML_CONFIG_PATH": "artifactfs.settings.ENV_CONFIG_DIR",
+    "REMOTE_FS_PREFIX": "artifactfs.io_utils.REMOTE_FS_PREFIX",
+    "Environment": "artifactfs.materializers.cloudpickle_fallback.Environment",
+    # zenml.enums / zenml.exceptions / zenml.metadata.metadata_types
+    "ArtifactType": "artifactfs.enums.ArtifactType",
+    "ArtifactSaveType": "artifactfs.enums.ArtifactSaveType",
+    "ExecutionMode": "artifactfs.enums.ExecutionMode",
+    "VisualizationType": "artifactfs.enums.VisualizationType",
+    "MaterializerInterfaceError": "artifactfs.materializers.MaterializerInterfaceError",
+    "DType": "artifactfs.enums.DType",
+    "MetadataTypeTuple": "artifactfs.enums.MetadataTypeTuple",
+    # zenml.materializers.* and the numpy/pandas integrations
+    "BaseMaterializer": "artifactfs.materializers.BaseMaterializer",
+    "BuiltInContainerMaterializer": "artifactfs.materializers.ContainerMaterializer",
+    "CloudpickleMaterializer": "artifactfs.materializers.CloudpickleMaterializer",
+    "DEFAULT_FILENAME": "artifactfs.materializers.cloudpickle_fallback.PICKLE_FILE",
+    "DataclassMaterializer": "artifactfs.materializers.DataclassMaterializer",
+    "NumpyMaterializer": "artifactfs.materializers.NumpyMaterializer",
+    "PandasMaterializer": "artifactfs.materializers.PandasMaterializer",
+    "PathMaterializer": "artifactfs.materializers.PathMaterializer",
+    "PydanticMaterializer": "artifactfs.materializers.PydanticMaterializer",
+    "materializer_registry": "artifactfs.materializers.registry",
+}
+
+
+class Missing:
+    """Stands for a ZenML name artifactfs does not offer: any use fails."""
+
+    def __init__(self, name: str, target: str) -> None:
+        self._what = f"{name} (artifactfs has no {target})"
+
+    def __getattr__(self, attr: str):
+        raise AttributeError(self._what)
+
+    def __call__(self, *args, **kwargs):
+        raise NotImplementedError(self._what)
+
+
+def __getattr__(name: str):
+    target = _NAMES.get(name)
+    if target is None:
+        raise AttributeError(f"the shim maps no ZenML name {name!r}")
+    module, _, attr = target.rpartition(".")
+    try:
+        value = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        value = Missing(name, target)
+    globals()[name] = value
+    return value
