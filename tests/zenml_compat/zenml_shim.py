@@ -67,6 +67,9 @@ class Missing:
     def __call__(self, *args, **kwargs):
         raise NotImplementedError(self._what)
 
+    def __iter__(self):  # a missing list of names is an empty one
+        return iter(())
+
 
 def __getattr__(name: str):
     target = _NAMES.get(name)
@@ -75,7 +78,12 @@ def __getattr__(name: str):
     module, _, attr = target.rpartition(".")
     try:
         value = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
+    except AttributeError:  # a sub-module not imported by its package yet
+        try:
+            value = importlib.import_module(target)
+        except ImportError:
+            value = Missing(name, target)
+    except ImportError:
         value = Missing(name, target)
     globals()[name] = value
     return value
