@@ -11,13 +11,14 @@ from artifactfs.materializers.base import (
     VISUALIZATION_TYPES,
     BaseMaterializer,
     MaterializerError,
+    MaterializerInterfaceError,
     MaterializerRegistry,
     import_by_name,
     qualified_name,
     register_materializer,
     registry,
 )
-from artifactfs.materializers.builtin import BuiltInMaterializer, BytesMaterializer
+from artifactfs.materializers.builtin import BuiltInMaterializer, BytesMaterializer, UUIDMaterializer
 from artifactfs.materializers.cloudpickle_fallback import CloudpickleMaterializer, PythonVersionWarning
 from artifactfs.materializers.containers import ContainerMaterializer, materializer_for_value
 from artifactfs.materializers.path import PathMaterializer
@@ -49,10 +50,12 @@ __all__ = [
     "BaseMaterializer",
     "BuiltInMaterializer",
     "BytesMaterializer",
+    "UUIDMaterializer",
     "CloudpickleMaterializer",
     "ContainerMaterializer",
     "DataclassMaterializer",
     "MaterializerError",
+    "MaterializerInterfaceError",
     "MaterializerRegistry",
     "NumpyMaterializer",
     "PandasMaterializer",

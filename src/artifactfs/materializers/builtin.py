@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from typing import Any
 
+from artifactfs.enums import ArtifactType
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError, qualified_name
 
 TAG = "__artifactfs__"
 JSON_FILE = "data.json"
 BYTES_FILE = "data.bin"
+UUID_FILE = "uuid.txt"
 
 SCALAR_TYPES = (bool, int, float, str, type(None))
 CONTAINER_TYPES = (dict, list, tuple, set, frozenset)
@@ -148,6 +151,7 @@ class BuiltInMaterializer(BaseMaterializer):
     """bool, int, float, str, None and JSON-able dict/list/tuple/set -> ``data.json``."""
 
     ASSOCIATED_TYPES = (bool, int, float, str, type(None), dict, list, tuple, set, frozenset)
+    ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
 
     def save(self, data: Any) -> None:
         if not is_jsonable(data):
@@ -164,21 +168,20 @@ class BuiltInMaterializer(BaseMaterializer):
             return rebuild(loads(f.read()), data_type)
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
+        """ZenML's keys: ``length`` of a container, ``string_representation``
+        of a number or bool; nothing for a string (it may be huge)."""
         if isinstance(data, CONTAINER_TYPES):
             return {"length": len(data)}
-        if isinstance(data, str):
-            return {"length": len(data)}
-        if isinstance(data, float) and not math.isfinite(data):
-            return {"value": str(data)}
-        if isinstance(data, int) and not isinstance(data, bool) and not -(2**63) <= data < 2**63:
-            return {"value": str(data)}
-        return {"value": data}
+        if isinstance(data, (bool, int, float)):
+            return {"string_representation": str(data)}
+        return {}
 
 
 class BytesMaterializer(BaseMaterializer):
     """bytes and bytearray -> ``data.bin``, the raw bytes."""
 
     ASSOCIATED_TYPES = (bytes, bytearray)
+    ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
 
     def save(self, data: bytes) -> None:
         with self.artifact_store.open(self.path(BYTES_FILE), "wb") as f:
@@ -192,4 +195,22 @@ class BytesMaterializer(BaseMaterializer):
         return rebuild(raw, data_type)
 
     def extract_metadata(self, data: bytes) -> dict[str, Any]:
-        return {"length": len(data)}
+        return {}  # ZenML records only the storage size of bytes
+
+
+class UUIDMaterializer(BaseMaterializer):
+    """``uuid.UUID`` -> ``uuid.txt``, its canonical text (ZenML's layout)."""
+
+    ASSOCIATED_TYPES = (uuid.UUID,)
+    ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
+
+    def save(self, data: uuid.UUID) -> None:
+        with self.artifact_store.open(self.path(UUID_FILE), "w", encoding="utf-8") as f:
+            f.write(str(data))
+
+    def load(self, data_type: type) -> uuid.UUID:
+        with self.artifact_store.open(self.path(UUID_FILE), "r", encoding="utf-8") as f:
+            return uuid.UUID(f.read().strip())
+
+    def extract_metadata(self, data: uuid.UUID) -> dict[str, Any]:
+        return {"string_representation": str(data)}

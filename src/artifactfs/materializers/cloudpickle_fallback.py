@@ -9,7 +9,6 @@ differs from the recorded one, and should only be done for trusted stores.
 
 from __future__ import annotations
 
-import collections
 import json
 import platform
 import sys
@@ -37,12 +36,6 @@ class CloudpickleMaterializer(BaseMaterializer):
     VERIFY_ON_LOAD = True  # holds (or may hold) pickles
 
     def save(self, data: Any) -> None:
-        versions = {
-            "python": _this_python(),
-            "python_full": platform.python_version(),
-            "implementation": sys.implementation.name,
-            "cloudpickle": cloudpickle.__version__,
-        }
         try:
             with self.artifact_store.open(self.path(PICKLE_FILE), "wb") as f:
                 cloudpickle.dump(data, f)
@@ -53,8 +46,28 @@ class CloudpickleMaterializer(BaseMaterializer):
                 f"cannot pickle this {qualified_name(type(data))}: {exc}",
                 "register a materializer for its type (artifactfs.materializers.register_materializer)",
             ) from exc
+        self._save_python_version()
+
+    def _save_python_version(self) -> None:
+        versions = {
+            "python": _this_python(),
+            "python_full": platform.python_version(),
+            "implementation": sys.implementation.name,
+            "cloudpickle": cloudpickle.__version__,
+        }
         with self.artifact_store.open(self.path(VERSION_FILE), "w", encoding="utf-8") as f:
             json.dump(versions, f)
+
+    def _load_python_version(self) -> str | None:
+        """The full Python version that wrote the pickle (ZenML's method)."""
+        return self._saved_versions().get("python_full")
+
+    def _saved_versions(self) -> dict[str, str]:
+        try:
+            with self.artifact_store.open(self.path(VERSION_FILE), "r", encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
 
     def load(self, data_type: type) -> Any:
         self._check_version()
@@ -62,11 +75,7 @@ class CloudpickleMaterializer(BaseMaterializer):
             return cloudpickle.load(f)
 
     def _check_version(self) -> None:
-        try:
-            with self.artifact_store.open(self.path(VERSION_FILE), "r", encoding="utf-8") as f:
-                saved = json.load(f).get("python")
-        except FileNotFoundError:
-            saved = None
+        saved = self._saved_versions().get("python")
         if saved != _this_python():
             warnings.warn(
                 f"{self.path(PICKLE_FILE)} was pickled with Python {saved or 'of unknown version'} "
@@ -77,10 +86,15 @@ class CloudpickleMaterializer(BaseMaterializer):
             )
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
-        return {"python": _this_python(), "type": qualified_name(type(data))}
+        return {}  # the versions are in python_version.json; ZenML records only the size
+
+
+class Environment:
+    """The part of ZenML's ``Environment`` that pickles care about."""
+
+    @staticmethod
+    def python_version() -> str:
+        return platform.python_version()
 
 
 registry.set_default(CloudpickleMaterializer)
-# A defaultdict looks like a dict but carries code (its default_factory);
-# JSON would drop it silently.
-registry.register(CloudpickleMaterializer, collections.defaultdict)

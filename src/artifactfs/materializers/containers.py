@@ -24,6 +24,7 @@ start with ``@``; the real key is in ``container.json`` (JSON-encoded as in
 
 from __future__ import annotations
 
+import collections
 import json
 from typing import Any
 
@@ -49,6 +50,8 @@ _BUILDERS = {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}
 def materializer_for_value(value: Any) -> type[BaseMaterializer]:
     """The materializer that should store ``value``.
 
+    - A ``defaultdict`` carries code (its factory) that JSON would drop:
+      the pickle fallback stores it.
     - A materializer registered for the value's type (along its MRO) wins,
       except that for dict/list/tuple/set/frozenset the built-in JSON one is
       taken only when the value is JSON-able; otherwise
@@ -59,6 +62,8 @@ def materializer_for_value(value: Any) -> type[BaseMaterializer]:
     - Anything else: ``registry.lookup(type(value))``, i.e. the default.
     """
     data_type = type(value)
+    if isinstance(value, collections.defaultdict):
+        return _default(data_type)
     if registry.is_registered(data_type):
         chosen = registry.lookup(data_type)
         if chosen is BuiltInMaterializer and isinstance(value, CONTAINER_TYPES):
@@ -191,4 +196,4 @@ class ContainerMaterializer(BaseMaterializer):
         return materializer(self.path(element["folder"]), self.artifact_store).load(data_type)
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
-        return {"kind": _kind(data), "length": len(data)}
+        return {"length": len(data)}  # ZenML's key; the kind is in container.json

@@ -8,12 +8,13 @@ belong to the cloudpickle materializer.
 
 from __future__ import annotations
 
-import math
+import collections
 import warnings
 from typing import Any
 
 import numpy as np
 
+from artifactfs.enums import ArtifactType, DType
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError
 
 ARRAY_FILE = "array.npy"
@@ -27,6 +28,7 @@ class NumpyMaterializer(BaseMaterializer):
     a scalar is a 0-d array on disk and loads as a scalar again."""
 
     ASSOCIATED_TYPES = (np.ndarray, np.generic)
+    ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
 
     def save(self, data: np.ndarray | np.generic) -> None:
         if isinstance(data, np.generic):
@@ -53,15 +55,22 @@ class NumpyMaterializer(BaseMaterializer):
         return array
 
     def extract_metadata(self, data: np.ndarray | np.generic) -> dict[str, Any]:
+        """ZenML's keys: ``shape`` (a tuple) and ``dtype`` (``DType`` of the
+        scalar type); mean/std/min/max of numbers, word counts of text."""
         data = np.asarray(data)
-        metadata: dict[str, Any] = {"shape": list(data.shape), "dtype": str(data.dtype)}
-        numeric = np.issubdtype(data.dtype, np.number) and not np.issubdtype(data.dtype, np.complexfloating)
-        if numeric and 0 < data.size <= STATS_MAX_ELEMENTS:
+        metadata: dict[str, Any] = {"shape": tuple(data.shape), "dtype": DType(data.dtype.type)}
+        if data.size == 0 or data.size > STATS_MAX_ELEMENTS:
+            return metadata
+        if np.issubdtype(data.dtype, np.number) and not np.issubdtype(data.dtype, np.complexfloating):
             with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-                stats = {"min": np.nanmin(data), "max": np.nanmax(data), "mean": np.nanmean(data)}
-            for key, value in stats.items():
-                value = value.item()
-                if isinstance(value, int) or math.isfinite(value):
-                    metadata[key] = value
+                warnings.simplefilter("ignore", RuntimeWarning)
+                for key, stat in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
+                    metadata[key] = stat(data).item()
+        elif np.issubdtype(data.dtype, np.str_):
+            words = " ".join(str(item) for item in data.flat).split()
+            if words:
+                counts = collections.Counter(words)
+                (word, count), = counts.most_common(1)
+                metadata.update(unique_words=len(counts), total_words=len(words),
+                                most_common_word=word, most_common_count=count)
         return metadata

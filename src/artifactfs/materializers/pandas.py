@@ -4,8 +4,8 @@ the way pyarrow does it).
 
 A Series is written as a one-column table; the schema metadata key
 ``artifactfs`` (``{"kind": "series", "name": <JSON-encoded name>}``) makes it
-load as a Series with its name. The visualization is ``preview.csv`` (the
-first 100 rows) under the visualization folder.
+load as a Series with its name. The visualizations are ZenML's ``describe.csv``
+and ``sample.csv`` under the visualization folder.
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from artifactfs.enums import ArtifactType, DType, VisualizationType
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError
 from artifactfs.materializers.builtin import decode, encode, is_jsonable
 
 PARQUET_FILE = "data.parquet"
-PREVIEW_FILE = "preview.csv"
-PREVIEW_ROWS = 100
+DESCRIBE_FILE = "describe.csv"
+SAMPLE_FILE = "sample.csv"
+SAMPLE_ROWS = 10
 _META_KEY = b"artifactfs"
 _SERIES_COLUMN = "values"
 #: Metadata keeps per-column facts for this many columns at most.
 METADATA_MAX_COLUMNS = 50
-_STATS = ("count", "mean", "std", "min", "max")
+_STATS = ("mean", "std", "min", "max")
 
 
 def _series_name(name: Any) -> Any:
@@ -48,6 +50,7 @@ class PandasMaterializer(BaseMaterializer):
     """``pd.DataFrame`` and ``pd.Series`` -> ``data.parquet``."""
 
     ASSOCIATED_TYPES = (pd.DataFrame, pd.Series)
+    ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
 
     def save(self, data: pd.DataFrame | pd.Series) -> None:
         extra = {"kind": "dataframe"}
@@ -77,28 +80,36 @@ class PandasMaterializer(BaseMaterializer):
         return frame
 
     def extract_metadata(self, data: pd.DataFrame | pd.Series) -> dict[str, Any]:
-        frame = data.to_frame() if isinstance(data, pd.Series) else data
-        columns = frame.columns[:METADATA_MAX_COLUMNS]
-        metadata: dict[str, Any] = {
-            "shape": list(data.shape),
-            "columns": [str(c) for c in columns],
-            "dtypes": {str(c): str(frame[c].dtype) for c in columns if frame.columns.is_unique},
-        }
-        numeric = frame[columns].select_dtypes("number") if frame.columns.is_unique else frame.iloc[:, :0]
-        if len(frame) and numeric.shape[1]:
-            described = numeric.describe().loc[list(_STATS)]
-            metadata["describe"] = {
-                str(col): {stat: _plain(described.at[stat, col]) for stat in _STATS} for col in described.columns
-            }
+        """ZenML's keys: ``shape`` (a tuple); for a Series ``dtype`` and its
+        mean/std/min/max; for a DataFrame ``dtype`` and each statistic per
+        numeric column (at most METADATA_MAX_COLUMNS columns)."""
+        metadata: dict[str, Any] = {"shape": tuple(data.shape)}
+        if isinstance(data, pd.Series):
+            metadata["dtype"] = DType(data.dtype.type)
+            if len(data) and pd.api.types.is_numeric_dtype(data.dtype) and not pd.api.types.is_bool_dtype(data.dtype):
+                for stat in _STATS:
+                    value = _plain(getattr(data, stat)())
+                    if value is not None:  # NaN (std of one value) is left out
+                        metadata[stat] = value
+            return metadata
+        frame = data.iloc[:, :METADATA_MAX_COLUMNS] if data.columns.is_unique else data.iloc[:, :0]
+        metadata["dtype"] = {str(c): DType(t.type) for c, t in frame.dtypes.items()}
+        numeric = frame.select_dtypes("number")
+        for stat in _STATS:
+            values = getattr(numeric, stat)() if len(numeric) else pd.Series(dtype=float)
+            metadata[stat] = {str(c): _plain(v) for c, v in values.items()}
         return metadata
 
-    def save_visualizations(self, data: pd.DataFrame | pd.Series) -> dict[str, str]:
-        if not self.visualization_uri:
-            return {}
-        uri = posixpath.join(self.visualization_uri, PREVIEW_FILE)
-        with self.artifact_store.open(uri, "w", encoding="utf-8") as f:
-            f.write(data.head(PREVIEW_ROWS).to_csv())
-        return {uri: "csv"}
+    def save_visualizations(self, data: pd.DataFrame | pd.Series) -> dict[str, VisualizationType]:
+        """ZenML's two CSVs: ``describe.csv`` (statistics) and ``sample.csv``
+        (the first rows), beside the payload."""
+        folder = self.visualization_folder
+        describe, sample = posixpath.join(folder, DESCRIBE_FILE), posixpath.join(folder, SAMPLE_FILE)
+        with self.artifact_store.open(describe, "w", encoding="utf-8") as f:
+            f.write(data.describe().to_csv())
+        with self.artifact_store.open(sample, "w", encoding="utf-8") as f:
+            f.write(data.head(SAMPLE_ROWS).to_csv())
+        return {describe: VisualizationType.CSV, sample: VisualizationType.CSV}
 
 
 def _plain(value: Any) -> float | None:

@@ -24,6 +24,7 @@ import stat
 import tempfile
 from typing import Any
 
+from artifactfs.enums import ArtifactType
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError
 
 
@@ -76,6 +77,7 @@ class PathMaterializer(BaseMaterializer):
     """``pathlib.Path`` of a local file or folder -> that file or tree."""
 
     ASSOCIATED_TYPES = (pathlib.Path,)
+    ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
 
     def save(self, data: pathlib.Path) -> None:
         source = os.fspath(data)
@@ -113,11 +115,14 @@ class PathMaterializer(BaseMaterializer):
             return base / files[0]
         return base
 
+    # ZenML records only the storage size of a path; ``kind`` is recorded only
+    # where the layout alone would mislead ``load``: a folder holding one file.
     def extract_metadata(self, data: pathlib.Path) -> dict[str, Any]:
         if os.path.isdir(data):
             files = plan_folder(os.fspath(data))
-            return {"kind": "folder", "files": len(files), "size": sum(os.path.getsize(p) for _, p in files)}
-        return {"kind": "file", "name": _file_name(data), "size": os.path.getsize(data)}
+            if len(files) == 1 and "/" not in files[0][0]:
+                return {"kind": "folder"}
+        return {}
 
 
 def _file_name(path: pathlib.Path) -> str:

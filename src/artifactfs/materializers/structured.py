@@ -15,6 +15,7 @@ import types
 import typing
 from typing import Any
 
+from artifactfs.enums import ArtifactType, VisualizationType
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError, qualified_name
 from artifactfs.materializers.builtin import JSON_FILE, decode, encode, is_jsonable
 
@@ -104,6 +105,27 @@ class DataclassMaterializer(BaseMaterializer):
     """
 
     ASSOCIATED_TYPES = ()
+    ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
+
+    @classmethod
+    def can_save_type(cls, data_type: type) -> bool:
+        """A dataclass whose field annotations JSON can hold (ZenML asks
+        pydantic for a JSON schema; without pydantic any dataclass passes
+        here and ``save`` checks the values)."""
+        if not (isinstance(data_type, type) and dataclasses.is_dataclass(data_type)):
+            return False
+        if pydantic is None:
+            return True
+        try:
+            pydantic.TypeAdapter(data_type).json_schema()
+        except Exception:  # noqa: BLE001 - any field pydantic cannot describe
+            return False
+        return True
+
+    can_load_type = can_save_type
+
+    def save_visualizations(self, data: Any) -> dict[str, VisualizationType]:
+        return {self.path(JSON_FILE): VisualizationType.JSON}  # the payload itself, as ZenML shows it
 
     def save(self, data: Any) -> None:
         if not is_dataclass_instance(data):
@@ -128,7 +150,9 @@ class DataclassMaterializer(BaseMaterializer):
         return _build_dataclass(data_type, fields)
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
-        return {"fields": [f.name for f in dataclasses.fields(data)]}
+        if pydantic is None:
+            return {"fields": [f.name for f in dataclasses.fields(data)]}
+        return {"schema": pydantic.TypeAdapter(type(data)).json_schema()}  # ZenML's key
 
 
 if pydantic is not None and hasattr(pydantic.BaseModel, "model_dump_json"):
@@ -137,6 +161,10 @@ if pydantic is not None and hasattr(pydantic.BaseModel, "model_dump_json"):
         """Pydantic (v2) models -> ``data.json`` via ``model_dump_json``."""
 
         ASSOCIATED_TYPES = (pydantic.BaseModel,)
+        ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
+
+        def save_visualizations(self, data: Any) -> dict[str, VisualizationType]:
+            return {self.path(JSON_FILE): VisualizationType.JSON}  # the payload itself, as ZenML shows it
 
         def save(self, data: Any) -> None:
             with self.artifact_store.open(self.path(JSON_FILE), "w", encoding="utf-8") as f:
@@ -152,7 +180,7 @@ if pydantic is not None and hasattr(pydantic.BaseModel, "model_dump_json"):
                 return data_type.model_validate_json(f.read())
 
         def extract_metadata(self, data: Any) -> dict[str, Any]:
-            return {"fields": list(type(data).model_fields)}
+            return {"schema": data.model_json_schema()}  # ZenML's key
 
 else:  # pragma: no cover - depends on the environment
     PydanticMaterializer = None  # type: ignore[assignment,misc]
