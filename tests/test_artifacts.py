@@ -232,7 +232,7 @@ def test_register_folder_in_place(afs_home):
     ckpt = default_root() / "runs" / "epoch=3"
     files = make_checkpoint(ckpt)
     v = register_artifact(ckpt, "ckpt", tags=["best"])
-    assert v.uri == str(ckpt) and v.save_type == "registered"
+    assert v.uri == str(ckpt) and v.save_type == "preexisting"  # ZenML's name (index: registered)
     assert sorted(f.path for f in v.files) == sorted(files)
     assert v.size == sum(len(b) for b in files.values())
     path = v.load()
@@ -241,10 +241,15 @@ def test_register_folder_in_place(afs_home):
     v.verify()
     with pytest.raises(AlreadyExistsError, match="already owned"):
         register_artifact(ckpt, "ckpt2")
+    # Adopted paths may nest, as in ZenML (a folder, then a file in it): the
+    # pruner and migrate keep whatever a live version overlaps.
+    inner = register_artifact(ckpt / sorted(files)[0], "ckpt3")
+    assert inner.uri == str(ckpt / sorted(files)[0])
+    outer = register_artifact(ckpt.parent, "ckpt4")
+    assert outer.uri == str(ckpt.parent)
+    saved = save_artifact([1, 2], "saved")  # a payload folder artifactfs made is never adopted
     with pytest.raises(AlreadyExistsError, match="already owned"):
-        register_artifact(ckpt / "optim", "ckpt3")  # inside an owned folder
-    with pytest.raises(AlreadyExistsError, match="already owned"):
-        register_artifact(ckpt.parent, "ckpt4")  # contains an owned folder
+        register_artifact(saved.uri, "saved-adopted")
 
 
 def test_register_single_file(sqlite_home):

@@ -113,7 +113,7 @@ def test_fake_training_loop_registers_each_checkpoint_once_in_order(ckpt_dir, ca
     for v in found:  # complete: the manifest is the final content, nothing half-written
         manifest = {f.path: f.digest for f in v.files}
         assert manifest == digest(Path(v.uri))
-        assert v.save_type == "registered" and v.payload_kind == ("file" if Path(v.uri).is_file() else "folder")
+        assert v.save_type == "preexisting" and v.payload_kind == ("file" if Path(v.uri).is_file() else "folder")
     assert found[1].metadata["epoch"] == 1 and found[1].metadata["step"] == 200
     assert found[1].file_count == 4 and "meta/state.json" in {f.path for f in found[1].files}
     assert watcher.stats.failed == [] and watcher.pending == []

@@ -31,9 +31,11 @@ from artifactfs.errors import AlreadyExistsError, ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
 from artifactfs.index import artifacts as rows
+from artifactfs.index.gc import is_in_place
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import ArtifactVersion as VersionRow
-from artifactfs.index.models import PayloadKind, SaveType
+from artifactfs.enums import SAVE_TYPES
+from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import BaseMaterializer, import_by_name, registry
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.flavor import is_local_uri
@@ -71,6 +73,7 @@ class ArtifactVersion:
     payload_kind: str
     created_at: dt.datetime
     visualizations: list[dict[str, str]] = field(default_factory=list)
+    artifact_type: str = ArtifactType.DATA.value
     _pk: int = field(default=0, repr=False)
 
     @classmethod
@@ -87,10 +90,11 @@ class ArtifactVersion:
             file_count=row.file_count,
             content_hash=row.content_hash,
             hash_algorithm=row.hash_algorithm,
-            save_type=row.save_type,
+            save_type=SAVE_TYPES.get(row.save_type, row.save_type),
             payload_kind=row.payload_kind,
             created_at=row.created_at,
             visualizations=list(row.visualizations or []),
+            artifact_type=row.artifact_type,
             _pk=row.id,
         )
 
@@ -98,6 +102,23 @@ class ArtifactVersion:
         return f"{self.name}:{self.version}"
 
     # -- details read on demand --------------------------------------------------------
+
+    @property
+    def type(self) -> ArtifactType:
+        """ZenML's artifact type (what the materializer or the caller said)."""
+        return ArtifactType(self.artifact_type)
+
+    @property
+    def run_metadata(self) -> dict[str, Any]:
+        """ZenML's name for the version's metadata."""
+        return self.metadata
+
+    @property
+    def data_type_class(self) -> type | None:
+        try:
+            return import_by_name(self.data_type, str(self)) if self.data_type else None
+        except ArtifactfsError:
+            return None
 
     @property
     def tags(self) -> list[str]:
@@ -127,6 +148,13 @@ class ArtifactVersion:
 
     def load(self, verify: bool = False) -> Any:
         return _load(self, verify)
+
+    def download_files(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Every payload file into one zip archive at ``path`` (ZenML's
+        method; paths inside the zip are relative to the version folder)."""
+        from artifactfs.api.export import zip_version  # export builds on this module
+
+        zip_version(self, path, overwrite)
 
     def add_tags(self, tags: Iterable[str]) -> None:
         with get_index().write() as session:
@@ -184,24 +212,57 @@ def save_artifact(
     data: Any,
     name: str,
     version: str | int | None = None,
-    tags: Iterable[str] = (),
-    metadata: dict[str, Any] | None = None,
-    materializer: type[BaseMaterializer] | None = None,
+    artifact_type: ArtifactType | str | None = None,
+    tags: Iterable[str] | None = None,
+    extract_metadata: bool = True,
+    include_visualizations: bool = True,
+    user_metadata: dict[str, Any] | None = None,
+    materializer: type[BaseMaterializer] | str | None = None,
+    uri: str | None = None,
+    *,
     store: str | ArtifactStore | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> ArtifactVersion:
-    """Save ``data`` as the next version of ``name`` (or as ``version``)."""
+    """Save ``data`` as the next version of ``name`` (or as ``version``).
+
+    ZenML's signature, in ZenML's order; ``store=`` (a store name) and
+    ``metadata=`` (an alias of ``user_metadata``) are artifactfs's own and
+    keyword-only. ``uri=`` is refused: artifactfs always writes a fresh
+    ``<name>/<uuid>`` folder (the pruner's orphan rule relies on it)."""
     rows.check_name(name)
     version = _version_string(version)
+    if uri is not None:
+        raise ArtifactfsError(
+            f"save_artifact(uri={uri!r}): artifactfs chooses the payload folder itself",
+            "leave uri out (the version's .uri tells where it went), or pass store= to pick the store",
+        )
+    if metadata is not None and user_metadata is not None:
+        raise ArtifactfsError("save_artifact got both user_metadata= and metadata=", "pass one of them")
+    kind = _artifact_type(artifact_type)
     target = store if isinstance(store, ArtifactStore) else get_store(store)
     index = get_index()
     if version is not None:
         with index.read() as session:  # fail before writing any payload
             if rows.version_exists(session, name, version):
                 raise rows.duplicate_version_error(name, version)
-    new, extracted = write_value(data, name, target, materializer)
-    new.version, new.tags = version, _as_list(tags)
-    new.metadata = {**extracted, **(metadata or {})}
+    new, extracted = write_value(data, name, target, materializer, extract_metadata=extract_metadata,
+                                 include_visualizations=include_visualizations)
+    new.version, new.tags = version, _as_list(tags or ())
+    new.artifact_type = kind or new.artifact_type
+    new.metadata = {**extracted, **(user_metadata or metadata or {})}
     return commit_version(new, target, link=_link_to_step("output", name))
+
+
+def _artifact_type(value: ArtifactType | str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return ArtifactType(value).value
+    except ValueError:
+        raise ArtifactfsError(
+            f"artifact_type {value!r} is not an artifact type",
+            f"use one of {', '.join(t.name for t in ArtifactType)} (artifactfs.enums.ArtifactType)",
+        ) from None
 
 
 def _link_to_step(direction: str, name: str) -> Callable | None:
@@ -249,8 +310,10 @@ def _version_string(version: str | int | None) -> str | None:
 # -- load -----------------------------------------------------------------------------------
 
 
-def get_artifact_version(name_or_id: str, version: str | int | None = None) -> ArtifactVersion:
-    """Find a version; inside a step run this records it as an input."""
+def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None = None) -> ArtifactVersion:
+    """Find a version (by name, id, ``uuid.UUID`` or id prefix); inside a
+    step run this records it as an input."""
+    name_or_id = str(name_or_id) if isinstance(name_or_id, uuid.UUID) else name_or_id
     version = _version_string(version)
     context = current_step_run()
     if context is None:
@@ -262,7 +325,7 @@ def get_artifact_version(name_or_id: str, version: str | int | None = None) -> A
         return ArtifactVersion.from_row(row)
 
 
-def load_artifact(name_or_id: str, version: str | int | None = None, verify: bool = False) -> Any:
+def load_artifact(name_or_id: str | uuid.UUID, version: str | int | None = None, verify: bool = False) -> Any:
     """The value of a version: the newest of ``name`` unless ``version`` is given;
     ids and unique id prefixes work too."""
     return _load(get_artifact_version(name_or_id, version), verify)
@@ -329,11 +392,20 @@ def _load_registered(version: ArtifactVersion, store: ArtifactStore) -> Path:
 # -- register -------------------------------------------------------------------------------
 
 
+class NotInStoreError(ArtifactfsError, FileNotFoundError):
+    """A path to adopt in place lies in no registered store (ZenML raises
+    FileNotFoundError for a path outside its artifact store)."""
+
+
 def register_artifact(
-    uri: str | os.PathLike,
+    folder_or_file_uri: str | os.PathLike,
     name: str,
     version: str | int | None = None,
-    tags: Iterable[str] = (),
+    artifact_type: ArtifactType | str | None = None,
+    tags: Iterable[str] | None = None,
+    has_custom_name: bool = True,
+    artifact_metadata: dict[str, Any] | None = None,
+    *,
     metadata: dict[str, Any] | None = None,
     copy: bool = False,
     store: str | None = None,
@@ -342,19 +414,25 @@ def register_artifact(
     """Adopt a file or folder that already lies in a store, in place; or,
     with ``copy=True``, copy it into the active store (or ``store``).
 
+    ZenML's signature and order; ``metadata=`` is an alias of
+    ``artifact_metadata`` and ``copy``/``store``/``progress`` are
+    artifactfs's own. ``has_custom_name`` is accepted and has no effect.
     ``progress(total_bytes)`` may return a callback fed with copied byte counts.
     """
     rows.check_name(name)
     version = _version_string(version)
-    uri = _absolute(uri)
+    kind = _artifact_type(artifact_type) or ArtifactType.DATA.value
+    metadata = {**(artifact_metadata or {}), **(metadata or {})}
+    tags = tags or ()
+    uri = _absolute(folder_or_file_uri)
     source = store_for_uri(uri)
     with get_index().read() as session:
         if version is not None and rows.version_exists(session, name, version):
             raise rows.duplicate_version_error(name, version)
     if copy:
-        return _register_copy(uri, source, name, version, tags, metadata, store, progress)
+        return _register_copy(uri, source, name, version, tags, metadata, store, progress, kind)
     if source is None:
-        raise ArtifactfsError(
+        raise NotInStoreError(
             f"{uri} is not inside any registered store, so it cannot be adopted in place",
             "pass copy=True (CLI: --copy) to copy it into the active store, or register a store whose root holds it",
         )
@@ -367,11 +445,12 @@ def register_artifact(
         uuid=str(uuid.uuid4()), name=name, version=version, store_id=0, uri=source.flavor.to_uri(native),
         payload_kind=kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
         save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags), metadata=_registered_meta(files, metadata),
+        artifact_type=kind,
     )
     return commit_version(new, source, link=_registered_link(name))
 
 
-def _register_copy(uri, source, name, version, tags, metadata, store_name, progress) -> ArtifactVersion:
+def _register_copy(uri, source, name, version, tags, metadata, store_name, progress, kind) -> ArtifactVersion:
     if source is None:
         if not is_local_uri(uri):
             raise ArtifactfsError(f"no registered store holds {uri}", "register a store for it first")
@@ -384,7 +463,7 @@ def _register_copy(uri, source, name, version, tags, metadata, store_name, progr
         uuid=version_uuid, name=name, version=version, store_id=0, uri=target.uri(payload_folder(name, version_uuid)),
         payload_kind=PayloadKind.FOLDER.value, materializer=None, data_type="pathlib.Path",
         content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags),
-        metadata=_registered_meta(files, metadata, source=uri),
+        metadata=_registered_meta(files, metadata, source=uri), artifact_type=kind,
     )
     return commit_version(new, target, link=_registered_link(name))
 
@@ -410,15 +489,19 @@ def _registered_meta(files: list[ManifestEntry], metadata: dict | None, source: 
 
 
 def _refuse_owned(uri: str, session=None, exclude_id: int | None = None) -> None:
+    """A path is adopted once; and never inside (or around) a payload folder
+    artifactfs made. Nesting adopted paths is allowed, as ZenML allows it (a
+    folder, then a file in it): the pruner and ``migrate`` keep any payload
+    that a live version overlaps."""
     if session is None:
         with get_index().read() as session:
             return _refuse_owned(uri, session)
-    owner = rows.uri_owner(session, uri, exclude_id)
-    if owner is not None:
-        raise AlreadyExistsError(
-            f"{uri} is already owned by version {owner.artifact.name}:{owner.version} ({owner.uri})",
-            "a payload belongs to one version; register another path, or use copy=True",
-        )
+    for owner in rows.uri_owners(session, uri, exclude_id):
+        if owner.uri.rstrip("/") == uri.rstrip("/") or not is_in_place(owner.uri, owner.uuid, owner.payload_kind):
+            raise AlreadyExistsError(
+                f"{uri} is already owned by version {owner.artifact.name}:{owner.version} ({owner.uri})",
+                "a payload belongs to one version; register another path, or use copy=True",
+            )
 
 
 def _absolute(uri: str | os.PathLike) -> str:
@@ -430,6 +513,7 @@ __all__ = [
     "ArtifactFile",
     "ArtifactVersion",
     "IntegrityError",
+    "NotInStoreError",
     "get_artifact_version",
     "load_artifact",
     "register_artifact",

@@ -7,10 +7,12 @@ The pipeline runner sets it; the artifact API reads it so that a
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,15 @@ class StepRunContext:
     pipeline: str
     run: str
     step: str
+    #: output name -> metadata / tags asked for while the step runs
+    #: (``get_step_context().add_output_metadata``, ``log_metadata``), applied
+    #: when the outputs are committed.
+    output_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    output_tags: dict[str, list[str]] = field(default_factory=dict)
+    #: output names in order (for ``log_artifact_metadata`` without a name)
+    output_names: tuple[str, ...] = ()
+    #: run when the step ends, success or not (temporary folders)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
 
 
 _current: ContextVar[StepRunContext | None] = ContextVar("artifactfs_step_run", default=None)
@@ -36,3 +47,13 @@ def inside_step_run(context: StepRunContext) -> Iterator[StepRunContext]:
         yield context
     finally:
         _current.reset(token)
+        for cleanup in context.cleanups:
+            cleanup()
+
+
+def remove_after_step(folder: str) -> None:
+    """Remove a scratch folder when the running step ends (outside a step:
+    the caller's to remove, as in ZenML)."""
+    context = current_step_run()
+    if context is not None:
+        context.cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,3 +33,25 @@ def export_version(version: ArtifactVersion, dest: str | os.PathLike, progress: 
                     progress(len(chunk))
         os.replace(partial, target)
     return targets
+
+
+def zip_version(version: ArtifactVersion, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Every manifest file of ``version`` into one zip at ``path`` (ZenML's
+    ``download_files``), streamed in chunks; written beside the target and
+    renamed into place, so a failed download leaves no half a zip."""
+    target = Path(path).absolute()
+    if target.exists() and not overwrite:
+        raise AlreadyExistsError(f"{target} already exists", "pass overwrite=True to replace it")
+    store = version.open_store()
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for entry in version.files:
+                with store.open(version.file_uri(entry.path), "rb") as fin, \
+                        archive.open(check_relative(entry.path, str(version)), "w", force_zip64=True) as fout:
+                    while chunk := fin.read(COPY_CHUNK):
+                        fout.write(chunk)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

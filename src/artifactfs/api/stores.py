@@ -13,7 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError, StoreError
 from artifactfs.index import add_store, find_store_row, get_index, list_store_rows, open_store
+from artifactfs.api.context import remove_after_step
 from artifactfs.index.models import Store
+from artifactfs.materializers.base import set_api_hooks
 from artifactfs.settings import DEFAULT_STORE, get_settings
 from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
 from artifactfs.stores.flavor import is_local_uri
@@ -158,6 +160,10 @@ def store_or_local(uri: str) -> ArtifactStore:
         f"no registered store holds {uri!r}",
         "register one whose root contains it: `artifactfs store register NAME --flavor F --path URI`",
     )
+
+
+# A materializer made with only a URI (ZenML's way) finds its store here.
+set_api_hooks(store_for=store_or_local, after_step=remove_after_step)
 
 
 # -- checking a store for real ---------------------------------------------------

@@ -20,10 +20,11 @@ from typing import Any
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import NewVersion, check_name
-from artifactfs.index.models import PayloadKind, SaveType
+from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import (
     BaseMaterializer,
     MaterializerError,
+    import_by_name,
     materializer_for_value,
     qualified_name,
 )
@@ -37,11 +38,21 @@ def payload_folder(name: str, version_uuid: str) -> str:
     return f"{name}/{version_uuid}"
 
 
-def pick_materializer(data: Any, materializer: type[BaseMaterializer] | None) -> type[BaseMaterializer]:
+def pick_materializer(data: Any, materializer: type[BaseMaterializer] | str | None) -> type[BaseMaterializer]:
+    """The registered choice for ``data``, or the one asked for (a class or
+    its import path, as ZenML accepts), checked to handle ``data``'s type."""
     if materializer is None:
         return materializer_for_value(data)
+    if isinstance(materializer, str):
+        materializer = import_by_name(materializer, "materializer=")
     if not (isinstance(materializer, type) and issubclass(materializer, BaseMaterializer)):
         raise MaterializerError(f"materializer must be a BaseMaterializer subclass, got {materializer!r}")
+    if materializer.ASSOCIATED_TYPES and not materializer.can_save_type(type(data)):
+        raise MaterializerError(
+            f"{materializer.__name__} cannot save a {qualified_name(type(data))}; it saves "
+            f"{', '.join(qualified_name(t) for t in materializer.ASSOCIATED_TYPES)}",
+            "pick a materializer for this type, or leave materializer= out",
+        )
     return materializer
 
 
@@ -49,11 +60,15 @@ def write_value(
     data: Any,
     name: str,
     store: ArtifactStore,
-    materializer: type[BaseMaterializer] | None = None,
+    materializer: type[BaseMaterializer] | str | None = None,
     save_type: SaveType = SaveType.MANUAL,
+    extract_metadata: bool = True,
+    include_visualizations: bool = True,
 ) -> tuple[NewVersion, dict[str, Any]]:
     """Materialize ``data`` into a fresh payload folder. Returns the version
-    to insert and the metadata the materializer extracted."""
+    to insert and the metadata the materializer extracted (ZenML's
+    ``extract_metadata``/``include_visualizations`` switches turn the two
+    extras off)."""
     check_name(name)
     cls = pick_materializer(data, materializer)
     version_uuid = str(uuid.uuid4())
@@ -70,7 +85,9 @@ def write_value(
             "pass materializer=... or convert the value to a supported type",
         ) from exc
     files = recorder.finish()
-    metadata = {"storage_size": sum(f.size for f in files), **_safe(instance.extract_metadata, data, name)}
+    metadata = {"storage_size": sum(f.size for f in files)}
+    if extract_metadata:
+        metadata.update(_safe(instance.extract_metadata, data, name))
     new = NewVersion(
         uuid=version_uuid,
         name=name,
@@ -83,7 +100,8 @@ def write_value(
         content_hash=instance.compute_content_hash(data) or content_hash(files),
         save_type=save_type.value,
         files=files,
-        visualizations=_visualizations(instance, data, name),
+        visualizations=_visualizations(instance, data, name) if include_visualizations else [],
+        artifact_type=ArtifactType(cls.ASSOCIATED_ARTIFACT_TYPE).value,
     )
     return new, metadata
 
@@ -103,7 +121,7 @@ def _visualizations(instance: BaseMaterializer, data: Any, name: str) -> list[di
     except Exception as exc:  # noqa: BLE001
         warnings.warn(f"could not save visualizations of {name!r}: {exc}", stacklevel=3)
         return []
-    return [{"uri": uri, "kind": kind} for uri, kind in produced.items()]
+    return [{"uri": uri, "kind": str(getattr(kind, "value", kind))} for uri, kind in produced.items()]
 
 
 # -- adopting and copying existing files -----------------------------------------------

@@ -197,6 +197,14 @@ def uri_owner(session: Session, uri: str, exclude_id: int | None = None) -> Arti
     ).first()
 
 
+def uri_owners(session: Session, uri: str, exclude_id: int | None = None, live_only: bool = False) -> list[ArtifactVersion]:
+    """Every version (or every live one) whose payload is ``uri``, lies inside it, or contains it."""
+    query = select(ArtifactVersion).where(ArtifactVersion.id != (exclude_id or 0), overlapping_uri(uri))
+    if live_only:
+        query = query.where(ArtifactVersion.state == VersionState.LIVE.value)
+    return list(session.scalars(query))
+
+
 def like_escape(text: str) -> str:
     """``text`` as a literal inside a LIKE pattern with escape character ``\\``."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
