@@ -12,20 +12,31 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import stat as _stat
 from collections.abc import Iterator
 from typing import IO, Any
 
 from artifactfs.api.stores import store_or_local
-from artifactfs.errors import StoreError
+from artifactfs.errors import ArtifactfsError, StoreError
+
+
+class NotAFolderError(ArtifactfsError, TypeError):
+    """``rmtree`` of a file (ZenML raises TypeError there)."""
 from artifactfs.stores.base import COPY_CHUNK
 
 
 
-def _located(path: str):
+def convert_to_str(path: str | bytes | os.PathLike) -> str:
+    """A path as text (bytes are UTF-8), as ZenML accepts bytes paths."""
+    path = os.fspath(path)
+    return path if isinstance(path, str) else path.decode("utf-8")
+
+
+def _located(path: str | bytes | os.PathLike):
     """``(store, path)``: the store that holds ``path``, and the path made
     absolute when it is a relative local one (relative to the working folder,
     never to some store's root)."""
-    path = os.fspath(path)
+    path = convert_to_str(path)
     if "://" not in path:
         path = os.path.abspath(os.path.expanduser(path))
     return store_or_local(path), path
@@ -46,10 +57,15 @@ def isdir(path: str) -> bool:
     return store.isdir(path)
 
 
-def listdir(path: str) -> list[str]:
-    """Names (not paths) of the entries of a folder."""
+def listdir(path: str, only_file_names: bool = True) -> list[str]:
+    """Names (or, with ``only_file_names=False``, paths) of the entries of a
+    folder; ``[]`` for a path that is no folder, as ZenML does."""
     store, path = _located(path)
-    return store.listdir(path)
+    try:
+        names = store.listdir(path)
+    except OSError:
+        return []
+    return names if only_file_names else [posixpath.join(path, n) for n in names]
 
 
 def glob(pattern: str) -> list[str]:
@@ -62,14 +78,35 @@ def walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
     return store.walk(top)
 
 
-def stat(path: str) -> dict[str, Any]:
+def stat(path: str) -> os.stat_result:
+    """An ``os.stat_result`` (ZenML returns the local one): the real one for
+    a local path, one built from the store's ``info`` (mode, size, mtime)
+    for an object store."""
     store, path = _located(path)
-    return store.stat(path)
+    if store.is_local:
+        return os.stat(store.resolve(path))
+    info = store.stat(path)
+    mode = _stat.S_IFDIR | 0o755 if info["type"] == "directory" else _stat.S_IFREG | 0o644
+    mtime = _mtime(info)
+    return os.stat_result((mode, 0, 0, 1, 0, 0, int(info.get("size") or 0), mtime, mtime, mtime))
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+    return 0.0
 
 
 def size(path: str) -> int:
-    """Bytes of a file, or the total of every file below a folder."""
+    """Bytes of a file, or the total of every file below a folder; 0 for a
+    path that does not exist (ZenML's rule)."""
     store, path = _located(path)
+    if not store.exists(path):
+        return 0
     return store.size(path)
 
 
@@ -79,7 +116,11 @@ def makedirs(path: str) -> None:
 
 
 def mkdir(path: str) -> None:
+    """One folder; its parent must exist (``makedirs`` creates parents)."""
     store, path = _located(path)
+    parent = posixpath.dirname(path.rstrip("/"))
+    if store.is_local and not os.path.isdir(store.resolve(parent)):
+        raise FileNotFoundError(f"cannot create {path}: its parent folder {parent} does not exist")
     store.mkdir(path)
 
 
@@ -90,6 +131,8 @@ def remove(path: str) -> None:
 
 def rmtree(path: str) -> None:
     store, path = _located(path)
+    if store.exists(path) and not store.isdir(path):
+        raise NotAFolderError(f"{path} is a file, not a folder", "use fileio.remove for a file")
     store.rmtree(path)
 
 

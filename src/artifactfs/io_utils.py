@@ -1,14 +1,77 @@
-"""ZenML-style helpers built on ``fileio``: whole-file text IO, folder copies
-across stores, recursive file search, and path checks."""
+"""ZenML-style helpers built on ``fileio`` (ZenML's ``zenml.utils.io_utils``):
+whole-file text IO, folder copies across stores, recursive file search,
+moves, and path checks."""
 
 from __future__ import annotations
 
 import fnmatch
+import ntpath
+import os
 import posixpath
 from collections.abc import Iterator
+from pathlib import Path
 
 from artifactfs import fileio
-from artifactfs.stores.flavor import is_local_uri
+from artifactfs.errors import ArtifactfsError
+from artifactfs.fileio import convert_to_str
+from artifactfs.settings import get_settings
+
+#: What counts as a remote path (``is_remote``): ZenML's list, then the
+#: other schemes artifactfs's store flavors accept.
+REMOTE_FS_PREFIX = ["gs://", "hdfs://", "s3://", "az://", "abfs://", "gcs://", "s3a://", "abfss://"]
+
+
+class ContentTypeError(ArtifactfsError, TypeError, ValueError):
+    """Text was expected (ZenML raises ValueError, earlier artifactfs TypeError)."""
+
+
+def is_root(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has no parent (``/``)."""
+    return Path(path).parent == Path(path)
+
+
+def get_global_config_directory() -> str:
+    """The folder of artifactfs's config (``ARTIFACTFS_CONFIG_DIR`` when set),
+    created if missing."""
+    folder = get_settings().config_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+def create_dir_recursive_if_not_exists(dir_path: str) -> None:
+    if not fileio.isdir(dir_path):
+        fileio.makedirs(dir_path)
+
+
+def resolve_relative_path(path: str) -> str:
+    """A local path made absolute (symlinks resolved); remote ones unchanged."""
+    return path if is_remote(path) else str(Path(path).resolve())
+
+
+def move(source: str, destination: str, overwrite: bool = False) -> None:
+    fileio.rename(source, destination, overwrite)
+
+
+def get_grandparent(dir_path: str) -> str:
+    """The name of the folder two levels up; the path must exist."""
+    _must_exist(dir_path)
+    return Path(dir_path).parent.parent.stem
+
+
+def get_parent(dir_path: str) -> str:
+    """The name of the folder one level up; the path must exist."""
+    _must_exist(dir_path)
+    return Path(dir_path).parent.stem
+
+
+def _must_exist(path: str) -> None:
+    if not os.path.exists(path):
+        raise ValueError(f"Path '{path}' does not exist.")
+
+
+def sanitize_remote_path(path: str) -> str:
+    """A remote path with Windows separators turned into ``/``."""
+    return path.replace(ntpath.sep, posixpath.sep) if is_remote(path) else path
 
 
 def read_file_contents_as_string(file_path: str) -> str:
@@ -20,7 +83,7 @@ def read_file_contents_as_string(file_path: str) -> str:
 
 def write_file_contents_as_string(file_path: str, content: str) -> None:
     if not isinstance(content, str):
-        raise TypeError(f"content must be a str, got {type(content).__name__}")
+        raise ContentTypeError(f"content must be a str, got {type(content).__name__}", "convert it with str() first")
     with fileio.open(file_path, "w") as f:
         f.write(content)
 
@@ -55,7 +118,8 @@ def copy_dir(source_dir: str, destination_dir: str, overwrite: bool = False) -> 
 
 
 def is_remote(path: str) -> bool:
-    return not is_local_uri(path)
+    """ZenML's rule: the path starts with a remote scheme of REMOTE_FS_PREFIX."""
+    return any(convert_to_str(path).startswith(prefix) for prefix in REMOTE_FS_PREFIX)
 
 
 def is_path_within_directory(path: str, directory: str) -> bool:

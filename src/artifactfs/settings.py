@@ -5,6 +5,7 @@ Resolution order, highest first:
   * ``ARTIFACTFS_HOME=DIR`` puts config, data and cache under DIR;
   * otherwise the XDG base directories (``XDG_CONFIG_HOME``, ``XDG_DATA_HOME``,
     ``XDG_CACHE_HOME``), each with an ``artifactfs`` sub-folder;
+  * ``ARTIFACTFS_CONFIG_DIR`` overrides the config folder alone;
   * ``ARTIFACTFS_INDEX_URL`` overrides the index URL (any SQLAlchemy URL);
   * ``ARTIFACTFS_STORE`` overrides the active store named in ``config.json``;
   * ``ARTIFACTFS_MACHINE_ID`` overrides this machine's id (tests that play
@@ -157,7 +158,11 @@ def _xdg(value: str | None, user_home: str | None, fallback: str) -> Path:
     return Path(base) / "artifactfs"
 
 
-_ENVIRONMENT = ("ARTIFACTFS_HOME", "ARTIFACTFS_INDEX_URL", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "HOME")
+#: Overrides the config folder alone (ZenML's ZENML_CONFIG_PATH).
+ENV_CONFIG_DIR = "ARTIFACTFS_CONFIG_DIR"
+
+_ENVIRONMENT = ("ARTIFACTFS_HOME", "ARTIFACTFS_INDEX_URL", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "HOME",
+                ENV_CONFIG_DIR)
 
 
 def get_settings() -> Settings:
@@ -167,7 +172,7 @@ def get_settings() -> Settings:
 
 
 @lru_cache(maxsize=16)
-def _settings_for(home, index_url, xdg_config, xdg_data, xdg_cache, user_home, cwd) -> Settings:
+def _settings_for(home, index_url, xdg_config, xdg_data, xdg_cache, user_home, config_dir, cwd) -> Settings:
     """Pure in its arguments (a relative ARTIFACTFS_HOME depends on ``cwd``)."""
     if home:
         root = Path(home).expanduser().absolute()
@@ -176,5 +181,7 @@ def _settings_for(home, index_url, xdg_config, xdg_data, xdg_cache, user_home, c
         config = _xdg(xdg_config, user_home, ".config")
         data = _xdg(xdg_data, user_home, ".local/share")
         cache = _xdg(xdg_cache, user_home, ".cache")
+    if config_dir:
+        config = Path(config_dir).expanduser().resolve()
     url = index_url or f"sqlite:///{data / 'index.db'}"
     return Settings(config_dir=config, data_dir=data, cache_dir=cache, index_url=url)
