@@ -1,44 +1,354 @@
-"""``Client``: queries over the index for users and notebooks."""
+"""``Client``: queries over the index for users and notebooks, with ZenML's
+method names, signatures and filters for artifacts (``get_artifact``,
+``list_artifact_versions(artifact=..., tags=..., size=...)``,
+``update_artifact_version``, ``delete_artifact_version``, ``prune_artifacts``,
+``active_stack.artifact_store.path`` ...)."""
 
 from __future__ import annotations
 
-from artifactfs.api import runs
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from artifactfs.api import deleting, runs
 from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version
 from artifactfs.api.runs import PipelineRunView
 from artifactfs.api.stores import get_store
+from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.index import artifacts as rows
 from artifactfs.index import get_index
-from artifactfs.index.artifacts import ArtifactSummary
+from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index.models import Artifact, ArtifactTag, ArtifactVersion as VersionRow, StepIO, StepRun, Tag
+from artifactfs.index.stores import bump_generation
 from artifactfs.stores.base import ArtifactStore
+
+#: ZenML's page size default.
+PAGE_SIZE_DEFAULT = 20
+
+
+class Page(list):
+    """One page of results: a list (ZenML's ``Page`` is iterable and sized)
+    with ZenML's page attributes."""
+
+    def __init__(self, items: Iterable, index: int = 1, max_size: int = PAGE_SIZE_DEFAULT, total: int = 0) -> None:
+        super().__init__(items)
+        self.index, self.max_size, self.total = index, max_size, total
+
+    @property
+    def items(self) -> list:
+        return list(self)
+
+    @property
+    def size(self) -> int:
+        return len(self)
+
+    @property
+    def total_pages(self) -> int:
+        return max(1, -(-self.total // self.max_size)) if self.max_size else 1
+
+
+def _page(found: list, page: int, size: int | None) -> Page:
+    if not size:
+        return Page(found, 1, len(found) or PAGE_SIZE_DEFAULT, len(found))
+    start = (max(page, 1) - 1) * size
+    return Page(found[start:start + size], page, size, len(found))
+
+
+def artifact_id(name: str) -> str:
+    """A stable id for an artifact name (the index keys artifacts by name)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"artifactfs:artifact:{name}"))
+
+
+@dataclass
+class ArtifactView:
+    """An artifact (all versions of a name), as ZenML's ``ArtifactResponse``."""
+
+    id: str
+    name: str
+    created: Any
+    _pk: int = field(default=0, repr=False)
+
+    @property
+    def versions(self) -> dict[str, ArtifactVersion]:
+        """Live versions by version string, oldest first."""
+        with get_index().read() as session:
+            found = rows.list_versions(session, self.name, newest_first=False)
+            return {row.version: ArtifactVersion.from_row(row) for row in found}
+
+    @property
+    def latest_version_name(self) -> str | None:
+        return next(reversed(self.versions), None)
+
+    @property
+    def latest_version_id(self) -> str | None:
+        versions = self.versions
+        return versions[next(reversed(versions))].id if versions else None
+
+    @property
+    def tags(self) -> list[str]:
+        with get_index().read() as session:
+            return list(session.scalars(
+                select(Tag.name).join(ArtifactTag, ArtifactTag.tag_id == Tag.id)
+                .where(ArtifactTag.artifact_id == self._pk).order_by(Tag.name)
+            ))
+
+    @property
+    def has_custom_name(self) -> bool:
+        return "::" not in self.name  # unnamed step outputs are "<pipeline>::<step>::<output>"
+
+    def load(self) -> Any:
+        """The newest version's value."""
+        return get_artifact_version(self.name).load()
+
+    @classmethod
+    def from_row(cls, row: Artifact) -> ArtifactView:
+        return cls(id=artifact_id(row.name), name=row.name, created=row.created_at, _pk=row.id)
+
+
+@dataclass(frozen=True)
+class ActiveStack:
+    """A read-only view of what ZenML calls the active stack: here only its
+    artifact store, the active store (``artifact_store.path`` is its root)."""
+
+    name: str
+    artifact_store: ArtifactStore
 
 
 class Client:
-    """Read access to everything the index records."""
+    """Read access to everything the index records, and ZenML's artifact
+    management calls."""
+
+    @property
+    def active_stack(self) -> ActiveStack:
+        store = get_store()
+        return ActiveStack(name=store.name, artifact_store=store)
+
+    @property
+    def active_stack_model(self) -> ActiveStack:
+        return self.active_stack
 
     def get_store(self, name: str | None = None) -> ArtifactStore:
         return get_store(name)
 
-    def get_artifact_version(self, name_or_id: str, version: str | int | None = None) -> ArtifactVersion:
-        return get_artifact_version(name_or_id, version)
+    # -- artifacts ----------------------------------------------------------------------
+
+    def get_artifact(self, name_id_or_prefix: str | uuid.UUID, project: Any = None, hydrate: bool = False) -> ArtifactView:
+        """By name, by id (see :func:`artifact_id`) or by a unique id prefix."""
+        key = str(name_id_or_prefix)
+        with get_index().read() as session:
+            row = session.scalar(select(Artifact).where(Artifact.name == key))
+            if row is None:
+                matches = [a for a in session.scalars(select(Artifact)) if artifact_id(a.name).startswith(key.lower())]
+                if len(matches) > 1:
+                    raise NotFoundError(f"artifact id prefix {key!r} is ambiguous", "give more characters of the id")
+                row = matches[0] if matches and len(key) >= 4 else None
+            if row is None:
+                raise NotFoundError(f"no artifact named {key!r} and no artifact with that id",
+                                    "list artifacts with `artifactfs artifact list`")
+            return ArtifactView.from_row(row)
+
+    def list_artifacts(
+        self,
+        sort_by: str = "created",
+        page: int = 1,
+        size: int | None = None,
+        name: str | None = None,
+        has_custom_name: bool | None = None,
+        tag: str | None = None,
+        tags: Iterable[str] | str | None = None,
+        **ignored: Any,
+    ) -> Page:
+        """Artifacts with at least one live version (ZenML's filters: name,
+        tag/tags, has_custom_name; sort_by "created" or "name", "desc:"
+        reverses). Each also tells ``newest`` version and total ``size``."""
+        with get_index().read() as session:
+            summaries = {s.name: s for s in rows.list_artifacts(session)}
+            found = [ArtifactView.from_row(a) for a in session.scalars(select(Artifact).where(Artifact.name.in_(summaries)))]
+        wanted = _as_set(tags) | _as_set(tag)
+        found = [a for a in found if (name is None or a.name == name)
+                 and (has_custom_name is None or a.has_custom_name == has_custom_name)
+                 and (not wanted or wanted <= set(a.tags))]
+        for view in found:
+            view.newest, view.size = summaries[view.name].newest, summaries[view.name].size
+            view.version_count = summaries[view.name].versions
+        return _page(_sorted(found, sort_by), page, size)
+
+    def update_artifact(
+        self,
+        name_id_or_prefix: str | uuid.UUID,
+        new_name: str | None = None,
+        add_tags: Iterable[str] | None = None,
+        remove_tags: Iterable[str] | None = None,
+        has_custom_name: bool | None = None,
+        project: Any = None,
+    ) -> ArtifactView:
+        """Rename an artifact, or tag it as a whole (artifact tags)."""
+        artifact = self.get_artifact(name_id_or_prefix)
+        with get_index().write() as session:
+            row = session.get(Artifact, artifact._pk)
+            if new_name is not None and new_name != row.name:
+                rows.check_name(new_name)
+                if session.scalar(select(Artifact.id).where(Artifact.name == new_name)) is not None:
+                    raise AlreadyExistsError(f"an artifact named {new_name!r} exists", "pick another name")
+                row.name = new_name
+            _tag_artifact(session, row.id, add_tags or (), remove_tags or ())
+            bump_generation(session)
+            return ArtifactView.from_row(row)
+
+    def delete_artifact(self, name_id_or_prefix: str | uuid.UUID, project: Any = None) -> None:
+        """Delete an artifact that has no versions left (as ZenML: delete or
+        prune its versions first)."""
+        artifact = self.get_artifact(name_id_or_prefix)
+        with get_index().write() as session:
+            if session.scalar(select(VersionRow.id).where(VersionRow.artifact_id == artifact._pk).limit(1)) is not None:
+                raise ArtifactfsError(
+                    f"artifact {artifact.name!r} still has versions",
+                    "delete them with Client().delete_artifact_version(...) or Client().prune_artifacts() first",
+                )
+            session.delete(session.get(Artifact, artifact._pk))
+            bump_generation(session)
+
+    def prune_artifacts(self, only_versions: bool = True, delete_from_artifact_store: bool = False,
+                        project: Any = None) -> None:
+        """Delete every version no step run links (and, unless
+        ``only_versions``, the artifacts left without versions); payloads
+        only with ``delete_from_artifact_store``. Goes through condemn ->
+        sweep -> forget (api/deleting.py)."""
+        deleting.delete_versions(deleting.unused_version_ids(), True, delete_from_artifact_store)
+        if not only_versions:
+            with get_index().write() as session:
+                empty = session.scalars(select(Artifact).where(~Artifact.id.in_(select(VersionRow.artifact_id))))
+                for row in list(empty):
+                    session.delete(row)
+                bump_generation(session)
+
+    # -- versions -----------------------------------------------------------------------
+
+    def get_artifact_version(
+        self, name_id_or_prefix: str | uuid.UUID, version: str | int | None = None, project: Any = None,
+        hydrate: bool = True,
+    ) -> ArtifactVersion:
+        return get_artifact_version(name_id_or_prefix, version)
 
     def list_artifact_versions(
-        self, name: str | None = None, tag: str | None = None, limit: int | None = None
-    ) -> list[ArtifactVersion]:
-        """Live versions, newest first."""
+        self,
+        name: str | None = None,
+        tag: str | None = None,
+        limit: int | None = None,
+        *,
+        sort_by: str = "created",
+        page: int = 1,
+        size: int | None = None,
+        artifact: str | uuid.UUID | None = None,
+        version: str | int | None = None,
+        type: str | None = None,  # noqa: A002 - ZenML's filter name
+        data_type: str | None = None,
+        uri: str | None = None,
+        materializer: str | None = None,
+        tags: Iterable[str] | str | None = None,
+        only_unused: bool = False,
+        pipeline_run: str | None = None,
+        has_custom_name: bool | None = None,
+        **ignored: Any,
+    ) -> Page:
+        """Live versions, newest first (``sort_by="created"`` is oldest first,
+        as in ZenML; the positional ``name, tag, limit`` are artifactfs's)."""
+        if artifact is not None:
+            name = self.get_artifact(artifact).name
         with get_index().read() as session:
-            return [ArtifactVersion.from_row(r) for r in rows.list_versions(session, name, tag, limit)]
+            found = rows.list_versions(session, name, tag, None)
+            if pipeline_run is not None:
+                run = pipeline_rows.find_run(session, str(pipeline_run))
+                ids = set(session.scalars(select(StepIO.version_id).join(StepRun, StepRun.id == StepIO.step_run_id)
+                                          .where(StepRun.run_id == run.id)))
+                found = [r for r in found if r.id in ids]
+            if only_unused:
+                used = set(session.scalars(select(StepIO.version_id)))
+                found = [r for r in found if r.id not in used]
+            views = [ArtifactVersion.from_row(r) for r in found]
+        wanted = _as_set(tags)
+        views = [v for v in views if (version is None or v.version == str(version))
+                 and (type is None or v.artifact_type == str(getattr(type, "value", type)))
+                 and (data_type is None or v.data_type == data_type)
+                 and (uri is None or v.uri == uri)
+                 and (materializer is None or v.materializer == materializer)
+                 and (has_custom_name is None or ("::" not in v.name) == has_custom_name)
+                 and (not wanted or wanted <= set(v.tags))]
+        if sort_by != "created" or size is not None or page != 1:
+            return _page(_sorted(views, sort_by), page, size)
+        return Page(views[:limit] if limit else views, 1, len(views) or PAGE_SIZE_DEFAULT, len(views))
 
-    def list_artifacts(self) -> list[ArtifactSummary]:
-        with get_index().read() as session:
-            return rows.list_artifacts(session)
+    def update_artifact_version(
+        self,
+        name_id_or_prefix: str | uuid.UUID,
+        version: str | int | None = None,
+        add_tags: Iterable[str] | None = None,
+        remove_tags: Iterable[str] | None = None,
+        project: Any = None,
+    ) -> ArtifactVersion:
+        found = get_artifact_version(name_id_or_prefix, version)
+        if add_tags:
+            found.add_tags(add_tags)
+        if remove_tags:
+            found.remove_tags(remove_tags)
+        return found
 
-    def get_pipeline_run(self, name_or_id: str) -> PipelineRunView:
-        return runs.get_pipeline_run(name_or_id)
+    def delete_artifact_version(
+        self,
+        name_id_or_prefix: str | uuid.UUID,
+        version: str | int | None = None,
+        delete_metadata: bool = True,
+        delete_from_artifact_store: bool = False,
+        project: Any = None,
+        server_side: bool = False,
+    ) -> None:
+        """Delete a version (refused, with the run to delete first, when a
+        step run read or wrote it). See api/deleting.py for the protocol."""
+        found = get_artifact_version(name_id_or_prefix, version)
+        deleting.delete_versions([found._pk], delete_metadata, delete_from_artifact_store)
 
-    def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
+    # -- runs -----------------------------------------------------------------------------
+
+    def get_pipeline_run(self, name_id_or_prefix: str | uuid.UUID) -> PipelineRunView:
+        return runs.get_pipeline_run(str(name_id_or_prefix))
+
+    def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None, **ignored: Any) -> list[PipelineRunView]:
         """Runs, newest first."""
         return runs.list_pipeline_runs(pipeline, limit)
 
-    def delete_pipeline_run(self, name_or_id: str) -> PipelineRunView:
+    def delete_pipeline_run(self, name_id_or_prefix: str | uuid.UUID) -> PipelineRunView:
         """Remove a run's rows; its artifacts stay until the pruner finds them unreferenced."""
-        return runs.delete_pipeline_run(name_or_id)
+        return runs.delete_pipeline_run(str(name_id_or_prefix))
+
+
+def _as_set(values: Iterable[str] | str | None) -> set[str]:
+    if values is None:
+        return set()
+    return {values} if isinstance(values, str) else set(values)
+
+
+def _sorted(items: list, sort_by: str) -> list:
+    order, _, key = sort_by.rpartition(":")
+    attribute = {"created": "created_at", "name": "name", "version": "version"}.get(key, key)
+    try:
+        result = sorted(items, key=lambda item: getattr(item, attribute, None) or getattr(item, "created", None))
+    except TypeError:
+        result = list(items)
+    return result[::-1] if order == "desc" else result
+
+
+def _tag_artifact(session, artifact_pk: int, add: Iterable[str], remove: Iterable[str]) -> None:
+    names = sorted({rows.check_name(t, "tag") for t in add})
+    if names:
+        rows.ensure_tags(session, names)
+        for tag_id in session.scalars(select(Tag.id).where(Tag.name.in_(names))):
+            if session.get(ArtifactTag, (artifact_pk, tag_id)) is None:
+                session.add(ArtifactTag(artifact_id=artifact_pk, tag_id=tag_id))
+    removed = list(remove)
+    if removed:
+        for link in session.scalars(select(ArtifactTag).join(Tag, Tag.id == ArtifactTag.tag_id)
+                                    .where(ArtifactTag.artifact_id == artifact_pk, Tag.name.in_(removed))):
+            session.delete(link)

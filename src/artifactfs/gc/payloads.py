@@ -17,8 +17,9 @@ from typing import Any
 from artifactfs.errors import ArtifactfsError, StoreError
 from artifactfs.index.db import Index
 from artifactfs.index.gc import UUID4, VIZ_SUFFIX, VersionRef, live_owner_uris, live_owner_uris_since, store_rows
-from artifactfs.index.models import PayloadKind, Store
+from artifactfs.index.models import Store
 from artifactfs.index.stores import open_store
+from artifactfs.index.sweep import delete_folder, delete_payload  # noqa: F401 - the pruner's names
 from artifactfs.stores.base import ArtifactStore
 
 
@@ -240,33 +241,7 @@ class LiveOwners:
 # -- deleting -------------------------------------------------------------------------------
 
 
-def _rmtree(store: ArtifactStore, uri: str) -> bool:
-    try:
-        store.rmtree(uri)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def delete_payload(store: ArtifactStore, ref: VersionRef) -> bool:
-    """Delete a condemned version's payload (and its visualizations, when the
-    row lists any: a stray ``.viz`` folder becomes an orphan once the row is
-    forgotten); a payload already gone is fine. Returns whether anything was there."""
-    if ref.payload_kind == PayloadKind.FILE.value:
-        try:
-            store.remove(ref.uri)
-            found = True
-        except FileNotFoundError:
-            found = False
-    else:
-        found = _rmtree(store, ref.uri)
-    if ref.has_viz and not ref.in_place:
-        found = _rmtree(store, ref.uri + VIZ_SUFFIX) or found
-    return found
-
-
-def delete_folder(store: ArtifactStore, uri: str) -> bool:
-    return _rmtree(store, uri)
+# Deleting one payload is shared with the API's explicit deletes: see index/sweep.py.
 
 
 def check_inside(store: ArtifactStore, uri: str) -> None:

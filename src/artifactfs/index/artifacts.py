@@ -334,12 +334,18 @@ def version_files(session: Session, version_id: int) -> list[VersionFile]:
 # -- tags ---------------------------------------------------------------------------------
 
 
+def ensure_tags(session: Session, names: list[str]) -> None:
+    """Create the tag rows that do not exist yet (shared by version and artifact tags)."""
+    session.execute(dialect_insert(session)(Tag).on_conflict_do_nothing(index_elements=["name"]),
+                    [{"name": n} for n in names])
+
+
 def add_tags(session: Session, version: ArtifactVersion, tags: Iterable[str]) -> None:
     names = sorted({check_name(t, "tag") for t in tags})
     if not names:
         return
     insert = dialect_insert(session)
-    session.execute(insert(Tag).on_conflict_do_nothing(index_elements=["name"]), [{"name": n} for n in names])
+    ensure_tags(session, names)
     tag_ids = session.scalars(select(Tag.id).where(Tag.name.in_(names))).all()
     session.execute(
         insert(VersionTag).on_conflict_do_nothing(index_elements=["version_id", "tag_id"]),

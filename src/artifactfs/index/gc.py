@@ -40,6 +40,7 @@ from artifactfs.index.models import (
     VersionState,
     VersionTag,
 )
+from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import overlapping_uri
 from artifactfs.index.pipelines import delete_run
 from artifactfs.index.stores import bump_generation
@@ -244,6 +245,41 @@ def condemn(
             condemned.extend(still)
     done = set(condemned)
     return condemned, [i for i in ids if i not in done]
+
+
+class VersionInUseError(ArtifactfsError):
+    """An explicit delete of a version that a step run read or wrote."""
+
+
+def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Condemn the live versions of ``ids`` because a user asked (no grace,
+    no keep rules), refusing, before changing anything, any that a step run
+    links: lineage would lose an input or output. Same order of locks as
+    :func:`condemn`. Returns the ids condemned (ids already condemned are
+    skipped)."""
+    if not ids:
+        return []
+    bump_generation(session)
+    lock = select(AV.id).where(AV.id.in_(list(ids)), AV.state == LIVE).order_by(AV.id)
+    if is_postgres(session):
+        lock = lock.with_for_update()
+    locked = list(session.scalars(lock))
+    linked = session.execute(
+        select(Artifact.name, AV.version, StepIO.direction, StepRun.name, PipelineRun.name)
+        .join(AV, AV.artifact_id == Artifact.id).join(StepIO, StepIO.version_id == AV.id)
+        .join(StepRun, StepRun.id == StepIO.step_run_id).join(PipelineRun, PipelineRun.id == StepRun.run_id)
+        .where(AV.id.in_(locked)).limit(1)
+    ).first()
+    if linked is not None:
+        name, version, direction, step, run = linked
+        used = "read" if direction == "input" else "produced"
+        raise VersionInUseError(
+            f"artifact version {name}:{version} cannot be deleted: step {step!r} of run {run!r} {used} it",
+            f"delete that run first (Client().delete_pipeline_run({run!r}) or `artifactfs run delete {run}`)",
+        )
+    if locked:
+        session.execute(update(AV).where(AV.id.in_(locked), AV.state == LIVE).values(state=CONDEMNED, condemned_at=now))
+    return locked
 
 
 def sweepable(session: Session, ids: Sequence[int], cutoff: dt.datetime) -> list[VersionRef]:
