@@ -18,12 +18,28 @@ from artifactfs.api import (
     save_artifact,
     set_active_store,
 )
-from artifactfs.pipelines import Pipeline, Step, get_step_context, pipeline, step
+from artifactfs.api.metadata import log_artifact_metadata, log_metadata
+from artifactfs.enums import ArtifactSaveType, ArtifactType, ExecutionMode, VisualizationType
+from artifactfs.pipelines import (
+    ArtifactConfig,
+    ExternalArtifact,
+    Pipeline,
+    Step,
+    get_step_context,
+    pipeline,
+    step,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArtifactConfig",
+    "ArtifactSaveType",
+    "ArtifactType",
     "ArtifactVersion",
+    "ExecutionMode",
+    "ExternalArtifact",
+    "VisualizationType",
     "Client",
     "Pipeline",
     "Step",
@@ -35,6 +51,8 @@ __all__ = [
     "init",
     "list_stores",
     "load_artifact",
+    "log_artifact_metadata",
+    "log_metadata",
     "pipeline",
     "register_artifact",
     "register_store",

@@ -15,6 +15,14 @@ from artifactfs import Client, pipeline, step
 # nodeid suffix -> why the test cannot run against artifactfs. The test bodies
 # stay untouched; the reasons are listed in docs/zenml.md as well.
 SKIPS = {
+    "test_materializer_registry.py::test_materializer_with_parameter_with_more_than_one_conflicting_baseclass":
+        "inspects ZenML's compiled step configuration (Step._finalize_configuration, "
+        "configuration.outputs[...].materializer_source Source objects); the same choice (first class "
+        "in the MRO) is asserted through artifactfs's registry in tests/zenml_compat/test_gaps.py",
+    "test_base_materializer.py::test_validate_load_type_compatibility":
+        "the stored copy of this test expects can_load_type to refuse a subclass, but ZenML 0.98's own "
+        "BaseMaterializer.can_load_type accepts it ('false positive' clause), so ZenML 0.98 fails it too; "
+        "artifactfs follows the 0.98 code",
     "test_general.py::test_debug_mode_enabled_for_tests":
         "checks ZenML's own ZENML_DEBUG test-harness variable; artifactfs has no debug mode variable",
     "test_artifact_utils.py::test_parallel_artifact_creation":

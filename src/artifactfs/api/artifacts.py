@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artifactfs.api.context import current_step_run
+from artifactfs.api.context import current_step_run, pipeline_tracing
+from artifactfs.api.lazy import lazy_version
 from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.writing import (
     VISUALIZATION_SUFFIX,
@@ -315,6 +316,8 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
     step run this records it as an input."""
     name_or_id = str(name_or_id) if isinstance(name_or_id, uuid.UUID) else name_or_id
     version = _version_string(version)
+    if pipeline_tracing():  # inside a @pipeline function: resolved when the step runs
+        return lazy_version(name_or_id, version)
     context = current_step_run()
     if context is None:
         with get_index().read() as session:

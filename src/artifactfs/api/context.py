@@ -57,3 +57,25 @@ def remove_after_step(folder: str) -> None:
     context = current_step_run()
     if context is not None:
         context.cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+# -- a pipeline function being traced ------------------------------------------------
+# While ``@pipeline`` traces its function, ``Client().get_artifact_version``
+# must not resolve yet (ZenML's late materialization): a version made by an
+# earlier step of the same run does not exist at trace time. The pipelines
+# layer sets this flag; the artifact API then hands out a lazy reference.
+
+_tracing: ContextVar[bool] = ContextVar("artifactfs_tracing", default=False)
+
+
+def pipeline_tracing() -> bool:
+    return _tracing.get()
+
+
+@contextmanager
+def tracing_pipeline() -> Iterator[None]:
+    token = _tracing.set(True)
+    try:
+        yield
+    finally:
+        _tracing.reset(token)

@@ -10,8 +10,23 @@ from typing import Any
 from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as rows
+from artifactfs.index.artifacts import get_metadata
 from artifactfs.index.models import PipelineRun as RunRow
 from artifactfs.index.models import StepRun as StepRow
+
+
+class OutputVersions(list):
+    """The versions a step run wrote under one output name. ZenML 0.98 gives
+    a list (``outputs["o"][0]``); with exactly one version (the usual case)
+    it also stands for that version (``outputs["o"].load()``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or len(self) != 1:
+            raise AttributeError(f"{len(self)} versions under this output have no single {name!r}; index the list")
+        return getattr(self[0], name)
+
+    def __str__(self) -> str:
+        return str(self[0]) if len(self) == 1 else ", ".join(map(str, self))
 
 
 @dataclass
@@ -27,7 +42,7 @@ class StepRunView:
     pipeline: str
     run: str
     inputs: dict[str, ArtifactVersion] = field(default_factory=dict)
-    outputs: dict[str, ArtifactVersion] = field(default_factory=dict)
+    outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
 
     @property
@@ -39,7 +54,12 @@ class StepRunView:
         """The single output of a one-output step."""
         if len(self.outputs) != 1:
             raise ValueError(f"step {self.name!r} has {len(self.outputs)} outputs: {', '.join(self.outputs)}")
-        return next(iter(self.outputs.values()))
+        return next(iter(self.outputs.values()))[0]
+
+    @property
+    def run_metadata(self) -> dict[str, Any]:
+        with get_index().read() as session:
+            return get_metadata(session, step_run_id=self._pk)
 
 
 @dataclass
@@ -52,9 +72,15 @@ class PipelineRunView:
     start_time: dt.datetime
     end_time: dt.datetime | None
     steps: dict[str, StepRunView] = field(default_factory=dict)
+    _pk: int = field(default=0, repr=False)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def run_metadata(self) -> dict[str, Any]:
+        with get_index().read() as session:
+            return get_metadata(session, run_id=self._pk)
 
 
 def step_view(session, step: StepRow, with_links: bool = True) -> StepRunView:
@@ -64,16 +90,17 @@ def step_view(session, step: StepRow, with_links: bool = True) -> StepRunView:
         pipeline=step.run.pipeline.name, run=step.run.name, _pk=step.id,
     )
     if with_links:
-        for direction, target in (("input", view.inputs), ("output", view.outputs)):
-            for name, version in rows.step_links(session, step.id, direction).items():
-                target[name] = ArtifactVersion.from_row(version)
+        for name, version in rows.step_links(session, step.id, "input").items():
+            view.inputs[name] = ArtifactVersion.from_row(version)
+        for name, version in rows.step_links(session, step.id, "output").items():
+            view.outputs[name] = OutputVersions([ArtifactVersion.from_row(version)])
     return view
 
 
 def run_view(session, run: RunRow) -> PipelineRunView:
     view = PipelineRunView(
         id=run.uuid, name=run.name, pipeline=run.pipeline.name, status=run.status,
-        parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time,
+        parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time, _pk=run.id,
     )
     view.steps = {s.name: step_view(session, s) for s in rows.steps_of(session, run.id)}
     return view

@@ -23,11 +23,14 @@ from artifactfs.index.artifacts import NewVersion, check_name
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import (
     BaseMaterializer,
+    BuiltInMaterializer,
+    ContainerMaterializer,
     MaterializerError,
     import_by_name,
     materializer_for_value,
     qualified_name,
 )
+from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.manifest import ManifestEntry, RecordingStore, content_hash, manifest_entry
 
@@ -53,6 +56,8 @@ def pick_materializer(data: Any, materializer: type[BaseMaterializer] | str | No
             f"{', '.join(qualified_name(t) for t in materializer.ASSOCIATED_TYPES)}",
             "pick a materializer for this type, or leave materializer= out",
         )
+    if materializer is BuiltInMaterializer and not is_jsonable(data):
+        return ContainerMaterializer  # what it would write; recorded so, the load verifies its pickles
     return materializer
 
 

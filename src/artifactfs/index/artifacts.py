@@ -376,7 +376,7 @@ def metadata_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "bool"
-    for kind, types in (("int", int), ("float", float), ("str", str), ("dict", dict), ("list", (list, tuple))):
+    for kind, types in (("int", int), ("float", float), ("str", str), ("dict", dict), ("tuple", tuple), ("list", list)):
         if isinstance(value, types):
             return kind
     raise TypeError(type(value).__name__)
@@ -418,4 +418,6 @@ def _typed(row: Metadata) -> Any:
     value = row.value.get("v")
     if row.type == "float" and isinstance(value, str):
         return float(value)  # nan, inf
+    if row.type == "tuple" and isinstance(value, list):
+        return tuple(value)  # ZenML's numpy/pandas "shape" reads back as a tuple
     return value

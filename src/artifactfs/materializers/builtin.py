@@ -155,6 +155,8 @@ class BuiltInMaterializer(BaseMaterializer):
 
     def save(self, data: Any) -> None:
         if not is_jsonable(data):
+            if isinstance(data, CONTAINER_TYPES):  # ZenML's built-in takes any container:
+                return self._container().save(data)  # elements in sub-folders
             raise MaterializerError(
                 f"this {qualified_name(type(data))} holds values that are not JSON-able "
                 "(or dict keys that are not strings)",
@@ -164,8 +166,15 @@ class BuiltInMaterializer(BaseMaterializer):
             f.write(dumps(data))
 
     def load(self, data_type: type) -> Any:
+        if not self.artifact_store.exists(self.path(JSON_FILE)):
+            return self._container().load(data_type)
         with self.artifact_store.open(self.path(JSON_FILE), "r", encoding="utf-8") as f:
             return rebuild(loads(f.read()), data_type)
+
+    def _container(self) -> BaseMaterializer:
+        from artifactfs.materializers.containers import ContainerMaterializer  # builds on this module
+
+        return ContainerMaterializer(self.uri, self._artifact_store, self.visualization_uri, self._metadata_loader)
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
         """ZenML's keys: ``length`` of a container, ``string_representation``

@@ -4,6 +4,7 @@ annotation, artifact names with placeholders, and run-time type checks.
     -> int                               one output named "output"
     -> Annotated[int, "score"]           one output named "score"
     -> Tuple[int, Annotated[str, "s"]]   two outputs: "output_0" and "s"
+    -> Annotated[int, ArtifactConfig(name="score", tags=[...])]   ZenML's config
     -> tuple / Tuple[int, ...]           one output holding a tuple
     -> None                              no output
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from artifactfs.errors import ArtifactfsError
+from artifactfs.pipelines.config import ArtifactConfig
 
 SINGLE_OUTPUT = "output"
 
@@ -32,6 +34,7 @@ class OutputSpec:
     name: str  # may hold {placeholders}
     annotation: Any
     named: bool  # named with Annotated: the name is the artifact name
+    config: ArtifactConfig | None = None
 
 
 def parse_outputs(func) -> list[OutputSpec]:
@@ -65,10 +68,11 @@ def _is_multi_output(annotation: Any) -> bool:
 def _spec(annotation: Any, default_name: str) -> OutputSpec:
     if get_origin(annotation) is Annotated:
         base, *extras = get_args(annotation)
-        names = [e for e in extras if isinstance(e, str)]
+        config = next((e for e in extras if isinstance(e, ArtifactConfig)), None)
+        names = [e for e in extras if isinstance(e, str)] or ([config.name] if config and config.name else [])
         if names:
-            return OutputSpec(names[0], base, True)
-        return OutputSpec(default_name, base, False)
+            return OutputSpec(names[0], base, True, config)
+        return OutputSpec(default_name, base, False, config)
     return OutputSpec(default_name, annotation, False)
 
 

@@ -9,13 +9,41 @@ import functools
 import inspect
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from artifactfs.api.runs import PipelineRunView
+from artifactfs.api.runs import PipelineRunView, list_pipeline_runs
+from artifactfs.enums import ExecutionMode
+from artifactfs.errors import NotFoundError
 from artifactfs.index.artifacts import check_name
 from artifactfs.pipelines.outputs import StepDefinitionError
 from artifactfs.pipelines.runner import RunOptions, run_pipeline
 from artifactfs.pipelines.trace import tracing
+
+
+#: ZenML pipeline options for remote orchestration; accepted, ignored locally.
+IGNORED_OPTIONS = frozenset({"settings", "extra", "model", "on_failure", "on_success", "tags",
+                             "enable_artifact_metadata", "enable_artifact_visualization", "enable_step_logs",
+                             "config_path", "schedule", "build", "parameters"})
+_OPTIONS = {"enable_cache", "substitutions", "run_name", "store", "name", "execution_mode"}
+
+
+@dataclass(frozen=True)
+class PipelineModel:
+    """What ZenML's ``my_pipeline.model`` offers: the pipeline's recorded runs."""
+
+    name: str
+
+    @property
+    def runs(self) -> list[PipelineRunView]:
+        return list_pipeline_runs(self.name)
+
+    @property
+    def last_run(self) -> PipelineRunView:
+        found = list_pipeline_runs(self.name, limit=1)
+        if not found:
+            raise NotFoundError(f"pipeline {self.name!r} has no runs yet", "call the pipeline first")
+        return found[0]
 
 
 class Pipeline:
@@ -27,6 +55,7 @@ class Pipeline:
         substitutions: dict[str, str] | None = None,
         run_name: str | None = None,
         store: str | None = None,
+        execution_mode: ExecutionMode | str = ExecutionMode.CONTINUE_ON_FAILURE,
     ) -> None:
         functools.update_wrapper(self, func)
         self.entrypoint = func
@@ -35,21 +64,37 @@ class Pipeline:
         self.substitutions = dict(substitutions or {})
         self.run_name = run_name
         self.store = store
+        self.execution_mode = ExecutionMode(execution_mode)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name}>"
 
+    @property
+    def model(self) -> PipelineModel:
+        return PipelineModel(self.name)
+
+    @property
+    def last_run(self) -> PipelineRunView:
+        return self.model.last_run
+
     def with_options(self, **options: Any) -> Pipeline:
-        """A copy with other options: enable_cache, substitutions, run_name, store, name."""
-        unknown = set(options) - {"enable_cache", "substitutions", "run_name", "store", "name"}
+        """A copy with other options: enable_cache, substitutions, run_name,
+        store, name, execution_mode (ZenML's orchestration options are ignored)."""
+        unknown = set(options) - _OPTIONS - IGNORED_OPTIONS
         if unknown:
             raise StepDefinitionError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
         clone = copy.copy(self)
         for key, value in options.items():
+            if key not in _OPTIONS:
+                continue
             if key == "substitutions":
                 value = {**self.substitutions, **(value or {})}
+            if key == "execution_mode":
+                value = ExecutionMode(value)
             setattr(clone, key, value)
         return clone
+
+    configure = with_options  # ZenML configures in place; a copy serves every use here
 
     def __call__(self, *args: Any, **kwargs: Any) -> PipelineRunView:
         parameters = self._parameters(args, kwargs)
@@ -86,10 +131,19 @@ def pipeline(
     name: str | None = None,
     enable_cache: bool = True,
     substitutions: dict[str, str] | None = None,
+    execution_mode: ExecutionMode | str = ExecutionMode.CONTINUE_ON_FAILURE,
+    **options: Any,
 ):
-    """Decorator, with or without arguments: ``@pipeline`` or ``@pipeline(enable_cache=False)``."""
+    """Decorator, with or without arguments: ``@pipeline`` or ``@pipeline(enable_cache=False)``.
+
+    ``execution_mode`` is accepted (ZenML's); the local runner runs steps in
+    order and stops at the first failure whatever the mode."""
+    unknown = set(options) - IGNORED_OPTIONS
+    if unknown:
+        raise StepDefinitionError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
 
     def wrap(f: Callable) -> Pipeline:
-        return Pipeline(f, name=name, enable_cache=enable_cache, substitutions=substitutions)
+        return Pipeline(f, name=name, enable_cache=enable_cache, substitutions=substitutions,
+                        execution_mode=execution_mode)
 
     return wrap(func) if func is not None else wrap

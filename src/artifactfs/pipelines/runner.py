@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version, save_artifact
+from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
 from artifactfs.api.stores import get_store
@@ -25,7 +26,8 @@ from artifactfs.index import find_store_row, get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
 from artifactfs.index.artifacts import check_name
-from artifactfs.index.models import PipelineRun, RunStatus, SaveType, StepRun, utcnow
+from artifactfs.index.models import ArtifactType, PipelineRun, RunStatus, SaveType, StepRun, utcnow
+from artifactfs.pipelines.config import ArtifactConfig, ExternalArtifact
 from artifactfs.index.pipelines import VersionNotLiveError
 from artifactfs.pipelines.outputs import (
     StepDefinitionError,
@@ -99,7 +101,7 @@ def _plan_step(invocation: Invocation, options: RunOptions, start: dt.datetime) 
     where = f"step {invocation.name!r} of pipeline {options.pipeline!r}"
     parameters, inputs = {}, {}
     for key, value in invocation.arguments.items():
-        if isinstance(value, (StepOutput, ArtifactVersion)):
+        if isinstance(value, (StepOutput, ArtifactVersion, LazyArtifactVersion, ExternalArtifact)):
             inputs[key] = value
             continue
         try:
@@ -141,10 +143,7 @@ def _run_step(
     planned: PlannedStep, run_id: int, options: RunOptions, run_name: str, store: ArtifactStore,
     produced: dict[str, dict[str, ArtifactVersion]],
 ) -> dict[str, ArtifactVersion]:
-    inputs = {
-        key: produced[ref.invocation][ref.output] if isinstance(ref, StepOutput) else ref
-        for key, ref in planned.inputs.items()
-    }
+    inputs = {key: _resolve(ref, key, planned, options, store, produced) for key, ref in planned.inputs.items()}
     step = planned.invocation.step
     key = cache_key(planned, inputs, store)
     if planned.use_cache:
@@ -156,7 +155,8 @@ def _run_step(
                                    key if planned.use_cache else None, planned.parameters)
         for name, version in inputs.items():
             rows.link(session, row.id, version._pk, "input", name)
-        context = StepRunContext(row.id, row.uuid, options.pipeline, run_name, planned.invocation.name)
+        context = StepRunContext(row.id, row.uuid, options.pipeline, run_name, planned.invocation.name,
+                                 output_names=tuple(spec.name for spec in step.outputs))
     try:
         values = _load_inputs(planned, inputs)
         with inside_step_run(context):
@@ -167,6 +167,26 @@ def _run_step(
         if isinstance(exc, Exception) and hasattr(exc, "add_note"):
             exc.add_note(f"artifactfs: step {planned.invocation.name!r} of run {run_name!r} failed")
         raise
+
+
+def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: ArtifactStore,
+             produced: dict[str, dict[str, ArtifactVersion]]) -> ArtifactVersion:
+    """The version an input stands for, decided now that the step runs: an
+    earlier step's output, a version looked up in the pipeline body (late:
+    an earlier step of this run may have made it), or an external value
+    saved now as ``<pipeline>::<step>::<input>``."""
+    if isinstance(ref, StepOutput):
+        return produced[ref.invocation][ref.output]
+    if isinstance(ref, LazyArtifactVersion):
+        return ref.resolve()
+    if isinstance(ref, ExternalArtifact):
+        if ref.value is None:
+            return get_artifact_version(ref.id or ref.name, ref.version)
+        name = check_name(f"{options.pipeline}::{planned.invocation.name}::{key}")
+        return save_artifact(ref.value, name, materializer=ref.materializer, tags=list(ref.tags),
+                             extract_metadata=ref.store_artifact_metadata,
+                             include_visualizations=ref.store_artifact_visualizations, store=store)
+    return ref
 
 
 def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
@@ -230,16 +250,37 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
                 f"but the step is annotated to return {type_label(spec.annotation)}"
             )
     pending = []
+    step = planned.invocation.step
     try:
-        for output, value in values.items():
-            new, metadata = write_value(value, planned.artifact_names[output], store, save_type=SaveType.STEP_OUTPUT)
-            new.metadata = metadata
+        for spec in step.outputs:
+            output, value = spec.name, values[spec.name]
+            new, metadata = write_value(value, planned.artifact_names[output], store,
+                                        step.output_materializers.get(output), save_type=SaveType.STEP_OUTPUT)
+            _configure_output(new, metadata, spec.config, context, output)
             pending.append((output, new))
         return _commit_outputs(context, pending, store)
     except BaseException:
         for _, new in pending:  # never committed: do not wait for the orphan sweep
             remove_quietly(store, new.uri)
         raise
+
+
+def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | None, context: StepRunContext,
+                      output: str) -> None:
+    """An output's version, tags, metadata and type: from its ArtifactConfig,
+    then from what the step logged for it while running."""
+    new.metadata = metadata
+    if config is not None:
+        if config.version is not None:
+            new.version = check_name(str(config.version), "version")
+        new.tags = list(config.tags or [])
+        new.metadata.update(config.run_metadata or {})
+        if config.artifact_type is not None:
+            new.artifact_type = ArtifactType(config.artifact_type).value
+        new.tags += [flag for flag in ("model", "deployment")
+                     if getattr(config, f"is_{flag}_artifact")]
+    new.metadata.update(context.output_metadata.get(output, {}))
+    new.tags = list(new.tags or []) + context.output_tags.get(output, [])
 
 
 def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:

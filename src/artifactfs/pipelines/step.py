@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from artifactfs.pipelines.outputs import OutputSpec, parse_outputs
+from artifactfs.pipelines.outputs import OutputSpec, StepDefinitionError, parse_outputs
 from artifactfs.pipelines.trace import current_trace
 
 
@@ -30,6 +30,13 @@ class StepOutput:
         return f"<output {self.output!r} of step {self.invocation!r}>"
 
 
+#: ZenML step options that configure remote orchestration; accepted and
+#: ignored by the local runner (docs/zenml.md lists them).
+IGNORED_OPTIONS = frozenset({"settings", "extra", "experiment_tracker", "step_operator", "retry", "on_failure",
+                             "on_success", "model", "resources", "enable_artifact_metadata",
+                             "enable_artifact_visualization", "enable_step_logs", "parameters"})
+
+
 class Step:
     def __init__(
         self,
@@ -37,6 +44,7 @@ class Step:
         name: str | None = None,
         enable_cache: bool | None = None,
         substitutions: dict[str, str] | None = None,
+        output_materializers: Any = None,
     ) -> None:
         functools.update_wrapper(self, func)
         self.entrypoint = func
@@ -45,31 +53,64 @@ class Step:
         self.substitutions = dict(substitutions or {})
         self.signature = inspect.signature(func)
         self.outputs: list[OutputSpec] = parse_outputs(func)
+        self.output_materializers: dict[str, Any] = {}
+        self._set_materializers(output_materializers)
 
     def __repr__(self) -> str:
         return f"<step {self.name}>"
 
-    def with_options(
+    def _set_materializers(self, materializers: Any) -> None:
+        """ZenML's ``output_materializers``: one materializer (class or import
+        path) for every output, or ``{output name: materializer}``."""
+        if materializers is None:
+            return
+        if not isinstance(materializers, dict):
+            materializers = {spec.name: materializers for spec in self.outputs}
+        unknown = sorted(set(materializers) - {spec.name for spec in self.outputs})
+        if unknown:
+            raise StepDefinitionError(
+                f"step {self.name!r} has no output {', '.join(map(repr, unknown))} to give a materializer",
+                f"its outputs are: {', '.join(s.name for s in self.outputs) or 'none'}",
+            )
+        self.output_materializers = {**self.output_materializers, **materializers}
+
+    def configure(
         self,
         enable_cache: bool | None = None,
         substitutions: dict[str, str] | None = None,
         name: str | None = None,
+        output_materializers: Any = None,
+        **options: Any,
     ) -> Step:
-        """A copy with other options; the original is unchanged."""
-        clone = copy.copy(self)
+        """Change this step's options in place (ZenML's ``configure``); returns the step."""
+        unknown = sorted(set(options) - IGNORED_OPTIONS)
+        if unknown:
+            raise StepDefinitionError(f"unknown step option(s): {', '.join(unknown)}",
+                                      "use enable_cache, substitutions, name or output_materializers")
         if enable_cache is not None:
-            clone.enable_cache = enable_cache
+            self.enable_cache = enable_cache
         if substitutions:
-            clone.substitutions = {**self.substitutions, **substitutions}
+            self.substitutions = {**self.substitutions, **substitutions}
         if name:
-            clone.name = name
-        return clone
+            self.name = name
+        self._set_materializers(output_materializers)
+        return self
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def with_options(self, **options: Any) -> Step:
+        """A copy with other options (see :meth:`configure`); the original is unchanged."""
+        clone = copy.copy(self)
+        clone.substitutions = dict(self.substitutions)
+        clone.output_materializers = dict(self.output_materializers)
+        return clone.configure(**options)
+
+    def __call__(self, *args: Any, after: Any = None, id: str | None = None, **kwargs: Any) -> Any:  # noqa: A002
+        """Outside a pipeline: the plain function. Inside one: an invocation;
+        ``after=`` (a step, its name or a list of them) orders it after steps
+        already called, ``id=`` names the invocation (ZenML's keywords)."""
         trace = current_trace()
         if trace is None:
             return self.entrypoint(*args, **kwargs)
-        invocation = trace.add(self, args, kwargs)
+        invocation = trace.add(self, args, kwargs, after=after, name=id)
         placeholders = tuple(StepOutput(invocation, spec.name) for spec in self.outputs)
         if len(placeholders) == 1:
             return placeholders[0]
@@ -92,10 +133,17 @@ def step(
     name: str | None = None,
     enable_cache: bool | None = None,
     substitutions: dict[str, str] | None = None,
+    output_materializers: Any = None,
+    **options: Any,
 ):
     """Decorator, with or without arguments: ``@step`` or ``@step(enable_cache=False)``."""
+    unknown = sorted(set(options) - IGNORED_OPTIONS)
+    if unknown:
+        raise StepDefinitionError(f"unknown step option(s): {', '.join(unknown)}",
+                                  "use enable_cache, substitutions, name or output_materializers")
 
     def wrap(f: Callable) -> Step:
-        return Step(f, name=name, enable_cache=enable_cache, substitutions=substitutions)
+        return Step(f, name=name, enable_cache=enable_cache, substitutions=substitutions,
+                    output_materializers=output_materializers)
 
     return wrap(func) if func is not None else wrap

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Iterator
 
+from artifactfs.api.context import tracing_pipeline
 from artifactfs.pipelines.outputs import StepDefinitionError
 
 if TYPE_CHECKING:
@@ -28,19 +29,38 @@ class Invocation:
 class Trace:
     invocations: list[Invocation] = field(default_factory=list)
 
-    def add(self, step: Step, args: tuple, kwargs: dict) -> str:
+    def add(self, step: Step, args: tuple, kwargs: dict, after: Any = None, name: str | None = None) -> str:
         try:
             bound = step.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise StepDefinitionError(f"step {step.name!r} called with wrong arguments: {exc}") from exc
         bound.apply_defaults()
         taken = {i.name for i in self.invocations}
-        name, n = step.name, 1
+        if name is not None and name in taken:
+            raise StepDefinitionError(f"two step invocations have the id {name!r}", "give each its own id=")
+        base, n = name or step.name, 1
+        name = base
         while name in taken:
             n += 1
-            name = f"{step.name}_{n}"
+            name = f"{base}_{n}"
+        self._check_after(name, after, taken)
         self.invocations.append(Invocation(name, step, dict(bound.arguments)))
         return name
+
+    @staticmethod
+    def _check_after(name: str, after: Any, taken: set[str]) -> None:
+        """``after=`` names steps called before this one: steps run in the
+        order they are called, so an earlier step already runs first; a
+        later or unknown one cannot be waited for."""
+        if after is None:
+            return
+        for item in after if isinstance(after, (list, tuple, set)) else [after]:
+            wanted = item if isinstance(item, str) else getattr(item, "name", None)
+            if wanted not in taken:
+                raise StepDefinitionError(
+                    f"step {name!r} is to run after {wanted!r}, which was not called before it in the pipeline",
+                    "call that step earlier in the pipeline function (steps run in the order they are called)",
+                )
 
 
 _current: ContextVar[Trace | None] = ContextVar("artifactfs_trace", default=None)
@@ -55,6 +75,7 @@ def tracing() -> Iterator[Trace]:
     trace = Trace()
     token = _current.set(trace)
     try:
-        yield trace
+        with tracing_pipeline():  # Client().get_artifact_version(...) stays lazy meanwhile
+            yield trace
     finally:
         _current.reset(token)

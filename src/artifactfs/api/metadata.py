@@ -1,0 +1,123 @@
+"""``log_metadata`` and ``log_artifact_metadata`` with ZenML's signatures and
+targets: a step run's outputs (applied when they are committed), a named
+artifact version, a step run, or a pipeline run. Values are merged into
+what is there; a key logged again is replaced."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from artifactfs.api.artifacts import get_artifact_version
+from artifactfs.api.context import StepRunContext, current_step_run
+from artifactfs.errors import ArtifactfsError
+from artifactfs.index import artifacts as rows
+from artifactfs.index import get_index
+from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index.models import StepRun
+from sqlalchemy import select
+
+
+class MetadataTargetError(ArtifactfsError, ValueError):
+    """``log_metadata`` cannot tell where the metadata should go."""
+
+
+def log_metadata(
+    metadata: dict[str, Any],
+    step_id: str | uuid.UUID | None = None,
+    step_name: str | None = None,
+    run_id_name_or_prefix: str | uuid.UUID | None = None,
+    artifact_version_id: str | uuid.UUID | None = None,
+    artifact_name: str | None = None,
+    artifact_version: str | None = None,
+    infer_artifact: bool = False,
+    **ignored: Any,
+) -> None:
+    """Attach ``metadata`` to one target, chosen as ZenML chooses it."""
+    context = current_step_run()
+    if artifact_version_id is not None:
+        return _to_version(get_artifact_version(artifact_version_id), metadata)
+    if infer_artifact:
+        if context is None:
+            raise MetadataTargetError("log_metadata(infer_artifact=True) works inside a running step only",
+                                      "name the artifact with artifact_name= and artifact_version=")
+        return _to_output(context, _output_name(context, artifact_name), metadata)
+    if artifact_name is not None:
+        return _to_version(get_artifact_version(artifact_name, artifact_version), metadata)
+    if step_id is not None or step_name is not None:
+        return _to_step(metadata, step_id, step_name, run_id_name_or_prefix, context)
+    if run_id_name_or_prefix is not None:
+        with get_index().write() as session:
+            run = pipeline_rows.find_run(session, str(run_id_name_or_prefix))
+            rows.set_metadata(session, metadata, run_id=run.id)
+        return None
+    if context is not None:  # inside a step, no target: the step run
+        with get_index().write() as session:
+            rows.set_metadata(session, metadata, step_run_id=context.step_run_id)
+        return None
+    raise MetadataTargetError(
+        "log_metadata got no target",
+        "pass artifact_version_id=, artifact_name= (and artifact_version=), step_name= with "
+        "run_id_name_or_prefix=, or run_id_name_or_prefix=; or call it inside a step",
+    )
+
+
+def log_artifact_metadata(
+    metadata: dict[str, Any], artifact_name: str | None = None, artifact_version: str | None = None
+) -> None:
+    """ZenML's older call: inside a step, an output of it (the only one when
+    no name is given); elsewhere, the named artifact version (newest if no version)."""
+    context = current_step_run()
+    if context is not None and (artifact_name is None or artifact_name in context.output_names):
+        return _to_output(context, _output_name(context, artifact_name), metadata)
+    if artifact_name is None:
+        raise MetadataTargetError("log_artifact_metadata outside a step needs artifact_name=",
+                                  "name the artifact (and artifact_version=)")
+    return _to_version(get_artifact_version(artifact_name, artifact_version), metadata)
+
+
+def _output_name(context: StepRunContext, name: str | None) -> str:
+    outputs = context.output_names
+    if name is None:
+        if len(outputs) != 1:
+            raise MetadataTargetError(
+                f"step {context.step!r} has {len(outputs)} outputs ({', '.join(outputs) or 'none'}), "
+                "so the metadata has no single target",
+                "pass artifact_name= with one of the output names",
+            )
+        return outputs[0]
+    if name not in outputs:
+        raise MetadataTargetError(f"step {context.step!r} has no output {name!r}",
+                                  f"its outputs are: {', '.join(outputs) or 'none'}")
+    return name
+
+
+def _to_output(context: StepRunContext, output: str, metadata: dict[str, Any]) -> None:
+    _check(metadata)
+    context.output_metadata.setdefault(output, {}).update(metadata)
+
+
+def _to_version(version, metadata: dict[str, Any]) -> None:
+    with get_index().write() as session:
+        rows.set_metadata(session, metadata, version_id=version._pk)
+
+
+def _to_step(metadata, step_id, step_name, run, context) -> None:
+    with get_index().write() as session:
+        if step_id is not None:
+            step = session.scalar(select(StepRun).where(StepRun.uuid == str(step_id)))
+        else:
+            run_id = pipeline_rows.find_run(session, str(run)).id if run is not None else (
+                session.get(StepRun, context.step_run_id).run_id if context is not None else None)
+            if run_id is None:
+                raise MetadataTargetError("log_metadata(step_name=...) needs run_id_name_or_prefix= outside a run",
+                                          "pass the run's name or id")
+            step = session.scalar(select(StepRun).where(StepRun.run_id == run_id, StepRun.name == step_name))
+        if step is None:
+            raise MetadataTargetError(f"no step run {step_id or step_name!r}", "check the step name and the run")
+        rows.set_metadata(session, metadata, step_run_id=step.id)
+
+
+def _check(metadata: dict[str, Any]) -> None:
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise MetadataTargetError("metadata must be a dict with string keys", "pass e.g. {'accuracy': 0.9}")

@@ -1,0 +1,49 @@
+"""What a pipeline author attaches to outputs and inputs, with ZenML's names:
+``ArtifactConfig`` inside ``Annotated[...]`` return types, and
+``ExternalArtifact`` to pass a value that no step produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from artifactfs.index.models import ArtifactType
+
+
+@dataclass
+class ArtifactConfig:
+    """How a step output is stored: its artifact name (placeholders allowed),
+    a fixed version, tags, metadata and artifact type. ``is_model_artifact``
+    and ``is_deployment_artifact`` are ZenML's model-control-plane flags:
+    ``is_model_artifact`` sets the type to ``ModelArtifact``, both are also
+    recorded as tags; artifactfs has no model registry."""
+
+    name: str | None = None
+    version: str | int | None = None
+    tags: list[str] | None = None
+    run_metadata: dict[str, Any] | None = None
+    artifact_type: ArtifactType | str | None = None
+    is_model_artifact: bool = False
+    is_deployment_artifact: bool = False
+
+    def __post_init__(self) -> None:
+        if self.artifact_type is None and self.is_model_artifact:
+            self.artifact_type = ArtifactType.MODEL
+        if self.artifact_type is not None:
+            self.artifact_type = ArtifactType(self.artifact_type)
+
+
+@dataclass(eq=False)
+class ExternalArtifact:
+    """A value passed to a step inside a pipeline, saved as an artifact when
+    the step runs (named ``<pipeline>::<step>::<input>``); or an existing
+    version named by ``id`` / ``name`` (+ ``version``)."""
+
+    value: Any = None
+    id: Any = None
+    name: str | None = None
+    version: str | None = None
+    materializer: Any = None
+    store_artifact_metadata: bool = True
+    store_artifact_visualizations: bool = True
+    tags: tuple[str, ...] = field(default=())

@@ -1,0 +1,77 @@
+"""``get_step_context()``: what a running step may ask and tell about
+itself, with ZenML's names (``add_output_metadata``, ``add_output_tags``,
+``pipeline_run``, ``step_run`` ...). The state lives in
+``api.context.StepRunContext``; this is its face for step code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from artifactfs.api.context import StepRunContext, current_step_run
+from artifactfs.api.metadata import _output_name, _to_output
+from artifactfs.api.runs import PipelineRunView, StepRunView, get_pipeline_run
+
+
+class StepContext:
+    def __init__(self, state: StepRunContext) -> None:
+        self._state = state
+
+    # the names earlier artifactfs code reads
+    @property
+    def pipeline(self) -> str:
+        return self._state.pipeline
+
+    @property
+    def run(self) -> str:
+        return self._state.run
+
+    @property
+    def step(self) -> str:
+        return self._state.step
+
+    @property
+    def step_run_id(self) -> int:
+        return self._state.step_run_id
+
+    @property
+    def step_run_uuid(self) -> str:
+        return self._state.step_run_uuid
+
+    @property
+    def step_name(self) -> str:
+        return self._state.step
+
+    @property
+    def pipeline_run(self) -> PipelineRunView:
+        return get_pipeline_run(self._state.run)
+
+    @property
+    def step_run(self) -> StepRunView:
+        return self.pipeline_run.steps[self._state.step]
+
+    def add_output_metadata(self, metadata: dict[str, Any], output_name: str | None = None) -> None:
+        """Metadata for an output (the only one when no name is given), stored
+        with it when the step returns."""
+        _to_output(self._state, _output_name(self._state, output_name), metadata)
+
+    def get_output_metadata(self, output_name: str | None = None) -> dict[str, Any]:
+        return dict(self._state.output_metadata.get(_output_name(self._state, output_name), {}))
+
+    def add_output_tags(self, tags: list[str], output_name: str | None = None) -> None:
+        name = _output_name(self._state, output_name)
+        self._state.output_tags.setdefault(name, []).extend(t for t in tags if t not in self._state.output_tags[name])
+
+    def remove_output_tags(self, tags: list[str], output_name: str | None = None) -> None:
+        name = _output_name(self._state, output_name)
+        self._state.output_tags[name] = [t for t in self._state.output_tags.get(name, []) if t not in tags]
+
+    def get_output_tags(self, output_name: str | None = None) -> list[str]:
+        return list(self._state.output_tags.get(_output_name(self._state, output_name), []))
+
+
+def get_step_context() -> StepContext:
+    """The step run the calling code runs in; a RuntimeError elsewhere (as in ZenML)."""
+    state = current_step_run()
+    if state is None:
+        raise RuntimeError("get_step_context() is only available inside a running step")
+    return StepContext(state)
