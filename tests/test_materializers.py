@@ -9,6 +9,7 @@ import collections
 import dataclasses
 import enum
 import io
+from fractions import Fraction
 import json
 import math
 import os
@@ -266,10 +267,10 @@ def check_third_party(store, cls, value):
 @pytest.fixture
 def clean_registry():
     """Let a test register materializers without leaking them."""
-    saved, default = dict(registry._by_type), registry.default
+    saved, default = dict(registry.materializer_types), registry.default
     yield registry
-    registry._by_type.clear()
-    registry._by_type.update(saved)
+    registry.materializer_types.clear()
+    registry.materializer_types.update(saved)
     registry.default = default
 
 
@@ -302,19 +303,25 @@ def test_dataframe_visualization_outside_payload(flavor_store):
     visualizations = materializer.save_visualizations(frame)
     manifest = RecordingStore(store, FOLDER).finish()
 
-    assert list(visualizations.values()) == ["csv"]
-    (uri,) = visualizations
-    assert store.relpath(uri) == f"{VIZ}/preview.csv"
+    # ZenML's two CSVs (statistics and the first rows), beside the payload, never in it.
+    assert list(visualizations.values()) == ["csv", "csv"]
+    describe, sample = visualizations
+    assert store.relpath(describe) == f"{VIZ}/describe.csv" and store.relpath(sample) == f"{VIZ}/sample.csv"
     assert [e.path for e in manifest] == ["data.parquet"]
-    preview = pd.read_csv(io.BytesIO(store.read_bytes(uri)), index_col=0)
-    assert len(preview) == 100 and list(preview.columns) == ["a", "b"]
+    stats = pd.read_csv(io.BytesIO(store.read_bytes(describe)), index_col=0)
+    assert stats.loc["count", "a"] == 150 and list(stats.columns) == ["a", "b"]
+    preview = pd.read_csv(io.BytesIO(store.read_bytes(sample)), index_col=0)
+    assert len(preview) == 10 and list(preview.columns) == ["a", "b"]
     assert store.find(FOLDER) == ["data.parquet"]
 
 
-def test_no_visualization_without_uri(flavor_store):
+def test_visualization_beside_payload_without_uri(flavor_store):
+    """A materializer made with only its URI (ZenML's way) writes its
+    visualizations beside the payload folder, never inside it."""
     materializer, _ = save(flavor_store, pd.DataFrame({"a": [1]}), viz=None)
-    assert materializer.save_visualizations(pd.DataFrame({"a": [1]})) == {}
-    assert flavor_store.find("") == [f"{FOLDER}/data.parquet"]
+    assert len(materializer.save_visualizations(pd.DataFrame({"a": [1]}))) == 2
+    assert flavor_store.find(FOLDER) == ["data.parquet"]
+    assert flavor_store.find(f"{FOLDER}.viz") == ["describe.csv", "sample.csv"]
 
 
 def test_object_array_refused(flavor_store):
@@ -353,7 +360,7 @@ def test_path_folder_roundtrip(flavor_store, tmp_path):
     assert materializer_for_value(source) is PathMaterializer
     assert store.find(FOLDER) == sorted(files)  # the tree itself, no archive, nothing added
     assert_manifest(store, manifest)
-    assert materializer.extract_metadata(source)["kind"] == "folder"
+    assert materializer.extract_metadata(source) == {}  # ZenML records only the size; the layout tells the kind
 
     loaded = load(store, PathMaterializer, type(source))
     assert isinstance(loaded, pathlib.Path) and loaded.is_dir()
@@ -371,7 +378,7 @@ def test_path_file_roundtrip(flavor_store, tmp_path):
     materializer, manifest = save(store, source)
     assert store.find(FOLDER) == ["model.pt"]  # kept under its own name
     assert_manifest(store, manifest)
-    assert materializer.extract_metadata(source) == {"kind": "file", "name": "model.pt", "size": 5000}
+    assert materializer.extract_metadata(source) == {}  # ZenML records only the size
     loaded = load(store, PathMaterializer, type(source))
     assert loaded.name == "model.pt" and loaded.read_bytes() == source.read_bytes()
     if not flavor_store.is_local:
@@ -495,7 +502,11 @@ def test_json_materializer_refuses_non_json(tmp_path):
 
     store = ArtifactStore("t", get_flavor("local"), str(tmp_path))
     with pytest.raises(MaterializerError, match="materializer_for_value"):
-        save(store, {"a": np.arange(1)}, cls=BuiltInMaterializer)
+        save(store, Fraction(1, 3), cls=BuiltInMaterializer)
+    # A container of non-JSON values is stored element-wise, as ZenML's built-in does.
+    save(store, {"a": np.arange(2)}, cls=BuiltInMaterializer)
+    loaded = load(store, BuiltInMaterializer, dict)
+    assert list(loaded) == ["a"] and loaded["a"].tolist() == [0, 1]
 
 
 class Thing:

@@ -9,6 +9,7 @@ belong to the cloudpickle materializer.
 from __future__ import annotations
 
 import collections
+import math
 import warnings
 from typing import Any
 
@@ -65,7 +66,9 @@ class NumpyMaterializer(BaseMaterializer):
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 for key, stat in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
-                    metadata[key] = stat(data).item()
+                    value = stat(data).item()
+                    if isinstance(value, int) or math.isfinite(value):  # NaN/inf cannot be recorded as JSON
+                        metadata[key] = value
         elif np.issubdtype(data.dtype, np.str_):
             words = " ".join(str(item) for item in data.flat).split()
             if words:
