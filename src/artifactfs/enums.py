@@ -68,6 +68,9 @@ class StorageSize(int):
     """A metadata integer counting bytes."""
 
 
+#: What a metadata value may be (for annotations, as ZenML's ``MetadataType``).
+MetadataType = str | int | float | bool | dict | list | set | tuple
+
 #: Every type a metadata value may have (for isinstance checks).
 MetadataTypeTuple = (str, int, float, bool, dict, list, set, tuple, Uri, Path, DType, StorageSize)
 
@@ -76,6 +79,7 @@ __all__ = [
     "ArtifactType",
     "DType",
     "ExecutionMode",
+    "MetadataType",
     "MetadataTypeTuple",
     "Path",
     "SAVE_TYPES",

@@ -25,6 +25,12 @@ _NAMES = {
     "save_artifact": "artifactfs.save_artifact",
     "step": "artifactfs.step",
     "ArtifactResponse": "artifactfs.api.client.ArtifactView",
+    "UnmaterializedArtifact": "artifactfs.pipelines.UnmaterializedArtifact",
+    # zenml.types
+    "CSVString": "artifactfs.types.CSVString",
+    "HTMLString": "artifactfs.types.HTMLString",
+    "JSONString": "artifactfs.types.JSONString",
+    "MarkdownString": "artifactfs.types.MarkdownString",
     # zenml.io / zenml.utils / zenml.logger / zenml.constants / zenml.environment
     "fileio": "artifactfs.fileio",
     "io_utils": "artifactfs.io_utils",
@@ -41,6 +47,7 @@ _NAMES = {
     "MaterializerInterfaceError": "artifactfs.materializers.MaterializerInterfaceError",
     "DType": "artifactfs.enums.DType",
     "MetadataTypeTuple": "artifactfs.enums.MetadataTypeTuple",
+    "MetadataType": "artifactfs.enums.MetadataType",
     # zenml.materializers.* and the numpy/pandas integrations
     "BaseMaterializer": "artifactfs.materializers.BaseMaterializer",
     "BuiltInContainerMaterializer": "artifactfs.materializers.ContainerMaterializer",

@@ -22,6 +22,7 @@ from artifactfs.materializers.builtin import BuiltInMaterializer, BytesMateriali
 from artifactfs.materializers.cloudpickle_fallback import CloudpickleMaterializer, PythonVersionWarning
 from artifactfs.materializers.containers import ContainerMaterializer, materializer_for_value
 from artifactfs.materializers.path import PathMaterializer
+from artifactfs.materializers.strings import StructuredStringMaterializer
 from artifactfs.materializers.structured import DataclassMaterializer, PydanticMaterializer
 
 _LAZY_MODULES = {
@@ -62,6 +63,7 @@ __all__ = [
     "PathMaterializer",
     "PydanticMaterializer",
     "PythonVersionWarning",
+    "StructuredStringMaterializer",
     "import_by_name",
     "materializer_for_value",
     "qualified_name",

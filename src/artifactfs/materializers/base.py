@@ -221,11 +221,12 @@ class MaterializerRegistry:
         for data_type in types or materializer.ASSOCIATED_TYPES:
             self.materializer_types.setdefault(data_type, materializer)
 
-    def register_materializer_type(self, key: type, materializer: type[BaseMaterializer]) -> None:
-        self.register(materializer, key)
+    # ZenML's names, parameters included (``type_`` is the materializer class)
+    def register_materializer_type(self, key: type, type_: type[BaseMaterializer]) -> None:
+        self.register(type_, key)
 
-    def register_and_overwrite_type(self, key: type, materializer: type[BaseMaterializer]) -> None:
-        self.materializer_types[key] = materializer
+    def register_and_overwrite_type(self, key: type, type_: type[BaseMaterializer]) -> None:
+        self.materializer_types[key] = type_
 
     def __getitem__(self, data_type: type) -> type[BaseMaterializer]:
         from artifactfs.materializers.structured import DataclassMaterializer  # a sibling, imported late

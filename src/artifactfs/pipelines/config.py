@@ -1,12 +1,15 @@
 """What a pipeline author attaches to outputs and inputs, with ZenML's names:
-``ArtifactConfig`` inside ``Annotated[...]`` return types, and
-``ExternalArtifact`` to pass a value that no step produced."""
+``ArtifactConfig`` inside ``Annotated[...]`` return types,
+``ExternalArtifact`` to pass a value that no step produced, and
+``UnmaterializedArtifact`` to receive an input's version instead of its value."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.index.models import ArtifactType
 
 
@@ -47,3 +50,13 @@ class ExternalArtifact:
     store_artifact_metadata: bool = True
     store_artifact_visualizations: bool = True
     tags: tuple[str, ...] = field(default=())
+
+
+@dataclass
+class UnmaterializedArtifact(ArtifactVersion):
+    """Annotate a step input with this to get the version (``.uri``,
+    ``.files``, ``.load()``) instead of the loaded value."""
+
+    @classmethod
+    def of(cls, version: ArtifactVersion) -> UnmaterializedArtifact:
+        return cls(**{f.name: getattr(version, f.name) for f in dataclasses.fields(version)})

@@ -27,7 +27,7 @@ from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
 from artifactfs.index.artifacts import check_name
 from artifactfs.index.models import ArtifactType, PipelineRun, RunStatus, SaveType, StepRun, utcnow
-from artifactfs.pipelines.config import ArtifactConfig, ExternalArtifact
+from artifactfs.pipelines.config import ArtifactConfig, ExternalArtifact, UnmaterializedArtifact
 from artifactfs.index.pipelines import VersionNotLiveError
 from artifactfs.pipelines.outputs import (
     StepDefinitionError,
@@ -212,10 +212,13 @@ def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str,
 
 def _load_inputs(planned: PlannedStep, inputs: dict[str, ArtifactVersion]) -> dict[str, Any]:
     values = {}
-    parameters = planned.invocation.step.signature.parameters
+    annotations = planned.invocation.step.input_types
     for key, version in inputs.items():
+        annotation = annotations[key]
+        if isinstance(annotation, type) and issubclass(annotation, UnmaterializedArtifact):
+            values[key] = UnmaterializedArtifact.of(version)  # the version itself, not its value
+            continue
         value = version.load()
-        annotation = parameters[key].annotation
         if not matches(value, annotation):
             raise StepDefinitionError(
                 f"step {planned.invocation.name!r}: input {key!r} is {type(value).__qualname__} "

@@ -11,6 +11,7 @@ import copy
 import functools
 import hashlib
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,16 @@ class Step:
         if len(placeholders) == 1:
             return placeholders[0]
         return placeholders or None
+
+    @functools.cached_property
+    def input_types(self) -> dict[str, Any]:
+        """Parameter annotations, string ones (``from __future__ import
+        annotations``) resolved where their names can be found."""
+        try:
+            hints = typing.get_type_hints(self.entrypoint)
+        except Exception:  # noqa: BLE001 - a name only the author's runtime knows
+            hints = {}
+        return {name: hints.get(name, p.annotation) for name, p in self.signature.parameters.items()}
 
     @functools.cached_property
     def code_hash(self) -> str:
