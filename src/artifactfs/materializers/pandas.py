@@ -105,10 +105,11 @@ class PandasMaterializer(BaseMaterializer):
         (the first rows), beside the payload."""
         folder = self.visualization_folder
         describe, sample = posixpath.join(folder, DESCRIBE_FILE), posixpath.join(folder, SAMPLE_FILE)
+        statistics, rows = data.describe().to_csv(), data.head(SAMPLE_ROWS).to_csv()  # before any file exists
         with self.artifact_store.open(describe, "w", encoding="utf-8") as f:
-            f.write(data.describe().to_csv())
+            f.write(statistics)
         with self.artifact_store.open(sample, "w", encoding="utf-8") as f:
-            f.write(data.head(SAMPLE_ROWS).to_csv())
+            f.write(rows)
         return {describe: VisualizationType.CSV, sample: VisualizationType.CSV}
 
 
