@@ -4,10 +4,10 @@ shows a checkpoint folder exactly as it was.
 
 Layout: a file ``model.pt`` becomes ``<version>/model.pt``; a folder
 ``ckpt/`` becomes ``<version>/<every file of ckpt, at its relative path>``.
-Which of the two it was is recorded in the metadata (``kind``), which
-``load`` reads back; without it (a payload copied by hand) the layout
-decides: exactly one top-level file loads as that file, anything else as a
-folder.
+The layout tells which of the two it was: exactly one top-level file loads
+as that file, anything else as a folder. Only a folder holding exactly one
+file records ``kind: folder`` in its metadata (ZenML records nothing but the
+size), which ``load`` reads back.
 
 Before anything is written the whole source is checked: special files
 (sockets, FIFOs, devices), broken symlinks and symlinks leading outside the
