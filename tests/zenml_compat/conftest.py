@@ -16,7 +16,7 @@ from artifactfs import Client, pipeline, step
 # stay untouched; the reasons are listed in docs/zenml.md as well.
 SKIPS = {
     "test_materializer_registry.py::test_materializer_with_parameter_with_more_than_one_conflicting_baseclass":
-        "inspects ZenML's compiled step configuration (Step._finalize_configuration, "
+        "ZenML-only: inspects ZenML's compiled step configuration (Step._finalize_configuration, "
         "configuration.outputs[...].materializer_source Source objects); the same choice (first class "
         "in the MRO) is asserted through artifactfs's registry in tests/zenml_compat/test_gaps.py",
     "test_base_materializer.py::test_validate_load_type_compatibility":
@@ -24,9 +24,9 @@ SKIPS = {
         "BaseMaterializer.can_load_type accepts it ('false positive' clause), so ZenML 0.98 fails it too; "
         "artifactfs follows the 0.98 code",
     "test_general.py::test_debug_mode_enabled_for_tests":
-        "checks ZenML's own ZENML_DEBUG test-harness variable; artifactfs has no debug mode variable",
+        "ZenML-only: checks ZenML's own ZENML_DEBUG test-harness variable; artifactfs has no debug mode variable",
     "test_artifact_utils.py::test_parallel_artifact_creation":
-        "patches ZenML internals (zenml.artifacts.utils.Client and its logger) in spawned processes; "
+        "ZenML-only: patches ZenML internals (zenml.artifacts.utils.Client and its logger) in spawned processes; "
         "artifactfs's concurrent version numbering is tested in tests/test_artifacts.py",
 }
 
@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         for suffix, reason in SKIPS.items():
             if item.nodeid.endswith(suffix):
-                item.add_marker(pytest.mark.skip(reason=f"needs ZenML-only machinery: {reason}"))
+                item.add_marker(pytest.mark.skip(reason=reason))
         if item.nodeid.endswith(AWAITING_PRIVATE_PATH_COPY):
             item.add_marker(pytest.mark.xfail(
                 strict=False, reason="a loaded Path is still the payload inside the store; the private-copy "
