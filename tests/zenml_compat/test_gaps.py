@@ -211,3 +211,24 @@ def test_active_stack_is_a_view_of_the_active_store():
     assert stack.artifact_store.path == Client().get_store().path
     with pytest.raises(AttributeError):
         stack.artifact_store = None
+
+
+def test_migrate_keeps_a_file_another_version_adopted_inside(tmp_path):
+    """Nested adoption (allowed above) must not let ``migrate --delete-source``
+    delete a file that another live version owns."""
+    from artifactfs import register_store
+    from artifactfs.api.migrate import migrate
+
+    root = Client().active_stack.artifact_store.path
+    folder = os.path.join(root, "ckpts")
+    os.makedirs(folder)
+    for name in ("a.bin", "b.bin"):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(name.encode())
+    register_artifact(folder, "outer")
+    register_artifact(os.path.join(folder, "a.bin"), "inner")
+    register_store("other", "local", str(tmp_path / "other"))
+    migrate("other", artifact="outer", delete_source=True)
+    assert load_artifact("outer") is not None and Client().get_artifact_version("outer").store == "other"
+    assert os.path.exists(os.path.join(folder, "a.bin"))  # inner still owns it
+    assert load_artifact("inner").read_bytes() == b"a.bin"

@@ -244,6 +244,9 @@ def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = No
     visualizations); missing is fine. Returns what was deleted."""
     if store is None:
         return []
+    with get_index().read() as session:
+        if uri_owner(session, uri) is not None:  # adopted paths may nest: another version owns part of it
+            return []
     deleted = []
     native = store.resolve(uri)
     if kind != PayloadKind.FOLDER.value and store.fs.isfile(native):
