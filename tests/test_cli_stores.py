@@ -5,7 +5,6 @@ missing extras, and flavor plugins through the real entry-point mechanism."""
 import importlib
 import json
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess

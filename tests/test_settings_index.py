@@ -3,7 +3,6 @@ PostgreSQL server)."""
 
 import multiprocessing
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys

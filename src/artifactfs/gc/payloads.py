@@ -16,7 +16,7 @@ from typing import Any
 
 from artifactfs.errors import ArtifactfsError, StoreError
 from artifactfs.index.db import Index
-from artifactfs.index.gc import UUID4, VIZ_SUFFIX, VersionRef, live_owner_uris, live_owner_uris_since, store_rows
+from artifactfs.index.gc import UUID4, VIZ_SUFFIX, live_owner_uris, live_owner_uris_since, store_rows
 from artifactfs.index.models import Store
 from artifactfs.index.stores import open_store
 from artifactfs.index.sweep import delete_folder, delete_payload  # noqa: F401 - the pruner's names
