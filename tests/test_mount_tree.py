@@ -14,7 +14,8 @@ pytest_plugins = ["index_fixtures"]
 
 from test_mount_helpers import condemn, make_run  # noqa: E402
 
-from artifactfs.mount import inodes, names  # noqa: E402
+from artifactfs.index import names  # noqa: E402
+from artifactfs.mount import inodes  # noqa: E402
 from artifactfs.mount.inodes import Kind  # noqa: E402
 
 # -- names -------------------------------------------------------------------------------------

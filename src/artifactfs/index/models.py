@@ -131,7 +131,11 @@ class Pipeline(Base):
 
 class PipelineRun(Base):
     __tablename__ = "pipeline_run"
-    __table_args__ = (Index("ix_pipeline_run_pipeline", "pipeline_id", "name"), _NEVER_REUSE)
+    __table_args__ = (
+        Index("ix_pipeline_run_pipeline", "pipeline_id", "name"),
+        Index("ix_pipeline_run_newest", "pipeline_id", "id"),  # migration 0005
+        _NEVER_REUSE,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -280,6 +284,7 @@ class Metadata(Base):
         Index("ix_metadata_version", "version_id"),
         Index("ix_metadata_run", "run_id"),
         Index("ix_metadata_step_run", "step_run_id"),
+        Index("ix_metadata_key", "key", "version_id"),  # migration 0005: search by key=value
         _NEVER_REUSE,
     )
 

@@ -34,7 +34,8 @@ from typing import Any
 from artifactfs.index import get_generation
 from artifactfs.index import tree as q
 from artifactfs.index.db import Index
-from artifactfs.mount import inodes, names
+from artifactfs.index import names
+from artifactfs.mount import inodes
 from artifactfs.mount.inodes import Kind
 
 DIR_MODE = stat.S_IFDIR | 0o555

@@ -1,6 +1,10 @@
 """File names in the mount: how index names that cannot be file names are
 escaped, reversibly, and how a name read back from the kernel is decoded.
 
+Pure functions of index names, kept beside the index so that every layer
+that shows where a version lies in the mount (the mount itself, the web
+view) spells it one way.
+
 Names in the index (pipelines, runs, steps, outputs, artifacts, versions) are
 arbitrary strings; a file name is at most 255 bytes, not empty, not ``.`` or
 ``..``, and holds no ``/`` and no NUL. The rules, applied to each name:
@@ -87,6 +91,11 @@ def escape(name: str, reserved: bool = False, limit: int = NAME_MAX) -> str:
     if not shown or len(shown.encode("utf-8", "surrogatepass")) > limit:
         shown = _shorten(shown, limit - len(_HASH_MARK) - HASH_DIGITS) + _HASH_MARK + name_hash(name)
     return shown
+
+
+def version_path(artifact: str, version: str) -> str:
+    """Where a version's payload lies inside a mount: ``/artifacts/<name>/<version>/``."""
+    return f"/artifacts/{escape(artifact)}/{escape(version, reserved=True)}/"
 
 
 def doc_name(name: str) -> str:
