@@ -19,6 +19,7 @@ from artifactfs.cli.mount import mount_command, umount_command
 from artifactfs.cli.output import console, error_line
 from artifactfs.cli.runs import pipeline_group, run_group
 from artifactfs.cli.store import store_group
+from artifactfs.cli.ui import ui_command
 from artifactfs.cli.watch import watch_command
 from artifactfs.errors import ArtifactfsError
 from artifactfs.settings import get_settings
@@ -61,7 +62,7 @@ def init_command() -> None:
 
 for command in (
     store_group, artifact_group, pipeline_group, run_group, watch_command, migrate_command,
-    lineage_command, mount_command, umount_command, gc_group, fsck_command,
+    lineage_command, mount_command, umount_command, gc_group, fsck_command, ui_command,
 ):
     cli.add_command(command)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +164,7 @@ def _run_step(
             result = step.entrypoint(**planned.parameters, **values)
         return _save_outputs(planned, context, result, store)
     except BaseException as exc:
-        _finish_step(context.step_run_id, RunStatus.FAILED)
+        _finish_step(context.step_run_id, RunStatus.FAILED, exc)
         if isinstance(exc, Exception) and hasattr(exc, "add_note"):
             exc.add_note(f"artifactfs: step {planned.invocation.name!r} of run {run_name!r} failed")
         raise
@@ -299,6 +300,17 @@ def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore
     return outputs
 
 
-def _finish_step(step_run_id: int, status: RunStatus) -> None:
+ERROR_TEXT_LIMIT = 4000
+
+
+def _finish_step(step_run_id: int, status: RunStatus, error: BaseException | None = None) -> None:
+    """Close a step run; a failed one keeps its error (type, message and
+    traceback, shortened) as step-run metadata, which the web view shows."""
     with get_index().write() as session:
         rows.finish(session, session.get(StepRun, step_run_id), status)
+        if error is not None:
+            text = "".join(traceback.format_exception(error))
+            version_rows.set_metadata(session, {
+                "error": f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT],
+                "traceback": text[-ERROR_TEXT_LIMIT:],
+            }, step_run_id=step_run_id)

@@ -1,0 +1,52 @@
+"""``artifactfs ui``: serve the read-only web view of the index. The web
+stack is imported only when the command runs, so the CLI starts fast."""
+
+from __future__ import annotations
+
+import click
+
+from artifactfs.cli.output import console
+from artifactfs.errors import ArtifactfsError
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any address but loopback requires a token.")
+@click.option("--port", default=8237, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option("--token", envvar="ARTIFACTFS_UI_TOKEN",
+              help="Access token [default: none on loopback, else generated and printed once]. "
+                   "Also from ARTIFACTFS_UI_TOKEN.")
+@click.option("--mountpoint", type=click.Path(file_okay=False),
+              help="Where the index is mounted, for the mount paths shown [default: the machine's only "
+                   "artifactfs mount, if there is one].")
+def ui_command(host: str, port: int, open_browser: bool, token: str | None, mountpoint: str | None) -> None:
+    """Serve a read-only web view of runs, artifacts and lineage, with a JSON API under /api/v1/."""
+    try:
+        from artifactfs.web import server
+    except ImportError as exc:
+        raise ArtifactfsError(f"the web view needs packages that are not installed ({exc.name})",
+                              "pip install 'artifactfs[web]'") from None
+    serving = server.plan(host, port, token)
+
+    def announce(ready) -> None:
+        console.print(f"artifactfs ui: serving the index read-only at [bold]{ready.url}[/]", highlight=False,
+                      soft_wrap=True)
+        if ready.generated:
+            console.print("A token is required off loopback; this one was generated and is shown only now. "
+                          "Scripts send it as 'Authorization: Bearer <token>'.", highlight=False, soft_wrap=True)
+        elif ready.token:
+            console.print("Every request must carry the token: open the address with ?token=<token> once, "
+                          "or send 'Authorization: Bearer <token>'.", highlight=False, soft_wrap=True)
+        console.print("Stop with Ctrl+C.", highlight=False)
+
+    server.serve(serving, None, mountpoint or _only_mount(), open_browser, announce)
+
+
+def _only_mount() -> str | None:
+    try:
+        from artifactfs.mount.daemon import list_mounts
+    except ImportError:  # no mount extra
+        return None
+    mounts = list_mounts()
+    return mounts[0].mountpoint if len(mounts) == 1 else None
