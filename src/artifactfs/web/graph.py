@@ -1,7 +1,7 @@
 """Lays out a graph of step runs and artifact versions for an SVG picture,
-in Python on the server (no Graphviz): left to right in layers, each node
-after everything it depends on, crossings reduced by barycenter sweeps, and
-each node placed near its neighbours. Drawing is the template's job
+in Python on the server (no Graphviz): top to bottom in layers (as ZenML
+draws a run), each node below everything it depends on, crossings reduced
+by barycenter sweeps, and each node placed near what feeds it. Drawing is the template's job
 (``templates/graph.html``); panning is the browser's (``static/app.js``).
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 NODE_WIDTH = 190
 NODE_HEIGHT = 44
-COLUMN_GAP = 70
-ROW_GAP = 18
+ROW_GAP = 46  # between layers
+NODE_GAP = 24  # between nodes of a layer
 MARGIN = 20
 SWEEPS = 6
 CHAR_WIDTH = 7.0  # of the 12 px sans-serif labels, for cutting them to fit
@@ -92,8 +92,8 @@ def _ranks(nodes: list[Node], edges: list[Edge]) -> dict[str, int]:
 
 
 def _order(nodes: list[Node], edges: list[Edge], ranks: dict[str, int]) -> list[list[Node]]:
-    """Columns of nodes, each sorted by the mean position of its neighbours
-    in the column before (sweeping right) or after (sweeping left)."""
+    """Layers of nodes, each sorted by the mean position of its neighbours
+    in the layer above (sweeping down) or below (sweeping up)."""
     columns: list[list[Node]] = [[] for _ in range(max(ranks.values(), default=-1) + 1)]
     for node in nodes:
         columns[ranks[node.id]].append(node)
@@ -121,31 +121,30 @@ def _by_barycenter(column: list[Node], neighbours: dict[str, list[str]], positio
     return [node for _, node in sorted(enumerate(column), key=key)]
 
 
-def _place(columns: list[list[Node]], edges: list[Edge], by_id: dict[str, Node]) -> None:
-    """x by column; y near the mean of the nodes feeding in, then pushed
-    apart (in column order) so that nodes never overlap."""
+def _place(layers: list[list[Node]], edges: list[Edge], by_id: dict[str, Node]) -> None:
+    """y by layer; x at the mean of the nodes feeding in from above (or
+    right of the node before), then pushed right, in layer order, so that
+    nodes never overlap."""
     feeding: dict[str, list[str]] = {}
     for edge in edges:
         feeding.setdefault(edge.target, []).append(edge.source)
-    step = NODE_HEIGHT + ROW_GAP
-    for i, column in enumerate(columns):
-        wanted = []
-        for k, node in enumerate(column):
-            node.x = MARGIN + i * (NODE_WIDTH + COLUMN_GAP)
-            sources = [by_id[s].y for s in feeding.get(node.id, []) if by_id[s].x < node.x]
-            wanted.append(sum(sources) / len(sources) if sources else MARGIN + k * step)
-        floor = MARGIN
-        for node, y in zip(column, wanted):
-            node.y = max(y, floor)
-            floor = node.y + step
-    top = min((n.y for n in by_id.values()), default=MARGIN)
+    step = NODE_WIDTH + NODE_GAP
+    for i, layer in enumerate(layers):
+        floor = float("-inf")
+        for node in layer:
+            node.y = MARGIN + i * (NODE_HEIGHT + ROW_GAP)
+            sources = [by_id[s].x for s in feeding.get(node.id, []) if by_id[s].y < node.y]
+            wanted = sum(sources) / len(sources) if sources else (floor if floor > float("-inf") else MARGIN)
+            node.x = max(wanted, floor)
+            floor = node.x + step
+    left = min((n.x for n in by_id.values()), default=MARGIN)
     for node in by_id.values():
-        node.y += MARGIN - top
+        node.x += MARGIN - left
 
 
 def _path(source: Node, target: Node) -> str:
-    """A cubic curve from the right side of ``source`` to the left of ``target``."""
-    x1, y1 = source.x + source.width, source.y + source.height / 2
-    x2, y2 = target.x, target.y + target.height / 2
-    bend = max(30.0, abs(x2 - x1) / 2)
-    return f"M{x1:.0f},{y1:.0f} C{x1 + bend:.0f},{y1:.0f} {x2 - bend:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+    """A cubic curve from the bottom of ``source`` to the top of ``target``."""
+    x1, y1 = source.x + source.width / 2, source.y + source.height
+    x2, y2 = target.x + target.width / 2, target.y
+    bend = max(20.0, abs(y2 - y1) / 2)
+    return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + bend:.0f} {x2:.0f},{y2 - bend:.0f} {x2:.0f},{y2:.0f}"
