@@ -99,8 +99,12 @@ class Guard:
             await _answer(send, 405, b"the web view is read-only: only GET and HEAD are allowed\n",
                           [(b"allow", b"GET, HEAD")])
             return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        if "\x00" in scope["path"] or any("\x00" in k or "\x00" in v for k, v in query.items()):
+            # No name in the index holds NUL, and PostgreSQL refuses it in a query.
+            await _answer(send, 404, b"no such page: the address holds a NUL character\n", [])
+            return
         if self.token is not None:
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
             if TOKEN_PARAM in query and self._matches(query[TOKEN_PARAM].encode()):
                 await _redirect_with_cookie(scope, send, query, self.token)
                 return

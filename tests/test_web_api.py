@@ -1,0 +1,310 @@
+"""The web view's JSON API and pages over HTTP, through a real uvicorn
+server, on a seeded index in SQLite and in PostgreSQL: what each answer
+holds is checked against the index, pages chain without gaps, downloads are
+confined to the manifest, nothing writes, secrets and hostile names stay
+harmless, the token is required when set."""
+
+import http.client as http_client
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+import web_helpers
+from artifactfs.index import get_generation, get_index, reset_index_cache
+from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index.models import Artifact, ArtifactVersion, PipelineRun, RunStatus, StepRun, VersionFile
+from artifactfs.web import WebConfig, create_app
+from artifactfs.web.security import mask_url
+from web_helpers import XSS_NAME, XSS_NOTE, client, serving
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def seeded(request, tmp_path_factory):
+    """A seeded index (one per backend for the whole module) and a server on it."""
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("web-home")
+        mp.setenv("ARTIFACTFS_HOME", str(home))
+        mp.delenv("ARTIFACTFS_STORE", raising=False)
+        mp.delenv("ARTIFACTFS_INDEX_URL", raising=False)
+        if request.param == "postgres":
+            server = request.getfixturevalue("postgres_server")
+            mp.setenv("ARTIFACTFS_INDEX_URL", server.create_database(f"web_{uuid.uuid4().hex[:12]}"))
+        reset_index_cache()
+        made = web_helpers.seed(tmp_path_factory.mktemp("files"))
+        with serving(create_app(WebConfig(mount_root="/mnt/afs"))) as base, client(base) as http:
+            yield made, http
+        reset_index_cache()
+
+
+def walk_pages(http, path, inside=None, **params):
+    """Every item of a paged list (the member ``inside`` of the answer), following the cursors."""
+    items, cursor, pages = [], None, 0
+    while True:
+        answer = http.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()[inside] if inside else answer.json()
+        items += body["items"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items, pages
+
+
+def raw_get(http, path: str) -> int:
+    """The status of a GET whose request line is sent exactly as given."""
+    connection = http_client.HTTPConnection(http.base_url.host, http.base_url.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_overview_counts_are_the_index(seeded):
+    _, http = seeded
+    overview = http.get("/api/v1/overview").json()["overview"]
+    with get_index().read() as session:
+        assert overview["runs"] == session.scalar(select(func.count()).select_from(PipelineRun))
+        assert overview["versions"] == session.scalar(
+            select(func.count()).select_from(ArtifactVersion).where(ArtifactVersion.state == "live"))
+        assert overview["generation"] == get_generation(session)
+
+
+def test_pipeline_runs_and_steps(seeded):
+    made, http = seeded
+    pipelines = {p["name"]: p for p in http.get("/api/v1/pipelines").json()["items"]}
+    assert pipelines["web_pipe"]["runs"] == 2 and pipelines["web_pipe"]["last_run"] == made["second"].name
+    runs = http.get("/api/v1/pipelines/web_pipe/runs").json()["runs"]["items"]
+    assert [r["name"] for r in runs] == [made["second"].name, made["first"].name]  # newest first
+    assert runs[0]["cached_steps"] == 3 and runs[1]["cached_steps"] == 0 and runs[1]["steps"] == 3
+    assert runs[1]["duration_s"] >= 0 and runs[1]["status"] == "completed"
+
+    detail = http.get(f"/api/v1/runs/{made['first'].id}").json()
+    assert detail == http.get(f"/api/v1/runs/{made['first'].name}").json()  # by id or by name
+    assert detail["parameters"] == {"n": 5}
+    steps = {s["name"]: s for s in detail["steps"]}
+    assert list(steps) == ["make_numbers", "double", "summarize"]
+    assert steps["make_numbers"]["parameters"] == {"n": 5}
+    produced = made["first"].steps["double"].outputs["doubled"]
+    assert steps["double"]["outputs"][0]["version"]["id"] == produced.id
+    assert steps["summarize"]["inputs"] == [{"name": "doubled", "version": steps["double"]["outputs"][0]["version"]}]
+    cached = {s["name"]: s for s in http.get(f"/api/v1/runs/{made['second'].id}").json()["steps"]}
+    assert cached["double"]["status"] == "cached"
+    assert cached["double"]["cached_from"]["id"] == made["first"].steps["double"].id
+
+    one = http.get(f"/api/v1/steps/{made['first'].steps['double'].id}").json()
+    assert one["run"] == made["first"].name and one["outputs"] == steps["double"]["outputs"]
+    assert http.get("/api/v1/runs/no-such-run").status_code == 404
+    assert http.get("/api/v1/pipelines/nope/runs").status_code == 404
+
+
+def test_failed_step_shows_its_error(seeded):
+    _, http = seeded
+    failed = http.get("/api/v1/pipelines/failing_pipe/runs").json()["runs"]["items"][0]
+    assert failed["status"] == "failed" and failed["failed_steps"] == 1
+    step = next(s for s in http.get(f"/api/v1/runs/{failed['id']}").json()["steps"] if s["name"] == "explode")
+    assert step["metadata"]["error"] == "ValueError: boom <b>bold</b>"
+    assert "raise ValueError" in step["metadata"]["traceback"]
+    page = http.get(f"/steps/{step['id']}").text
+    assert "boom &lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
+
+
+def test_keyset_pages_chain_without_gaps(seeded):
+    made, http = seeded
+    versions, pages = walk_pages(http, "/api/v1/artifacts/notes/versions", "versions", limit=3)
+    assert pages == 3 and [v["id"] for v in versions] == [v.id for v in reversed(made["notes"])]
+    artifacts, pages = walk_pages(http, "/api/v1/artifacts", limit=2)
+    with get_index().read() as session:
+        names = sorted(session.scalars(select(Artifact.name)))
+    assert [a["name"] for a in artifacts] == names and pages == (len(names) + 1) // 2
+    runs, _ = walk_pages(http, "/api/v1/runs", limit=1)
+    with get_index().read() as session:
+        assert [r["name"] for r in runs] == list(session.scalars(select(PipelineRun.name)
+                                                                 .order_by(PipelineRun.id.desc())))
+    assert http.get("/api/v1/runs", params={"limit": 0}).status_code == 422
+    assert http.get("/api/v1/runs", params={"cursor": "garbage"}).status_code == 200  # starts over
+
+
+def test_version_page_data(seeded):
+    made, http = seeded
+    newest = made["notes"][-1]
+    body = http.get(f"/api/v1/versions/{newest.id}").json()
+    item = body["detail"]["version"]
+    assert (item["artifact"], item["version"], item["tags"]) == ("notes", "7", ["dev"])
+    assert item["metadata"] == {**newest.metadata}
+    assert item["metadata"]["accuracy"] == pytest.approx(0.56) and item["store"] == "default"
+    assert body["mount_path"] == "/mnt/afs/artifacts/notes/7/"
+    assert body["python"] == "from artifactfs import load_artifact\n\nvalue = load_artifact('notes', version='7')\n"
+    assert [f["path"] for f in body["files"]["items"]] == [f.path for f in newest.files]
+    # The mount's own escaping: "%41" would read as "A" there.
+    assert http.get(f"/api/v1/versions/{made['escaped'].id}").json()["mount_path"] == "/mnt/afs/artifacts/rate%2541/1/"
+
+    doubled = made["first"].steps["double"].outputs["doubled"]
+    detail = http.get(f"/api/v1/versions/{doubled.id}").json()["detail"]
+    assert detail["version"]["producer"]["name"] == "double"
+    assert {c["run"] for c in detail["consumers"]} == {made["first"].name, made["second"].name}
+    assert detail["version"]["consumers"] == 2
+    assert http.get(f"/api/v1/versions/{uuid.uuid4()}").status_code == 404
+    assert http.get(f"/artifacts/notes/versions/3", follow_redirects=False).headers["location"] == \
+        f"/versions/{made['notes'][2].id}"
+
+
+def test_downloads_only_from_the_manifest(seeded):
+    made, http = seeded
+    version = made["registered"]
+    files = {f["path"]: f for f in http.get(f"/api/v1/versions/{version.id}/files").json()["items"]}
+    assert set(files) == {"a b.txt", "sub/dir/b.bin"}
+    got = http.get(f"/versions/{version.id}/files/sub/dir/b.bin")
+    assert got.status_code == 200 and got.content == bytes(range(256)) * 40
+    assert got.headers["content-disposition"] == "attachment; filename*=UTF-8''b.bin"
+    assert http.get(f"/versions/{version.id}/files/a%20b.txt").content == b"spaces in a name\n"
+    other = made["notes"][0]
+    for bad in ["%2e%2e/%2e%2e/etc/passwd", "sub%2f..%2fa b.txt", "sub/dir", "/etc/passwd",
+                "sub/dir/b.bin%00", other.files[0].path]:
+        assert http.get(f"/versions/{version.id}/files/{bad}").status_code == 404, bad
+    # Raw request lines, which a client would normalize.
+    for bad in ["../../../../etc/passwd", "sub/../a%20b.txt", "sub/dir/../dir/b.bin", "./a%20b.txt"]:
+        assert raw_get(http, f"/versions/{version.id}/files/{bad}") == 404, bad
+    assert raw_get(http, f"/versions/{version.id}/files/sub/dir/b.bin") == 200
+    assert http.head(f"/versions/{version.id}/files/a%20b.txt").content == b""
+
+
+def test_visualizations_are_sandboxed_and_escaped(seeded):
+    made, http = seeded
+    report = made["report"]
+    kinds = [v["kind"] for v in http.get(f"/api/v1/versions/{report.id}").json()["detail"]["visualizations"]]
+    assert kinds == ["html", "markdown", "csv", "json", "image"]
+    raw = http.get(f"/versions/{report.id}/visualizations/0")
+    assert raw.headers["content-type"].startswith("text/html")
+    assert raw.headers["content-security-policy"].startswith("sandbox;")
+    assert http.get(f"/versions/{report.id}/visualizations/4").headers["content-type"] == "image/png"
+    assert http.get(f"/versions/{report.id}/visualizations/5").status_code == 404
+    page = http.get(f"/versions/{report.id}").text
+    assert f'<iframe sandbox="" src="/versions/{report.id}/visualizations/0"' in page
+    assert "<h1>Quarterly &lt;results&gt;</h1>" in page  # markdown, rendered
+    assert "&lt;b&gt;raw html&lt;/b&gt;" in page and 'href="javascript:' not in page
+    assert "<td>&lt;i&gt;2&lt;/i&gt;</td>" in page  # csv as a table
+
+
+def test_search_by_name_tag_and_metadata(seeded):
+    made, http = seeded
+
+    def versions(q):
+        return [v["id"] for v in http.get("/api/v1/search", params={"q": q}).json()["versions"]["items"]]
+
+    notes = made["notes"]
+    assert versions("tag:prod") == [v.id for v in reversed(notes) if int(v.version) % 2 == 0]
+    assert versions("epochs=3") == [notes[3].id]
+    assert versions("accuracy=0.52") == [notes[2].id]
+    assert versions("owner=user4") == [notes[4].id]
+    assert versions("ok=true") == versions("tag:prod")
+    assert versions("epoch=") == [made["registered"].id]
+    assert versions("owner=nobody") == []
+    found = http.get("/api/v1/search", params={"q": "not"}).json()
+    assert [a["name"] for a in found["artifacts"]["items"]] == ["notes"]
+    assert http.get("/api/v1/search", params={"q": "web_pipe"}).json()["runs"][0]["pipeline"] == "web_pipe"
+    assert "prod" in http.get("/api/v1/search", params={"q": "pro"}).json()["tags"]
+
+
+def test_lineage_walks_up_and_down(seeded):
+    made, http = seeded
+    doubled = made["first"].steps["double"].outputs["doubled"]
+
+    def walk(**params):
+        body = http.get(f"/api/v1/versions/{doubled.id}/lineage", params=params).json()
+        return body, {v["artifact"] for v in body["versions"]}, {s["name"] for s in body["steps"]}
+
+    body, names, steps = walk()
+    assert body["root"] == doubled.id and names == {"numbers", "doubled", "summary"}
+    assert steps == {"make_numbers", "double", "summarize"}
+    _, names, steps = walk(direction="upstream", depth=1)
+    assert names == {"numbers", "doubled"} and steps == {"double"}
+    _, names, steps = walk(direction="downstream", depth=1)
+    assert names == {"doubled", "summary"} and steps == {"summarize"}
+    body, _, _ = walk(max_steps=1)
+    assert body["truncated"] and len(body["steps"]) == 1
+    edge = next(e for e in body["edges"] if e["version"] == doubled.id)
+    assert edge["direction"] == "output" and edge["name"] == "doubled"
+    page = http.get(f"/versions/{doubled.id}/lineage").text
+    assert page.count('class="node ') == 3 + 3 * 2  # versions + both runs' step runs (cached ones too)
+
+
+def test_hostile_names_are_text(seeded):
+    made, http = seeded
+    for path in ["/artifacts", f"/versions/{made['xss'].id}", "/", "/search?q=img"]:
+        page = http.get(path).text
+        assert "<img src=x" not in page and "<script>alert" not in page, path
+    assert "&lt;img src=x onerror=alert(1)&gt;" in http.get("/artifacts").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in http.get(f"/versions/{made['xss'].id}").text
+    versions = http.get(f"/api/v1/artifacts/{XSS_NAME}/versions").json()["versions"]["items"]
+    assert versions[0]["metadata"]["note"] == XSS_NOTE
+    assert http.get("/").headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_nothing_writes(seeded):
+    made, http = seeded
+    with get_index().read() as session:
+        before = get_generation(session), session.scalar(select(func.count()).select_from(VersionFile))
+    for method in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]:
+        for path in ["/api/v1/runs", f"/versions/{made['notes'][0].id}", "/"]:
+            answer = http.request(method, path)
+            assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD", (method, path)
+    assert http.head("/runs").status_code == 200 and http.head("/runs").content == b""
+    with get_index().read() as session:
+        assert (get_generation(session), session.scalar(select(func.count()).select_from(VersionFile))) == before
+
+
+def test_secrets_never_shown(seeded):
+    _, http = seeded
+    body = http.get("/api/v1/stores").json()
+    assert [s["name"] for s in body["stores"]] == ["default"] and "password" not in body["index"]
+    assert mask_url("postgresql+psycopg://ann:s3cret@db/x") == "postgresql+psycopg://ann:***@db/x"
+    from artifactfs.web.security import public_options
+
+    assert public_options("s3", {"endpoint_url": "http://x", "secret": "k", "key": "id"}) == {"endpoint_url": "http://x"}
+
+
+def test_live_progress_follows_a_running_run(seeded):
+    _, http = seeded
+    with get_index().write() as session:
+        run = pipeline_rows.create_run(session, "live_pipe", f"live-{uuid.uuid4().hex[:6]}", {})
+        first = pipeline_rows.create_step_run(session, run.id, "first", "c", None, {})
+        run_uuid, first_id, run_id = run.uuid, first.id, run.id
+    before = http.get(f"/api/v1/runs/{run_uuid}/progress").json()
+    assert before["status"] == "running" and before["steps"] == [["first", "running"]]
+    assert f'data-live="/api/v1/runs/{run_uuid}/progress"' in http.get(f"/runs/{run_uuid}").text
+    with get_index().write() as session:
+        pipeline_rows.finish(session, session.get(StepRun, first_id), RunStatus.COMPLETED)
+        pipeline_rows.finish(session, session.get(PipelineRun, run_id), RunStatus.COMPLETED)
+    after = http.get(f"/api/v1/runs/{run_uuid}/progress").json()
+    assert after["status"] == "completed" and after["generation"] > before["generation"]
+    assert "data-live" not in http.get(f"/runs/{run_uuid}").text
+
+
+def test_openapi_lists_every_api_route(seeded):
+    _, http = seeded
+    paths = http.get("/api/v1/openapi.json").json()["paths"]
+    for path in ["/api/v1/overview", "/api/v1/pipelines", "/api/v1/runs/{run}", "/api/v1/runs/{run}/progress",
+                 "/api/v1/steps/{step}", "/api/v1/artifacts/{name}/versions", "/api/v1/versions/{version}",
+                 "/api/v1/versions/{version}/files", "/api/v1/versions/{version}/lineage", "/api/v1/search",
+                 "/api/v1/stores", "/versions/{version}/files/{path}"]:
+        assert "get" in paths[path], path
+    assert not any(p.startswith("/runs") for p in paths)  # HTML pages are not API
+
+
+def test_token_is_checked_on_every_request(seeded):
+    made, _ = seeded
+    with serving(create_app(WebConfig(token=TOKEN))) as base, client(base) as http:
+        for path in ["/", "/api/v1/runs", f"/versions/{made['registered'].id}/files/a%20b.txt", "/static/app.js"]:
+            assert http.get(path).status_code == 401, path
+        assert http.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}x"}).status_code == 401
+        assert http.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert http.get("/api/v1/runs", params={"token": "wrong"}).status_code == 401
+        login = http.get("/runs", params={"token": TOKEN, "q": "web"}, follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"] == "/runs?q=web"
+        cookie = login.headers["set-cookie"]
+        assert cookie.startswith(f"artifactfs_token={TOKEN};") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert http.get("/runs", params={"q": "web"}).status_code == 200  # the cookie jar carries it now
