@@ -260,6 +260,8 @@ class Tag(Base):
 
 class VersionTag(Base):
     __tablename__ = "version_tag"
+    # Migration 0005: a tag's versions, newest first, one keyset page at a time.
+    __table_args__ = (Index("ix_version_tag_newest", "tag_id", "version_id"),)
 
     version_id: Mapped[int] = mapped_column(
         ForeignKey("artifact_version.id", ondelete="CASCADE"), primary_key=True

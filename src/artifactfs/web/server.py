@@ -45,7 +45,9 @@ def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything is announced (port 0:
     any free port, read back from the socket)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Named IPPROTO_TCP, so that asyncio sets TCP_NODELAY on each connection
+    # (with proto 0 it does not, and keep-alive answers wait 40 ms for an ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))

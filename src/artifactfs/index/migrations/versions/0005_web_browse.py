@@ -18,8 +18,11 @@ def upgrade() -> None:
     op.create_index("ix_metadata_key", "metadata", ["key", "version_id"])
     # A pipeline's runs, newest first, one keyset page at a time.
     op.create_index("ix_pipeline_run_newest", "pipeline_run", ["pipeline_id", "id"])
+    # A tag's versions, newest first.
+    op.create_index("ix_version_tag_newest", "version_tag", ["tag_id", "version_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_version_tag_newest", "version_tag")
     op.drop_index("ix_pipeline_run_newest", "pipeline_run")
     op.drop_index("ix_metadata_key", "metadata")

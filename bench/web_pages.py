@@ -1,0 +1,224 @@
+"""Benchmark: every page type of the web view on a big index (issue 14:
+100k versions and 10k runs, every page in <= 100 ms on this machine).
+
+The index (SQLite in a fresh ARTIFACTFS_HOME) is filled by bulk inserts
+through the index models: artifacts with versions (one manifest file, two
+metadata keys, a tag on every tenth), pipelines with runs of three steps
+linked to versions. `artifactfs ui` then serves it from a subprocess, as a
+user starts it, and each page is asked for over HTTP keep-alive: median and
+p95 of repeated requests, HTML page and JSON twin, first pages and pages deep
+in a list (keyset cursors). The baseline, measured in the same run through
+the same server, is a static file (/static/app.js): the ratio says what a
+page costs over the bare HTTP round trip.
+
+    python bench/web_pages.py [--versions 100000] [--runs 10000] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+TARGET_MS = 100.0
+CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
+
+
+def populate(versions: int, runs: int, per_artifact: int, pipelines: int) -> None:
+    """Bulk rows: ``versions`` live versions, ``runs`` runs of three steps."""
+    from sqlalchemy import insert, select
+
+    from artifactfs.api import init
+    from artifactfs.index import get_index
+    from artifactfs.index.models import (
+        Artifact, ArtifactVersion, Metadata, Pipeline, PipelineRun, StepIO, StepRun, Store, Tag, VersionFile,
+        VersionTag)
+
+    store = init()
+    index = get_index()
+    now = dt.datetime.now(dt.timezone.utc)
+    names = (versions + per_artifact - 1) // per_artifact
+    with index.write() as session:
+        store_id = session.scalar(select(Store.id).where(Store.name == "default"))
+        session.execute(insert(Artifact), [{"id": i + 1, "name": f"artifact-{i:05d}", "created_at": now}
+                                           for i in range(names)])
+        session.execute(insert(Tag), [{"id": 1, "name": "prod"}])
+        session.execute(insert(Pipeline), [{"id": p + 1, "name": f"pipeline-{p:02d}", "created_at": now}
+                                           for p in range(pipelines)])
+    batch = 20_000
+    for start in range(0, versions, batch):
+        rows, files, meta, tags = [], [], [], []
+        for vid in range(start + 1, min(start + batch, versions) + 1):
+            artifact = (vid - 1) // per_artifact + 1
+            number = (vid - 1) % per_artifact + 1
+            uid = str(uuid.uuid4())
+            rows.append({"id": vid, "uuid": uid, "artifact_id": artifact, "version": str(number),
+                         "version_number": number, "store_id": store_id, "uri": f"{store.path}/a{artifact}/{uid}",
+                         "payload_kind": "folder", "materializer": "artifactfs.materializers.builtin.BuiltInMaterializer",
+                         "data_type": "builtins.dict", "content_hash": uid.replace("-", ""), "size": 1000,
+                         "file_count": 1, "state": "live", "save_type": "manual", "visualizations": [],
+                         "created_at": now - dt.timedelta(seconds=versions - vid)})
+            files.append({"version_id": vid, "path": "data.json", "size": 1000, "mode": 0o644, "sha256": "0" * 64})
+            meta += [{"version_id": vid, "key": "accuracy", "value": {"v": (vid % 1000) / 1000}, "type": "float"},
+                     {"version_id": vid, "key": "epoch", "value": {"v": vid % 50}, "type": "int"}]
+            if vid % 10 == 0:
+                tags.append({"version_id": vid, "tag_id": 1})
+        with index.write() as session:
+            session.execute(insert(ArtifactVersion), rows)
+            session.execute(insert(VersionFile), files)
+            session.execute(insert(Metadata), meta)
+            if tags:
+                session.execute(insert(VersionTag), tags)
+    _runs(index, runs, pipelines, versions, now)
+
+
+def _runs(index, runs: int, pipelines: int, versions: int, now: dt.datetime) -> None:
+    """Runs of three steps: make -> A, transform A -> B, report B -> C, on the first versions."""
+    from sqlalchemy import insert
+
+    from artifactfs.index.models import PipelineRun, StepIO, StepRun
+
+    batch = 2_000
+    for start in range(0, runs, batch):
+        run_rows, steps, links = [], [], []
+        for rid in range(start + 1, min(start + batch, runs) + 1):
+            began = now - dt.timedelta(minutes=runs - rid)
+            run_rows.append({"id": rid, "uuid": str(uuid.uuid4()), "pipeline_id": (rid - 1) % pipelines + 1,
+                             "name": f"run-{rid:06d}", "status": "completed", "parameters": {"lr": 0.01, "seed": rid},
+                             "start_time": began, "end_time": began + dt.timedelta(seconds=42)})
+            base = ((rid - 1) * 3) % max(versions - 3, 1) + 1
+            for k, name in enumerate(("make", "transform", "report")):
+                sid = (rid - 1) * 3 + k + 1
+                steps.append({"id": sid, "uuid": str(uuid.uuid4()), "run_id": rid, "name": name,
+                              "status": "cached" if k == 0 and rid % 2 else "completed", "code_hash": "c" * 16,
+                              "cache_key": None, "parameters": {"k": k}, "original_step_run_id": None,
+                              "start_time": began + dt.timedelta(seconds=10 * k),
+                              "end_time": began + dt.timedelta(seconds=10 * k + 9)})
+                links.append({"step_run_id": sid, "version_id": base + k, "direction": "output", "name": "out"})
+                if k:
+                    links.append({"step_run_id": sid, "version_id": base + k - 1, "direction": "input", "name": "in"})
+        with index.write() as session:
+            session.execute(insert(PipelineRun), run_rows)
+            session.execute(insert(StepRun), steps)
+            session.execute(insert(StepIO), links)
+
+
+def start_ui(env: dict) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([*CLI, "ui", "--port", "0"], env={**env, "COLUMNS": "500"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"(http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"artifactfs ui did not start: {line}{proc.stdout.read()}")
+    return proc, match[1].rstrip("/")
+
+
+def timed(http, path: str, repeat: int) -> tuple[float, float]:
+    """(median ms, p95 ms) of ``repeat`` GETs after two warm-ups."""
+    for _ in range(2):
+        answer = http.get(path)
+        if answer.status_code != 200:
+            raise SystemExit(f"GET {path}: {answer.status_code} {answer.text[:300]}")
+    samples = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        http.get(path).raise_for_status()
+        samples.append((time.perf_counter() - began) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+
+
+def deep_cursor(http, api_path: str, hops: int, inside: str | None = None) -> str:
+    """A cursor ``hops`` pages into a list (the thousandth page costs what the first does)."""
+    cursor = None
+    for _ in range(hops):
+        body = http.get(api_path, params={"cursor": cursor} if cursor else {}).json()
+        cursor = (body[inside] if inside else body)["next_cursor"]
+    return cursor
+
+
+def pages(http) -> list[tuple[str, str]]:
+    """(label, path) of every page type, HTML and JSON, on real ids of the index."""
+    run = http.get("/api/v1/runs", params={"limit": 1}).json()["items"][0]
+    detail = http.get(f"/api/v1/runs/{run['id']}").json()
+    step = detail["steps"][1]
+    version = step["outputs"][0]["version"]["id"]
+    artifact = step["outputs"][0]["version"]["artifact"]
+    deep_runs = deep_cursor(http, "/api/v1/runs", 40)
+    deep_artifacts = deep_cursor(http, "/api/v1/artifacts", 15)
+    found = [
+        ("home", "/"), ("pipelines", "/pipelines"), ("pipeline runs", "/pipelines/pipeline-00"),
+        ("runs", "/runs"), (f"runs, page 41", f"/runs?cursor={deep_runs}"), ("run", f"/runs/{run['id']}"),
+        ("step", f"/steps/{step['id']}"), ("artifacts", "/artifacts"),
+        ("artifacts, page 16", f"/artifacts?cursor={deep_artifacts}"), ("artifact versions", f"/artifacts/{artifact}"),
+        ("version", f"/versions/{version}"), ("lineage (depth 2)", f"/versions/{version}/lineage"),
+        ("lineage (depth 10)", f"/versions/{version}/lineage?depth=10"),
+        ("search name", "/search?q=artifact-0042"), ("search tag", "/search?q=tag:prod"),
+        ("search metadata", "/search?q=epoch=7"), ("search metadata, rare", "/search?q=accuracy=0.999"),
+        ("search metadata, none", "/search?q=accuracy=7"),
+        ("stores", "/stores"),
+    ]
+    api = {"/": "/api/v1/overview", "/pipelines/pipeline-00": "/api/v1/pipelines/pipeline-00/runs",
+           f"/artifacts/{artifact}": f"/api/v1/artifacts/{artifact}/versions"}
+    with_api = []
+    for label, path in found:
+        with_api.append((label, path))
+        with_api.append((label + " [json]", api.get(path, "/api/v1" + path)))
+    return with_api
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--versions", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--per-artifact", type=int, default=100, help="versions per artifact")
+    parser.add_argument("--pipelines", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+
+    import httpx
+
+    home = tempfile.mkdtemp(prefix="artifactfs-web-bench-")
+    env = {**os.environ, "ARTIFACTFS_HOME": home}
+    env.pop("ARTIFACTFS_INDEX_URL", None)
+    env.pop("ARTIFACTFS_STORE", None)
+    os.environ.update({"ARTIFACTFS_HOME": home})
+    os.environ.pop("ARTIFACTFS_INDEX_URL", None)
+    proc = None
+    try:
+        began = time.monotonic()
+        populate(args.versions, args.runs, args.per_artifact, args.pipelines)
+        print(f"setup: {args.versions:,} versions, {args.runs:,} runs ({3 * args.runs:,} step runs) "
+              f"in {time.monotonic() - began:.1f}s", flush=True)
+        proc, base = start_ui(env)
+        with httpx.Client(base_url=base, timeout=60) as http:
+            baseline, baseline_p95 = timed(http, "/static/app.js", args.repeat)
+            print(f"baseline (static file through the same server): median {baseline:.2f} ms, "
+                  f"p95 {baseline_p95:.2f} ms\n")
+            print(f"{'page':34} {'median':>9} {'p95':>9} {'x baseline':>11}  target {TARGET_MS:.0f} ms (p95)")
+            worst = 0.0
+            for label, path in pages(http):
+                median, p95 = timed(http, path, args.repeat)
+                worst = max(worst, p95)
+                print(f"{label:34} {median:7.1f}ms {p95:7.1f}ms {median / baseline:10.1f}x  "
+                      f"{'meets' if p95 <= TARGET_MS else 'MISSES'}", flush=True)
+        print(f"\nslowest p95: {worst:.1f} ms; target (every page <= {TARGET_MS:.0f} ms):",
+              "met" if worst <= TARGET_MS else "NOT met")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(15)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
