@@ -209,6 +209,18 @@ def test_search_by_name_tag_and_metadata(seeded):
     assert "prod" in http.get("/api/v1/search", params={"q": "pro"}).json()["tags"]
 
 
+def test_metadata_search_pages_through_a_bounded_window(seeded, monkeypatch):
+    made, http = seeded
+    from artifactfs.index import browse
+
+    monkeypatch.setattr(browse, "SCAN_WINDOW", 2)  # two metadata rows compared per page
+    found, pages = walk_pages(http, "/api/v1/search", "versions", q="ok=true")
+    assert [v["id"] for v in found] == [v.id for v in reversed(made["notes"]) if int(v.version) % 2 == 0]
+    assert pages == 4  # seven "ok" rows, two a page
+    page = http.get("/search", params={"q": "ok=true", "cursor": str(made["notes"][-1]._pk)}).text
+    assert "No match among the newest versions compared so far" in page or "Next page" in page
+
+
 def test_lineage_walks_up_and_down(seeded):
     made, http = seeded
     doubled = made["first"].steps["double"].outputs["doubled"]
