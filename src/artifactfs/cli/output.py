@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from artifactfs.units import human_bytes  # noqa: F401 - the commands import it from here
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -21,16 +23,6 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[obj
     for row in rows:
         result.add_row(*("" if cell is None else str(cell) for cell in row))
     return result
-
-
-def human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def error_line(message: str, hint: str | None = None) -> None:

@@ -20,9 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artifactfs import __version__
 from artifactfs.index import browse, get_index
+from artifactfs.units import human_bytes
 from artifactfs.web import pages, payloads
 from artifactfs.web.security import SANDBOX_POLICY, Guard
-from artifactfs.web.views import human_size
 
 HERE = Path(__file__).parent
 
@@ -60,7 +60,7 @@ def create_app(config: WebConfig = WebConfig()) -> FastAPI:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("artifactfs.web", "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(size=human_size, when=_when, duration=_duration, short=lambda s: (s or "")[:8],
+    env.filters.update(size=human_bytes, when=_when, duration=_duration, short=lambda s: (s or "")[:8],
                        segment=lambda s: quote(str(s), safe=""), value=payloads.pretty_value,
                        pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str))
     env.globals.update(version=__version__, page_link=_page_link)

@@ -5,22 +5,13 @@ from __future__ import annotations
 
 from artifactfs.index.browse import RunDetail, StepRef, VersionRef
 from artifactfs.index.lineage import Lineage
+from artifactfs.units import human_bytes
 from artifactfs.web.graph import Edge, Layout, Node, layout
-
-
-def human_size(size: int | float | None) -> str:
-    if size is None:
-        return ""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return ""
 
 
 def version_node(ref: VersionRef, root: bool = False) -> Node:
     data_type = (ref.data_type or "").rsplit(".", 1)[-1]
-    subtitle = " · ".join(part for part in (data_type, human_size(ref.size)) if part)
+    subtitle = " · ".join(part for part in (data_type, human_bytes(ref.size)) if part)
     return Node(f"v:{ref.id}", "artifact", f"{ref.artifact}:{ref.version}", subtitle, f"/versions/{ref.id}",
                 root=root)
 
