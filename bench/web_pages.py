@@ -66,7 +66,7 @@ def populate(versions: int, runs: int, per_artifact: int, pipelines: int) -> Non
                          "data_type": "builtins.dict", "content_hash": uid.replace("-", ""), "size": 1000,
                          "file_count": 1, "state": "live", "save_type": "manual", "visualizations": [],
                          "created_at": now - dt.timedelta(seconds=versions - vid)})
-            files.append({"version_id": vid, "path": "data.json", "size": 1000, "mode": 0o644, "sha256": "0" * 64})
+            files.append({"version_id": vid, "path": "data.json", "size": 1000, "mode": 0o644, "digest": "0" * 64})
             meta += [{"version_id": vid, "key": "accuracy", "value": {"v": (vid % 1000) / 1000}, "type": "float"},
                      {"version_id": vid, "key": "epoch", "value": {"v": vid % 50}, "type": "int"}]
             if vid % 10 == 0:

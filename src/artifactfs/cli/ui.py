@@ -3,6 +3,8 @@ stack is imported only when the command runs, so the CLI starts fast."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from artifactfs.cli.output import console
@@ -18,8 +20,7 @@ from artifactfs.errors import ArtifactfsError
               help="Access token [default: none on loopback, else generated and printed once]. "
                    "Also from ARTIFACTFS_UI_TOKEN.")
 @click.option("--mountpoint", type=click.Path(file_okay=False),
-              help="Where the index is mounted, for the mount paths shown [default: the machine's only "
-                   "artifactfs mount, if there is one].")
+              help="Where this index is mounted (`artifactfs mount`), for the mount paths the pages show.")
 def ui_command(host: str, port: int, open_browser: bool, token: str | None, mountpoint: str | None) -> None:
     """Serve a read-only web view of runs, artifacts and lineage, with a JSON API under /api/v1/."""
     try:
@@ -40,13 +41,5 @@ def ui_command(host: str, port: int, open_browser: bool, token: str | None, moun
                           "or send 'Authorization: Bearer <token>'.", highlight=False, soft_wrap=True)
         console.print("Stop with Ctrl+C.", highlight=False)
 
-    server.serve(serving, None, mountpoint or _only_mount(), open_browser, announce)
-
-
-def _only_mount() -> str | None:
-    try:
-        from artifactfs.mount.daemon import list_mounts
-    except ImportError:  # no mount extra
-        return None
-    mounts = list_mounts()
-    return mounts[0].mountpoint if len(mounts) == 1 else None
+    # A mount does not record which index it shows, so none is guessed.
+    server.serve(serving, None, os.path.abspath(mountpoint) if mountpoint else None, open_browser, announce)

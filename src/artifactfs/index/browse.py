@@ -197,6 +197,8 @@ class VersionDetail:
     uri: str
     payload_kind: str
     content_hash: str | None
+    hash_algorithm: str
+    artifact_type: str
     visualizations: list[Visualization]
     consumers: list[StepRef]
 
@@ -550,19 +552,20 @@ def get_version(session: Session, version: str) -> VersionDetail | None:
     """A live version by uuid, with what its page shows besides the files."""
     row = session.execute(
         _versions().add_columns(ArtifactVersion.uri, ArtifactVersion.payload_kind, ArtifactVersion.content_hash,
+                                ArtifactVersion.hash_algorithm, ArtifactVersion.artifact_type,
                                 ArtifactVersion.visualizations).where(ArtifactVersion.uuid == version)
     ).first()
     if row is None:
         return None
     width = len(_VERSION_COLUMNS)
-    uri, payload_kind, content_hash, visualizations = row[width:]
+    uri, payload_kind, content_hash, algorithm, artifact_type, visualizations = row[width:]
     consumers = [_step_ref(r[1:]) for r in session.execute(
         select(StepIO.version_id, *_STEP_COLUMNS).join(StepRun, StepRun.id == StepIO.step_run_id)
         .join(PipelineRun, PipelineRun.id == StepRun.run_id).join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
         .where(StepIO.version_id == row[0], StepIO.direction == "input").order_by(StepIO.id).limit(MAX_LIMIT))]
     shown = [Visualization(i, str(v.get("kind", ""))) for i, v in enumerate(visualizations or [])]
-    return VersionDetail(_version_items(session, [row[:width]])[0], uri, payload_kind, content_hash, shown,
-                         consumers)
+    return VersionDetail(_version_items(session, [row[:width]])[0], uri, payload_kind, content_hash, algorithm,
+                         artifact_type, shown, consumers)
 
 
 def get_version_by_name(session: Session, artifact: str, version: str) -> str | None:
@@ -583,7 +586,7 @@ def version_payload(session: Session, version: str) -> tuple[int, str, str, int,
 
 # -- files ----------------------------------------------------------------------------------------
 
-_FILE_COLUMNS = (VersionFile.path, VersionFile.size, VersionFile.mode, VersionFile.sha256)
+_FILE_COLUMNS = (VersionFile.path, VersionFile.size, VersionFile.mode, VersionFile.digest)
 
 
 def list_files(session: Session, version_id: int, after: str | None = None, limit: int | None = None) -> Page:

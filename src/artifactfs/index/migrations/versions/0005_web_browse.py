@@ -1,13 +1,13 @@
 """browsing: indexes the web view's keyset pages and metadata search walk
 
 Revision ID: 0005_web_browse
-Revises: 0003
+Revises: 0004
 """
 
 from alembic import op
 
 revision = "0005_web_browse"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
