@@ -320,3 +320,17 @@ def test_token_is_checked_on_every_request(seeded):
         cookie = login.headers["set-cookie"]
         assert cookie.startswith(f"artifactfs_token={TOKEN};") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
         assert http.get("/runs", params={"q": "web"}).status_code == 200  # the cookie jar carries it now
+
+
+def test_token_rule_of_the_command():
+    from artifactfs.errors import ArtifactfsError
+    from artifactfs.web.server import plan
+
+    assert plan("127.0.0.1", 0, None).token is None and plan("::1", 0, None).token is None
+    shared = plan("0.0.0.0", 8237, None)
+    assert shared.generated and len(shared.token) >= 16 and shared.url == f"http://127.0.0.1:8237/?token={shared.token}"
+    given = plan("10.1.2.3", 8237, TOKEN)
+    assert given.token == TOKEN and not given.generated and "token" not in given.url
+    for bad in ["short", "has space in it 0123456789", "semi;colon-0123456789abc"]:
+        with pytest.raises(ArtifactfsError, match="at least 16 characters"):
+            plan("0.0.0.0", 8237, bad)

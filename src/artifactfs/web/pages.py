@@ -95,7 +95,7 @@ class SearchResults:
 
 
 @dataclass(frozen=True)
-class Stores:
+class StoresPage:
     index: str
     stores: list[StoreItem]
 
@@ -251,10 +251,10 @@ def search(request: Request, q: str = Query("", description="`tag:NAME`, `KEY=VA
                              browse.tags_like(session, q) if not cursor else [])
 
 
-def stores(request: Request) -> Stores:
+def stores(request: Request) -> StoresPage:
     """The index (password hidden) and its stores (secret options never shown)."""
     with _read(request) as session:
-        return Stores(mask_url(request.app.state.index.url), browse.list_stores(session, public_options))
+        return StoresPage(mask_url(request.app.state.index.url), browse.list_stores(session, public_options))
 
 
 # -- what only the HTML pages add ---------------------------------------------------------------------
