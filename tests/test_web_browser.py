@@ -169,7 +169,7 @@ def test_click_through_pipeline_run_step_output_lineage(ui, page):
     assert page.locator("h1 .title-name").inner_text() == "model_weights:1"
     table = page.locator("table.kv").first.inner_text()
     for key, value in weights.metadata.items():
-        assert key in table and str(value if not isinstance(value, list) else value[0]) in table
+        assert key in table and str(value[0] if isinstance(value, (list, tuple)) else value) in table
     assert page.locator("#mount-path").inner_text() == "<mountpoint>/artifacts/model_weights/1/"
     page.click("text=Lineage graph")
 
