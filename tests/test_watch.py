@@ -194,3 +194,112 @@ def test_changed_after_registration_is_reported(ckpt_dir, caplog):
         watcher.stop()
         thread.join(10)
     assert len(versions("ckpt")) == 1
+
+
+# -- completeness: a trainer that dies mid-write -------------------------------------------------------
+
+
+def zip_checkpoint(members: int = 3, size: int = 3000) -> bytes:
+    """A file as torch.save writes it: a zip of stored (uncompressed) members."""
+    import io
+    import random
+    import zipfile
+
+    rng = random.Random(7)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00." + bytes(rng.randrange(256) for _ in range(50)))
+        for i in range(members):
+            archive.writestr(f"archive/data/{i}", bytes(rng.randrange(256) for _ in range(size)))
+    return out.getvalue()
+
+
+def safetensors_checkpoint(floats: int = 1000) -> bytes:
+    import json
+    import struct
+
+    header = json.dumps({"__metadata__": {"format": "pt"},
+                         "w": {"dtype": "F32", "shape": [floats], "data_offsets": [0, 4 * floats]}}).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + bytes(range(256)) * (4 * floats // 256) + b"\x01" * (4 * floats % 256)
+
+
+def npy_checkpoint(n: int = 1000) -> bytes:
+    import io
+
+    import numpy as np
+
+    out = io.BytesIO()
+    np.save(out, np.arange(n, dtype=np.float32))
+    return out.getvalue()
+
+
+def test_format_checks_find_every_cut():
+    """Every proper prefix of a zip, safetensors or .npy checkpoint is incomplete; the whole is not."""
+    from artifactfs.watch.complete import incomplete_reason
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in (("a.ckpt", zip_checkpoint(2, 300)), ("b.safetensors", safetensors_checkpoint(100)),
+                           ("c.npy", npy_checkpoint(100))):
+            path = os.path.join(folder, name)
+            Path(path).write_bytes(data)
+            assert incomplete_reason(path) is None, name
+            for cut in range(len(data)):
+                Path(path).write_bytes(data[:cut])
+                assert incomplete_reason(path) is not None, (name, cut)
+            Path(path).write_bytes(data + b"x")  # longer than its header says
+            assert name == "a.ckpt" or incomplete_reason(path) is not None
+        legacy = os.path.join(folder, "old.pt")  # a pickled (pre-zip) torch.save: no check, the settle time decides
+        Path(legacy).write_bytes(b"\x80\x02\x8a\x0alegacy")
+        assert incomplete_reason(legacy) is None
+        os.makedirs(os.path.join(folder, "checkpoint-1"))
+        Path(folder, "checkpoint-1", "model.safetensors").write_bytes(safetensors_checkpoint(10)[:-1])
+        assert incomplete_reason(os.path.join(folder, "checkpoint-1")).startswith("model.safetensors: ")
+
+
+def test_trainer_dies_mid_write_nothing_registered_until_complete(ckpt_dir, caplog):
+    """Truncated zip, safetensors and .npy files (and a folder holding one) stay quiet far longer
+    than --settle: they are reported and not registered; once the trainer finishes them they are."""
+    caplog.set_level("INFO", logger="artifactfs.watch")
+    settle = 0.3
+    files = {"epoch=1.ckpt": zip_checkpoint(), "model.safetensors": safetensors_checkpoint(),
+             "weights.npy": npy_checkpoint(), "checkpoint-100/model.safetensors": safetensors_checkpoint(500)}
+    (ckpt_dir / "checkpoint-100").mkdir()
+    (ckpt_dir / "checkpoint-100" / "optimizer.pt").write_bytes(zip_checkpoint(1))  # complete
+    watcher = Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=settle)
+    thread = start(watcher)
+    try:
+        for name, data in files.items():  # the trainer dies two thirds into each file
+            (ckpt_dir / name).write_bytes(data[: len(data) * 2 // 3])
+        wait_for(lambda: watcher.stats.registered or len(getattr(watcher.stats, "incomplete", ())) == 4)
+        time.sleep(5 * settle)  # down far longer than --settle
+        assert [Path(r.path).name for r in watcher.stats.registered] == [] and versions("ckpt") == []
+        assert sorted(Path(p).name for p in watcher.stats.incomplete) == [
+            "checkpoint-100", "epoch=1.ckpt", "model.safetensors", "weights.npy"]
+        assert "checkpoint-100/model.safetensors" not in watcher.stats.incomplete  # entries, not their files
+        assert "model.safetensors: " in watcher.stats.incomplete[str(ckpt_dir / "checkpoint-100")]
+        assert caplog.text.count("is not complete, not registered") == 4  # reported once each
+
+        for name, data in files.items():  # the trainer resumes and finishes every file
+            with open(ckpt_dir / name, "ab") as f:
+                f.write(data[len(data) * 2 // 3:])
+        wait_for(lambda: len(watcher.stats.registered) == 4)
+    finally:
+        watcher.stop()
+        thread.join(10)
+    assert watcher.stats.incomplete == {} and watcher.stats.failed == []
+    for v in versions("ckpt"):  # what was registered is the finished content
+        assert {f.path: f.digest for f in v.files} == digest(Path(v.uri))
+    assert any({f.path for f in v.files} == {"model.safetensors", "optimizer.pt"} for v in versions("ckpt"))
+
+
+def test_watch_once_reports_incomplete(ckpt_dir):
+    data = zip_checkpoint()
+    (ckpt_dir / "epoch=1.ckpt").write_bytes(data[:-10])
+    age(ckpt_dir / "epoch=1.ckpt")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "1s", "--once"])
+    assert out.exit_code == 0, out.output
+    assert "0 registered, 0 already registered, 0 failed, 1 incomplete (not registered)" in out.output
+    assert "epoch=1.ckpt is not complete" in out.output and versions("ckpt") == []

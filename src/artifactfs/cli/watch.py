@@ -80,8 +80,9 @@ def watch_command(folder: str, name: str, pattern: str, settle: float, copy: boo
         _stop_on_signals(watcher)
         watcher.run()
     stats = watcher.stats
+    incomplete = f", {len(stats.incomplete)} incomplete (not registered)" if stats.incomplete else ""
     console.print(f"{len(stats.registered)} registered, {len(stats.skipped)} already registered, "
-                  f"{len(stats.failed)} failed.", highlight=False)
+                  f"{len(stats.failed)} failed{incomplete}.", highlight=False)
     if stats.failed:
         raise click.exceptions.Exit(1)
 

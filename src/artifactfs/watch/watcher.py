@@ -10,11 +10,20 @@ registration. It does not register anything itself: the caller passes
 ``register_artifact``), so this layer imports only ``index`` (through
 ``ledger``) and ``watchdog``.
 
-Completeness is judged twice: by watchdog's events (inotify: created,
-modified, moved in, closed after writing) and by the entry's own newest
+Completeness is judged three times: by watchdog's events (inotify: created,
+modified, moved in, closed after writing), by the entry's own newest
 modification time, so that events lost to a queue overflow, or never sent by
-a network filesystem, cannot make a half-written checkpoint look complete.
-A periodic rescan of the folder finds entries whose events were lost.
+a network filesystem, cannot make a half-written checkpoint look complete,
+and, where the format says where it ends (zip-based ``torch.save`` files,
+safetensors, ``.npy``; ``complete.py``), by reading it: a trainer that died
+mid-write leaves a quiet but truncated file, which is reported (a log line
+and ``WatchStats.incomplete``), not registered, and looked at again until it
+is complete. A periodic rescan of the folder finds entries whose events were
+lost.
+
+A symlink among the entries is never followed out of the watched folder:
+one that leads outside is refused and reported (a link inside it is an
+alias of an entry that is registered on its own).
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ from typing import Any
 
 from watchdog.events import FileSystemEventHandler
 
-from artifactfs.errors import AlreadyExistsError, ArtifactfsError
+from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathEscapeError
+from artifactfs.watch.complete import incomplete_reason
 from artifactfs.watch.ledger import Ledger, normalize
 from artifactfs.watch.names import is_candidate, metadata_from_name
 
@@ -55,6 +65,7 @@ class _Pending:
     last_event: float  # monotonic time of the last write seen for the entry
     closed: bool = False  # the last event was a close-after-write or a move in
     attempts: int = 0
+    incomplete: bool = False  # quiet, but its format says it is cut short: look again later
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,9 @@ class WatchStats:
     registered: list[Registered] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already registered (found at catch-up or by others)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, error) after MAX_ATTEMPTS
+    #: Quiet entries whose format says they are cut short: path -> why. An
+    #: entry leaves it when it completes (and is registered).
+    incomplete: dict[str, str] = field(default_factory=dict)
 
 
 class Watcher:
@@ -141,6 +155,7 @@ class Watcher:
             pending.last_event = self.clock()
             # A close only completes a file entry; in a folder more files may follow.
             pending.closed = closed and normalize(path) == entry
+            pending.incomplete = False  # written again: the trainer may be finishing it
 
     def removed(self, path: str) -> None:
         entry = self.entry_of(path)
@@ -199,6 +214,8 @@ class Watcher:
             pending = list(self._pending.values())
         for item in pending:
             quiet_needed = min(CLOSE_QUIET, self.settle) if item.closed else self.settle
+            if item.incomplete:  # nothing was written since it was found cut short: look now and then
+                quiet_needed = max(CLOSE_QUIET, self.settle)
             if now - item.last_event < quiet_needed:
                 continue
             newest = _newest_mtime(item.path)
@@ -210,8 +227,31 @@ class Watcher:
                 with self._lock:  # a write whose event was lost: wait from that write on
                     item.last_event = now - max(0.0, wall - newest)
                 continue
-            found.append((newest, item.path))
+            if self._complete(item, now):
+                found.append((newest, item.path))
         return [path for _, path in sorted(found)]
+
+    def _complete(self, item: _Pending, now: float) -> bool:
+        """Whether the entry's format (where it has one) says it is whole;
+        reports it once per reason when not, and looks again later."""
+        try:
+            reason = incomplete_reason(item.path)
+        except FileNotFoundError:
+            return True  # gone: _register_one says so
+        except OSError as exc:
+            reason = f"cannot be read: {exc}"
+        with self._lock:
+            if reason is None:
+                if self.stats.incomplete.pop(item.path, None) is not None:
+                    log.info("%s is complete now", item.path)
+                return True
+            item.incomplete, item.last_event = True, now
+            reported = self.stats.incomplete.get(item.path)
+            self.stats.incomplete[item.path] = reason
+        if reported != reason:
+            log.warning("%s is not complete, not registered: %s (did the trainer stop mid-write? "
+                        "it is checked again until it is complete)", item.path, reason)
+        return False
 
     def poll(self) -> list[Registered]:
         """Register every entry that is complete now; returns what was registered."""
@@ -234,6 +274,7 @@ class Watcher:
                 return None
             seen = pending.last_event
         try:
+            self._refuse_link_out(path)
             if self.ledger.known(path):  # registered by someone else meanwhile
                 raise AlreadyExistsError(f"{path} is already registered")
             result = self.register(path, metadata)
@@ -249,6 +290,9 @@ class Watcher:
                 self._pending.pop(path, None)
             log.info("%s disappeared before it could be registered", path)
             return None
+        except PathEscapeError as exc:  # a link out of the tree: trying again cannot help
+            pending.attempts = MAX_ATTEMPTS - 1
+            return self._failed(pending, exc)
         except Exception as exc:  # noqa: BLE001 - keep watching; retry later
             return self._failed(pending, exc)
         self.ledger.add(path)
@@ -264,6 +308,18 @@ class Watcher:
         details = ", ".join(f"{k}={v}" for k, v in metadata.items())
         log.info("registered %s as %s%s", path, result, f" ({details})" if details else "")
         return registered
+
+    def _refuse_link_out(self, path: str) -> None:
+        """An entry that is a symlink leading out of the watched folder (another
+        user's ``ln -s /etc/shadow epoch=1.ckpt``) is never registered."""
+        if not os.path.islink(path):
+            return
+        target, root = os.path.realpath(path), os.path.realpath(self.folder)
+        if os.path.commonpath([target, root]) != root:
+            raise PathEscapeError(
+                f"{path} is a symlink to {target}, outside the watched folder {self.folder}; not registered",
+                "checkpoints must be files or folders inside the watched folder; remove the link",
+            )
 
     def _failed(self, pending: _Pending, exc: Exception) -> None:
         message = exc.message if isinstance(exc, ArtifactfsError) else f"{type(exc).__name__}: {exc}"
@@ -286,7 +342,7 @@ class Watcher:
         self.scan()
         registered = self.poll()
         with self._lock:
-            waiting = sorted(self._pending)
+            waiting = sorted(p for p in self._pending if p not in self.stats.incomplete)
         for path in waiting:
             log.info("%s is still being written; not registered", path)
         return registered
