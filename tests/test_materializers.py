@@ -365,11 +365,9 @@ def test_path_folder_roundtrip(flavor_store, tmp_path):
     loaded = load(store, PathMaterializer, type(source))
     assert isinstance(loaded, pathlib.Path) and loaded.is_dir()
     assert _read_tree(loaded) == files
-    if store.is_local:
-        assert loaded == pathlib.Path(store.resolve(FOLDER))  # the payload itself, no copy
-    else:
-        assert not loaded.is_relative_to(tmp_path)  # a fresh temporary folder
-        shutil.rmtree(loaded)
+    # a private copy, never the payload itself: writing to it cannot change the artifact
+    assert not loaded.is_relative_to(tmp_path) and oct(loaded.stat().st_mode & 0o777) == oct(0o700)
+    shutil.rmtree(loaded)
 
 
 def test_path_file_roundtrip(flavor_store, tmp_path):

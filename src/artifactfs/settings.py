@@ -10,6 +10,11 @@ Resolution order, highest first:
   * ``ARTIFACTFS_STORE`` overrides the active store named in ``config.json``;
   * ``ARTIFACTFS_MACHINE_ID`` overrides this machine's id (tests that play
     several machines on one host set it).
+
+Every folder artifactfs creates for itself (the home and its config, data
+and cache folders, the default store's root, logs) is created 0700 by
+:func:`private_dir`, whatever the umask, as the XDG specification asks:
+the index, payloads, caches and logs are their owner's alone.
 """
 
 from __future__ import annotations
@@ -107,6 +112,35 @@ class Settings:
             _write_private(self.credentials_path, creds, mode=0o600)
 
 
+def private_dir(path: Path) -> Path:
+    """Create the folder ``path`` and any missing parents, each 0700 (umask
+    can only narrow that). Folders that already exist are left as they are:
+    they are the user's."""
+    missing = []
+    current = Path(path)
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass  # made by another process meanwhile
+    return Path(path)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 unless it exists (a SQLite index: SQLite
+    gives its -wal and -shm files the mode of the database file)."""
+    private_dir(Path(path).parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+
+
 def machine_id() -> str:
     """A stable id of this machine, never its hostname (cloned VMs share one):
     ``ARTIFACTFS_MACHINE_ID``, else systemd's machine id, else a random id
@@ -127,7 +161,7 @@ def _generated_machine_id(path: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         value = uuid.uuid4().hex
         try:  # O_EXCL: two processes creating it at once agree on the first
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -140,7 +174,7 @@ def _generated_machine_id(path: Path) -> str:
 
 def _write_private(path: Path, data: dict, mode: int) -> None:
     """Write JSON atomically, creating the file with ``mode`` from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:

@@ -16,7 +16,7 @@ from artifactfs.index import add_store, find_store_row, get_index, list_store_ro
 from artifactfs.api.context import remove_after_step
 from artifactfs.index.models import Store
 from artifactfs.materializers.base import set_api_hooks
-from artifactfs.settings import DEFAULT_STORE, get_settings
+from artifactfs.settings import DEFAULT_STORE, get_settings, private_dir
 from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
 from artifactfs.stores.flavor import is_local_uri
 
@@ -39,7 +39,7 @@ def init() -> ArtifactStore:
             try:
                 row = find_store_row(session, DEFAULT_STORE)
             except NotFoundError:
-                settings.default_store_root.mkdir(parents=True, exist_ok=True)
+                private_dir(settings.default_store_root)
                 row = add_store(session, DEFAULT_STORE, "local", str(settings.default_store_root), {})
             return open_store(row)
     except (AlreadyExistsError, IntegrityError):

@@ -11,14 +11,17 @@ crash leaves at most an orphan folder for the pruner.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import stat
 import uuid
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 from artifactfs.errors import ArtifactfsError
+from artifactfs.faults import fault_point
 from artifactfs.index.artifacts import NewVersion, check_name
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import (
@@ -32,7 +35,14 @@ from artifactfs.materializers import (
 )
 from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
-from artifactfs.stores.manifest import ManifestEntry, RecordingStore, content_hash, manifest_entry
+from artifactfs.stores.localfiles import open_beneath, resolve_named
+from artifactfs.stores.manifest import (
+    DEFAULT_FILE_MODE,
+    ManifestEntry,
+    RecordingStore,
+    content_hash,
+    manifest_entry,
+)
 
 VISUALIZATION_SUFFIX = ".viz"
 
@@ -185,28 +195,50 @@ def copy_into(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[str, list[ManifestEntry]]:
     """Copy a file or folder into a fresh payload folder of ``target``;
-    returns ``(uuid, manifest)``. A single file keeps its name inside the folder."""
+    returns ``(uuid, manifest)``. A single file keeps its name inside the folder.
+
+    A local source is read without following a symlink out of it (a single
+    file: out of its own folder), and each copy keeps its source's
+    permission bits, in the copy and in the manifest."""
     version_uuid = str(uuid.uuid4())
     folder = payload_folder(name, version_uuid)
     recorder = RecordingStore(target, folder)
+    name_in_copy = posixpath.basename(source_native)
+    if source.is_local:
+        source_native = resolve_named(source_native)
     if source.fs.isfile(source_native):
-        pairs = [(source_native, posixpath.basename(source_native))]
+        tree, pairs = posixpath.dirname(source_native), [(posixpath.basename(source_native), name_in_copy)]
     elif source.fs.isdir(source_native):
         if source.is_local:
             check_local_links(source_native)
-        pairs = [
-            (posixpath.join(source_native, rel), check_relative(rel, source.flavor.to_uri(source_native)))
-            for rel in source.find(source.flavor.to_uri(source_native))
-        ]
+        tree = source_native
+        pairs = [(rel, check_relative(rel, source.flavor.to_uri(source_native)))
+                 for rel in source.find(source.flavor.to_uri(source_native))]
+    elif source.is_local and os.path.exists(source_native):
+        raise ArtifactfsError(f"{source_native} is not a regular file (a FIFO, socket or device)",
+                              "register regular files and folders only")
     else:
         raise FileNotFoundError(f"nothing to register at {source.flavor.to_uri(source_native)}")
     for src, relative in pairs:
-        with source.fs.open(src, "rb") as fin, recorder.open(posixpath.join(folder, relative), "wb") as fout:
+        fault_point("copy_into_open")
+        with _open_source(source, tree, src) as (fin, mode), \
+                recorder.open(posixpath.join(folder, relative), "wb", file_mode=mode) as fout:
             while chunk := fin.read(COPY_CHUNK):
                 fout.write(chunk)
                 if progress:
                     progress(len(chunk))
     return version_uuid, recorder.finish()
+
+
+@contextlib.contextmanager
+def _open_source(source: ArtifactStore, tree: str, relative: str) -> Iterator[tuple[IO[bytes], int]]:
+    """A source file and its permission bits (an object store's files have the default)."""
+    if not source.is_local:
+        with source.fs.open(posixpath.join(tree, relative), "rb") as f:
+            yield f, DEFAULT_FILE_MODE
+        return
+    with open_beneath(tree, relative) as f:
+        yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)
 
 
 def source_size(store: ArtifactStore, native: str) -> int:

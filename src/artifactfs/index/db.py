@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from artifactfs.errors import ConfigError
 from artifactfs.index.migrate import upgrade_if_needed
-from artifactfs.settings import get_settings
+from artifactfs.settings import create_private_file, get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -70,8 +70,8 @@ def _make_engine(url: str, begin: str) -> Engine:
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not parsed.query.get("uri"):
+            create_private_file(Path(database))  # the index is its owner's alone (0600)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     else:
         kwargs["pool_pre_ping"] = True

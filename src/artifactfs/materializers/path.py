@@ -12,20 +12,34 @@ size), which ``load`` reads back.
 Before anything is written the whole source is checked: special files
 (sockets, FIFOs, devices), broken symlinks and symlinks leading outside the
 source folder are refused. Symlinks inside it are stored as the files they
-point to; empty folders are not stored (object stores have none).
+point to; empty folders are not stored (object stores have none). Each file
+is then opened without following a link out of the folder (a single file:
+out of its own folder), so a link swapped in after the check is refused too,
+and stored with its own permission bits (``stores.localfiles``).
+
+Loading never hands out the stored files themselves: a write to what
+``load`` returns must not change the artifact. It returns a private copy in
+a fresh temporary folder (0700), removed when the process exits (copy what
+you want to keep); ``artifactfs.load_artifact(..., zero_copy=True)`` gives a
+read-only view of a large payload instead.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import posixpath
+import shutil
 import stat
 import tempfile
+import threading
 from typing import Any
 
 from artifactfs.enums import ArtifactType
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError
+from artifactfs.stores.base import COPY_CHUNK
+from artifactfs.stores.localfiles import open_beneath, resolve_named
 
 
 def _within(path: str, root: str) -> bool:
@@ -80,35 +94,39 @@ class PathMaterializer(BaseMaterializer):
     ASSOCIATED_ARTIFACT_TYPE = ArtifactType.DATA
 
     def save(self, data: pathlib.Path) -> None:
-        source = os.fspath(data)
         try:
+            source = resolve_named(os.fspath(data))
             info = os.stat(source)
         except FileNotFoundError:
             raise MaterializerError(f"cannot save {source}: no such file or folder") from None
         if stat.S_ISREG(info.st_mode):
-            self.artifact_store.put(source, self.path(_file_name(data)))
+            self._store_file(os.path.dirname(source), os.path.basename(source), _file_name(data))
         elif stat.S_ISDIR(info.st_mode):
             files = plan_folder(source)  # checks everything before writing anything
             if not files:
                 self.artifact_store.makedirs(self.uri)  # an empty local folder stays a folder
-            for relative, local in files:
-                self.artifact_store.put(local, self.path(relative))
+            for relative, _ in files:
+                self._store_file(source, relative, relative)
         else:
             raise MaterializerError(f"{source} is a special file (socket, FIFO or device) and cannot be stored")
 
+    def _store_file(self, tree: str, relative: str, target: str) -> None:
+        """One file, opened inside ``tree`` only, read once, with its mode."""
+        with open_beneath(tree, relative) as src:
+            mode = stat.S_IMODE(os.fstat(src.fileno()).st_mode)
+            with self.artifact_store.open(self.path(target), "wb", file_mode=mode) as dst:
+                shutil.copyfileobj(src, dst, COPY_CHUNK)
+
     def load(self, data_type: type) -> pathlib.Path:
-        """For a local store, the payload inside the store (treat it as
-        read-only); for a remote one, a copy in a fresh temporary folder."""
+        """A private copy in a fresh temporary folder (see the module's
+        docstring for when it is removed)."""
         store = self.artifact_store
         files = store.find(self.uri) if store.isdir(self.uri) else []
-        if store.is_local:
-            base = pathlib.Path(store.resolve(self.uri))
-        else:
-            base = pathlib.Path(tempfile.mkdtemp(prefix="artifactfs-"))
-            for relative in files:
-                target = base.joinpath(*relative.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                store.get(self.path(relative), str(target))
+        base = private_folder()
+        for relative in files:
+            target = base.joinpath(*relative.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.get(self.path(relative), str(target))
         kind = self.recorded_metadata.get("kind")
         single_file = len(files) == 1 and "/" not in files[0]
         if kind == "file" or (kind is None and single_file):
@@ -123,6 +141,28 @@ class PathMaterializer(BaseMaterializer):
             if len(files) == 1 and "/" not in files[0][0]:
                 return {"kind": "folder"}
         return {}
+
+
+_copies: list[str] = []
+_copies_lock = threading.Lock()
+
+
+def private_folder() -> pathlib.Path:
+    """A fresh temporary folder only its owner can enter, removed when the
+    process exits: where loaded files and folders are copied to."""
+    folder = tempfile.mkdtemp(prefix="artifactfs-")  # mkdtemp makes it 0700
+    with _copies_lock:
+        if not _copies:
+            atexit.register(_remove_copies)
+        _copies.append(folder)
+    return pathlib.Path(folder)
+
+
+def _remove_copies() -> None:
+    with _copies_lock:
+        folders, _copies[:] = list(_copies), []
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _file_name(path: pathlib.Path) -> str:

@@ -28,6 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from artifactfs.settings import private_dir
+
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 1 << 20
@@ -231,7 +233,7 @@ class BlockCache:
         self._total = 0
         self._over_logged = False
         self._started = time.time()
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)  # cached payloads are their owner's alone
         self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

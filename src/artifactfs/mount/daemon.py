@@ -22,7 +22,7 @@ from pathlib import Path
 import trio
 
 from artifactfs.errors import ArtifactfsError
-from artifactfs.settings import get_settings
+from artifactfs.settings import get_settings, private_dir
 
 log = logging.getLogger("artifactfs.mount")
 
@@ -154,7 +154,7 @@ def read_record(mountpoint: str | os.PathLike) -> dict | None:
 
 def _write_record(mountpoint: Path, log_path: str | None) -> None:
     path = _record_path(mountpoint)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     record = {"mountpoint": str(mountpoint), "pid": os.getpid(), "log_path": log_path, "started": time.time()}
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record))
@@ -338,8 +338,9 @@ def wait_until_mounted(mountpoint: Path, proc: subprocess.Popen | None, timeout:
 
 def spawn(argv: list[str], mountpoint: Path, log_path: Path) -> subprocess.Popen:
     """Start ``argv`` as a detached daemon writing to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
+    private_dir(log_path.parent)
+    # Owner-only: the log names stores, objects and paths.
+    with open(log_path, "ab", opener=lambda p, flags: os.open(p, flags, 0o600)) as log_file:
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True, cwd="/", close_fds=True,

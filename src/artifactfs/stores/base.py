@@ -140,7 +140,11 @@ class ArtifactStore:
     def _isdir(self, native: str) -> bool:
         return self._implicit_root(native) or self.fs.isdir(native)
 
-    def open(self, path: str, mode: str = "r", **kwargs: Any) -> IO:
+    def open(self, path: str, mode: str = "r", file_mode: int | None = None, **kwargs: Any) -> IO:
+        """fsspec's ``open``. ``file_mode``, when writing a new file, gives it
+        those permission bits on a local store (an object store has none): it
+        is created owner-only and gets them before anything is written, so a
+        copy is never readable by more users than its source."""
         native = self.resolve(path)
         if "r" in mode and "+" not in mode and not self.fs.isfile(native):
             raise FileNotFoundError(f"no file {self._to_uri(native)} in store {self.name!r}")
@@ -151,7 +155,8 @@ class ArtifactStore:
             # native paths instead of through fsspec's Python wrapper.
             if "r" not in mode:
                 os.makedirs(posixpath.dirname(native), exist_ok=True)
-            return builtins.open(native, mode, **kwargs)
+            opener = _opener_with_mode(file_mode) if file_mode is not None and "r" not in mode else None
+            return builtins.open(native, mode, opener=opener, **kwargs)
         return self.fs.open(native, mode, **kwargs)
 
     def exists(self, path: str) -> bool:
@@ -307,6 +312,23 @@ class ArtifactStore:
 
     def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         return self.fs.cat_file(self.resolve(path), start=start, end=end)
+
+
+def _opener_with_mode(file_mode: int):
+    """An ``opener`` for ``open()`` that creates the file owner-only, then
+    sets exactly ``file_mode``'s rwx bits (umask may only narrow, never restore, bits
+    such as the executable one) before a byte is written."""
+
+    def opener(path: str, flags: int) -> int:
+        fd = os.open(path, flags, 0o600)
+        try:
+            os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid: a copy made by root must not become one
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    return opener
 
 
 def _within(path: str, root: str) -> bool:

@@ -4,7 +4,9 @@ the content hash of a whole version derived from it. The hash algorithm is
 the version's (``stores.hashing``; BLAKE3 for new versions).
 
 ``RecordingStore`` wraps a store for one version folder: every file opened
-for writing through it (or uploaded with ``put``) is hashed on the way.
+for writing through it (or uploaded with ``put``) is hashed on the way, and
+recorded with its real mode: the one a local file has, or the one asked for
+with ``file_mode`` (a copy keeps its source's; an object store has none).
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class RecordingStore:
         self.folder = store.resolve(folder)
         self.folder_uri = store.uri(folder)
         self._entries: dict[str, ManifestEntry] = {}
+        self._modes: dict[str, int] = {}  # native path -> file_mode asked for
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -128,20 +131,28 @@ class RecordingStore:
     def _record(self, native: str, size: int, digest: str) -> None:
         relative = self._relative(native)
         if relative is not None:
-            self._entries[relative] = ManifestEntry(relative, size, DEFAULT_FILE_MODE, digest)
+            self._entries[relative] = ManifestEntry(relative, size, self._mode_of(native), digest)
 
-    def open(self, path: str, mode: str = "r", **kwargs: Any) -> IO:
+    def _mode_of(self, native: str) -> int:
+        if native in self._modes:
+            return self._modes[native] & 0o777
+        if self.store.is_local:
+            return stat_module.S_IMODE(os.stat(native).st_mode)
+        return DEFAULT_FILE_MODE
+
+    def open(self, path: str, mode: str = "r", file_mode: int | None = None, **kwargs: Any) -> IO:
         native = self.store.resolve(path)
         if not any(flag in mode for flag in "wax"):
             return self.store.open(path, mode, **kwargs)
+        if file_mode is not None:
+            self._modes[native] = file_mode
         if "+" in mode or "a" in mode:
             self._entries.pop(self._relative(native) or "", None)  # re-hashed by finish()
-            return self.store.open(path, mode, **kwargs)
+            return self.store.open(path, mode, file_mode=file_mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
         if self.store.is_local and not kwargs:  # a plain file: no fsspec layer on the hot path
-            os.makedirs(posixpath.dirname(native), exist_ok=True)
-            raw = open(native, binary_mode)  # noqa: SIM115 - closed by the writer
+            raw = self.store.open(path, binary_mode, file_mode=file_mode)
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
@@ -165,7 +176,9 @@ class RecordingStore:
         return entries
 
     def _hash_existing(self, relative: str) -> ManifestEntry:
-        return manifest_entry(self.store, posixpath.join(self.folder, relative), relative, self.algorithm)
+        native = posixpath.join(self.folder, relative)
+        entry = manifest_entry(self.store, native, relative, self.algorithm)
+        return ManifestEntry(relative, entry.size, self._mode_of(native), entry.digest)
 
 
 # -- hashing files that already exist --------------------------------------------------
