@@ -2,7 +2,10 @@
 and the ``ArtifactVersion`` a user holds.
 
 Writes follow DESIGN.md's protocol: payload first (``api.writing``), then
-one transaction (``index.artifacts.insert_version``).
+one transaction (``index.artifacts.insert_version``). Loads never hand out a
+way to change what is stored (a file or folder comes back as a private copy,
+or as a read-only view: ``api.views``), and a load that may unpickle reads
+each file once, verified (``api.verified``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import posixpath
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from typing import Any
 from artifactfs.api.context import current_step_run, pipeline_tracing
 from artifactfs.api.lazy import lazy_version
 from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
+from artifactfs.api.verified import IntegrityError, VerifiedReads, verify_payload
+from artifactfs.api.views import PayloadView
 from artifactfs.api.writing import (
     VISUALIZATION_SUFFIX,
     copy_into,
@@ -37,14 +41,11 @@ from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.enums import SAVE_TYPES
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
-from artifactfs.materializers import BaseMaterializer, import_by_name, registry
+from artifactfs.materializers import BaseMaterializer, PathMaterializer, import_by_name, qualified_name, registry
+from artifactfs.materializers.path import private_folder
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.flavor import is_local_uri
-from artifactfs.stores.manifest import ManifestEntry, content_hash, hash_store_file
-
-
-class IntegrityError(ArtifactfsError):
-    """A payload's bytes differ from its manifest."""
+from artifactfs.stores.manifest import ManifestEntry, content_hash
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,9 @@ class ArtifactVersion:
 
     # -- actions --------------------------------------------------------------------------
 
-    def load(self, verify: bool = False) -> Any:
-        return _load(self, verify)
+    def load(self, verify: bool = False, *, zero_copy: bool = False) -> Any:
+        """The value; see :func:`load_artifact`."""
+        return _load(self, verify, zero_copy)
 
     def download_files(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Every payload file into one zip archive at ``path`` (ZenML's
@@ -328,24 +330,49 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
         return ArtifactVersion.from_row(row)
 
 
-def load_artifact(name_or_id: str | uuid.UUID, version: str | int | None = None, verify: bool = False) -> Any:
+def load_artifact(
+    name_or_id: str | uuid.UUID, version: str | int | None = None, verify: bool = False, *, zero_copy: bool = False
+) -> Any:
     """The value of a version: the newest of ``name`` unless ``version`` is given;
-    ids and unique id prefixes work too."""
-    return _load(get_artifact_version(name_or_id, version), verify)
+    ids and unique id prefixes work too.
+
+    ``verify=True`` checks every payload file against its manifest (and what
+    is loaded is the bytes checked). A file or folder (``pathlib.Path``)
+    comes back as a private copy in a fresh temporary folder, removed when
+    the process exits: writing to it never changes the artifact. For a
+    checkpoint too large to copy, ``zero_copy=True`` returns a read-only
+    :class:`~artifactfs.api.views.PayloadView` of the stored files instead.
+    """
+    return _load(get_artifact_version(name_or_id, version), verify, zero_copy)
 
 
-def _load(version: ArtifactVersion, verify: bool) -> Any:
+def _load(version: ArtifactVersion, verify: bool, zero_copy: bool = False) -> Any:
     store = version.open_store()
+    if zero_copy:
+        return _view(version, store, verify)
+    reader = VerifiedReads(store, version)  # every file read once, checked, used from that copy
     if version.materializer is None:
-        if verify:
-            verify_payload(version, store)
-        return _load_registered(version, store)
+        return _load_registered(version, reader if verify else store)
     what = f"artifact {version.name}:{version.version}"
     materializer = import_by_name(version.materializer, what)
     data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
-    if verify or getattr(materializer, "VERIFY_ON_LOAD", False):  # never unpickle bytes that changed
+    checked = verify or getattr(materializer, "VERIFY_ON_LOAD", False)  # never unpickle bytes that changed
+    value = materializer(version.uri, reader if checked else store, metadata_loader=lambda: version.metadata).load(
+        data_type)
+    if verify:
+        reader.verify_rest()
+    return value
+
+
+def _view(version: ArtifactVersion, store: ArtifactStore, verify: bool) -> PayloadView:
+    if version.materializer not in (None, qualified_name(PathMaterializer)):
+        raise ArtifactfsError(
+            f"zero_copy=True gives a read-only view of files and folders; {version} holds a {version.data_type}",
+            "load it without zero_copy",
+        )
+    if verify:
         verify_payload(version, store)
-    return materializer(version.uri, store, metadata_loader=lambda: version.metadata).load(data_type)
+    return PayloadView(version, store)
 
 
 def _data_type(path: str | None, what: str, needed: bool) -> type:
@@ -361,34 +388,15 @@ def _data_type(path: str | None, what: str, needed: bool) -> type:
         return object
 
 
-def verify_payload(version: ArtifactVersion, store: ArtifactStore) -> None:
-    for entry in version.files:
-        native = store.resolve(version.file_uri(entry.path))
-        try:
-            size, digest = hash_store_file(store, native, version.hash_algorithm)
-        except FileNotFoundError:
-            raise IntegrityError(
-                f"{version}: payload file {entry.path!r} is missing from {version.uri}",
-                "run `artifactfs fsck` to list damaged versions",
-            ) from None
-        if (size, digest) != (entry.size, entry.digest):
-            raise IntegrityError(
-                f"{version}: payload file {entry.path!r} changed since it was saved (size {size} vs "
-                f"{entry.size}, {version.hash_algorithm} {digest[:12]} vs {(entry.digest or '')[:12]})",
-                "the stored bytes were modified outside artifactfs; run `artifactfs fsck`",
-            )
-
-
-def _load_registered(version: ArtifactVersion, store: ArtifactStore) -> Path:
-    """A registered file or folder as a local path: in place for a local
-    store, else downloaded into a fresh temporary folder."""
-    if store.is_local:
-        return Path(store.resolve(version.uri))
-    target = Path(tempfile.mkdtemp(prefix=f"artifactfs-{version.id[:8]}-"))
+def _load_registered(version: ArtifactVersion, store: ArtifactStore | VerifiedReads) -> Path:
+    """A registered file or folder as a private copy of the files its
+    manifest lists, each with its recorded mode (see :func:`load_artifact`)."""
+    target = private_folder()
     for entry in version.files:
         local = target / entry.path
         local.parent.mkdir(parents=True, exist_ok=True)
         store.get(version.file_uri(entry.path), str(local))
+        os.chmod(local, entry.mode & 0o777)
     return target / version.files[0].path if version.payload_kind == PayloadKind.FILE.value else target
 
 
@@ -517,6 +525,7 @@ __all__ = [
     "ArtifactVersion",
     "IntegrityError",
     "NotInStoreError",
+    "PayloadView",
     "get_artifact_version",
     "load_artifact",
     "register_artifact",

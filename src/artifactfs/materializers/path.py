@@ -127,6 +127,9 @@ class PathMaterializer(BaseMaterializer):
             target = base.joinpath(*relative.split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
             store.get(self.path(relative), str(target))
+            mode = store.stat(self.path(relative)).get("mode")  # a script stays executable
+            if isinstance(mode, int):
+                os.chmod(target, stat.S_IMODE(mode) & 0o777)
         kind = self.recorded_metadata.get("kind")
         single_file = len(files) == 1 and "/" not in files[0]
         if kind == "file" or (kind is None and single_file):

@@ -1,0 +1,174 @@
+"""Reading a version's payload when its bytes must be the ones its manifest
+records: each file is read once, hashed with the version's algorithm while
+it is read, compared with its manifest row, and handed out from that same
+copy (in memory, or beyond ``SPOOL_MEMORY`` an unlinked temporary file only
+this process holds). Bytes swapped in the store after the check are never
+read, so a pickle is only ever built from verified bytes.
+
+:class:`VerifiedReads` is the store a materializer loading such a version
+is given (every materializer that may unpickle, and any load with
+``verify=True``): its reads are verified, its listings come from the
+manifest, and it refuses writes. Containers hand it on to their elements.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import tempfile
+from collections.abc import Iterable
+from typing import IO, TYPE_CHECKING, Any
+
+from artifactfs.errors import ArtifactfsError
+from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.hashing import new_hasher
+
+if TYPE_CHECKING:
+    from artifactfs.api.artifacts import ArtifactFile, ArtifactVersion
+
+#: Verified bytes of one file are kept in memory up to this size, beyond it
+#: in an unlinked temporary file.
+SPOOL_MEMORY = 64 * 1024 * 1024
+
+
+class IntegrityError(ArtifactfsError):
+    """A payload's bytes differ from its manifest."""
+
+
+def _missing(version: ArtifactVersion, entry: ArtifactFile) -> IntegrityError:
+    return IntegrityError(
+        f"{version}: payload file {entry.path!r} is missing from {version.uri}",
+        "run `artifactfs fsck` to list damaged versions",
+    )
+
+
+def check(version: ArtifactVersion, entry: ArtifactFile, size: int, digest: str) -> None:
+    """Raise :class:`IntegrityError` unless ``(size, digest)`` is what the manifest records."""
+    if (size, digest) != (entry.size, entry.digest):
+        raise IntegrityError(
+            f"{version}: payload file {entry.path!r} changed since it was saved (size {size} vs "
+            f"{entry.size}, {version.hash_algorithm} {digest[:12]} vs {(entry.digest or '')[:12]})",
+            "the stored bytes were modified outside artifactfs; run `artifactfs fsck`",
+        )
+
+
+def copy_verified(store: ArtifactStore, version: ArtifactVersion, entry: ArtifactFile, out: IO[bytes]) -> int:
+    """Copy one payload file into ``out`` while hashing it; raise when the
+    bytes copied are not the manifest's. Returns the size."""
+    hasher, size = new_hasher(version.hash_algorithm), 0
+    try:
+        with store.fs.open(store.resolve(version.file_uri(entry.path)), "rb") as f:
+            while chunk := f.read(COPY_CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        raise _missing(version, entry) from None
+    check(version, entry, size, hasher.hexdigest())
+    return size
+
+
+def read_verified(store: ArtifactStore, version: ArtifactVersion, entry: ArtifactFile) -> IO[bytes]:
+    """The verified bytes of one payload file, positioned at the start."""
+    buffer: IO[bytes] = io.BytesIO() if entry.size <= SPOOL_MEMORY else tempfile.TemporaryFile()
+    try:
+        copy_verified(store, version, entry, buffer)
+    except BaseException:
+        buffer.close()
+        raise
+    buffer.seek(0)
+    return buffer
+
+
+def verify_payload(version: ArtifactVersion, store: ArtifactStore, entries: Iterable[ArtifactFile] | None = None) -> None:
+    """Re-read payload files (all by default) and compare them with the manifest."""
+    for entry in version.files if entries is None else entries:
+        copy_verified(store, version, entry, _Discard())
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+class VerifiedReads:
+    """A store for loading one version: reads verified, listings from the
+    manifest, writes refused; anything else is the store's."""
+
+    def __init__(self, store: ArtifactStore, version: ArtifactVersion) -> None:
+        self.store, self.version = store, version
+        self._entries = {store.resolve(version.file_uri(e.path)): e for e in version.files}
+        self._read: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def _entry(self, path: str) -> tuple[str, ArtifactFile]:
+        native = self.store.resolve(path)
+        entry = self._entries.get(native)
+        if entry is None:
+            raise IntegrityError(
+                f"{self.version}: {self.store.flavor.to_uri(native)} is not in the version's manifest",
+                "the payload holds a file it was not saved with; run `artifactfs fsck`",
+            )
+        return native, entry
+
+    def open(self, path: str, mode: str = "r", encoding: str | None = None, errors: str | None = None,
+             newline: str | None = None, **_: Any) -> IO:
+        if any(flag in mode for flag in "wax+"):
+            raise ArtifactfsError(f"{self.version} is being loaded: its payload cannot be written ({path})",
+                                  "a materializer's load() must only read")
+        native, entry = self._entry(path)
+        data = read_verified(self.store, self.version, entry)
+        self._read.add(native)
+        if "b" in mode:
+            return data
+        return io.TextIOWrapper(data, encoding=encoding or "utf-8", errors=errors, newline=newline)
+
+    def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
+        with self.open(path, "rb") as f:
+            return f.read()[slice(start, end)]
+
+    def get(self, path: str, local_path: str) -> None:
+        """Download one file, verified on the way; nothing is left on a mismatch."""
+        native, entry = self._entry(path)
+        try:
+            with open(local_path, "wb") as out:
+                copy_verified(self.store, self.version, entry, out)
+        except BaseException:
+            if os.path.exists(local_path):
+                os.unlink(local_path)
+            raise
+        self._read.add(native)
+
+    # -- listings: the manifest's, never the store's ---------------------------------------
+
+    def find(self, top: str = "") -> list[str]:
+        prefix = self.store.resolve(top).rstrip("/") + "/"
+        return sorted(native[len(prefix):] for native in self._entries if native.startswith(prefix))
+
+    def isfile(self, path: str) -> bool:
+        return self.store.resolve(path) in self._entries
+
+    def isdir(self, path: str) -> bool:
+        return bool(self.find(path))
+
+    def exists(self, path: str) -> bool:
+        return self.isfile(path) or self.isdir(path)
+
+    def listdir(self, path: str = "") -> list[str]:
+        return sorted({relative.split("/", 1)[0] for relative in self.find(path)})
+
+    def verify_rest(self) -> None:
+        """Check the manifest files that the load did not read (``verify=True``)."""
+        verify_payload(self.version, self.store, [e for n, e in self._entries.items() if n not in self._read])
+
+
+def folder_of(version: ArtifactVersion) -> str:
+    """The folder a version's payload files lie in (a file payload's own folder)."""
+    return posixpath.dirname(version.uri) if version.payload_kind == "file" else version.uri
+
+
+__all__ = ["SPOOL_MEMORY", "IntegrityError", "VerifiedReads", "check", "copy_verified", "read_verified",
+           "verify_payload"]
