@@ -18,6 +18,7 @@ from artifactfs.index.models import Store
 from artifactfs.materializers.base import set_api_hooks
 from artifactfs.settings import DEFAULT_STORE, get_settings, private_dir
 from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
+from artifactfs.stores.secrets import secret_names
 from artifactfs.stores.flavor import is_local_uri
 
 
@@ -113,14 +114,25 @@ def describe_store(name: str) -> StoreInfo:
 
 
 def _info(row: Store, active: str, credentials: dict) -> StoreInfo:
+    # Split again: a row written before secrets were told apart this well
+    # may still hold one, and it is never shown.
+    public, legacy = split_secrets(_secret_option_names(row.flavor), dict(row.options))
+    names = set(secret_names(credentials.get(row.name, {}))) | set(secret_names(legacy))
     return StoreInfo(
         name=row.name,
         flavor=row.flavor,
         path=row.root_uri,
-        options=dict(row.options),
+        options=public,
         active=row.name == active,
-        secrets=tuple(sorted(credentials.get(row.name, {}))),
+        secrets=tuple(sorted(names)),
     )
+
+
+def _secret_option_names(flavor: str) -> frozenset[str]:
+    try:
+        return get_flavor(flavor).secret_options
+    except ArtifactfsError:  # a plugin flavor that is not installed here
+        return frozenset()
 
 
 def set_active_store(name: str) -> None:

@@ -23,6 +23,7 @@ from artifactfs.cli.ui import ui_command
 from artifactfs.cli.watch import watch_command
 from artifactfs.errors import ArtifactfsError
 from artifactfs.settings import get_settings
+from artifactfs.stores.secrets import install_log_redaction, mask_url
 
 
 class ArtifactfsGroup(click.Group):
@@ -48,6 +49,7 @@ class ArtifactfsGroup(click.Group):
 @click.version_option(package_name="artifactfs")
 def cli(debug: bool) -> None:
     """Keep, find and read ML pipeline artifacts."""
+    install_log_redaction()  # no log line of any command shows a password
 
 
 @cli.command("init")
@@ -55,7 +57,7 @@ def init_command() -> None:
     """Create the index and the `default` local store (safe to run again)."""
     store = init()
     settings = get_settings()
-    console.print(f"index:         {settings.index_url}", highlight=False)
+    console.print(f"index:         {mask_url(settings.index_url)}", highlight=False)
     console.print(f"default store: {store.path}", highlight=False)
     console.print(f"active store:  {settings.active_store}", highlight=False)
 

@@ -13,6 +13,7 @@ from artifactfs.api import stores as api
 from artifactfs.cli.output import console, error_line, table
 from artifactfs.settings import get_settings
 from artifactfs.stores import get_flavor, list_flavors, parse_options, split_secrets
+from artifactfs.stores.secrets import secret_names
 
 
 @click.group("store")
@@ -35,7 +36,7 @@ def register(name: str, flavor: str, path: str, options: tuple[str, ...]) -> Non
     _, secret = split_secrets(flavor_cls, parsed)
     if secret:
         path = escape(str(get_settings().credentials_path))
-        _say(f"Secret options {', '.join(sorted(secret))} saved to {path} (mode 600).")
+        _say(f"Secret options {', '.join(secret_names(secret))} saved to {path} (mode 600), not to the index.")
     _say(f"Check it with: artifactfs store check {name}")
 
 

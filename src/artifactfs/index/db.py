@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from artifactfs.errors import ConfigError
 from artifactfs.index.migrate import upgrade_if_needed
 from artifactfs.settings import create_private_file, get_settings
+from artifactfs.stores.secrets import remember_secrets
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -34,7 +35,9 @@ class Index:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        parsed = make_url(url)
+        remember_secrets([parsed.password])  # masked in every error and log line from now on
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.engine = _make_engine(url, begin="DEFERRED")
         # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE.
         self._write_engine = _make_engine(url, begin="IMMEDIATE") if self.is_sqlite else self.engine

@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import os
 import posixpath
-import re
 from collections.abc import Iterator
 from functools import cached_property
 from typing import IO, Any
@@ -19,6 +18,7 @@ import fsspec
 
 from artifactfs.errors import PathEscapeError, StoreError
 from artifactfs.stores.flavor import Flavor
+from artifactfs.stores.secrets import merge_secrets, redact, remember_secrets, secret_values
 
 
 #: Bytes per read when a payload is copied or streamed between stores.
@@ -26,8 +26,6 @@ COPY_CHUNK = 8 * 1024 * 1024
 
 _PLAIN_OPEN_ARGS = {"encoding", "errors", "newline", "buffering"}
 
-# Pieces of connection strings and signed URLs that are credentials.
-_SECRET_PARTS = re.compile(r"(AccountKey|SharedAccessSignature|sig|X-Amz-Signature|X-Amz-Credential)=[^;&\s]+", re.I)
 
 
 class ArtifactStore:
@@ -53,16 +51,15 @@ class ArtifactStore:
         self.root, self.path = flavor.canonical_root(root)
         self.options = dict(options or {})
         self._secrets = dict(secrets or {})
+        remember_secrets(secret_values(self._secrets))  # masked in every error and log line from now on
 
     def __repr__(self) -> str:  # never shows secrets
         return f"ArtifactStore(name={self.name!r}, flavor={self.flavor.name!r}, path={self.path!r})"
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret value of this store replaced by ``***``."""
-        for value in self._secrets.values():
-            if isinstance(value, str) and len(value) >= 4:
-                text = text.replace(value, "***")
-        return _SECRET_PARTS.sub(r"\1=***", text)
+        """``text`` with every secret value of this store (and anything else
+        that looks secret, ``secrets.redact``) replaced by ``***``."""
+        return redact(text, secret_values(self._secrets))
 
     @cached_property
     def _real_root(self) -> str:
@@ -70,7 +67,7 @@ class ArtifactStore:
 
     @cached_property
     def fs(self) -> fsspec.AbstractFileSystem:
-        return self.flavor.filesystem({**self.options, **self._secrets})
+        return self.flavor.filesystem(merge_secrets(self.options, self._secrets))
 
     @property
     def is_local(self) -> bool:

@@ -17,6 +17,10 @@ import fsspec
 from fsspec.utils import infer_storage_options
 
 from artifactfs.errors import MissingExtraError, StoreError
+from artifactfs.stores.secrets import mask_url, split_secrets
+
+# user:password@ at the start of a bucket URI
+_USERINFO_PASSWORD = re.compile(r"^[^/@]*:[^/@]*@")
 
 
 class Flavor:
@@ -36,7 +40,8 @@ class Flavor:
     #: Module that must import for the flavor to work, and the extra that brings it.
     module: ClassVar[str | None] = None
     extra: ClassVar[str | None] = None
-    #: Option names that are credentials: never stored in the index.
+    #: Option names that are credentials: never stored in the index (beyond
+    #: these, ``secrets.split_secrets`` keeps out anything that looks secret).
     secret_options: ClassVar[frozenset[str]] = frozenset()
     #: Options applied unless the user sets them (e.g. timeouts so a dead store fails fast).
     default_options: ClassVar[dict[str, Any]] = {}
@@ -98,6 +103,11 @@ class Flavor:
                 f"pass --path {cls.schemes[0]}://<bucket>/<prefix>",
             )
         native = native.rstrip("/")
+        if _USERINFO_PASSWORD.match(native):
+            raise StoreError(
+                f"the root URI of a {cls.name} store carries a password ({mask_url(uri)}); it would be kept in the index",
+                "pass credentials as the flavor's secret options (`artifactfs store flavors`) or in the environment",
+            )
         if not native or native.startswith("/") or ".." in native.split("/"):
             raise StoreError(
                 f"{uri!r} does not name a bucket or container",
@@ -150,13 +160,6 @@ def parse_options(pairs: list[str] | tuple[str, ...], text_keys: frozenset[str] 
     return options
 
 
-def split_secrets(flavor: type[Flavor], options: dict[str, Any]) -> tuple[dict, dict]:
-    """``(public options, secret options)`` by the flavor's list of secret names."""
-    public = {k: v for k, v in options.items() if k not in flavor.secret_options}
-    secret = {k: v for k, v in options.items() if k in flavor.secret_options}
-    return public, secret
-
-
 def env_secrets(store_name: str, text_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Options from ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` environment variables
     (values of ``text_keys`` stay text, see :func:`parse_options`)."""
@@ -171,3 +174,6 @@ def env_secrets(store_name: str, text_keys: frozenset[str] = frozenset()) -> dic
 
 def is_local_uri(uri: str) -> bool:
     return infer_storage_options(uri)["protocol"] in ("file", "local")
+
+
+__all__ = ["Flavor", "env_secrets", "is_local_uri", "parse_option_value", "parse_options", "split_secrets"]
