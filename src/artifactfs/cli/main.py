@@ -7,6 +7,7 @@ shows the traceback.
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
@@ -23,7 +24,7 @@ from artifactfs.cli.ui import ui_command
 from artifactfs.cli.watch import watch_command
 from artifactfs.errors import ArtifactfsError
 from artifactfs.settings import get_settings
-from artifactfs.stores.secrets import install_log_redaction, mask_url
+from artifactfs.stores.secrets import install_log_redaction, mask_url, redact
 
 
 class ArtifactfsGroup(click.Group):
@@ -70,5 +71,10 @@ for command in (
 
 
 def main() -> None:
+    sys.excepthook = _print_redacted  # --debug tracebacks mask secrets too
     sys.exit(cli.main(prog_name="artifactfs", standalone_mode=True))
+
+
+def _print_redacted(kind, value, tb) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
 

@@ -23,6 +23,7 @@ import trio
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.settings import get_settings, private_dir
+from artifactfs.stores.secrets import install_log_redaction
 
 log = logging.getLogger("artifactfs.mount")
 
@@ -380,6 +381,7 @@ def _drop_gone_requests(record: logging.LogRecord) -> bool:
 
 
 def configure_logging(level: int = logging.INFO) -> None:
+    install_log_redaction()  # the daemon is started outside the `artifactfs` group: no password in its log
     logging.basicConfig(
         level=level, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
