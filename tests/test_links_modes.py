@@ -160,6 +160,10 @@ def test_register_copy_keeps_modes(sqlite_home, tmp_path, umask_022):
     assert {name: mode(Path(version.uri) / name) for name in expected} == expected  # the copy
     assert subprocess.run([str(Path(version.uri) / "run.sh")], capture_output=True).stdout == b"hi\n"
 
+    out = CliRunner().invoke(cli, ["artifact", "export", "job:1", str(tmp_path / "exported")])
+    assert out.exit_code == 0, out.output
+    assert {name: mode(tmp_path / "exported" / name) for name in expected} == expected  # exported as recorded
+
     single = register_artifact(folder / "secret.key", "key", copy=True)
     assert [f.mode for f in single.files] == [0o600] and mode(Path(single.uri) / "secret.key") == 0o600
 
@@ -220,3 +224,16 @@ def test_default_home_is_private_under_umask_022(tmp_path, monkeypatch, umask_02
         assert mode(settings.data_dir / "index.db") == 0o600
     finally:
         reset_index_cache()
+
+
+def test_register_in_place_refuses_a_link_out_of_its_folder(sqlite_home, tmp_path):
+    from artifactfs import register_store
+
+    root = tmp_path / "store"
+    (root / "shared").mkdir(parents=True)
+    (root / "private").mkdir()
+    (root / "private" / "notes.txt").write_text("mine")
+    (root / "shared" / "epoch=1.ckpt").symlink_to(root / "private" / "notes.txt")
+    register_store("s", "local", str(root))
+    with pytest.raises(PathEscapeError, match="leads outside"):
+        register_artifact(root / "shared" / "epoch=1.ckpt", "c")

@@ -11,6 +11,7 @@ from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.api.writing import check_relative
 from artifactfs.errors import AlreadyExistsError
 from artifactfs.stores.base import COPY_CHUNK
+from artifactfs.stores.localfiles import opener_with_mode
 
 
 def export_version(version: ArtifactVersion, dest: str | os.PathLike, progress: Callable[[int], None] | None = None) -> list[Path]:
@@ -26,7 +27,9 @@ def export_version(version: ArtifactVersion, dest: str | os.PathLike, progress: 
     for entry, target in zip(files, targets):
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
-        with store.open(version.file_uri(entry.path), "rb") as fin, open(partial, "wb") as fout:
+        # the recorded mode: a 0600 file stays private, a script stays executable
+        with store.open(version.file_uri(entry.path), "rb") as fin, \
+                open(partial, "wb", opener=opener_with_mode(entry.mode)) as fout:
             while chunk := fin.read(COPY_CHUNK):
                 fout.write(chunk)
                 if progress:

@@ -34,7 +34,7 @@ class PayloadView:
 
     ``files`` lists them (paths relative to the version, as in its
     manifest); ``open(path)`` opens one for reading (``path`` may be left
-    out when there is a single file), e.g. ``torch.load(view.open())`` or
+    out when there is a single file), e.g. ``torch.load(view.open(), weights_only=True)`` or
     ``safetensors.torch.load(view.read_bytes("model.safetensors"))``.
     """
 

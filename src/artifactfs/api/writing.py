@@ -174,6 +174,8 @@ def check_local_links(folder: str) -> None:
 
 def manifest_in_place(store: ArtifactStore, native: str) -> tuple[str, list[ManifestEntry]]:
     """``(payload kind, manifest)`` of an existing file or folder, hashing each file once."""
+    if store.is_local:
+        resolve_named(native)  # a link named here may not lead out of its own folder
     if store.fs.isfile(native):
         return PayloadKind.FILE.value, [manifest_entry(store, native, posixpath.basename(native))]
     if not store.fs.isdir(native):

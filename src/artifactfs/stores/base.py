@@ -18,6 +18,7 @@ import fsspec
 
 from artifactfs.errors import PathEscapeError, StoreError
 from artifactfs.stores.flavor import Flavor
+from artifactfs.stores.localfiles import opener_with_mode
 from artifactfs.stores.secrets import merge_secrets, redact, remember_secrets, secret_values
 
 
@@ -152,7 +153,7 @@ class ArtifactStore:
             # native paths instead of through fsspec's Python wrapper.
             if "r" not in mode:
                 os.makedirs(posixpath.dirname(native), exist_ok=True)
-            opener = _opener_with_mode(file_mode) if file_mode is not None and "r" not in mode else None
+            opener = opener_with_mode(file_mode) if file_mode is not None and "r" not in mode else None
             return builtins.open(native, mode, opener=opener, **kwargs)
         return self.fs.open(native, mode, **kwargs)
 
@@ -309,23 +310,6 @@ class ArtifactStore:
 
     def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         return self.fs.cat_file(self.resolve(path), start=start, end=end)
-
-
-def _opener_with_mode(file_mode: int):
-    """An ``opener`` for ``open()`` that creates the file owner-only, then
-    sets exactly ``file_mode``'s rwx bits (umask may only narrow, never restore, bits
-    such as the executable one) before a byte is written."""
-
-    def opener(path: str, flags: int) -> int:
-        fd = os.open(path, flags, 0o600)
-        try:
-            os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid: a copy made by root must not become one
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    return opener
 
 
 def _within(path: str, root: str) -> bool:

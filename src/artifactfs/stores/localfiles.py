@@ -12,6 +12,10 @@ does this in the kernel; Python has no binding for it. What is opened must
 be a regular file (``fstat`` on the descriptor, never a second lookup by
 name); FIFOs are opened non-blocking so that one planted there cannot hang
 the reader.
+
+It also creates local files with exact permission bits
+(:func:`opener_with_mode`), so that a copy is never readable by more users
+than its source.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import errno
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from typing import BinaryIO
 
 from artifactfs.errors import PathEscapeError, StoreError
@@ -137,8 +142,25 @@ def _retarget(parts: list[str], link: _Link, roots: set[str], tree: str, relativ
     return _parts(posixpath.join(resolved, *parts[link.depth + 1:]))
 
 
+def opener_with_mode(file_mode: int) -> Callable[[str, int], int]:
+    """An ``opener`` for ``open()`` that creates the file owner-only, then
+    sets exactly ``file_mode``'s rwx bits (umask may only narrow, never restore, bits
+    such as the executable one) before a byte is written."""
+
+    def opener(path: str, flags: int) -> int:
+        fd = os.open(path, flags, 0o600)
+        try:
+            os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid: a copy made by root must not become one
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    return opener
+
+
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-__all__ = ["MAX_LINKS", "open_beneath", "resolve_named"]
+__all__ = ["MAX_LINKS", "open_beneath", "opener_with_mode", "resolve_named"]
