@@ -139,7 +139,7 @@ def test_no_command_prints_or_logs_a_secret(planted, tmp_path, caplog, capfd):
         assert secret not in captured.out + captured.err
 
     # what the commands said instead
-    assert f"postgresql+psycopg://postgres:***@" in output
+    assert "postgresql+psycopg://postgres:***@" in output
     assert ("Secret options client_kwargs.aws_access_key_id, client_kwargs.aws_secret_access_key, "
             "client_kwargs.aws_session_token saved to") in output
     assert "carries a password" in output  # a root URI with credentials is refused

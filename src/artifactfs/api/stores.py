@@ -18,8 +18,8 @@ from artifactfs.index.models import Store
 from artifactfs.materializers.base import set_api_hooks
 from artifactfs.settings import DEFAULT_STORE, get_settings, private_dir
 from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
-from artifactfs.stores.secrets import secret_names
 from artifactfs.stores.flavor import is_local_uri
+from artifactfs.stores.secrets import secret_names
 
 
 @dataclass(frozen=True)

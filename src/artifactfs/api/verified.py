@@ -71,7 +71,7 @@ def copy_verified(store: ArtifactStore, version: ArtifactVersion, entry: Artifac
 
 def read_verified(store: ArtifactStore, version: ArtifactVersion, entry: ArtifactFile) -> IO[bytes]:
     """The verified bytes of one payload file, positioned at the start."""
-    buffer: IO[bytes] = io.BytesIO() if entry.size <= SPOOL_MEMORY else tempfile.TemporaryFile()
+    buffer: IO[bytes] = io.BytesIO() if entry.size <= SPOOL_MEMORY else tempfile.TemporaryFile()  # noqa: SIM115
     try:
         copy_verified(store, version, entry, buffer)
     except BaseException:
