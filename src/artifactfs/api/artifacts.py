@@ -22,7 +22,7 @@ from typing import Any
 from artifactfs.api.context import current_step_run, pipeline_tracing
 from artifactfs.api.lazy import lazy_version
 from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
-from artifactfs.api.verified import IntegrityError, VerifiedReads, verify_payload
+from artifactfs.api.verified import IntegrityError, VerifiedReads, missing, verify_payload
 from artifactfs.api.views import PayloadView
 from artifactfs.api.writing import (
     VISUALIZATION_SUFFIX,
@@ -395,7 +395,10 @@ def _load_registered(version: ArtifactVersion, store: ArtifactStore | VerifiedRe
     for entry in version.files:
         local = target / entry.path
         local.parent.mkdir(parents=True, exist_ok=True)
-        store.get(version.file_uri(entry.path), str(local))
+        try:
+            store.get(version.file_uri(entry.path), str(local))
+        except FileNotFoundError:  # an adopted file its owner deleted since (keep-top-k)
+            raise missing(version, entry) from None
         os.chmod(local, entry.mode & 0o777)
     return target / version.files[0].path if version.payload_kind == PayloadKind.FILE.value else target
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import posixpath
 import tempfile
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
@@ -36,7 +35,7 @@ class IntegrityError(ArtifactfsError):
     """A payload's bytes differ from its manifest."""
 
 
-def _missing(version: ArtifactVersion, entry: ArtifactFile) -> IntegrityError:
+def missing(version: ArtifactVersion, entry: ArtifactFile) -> IntegrityError:
     return IntegrityError(
         f"{version}: payload file {entry.path!r} is missing from {version.uri}",
         "run `artifactfs fsck` to list damaged versions",
@@ -64,7 +63,7 @@ def copy_verified(store: ArtifactStore, version: ArtifactVersion, entry: Artifac
                 out.write(chunk)
                 size += len(chunk)
     except FileNotFoundError:
-        raise _missing(version, entry) from None
+        raise missing(version, entry) from None
     check(version, entry, size, hasher.hexdigest())
     return size
 
@@ -165,10 +164,5 @@ class VerifiedReads:
         verify_payload(self.version, self.store, [e for n, e in self._entries.items() if n not in self._read])
 
 
-def folder_of(version: ArtifactVersion) -> str:
-    """The folder a version's payload files lie in (a file payload's own folder)."""
-    return posixpath.dirname(version.uri) if version.payload_kind == "file" else version.uri
-
-
 __all__ = ["SPOOL_MEMORY", "IntegrityError", "VerifiedReads", "check", "copy_verified", "read_verified",
-           "verify_payload"]
+           "missing", "verify_payload"]
