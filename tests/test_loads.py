@@ -177,3 +177,11 @@ def test_numpy_loads_never_allow_pickles(sqlite_home):
         np.save(f, np.array([Box(1)], dtype=object), allow_pickle=True)
     with pytest.raises((ValueError, IntegrityError)):
         load_artifact("arr")
+
+
+def test_pickles_holding_large_arrays_roundtrip(sqlite_home):
+    """cloudpickle writes large numpy buffers as PickleBuffer objects (protocol 5)."""
+    np = pytest.importorskip("numpy")
+    value = Box(np.arange(1_000_000))
+    loaded = load_artifact(save_artifact(value, "blob").id, verify=True)
+    assert isinstance(loaded, Box) and np.array_equal(loaded.value, value.value)

@@ -68,7 +68,7 @@ class _HashingWriter:
             self._hash.update(chunk)
         self._raw.write(chunk)
         self._size += size
-        return len(data)
+        return len(data) if self._text else size  # a PickleBuffer (pickle protocol 5) has no len()
 
     def _hash_later(self, chunk: bytes) -> None:
         if self._hasher is None:
