@@ -26,8 +26,9 @@ from artifactfs.stores.hashing import new_hasher
 if TYPE_CHECKING:
     from artifactfs.api.artifacts import ArtifactFile, ArtifactVersion
 
-#: Verified bytes of one file are kept in memory up to this size, beyond it
-#: in an unlinked temporary file.
+#: Verified bytes of one file are kept in memory up to this size (a value
+#: unpickled from them needs about as much memory anyway), beyond it in an
+#: unlinked temporary file only this process holds.
 SPOOL_MEMORY = 64 * 1024 * 1024
 
 
@@ -70,7 +71,17 @@ def copy_verified(store: ArtifactStore, version: ArtifactVersion, entry: Artifac
 
 def read_verified(store: ArtifactStore, version: ArtifactVersion, entry: ArtifactFile) -> IO[bytes]:
     """The verified bytes of one payload file, positioned at the start."""
-    buffer: IO[bytes] = io.BytesIO() if entry.size <= SPOOL_MEMORY else tempfile.TemporaryFile()  # noqa: SIM115
+    if entry.size <= SPOOL_MEMORY:  # one read into memory, hashed in place (BLAKE3 on every core)
+        try:
+            with store.fs.open(store.resolve(version.file_uri(entry.path)), "rb") as f:
+                data = f.read(SPOOL_MEMORY + 1)
+        except FileNotFoundError:
+            raise missing(version, entry) from None
+        hasher = new_hasher(version.hash_algorithm)
+        hasher.update(data)
+        check(version, entry, len(data), hasher.hexdigest())
+        return io.BytesIO(data)  # shares ``data``: no copy
+    buffer = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller
     try:
         copy_verified(store, version, entry, buffer)
     except BaseException:
