@@ -23,6 +23,7 @@ retrying are the watcher's.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -42,12 +43,20 @@ _SAFETENSORS_MAX_HEADER = 100_000_000
 def incomplete_reason(path: str) -> str | None:
     """Why the checkpoint file or folder at ``path`` is not complete yet, or
     ``None`` when it is (or when nothing in it has a format that can tell)."""
-    info = os.lstat(path)
-    if stat.S_ISDIR(info.st_mode):
+    if stat.S_ISDIR(os.lstat(path).st_mode):
         return _folder_reason(path)
-    if stat.S_ISREG(info.st_mode):
-        return _file_reason(path, info.st_size)
-    return None
+    try:  # never follow a link, never block on a FIFO swapped in meanwhile
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO or socket
+            return None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        os.set_blocking(fd, True)
+        return _file_reason(f, path, info.st_size)
 
 
 def _folder_reason(folder: str) -> str | None:
@@ -64,16 +73,15 @@ def _folder_reason(folder: str) -> str | None:
     return None
 
 
-def _file_reason(path: str, size: int) -> str | None:
+def _file_reason(f, path: str, size: int) -> str | None:
     name = path.lower()
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if name.endswith(".safetensors"):
-            return _safetensors_reason(f, head, size)
-        if name.endswith(".npy") or head.startswith(_NPY_MAGIC):
-            return _npy_reason(f, size)
-        if head.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
-            return _zip_reason(f, size)
+    head = f.read(8)
+    if name.endswith(".safetensors"):
+        return _safetensors_reason(f, head, size)
+    if name.endswith(".npy") or head.startswith(_NPY_MAGIC):
+        return _npy_reason(f, size)
+    if head.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
+        return _zip_reason(f, size)
     if name.endswith(ZIP_SUFFIXES) and _ZIP_MAGIC.startswith(head):
         return "empty" if not head else "cut short inside the zip header"
     return None

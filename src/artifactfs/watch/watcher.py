@@ -22,8 +22,8 @@ is complete. A periodic rescan of the folder finds entries whose events were
 lost.
 
 A symlink among the entries is never followed out of the watched folder:
-one that leads outside is refused and reported (a link inside it is an
-alias of an entry that is registered on its own).
+one that leads outside is refused and reported at once (the registrar's
+copy refuses links out of the tree as well; ``stores.localfiles``).
 """
 
 from __future__ import annotations
