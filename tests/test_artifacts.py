@@ -237,7 +237,7 @@ def test_register_folder_in_place(afs_home):
     assert sorted(f.path for f in v.files) == sorted(files)
     assert v.size == sum(len(b) for b in files.values())
     path = v.load()
-    assert isinstance(path, Path) and path == ckpt
+    assert isinstance(path, Path) and path != ckpt and not path.is_relative_to(default_root())  # a private copy
     assert all((path / rel).read_bytes() == data for rel, data in files.items())
     v.verify()
     with pytest.raises(AlreadyExistsError, match="already owned"):
@@ -259,7 +259,8 @@ def test_register_single_file(sqlite_home):
     target.write_bytes(b"w" * 1000)
     v = register_artifact(str(target), "weights")
     assert v.payload_kind == "file" and [f.path for f in v.files] == ["weights.pt"]
-    assert v.load() == target
+    loaded = v.load()
+    assert loaded.name == "weights.pt" and loaded != target and loaded.read_bytes() == target.read_bytes()
 
 
 def test_register_outside_store_needs_copy(sqlite_home, tmp_path):

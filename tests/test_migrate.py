@@ -136,7 +136,8 @@ def test_filters_dry_run_and_damaged_source(afs_home, tmp_path):
     assert code == 0, out
     single = Client().get_artifact_version("single")
     assert single.store == "other" and single.payload_kind == "folder"
-    assert load_artifact("single") == Path(other.path) / "single" / single.id  # the folder holding the file
+    loaded = load_artifact("single")  # a private copy of the folder holding the file
+    assert sorted(p.name for p in loaded.iterdir()) == ["last.ckpt"] and not loaded.is_relative_to(other.path)
     assert [f.path for f in single.files] == ["last.ckpt"]
     assert not (local_root / "ckpts" / "last.ckpt").exists()
 
