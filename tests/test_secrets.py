@@ -121,6 +121,7 @@ def test_no_command_prints_or_logs_a_secret(planted, tmp_path, caplog, capfd):
         ("mount", "--status"), ("umount", str(tmp_path / "not-mounted")),
         ("gc", "daemon", "--every", "1s", "--max-passes", "1", "--grace", "1h"),
         ("fsck",),
+        ("ui", "--port", "0", "--token", "short"),  # refused at once; the pages it serves are read below
     ]
     missing = {c for c in leaf_commands(cli) if not any(" ".join(cmd[: len(c.split())]) == c for cmd in commands)}
     assert not missing, f"add an invocation of {sorted(missing)} to this test: every command is searched for secrets"
@@ -157,3 +158,14 @@ def test_no_command_prints_or_logs_a_secret(planted, tmp_path, caplog, capfd):
 
     # the store works with its secrets merged back
     save_artifact({"a": 1}, "doc", store="s3")
+
+    # what `artifactfs ui` serves about the index and the stores
+    from web_helpers import client, serving
+
+    from artifactfs.web import WebConfig, create_app
+
+    with serving(create_app(WebConfig())) as base, client(base) as http:
+        pages = [http.get(path).text for path in ("/stores", "/api/v1/stores")]
+    assert "postgres:***@" in pages[0] and "s3url" in pages[1]
+    for secret in SECRETS:
+        assert not any(secret in page for page in pages), f"{secret} served"

@@ -38,27 +38,11 @@ SKIPS = {
 }
 
 
-# Tests that pass once a loaded Path is a private copy outside the store (as
-# ZenML's is): that is another change in flight (materializers/path.py and
-# api/artifacts.py, "load-time safety"). Not strict, so they count as passes
-# as soon as it lands; remove the entries then.
-AWAITING_PRIVATE_PATH_COPY = (
-    "test_path_materializer.py::test_path_materializer",
-    "test_path_materializer.py::test_path_materializer_with_file",
-    "test_path_materializer.py::test_path_materializer_with_binary_file",
-    "test_artifact_utils.py::test_register_artifact_between_steps",
-)
-
-
 def pytest_collection_modifyitems(items):
     for item in items:
         for suffix, reason in SKIPS.items():
             if item.nodeid.endswith(suffix):
                 item.add_marker(pytest.mark.skip(reason=reason))
-        if item.nodeid.endswith(AWAITING_PRIVATE_PATH_COPY):
-            item.add_marker(pytest.mark.xfail(
-                strict=False, reason="a loaded Path is still the payload inside the store; the private-copy "
-                "change in flight makes it a copy outside, as ZenML's"))
 
 
 @pytest.fixture(autouse=True)

@@ -338,8 +338,9 @@ def load_artifact(
 
     ``verify=True`` checks every payload file against its manifest (and what
     is loaded is the bytes checked). A file or folder (``pathlib.Path``)
-    comes back as a private copy in a fresh temporary folder, removed when
-    the process exits: writing to it never changes the artifact. For a
+    comes back as a private copy in a fresh temporary folder (removed when
+    the step that loads it ends, or else when the process exits): writing
+    to it never changes the artifact. For a
     checkpoint too large to copy, ``zero_copy=True`` returns a read-only
     :class:`~artifactfs.api.views.PayloadView` of the stored files instead.
     """

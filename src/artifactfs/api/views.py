@@ -2,8 +2,8 @@
 what is stored.
 
 By default (``load_artifact(name)``) a private copy in a fresh temporary
-folder only its owner can enter, removed when the process exits
-(``materializers.path.private_folder``). For checkpoints too large to copy,
+folder only its owner can enter, removed when the step that loaded it ends
+or else when the process exits (``materializers.path.private_folder``). For checkpoints too large to copy,
 ``load_artifact(name, zero_copy=True)`` returns a :class:`PayloadView`: the
 stored files themselves, opened read-only (``O_RDONLY`` on a local store,
 so a write raises and an ``mmap`` is read-only or copy-on-write; the store's

@@ -19,8 +19,9 @@ and stored with its own permission bits (``stores.localfiles``).
 
 Loading never hands out the stored files themselves: a write to what
 ``load`` returns must not change the artifact. It returns a private copy in
-a fresh temporary folder (0700), removed when the process exits (copy what
-you want to keep); ``artifactfs.load_artifact(..., zero_copy=True)`` gives a
+a fresh temporary folder (0700), removed when the step that loaded it ends
+(in a step run, as in ZenML) or else when the process exits (copy what you
+want to keep); ``artifactfs.load_artifact(..., zero_copy=True)`` gives a
 read-only view of a large payload instead.
 """
 
@@ -37,7 +38,7 @@ import threading
 from typing import Any
 
 from artifactfs.enums import ArtifactType
-from artifactfs.materializers.base import BaseMaterializer, MaterializerError
+from artifactfs.materializers.base import BaseMaterializer, MaterializerError, _hooks
 from artifactfs.stores.base import COPY_CHUNK
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 
@@ -151,9 +152,12 @@ _copies_lock = threading.Lock()
 
 
 def private_folder() -> pathlib.Path:
-    """A fresh temporary folder only its owner can enter, removed when the
-    process exits: where loaded files and folders are copied to."""
+    """A fresh temporary folder only its owner can enter, where loaded files
+    and folders are copied to: removed when the running step ends (inside a
+    step run), at the latest when the process exits."""
     folder = tempfile.mkdtemp(prefix="artifactfs-")  # mkdtemp makes it 0700
+    if _hooks["after_step"] is not None:
+        _hooks["after_step"](folder)
     with _copies_lock:
         if not _copies:
             atexit.register(_remove_copies)

@@ -19,9 +19,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy.engine import make_url
-
 from artifactfs.errors import ArtifactfsError
+from artifactfs.stores.secrets import mask_url, split_secrets  # noqa: F401 - mask_url: the pages' import
 
 TOKEN_COOKIE = "artifactfs_token"
 TOKEN_PARAM = "token"
@@ -65,23 +64,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def mask_url(url: str) -> str:
-    """An index URL fit to show: the password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as nothing rather than leaked
-        return "(not shown)"
-
-
 def public_options(flavor: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Store options without the flavor's secret ones (the index should hold
-    none, but a row written by hand might)."""
-    from artifactfs.stores import get_flavor, split_secrets
+    """Store options without any secret ones (the index should hold none,
+    but a row written by hand or by an older version might): what is secret
+    is decided in ``stores.secrets``, as for ``artifactfs store list``."""
+    from artifactfs.stores import get_flavor
 
     try:
-        return split_secrets(get_flavor(flavor), options)[0]
-    except Exception:  # noqa: BLE001 - an unknown flavor: show no options rather than guess
-        return {}
+        names = get_flavor(flavor).secret_options
+    except Exception:  # noqa: BLE001 - an unknown flavor: its own names are unknown, the common rules apply
+        names = frozenset()
+    return split_secrets(names, options)[0]
 
 
 class Guard:
