@@ -108,12 +108,28 @@ def best_rate(path: Path, runs: int = 3, block: int = MiB) -> float:
 
 def drop_kernel_caches(what: int = 3) -> bool:
     """Drop the page cache (1), dentries and inodes (2) or both (3); needs root."""
+    if what & 1:
+        os.sync()  # dirty pages are not dropped
     try:
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write(f"{what}\n")
         return True
     except OSError:
         return False
+
+
+def daemon_rss(mountpoint: Path) -> tuple[int, int]:
+    """(current, peak) resident bytes of the daemon serving ``mountpoint``."""
+    from artifactfs.mount.daemon import read_record
+
+    pid = (read_record(mountpoint) or {})["pid"]
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
 
 
 def gbps(value: float) -> str:
@@ -126,10 +142,11 @@ def verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
 
 
 def populate_index(artifacts: int, versions: int, files: tuple[str, ...], store_name: str = "default",
-                   file_size: int = 1000, root_uri: str | None = None) -> int:
+                   file_size: int = 1000, root_uri: str | None = None, prefix: str = "a") -> int:
     """Insert ``artifacts`` x ``versions`` live versions straight into the
     index (no payload written: listing and stat never touch a store), each
-    with the manifest ``files``. Returns how many versions were inserted."""
+    with the manifest ``files``; artifacts are named ``<prefix><id:05d>``.
+    Returns how many versions were inserted."""
     import datetime as dt
     import uuid as uuidlib
 
@@ -144,7 +161,7 @@ def populate_index(artifacts: int, versions: int, files: tuple[str, ...], store_
         store = session.scalar(select(Store).where(Store.name == store_name))
         root = (root_uri or store.root_uri).rstrip("/")
         first_artifact = (session.scalar(select(Artifact.id).order_by(Artifact.id.desc()).limit(1)) or 0) + 1
-        session.execute(insert(Artifact), [{"name": f"a{first_artifact + i:05d}", "created_at": now}
+        session.execute(insert(Artifact), [{"name": f"{prefix}{first_artifact + i:05d}", "created_at": now}
                                            for i in range(artifacts)])
         artifact_ids = list(session.scalars(select(Artifact.id).where(Artifact.id >= first_artifact)))
         bump_generation(session)
@@ -154,7 +171,7 @@ def populate_index(artifacts: int, versions: int, files: tuple[str, ...], store_
         for v in range(1, versions + 1):
             uid = str(uuidlib.uuid4())
             rows.append({"uuid": uid, "artifact_id": artifact_id, "version": str(v), "version_number": v,
-                         "store_id": store.id, "uri": f"{root}/a{artifact_id:05d}/{uid}", "payload_kind": "folder",
+                         "store_id": store.id, "uri": f"{root}/{prefix}{artifact_id:05d}/{uid}", "payload_kind": "folder",
                          "materializer": None, "data_type": None, "content_hash": uid.replace("-", ""),
                          "size": file_size * len(files), "file_count": len(files), "state": "live",
                          "save_type": "manual", "visualizations": [], "created_at": now})

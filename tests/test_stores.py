@@ -570,6 +570,7 @@ def _io_calls(store, path):
         "rename-to": lambda: store.rename(inside, path, overwrite=True),
         "rename-from": lambda: store.rename(path, "stolen.bin", overwrite=True),
         "read-bytes": lambda: store.read_bytes(path),
+        "read-range": lambda: list(store.read_range(path, 0, 1)),
         "put": lambda: store.put(__file__, path),
         "get": lambda: store.get(path, os.devnull),
         "uri": lambda: store.uri(path),
@@ -590,6 +591,24 @@ def test_io_methods_refuse_escapes(jail, method, tmp_path):
     _outside_untouched(store, tmp_path)
     assert store.read_bytes("inside.bin") == b"inside"
     assert not store.exists("stolen.bin")
+
+
+def test_read_range_in_pieces(flavor_store):
+    """The ranged, streamed read every flavor has: any range, in order, in
+    pieces of at most ``chunk`` bytes; a range past the end names the file."""
+    store = flavor_store
+    data = os.urandom(300_000)
+    with store.open("blob.bin", "wb") as f:
+        f.write(data)
+    for start, end, chunk in ((0, len(data), 65_536), (1000, 1001, 10), (123, 250_123, 100_000), (5, 5, 7)):
+        pieces = list(store.read_range("blob.bin", start, end, chunk))
+        assert b"".join(pieces) == data[start:end]
+        assert all(len(p) <= chunk for p in pieces) and all(len(p) == chunk for p in pieces[:-1])
+    stream = store.read_range(store.uri("blob.bin"), 0, len(data), 100_000)
+    assert next(stream) == data[:100_000]  # taken one piece at a time
+    stream.close()
+    with pytest.raises(EOFError, match="blob.bin.*ends at byte 300000"):
+        list(store.read_range("blob.bin", 250_000, 400_000, 1 << 20))
 
 
 def test_rmtree_of_the_root_is_refused(flavor_store):

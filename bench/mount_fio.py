@@ -1,0 +1,139 @@
+"""Benchmark (issue 13, item 3): reads through the mount that match the
+access pattern. fio runs the same job on a local-store payload through the
+mount and on the store's own file, in the same run, with the page cache
+dropped before each cold job; ``/proc/vmstat`` ``pgpgin`` gives how much
+was read from disk for what was asked (read amplification).
+
+    python bench/mount_fio.py [--gib 2] [--runtime 8] [--rounds 1]
+
+Targets (mount / native, same job):
+  randread 4 KiB, 1 reader, cold      >= 0.7, amplification <= 1.3x
+  randread 4 KiB, 4 readers, cold     >= 0.7, amplification <= 1.3x
+  4 readers / 1 reader (mount)        >= 2x
+  sequential 1 MiB, cold              >= 0.5
+  sequential 1 MiB, warm re-read      >= 0.9  (P1: the kernel keeps the page cache across opens)
+
+Needs root (to drop the page cache) and fio (``apt-get install fio``;
+``scripts/install-test-deps.sh`` installs it); says so and exits otherwise.
+Other processes reading from the disk meanwhile inflate ``pgpgin``: run it
+on a quiet machine. Each figure is the best of ``--rounds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from mount_common import MiB, artifactfs_mount, drop_kernel_caches, fresh_home, scratch, verdict
+
+
+def pgpgin_kib() -> int:
+    with open("/proc/vmstat") as f:
+        for line in f:
+            key, value = line.split()
+            if key == "pgpgin":
+                return int(value)
+    raise RuntimeError("no pgpgin in /proc/vmstat")
+
+
+def fio(path: Path, rw: str, bs: str, jobs: int, runtime: float | None, cold: bool) -> dict:
+    """One fio job on ``path``: MB/s and disk read amplification."""
+    argv = ["fio", "--name=bench", f"--filename={path}", "--readonly", f"--rw={rw}", f"--bs={bs}",
+            f"--numjobs={jobs}", "--ioengine=psync", "--group_reporting", "--output-format=json",
+            "--invalidate=0", "--randrepeat=0"]
+    if runtime:
+        argv += ["--time_based", f"--runtime={runtime}"]
+    if cold and not drop_kernel_caches(3):
+        raise SystemExit("cannot drop the page cache: run as root")
+    before = pgpgin_kib()
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    after = pgpgin_kib()
+    if result.returncode:
+        raise RuntimeError(f"fio failed: {result.stderr.strip() or result.stdout[-2000:]}")
+    read = json.loads(result.stdout[result.stdout.index("{"):])["jobs"][0]["read"]
+    asked = read["io_bytes"]
+    return {"mbps": read["bw_bytes"] / 1e6, "iops": read["iops"], "asked": asked,
+            "amplification": (after - before) * 1024 / asked if asked else 0.0}
+
+
+def make_payload(gib: float) -> tuple[Path, str]:
+    """A local-store payload of ``gib`` GiB of random bytes: (its file, its path in the mount)."""
+    from artifactfs import init, register_artifact
+
+    init()
+    source = scratch("mount-fio-src-") / "data"
+    source.mkdir()
+    block = os.urandom(64 * MiB)
+    with open(source / "payload.bin", "wb") as f:
+        for _ in range(max(1, int(gib * 1024) // 64)):
+            f.write(block[:32 * MiB] + os.urandom(32 * MiB))  # not one block repeated: no dedup anywhere
+    version = register_artifact(source, "fio", copy=True)
+    shutil.rmtree(source)
+    return Path(version.file_uri("payload.bin")), "artifacts/fio/1/payload.bin"
+
+
+JOBS = {
+    "randread 4 KiB, 1 reader, cold": ("randread", "4k", 1, True),
+    "randread 4 KiB, 4 readers, cold": ("randread", "4k", 4, True),
+    "sequential 1 MiB, cold": ("read", "1M", 1, True),
+    "sequential 1 MiB, warm re-read": ("read", "1M", 1, False),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gib", type=float, default=2.0)
+    parser.add_argument("--runtime", type=float, default=8.0, help="seconds per random-read job")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    if shutil.which("fio") is None:
+        print("SKIPPED: fio is not installed (apt-get install fio, or scripts/install-test-deps.sh)")
+        return
+    if os.geteuid() != 0:
+        print("SKIPPED: dropping the page cache needs root")
+        return
+    fresh_home()
+    payload, inside = make_payload(args.gib)
+    print(f"payload: {args.gib:g} GiB at {payload}; fio {subprocess.run(['fio', '--version'], capture_output=True, text=True).stdout.strip()}")
+    best: dict[tuple[str, str], dict] = {}
+
+    def keep(job: str, where: str, figures: dict) -> None:
+        if (job, where) not in best or figures["mbps"] > best[(job, where)]["mbps"]:
+            best[(job, where)] = figures
+
+    work = scratch("mount-fio-")
+    for _ in range(args.rounds):
+        with artifactfs_mount(work / "mnt") as mnt:
+            for job, (rw, bs, jobs, cold) in JOBS.items():
+                runtime = args.runtime if rw == "randread" else None
+                for where, path in (("native", payload), ("mount", mnt / inside)):
+                    if not cold:
+                        fio(path, rw, bs, jobs, runtime, cold=True)  # the first read warms the cache
+                    keep(job, where, fio(path, rw, bs, jobs, runtime, cold))
+    print(f"{'job':36s} {'native MB/s':>12s} {'mount MB/s':>11s} {'ratio':>6s}  amplification native / mount")
+    targets = {"randread 4 KiB, 1 reader, cold": 0.7, "randread 4 KiB, 4 readers, cold": 0.7,
+               "sequential 1 MiB, cold": 0.5, "sequential 1 MiB, warm re-read": 0.9}
+    for job in JOBS:
+        native, mount = best[(job, "native")], best[(job, "mount")]
+        ratio = mount["mbps"] / native["mbps"]
+        line = (f"{job:36s} {native['mbps']:12.1f} {mount['mbps']:11.1f} {ratio:6.2f}  "
+                f"{native['amplification']:.2f}x / {mount['amplification']:.2f}x  "
+                f"(ratio target >= {targets[job]}: {verdict(ratio, targets[job])}")
+        if job.startswith("randread"):
+            line += f"; amplification target <= 1.3: {verdict(mount['amplification'], 1.3, higher_is_better=False)}"
+        print(line + ")")
+    one, four = best[("randread 4 KiB, 1 reader, cold", "mount")], best[("randread 4 KiB, 4 readers, cold", "mount")]
+    scale = four["mbps"] / one["mbps"]
+    native_scale = best[("randread 4 KiB, 4 readers, cold", "native")]["mbps"] / best[
+        ("randread 4 KiB, 1 reader, cold", "native")]["mbps"]
+    print(f"4 readers / 1 reader through the mount: {scale:.2f}x (native {native_scale:.2f}x; "
+          f"target >= 2: {verdict(scale, 2)})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
