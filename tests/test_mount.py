@@ -6,6 +6,7 @@ store gives EIO in bounded time, and unmounting is clean."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -15,8 +16,10 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,9 @@ pytest_plugins = ["store_fixtures"]
 
 import servers  # noqa: E402
 from artifactfs import pipeline, step  # noqa: E402
+from artifactfs.mount.daemon import daemon_pid  # noqa: E402
 from test_mount_helpers import (  # noqa: E402
+    Mount,
     condemn,
     is_mounted,
     make_run,
@@ -76,9 +81,8 @@ def expected_tree(versions: list, runs: dict[str, dict[str, dict]]) -> dict[str,
     return tree
 
 
-@pytest.fixture
-def content(registered_store, tmp_path):
-    """Artifacts of several kinds in the flavor's store, and a pipeline run."""
+def make_content(work: Path) -> dict:
+    """Artifacts of several kinds in the active store, and a pipeline run."""
     from artifactfs import register_artifact, save_artifact
 
     rng = np.random.default_rng(7)
@@ -86,7 +90,7 @@ def content(registered_store, tmp_path):
     frame = pd.DataFrame({"a": np.arange(5000), "b": [f"row {i}" for i in range(5000)], "c": rng.random(5000)})
     m = save_artifact(matrix, "matrix")
     t = save_artifact(frame, "table")
-    source = tmp_path / "ckpt-src"
+    source = work / "ckpt-src"
     (source / "optim" / "deep").mkdir(parents=True)
     (source / "model.bin").write_bytes(rng.bytes(3 * MiB + 123))
     (source / "optim" / "state.bin").write_bytes(rng.bytes(MiB + 7))
@@ -104,105 +108,171 @@ def content(registered_store, tmp_path):
             "runs": {"train/train-1": {"fit": {"model": c}, "evaluate": {"metrics": t}}}}
 
 
-def test_tree_bytes_and_readers(content, registered_store, tmp_path):
+@pytest.fixture
+def content(registered_store, tmp_path):
+    return make_content(tmp_path)
+
+
+@dataclass
+class Shared:
+    """One mount per flavor shared by the tests that only read it."""
+
+    mount: Mount
+    flavor: str
+    store: object
+    content: dict
+    big: bytes  # a 40 MiB payload read by many readers at once
+    versions: list  # every version the mount shows
+
+
+@pytest.fixture(scope="module", params=["local", "s3", "gcs", "azure"])
+def shared(request, tmp_path_factory):
+    """A home of its own with the content above, a large file and (local)
+    files of several modes registered in place, mounted once with
+    --allow-other at a path every user may reach."""
+    from artifactfs import register_artifact
+    from artifactfs.api import register_store, set_active_store
+    from store_fixtures import _bucket
+
+    flavor = request.param
+    work = tmp_path_factory.mktemp(f"shared-{flavor}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARTIFACTFS_HOME", str(work / "home"))
+        patch.delenv("ARTIFACTFS_INDEX_URL", raising=False)
+        patch.delenv("ARTIFACTFS_STORE", raising=False)
+        if flavor == "local":
+            (work / "store").mkdir()
+            root, options = str(work / "store"), {}
+        else:
+            root, options = _bucket(request, flavor)
+        store = register_store(f"shared-{flavor}", flavor, root, dict(options))
+        set_active_store(store.name)
+        content = make_content(work)
+        big = np.random.default_rng(1).bytes(40 * MiB + 11)
+        (work / "big").mkdir()
+        (work / "big" / "big.bin").write_bytes(big)
+        versions = [content[k][0] for k in ("matrix", "table", "ckpt")]
+        versions.append(register_artifact(work / "big", "big", copy=True))
+        if flavor == "local":
+            versions.append(_modes_in_place(Path(root)))
+        public = Path(tempfile.mkdtemp(prefix="artifactfs-shared-"))  # pytest's folders are private to root
+        public.chmod(0o755)
+        try:
+            with mounted(public / "mnt", "--allow-other", cache_dir=work / "cache",
+                         log_path=work / "mount.log") as mount:
+                yield Shared(mount, flavor, store, content, big, versions)
+        finally:
+            shutil.rmtree(public, ignore_errors=True)
+
+
+def _modes_in_place(root: Path):
+    """A folder registered in place whose files have their own modes."""
+    from artifactfs import register_artifact
+
+    folder = root / "modes"
+    folder.mkdir()
+    for name, mode, data in (("secret.txt", 0o600, b"root only\n"), ("run.sh", 0o755, b"#!/bin/sh\necho ran\n"),
+                             ("public.txt", 0o644, b"anyone\n")):
+        (folder / name).write_bytes(data)
+        (folder / name).chmod(mode)
+    return register_artifact(folder, "modes")
+
+
+def test_tree_bytes_and_readers(shared, tmp_path):
     """ls -R/find equal the index; stat and du equal the manifest; cp -r out
     equals the source bytes; numpy, pandas and tarfile read through the mount;
     random access; xattrs and the JSON document."""
+    content = shared.content
     (m, matrix), (t, frame), (c, source) = content["matrix"], content["table"], content["ckpt"]
-    with mounted(tmp_path / "mnt") as mount:
-        root = mount.path
-        shown = tree_of(root)
-        expected = expected_tree([m, t, c], content["runs"])
-        assert set(shown) == set(expected)
-        for path, kind in expected.items():
-            if isinstance(kind, int):
-                assert shown[path] == kind, path
-        found = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, timeout=60, check=True)
-        assert {p[2:] for p in found.stdout.split("\n") if p not in ("", ".")} == set(expected)
-        listed = subprocess.run(["ls", "-R", "artifacts/ckpt/1"], cwd=root, capture_output=True, text=True,
-                                timeout=60, check=True)
-        assert "model.bin" in listed.stdout and "notes.txt" in listed.stdout
-        # Sizes and du from the manifest.
-        for f in c.files:
-            assert os.stat(root / "artifacts/ckpt/1" / f.path).st_size == f.size
-        du = subprocess.run(["du", "-sb", "artifacts/ckpt/1"], cwd=root, capture_output=True, text=True,
+    mount = shared.mount
+    root = mount.path
+    shown = tree_of(root)
+    expected = expected_tree(shared.versions, content["runs"])
+    assert set(shown) == set(expected)
+    for path, kind in expected.items():
+        if isinstance(kind, int):
+            assert shown[path] == kind, path
+    found = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, timeout=60, check=True)
+    assert {p[2:] for p in found.stdout.split("\n") if p not in ("", ".")} == set(expected)
+    listed = subprocess.run(["ls", "-R", "artifacts/ckpt/1"], cwd=root, capture_output=True, text=True,
                             timeout=60, check=True)
-        assert int(du.stdout.split()[0]) == c.size
-        du_blocks = subprocess.run(["du", "-sk", "--apparent-size", "pipelines"], cwd=root, capture_output=True,
-                                   text=True, timeout=60, check=True)
-        assert int(du_blocks.stdout.split()[0]) >= (c.size + t.size) // 1024
-        # cp -r out of the mount: bytes equal the manifest hashes and the source.
-        out = tmp_path / "copied"
-        subprocess.run(["cp", "-r", str(root / "artifacts/ckpt/1"), str(out)], check=True, timeout=120)
-        for f in c.files:
-            assert file_digest(out / f.path) == f.digest, f.path
-            assert (out / f.path).read_bytes() == (source / f.path).read_bytes()
-        subprocess.run(["cp", "-r", str(root / "pipelines/train/train-1/fit/model"), str(tmp_path / "via-run")],
-                       check=True, timeout=120)
-        assert file_digest(tmp_path / "via-run/model.bin") == file_digest(source / "model.bin")
-        # Third-party readers.
-        np.testing.assert_array_equal(np.load(root / "artifacts/matrix/1/array.npy"), matrix)
-        pd.testing.assert_frame_equal(pd.read_parquet(root / "artifacts/table/latest/data.parquet"), frame)
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(root / "pipelines/train/train-1/evaluate/metrics/data.parquet", columns=["c"]),
-            frame[["c"]])
-        with tarfile.open(root / "artifacts/ckpt/1/data.tar") as tar:
-            assert sorted(tar.getnames()) == sorted(content["members"])
-            for name, data in content["members"].items():
-                assert tar.extractfile(name).read() == data
-        # Random access.
-        original = (source / "model.bin").read_bytes()
-        rng = random.Random(3)
-        with open(root / "artifacts/ckpt/1/model.bin", "rb", buffering=0) as f:
-            for _ in range(60):
-                offset = rng.randrange(len(original))
-                length = rng.choice([1, 100, 4096, 70_000, MiB + 5])
-                f.seek(offset)
-                assert f.read(length) == original[offset:offset + length]
-            f.seek(len(original) - 10)
-            assert f.read(100) == original[-10:]
-            assert f.read(100) == b""
-        assert (root / "artifacts/ckpt/1/empty.txt").read_bytes() == b""
-        # latest, xattrs and the JSON document beside the folder.
-        assert os.readlink(root / "artifacts/ckpt/latest") == "1"
-        attrs = {name: os.getxattr(root / "artifacts/ckpt/1", name).decode()
-                 for name in os.listxattr(root / "artifacts/ckpt/1")}
-        assert attrs["user.artifactfs.id"] == c.id and attrs["user.artifactfs.store"] == registered_store.name
-        assert attrs["user.artifactfs.uri"] == c.uri and attrs["user.artifactfs.content_hash"] == c.content_hash
-        assert attrs["user.artifactfs.producer.step"] == "fit"
-        file_attr = os.getxattr(root / "pipelines/train/train-1/fit/model/optim/state.bin", "user.artifactfs.digest")
-        assert file_attr.decode() == next(f.digest for f in c.files if f.path == "optim/state.bin")
+    assert "model.bin" in listed.stdout and "notes.txt" in listed.stdout
+    # Sizes and du from the manifest.
+    for f in c.files:
+        assert os.stat(root / "artifacts/ckpt/1" / f.path).st_size == f.size
+    du = subprocess.run(["du", "-sb", "artifacts/ckpt/1"], cwd=root, capture_output=True, text=True,
+                        timeout=60, check=True)
+    assert int(du.stdout.split()[0]) == c.size
+    du_blocks = subprocess.run(["du", "-sk", "--apparent-size", "pipelines"], cwd=root, capture_output=True,
+                               text=True, timeout=60, check=True)
+    assert int(du_blocks.stdout.split()[0]) >= (c.size + t.size) // 1024
+    # cp -r out of the mount: bytes equal the manifest hashes and the source.
+    out = tmp_path / "copied"
+    subprocess.run(["cp", "-r", str(root / "artifacts/ckpt/1"), str(out)], check=True, timeout=120)
+    for f in c.files:
+        assert file_digest(out / f.path) == f.digest, f.path
+        assert (out / f.path).read_bytes() == (source / f.path).read_bytes()
+    subprocess.run(["cp", "-r", str(root / "pipelines/train/train-1/fit/model"), str(tmp_path / "via-run")],
+                   check=True, timeout=120)
+    assert file_digest(tmp_path / "via-run/model.bin") == file_digest(source / "model.bin")
+    # Third-party readers.
+    np.testing.assert_array_equal(np.load(root / "artifacts/matrix/1/array.npy"), matrix)
+    pd.testing.assert_frame_equal(pd.read_parquet(root / "artifacts/table/latest/data.parquet"), frame)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(root / "pipelines/train/train-1/evaluate/metrics/data.parquet", columns=["c"]),
+        frame[["c"]])
+    with tarfile.open(root / "artifacts/ckpt/1/data.tar") as tar:
+        assert sorted(tar.getnames()) == sorted(content["members"])
+        for name, data in content["members"].items():
+            assert tar.extractfile(name).read() == data
+    # Random access.
+    original = (source / "model.bin").read_bytes()
+    rng = random.Random(3)
+    with open(root / "artifacts/ckpt/1/model.bin", "rb", buffering=0) as f:
+        for _ in range(60):
+            offset = rng.randrange(len(original))
+            length = rng.choice([1, 100, 4096, 70_000, MiB + 5])
+            f.seek(offset)
+            assert f.read(length) == original[offset:offset + length]
+        f.seek(len(original) - 10)
+        assert f.read(100) == original[-10:]
+        assert f.read(100) == b""
+    assert (root / "artifacts/ckpt/1/empty.txt").read_bytes() == b""
+    # latest, xattrs and the JSON document beside the folder.
+    assert os.readlink(root / "artifacts/ckpt/latest") == "1"
+    attrs = {name: os.getxattr(root / "artifacts/ckpt/1", name).decode()
+             for name in os.listxattr(root / "artifacts/ckpt/1")}
+    assert attrs["user.artifactfs.id"] == c.id and attrs["user.artifactfs.store"] == shared.store.name
+    assert attrs["user.artifactfs.uri"] == c.uri and attrs["user.artifactfs.content_hash"] == c.content_hash
+    assert attrs["user.artifactfs.producer.step"] == "fit"
+    file_attr = os.getxattr(root / "pipelines/train/train-1/fit/model/optim/state.bin", "user.artifactfs.digest")
+    assert file_attr.decode() == next(f.digest for f in c.files if f.path == "optim/state.bin")
+    for name in ("user.artifactfs.nope", "security.selinux", "user.other"):
         with pytest.raises(OSError) as missing:
-            os.getxattr(root / "artifacts/ckpt/1", "user.artifactfs.nope")
+            os.getxattr(root / "artifacts/ckpt/1", name)
         assert missing.value.errno == errno.ENODATA
-        doc = json.loads((root / "artifacts/ckpt/1.json").read_text())
-        assert doc["id"] == c.id and doc["producer"]["run"] == "train-1"
-        assert doc["producer"]["inputs"][0]["artifact"] == "matrix"
-        assert json.loads((root / "artifacts/matrix/1.json").read_text())["consumers"][0]["step"] == "fit"
-        assert os.stat(root / "artifacts/ckpt/1.json").st_size == len((root / "artifacts/ckpt/1.json").read_bytes())
-        assert "Traceback" not in mount.log()
+    doc = json.loads((root / "artifacts/ckpt/1.json").read_text())
+    assert doc["id"] == c.id and doc["producer"]["run"] == "train-1"
+    assert doc["producer"]["inputs"][0]["artifact"] == "matrix"
+    assert json.loads((root / "artifacts/matrix/1.json").read_text())["consumers"][0]["step"] == "fit"
+    assert os.stat(root / "artifacts/ckpt/1.json").st_size == len((root / "artifacts/ckpt/1.json").read_bytes())
+    assert "Traceback" not in mount.log()
 
 
-def test_concurrent_readers_of_one_large_file(registered_store, tmp_path):
+def test_concurrent_readers_of_one_large_file(shared):
     """Eight readers of one 40 MiB file, starting at different places, all
     get the right bytes."""
-    from artifactfs import register_artifact
-
-    data = np.random.default_rng(1).bytes(40 * MiB + 11)
-    source = tmp_path / "big"
-    source.mkdir()
-    (source / "big.bin").write_bytes(data)
-    register_artifact(source, "big", copy=True)
-    expected = __import__("hashlib").sha256(data).hexdigest()
+    data = shared.big
+    expected = hashlib.sha256(data).hexdigest()
     errors: list = []
     results: dict[int, str] = {}
 
     def reader(i: int) -> None:
         try:
-            digest = __import__("hashlib").sha256()
+            digest = hashlib.sha256()
             start = (len(data) // 8) * i
             chunk = [65536, 131072, MiB, 3 * MiB][i % 4]
-            with open(mount.path / "artifacts/big/1/big.bin", "rb", buffering=0) as f:
+            with open(shared.mount.path / "artifacts/big/1/big.bin", "rb", buffering=0) as f:
                 pieces = {}
                 for offset in list(range(start, len(data), chunk)) + list(range(0, start, chunk)):
                     f.seek(offset)
@@ -213,14 +283,95 @@ def test_concurrent_readers_of_one_large_file(registered_store, tmp_path):
         except Exception as exc:  # reported below
             errors.append(exc)
 
-    with mounted(tmp_path / "mnt") as mount:
-        threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
-        assert not errors, errors
-        assert results == {i: expected for i in range(8)}
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert results == {i: expected for i in range(8)}
+
+
+@pytest.mark.parametrize("shared", ["local"], indirect=True)
+def test_modes_owner_and_allow_other(shared):
+    """Each file shows the mode its manifest records and belongs to the
+    mounting user: a 0600 file stays 0600 (even with --allow-other, another
+    user cannot read it), a 0755 script runs from the mount."""
+    folder = shared.mount.path / "artifacts/modes/1"
+    shown = subprocess.run(["stat", "-c", "%n %a %u %g", "secret.txt", "run.sh", "public.txt"], cwd=folder,
+                           capture_output=True, text=True, check=True, timeout=30).stdout.split("\n")
+    assert shown[:3] == [f"secret.txt 600 {os.getuid()} {os.getgid()}", f"run.sh 755 {os.getuid()} {os.getgid()}",
+                         f"public.txt 644 {os.getuid()} {os.getgid()}"]
+    assert subprocess.run([str(folder / "run.sh")], capture_output=True, text=True, timeout=30).stdout == "ran\n"
+    if os.getuid() != 0:
+        pytest.skip("reading as another user needs root")
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat"]
+    public = subprocess.run([*nobody, str(folder / "public.txt")], capture_output=True, text=True, timeout=30)
+    assert public.returncode == 0 and public.stdout == "anyone\n", public.stderr
+    secret = subprocess.run([*nobody, str(folder / "secret.txt")], capture_output=True, text=True, timeout=30)
+    assert secret.returncode != 0 and "Permission denied" in secret.stderr
+
+
+@pytest.mark.parametrize("shared", ["local"], indirect=True)
+def test_statfs_open_append_and_foreign_xattrs(shared):
+    """df shows the bytes and files the index holds; open(O_RDONLY|O_APPEND)
+    reads as on a read-only ext4; getfattr finds our names only."""
+    from artifactfs.index import get_index
+    from artifactfs.index.tree import live_usage
+
+    root = shared.mount.path
+    with get_index().read() as session:  # the shared home is this module's environment
+        size, files = live_usage(session)
+    assert size == sum(v.size for v in shared.versions) and files == sum(len(v.files) for v in shared.versions)
+    df = subprocess.run(["df", "-B1", "--output=size,used,avail,itotal,iused", str(root)], capture_output=True,
+                        text=True, check=True, timeout=30).stdout.split("\n")[1].split()
+    assert [int(x) for x in df] == [-(-size // 4096) * 4096, -(-size // 4096) * 4096, 0, files, files]
+    fd = os.open(root / "artifacts/ckpt/1/optim/deep/notes.txt", os.O_RDONLY | os.O_APPEND)
+    try:
+        assert os.read(fd, 100) == b"hello\n"
+    finally:
+        os.close(fd)
+    dumped = subprocess.run(["getfattr", "-d", str(root / "artifacts/ckpt/1")], capture_output=True, text=True,
+                            timeout=30)
+    assert "user.artifactfs.id=" in dumped.stdout
+    foreign = subprocess.run(["getfattr", "-n", "security.selinux", str(root / "artifacts/ckpt/1")],
+                             capture_output=True, text=True, timeout=30)
+    assert foreign.returncode != 0 and "No such attribute" in foreign.stderr
+
+
+@pytest.mark.parametrize("shared", ["local"], indirect=True)
+def test_writes_fail_with_erofs(shared):
+    root = shared.mount.path
+    version = root / "artifacts/ckpt/1"
+    attempts = {
+        "open for writing": lambda: open(version / "model.bin", "r+b"),
+        "append": lambda: open(version / "model.bin", "ab"),
+        "truncate": lambda: os.truncate(version / "model.bin", 0),
+        "create": lambda: open(version / "new.txt", "wb"),
+        "create at top": lambda: open(root / "artifacts/new.txt", "wb"),
+        "mkdir": lambda: os.mkdir(root / "artifacts/newdir"),
+        "rmdir": lambda: os.rmdir(version / "optim/deep"),
+        "unlink": lambda: os.unlink(version / "model.bin"),
+        "rename": lambda: os.rename(version / "model.bin", version / "moved.bin"),
+        "chmod": lambda: os.chmod(version / "model.bin", 0o777),
+        "chown": lambda: os.chown(version / "model.bin", 1, 1),
+        "utime": lambda: os.utime(version / "model.bin", (1, 1)),
+        "symlink": lambda: os.symlink("x", version / "link"),
+        "link": lambda: os.link(version / "model.bin", version / "hard"),
+        "setxattr": lambda: os.setxattr(version, "user.x", b"1"),
+        "removexattr": lambda: os.removexattr(version, "user.artifactfs.id"),
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(OSError) as refused:
+            attempt()
+        assert refused.value.errno == errno.EROFS, what
+    with pytest.raises(OSError) as missing:
+        os.stat(root / "artifacts/nope")
+    assert missing.value.errno == errno.ENOENT
+    with pytest.raises(OSError) as missing:
+        os.stat(version / "nope")
+    assert missing.value.errno == errno.ENOENT
+    assert (version / "optim/deep/notes.txt").read_text() == "hello\n"  # nothing changed
 
 
 @pytest.mark.parametrize("store_flavor", ["local"])
@@ -251,42 +402,6 @@ def test_local_payloads_registered_in_place(registered_store, tmp_path):
 
 
 @pytest.mark.parametrize("store_flavor", ["local"])
-def test_writes_fail_with_erofs(content, tmp_path):
-    with mounted(tmp_path / "mnt") as mount:
-        root = mount.path
-        version = root / "artifacts/ckpt/1"
-        attempts = {
-            "open for writing": lambda: open(version / "model.bin", "r+b"),
-            "append": lambda: open(version / "model.bin", "ab"),
-            "truncate": lambda: os.truncate(version / "model.bin", 0),
-            "create": lambda: open(version / "new.txt", "wb"),
-            "create at top": lambda: open(root / "artifacts/new.txt", "wb"),
-            "mkdir": lambda: os.mkdir(root / "artifacts/newdir"),
-            "rmdir": lambda: os.rmdir(version / "optim/deep"),
-            "unlink": lambda: os.unlink(version / "model.bin"),
-            "rename": lambda: os.rename(version / "model.bin", version / "moved.bin"),
-            "chmod": lambda: os.chmod(version / "model.bin", 0o777),
-            "chown": lambda: os.chown(version / "model.bin", 1, 1),
-            "utime": lambda: os.utime(version / "model.bin", (1, 1)),
-            "symlink": lambda: os.symlink("x", version / "link"),
-            "link": lambda: os.link(version / "model.bin", version / "hard"),
-            "setxattr": lambda: os.setxattr(version, "user.x", b"1"),
-            "removexattr": lambda: os.removexattr(version, "user.artifactfs.id"),
-        }
-        for what, attempt in attempts.items():
-            with pytest.raises(OSError) as refused:
-                attempt()
-            assert refused.value.errno == errno.EROFS, what
-        with pytest.raises(OSError) as missing:
-            os.stat(root / "artifacts/nope")
-        assert missing.value.errno == errno.ENOENT
-        with pytest.raises(OSError) as missing:
-            os.stat(version / "nope")
-        assert missing.value.errno == errno.ENOENT
-        assert (version / "optim/deep/notes.txt").read_text() == "hello\n"  # nothing changed
-
-
-@pytest.mark.parametrize("store_flavor", ["local"])
 def test_live_refresh(content, tmp_path):
     """New versions and runs appear within the refresh interval, latest moves,
     condemned versions vanish even where the kernel cached them for long."""
@@ -300,12 +415,17 @@ def test_live_refresh(content, tmp_path):
         artifact = root / "artifacts/matrix"
         assert sorted(os.listdir(artifact)) == ["1", "1.json", "latest"]
         assert not (artifact / "2").exists()  # a negative entry the kernel may cache briefly
+        held_dir = os.open(artifact, os.O_RDONLY | os.O_DIRECTORY)  # a folder kept open, read again below
+        assert sorted(os.listdir(held_dir)) == ["1", "1.json", "latest"]
         v2 = save_artifact(np.ones(3), "matrix")
         began = time.monotonic()
         wait_for(lambda: (artifact / "2").is_dir(), timeout=5)
         appeared = time.monotonic() - began
         assert appeared <= refresh * 2 + 1.0, appeared
         assert sorted(os.listdir(artifact)) == ["1", "1.json", "2", "2.json", "latest"]
+        # listdir(fd) reads the open folder from its offset 0 again (glibc rewinddir): a fresh listing.
+        assert sorted(os.listdir(held_dir)) == ["1", "1.json", "2", "2.json", "latest"]
+        os.close(held_dir)
         wait_for(lambda: os.readlink(artifact / "latest") == "2", timeout=5)
         np.testing.assert_array_equal(np.load(artifact / "latest/array.npy"), np.ones(3))
         save_artifact([1], "brand-new")
@@ -386,7 +506,7 @@ def test_failing_store_gives_eio_then_recovers(dedicated_moto, tmp_path):
                 _read_at(blob, 9 * MiB, 4096)
             took = time.monotonic() - began
             assert failed.value.errno == errno.EIO
-            assert took < timeout * 2 + 3, took
+            assert timeout - 0.5 < took < timeout + 1.5, took  # --timeout, not twice it
             # Other files and the tree keep working meanwhile.
             assert json.loads((mount.path / "artifacts/local-one/1/data.json").read_text()) == {"still": "here"}
             assert _read_at(blob, 0, 1000) == data[:1000]
@@ -399,7 +519,7 @@ def test_failing_store_gives_eio_then_recovers(dedicated_moto, tmp_path):
         with pytest.raises(OSError) as failed:
             _read_at(blob, 5 * MiB, 4096)
         assert failed.value.errno == errno.EIO
-        assert time.monotonic() - began < timeout * 2 + 3
+        assert time.monotonic() - began < timeout + 1.5
         log = mount.log()
         lines = [line for line in log.splitlines() if "store flaky: reading" in line]
         assert lines and all("blob.bin" in line for line in lines)
@@ -508,44 +628,68 @@ def test_cli_background_mount_status_umount(content, tmp_path):
         shutil.rmtree(tmp_path / "full", ignore_errors=True)
 
 
-def test_stream_range_every_flavor(flavor_store, tmp_path, monkeypatch):
-    """One streamed GET per range into the block cache, for each flavor's
-    client (never the chunked cat_file fallback for S3, GCS and Azure);
-    stopping early leaves only whole, correct blocks."""
-    from artifactfs.mount import stream
-    from artifactfs.mount.cache import BlockCache, CacheKey
+@pytest.mark.parametrize("store_flavor", ["local"])
+def test_umount_in_use_lazy_and_dead(content, tmp_path):
+    """umount never detaches a mount in use without saying so: it refuses,
+    naming the processes (exit 1); --lazy detaches and the processes keep
+    reading. A mount whose daemon was killed is cleaned up by umount even
+    with a process inside, and mount offers the same (--clean-dead)."""
+    skip_without_fuse()
+    cli = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
+    point = tmp_path / "mnt"
+    point.mkdir()
 
-    block = 64 * 1024
-    data = np.random.default_rng(9).bytes(5 * block + 123)
-    with flavor_store.open("obj.bin", "wb") as f:
-        f.write(data)
-    native = flavor_store.resolve("obj.bin")
-    if flavor_store.flavor.protocol != "file":
-        def refuse(*args, **kwargs):
-            raise AssertionError("fell back to cat_file")
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=60)
 
-        monkeypatch.setattr(type(flavor_store.fs), "cat_file", refuse)
-    cache = BlockCache(tmp_path / "cache", capacity=1 << 30, block_size=block)
+    def inside() -> subprocess.Popen:  # a shell whose working directory is in the mount
+        return subprocess.Popen(["sleep", "600"], cwd=point / "artifacts/ckpt/1")
+
+    users = []
     try:
-        cached = cache.open(CacheKey("stream-test", "obj.bin"), len(data))
-        landed: list[int] = []
-        sink = stream.Sink(cached, block, len(data), landed.append, lambda next_block: stream.GO)
-        stream.stream_range(flavor_store, native, block, len(data), sink, timeout=30)
-        assert cached.missing(0, 5) == [0] and landed[-1] == 6
-        assert cached.pread(block, len(data) - block) == data[block:]
-        # Told to stop after two blocks: what is cached is a correct prefix.
-        other = cache.open(CacheKey("stream-test", "again.bin"), len(data))
-        sink = stream.Sink(other, 0, len(data), lambda n: None,
-                           lambda next_block: stream.STOP if next_block >= 2 else stream.GO)
-        stream.stream_range(flavor_store, native, 0, len(data), sink, timeout=30)
-        present = [b for b in range(6) if other.has(b)]  # stops at a chunk boundary: a correct prefix
-        assert len(present) >= 2 and present == list(range(len(present)))
-        upto = min(len(present) * block, len(data))
-        assert other.pread(0, upto) == data[:upto]
-        cache.release(cached)
-        cache.release(other)
+        assert run("mount", str(point)).returncode == 0
+        pid = daemon_pid(point)
+        users.append(inside())
+        refused = run("umount", str(point))
+        assert refused.returncode == 1 and f"pid {users[-1].pid} (sleep: working directory)" in refused.stderr
+        assert "--lazy" in refused.stderr
+        assert (point / "artifacts/ckpt/1/optim/deep/notes.txt").read_text() == "hello\n"  # still mounted, served
+        lazy = run("umount", "--lazy", str(point))
+        assert lazy.returncode == 0 and f"pid {users[-1].pid}" in lazy.stdout
+        assert not is_mounted(point)
+        notes = Path(f"/proc/{users[-1].pid}/cwd/optim/deep/notes.txt")
+        assert notes.read_text() == "hello\n"  # the process inside still reads
+        users[-1].kill()
+        users[-1].wait()
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=10)  # its daemon leaves with the last user
+
+        # A killed daemon leaves a dead mount: mount says how to clean it, umount cleans it.
+        assert run("mount", str(point)).returncode == 0
+        users.append(inside())
+        os.kill(daemon_pid(point), signal.SIGKILL)
+        wait_for(lambda: daemon_pid(point) is None, timeout=10)
+        again = run("mount", str(point))
+        assert again.returncode == 1 and "dead artifactfs mount" in again.stderr and "--clean-dead" in again.stderr
+        cleaned = run("umount", str(point))
+        assert cleaned.returncode == 0 and "dead mount" in cleaned.stdout and f"pid {users[-1].pid}" in cleaned.stdout
+        assert not is_mounted(point)
+        # ... and mount --clean-dead cleans up and mounts.
+        assert run("mount", str(point)).returncode == 0
+        os.kill(daemon_pid(point), signal.SIGKILL)
+        wait_for(lambda: daemon_pid(point) is None, timeout=10)
+        remounted = run("mount", "--clean-dead", str(point))
+        assert remounted.returncode == 0, remounted.stderr
+        assert (point / "artifacts/ckpt/1/optim/deep/notes.txt").read_text() == "hello\n"
+        assert run("umount", str(point)).returncode == 0
     finally:
-        cache.close()
+        for user in users:
+            user.kill()
+            user.wait()
+        from test_mount_helpers import force_unmount
+
+        if daemon_pid(point):
+            os.kill(daemon_pid(point), signal.SIGTERM)
+        force_unmount(point)
 
 
 # -- a real pipeline run ----------------------------------------------------------------------------

@@ -160,8 +160,12 @@ def test_tree_shape(tree, data):
     assert stat.S_ISLNK(listing["artifacts/arr/latest"].mode)
     assert tree.readlink(listing["artifacts/arr/latest"].inode) == b"2"
     assert tree.readlink(listing["artifacts/weird/latest"].inode) == names.escape("é" * 200, True).encode()
-    # Everything is read-only; files keep their execute bits only.
-    assert all(node.mode & 0o222 == 0 for node in listing.values() if not stat.S_ISLNK(node.mode))
+    # Folders and documents are read-only; payload files show the mode their manifest records.
+    for path, node in listing.items():
+        if stat.S_ISDIR(node.mode) or path.endswith(".json") and not path.endswith("data.json"):
+            assert stat.S_IMODE(node.mode) in (0o555, 0o444), path
+    for f in data["ckpt"].files:
+        assert stat.S_IMODE(listing[f"artifacts/ckpt/1/{f.path}"].mode) == f.mode & 0o777 == 0o644
     # Same file under /artifacts and /pipelines: one inode (hard link); folders differ.
     a, p = listing["artifacts/ckpt/1/model.bin"], listing["pipelines/train/train-1/fit/model/model.bin"]
     assert a.inode == p.inode and a.nlink == 2
@@ -248,7 +252,9 @@ def test_documents_and_xattrs(tree, data):
     assert arr_doc["consumers"][0]["step"] == "fit" and arr_doc["producer"] is None
     same = tree.open(resolve(tree, "pipelines/train/train-1/fit/model.json").inode).data
     assert json.loads(same) == doc
-    assert resolve(tree, "artifacts/ckpt/1.json").size == len(json.dumps(doc, indent=2)) + 1
+    data_bytes = tree.open(resolve(tree, "artifacts/ckpt/1.json").inode).data
+    assert resolve(tree, "artifacts/ckpt/1.json").size == len(data_bytes)
+    assert data_bytes.decode().splitlines()[1] == f'  "id": "{ckpt.id}",'  # one top-level key per line
     attrs = tree.xattrs(resolve(tree, "artifacts/ckpt/1").inode)
     expected = {"id": ckpt.id, "name": "ckpt", "version": "1", "store": ckpt.store, "uri": ckpt.uri,
                 "content_hash": ckpt.content_hash, "producer.pipeline": "train", "producer.run": "train-1",
@@ -260,6 +266,26 @@ def test_documents_and_xattrs(tree, data):
     assert file_attrs["user.artifactfs.path"] == b"optim/state.bin"
     assert file_attrs["user.artifactfs.digest"] == next(f.digest for f in ckpt.files if f.path == "optim/state.bin").encode()
     assert tree.xattrs(inodes.ARTIFACTS) == {}
+    assert tree.getxattr(resolve(tree, "artifacts/ckpt/1").inode, b"user.artifactfs.id") == ckpt.id.encode()
+
+
+def test_foreign_xattr_names_need_nothing(tree, data):
+    """Names that are not ours (ls asks for security.selinux on every file)
+    are ENODATA from the name alone: no record is looked up or built."""
+    from artifactfs.mount.fs import NoAttr
+
+    fresh_inode = inodes.make(Kind.FILE, 10**9)  # no such file: only a lookup would notice
+    with tree.memory_only():
+        for name in (b"security.selinux", b"system.posix_acl_access", b"user.other", b"trusted.x"):
+            with pytest.raises(NoAttr):
+                tree.getxattr(fresh_inode, name)
+    folder = resolve(tree, "artifacts/ckpt/1").inode
+    with pytest.raises(NoAttr):
+        tree.getxattr(folder, b"user.artifactfs.nope")
+    first = tree.xattrs(folder)
+    with tree.memory_only():  # built once per version, then served from memory
+        assert tree.xattrs(folder) == first
+        assert tree.getxattr(folder, b"user.artifactfs.producer.step") == b"fit"
 
 
 def test_memory_only_answers_from_cache(tree):
@@ -313,17 +339,18 @@ def test_refresh_new_versions_condemned_and_latest(tree, data):
 
 def test_manifest_folders_with_odd_paths():
     from artifactfs.index.tree import FileRecord
-    from artifactfs.mount.fs import Manifest
+    from artifactfs.mount.records import Manifest
 
     files = [FileRecord(1, 9, "a", 1, 0o644, None), FileRecord(2, 9, "a/b", 2, 0o644, None),
              FileRecord(3, 9, "x/../y", 3, 0o755, None), FileRecord(4, 9, "c//d", 4, 0o644, None)]
-    manifest = Manifest(9, files)
+    manifest = Manifest(files)
+    numbers = dict(enumerate(sorted([(), ("a",), ("c",), ("c", ""), ("x",), ("x", "..")])))
+    number = {key: n for n, key in numbers.items()}
     top = manifest.folders[0].children
-    assert top[b"a"] == (True, manifest.numbers[("a",)])
+    assert top[b"a"] == (True, number[("a",)])
     assert (False, 1) in top.values()  # the file "a" shown under another name, not lost
-    assert b"x" in top and b"%2E%2E" in manifest.folders[manifest.numbers[("x",)]].children
+    assert b"x" in top and b"%2E%2E" in manifest.folders[number[("x",)]].children
     assert len(manifest.folders) == 6  # top, a, c, c/'', x, x/..: sorted and numbered
-    assert sorted(manifest.numbers.values()) == list(range(len(manifest.folders)))
 
 
 # -- the block cache -----------------------------------------------------------------------------

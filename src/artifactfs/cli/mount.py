@@ -59,12 +59,14 @@ def _duration_option(ctx, param, value):
 @click.option("--timeout", default="30s", show_default=True, callback=_duration_option,
               help="How long a read may wait on a store before it fails with EIO.")
 @click.option("--status", is_flag=True, help="List the artifactfs mounts of this machine and exit.")
+@click.option("--clean-dead", is_flag=True,
+              help="Clean up a dead artifactfs mount left at MOUNTPOINT (its daemon was killed), then mount.")
 @click.option("--verbose", "-v", is_flag=True, help="Log debug details.")
-@click.option("--local-reads", type=click.Choice(["mmap", "inline", "thread"]), default="mmap", hidden=True)
+@click.option("--local-reads", type=click.Choice(["auto", "inline", "thread"]), default="auto", hidden=True)
 @click.option("--read-ahead-kb", type=int, default=1024, hidden=True)
 @click.option("--log-file", hidden=True)
-def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, refresh, timeout, status, verbose,
-                  local_reads, read_ahead_kb, log_file) -> None:
+def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, refresh, timeout, status, clean_dead,
+                  verbose, local_reads, read_ahead_kb, log_file) -> None:
     """Mount artifacts and pipeline runs read-only at MOUNTPOINT.
 
     \b
@@ -82,6 +84,7 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     options = daemon.MountOptions(
         mountpoint=os.path.abspath(mountpoint), cache_dir=cache_dir, cache_size=cache_size,
         allow_other=allow_other, refresh=refresh, timeout=timeout, local_reads=local_reads, read_ahead_kb=read_ahead_kb,
+        clean_dead=clean_dead,
     )
     if foreground:
         import logging
@@ -89,7 +92,7 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
         daemon.configure_logging(logging.DEBUG if verbose else logging.INFO)
         daemon.run(options, log_file)
         return
-    path = daemon.check_mountpoint(mountpoint)
+    path = daemon.check_mountpoint(mountpoint, clean_dead)
     log_path = daemon.log_path_for(path)
     argv = [sys.executable, "-m", "artifactfs.cli.mount", str(path), "--foreground",
             "--cache-size", str(cache_size), "--refresh", f"{refresh}s", "--timeout", f"{timeout}s",
@@ -115,14 +118,32 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
 
 @click.command("umount")
 @click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.option("--lazy", is_flag=True,
+              help="Detach even while processes use the mount; they keep reading until they let go.")
 @click.option("--timeout", default="30s", show_default=True, callback=_duration_option,
               help="How long to wait for the mount to go away.")
-def umount_command(mountpoint: str, timeout: float) -> None:
-    """Unmount an artifactfs mount (its daemon exits)."""
+def umount_command(mountpoint: str, lazy: bool, timeout: float) -> None:
+    """Unmount an artifactfs mount (its daemon exits).
+
+    A mount in use is refused, naming the processes that use it, unless
+    --lazy is given. A mount whose daemon was killed is cleaned up whatever uses it.
+    """
     from artifactfs.mount import daemon
 
-    daemon.unmount(mountpoint, timeout)
-    console.print(f"Unmounted {os.path.abspath(mountpoint)}.", highlight=False, soft_wrap=True)
+    done = daemon.unmount(mountpoint, timeout, lazy=lazy)
+    users = "; ".join(str(user) for user in done.users)
+    if done.dead:
+        pid = f" (pid {done.pid})" if done.pid else ""
+        console.print(f"Cleaned up the dead mount at {done.path}: its daemon{pid} was gone.",
+                      highlight=False, soft_wrap=True)
+        if users:
+            console.print(f"Still inside it, they get errors until they leave: {users}", highlight=False,
+                          soft_wrap=True)
+    elif done.users:
+        console.print(f"Detached {done.path} lazily; its daemon (pid {done.pid}) serves these until they let go, "
+                      f"then exits: {users}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"Unmounted {done.path}.", highlight=False, soft_wrap=True)
 
 
 def _print_status(mounts) -> None:
@@ -146,15 +167,24 @@ def _tail(path, lines: int = 15) -> str:
 
 
 def _daemon_main() -> None:
-    """``python -m artifactfs.cli.mount``: how the background daemon is started."""
+    """``python -m artifactfs.cli.mount``: how the background daemon is started.
+    Once unmounted and cleaned up, it leaves without tearing down every
+    imported module (a second or more of nothing, which ``umount`` waits for)."""
+    import logging
+
+    code = 0
     try:
         mount_command.main(prog_name="artifactfs mount", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except ArtifactfsError as exc:
         error_line(exc.message, exc.hint)
-        sys.exit(1)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 __all__ = ["mount_command", "parse_duration", "parse_size", "umount_command"]

@@ -12,6 +12,7 @@ never ORM objects, so they cross threads freely and cost little.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -153,9 +154,18 @@ def _versions():
     )
 
 
+def _intern(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def _version(row) -> VersionRecord:
-    *head, created, links = row[: len(_VERSION_COLUMNS)]
-    return VersionRecord(*head, timestamp_ns(created), 1 + (links or 0))
+    # Names shared by many versions (artifact, store, kinds) are interned: a
+    # mount keeps 100k records in memory, each would otherwise hold its own copies.
+    (vid, uuid, artifact_id, artifact, version, store_id, store, uri, payload_kind, materializer, data_type,
+     content_hash, size, file_count, save_type, created, links) = row[: len(_VERSION_COLUMNS)]
+    return VersionRecord(vid, uuid, artifact_id, _intern(artifact), version, store_id, _intern(store), uri,
+                         _intern(payload_kind), _intern(materializer), _intern(data_type), content_hash, size,
+                         file_count, _intern(save_type), timestamp_ns(created), 1 + (links or 0))
 
 
 # Statements on the lookup path are built once (building one costs more
@@ -487,6 +497,16 @@ def newest_ids_since(session: Session, after_id: int) -> dict[int, int]:
 
 def max_version_id(session: Session) -> int:
     return session.scalar(select(func.max(ArtifactVersion.id))) or 0
+
+
+_USAGE = select(func.coalesce(func.sum(ArtifactVersion.size), 0),
+                func.coalesce(func.sum(ArtifactVersion.file_count), 0)).where(ArtifactVersion.state == LIVE)
+
+
+def live_usage(session: Session) -> tuple[int, int]:
+    """``(bytes, files)`` of every live version's payload."""
+    size, files = session.execute(_USAGE).one()
+    return int(size), int(files)
 
 
 

@@ -2,7 +2,11 @@
 runs, steps and artifact versions, served from the index.
 
 Modules, one job each: ``names`` (escaping), ``inodes`` (numbering),
-``fs`` (the tree, no FUSE), ``cache`` (on-disk blocks), ``reader``
-(payload bytes), ``fuse`` (the pyfuse3 adapter), ``daemon`` (lifecycle).
-Imports only ``index``, ``stores``, settings and errors.
+``nodes`` (what the tree hands out), ``records`` (what the index said,
+cached), ``lookup`` (names), ``listing`` (folders), ``documents`` (the
+JSON documents), ``xattrs`` (extended attributes), ``fs`` (the tree they
+make, no FUSE), ``cache`` (on-disk blocks), ``reader`` (payload bytes),
+``fuse`` (the pyfuse3 adapter), ``daemon`` (lifecycle), ``users`` (which
+processes use a mount). Imports only ``index``, ``stores``, settings and
+errors.
 """

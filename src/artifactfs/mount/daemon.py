@@ -8,6 +8,7 @@ waiting until its mount is live, and stopping one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -44,9 +45,10 @@ class MountOptions:
     allow_other: bool = False
     refresh: float = 1.0
     timeout: float = 30.0
-    local_reads: str = "mmap"  # or "inline" / "thread" pread (see reader.LocalFile)
+    local_reads: str = "auto"  # or "inline" / "thread" (see reader.Reader._read_local)
     read_ahead_kb: int = READ_AHEAD_KB
     max_tasks: int = 64
+    clean_dead: bool = False  # clean up a dead artifactfs mount at the mountpoint first
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else get_settings().cache_dir / "mount"
@@ -112,10 +114,66 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_mountpoint(mountpoint: str | os.PathLike) -> Path:
-    """The absolute mountpoint, or a MountError saying why it cannot be used."""
+def daemon_pid(mountpoint: str | os.PathLike) -> int | None:
+    """The pid of the live artifactfs daemon recorded for ``mountpoint``."""
+    pid = (read_record(mountpoint) or {}).get("pid")
+    if not pid or not _alive(pid):
+        return None
+    try:  # a recycled pid is not our daemon
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if b"artifactfs" not in cmdline.read():
+                return None
+    except OSError:
+        pass
+    return pid
+
+
+def _not_connected(path: Path, wait: float = 2.0) -> bool:
+    """Whether the mount at ``path`` answers ENOTCONN (its daemon is gone).
+    Asked from a helper thread: a stopped daemon would never answer."""
+    import threading
+
+    outcome: list[int] = []
+
+    def ask() -> None:
+        try:
+            os.stat(path)
+            outcome.append(0)
+        except OSError as exc:
+            outcome.append(exc.errno or 0)
+
+    threading.Thread(target=ask, daemon=True).start()
+    deadline = time.monotonic() + wait
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(outcome) and outcome[0] == errno.ENOTCONN
+
+
+def is_dead(mountpoint: str | os.PathLike) -> bool:
+    """Whether an artifactfs mount is left without its daemon (killed): no
+    live daemon is recorded for it and the kernel says ENOTCONN."""
     path = Path(os.path.abspath(mountpoint))
     current = mounted_at(path)
+    if current is None or current[0] != FS_TYPE or daemon_pid(path) is not None:
+        return False
+    return _not_connected(path)
+
+
+def check_mountpoint(mountpoint: str | os.PathLike, clean_dead: bool = False) -> Path:
+    """The absolute mountpoint, or a MountError saying why it cannot be used.
+    ``clean_dead``: a dead artifactfs mount there is cleaned up first."""
+    path = Path(os.path.abspath(mountpoint))
+    current = mounted_at(path)
+    if current is not None and current[0] == FS_TYPE and is_dead(path):
+        if not clean_dead:
+            record = read_record(path) or {}
+            pid = f", pid {record['pid']}," if record.get("pid") else ""
+            raise MountError(f"{path} holds a dead artifactfs mount (its daemon{pid} is gone)",
+                             f"clean it up with `artifactfs umount {path}`, or mount again with "
+                             f"`artifactfs mount --clean-dead {path}`")
+        _detach(path, lazy=True)
+        _record_path(path).unlink(missing_ok=True)
+        current = mounted_at(path)
     if current is not None:
         what = "an artifactfs mount" if current[0] == FS_TYPE else f"a {current[0]} file system"
         raise MountError(f"{path} is already a mountpoint ({what})",
@@ -214,7 +272,7 @@ def run(options: MountOptions, log_path: str | None = None) -> None:
     from artifactfs.mount.fuse import Operations, Timeouts
     from artifactfs.mount.reader import Stores
 
-    mountpoint = check_mountpoint(options.mountpoint)
+    mountpoint = check_mountpoint(options.mountpoint, options.clean_dead)
     # Until trio listens for signals, SIGTERM must still end in the clean-up below.
     signal.signal(signal.SIGTERM, _interrupt)
     index = get_index()
@@ -348,30 +406,80 @@ def spawn(argv: list[str], mountpoint: Path, log_path: Path) -> subprocess.Popen
         )
 
 
-def unmount(mountpoint: str | os.PathLike, timeout: float = 30.0) -> None:
-    """Stop the daemon of ``mountpoint`` (it unmounts itself), or unmount
-    with fusermount3 when no daemon is known."""
+class MountInUse(MountError):
+    """The mount is in use and was not asked to detach lazily."""
+
+
+@dataclass(frozen=True)
+class Unmounted:
+    """What ``unmount`` did: ``dead`` (the daemon was gone, the mount was
+    cleaned up), ``lazy`` (detached while in use), and who still used it."""
+
+    path: Path
+    pid: int | None
+    dead: bool = False
+    lazy: bool = False
+    users: tuple = ()
+
+
+def _detach(path: Path, lazy: bool) -> subprocess.CompletedProcess:
+    return subprocess.run(["fusermount3", "-uz" if lazy else "-u", str(path)], capture_output=True, text=True)
+
+
+def unmount(mountpoint: str | os.PathLike, timeout: float = 30.0, lazy: bool = False) -> Unmounted:
+    """Unmount an artifactfs mount; its daemon then exits.
+
+    A mount in use is never detached silently: without ``lazy`` it is
+    refused (MountInUse, naming the processes); with ``lazy`` it is
+    detached and its daemon serves the processes still inside until they
+    let go. A mount whose daemon is dead serves no one: it is detached
+    whatever uses it.
+    """
+    from artifactfs.mount.users import users_of
+
     path = Path(os.path.abspath(mountpoint))
     current = mounted_at(path)
     if current is None or current[0] != FS_TYPE:
         raise MountError(f"{path} is not an artifactfs mount", "see `artifactfs mount --status`")
-    record = read_record(path) or {}
-    pid = record.get("pid")
-    if pid and _alive(pid):
-        os.kill(pid, signal.SIGTERM)
-    else:
-        result = subprocess.run(["fusermount3", "-u", str(path)], capture_output=True, text=True)
+    pid = daemon_pid(path)
+    if pid is None and _not_connected(path):
+        users = tuple(users_of(path))
+        gone = (read_record(path) or {}).get("pid")
+        result = _detach(path, lazy=True)
         if result.returncode != 0:
-            raise MountError(f"fusermount3 -u {path} failed: {result.stderr.strip()}",
-                             f"close what uses the mount, or detach it with `fusermount3 -uz {path}`")
+            raise MountError(f"cannot clean up the dead mount at {path}: {result.stderr.strip()}",
+                             f"run `fusermount3 -uz {path}` as its owner or root")
+        _record_path(path).unlink(missing_ok=True)
+        return Unmounted(path, gone, dead=True, users=users)
+    users = tuple(users_of(path)) if lazy else ()  # once detached, their paths no longer name it
+    result = _detach(path, lazy)
+    if result.returncode != 0:
+        users = tuple(users_of(path))
+        if "busy" in result.stderr or users:
+            listed = "; ".join(str(user) for user in users) or "processes this user cannot see"
+            raise MountInUse(f"{path} is in use by {listed}",
+                             "close them (or leave the folder) and run umount again, or pass --lazy to detach "
+                             "it now: they keep reading until they let go")
+        raise MountError(f"fusermount3 -u {path} failed: {result.stderr.strip()}",
+                         f"detach it with `artifactfs umount --lazy {path}`")
+    if not users:
+        _wait_gone(path, pid, timeout)
+    return Unmounted(path, pid, lazy=lazy, users=users)
+
+
+def _wait_gone(path: Path, pid: int | None, timeout: float) -> None:
+    """Until the mount is gone and its daemon exited (SIGTERM it after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         still = mounted_at(path)
         if (still is None or still[0] != FS_TYPE) and not (pid and _alive(pid)):
             return
         time.sleep(0.05)
-    raise MountError(f"{path} is still mounted after {timeout:g} s",
-                     f"detach it with `fusermount3 -uz {path}`")
+    if pid and _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        raise MountError(f"the daemon of {path} (pid {pid}) did not exit within {timeout:g} s after the unmount",
+                         f"it was sent SIGTERM; see its log, and `kill -9 {pid}` if it stays")
+    raise MountError(f"{path} is still mounted after {timeout:g} s", f"detach it with `fusermount3 -uz {path}`")
 
 
 def _drop_gone_requests(record: logging.LogRecord) -> bool:
@@ -395,14 +503,18 @@ def configure_logging(level: int = logging.INFO) -> None:
 __all__ = [
     "FS_TYPE",
     "MountError",
+    "MountInUse",
     "MountInfo",
     "MountOptions",
     "check_mountpoint",
+    "daemon_pid",
+    "is_dead",
     "list_mounts",
     "mounted_at",
     "raise_read_ahead",
     "run",
     "spawn",
     "unmount",
+    "Unmounted",
     "wait_until_mounted",
 ]

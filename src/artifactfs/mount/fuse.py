@@ -1,7 +1,7 @@
 """The pyfuse3 ``Operations`` of the mount: a thin adapter. Each handler
 decodes the request, asks ``fs.Tree`` (names, inodes, attributes) or the
 ``reader.Reader`` (bytes), and turns the answer into pyfuse3 objects.
-Errors become errnos in one place (:func:`_errno_of`); writes are EROFS.
+Errors become errnos in one place (:func:`_errors`); writes are EROFS.
 
 Kernel caching is decided here from what the tree says: immutable things
 (version folders, payload files, misses inside version folders) get long
@@ -14,8 +14,8 @@ invalidates kernel entries of versions that stop being live and of
 cache (``keep_cache``).
 
 Tree calls are first tried from memory on the trio thread; a miss runs the
-call in a worker thread (``to_thread.run_sync``) so the loop never waits on
-the database.
+call in a worker thread (``to_thread.run_sync``, under a limiter) so the
+loop never waits on the database.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from dataclasses import dataclass
 import pyfuse3
 import trio
 
-from artifactfs.mount.fs import Document, FsError, NeedsIndex, Node, NotFound, Payload, Tree
+from artifactfs.mount.fs import Document, FsError, NeedsIndex, Node, NotFound, Tree
 from artifactfs.mount.reader import Handle, Reader, StoreFailure
 
 log = logging.getLogger(__name__)
 
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+_STATFS_BLOCK = 4096  # the unit of the block counts `df` shows
 
 
 @dataclass(frozen=True)
@@ -45,30 +45,36 @@ class Timeouts:
     moving: float = 1.0  # names and attributes that can change (= refresh interval)
 
 
-def _errno_of(exc: BaseException) -> int:
-    """The one mapping from exceptions to errnos."""
-    if isinstance(exc, pyfuse3.FUSEError):
-        return exc.errno
-    if isinstance(exc, FsError):
-        return exc.errno
-    if isinstance(exc, OSError) and exc.errno:
-        return exc.errno
-    return errno.EIO
-
-
 @contextmanager
 def _errors(what: str):
+    """The one mapping from exceptions to errnos."""
     try:
         yield
     except pyfuse3.FUSEError:
         raise
-    except (FsError, OSError) as exc:
-        if not isinstance(exc, FsError):
-            log.warning("%s: %s", what, exc)
-        raise pyfuse3.FUSEError(_errno_of(exc)) from None
+    except FsError as exc:
+        raise pyfuse3.FUSEError(exc.errno) from None
+    except OSError as exc:
+        log.warning("%s: %s", what, exc)
+        raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
     except Exception:
         log.exception("%s failed", what)
         raise pyfuse3.FUSEError(errno.EIO) from None
+
+
+def _writes(flags: int) -> bool:
+    """Whether an open asks to change the file (a read-only open with
+    O_APPEND does not: a read-only ext4 allows it too)."""
+    return flags & os.O_ACCMODE != os.O_RDONLY or bool(flags & (os.O_TRUNC | os.O_CREAT))
+
+
+@dataclass
+class _Dir:
+    """An open folder: the listing it reads from, made again on a seek to 0."""
+
+    inode: int
+    entries: list[tuple[bytes, Node]]
+    read: bool = False  # served from offset 0 already: a new offset 0 is a rewinddir
 
 
 class Operations(pyfuse3.Operations):
@@ -83,7 +89,7 @@ class Operations(pyfuse3.Operations):
         self.initialized = trio.Event()
         self._db = trio.CapacityLimiter(db_threads)
         self._fh = itertools.count(1)
-        self._dirs: dict[int, list[tuple[bytes, Node]]] = {}
+        self._dirs: dict[int, _Dir] = {}
         self._files: dict[int, Handle] = {}
 
     def init(self) -> None:
@@ -148,14 +154,20 @@ class Operations(pyfuse3.Operations):
     async def opendir(self, inode, ctx):
         with _errors("opendir"):
             entries = await self._tree(self.tree.listdir, inode)
-            fh = next(self._fh)
-            self._dirs[fh] = entries
-            return fh
+        fh = next(self._fh)
+        self._dirs[fh] = _Dir(inode, entries)
+        return fh
 
     async def readdir(self, fh, start_id, token):
-        entries = self._dirs.get(fh)
-        if entries is None:
+        folder = self._dirs.get(fh)
+        if folder is None:
             raise pyfuse3.FUSEError(errno.EBADF)
+        if start_id == 0:
+            if folder.read:  # rewinddir: list afresh
+                with _errors("readdir"):
+                    folder.entries = await self._tree(self.tree.listdir, folder.inode)
+            folder.read = True
+        entries = folder.entries
         for position in range(start_id, len(entries)):
             name, node = entries[position]
             if not pyfuse3.readdir_reply(token, name, self._attrs(node), position + 1):
@@ -167,7 +179,7 @@ class Operations(pyfuse3.Operations):
     # -- files ------------------------------------------------------------------------------------
 
     async def open(self, inode, flags, ctx):
-        if flags & _WRITE_FLAGS:
+        if _writes(flags):
             raise pyfuse3.FUSEError(errno.EROFS)
         with _errors("open"):
             target = await self._tree(self.tree.open, inode)
@@ -180,7 +192,6 @@ class Operations(pyfuse3.Operations):
         self._files[fh] = handle
         if isinstance(target, Document):  # made afresh on each open, may change
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
-        assert isinstance(target, Payload)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     async def read(self, fh, off, size):
@@ -203,11 +214,7 @@ class Operations(pyfuse3.Operations):
 
     async def getxattr(self, inode, name, ctx):
         with _errors("getxattr"):
-            values = await self._tree(self.tree.xattrs, inode)
-        value = values.get(bytes(name).decode("utf-8", "replace"))
-        if value is None:
-            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
-        return value
+            return await self._tree(self.tree.getxattr, inode, bytes(name))
 
     async def listxattr(self, inode, ctx):
         with _errors("listxattr"):
@@ -215,8 +222,15 @@ class Operations(pyfuse3.Operations):
         return [name.encode() for name in values]
 
     async def statfs(self, ctx):
+        with _errors("statfs"):
+            usage = await self._tree(self.tree.usage)
         stats = pyfuse3.StatvfsData()
-        stats.f_bsize = stats.f_frsize = 1 << 20
+        stats.f_bsize = 1 << 20  # the preferred read size
+        stats.f_frsize = _STATFS_BLOCK
+        stats.f_blocks = -(-usage.bytes // _STATFS_BLOCK)
+        stats.f_bfree = stats.f_bavail = 0  # read-only: nothing can be written
+        stats.f_files = usage.files
+        stats.f_ffree = stats.f_favail = 0
         stats.f_namemax = 255
         return stats
 
@@ -249,7 +263,7 @@ class Operations(pyfuse3.Operations):
             for parent, name in changes.entries:
                 pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
             if changes.inodes:
-                await trio.to_thread.run_sync(_invalidate_inodes, changes.inodes)
+                await trio.to_thread.run_sync(_invalidate_inodes, changes.inodes, limiter=self._db)
             log.debug("index generation %d: %d entries and %d inodes invalidated",
                       changes.generation, len(changes.entries), len(changes.inodes))
 
