@@ -247,10 +247,11 @@ def test_tree_bytes_and_readers(shared, tmp_path):
     assert attrs["user.artifactfs.producer.step"] == "fit"
     file_attr = os.getxattr(root / "pipelines/train/train-1/fit/model/optim/state.bin", "user.artifactfs.digest")
     assert file_attr.decode() == next(f.digest for f in c.files if f.path == "optim/state.bin")
-    for name in ("user.artifactfs.nope", "security.selinux", "user.other"):
+    for name, code in (("user.artifactfs.nope", errno.ENODATA), ("user.other", errno.ENODATA),
+                       ("security.selinux", errno.EOPNOTSUPP), ("system.posix_acl_access", errno.EOPNOTSUPP)):
         with pytest.raises(OSError) as missing:
             os.getxattr(root / "artifacts/ckpt/1", name)
-        assert missing.value.errno == errno.ENODATA
+        assert missing.value.errno == code, name
     doc = json.loads((root / "artifacts/ckpt/1.json").read_text())
     assert doc["id"] == c.id and doc["producer"]["run"] == "train-1"
     assert doc["producer"]["inputs"][0]["artifact"] == "matrix"
@@ -334,9 +335,18 @@ def test_statfs_open_append_and_foreign_xattrs(shared):
     dumped = subprocess.run(["getfattr", "-d", str(root / "artifacts/ckpt/1")], capture_output=True, text=True,
                             timeout=30)
     assert "user.artifactfs.id=" in dumped.stdout
-    foreign = subprocess.run(["getfattr", "-n", "security.selinux", str(root / "artifacts/ckpt/1")],
+    foreign = subprocess.run(["getfattr", "-n", "user.other", str(root / "artifacts/ckpt/1")],
                              capture_output=True, text=True, timeout=30)
     assert foreign.returncode != 0 and "No such attribute" in foreign.stderr
+    unsupported = subprocess.run(["getfattr", "-n", "security.selinux", str(root / "artifacts/ckpt/1")],
+                                 capture_output=True, text=True, timeout=30)
+    assert unsupported.returncode != 0 and "Operation not supported" in unsupported.stderr
+    # ls -l asks for the security label and ACLs of the first entry only, then knows the mount has none.
+    if shutil.which("strace"):
+        traced = subprocess.run(["strace", "-e", "trace=getxattr,lgetxattr", "ls", "-la", str(root / "artifacts")],
+                                capture_output=True, text=True, timeout=60)
+        asked = [line for line in traced.stderr.splitlines() if "xattr(" in line]
+        assert traced.returncode == 0 and 0 < len(asked) <= 3, traced.stderr
 
 
 @pytest.mark.parametrize("shared", ["local"], indirect=True)

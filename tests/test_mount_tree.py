@@ -270,14 +270,19 @@ def test_documents_and_xattrs(tree, data):
 
 
 def test_foreign_xattr_names_need_nothing(tree, data):
-    """Names that are not ours (ls asks for security.selinux on every file)
-    are ENODATA from the name alone: no record is looked up or built."""
-    from artifactfs.mount.fs import NoAttr
+    """Names that are not ours (ls asks for security.selinux and ACLs on
+    every file) are answered from the name alone, nothing looked up or
+    built: ENODATA in the user namespace, EOPNOTSUPP in namespaces the
+    mount does not implement."""
+    from artifactfs.mount.fs import NoAttr, Unsupported
 
     fresh_inode = inodes.make(Kind.FILE, 10**9)  # no such file: only a lookup would notice
     with tree.memory_only():
-        for name in (b"security.selinux", b"system.posix_acl_access", b"user.other", b"trusted.x"):
+        for name in (b"user.other", b"user.artifactfsx"):
             with pytest.raises(NoAttr):
+                tree.getxattr(fresh_inode, name)
+        for name in (b"security.selinux", b"system.posix_acl_access", b"system.posix_acl_default", b"trusted.x"):
+            with pytest.raises(Unsupported):
                 tree.getxattr(fresh_inode, name)
     folder = resolve(tree, "artifacts/ckpt/1").inode
     with pytest.raises(NoAttr):

@@ -35,6 +35,7 @@ from artifactfs.mount.nodes import (  # noqa: F401 - the tree's interface
     NotFound,
     Overflow,
     Payload,
+    Unsupported,
     Usage,
     dir_node,
     doc_node,

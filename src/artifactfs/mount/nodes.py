@@ -50,6 +50,10 @@ class NoAttr(FsError):
     errno = errno.ENODATA
 
 
+class Unsupported(FsError):
+    errno = errno.EOPNOTSUPP
+
+
 class Overflow(FsError):
     errno = errno.EOVERFLOW
 

@@ -46,6 +46,7 @@ from artifactfs.stores import ArtifactStore
 log = logging.getLogger(__name__)
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+_TOGETHER = 0.05  # seconds: files read from the disk this close in time are read together
 
 
 class StoreFailure(FsError):
@@ -76,9 +77,23 @@ class LocalFile:
 
     def __init__(self, target: Payload, store: ArtifactStore, fd: int) -> None:
         self.target, self.store, self.fd = target, store, fd
+        self.nowait = bool(_NOWAIT)  # the file system can say "not cached" instead of waiting
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _pread_cached(file: LocalFile, buffer: bytearray, offset: int) -> int:
+    """Bytes read into ``buffer`` from what the page cache holds, never waiting on the disk."""
+    try:
+        return os.preadv(file.fd, [buffer], offset, _NOWAIT)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        file.nowait = False  # this file system cannot: every read waits from now on
+        return 0
 
 
 class RemoteFile:
@@ -240,6 +255,8 @@ class Reader:
         self._files: dict[tuple, RemoteFile] = {}
         self._opening: dict[tuple, trio.Event] = {}
         self._reported: dict[tuple[str, str], float] = {}
+        self._recent_readers: dict[int, float] = {}  # local files read from the disk lately, by id
+        self._disk_waits = 0  # local reads waiting on the disk in threads
 
     def limiter(self, store: ArtifactStore) -> trio.CapacityLimiter:
         limiter = self._limiters.get(store.name)
@@ -346,22 +363,36 @@ class Reader:
         try:
             if mode == "inline":
                 return os.pread(file.fd, size, offset)
-            if mode == "auto" and _NOWAIT:
-                buffer = bytearray(size)
-                try:
-                    got = os.preadv(file.fd, [buffer], offset, _NOWAIT)  # only what the page cache holds
-                except BlockingIOError:
-                    got = 0
-                if got == size or (got and offset + got >= file.target.size):
-                    return buffer if got == size else memoryview(buffer)[:got]
-                if got:  # the rest waits on the disk: in a worker, the loop serves others meanwhile
-                    rest = await trio.to_thread.run_sync(os.pread, file.fd, size - got, offset + got,
-                                                         limiter=self.disk_threads)
-                    return bytes(memoryview(buffer)[:got]) + rest
-            return await trio.to_thread.run_sync(os.pread, file.fd, size, offset, limiter=self.disk_threads)
+            if mode == "thread" or not file.nowait:
+                return await self._pread_waiting(file, size, offset)
+            buffer = bytearray(size)
+            got = _pread_cached(file, buffer, offset)
+            if got == size or offset + got >= file.target.size:
+                return buffer if got == size else memoryview(buffer)[:got]
+            rest = await self._pread_waiting(file, size - got, offset + got)
+            return bytes(memoryview(buffer)[:got]) + rest if got else rest
         except OSError as exc:
             self.report(file, offset, offset + size, exc)
             raise StoreFailure(str(exc)) from exc
+
+    async def _pread_waiting(self, file: LocalFile, size: int, offset: int) -> bytes:
+        """A read that waits on the disk. While one reader alone reads, on
+        the loop (a hand-off to a thread costs more than a disk read); with
+        several reading at once, in worker threads, so their reads reach
+        the disk together."""
+        now = trio.current_time()
+        recent = self._recent_readers
+        recent[id(file)] = now
+        if len(recent) > 1:
+            for key in [k for k, seen in recent.items() if now - seen > _TOGETHER]:
+                del recent[key]
+        if len(recent) == 1 and not self._disk_waits:
+            return os.pread(file.fd, size, offset)
+        self._disk_waits += 1
+        try:
+            return await trio.to_thread.run_sync(os.pread, file.fd, size, offset, limiter=self.disk_threads)
+        finally:
+            self._disk_waits -= 1
 
     async def _read_remote(self, handle: Handle, file: RemoteFile, offset: int, size: int) -> bytes:
         end = min(offset + size, file.size)

@@ -2,10 +2,15 @@
 folders (and their sub-folders) and on payload files; nothing elsewhere.
 
 Programs ask for names that are never ours on every file they list
-(``ls -l`` asks for ``security.selinux``): those are answered ENODATA from
-the name alone, before anything is looked up. Our values are built once per
-version (its record and producer) and kept in a small LRU until the index
-generation moves; a file adds its own three (path, digest, size).
+(``ls -l`` asks for ``security.selinux`` and the POSIX ACLs of each entry):
+those are answered from the name alone, before anything is looked up.
+Another ``user.`` name is ENODATA (the namespace is ours, the attribute
+does not exist); a name in a namespace the mount does not implement at all
+(``security.``, ``system.``, ``trusted.``) is EOPNOTSUPP, as on any file
+system without it, which also tells ``ls`` to stop asking for the rest of
+the mount. Our values are built once per version (its record and producer)
+and kept in a small LRU until the index generation moves; a file adds its
+own three (path, digest, size).
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from artifactfs.index import tree as q
 from artifactfs.mount import inodes
 from artifactfs.mount.documents import iso
 from artifactfs.mount.inodes import Kind
-from artifactfs.mount.nodes import NoAttr, NotFound
+from artifactfs.mount.nodes import NoAttr, NotFound, Unsupported
 from artifactfs.mount.records import Lru, Records
 
 PREFIX = "user.artifactfs."
 _PREFIX = PREFIX.encode()
+_USER = b"user."
 _FOLDERS = (Kind.VERSION, Kind.OUTPUT, Kind.VERSION_DIR, Kind.OUTPUT_DIR)
 _FILE_NAMES = (PREFIX + "path", PREFIX + "digest", PREFIX + "file_size")
 
@@ -57,9 +63,10 @@ class Xattrs:
         self._epoch = records.epoch
 
     def get(self, inode: int, name: bytes) -> bytes:
-        """One value; NoAttr (ENODATA) for any name that is not ours."""
+        """One value; NoAttr (ENODATA) for another ``user.`` name, Unsupported
+        (EOPNOTSUPP) for a name in any other namespace."""
         if not name.startswith(_PREFIX):
-            raise NoAttr(name.decode(errors="replace"))
+            raise (NoAttr if name.startswith(_USER) else Unsupported)(name.decode(errors="replace"))
         value = self.all(inode).get(name.decode(errors="replace"))
         if value is None:
             raise NoAttr(name.decode(errors="replace"))
