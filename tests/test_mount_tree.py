@@ -358,6 +358,22 @@ def test_manifest_folders_with_odd_paths():
     assert len(manifest.folders) == 6  # top, a, c, c/'', x, x/..: sorted and numbered
 
 
+def test_flat_manifests_answer_like_full_ones():
+    """A few files and no folder: the compact form gives the same answers."""
+    from artifactfs.index.tree import FileRecord
+    from artifactfs.mount.records import FlatManifest, Manifest, make_manifest
+
+    files = [FileRecord(7, 9, "b.bin", 2, 0o644, None), FileRecord(5, 9, "a%20.txt", 1, 0o600, "d"),
+             FileRecord(6, 9, "..", 3, 0o644, None)]
+    flat, full = make_manifest(files), Manifest(files)
+    assert isinstance(flat, FlatManifest) and not FlatManifest.fits(files + [FileRecord(8, 9, "x/y", 1, 0, None)])
+    assert list(flat.children(0, 1)) == list(full.children(0, 1))
+    for name, _ in full.children(0, 1):
+        assert flat.child(0, 1, name) == full.child(0, 1, name)
+    assert flat.child(0, 1, b"nope") is None and flat.file(5) == full.file(5) and flat.file(99) is None
+    assert flat.subfolders(0, 1) == full.subfolders(0, 1) == 0 and flat.folder_count == full.folder_count == 1
+
+
 # -- the block cache -----------------------------------------------------------------------------
 
 

@@ -105,7 +105,7 @@ class Tree:
             if number == 0:
                 return folder_node(view, 0)
             manifest = records.manifest(view.version)
-            return folder_node(view, number, manifest.folder(number, inode).subfolders)
+            return folder_node(view, number, manifest.subfolders(number, inode))
         if kind == Kind.FILE:
             return file_node(*records.file(payload))
         if kind in (Kind.VERSION_DOC, Kind.OUTPUT_DOC):

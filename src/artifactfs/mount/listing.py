@@ -74,11 +74,11 @@ class Listing:
         manifest = self.records.manifest(view.version)
         entries = []
         files = []
-        for name, (is_folder, ref) in manifest.folder(number, inode).children.items():
+        for name, (is_folder, ref) in manifest.children(number, inode):
             if is_folder:
-                entries.append((name, folder_node(view, ref, manifest.folders[ref].subfolders)))
+                entries.append((name, folder_node(view, ref, manifest.subfolders(ref, inode))))
             else:
-                entries.append((name, file_node(view.version, manifest.files[ref])))
+                entries.append((name, file_node(view.version, manifest.file(ref))))
                 files.append(ref)
         self.records.shown_files(view.version.id, files)
         return entries

@@ -68,15 +68,14 @@ class Lookup:
         """A file or sub-folder of a version: from its manifest, which never changes."""
         view, number = self.records.view(kind, payload)
         manifest = self.records.manifest(view.version)
-        folder = manifest.folder(number, parent)
-        child = folder.children.get(name)
+        child = manifest.child(number, parent, name)
         if child is None:
             raise NotFound(name.decode(errors="replace"), stable=True)
         is_folder, ref = child
         if is_folder:
-            return folder_node(view, ref, manifest.folders[ref].subfolders)
+            return folder_node(view, ref, manifest.subfolders(ref, parent))
         self.records.shown_files(view.version.id, [ref])
-        return file_node(view.version, manifest.files[ref])
+        return file_node(view.version, manifest.file(ref))
 
     def _find(self, kind: Kind, key, shown: bytes, find: Callable, find_like: Callable):
         """A record by its shown name, through the moving cache (misses too),

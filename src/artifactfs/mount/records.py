@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -82,12 +82,14 @@ class Lru:
 
 # -- manifests as folders --------------------------------------------------------------
 
+Child = tuple[bool, int]  # (is a folder, its folder number | the file's id)
+
 
 class Folder:
     __slots__ = ("children", "subfolders")
 
     def __init__(self) -> None:
-        self.children: dict[bytes, tuple[bool, int]] = {}  # shown name -> (is folder, folder number or file id)
+        self.children: dict[bytes, Child] = {}  # shown name -> child
         self.subfolders = 0
 
 
@@ -121,10 +123,68 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.files) + len(self.folders)
 
-    def folder(self, number: int, inode: int) -> Folder:
+    @property
+    def folder_count(self) -> int:
+        return len(self.folders)
+
+    def _folder(self, number: int, inode: int) -> Folder:
         if number >= len(self.folders):
             raise NotFound(f"inode {inode}")
         return self.folders[number]
+
+    def children(self, number: int, inode: int) -> Iterable[tuple[bytes, Child]]:
+        return self._folder(number, inode).children.items()
+
+    def child(self, number: int, inode: int, name: bytes) -> Child | None:
+        return self._folder(number, inode).children.get(name)
+
+    def subfolders(self, number: int, inode: int) -> int:
+        return self._folder(number, inode).subfolders
+
+    def file(self, file_id: int) -> q.FileRecord | None:
+        return self.files.get(file_id)
+
+
+class FlatManifest:
+    """The usual manifest, a few files and no sub-folder, kept in a fifth of
+    the memory: ``(shown name, file)`` pairs in name order, searched in turn."""
+
+    __slots__ = ("entries",)
+    MAX_FILES = 16
+    folder_count = 1
+
+    def __init__(self, files: list[q.FileRecord]) -> None:
+        self.entries = tuple(sorted((names.escape(f.path).encode(), f) for f in files))
+
+    @classmethod
+    def fits(cls, files: list[q.FileRecord]) -> bool:
+        return len(files) <= cls.MAX_FILES and not any("/" in f.path for f in files)
+
+    def __len__(self) -> int:
+        return len(self.entries) + 1
+
+    def _top(self, number: int, inode: int) -> None:
+        if number:
+            raise NotFound(f"inode {inode}")
+
+    def children(self, number: int, inode: int) -> Iterable[tuple[bytes, Child]]:
+        self._top(number, inode)
+        return [(shown, (False, f.id)) for shown, f in self.entries]
+
+    def child(self, number: int, inode: int, name: bytes) -> Child | None:
+        self._top(number, inode)
+        return next(((False, f.id) for shown, f in self.entries if shown == name), None)
+
+    def subfolders(self, number: int, inode: int) -> int:
+        self._top(number, inode)
+        return 0
+
+    def file(self, file_id: int) -> q.FileRecord | None:
+        return next((f for _, f in self.entries if f.id == file_id), None)
+
+
+def make_manifest(files: list[q.FileRecord]) -> Manifest | FlatManifest:
+    return FlatManifest(files) if FlatManifest.fits(files) else Manifest(files)
 
 
 # -- the records ------------------------------------------------------------------------------
@@ -209,22 +269,22 @@ class Records:
 
     def learn(self, record: q.VersionRecord, files: list[q.FileRecord] | None, epoch: int) -> None:
         """Keep a version's record (and manifest) fetched together."""
-        manifest = Manifest(files) if files is not None else None
+        manifest = make_manifest(files) if files is not None else None
         with self.lock:
             if self.epoch == epoch:
                 self.versions.put(record.id, record)
-                if manifest is not None and len(manifest.folders) <= inodes.MAX_FOLDERS + 1:
+                if manifest is not None and manifest.folder_count <= inodes.MAX_FOLDERS + 1:
                     self.manifests.put(record.id, manifest)
 
-    def manifest(self, version: q.VersionRecord) -> Manifest:
+    def manifest(self, version: q.VersionRecord) -> Manifest | FlatManifest:
         with self.lock:
             manifest = self.manifests.get(version.id)
             epoch = self.epoch
         if manifest is not None:
             return manifest
-        manifest = Manifest(self.query(q.manifests, [version.id])[version.id])
-        if len(manifest.folders) > inodes.MAX_FOLDERS + 1:
-            raise Overflow(f"version {version.id} has {len(manifest.folders)} folders")
+        manifest = make_manifest(self.query(q.manifests, [version.id])[version.id])
+        if manifest.folder_count > inodes.MAX_FOLDERS + 1:
+            raise Overflow(f"version {version.id} has {manifest.folder_count} folders")
         self.remember(self.manifests, version.id, manifest, epoch)
         return manifest
 
@@ -239,14 +299,14 @@ class Records:
             if self.epoch != epoch:
                 return
             for version in wanted:
-                self.manifests.put(version.id, Manifest(found[version.id]))
+                self.manifests.put(version.id, make_manifest(found[version.id]))
 
     def file(self, file_id: int) -> tuple[q.VersionRecord, q.FileRecord]:
         version_id = self.memo(self.files, file_id, q.file_owner, file_id)
         if version_id is None:
             raise NotFound(f"file {file_id}")
         version = self.version(version_id)
-        record = self.manifest(version).files.get(file_id)
+        record = self.manifest(version).file(file_id)
         if record is None:
             raise NotFound(f"file {file_id}")
         return version, record
