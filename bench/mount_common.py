@@ -118,11 +118,16 @@ def drop_kernel_caches(what: int = 3) -> bool:
         return False
 
 
-def daemon_rss(mountpoint: Path) -> tuple[int, int]:
-    """(current, peak) resident bytes of the daemon serving ``mountpoint``."""
+def daemon_pid(mountpoint: Path) -> int:
+    """The pid of the daemon serving ``mountpoint``."""
     from artifactfs.mount.daemon import read_record
 
-    pid = (read_record(mountpoint) or {})["pid"]
+    return (read_record(mountpoint) or {})["pid"]
+
+
+def daemon_rss(mountpoint: Path) -> tuple[int, int]:
+    """(current, peak) resident bytes of the daemon serving ``mountpoint``."""
+    pid = daemon_pid(mountpoint)
     fields = {}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
