@@ -183,7 +183,7 @@ def test_tree_bytes_and_readers(shared, tmp_path):
     equals the source bytes; numpy, pandas and tarfile read through the mount;
     random access; xattrs and the JSON document."""
     content = shared.content
-    (m, matrix), (t, frame), (c, source) = content["matrix"], content["table"], content["ckpt"]
+    (_, matrix), (t, frame), (c, source) = content["matrix"], content["table"], content["ckpt"]
     mount = shared.mount
     root = mount.path
     shown = tree_of(root)

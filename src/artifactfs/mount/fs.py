@@ -22,7 +22,7 @@ from artifactfs.mount.documents import Documents
 from artifactfs.mount.inodes import Kind
 from artifactfs.mount.listing import Listing
 from artifactfs.mount.lookup import Lookup
-from artifactfs.mount.nodes import (  # noqa: F401 - the tree's interface
+from artifactfs.mount.nodes import (
     Changes,
     Document,
     FsError,
@@ -43,11 +43,16 @@ from artifactfs.mount.nodes import (  # noqa: F401 - the tree's interface
     folder_node,
     latest_node,
     named_node,
+    split,
 )
-from artifactfs.mount.records import MISSING, Manifest, Records, index_generation  # noqa: F401
+from artifactfs.mount.records import Records, index_generation
 from artifactfs.mount.xattrs import Xattrs
 
 PAYLOAD_FILE = "file"  # payload_kind: the uri is the one file
+
+# The tree's interface: what fuse.py and reader.py take from here.
+__all__ = ["Changes", "Document", "FsError", "InvalidArgument", "IsADir", "NeedsIndex", "NoAttr", "Node", "NotADir",
+           "NotFound", "Overflow", "Payload", "Tree", "Unsupported", "Usage"]
 
 
 class Tree:
@@ -89,10 +94,7 @@ class Tree:
     # -- getattr, readlink ------------------------------------------------------------------
 
     def getattr(self, inode: int) -> Node:
-        try:
-            kind, payload = inodes.split(inode)
-        except ValueError:
-            raise NotFound(f"inode {inode}") from None
+        kind, payload = split(inode)
         records = self.records
         if kind == Kind.SPECIAL:
             if payload in (inodes.ROOT, inodes.PIPELINES, inodes.ARTIFACTS):
@@ -117,7 +119,7 @@ class Tree:
         raise NotFound(f"inode {inode}")
 
     def readlink(self, inode: int) -> bytes:
-        kind, payload = inodes.split(inode)
+        kind, payload = split(inode)
         if kind != Kind.LATEST:
             raise InvalidArgument(f"inode {inode} is not a symlink")
         return self.records.latest_target(payload)
@@ -130,7 +132,7 @@ class Tree:
     # -- open ---------------------------------------------------------------------------------
 
     def open(self, inode: int) -> Payload | Document:
-        kind, payload = inodes.split(inode)
+        kind, payload = split(inode)
         if kind == Kind.FILE:
             version, record = self.records.file(payload)
             uri = version.uri if version.payload_kind == PAYLOAD_FILE else version.uri.rstrip("/") + "/" + record.path
@@ -144,7 +146,7 @@ class Tree:
     def reopen(self, inode: int) -> Payload | Document:
         """``open`` with the version's record read afresh (after opening
         failed: a migration may have re-pointed the version meanwhile)."""
-        kind, payload = inodes.split(inode)
+        kind, payload = split(inode)
         if kind == Kind.FILE:
             records = self.records
             version_id = records.memo(records.files, payload, q.file_owner, payload)

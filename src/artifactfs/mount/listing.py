@@ -17,8 +17,19 @@ from artifactfs.index import tree as q
 from artifactfs.mount import inodes, names
 from artifactfs.mount.documents import Documents
 from artifactfs.mount.inodes import Kind
-from artifactfs.mount.nodes import (NotADir, NotFound, View, dir_node, doc_node, file_node, folder_node, latest_node,
-                                    named_node, Node)
+from artifactfs.mount.nodes import (
+    Node,
+    NotADir,
+    NotFound,
+    View,
+    dir_node,
+    doc_node,
+    file_node,
+    folder_node,
+    latest_node,
+    named_node,
+    split,
+)
 from artifactfs.mount.records import Records
 
 Entries = list[tuple[bytes, Node]]
@@ -30,10 +41,7 @@ class Listing:
 
     def listdir(self, inode: int) -> Entries:
         """The entries of folder ``inode``, in a stable order."""
-        try:
-            kind, payload = inodes.split(inode)
-        except ValueError:
-            raise NotFound(f"inode {inode}") from None
+        kind, payload = split(inode)
         if kind == Kind.SPECIAL:
             return self._special(payload, inode)
         if kind == Kind.PIPELINE:

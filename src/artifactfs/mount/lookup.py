@@ -12,8 +12,19 @@ from artifactfs.index import tree as q
 from artifactfs.mount import inodes, names
 from artifactfs.mount.documents import Documents
 from artifactfs.mount.inodes import Kind
-from artifactfs.mount.nodes import (NotADir, NotFound, View, dir_node, doc_node, file_node, folder_node, latest_node,
-                                    named_node, Node)
+from artifactfs.mount.nodes import (
+    Node,
+    NotADir,
+    NotFound,
+    View,
+    dir_node,
+    doc_node,
+    file_node,
+    folder_node,
+    latest_node,
+    named_node,
+    split,
+)
 from artifactfs.mount.records import MISSING, Records
 
 _ROOT_CHILDREN = {b"pipelines": inodes.PIPELINES, b"artifacts": inodes.ARTIFACTS}
@@ -25,10 +36,7 @@ class Lookup:
 
     def lookup(self, parent: int, name: bytes) -> Node:
         """The child ``name`` of folder ``parent``; :class:`NotFound` if none."""
-        try:
-            kind, payload = inodes.split(parent)
-        except ValueError:
-            raise NotFound(f"inode {parent}") from None
+        kind, payload = split(parent)
         if kind == Kind.SPECIAL:
             return self._special(payload, name)
         if kind == Kind.PIPELINE:

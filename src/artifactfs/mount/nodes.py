@@ -141,6 +141,14 @@ class View:
     version: q.VersionRecord
 
 
+def split(inode: int) -> tuple[Kind, int]:
+    """``(kind, payload)`` of an inode; NotFound for a number no inode has."""
+    try:
+        return inodes.split(inode)
+    except ValueError:
+        raise NotFound(f"inode {inode}") from None
+
+
 # -- node builders -----------------------------------------------------------------------------------
 
 

@@ -16,10 +16,9 @@ own three (path, digest, size).
 from __future__ import annotations
 
 from artifactfs.index import tree as q
-from artifactfs.mount import inodes
 from artifactfs.mount.documents import iso
 from artifactfs.mount.inodes import Kind
-from artifactfs.mount.nodes import NoAttr, NotFound, Unsupported
+from artifactfs.mount.nodes import NoAttr, Unsupported, split
 from artifactfs.mount.records import Lru, Records
 
 PREFIX = "user.artifactfs."
@@ -74,7 +73,7 @@ class Xattrs:
 
     def all(self, inode: int) -> dict[str, bytes]:
         """Every name and value of ``inode`` ({} where there are none)."""
-        kind, payload = _split(inode)
+        kind, payload = split(inode)
         if kind in _FOLDERS:
             return self._version_values(self.records.view(kind, payload)[0].version)
         if kind == Kind.FILE:
@@ -96,10 +95,3 @@ class Xattrs:
                 if epoch == records.epoch == self._epoch:
                     self._values.put(version.id, values)
         return values
-
-
-def _split(inode: int) -> tuple[Kind, int]:
-    try:
-        return inodes.split(inode)
-    except ValueError:
-        raise NotFound(f"inode {inode}") from None
