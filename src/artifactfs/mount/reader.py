@@ -5,12 +5,14 @@ filled by ranged reads of the store's one public ranged read
 
 Reads follow the reader's pattern and nothing else:
 
-* local: bytes already in the host page cache are read on the trio thread
-  (``preadv`` with ``RWF_NOWAIT`` never waits on the disk); anything else
-  is read in a worker thread, so parallel readers keep the disk busy in
-  parallel. Each open has its own file descriptor, so the kernel's own
-  read-ahead sees each reader's pattern: a sequential stream gets large
-  read-ahead, a random reader gets what it asked for.
+* local: no ``madvise``, no read-ahead of ours. Each open has its own file
+  descriptor, so the kernel's own read-ahead sees each reader's pattern: a
+  sequential stream gets large read-ahead, a random reader gets what it
+  asked for. While one reader alone reads, ``pread`` runs on the trio
+  thread (a hand-off to a worker costs more than the read itself); while
+  several read at once, bytes the page cache holds are read on the trio
+  thread (``preadv`` with ``RWF_NOWAIT`` never waits on the disk) and the
+  rest in worker threads, so their disk reads are in flight together.
 * remote: a random read fetches only the blocks it needs (several ranged
   GETs at once); a reader that keeps reading sequentially gets a window of
   ranged GETs running ahead of it, which doubles each time the reader
@@ -359,35 +361,37 @@ class Reader:
         return await self._read_remote(handle, file, offset, size)
 
     async def _read_local(self, file: LocalFile, offset: int, size: int) -> bytes:
+        """Read on the loop while one reader alone reads (a hand-off to a
+        thread costs more than the read); with several reading at once, what
+        the page cache holds is read on the loop and the rest in worker
+        threads, so their disk reads happen together."""
         mode = self.config.local_reads
         try:
-            if mode == "inline":
+            if mode == "inline" or (mode == "auto" and self._alone(file)):
                 return os.pread(file.fd, size, offset)
-            if mode == "thread" or not file.nowait:
-                return await self._pread_waiting(file, size, offset)
-            buffer = bytearray(size)
-            got = _pread_cached(file, buffer, offset)
-            if got == size or offset + got >= file.target.size:
-                return buffer if got == size else memoryview(buffer)[:got]
-            rest = await self._pread_waiting(file, size - got, offset + got)
-            return bytes(memoryview(buffer)[:got]) + rest if got else rest
+            if mode == "auto" and file.nowait:
+                buffer = bytearray(size)
+                got = _pread_cached(file, buffer, offset)
+                if got == size or offset + got >= file.target.size:
+                    return buffer if got == size else memoryview(buffer)[:got]
+                if got:
+                    return bytes(memoryview(buffer)[:got]) + await self._pread_thread(file, size - got, offset + got)
+            return await self._pread_thread(file, size, offset)
         except OSError as exc:
             self.report(file, offset, offset + size, exc)
             raise StoreFailure(str(exc)) from exc
 
-    async def _pread_waiting(self, file: LocalFile, size: int, offset: int) -> bytes:
-        """A read that waits on the disk. While one reader alone reads, on
-        the loop (a hand-off to a thread costs more than a disk read); with
-        several reading at once, in worker threads, so their reads reach
-        the disk together."""
+    def _alone(self, file: LocalFile) -> bool:
+        """Whether ``file`` is the only local file read lately, none waiting in a thread."""
         now = trio.current_time()
         recent = self._recent_readers
         recent[id(file)] = now
         if len(recent) > 1:
             for key in [k for k, seen in recent.items() if now - seen > _TOGETHER]:
                 del recent[key]
-        if len(recent) == 1 and not self._disk_waits:
-            return os.pread(file.fd, size, offset)
+        return len(recent) == 1 and not self._disk_waits
+
+    async def _pread_thread(self, file: LocalFile, size: int, offset: int) -> bytes:
         self._disk_waits += 1
         try:
             return await trio.to_thread.run_sync(os.pread, file.fd, size, offset, limiter=self.disk_threads)
