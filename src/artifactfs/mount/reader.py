@@ -64,8 +64,8 @@ class ReaderConfig:
     local_threads: int = 16  # local reads waiting on the disk at once
     chunk_blocks: int = 8  # at most this many blocks per ranged GET of a random read
     initial_window: int = 4 << 20  # how far ranged GETs run ahead of a sequential reader...
-    max_window: int = 64 << 20  # ...doubling each time the reader catches up, up to this
-    max_piece: int = 16 << 20  # bytes per ranged GET of the window
+    max_window: int = 128 << 20  # ...doubling each time the reader catches up, up to this
+    max_piece: int = 32 << 20  # bytes per ranged GET of the window (a quarter of it)
     sequential_slack: int = 8 << 20  # a read this close to the previous one is sequential
     connections: int = 8  # ranged GETs at once, per store
     log_every: float = 30.0  # one line per failing object per this many seconds
@@ -201,6 +201,7 @@ class Handle:
     next_offset: int = 0  # where this reader's next sequential read starts
     run: int = 1  # sequential reads in a row (a read at 0 counts as one more)
     window: int = 0  # remote: bytes fetched ahead of a sequential reader
+    ahead: int = 0  # remote: where this reader's read-ahead has asked up to
 
 
 # -- the reader --------------------------------------------------------------------------------
@@ -410,6 +411,8 @@ class Reader:
             sequential = handle.next_offset - config.sequential_slack <= offset <= handle.next_offset + bs
             handle.run = handle.run + 1 if sequential else 0
             handle.next_offset = max(handle.next_offset, end) if sequential else end
+            if not sequential:
+                handle.ahead = 0
             file.schedule(first, last, config.chunk_blocks)
             if handle.run >= 2:
                 self._read_ahead(handle, file, end)
@@ -422,11 +425,18 @@ class Reader:
         return cached.view()[offset:end]
 
     def _read_ahead(self, handle: Handle, file: RemoteFile, end: int) -> None:
-        """Keep GETs running ``handle.window`` bytes ahead of a sequential reader."""
+        """Keep GETs running ``handle.window`` bytes ahead of a sequential
+        reader, in whole pieces of a quarter of the window: a GET costs a
+        request's latency (and on some servers time for the whole object),
+        so the window is not topped up a block at a time."""
         bs = file.cached.block_size
+        piece = max(bs, min(handle.window // 4, self.config.max_piece) // bs * bs)
+        start = max(handle.ahead, end // bs * bs)
         upto = min(end + handle.window, file.size)
-        piece = max(1, min(handle.window // 4, self.config.max_piece) // bs)
-        file.schedule(end // bs, (upto - 1) // bs, piece)
+        if upto - start < piece and upto < file.size:
+            return
+        file.schedule(start // bs, (upto - 1) // bs, piece // bs)
+        handle.ahead = upto
 
     # -- release ---------------------------------------------------------------------------------
 
