@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import time
 
+from artifactfs.index import names
 from artifactfs.index import tree as q
 from artifactfs.index.db import Index
-from artifactfs.mount import inodes, names
+from artifactfs.mount import inodes
 from artifactfs.mount.documents import Documents
 from artifactfs.mount.inodes import Kind
 from artifactfs.mount.listing import Listing

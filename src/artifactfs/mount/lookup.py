@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from artifactfs.index import names
 from artifactfs.index import tree as q
-from artifactfs.mount import inodes, names
+from artifactfs.mount import inodes
 from artifactfs.mount.documents import Documents
 from artifactfs.mount.inodes import Kind
 from artifactfs.mount.nodes import (

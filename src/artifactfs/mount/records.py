@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from artifactfs.index import get_generation
+from artifactfs.index import get_generation, names
 from artifactfs.index import tree as q
 from artifactfs.index.db import Index
-from artifactfs.mount import inodes, names
+from artifactfs.mount import inodes
 from artifactfs.mount.inodes import Kind
 from artifactfs.mount.nodes import NeedsIndex, NotFound, Overflow, View
 
