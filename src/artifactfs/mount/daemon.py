@@ -130,14 +130,15 @@ def daemon_pid(mountpoint: str | os.PathLike) -> int | None:
 
 def _not_connected(path: Path, wait: float = 2.0) -> bool:
     """Whether the mount at ``path`` answers ENOTCONN (its daemon is gone).
-    Asked from a helper thread: a stopped daemon would never answer."""
+    Asked with statfs, which the kernel never answers from its caches (a
+    stat may be), from a helper thread: a stopped daemon would never answer."""
     import threading
 
     outcome: list[int] = []
 
     def ask() -> None:
         try:
-            os.stat(path)
+            os.statvfs(path)
             outcome.append(0)
         except OSError as exc:
             outcome.append(exc.errno or 0)
