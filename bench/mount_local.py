@@ -11,7 +11,7 @@ P2: first read through the mount, the payload file in the host page cache
 Also printed, to justify the defaults: the first read with ``--local-reads``
 auto (default: bytes the page cache holds read on the trio loop, a lone
 reader's disk reads too, concurrent readers' in threads), ``pread`` always
-inline, or always in a worker thread, and with 1 MiB (default) or 4 MiB
+inline, or always in a worker thread, and with 4 MiB (default) or 1 MiB
 kernel read-ahead. Rounds interleave the variants and each figure is the
 best of its rounds (the machine is shared).
 """
@@ -25,10 +25,10 @@ from pathlib import Path
 from mount_common import artifactfs_mount, best_rate, fresh_home, gbps, MiB, rate, scratch, verdict
 
 VARIANTS = {
-    "auto, read-ahead 1 MiB (default)": ("--local-reads", "auto"),
-    "pread inline, read-ahead 1 MiB": ("--local-reads", "inline"),
-    "pread in a thread, read-ahead 1 MiB": ("--local-reads", "thread"),
-    "auto, read-ahead 4 MiB": ("--local-reads", "auto", "--read-ahead-kb", "4096"),
+    "auto, read-ahead 4 MiB (default)": ("--local-reads", "auto"),
+    "pread inline, read-ahead 4 MiB": ("--local-reads", "inline"),
+    "pread in a thread, read-ahead 4 MiB": ("--local-reads", "thread"),
+    "auto, read-ahead 1 MiB": ("--local-reads", "auto", "--read-ahead-kb", "1024"),
 }
 
 

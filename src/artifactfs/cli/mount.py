@@ -63,7 +63,7 @@ def _duration_option(ctx, param, value):
               help="Clean up a dead artifactfs mount left at MOUNTPOINT (its daemon was killed), then mount.")
 @click.option("--verbose", "-v", is_flag=True, help="Log debug details.")
 @click.option("--local-reads", type=click.Choice(["auto", "inline", "thread"]), default="auto", hidden=True)
-@click.option("--read-ahead-kb", type=int, default=1024, hidden=True)
+@click.option("--read-ahead-kb", type=int, default=4096, hidden=True)
 @click.option("--log-file", hidden=True)
 def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, refresh, timeout, status, clean_dead,
                   verbose, local_reads, read_ahead_kb, log_file) -> None:

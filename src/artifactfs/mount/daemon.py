@@ -30,7 +30,7 @@ log = logging.getLogger("artifactfs.mount")
 
 FS_TYPE = "fuse.artifactfs"
 FS_NAME = "artifactfs"
-READ_AHEAD_KB = 1024
+READ_AHEAD_KB = 4096  # measured: 4 MiB first reads 1.5x faster than 1 MiB (bench/mount_local.py)
 
 
 class MountError(ArtifactfsError):
