@@ -6,6 +6,9 @@ readable line and callers can catch one family.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class ArtifactfsError(Exception):
     """Base class: a message that says what went wrong, and a hint how to fix it."""
@@ -44,7 +47,36 @@ class StoreUnavailableError(StoreError, OSError):
 
 
 class NotFoundError(ArtifactfsError, LookupError):
-    """A named thing (store, artifact, version, run) does not exist."""
+    """A named thing (store, artifact, version, run) does not exist.
+
+    Given the ``name`` asked for and the names that do exist (``known``), the
+    message ends with the closest one ("did you mean 'hyperparameters'?"),
+    which is also kept as ``suggestion`` for callers of the API.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, name: str | None = None,
+                 known: Iterable[str] = ()) -> None:
+        self.suggestion = closest_name(name, known) if name is not None else None
+        if self.suggestion is not None:
+            message = f"{message}; did you mean {self.suggestion!r}?"
+        super().__init__(message, hint)
+
+
+class PathNotFoundError(NotFoundError, FileNotFoundError):
+    """A file or folder handed to artifactfs does not exist."""
+
+    def __str__(self) -> str:  # OSError would format its own way
+        return Exception.__str__(self)
+
+
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The existing name most like ``name`` (a typo, other case), if any is close."""
+    known = [k for k in known if k != name]
+    by_case = {k.lower(): k for k in known}
+    if name.lower() in by_case:
+        return by_case[name.lower()]
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 class AlreadyExistsError(ArtifactfsError, FileExistsError):

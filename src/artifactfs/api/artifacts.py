@@ -32,7 +32,7 @@ from artifactfs.api.writing import (
     remove_quietly,
     write_value,
 )
-from artifactfs.errors import AlreadyExistsError, ArtifactfsError
+from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathNotFoundError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
 from artifactfs.index import artifacts as rows
@@ -441,6 +441,7 @@ def register_artifact(
     tags = tags or ()
     uri = _absolute(folder_or_file_uri)
     source = store_for_uri(uri)
+    _check_exists(uri, source)
     with get_index().read() as session:
         if version is not None and rows.version_exists(session, name, version):
             raise rows.duplicate_version_error(name, version)
@@ -463,6 +464,21 @@ def register_artifact(
         artifact_type=kind,
     )
     return commit_version(new, source, link=_registered_link(name))
+
+
+def _check_exists(uri: str, source: ArtifactStore | None) -> None:
+    """Name a missing path as missing, before any store or copy is involved
+    (and suggest the closest name beside it, for a typo)."""
+    reader = source or (local_filesystem() if is_local_uri(uri) else None)
+    if reader is None or reader.exists(uri):
+        return
+    parent, base = posixpath.split(uri.rstrip("/"))
+    try:
+        beside = reader.listdir(parent) if reader.contains(parent) else []
+    except (OSError, ArtifactfsError):
+        beside = []
+    raise PathNotFoundError(f"{uri} does not exist", "check the path (a relative path starts in the current folder)",
+                            name=base, known=beside)
 
 
 def _register_copy(uri, source, name, version, tags, metadata, store_name, progress, kind) -> ArtifactVersion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import click
@@ -22,18 +23,27 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return (match["name"], match["version"]) if match else (spec, None)
 
 
+@contextlib.contextmanager
 def byte_progress(description: str):
-    """A rich progress bar over bytes; returns (progress, factory for callbacks)."""
+    """A rich progress bar over bytes, shown from the first ``start(total)``
+    on (so a command that fails before copying prints no empty bar);
+    yields ``start``, which returns the callback fed with byte counts."""
     progress = Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         console=console, transient=False,
     )
 
     def start(total: int):
+        if not progress.live.is_started:
+            progress.start()
         task = progress.add_task(description, total=total)
         return lambda n: progress.advance(task, n)
 
-    return progress, start
+    try:
+        yield start
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 @click.group("artifact")
@@ -110,8 +120,7 @@ def _print_lineage(v) -> None:
 @click.option("--store", help="Store to copy into (with --copy).")
 def register(path: str, name: str, version: str | None, tags: tuple[str, ...], copy: bool, store: str | None) -> None:
     """Register an existing file or folder PATH as a version of --name."""
-    progress, start = byte_progress("copying")
-    with progress:
+    with byte_progress("copying") as start:
         v = register_artifact(path, name, version=version, tags=tags, copy=copy, store=store,
                               progress=start if copy else None)
     console.print(f"Registered [bold]{v}[/] ({human_bytes(v.size)} in {v.file_count} file(s)) at {v.uri}",
@@ -137,8 +146,7 @@ def export(spec: str, dest: str) -> None:
     """Copy a version's payload files into local folder DEST."""
     name, version = parse_spec(spec)
     v = get_artifact_version(name, version)
-    progress, start = byte_progress(f"exporting {v}")
-    with progress:
+    with byte_progress(f"exporting {v}") as start:
         written = export_version(v, dest, start(v.size))
     console.print(f"Exported {len(written)} file(s), {human_bytes(v.size)} to {dest}", highlight=False)
 

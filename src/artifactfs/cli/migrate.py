@@ -32,8 +32,7 @@ def migrate_command(to: str, artifact: str | None, from_store: str | None, delet
         for move in plan:
             console.print(f"  {move.label}  {human_bytes(move.size)}  {move.uri}", highlight=False)
         return
-    progress, start = byte_progress(f"migrating to {to}")
-    with progress:
+    with byte_progress(f"migrating to {to}") as start:
         report = migrate(to, artifact, from_store, delete_source=delete_source, progress=start)
     console.print(
         f"Moved {len(report.moved)} version(s): {human_bytes(report.bytes_copied)} copied, "

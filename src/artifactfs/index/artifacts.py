@@ -260,13 +260,23 @@ def find_version(session: Session, name_or_id: str, version: str | int | None = 
     raise NotFoundError(
         f"no artifact named {name_or_id!r} and no version with that id",
         "list artifacts with `artifactfs artifact list`",
+        name=name_or_id, known=artifact_names(session),
     )
+
+
+def artifact_names(session: Session, limit: int = 10_000) -> list[str]:
+    """Names of artifacts with live versions (the newest ``limit``), to suggest one for a typo."""
+    return list(session.scalars(
+        select(Artifact.name).where(Artifact.id.in_(_live(select(ArtifactVersion.artifact_id))))
+        .order_by(Artifact.id.desc()).limit(limit)
+    ))
 
 
 def _unknown_version(session: Session, name: str, version: str) -> NotFoundError:
     artifact = session.scalar(select(Artifact).where(Artifact.name == name))
     if artifact is None:
-        return NotFoundError(f"no artifact named {name!r}", "list artifacts with `artifactfs artifact list`")
+        return NotFoundError(f"no artifact named {name!r}", "list artifacts with `artifactfs artifact list`",
+                             name=name, known=artifact_names(session))
     known = list(
         session.scalars(
             _live(select(ArtifactVersion.version))

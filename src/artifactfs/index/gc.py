@@ -42,7 +42,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import overlapping_uri
-from artifactfs.index.pipelines import delete_run
+from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.stores import bump_generation
 
 AV = ArtifactVersion
@@ -397,6 +397,8 @@ def old_run_ids(cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = 
 
 
 def runs_to_prune(session: Session, cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None) -> list[RunRef]:
+    if pipeline is not None:
+        check_pipeline(session, pipeline)  # a misspelt name is an error, not "no runs to delete"
     return [RunRef(i, n, p, s, utc(t)) for i, n, p, s, t in session.execute(_old_runs(cutoff, keep_last, pipeline))]
 
 

@@ -136,13 +136,24 @@ def find_run(session: Session, name_or_id: str) -> PipelineRun:
             raise NotFoundError(f"run id prefix {name_or_id!r} is ambiguous", "give more characters of the id")
         run = matches[0] if matches else None
     if run is None:
-        raise NotFoundError(f"no pipeline run named {name_or_id!r}", "list runs with `artifactfs run list`")
+        known = session.scalars(select(PipelineRun.name).order_by(PipelineRun.id.desc()).limit(10_000))
+        raise NotFoundError(f"no pipeline run named {name_or_id!r}", "list runs with `artifactfs run list`",
+                            name=name_or_id, known=known)
     return run
+
+
+def check_pipeline(session: Session, name: str) -> None:
+    """Raise NotFoundError (with the closest name) unless a pipeline ``name`` has run."""
+    if session.scalar(select(Pipeline.id).where(Pipeline.name == name)) is None:
+        known = session.scalars(select(Pipeline.name).order_by(Pipeline.name))
+        raise NotFoundError(f"no pipeline named {name!r}", "list pipelines with `artifactfs pipeline list`",
+                            name=name, known=known)
 
 
 def list_runs(session: Session, pipeline: str | None = None, limit: int | None = None) -> list[PipelineRun]:
     query = select(PipelineRun).join(Pipeline)
     if pipeline is not None:
+        check_pipeline(session, pipeline)
         query = query.where(Pipeline.name == pipeline)
     query = query.order_by(PipelineRun.id.desc())
     return list(session.scalars(query.limit(limit) if limit else query))

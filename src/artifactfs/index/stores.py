@@ -58,10 +58,11 @@ def add_store(session: Session, name: str, flavor: str, root: str, options: dict
 def find_store_row(session: Session, name: str) -> Store:
     row = session.scalar(select(Store).where(Store.name == name))
     if row is None:
-        known = ", ".join(session.scalars(select(Store.name).order_by(Store.name))) or "none"
+        known = list(session.scalars(select(Store.name).order_by(Store.name)))
         raise NotFoundError(
-            f"no store named {name!r} (known stores: {known})",
+            f"no store named {name!r} (known stores: {', '.join(known) or 'none'})",
             "register it with `artifactfs store register`, or run `artifactfs init`",
+            name=name, known=known,
         )
     return row
 
