@@ -89,7 +89,9 @@ def store_rows(output: str) -> dict[str, list[str]]:
 
 
 def _command_paths(group: click.Group, prefix=()):
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # lazy subcommands too
+        command = group.get_command(ctx, name)
         yield (*prefix, name)
         if isinstance(command, click.Group):
             yield from _command_paths(command, (*prefix, name))

@@ -367,7 +367,7 @@ def test_runs_retention_in_gc_and_run_prune(afs_home):
     assert runs[0].name in result.output and runs[1].name in result.output and runs[3].name not in result.output
     assert len(Client().list_pipeline_runs()) == 4
     result = CliRunner().invoke(cli, ["run", "prune", "--older-than", "30d", "--pipeline", "other", "-y"])
-    assert result.exit_code == 0 and "No runs to delete." in result.output
+    assert result.exit_code == 1 and "no pipeline named 'other'" in result.output  # a typo is no "nothing to do"
     result = CliRunner().invoke(cli, ["run", "prune", "--older-than", "30d", "--keep-last", "3", "-y"])
     assert result.exit_code == 0, result.output
     assert "Deleted 1 run(s)" in result.output

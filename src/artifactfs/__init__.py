@@ -2,61 +2,87 @@
 
 Stores on fsspec, a SQL lineage index, materializers, pipelines, and a
 read-only FUSE mount of all of it.
+
+The names below are imported on first use (PEP 562), so that importing one
+layer (``artifactfs.cli`` for ``artifactfs --help``, ``artifactfs.index``
+for the mount) does not import every other one.
 """
 
-from artifactfs.api import (
-    ArtifactVersion,
-    Client,
-    check_store,
-    get_artifact_version,
-    get_store,
-    init,
-    list_stores,
-    load_artifact,
-    register_artifact,
-    register_store,
-    save_artifact,
-    set_active_store,
-)
-from artifactfs.api.metadata import log_artifact_metadata, log_metadata
-from artifactfs.enums import ArtifactSaveType, ArtifactType, ExecutionMode, VisualizationType
-from artifactfs.pipelines import (
-    ArtifactConfig,
-    ExternalArtifact,
-    Pipeline,
-    Step,
-    get_step_context,
-    pipeline,
-    step,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArtifactConfig",
-    "ArtifactSaveType",
-    "ArtifactType",
-    "ArtifactVersion",
-    "ExecutionMode",
-    "ExternalArtifact",
-    "VisualizationType",
-    "Client",
-    "Pipeline",
-    "Step",
-    "__version__",
-    "check_store",
-    "get_artifact_version",
-    "get_step_context",
-    "get_store",
-    "init",
-    "list_stores",
-    "load_artifact",
-    "log_artifact_metadata",
-    "log_metadata",
-    "pipeline",
-    "register_artifact",
-    "register_store",
-    "save_artifact",
-    "set_active_store",
-    "step",
-]
+# name -> the module that defines it
+_LAZY = {
+    "ArtifactVersion": "artifactfs.api",
+    "Client": "artifactfs.api",
+    "check_store": "artifactfs.api",
+    "get_artifact_version": "artifactfs.api",
+    "get_store": "artifactfs.api",
+    "init": "artifactfs.api",
+    "list_stores": "artifactfs.api",
+    "load_artifact": "artifactfs.api",
+    "register_artifact": "artifactfs.api",
+    "register_store": "artifactfs.api",
+    "save_artifact": "artifactfs.api",
+    "set_active_store": "artifactfs.api",
+    "Pipeline": "artifactfs.pipelines",
+    "Step": "artifactfs.pipelines",
+    "get_step_context": "artifactfs.pipelines",
+    "pipeline": "artifactfs.pipelines",
+    "step": "artifactfs.pipelines",
+    "ArtifactConfig": "artifactfs.pipelines",
+    "ExternalArtifact": "artifactfs.pipelines",
+    "log_artifact_metadata": "artifactfs.api.metadata",
+    "log_metadata": "artifactfs.api.metadata",
+    "ArtifactSaveType": "artifactfs.enums",
+    "ArtifactType": "artifactfs.enums",
+    "ExecutionMode": "artifactfs.enums",
+    "VisualizationType": "artifactfs.enums",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'artifactfs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from artifactfs.api import (
+        ArtifactVersion,
+        Client,
+        check_store,
+        get_artifact_version,
+        get_store,
+        init,
+        list_stores,
+        load_artifact,
+        register_artifact,
+        register_store,
+        save_artifact,
+        set_active_store,
+    )
+    from artifactfs.api.metadata import log_artifact_metadata, log_metadata
+    from artifactfs.enums import ArtifactSaveType, ArtifactType, ExecutionMode, VisualizationType
+    from artifactfs.pipelines import (
+        ArtifactConfig,
+        ExternalArtifact,
+        Pipeline,
+        Step,
+        get_step_context,
+        pipeline,
+        step,
+    )

@@ -6,7 +6,6 @@ readable line and callers can catch one family.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -71,6 +70,8 @@ class PathNotFoundError(NotFoundError, FileNotFoundError):
 
 def closest_name(name: str, known: Iterable[str]) -> str | None:
     """The existing name most like ``name`` (a typo, other case), if any is close."""
+    import difflib  # only on the error path
+
     known = [k for k in known if k != name]
     by_case = {k.lower(): k for k in known}
     if name.lower() in by_case:

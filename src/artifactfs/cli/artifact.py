@@ -1,4 +1,8 @@
-"""``artifactfs artifact ...``: list, inspect, register, tag and export artifacts."""
+"""``artifactfs artifact ...``: list, inspect, register, tag and export artifacts.
+
+The layers are imported inside each command, so that ``artifact list`` loads
+only the index (not the materializers, stores or pipelines).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,8 @@ import contextlib
 import re
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from artifactfs.api.artifacts import get_artifact_version, register_artifact
-from artifactfs.api.client import Client
-from artifactfs.api.export import export_version
-from artifactfs.api.lineage import links_of
+from artifactfs.cli.lazy import LazyGroup
 from artifactfs.cli.output import console, human_bytes, table
 
 # NAME:VERSION, where NAME may itself contain '::' (pipeline::step::output).
@@ -28,6 +28,8 @@ def byte_progress(description: str):
     """A rich progress bar over bytes, shown from the first ``start(total)``
     on (so a command that fails before copying prints no empty bar);
     yields ``start``, which returns the callback fed with byte counts."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     progress = Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         console=console, transient=False,
@@ -46,7 +48,10 @@ def byte_progress(description: str):
             progress.stop()
 
 
-@click.group("artifact")
+@click.group("artifact", cls=LazyGroup, lazy={
+    "prune": ("artifactfs.cli.gc:artifact_prune",
+              "Remove unreferenced versions and orphan payloads (same as `artifactfs gc`)."),
+})
 def artifact_group() -> None:
     """Inspect and manage artifacts and their versions."""
 
@@ -54,7 +59,11 @@ def artifact_group() -> None:
 @artifact_group.command("list")
 def list_command() -> None:
     """List artifacts with their number of versions."""
-    summaries = Client().list_artifacts()
+    from artifactfs.index import get_index
+    from artifactfs.index.artifacts import list_artifacts
+
+    with get_index().read() as session:  # the index alone: the API would import every layer
+        summaries = list_artifacts(session)
     if not summaries:
         console.print("No artifacts yet.")
         return
@@ -67,6 +76,8 @@ def list_command() -> None:
 @click.option("--tag", help="Only versions with this tag.")
 def versions(name: str, tag: str | None) -> None:
     """List the versions of NAME, newest first."""
+    from artifactfs.api import Client, get_artifact_version
+
     found = Client().list_artifact_versions(name=name, tag=tag)
     if not found:
         get_artifact_version(name)  # raises a clear "no artifact named ..." when unknown
@@ -83,6 +94,8 @@ def versions(name: str, tag: str | None) -> None:
 @click.option("--files", "max_files", default=50, show_default=True, help="How many manifest entries to list.")
 def show(spec: str, max_files: int) -> None:
     """Show a version: fields, metadata, files, lineage."""
+    from artifactfs.api import get_artifact_version
+
     name, version = parse_spec(spec)
     v = get_artifact_version(name, version)
     fields = [
@@ -104,6 +117,8 @@ def show(spec: str, max_files: int) -> None:
 
 
 def _print_lineage(v) -> None:
+    from artifactfs.api.lineage import links_of
+
     links = links_of(v)
     if links:
         console.print(table("Lineage", ["direction", "pipeline", "run", "step", "as"], links))
@@ -120,6 +135,8 @@ def _print_lineage(v) -> None:
 @click.option("--store", help="Store to copy into (with --copy).")
 def register(path: str, name: str, version: str | None, tags: tuple[str, ...], copy: bool, store: str | None) -> None:
     """Register an existing file or folder PATH as a version of --name."""
+    from artifactfs.api import register_artifact
+
     with byte_progress("copying") as start:
         v = register_artifact(path, name, version=version, tags=tags, copy=copy, store=store,
                               progress=start if copy else None)
@@ -133,6 +150,8 @@ def register(path: str, name: str, version: str | None, tags: tuple[str, ...], c
 @click.option("--remove", is_flag=True, help="Remove the tags instead of adding them.")
 def tag(spec: str, tags: tuple[str, ...], remove: bool) -> None:
     """Add (or --remove) TAGS on a version."""
+    from artifactfs.api import get_artifact_version
+
     name, version = parse_spec(spec)
     v = get_artifact_version(name, version)
     (v.remove_tags if remove else v.add_tags)(tags)
@@ -144,6 +163,9 @@ def tag(spec: str, tags: tuple[str, ...], remove: bool) -> None:
 @click.argument("dest", type=click.Path(file_okay=False))
 def export(spec: str, dest: str) -> None:
     """Copy a version's payload files into local folder DEST."""
+    from artifactfs.api import get_artifact_version
+    from artifactfs.api.export import export_version
+
     name, version = parse_spec(spec)
     v = get_artifact_version(name, version)
     with byte_progress(f"exporting {v}") as start:

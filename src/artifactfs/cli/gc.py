@@ -15,7 +15,7 @@ import click
 from click.core import ParameterSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from artifactfs.cli.artifact import artifact_group
+from artifactfs.cli.lazy import ParamError
 from artifactfs.cli.output import console, err_console, human_bytes, table
 from artifactfs.gc import (
     DEFAULT_DAEMON_SWEEP_DELAY,
@@ -48,7 +48,7 @@ class Duration(click.ParamType):
         try:
             return parse_duration(value)
         except PolicyError as exc:
-            self.fail(exc.message + (f" ({exc.hint})" if exc.hint else ""), param, ctx)
+            raise ParamError(exc.message, exc.hint, ctx=ctx, param=param) from None
 
 
 DURATION = Duration()
@@ -307,9 +307,6 @@ def gc_group(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
 def artifact_prune(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
     """Remove unreferenced versions and orphan payloads (same as `artifactfs gc`)."""
     run_gc(ctx, yes, dry_run, **kwargs)
-
-
-artifact_group.add_command(artifact_prune)
 
 
 @gc_group.command("daemon")

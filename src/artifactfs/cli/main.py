@@ -1,7 +1,9 @@
 """The ``artifactfs`` command: parses, prints, and calls the layers below.
 
-Every error reaches the user as one readable line (plus a hint); ``--debug``
-shows the traceback.
+Every error reaches the user as one readable line (plus a hint), usage
+errors included; ``--debug`` shows the traceback. Subcommands are imported
+only when they run (``cli.lazy``), so ``--help`` and ``--version`` start in
+a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -11,24 +13,50 @@ import traceback
 
 import click
 
-from artifactfs.api import init
-from artifactfs.cli.artifact import artifact_group
-from artifactfs.cli.gc import fsck_command, gc_group
-from artifactfs.cli.lineage import lineage_command
-from artifactfs.cli.migrate import migrate_command
-from artifactfs.cli.mount import mount_command, umount_command
-from artifactfs.cli.output import console, error_line
-from artifactfs.cli.runs import pipeline_group, run_group
-from artifactfs.cli.store import store_group
-from artifactfs.cli.ui import ui_command
-from artifactfs.cli.watch import watch_command
-from artifactfs.errors import ArtifactfsError
-from artifactfs.settings import get_settings
-from artifactfs.stores.secrets import install_log_redaction, mask_url, redact
+from artifactfs import __version__
+from artifactfs.cli.lazy import LazyGroup, usage_error
+
+# name -> (module:attribute, its one-line help); tests/test_cli.py checks both.
+COMMANDS = {
+    "store": ("artifactfs.cli.store:store_group", "Manage artifact stores (local folders, S3, GCS, Azure, plugins)."),
+    "artifact": ("artifactfs.cli.artifact:artifact_group", "Inspect and manage artifacts and their versions."),
+    "pipeline": ("artifactfs.cli.runs:pipeline_group", "Pipelines that have run."),
+    "run": ("artifactfs.cli.runs:run_group", "Pipeline runs: list, show, delete."),
+    "watch": ("artifactfs.cli.watch:watch_command", "Register each new checkpoint file or folder directly under "
+              "FOLDER as the next version of --name, once it is complete."),
+    "migrate": ("artifactfs.cli.migrate:migrate_command", "Copy versions' payloads into store --to, verify sizes and "
+                "digests against their manifests, then re-point each version in one transaction."),
+    "lineage": ("artifactfs.cli.lineage:lineage_command",
+                "Draw the lineage of a version: artifacts and the step runs that made or read them."),
+    "mount": ("artifactfs.cli.mount:mount_command", "Mount artifacts and pipeline runs read-only at MOUNTPOINT."),
+    "umount": ("artifactfs.cli.mount:umount_command", "Unmount an artifactfs mount (its daemon exits)."),
+    "gc": ("artifactfs.cli.gc:gc_group", "Remove artifact versions nothing references, and orphan payloads."),
+    "fsck": ("artifactfs.cli.gc:fsck_command",
+             "Check that the index and the stores agree; report, and with --repair fix what is safe."),
+    "ui": ("artifactfs.cli.ui:ui_command",
+           "Serve a read-only web view of runs, artifacts and lineage, with a JSON API under /api/v1/."),
+}
 
 
-class ArtifactfsGroup(click.Group):
-    """Turns exceptions into one line and a non-zero exit code."""
+class ArtifactfsGroup(LazyGroup):
+    """Turns every exception, usage errors included, into one line and a
+    non-zero exit code (2 for usage errors, as click has it, else 1)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            code = _report(*usage_error(exc), code=exc.exit_code)
+        except click.ClickException as exc:
+            code = _report(exc.format_message(), None, code=exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        if not isinstance(code, int):
+            code = 0  # a command's return value is not an exit code
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
     def invoke(self, ctx: click.Context):
         try:
@@ -38,24 +66,40 @@ class ArtifactfsGroup(click.Group):
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
+            from artifactfs.errors import ArtifactfsError
+
             if isinstance(exc, ArtifactfsError):
-                error_line(exc.message, exc.hint)
+                _report(exc.message, exc.hint, code=1)
             else:
-                error_line(f"{type(exc).__name__}: {exc}", "run again with --debug for the traceback")
+                _report(f"{type(exc).__name__}: {exc}", "run again with --debug for the traceback", code=1)
             ctx.exit(1)
 
 
-@click.group(cls=ArtifactfsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _report(message: str, hint: str | None, code: int) -> int:
+    from artifactfs.cli.output import error_line  # rich: only when there is something to print
+
+    error_line(message, hint)
+    return code
+
+
+@click.group(cls=ArtifactfsGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.version_option(package_name="artifactfs")
+@click.version_option(__version__, prog_name="artifactfs")
 def cli(debug: bool) -> None:
     """Keep, find and read ML pipeline artifacts."""
+    from artifactfs.stores.secrets import install_log_redaction
+
     install_log_redaction()  # no log line of any command shows a password
 
 
 @cli.command("init")
 def init_command() -> None:
     """Create the index and the `default` local store (safe to run again)."""
+    from artifactfs.api import init
+    from artifactfs.cli.output import console
+    from artifactfs.settings import get_settings
+    from artifactfs.stores.secrets import mask_url
+
     store = init()
     settings = get_settings()
     console.print(f"index:         {mask_url(settings.index_url)}", highlight=False)
@@ -63,18 +107,16 @@ def init_command() -> None:
     console.print(f"active store:  {settings.active_store}", highlight=False)
 
 
-for command in (
-    store_group, artifact_group, pipeline_group, run_group, watch_command, migrate_command,
-    lineage_command, mount_command, umount_command, gc_group, fsck_command, ui_command,
-):
-    cli.add_command(command)
-
-
 def main() -> None:
     sys.excepthook = _print_redacted  # --debug tracebacks mask secrets too
-    sys.exit(cli.main(prog_name="artifactfs", standalone_mode=True))
+    cli.main(prog_name="artifactfs")
 
 
 def _print_redacted(kind, value, tb) -> None:
+    from artifactfs.stores.secrets import redact
+
     sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
 
+
+if __name__ == "__main__":
+    main()

@@ -1,25 +1,47 @@
-"""The lineage index: the single source of truth of what exists (SQLAlchemy 2)."""
+"""The lineage index: the single source of truth of what exists (SQLAlchemy 2).
 
-from artifactfs.index.db import Index, get_index, reset_index_cache
-from artifactfs.index.stores import (
-    add_store,
-    bump_generation,
-    find_store_row,
-    get_generation,
-    list_store_rows,
-    open_store,
-    remove_store_row,
-)
+The names below are imported on first use (PEP 562): a command that only
+queries rows does not pay for the store flavors (fsspec) it never opens.
+"""
 
-__all__ = [
-    "Index",
-    "add_store",
-    "bump_generation",
-    "find_store_row",
-    "get_generation",
-    "get_index",
-    "list_store_rows",
-    "open_store",
-    "remove_store_row",
-    "reset_index_cache",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_LAZY = {
+    "Index": "artifactfs.index.db",
+    "get_index": "artifactfs.index.db",
+    "reset_index_cache": "artifactfs.index.db",
+    "add_store": "artifactfs.index.stores",
+    "bump_generation": "artifactfs.index.stores",
+    "find_store_row": "artifactfs.index.stores",
+    "get_generation": "artifactfs.index.stores",
+    "list_store_rows": "artifactfs.index.stores",
+    "open_store": "artifactfs.index.stores",
+    "remove_store_row": "artifactfs.index.stores",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'artifactfs.index' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from artifactfs.index.db import Index, get_index, reset_index_cache
+    from artifactfs.index.stores import (
+        add_store,
+        bump_generation,
+        find_store_row,
+        get_generation,
+        list_store_rows,
+        open_store,
+        remove_store_row,
+    )

@@ -4,7 +4,7 @@ with its secrets taken from the environment or the owner-only credentials file."
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from artifactfs.errors import AlreadyExistsError, NotFoundError, StoreError
 from artifactfs.index.models import IndexState, Store
 from artifactfs.settings import get_settings
-from artifactfs.stores import ArtifactStore, env_secrets, get_flavor, split_secrets
+
+if TYPE_CHECKING:
+    from artifactfs.stores import ArtifactStore
 
 _STORE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -41,6 +43,8 @@ def check_store_name(name: str) -> None:
 def add_store(session: Session, name: str, flavor: str, root: str, options: dict[str, Any]) -> Store:
     """Insert a store row. Secret options must already have been split off."""
     check_store_name(name)
+    from artifactfs.stores import get_flavor, split_secrets  # fsspec: only where a store is needed
+
     flavor_cls = get_flavor(flavor)
     _, secret = split_secrets(flavor_cls, options)
     if secret:
@@ -79,6 +83,8 @@ def remove_store_row(session: Session, name: str) -> None:
 def open_store(row: Store) -> ArtifactStore:
     """A usable store for a row: options from the row, secrets from the
     credentials file, then ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` variables."""
+    from artifactfs.stores import ArtifactStore, env_secrets, get_flavor
+
     flavor = get_flavor(row.flavor)
     secrets = get_settings().read_credentials().get(row.name, {}) | env_secrets(row.name, flavor.secret_options)
     store = ArtifactStore(row.name, flavor, row.root_uri, row.options, secrets)
