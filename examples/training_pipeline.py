@@ -3,7 +3,7 @@
 The model is ordinary least squares with numpy, so the example needs no ML
 framework. Run it twice: the second run reuses every step from the cache.
 
-    python examples/training_pipeline.py [--noise 0.1] [--no-cache]
+    python examples/training_pipeline.py [--noise 0.1] [--no-cache] [-q]
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args()
-    run = training_pipeline.with_options(enable_cache=not args.no_cache)(noise=args.noise)
+    run = training_pipeline.with_options(enable_cache=not args.no_cache, quiet=args.quiet)(noise=args.noise)
     metrics = run.steps["evaluate"].outputs["metrics"].load()
     cached = [name for name, s in run.steps.items() if s.is_cached]
     print(f"run {run.name}: {run.status}; rmse={metrics['rmse']:.4f}; cached steps: {', '.join(cached) or 'none'}")

@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from artifactfs.cli.lazy import ParamError
-from artifactfs.cli.output import console, err_console, human_bytes, table
+from artifactfs.cli.output import confirm, console, err_console, human_bytes, table
 from artifactfs.gc import (
     DEFAULT_DAEMON_SWEEP_DELAY,
     Lease,
@@ -266,7 +266,7 @@ def run_gc(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
                 ctx.exit(1)
             return
         if not yes:
-            click.confirm("Go ahead?", abort=True)
+            confirm("Go ahead?")
         cancel = threading.Event()
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=console, transient=False)

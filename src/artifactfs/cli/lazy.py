@@ -31,6 +31,17 @@ class LazyGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module), attribute), name)
         return super().get_command(ctx, name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """click's, plus the closest command name for a typo."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from artifactfs.errors import closest_name
+
+            suggestion = closest_name(name, self.list_commands(ctx))
+            if suggestion:
+                raise click.UsageError(f"no command {name!r}; did you mean {suggestion!r}?", ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Like click's, but a lazy subcommand's help comes from the table (no import)."""
         rows = []
@@ -58,6 +69,8 @@ def usage_error(exc: click.UsageError) -> tuple[str, str]:
         hint = getattr(exc, "hint", None)
         if hint:
             return message, hint
+        if ctx is not None and name:
+            return message, f"see `{ctx.command_path} --help` for {name}"
     if ctx is None:
         return message, "see `artifactfs --help`"
     usage = " ".join([ctx.command_path, *ctx.command.collect_usage_pieces(ctx)])

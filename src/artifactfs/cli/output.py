@@ -3,8 +3,10 @@ errors as one readable line."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 
+import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -32,3 +34,19 @@ def error_line(message: str, hint: str | None = None) -> None:
     err_console.print(f"[bold red]Error:[/] {escape(redact(message))}", highlight=False, soft_wrap=True)
     if hint:
         err_console.print(f"[dim]Hint: {escape(redact(hint))}[/]", highlight=False, soft_wrap=True)
+
+
+def confirm(question: str, dry_run: bool = True) -> None:
+    """Ask before deleting; a "no" aborts. Without a terminal (cron, CI, a
+    pipe that ends), say how to go on instead of failing on end of input."""
+    try:
+        yes = click.confirm(question)
+    except click.Abort:
+        if sys.stdin is None or not sys.stdin.isatty():
+            from artifactfs.errors import ArtifactfsError
+
+            hint = "pass -y to go ahead without asking" + (", or --dry-run to only see what would go" if dry_run else "")
+            raise ArtifactfsError(f"cannot ask {question!r}: there is no terminal to answer on", hint) from None
+        raise
+    if not yes:
+        raise click.Abort()

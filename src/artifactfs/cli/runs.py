@@ -6,7 +6,7 @@ import click
 
 from artifactfs.api.client import Client
 from artifactfs.api.runs import PipelineRunView
-from artifactfs.cli.output import console, table
+from artifactfs.cli.output import confirm, console, table
 from artifactfs.gc.policy import parse_duration
 from artifactfs.index import get_index
 from artifactfs.index.gc import prune_runs, runs_to_prune
@@ -94,7 +94,7 @@ def run_delete(run: str, yes: bool) -> None:
     client = Client()
     view = client.get_pipeline_run(run)
     if not yes:
-        click.confirm(f"Delete run {view.name} ({len(view.steps)} steps)?", abort=True)
+        confirm(f"Delete run {view.name} ({len(view.steps)} steps)?", dry_run=False)
     client.delete_pipeline_run(view.id)
     console.print(f"Deleted run {view.name}; its artifacts are now candidates for `artifactfs gc`.", highlight=False)
 
@@ -123,7 +123,7 @@ def run_prune(older_than: str, keep_last: int, pipeline: str | None, yes: bool, 
         console.print("Dry run: nothing was deleted.")
         return
     if not yes:
-        click.confirm(f"Delete {len(found)} run(s)?", abort=True)
+        confirm(f"Delete {len(found)} run(s)?")
     with index.write() as session:  # re-checked inside: a run may have been deleted or kept meanwhile
         deleted = prune_runs(session, [r.id for r in found], cutoff, keep_last, pipeline)
     console.print(f"Deleted {len(deleted)} run(s); their artifacts are now candidates for `artifactfs gc`.",

@@ -25,7 +25,7 @@ from artifactfs.pipelines.trace import tracing
 IGNORED_OPTIONS = frozenset({"settings", "extra", "model", "on_failure", "on_success", "tags",
                              "enable_artifact_metadata", "enable_artifact_visualization", "enable_step_logs",
                              "config_path", "schedule", "build", "parameters"})
-_OPTIONS = {"enable_cache", "substitutions", "run_name", "store", "name", "execution_mode"}
+_OPTIONS = {"enable_cache", "substitutions", "run_name", "store", "name", "execution_mode", "quiet"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Pipeline:
         run_name: str | None = None,
         store: str | None = None,
         execution_mode: ExecutionMode | str = ExecutionMode.CONTINUE_ON_FAILURE,
+        quiet: bool = False,
     ) -> None:
         functools.update_wrapper(self, func)
         self.entrypoint = func
@@ -65,6 +66,7 @@ class Pipeline:
         self.run_name = run_name
         self.store = store
         self.execution_mode = ExecutionMode(execution_mode)
+        self.quiet = quiet  # no progress lines (artifactfs.pipelines.progress)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name}>"
@@ -79,7 +81,7 @@ class Pipeline:
 
     def with_options(self, **options: Any) -> Pipeline:
         """A copy with other options: enable_cache, substitutions, run_name,
-        store, name, execution_mode (ZenML's orchestration options are ignored)."""
+        store, name, execution_mode, quiet (ZenML's orchestration options are ignored)."""
         unknown = set(options) - _OPTIONS - IGNORED_OPTIONS
         if unknown:
             raise StepDefinitionError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
@@ -104,7 +106,7 @@ class Pipeline:
             raise StepDefinitionError(f"pipeline {self.name!r} calls no step", "call @step functions inside it")
         options = RunOptions(
             pipeline=self.name, run_name=self.run_name, enable_cache=self.enable_cache,
-            substitutions=self.substitutions, store=self.store,
+            substitutions=self.substitutions, store=self.store, quiet=self.quiet,
         )
         return run_pipeline(trace, parameters, options)
 
@@ -132,18 +134,23 @@ def pipeline(
     enable_cache: bool = True,
     substitutions: dict[str, str] | None = None,
     execution_mode: ExecutionMode | str = ExecutionMode.CONTINUE_ON_FAILURE,
+    quiet: bool = False,
     **options: Any,
 ):
     """Decorator, with or without arguments: ``@pipeline`` or ``@pipeline(enable_cache=False)``.
 
     ``execution_mode`` is accepted (ZenML's); the local runner runs steps in
-    order and stops at the first failure whatever the mode."""
+    order and stops at the first failure whatever the mode.
+
+    A run logs one line per step as it starts and ends (logger
+    ``artifactfs.pipelines``, on stderr unless logging is configured);
+    ``quiet=True`` turns that off."""
     unknown = set(options) - IGNORED_OPTIONS
     if unknown:
         raise StepDefinitionError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
 
     def wrap(f: Callable) -> Pipeline:
         return Pipeline(f, name=name, enable_cache=enable_cache, substitutions=substitutions,
-                        execution_mode=execution_mode)
+                        execution_mode=execution_mode, quiet=quiet)
 
     return wrap(func) if func is not None else wrap

@@ -37,6 +37,7 @@ from artifactfs.pipelines.outputs import (
     substitution_values,
     type_label,
 )
+from artifactfs.pipelines.progress import RunProgress
 from artifactfs.pipelines.step import StepOutput
 from artifactfs.pipelines.trace import Invocation, Trace
 from artifactfs.stores.base import ArtifactStore
@@ -49,6 +50,7 @@ class RunOptions:
     enable_cache: bool = True
     substitutions: dict[str, str] = field(default_factory=dict)
     store: str | None = None
+    quiet: bool = False
 
 
 @dataclass
@@ -73,13 +75,16 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
         run = rows.create_run(session, options.pipeline, run_name, parameters)
         run_id = run.id
     produced: dict[str, dict[str, ArtifactVersion]] = {}
-    try:
-        for planned in plan:
-            produced[planned.invocation.name] = _run_step(planned, run_id, options, run_name, store, produced)
-    except BaseException:
-        _finish_run(run_id, RunStatus.FAILED)
-        raise
-    _finish_run(run_id, RunStatus.COMPLETED)
+    with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
+        try:
+            for number, planned in enumerate(plan, 1):
+                with progress.step(number, planned.invocation.name) as outcome:
+                    outcome.outputs, outcome.cached = _run_step(planned, run_id, options, run_name, store, produced)
+                produced[planned.invocation.name] = outcome.outputs
+        except BaseException:
+            _finish_run(run_id, RunStatus.FAILED)
+            raise
+        _finish_run(run_id, RunStatus.COMPLETED)
     return get_pipeline_run(run_name)
 
 
@@ -143,14 +148,15 @@ def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: A
 def _run_step(
     planned: PlannedStep, run_id: int, options: RunOptions, run_name: str, store: ArtifactStore,
     produced: dict[str, dict[str, ArtifactVersion]],
-) -> dict[str, ArtifactVersion]:
+) -> tuple[dict[str, ArtifactVersion], bool]:
+    """The step's outputs, and whether they came from the cache."""
     inputs = {key: _resolve(ref, key, planned, options, store, produced) for key, ref in planned.inputs.items()}
     step = planned.invocation.step
     key = cache_key(planned, inputs, store)
     if planned.use_cache:
         cached = _reuse_cached(planned, run_id, key, inputs)
         if cached is not None:
-            return cached
+            return cached, True
     with get_index().write() as session:
         row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
                                    key if planned.use_cache else None, planned.parameters)
@@ -162,7 +168,7 @@ def _run_step(
         values = _load_inputs(planned, inputs)
         with inside_step_run(context):
             result = step.entrypoint(**planned.parameters, **values)
-        return _save_outputs(planned, context, result, store)
+        return _save_outputs(planned, context, result, store), False
     except BaseException as exc:
         _finish_step(context.step_run_id, RunStatus.FAILED, exc)
         if isinstance(exc, Exception) and hasattr(exc, "add_note"):
