@@ -82,7 +82,7 @@ def _report(message: str, hint: str | None, code: int) -> int:
     return code
 
 
-@click.group(cls=ArtifactfsGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("artifactfs", cls=ArtifactfsGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(__version__, prog_name="artifactfs")
 def cli(debug: bool) -> None:
