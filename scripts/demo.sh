@@ -5,12 +5,17 @@
 # index and read it with ls/find/du/cp/numpy, and show what the pruner would
 # remove (dry run).
 # Everything lives under $DEMO_HOME (default: a fresh temporary folder).
+# DEMO_SKIP_INSTALL=1 uses the artifactfs and python already first on PATH
+# instead of installing .venv (the README test runs the demo so, in the
+# suite's own environment, built by the same scripts/venv.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/install.sh
-# The project's own environment: artifactfs and python below are .venv's.
-source .venv/bin/activate
+if [[ ${DEMO_SKIP_INSTALL:-0} != 1 ]]; then
+    bash scripts/install.sh
+    # The project's own environment: artifactfs and python below are .venv's.
+    source .venv/bin/activate
+fi
 
 export ARTIFACTFS_HOME="${DEMO_HOME:-$(mktemp -d /tmp/artifactfs-demo.XXXXXX)}"
 export COLUMNS="${COLUMNS:-120}"
