@@ -10,8 +10,9 @@ for the mount) does not import every other one.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from artifactfs.lazy_import import lazy_names
 
 __version__ = "0.1.0"
 
@@ -45,19 +46,7 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'artifactfs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see

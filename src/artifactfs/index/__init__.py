@@ -6,8 +6,9 @@ queries rows does not pay for the store flavors (fsspec) it never opens.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from artifactfs.lazy_import import lazy_names
 
 _LAZY = {
     "Index": "artifactfs.index.db",
@@ -23,15 +24,7 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'artifactfs.index' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 if TYPE_CHECKING:

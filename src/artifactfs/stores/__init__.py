@@ -9,8 +9,9 @@ The names below are imported on first use (PEP 562), so that importing
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from artifactfs.lazy_import import lazy_names
 
 _LAZY = {
     "ArtifactStore": "artifactfs.stores.base",
@@ -27,15 +28,7 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'artifactfs.stores' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 if TYPE_CHECKING:
