@@ -68,7 +68,7 @@ def list_command() -> None:
         console.print("No artifacts yet.")
         return
     console.print(table("Artifacts", ["name", "versions", "newest", "size"],
-                        [(s.name, s.version_count, s.newest, human_bytes(s.size)) for s in summaries]))
+                        [(s.name, s.versions, s.newest, human_bytes(s.size)) for s in summaries]))
 
 
 @artifact_group.command("versions")
