@@ -62,7 +62,9 @@ class _HashingWriter:
     def write(self, data) -> int:
         chunk = data.encode(self._encoding) if self._text else data
         size = len(chunk) if isinstance(chunk, bytes) else memoryview(chunk).nbytes
-        if size >= PARALLEL_HASH_CHUNK:
+        if size >= PARALLEL_HASH_CHUNK or self._pending:
+            # Once a chunk is with the helper, every later one goes there too:
+            # one worker keeps the order, and a hasher is never used by two threads.
             self._hash_later(chunk if isinstance(chunk, bytes) else bytes(chunk))
         else:
             self._hash.update(chunk)
