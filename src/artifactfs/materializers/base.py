@@ -253,9 +253,12 @@ class MaterializerRegistry:
 
     def _load_lazy(self, data_type: type) -> None:
         for klass in getattr(data_type, "__mro__", (data_type,)):
-            module = self._lazy.pop(qualified_name(klass), None)
-            if module is not None:
-                importlib.import_module(module)
+            # "pandas.Series" is pandas.core.series.Series before pandas 3: match the package too.
+            public = f"{klass.__module__.partition('.')[0]}.{klass.__qualname__}"
+            for key in (qualified_name(klass), public):
+                module = self._lazy.pop(key, None)
+                if module is not None:
+                    importlib.import_module(module)
 
     def set_default(self, materializer: type[BaseMaterializer]) -> None:
         self.default = materializer
