@@ -1,7 +1,9 @@
 """README.md runs as written: every ```bash and ```python block is run, in
 order, in one fresh home folder, as a reader would run them one after the
 other (the mount ones mount for real). A block preceded by
-``<!-- not run: REASON -->`` is skipped with that reason and counted. The
+``<!-- not run: REASON -->`` is skipped with that reason and counted; one
+preceded by ``<!-- serves: URL ... -->`` holds servers: each line runs until
+URL answers, then is stopped. The
 command table names every command and option, and every link stays inside
 the repository."""
 
@@ -9,8 +11,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +30,7 @@ README = REPO / "README.md"
 RUN_LANGUAGES = {"bash", "python"}
 LANGUAGES = RUN_LANGUAGES | {"text"}  # text: tables, trees and sample output, not commands
 NOT_RUN = re.compile(r"^<!--\s*not run:\s*(?P<reason>.+?)\s*-->$")
+SERVES = re.compile(r"^<!--\s*serves:\s*(?P<url>\S+)")
 FENCE = re.compile(r"^```(?P<language>\S*)\s*$")
 BLOCK_TIMEOUT = 300
 
@@ -34,6 +41,7 @@ class Block:
     language: str
     code: str
     not_run: str | None  # the reason, when marked
+    serves: str | None = None  # the address its servers answer on
 
     @property
     def id(self) -> str:
@@ -50,9 +58,9 @@ def readme_blocks(text: str) -> list[Block]:
             continue
         end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
         before = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
-        marker = NOT_RUN.match(before)
+        marker, serves = NOT_RUN.match(before), SERVES.match(before)
         blocks.append(Block(i + 1, fence["language"], "\n".join(lines[i + 1:end]) + "\n",
-                            marker["reason"] if marker else None))
+                            marker["reason"] if marker else None, serves["url"] if serves else None))
         i = end + 1
     return blocks
 
@@ -97,6 +105,10 @@ def test_block(block: Block, reader):
     # Set-up blocks run scripts of the clone, from the clone's folder (as the README says);
     # the others in the reader's own working folder.
     cwd = REPO if "scripts/" in block.code else reader["work"]
+    if block.serves:
+        for line in filter(None, (ln.split("#")[0].strip() for ln in block.code.splitlines())):
+            _serve_until_it_answers(line, block.serves, cwd, reader["env"])
+        return
     if block.language == "bash":
         argv = ["bash", "-euo", "pipefail", "-c", block.code]
     else:
@@ -110,6 +122,30 @@ def test_block(block: Block, reader):
     assert result.returncode == 0, (f"README line {block.line} ({block.language}) exited {result.returncode}\n"
                                     f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}")
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def _serve_until_it_answers(command: str, url: str, cwd: Path, env: dict) -> None:
+    server = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break  # an answer (401 without the token is one)
+            except OSError:
+                assert server.poll() is None, f"{command!r} exited: {server.stdout.read()}"
+                assert time.monotonic() < deadline, f"{command!r} never answered at {url}"
+                time.sleep(0.2)  # polling a server that is starting: nothing to force
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def test_every_block_is_run_or_says_why():
