@@ -31,8 +31,9 @@ def version_rows():
 
 
 def payload_folders(store_root: Path, name: str) -> list[str]:
+    """The payload folders of ``name`` (not the manifest files beside them)."""
     folder = store_root / name
-    return sorted(os.listdir(folder)) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
 
 
 def default_root() -> Path:
@@ -103,7 +104,8 @@ def test_bad_names_write_nothing(sqlite_home, name, problem):
     with pytest.raises(InvalidNameError, match=problem):
         save_artifact(1, name)
     assert version_rows() == 0
-    assert not any(default_root().iterdir()) if default_root().exists() else True
+    marker = ".artifactfs-store.json"  # the store's own marker, written at init
+    assert not [p for p in default_root().iterdir() if p.name != marker] if default_root().exists() else True
 
 
 def test_wrong_types(sqlite_home):

@@ -187,7 +187,7 @@ def test_plan_equals_what_is_deleted(afs_home):
     removed = before - tree(root())
     targets = {str(Path(v.uri).relative_to(root())) for v in plan.sweep} | {str(orphan.relative_to(root()))}
     for path in removed:  # nothing outside the planned payloads went
-        assert any(path == t or path.startswith(t + "/") for t in targets), path
+        assert any(path in (t, t + ".manifest.json") or path.startswith(t + "/") for t in targets), path
     assert targets <= removed
     assert not ckpt.exists() and (root() / "user").exists()
     assert rows_count() == len(versions) + 2 + 2 - 7  # two pipeline outputs, two ckpt versions
@@ -433,20 +433,21 @@ def test_lease_excludes_a_second_pruner(afs_home):
 
 
 def test_lease_of_a_dead_process_is_taken_over(afs_home):
+    from artifactfs.index.holders import Holder
+    from artifactfs.settings import machine_id
+
     index = get_index()
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(proc.stdout)
-    import socket
-
-    with index.write() as session:
+    with index.write() as session:  # this machine, a process that is gone: taken at once
         row = session.get(GcLease, "pruner")
-        row.holder = f"{socket.gethostname()}@{dead_pid}:deadbeef"
+        row.holder = str(Holder("any-host", dead_pid, machine_id(), "deadbeef"))
         row.expires_at = utcnow() + dt.timedelta(hours=1)
     with Lease(index) as lease:
         assert lease.held
-    with index.write() as session:  # another host: must wait for the expiry
+    with index.write() as session:  # another machine: must wait for the expiry
         row = session.get(GcLease, "pruner")
-        row.holder = f"elsewhere.example@{dead_pid}:deadbeef"
+        row.holder = str(Holder("any-host", dead_pid, "another-machine", "deadbeef"))
         row.expires_at = utcnow() + dt.timedelta(hours=1)
     with pytest.raises(LeaseHeldError):
         Lease(index).acquire()

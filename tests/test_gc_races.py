@@ -321,7 +321,7 @@ def test_r3_killed_writer_orphan_swept_only_after_grace(afs_home):
     env = {**os.environ, "ARTIFACTFS_FAULT": "before_commit"}
     proc = subprocess.run([sys.executable, "-c", KILLED_WRITER], env=env, capture_output=True, timeout=120)
     assert proc.returncode == -9
-    folders = sorted((root() / "victim").iterdir())
+    folders = sorted(f for f in (root() / "victim").iterdir() if f.is_dir())
     orphan = next(f for f in folders if f.name != survivor.id)
     assert (orphan / "data.json").exists()
     # Nothing is visible: one version, the survivor.

@@ -25,11 +25,12 @@ from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.verified import IntegrityError, VerifiedReads, missing, verify_payload
 from artifactfs.api.views import PayloadView
 from artifactfs.api.writing import (
-    VISUALIZATION_SUFFIX,
     copy_into,
     manifest_in_place,
+    number_manifest_beside,
     payload_folder,
-    remove_quietly,
+    remove_payload_quietly,
+    write_manifest_beside,
     write_value,
 )
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathNotFoundError
@@ -283,17 +284,18 @@ def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | 
     fresh payload is removed at once; the pruner is the safety net."""
     fault_point("before_commit")
     try:
+        write_manifest_beside(store, new)  # what `fsck --adopt` re-indexes after losing the index
         with get_index().write() as session:
             new.store_id = _store_id(session, store)
             row = rows.insert_version(session, new)
             if link is not None:
                 link(session, row)
-            return ArtifactVersion.from_row(row, store.name)
+            committed = ArtifactVersion.from_row(row, store.name)
     except BaseException:
-        if new.uri.endswith(new.uuid):  # our fresh folder, never a user's adopted path
-            remove_quietly(store, new.uri)
-            remove_quietly(store, new.uri + VISUALIZATION_SUFFIX)
+        remove_payload_quietly(store, new)
         raise
+    number_manifest_beside(store, new, committed.version, committed.created_at)
+    return committed
 
 
 def _store_id(session, store: ArtifactStore) -> int:

@@ -3,6 +3,7 @@ active, and check that a store really works."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import uuid
@@ -20,6 +21,10 @@ from artifactfs.settings import DEFAULT_STORE, get_settings, private_dir
 from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
 from artifactfs.stores.flavor import is_local_uri
 from artifactfs.stores.secrets import secret_names
+from artifactfs.index.stores import index_identity
+from artifactfs.stores.marker import read_marker, write_marker
+
+log = logging.getLogger("artifactfs")
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,9 @@ def init() -> ArtifactStore:
             except NotFoundError:
                 private_dir(settings.default_store_root)
                 row = add_store(session, DEFAULT_STORE, "local", str(settings.default_store_root), {})
-            return open_store(row)
+            store = open_store(row)
+        mark_new_store(store)
+        return store
     except (AlreadyExistsError, IntegrityError):
         # Another process created it at the same moment (PostgreSQL does not
         # serialize writers the way SQLite's BEGIN IMMEDIATE does): use theirs.
@@ -63,7 +70,10 @@ def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | 
                 flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
             if secret:
                 get_settings().write_credentials(name, secret)
-            return open_store(row)
+            store = open_store(row)
+        if store.is_local:  # a remote store is not contacted here: it is marked on first use
+            mark_new_store(store)
+        return store
     except IntegrityError as exc:  # registered by another process at the same moment
         raise AlreadyExistsError(f"a store named {name!r} already exists", "pick another name") from exc
 
@@ -82,20 +92,52 @@ def get_store(name: str | None = None) -> ArtifactStore:
     if store is None:
         with index.read() as session:
             try:
-                return _open_once(index.url, find_store_row(session, name))
+                row = find_store_row(session, name)
             except NotFoundError:
                 if name != DEFAULT_STORE:
                     raise
-        store = _opened[key] = init()  # first use: the default store comes into being on its own
+                row = None
+        if row is None:
+            store = _opened[key] = init()  # first use: the default store comes into being on its own
+        else:
+            store = _open_once(index.url, row, mark=True)
     return store
 
 
-def _open_once(index_url: str, row: Store) -> ArtifactStore:
+def _open_once(index_url: str, row: Store, mark: bool = False) -> ArtifactStore:
     key = (index_url, row.name)
     store = _opened.get(key)
     if store is None:
         store = _opened[key] = open_store(row)
+        if mark:  # a process's first use of the store
+            mark_new_store(store)
     return store
+
+
+def mark_new_store(store: ArtifactStore) -> None:
+    """Put down the marker naming this index in a store whose root holds
+    nothing yet (at registration, ``init``, and a process's first use of a
+    store): the pruner sweeps orphans only in stores it owns. A root that
+    already holds something, or a marker, is left as it is (``artifactfs
+    store claim`` and ``fsck --adopt`` decide those). Best effort: a store
+    that cannot be written now is marked by a later use or by the pruner."""
+    try:
+        if read_marker(store) is not None:
+            return
+        if any(not name.startswith(".artifactfs-") for name in _root_names(store)):
+            return
+        with get_index().read() as session:
+            identity = index_identity(session)
+        write_marker(store, identity)
+    except Exception as exc:  # noqa: BLE001 - never fail a save or a load over the marker
+        log.debug("could not mark store %s: %s", store.name, exc)
+
+
+def _root_names(store: ArtifactStore) -> list[str]:
+    try:
+        return store.listdir("")
+    except FileNotFoundError:
+        return []
 
 
 def list_stores() -> list[StoreInfo]:
@@ -271,6 +313,7 @@ __all__ = [
     "get_store",
     "init",
     "list_stores",
+    "mark_new_store",
     "register_store",
     "set_active_store",
     "store_for_uri",

@@ -12,6 +12,7 @@ crash leaves at most an orphan folder for the pruner.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import posixpath
 import stat
@@ -42,6 +43,8 @@ from artifactfs.stores.manifest import (
     RecordingStore,
     content_hash,
     manifest_entry,
+    manifest_file,
+    write_manifest_file,
 )
 
 VISUALIZATION_SUFFIX = ".viz"
@@ -245,6 +248,53 @@ def _open_source(source: ArtifactStore, tree: str, relative: str) -> Iterator[tu
 
 def source_size(store: ArtifactStore, native: str) -> int:
     return store.size(store.flavor.to_uri(native))
+
+
+def in_layout(new: NewVersion) -> bool:
+    """The payload is a fresh ``<root>/<name>/<uuid>`` folder, never a user's path adopted in place."""
+    return new.uri.rstrip("/").endswith(new.uuid)
+
+
+def write_manifest_beside(store: ArtifactStore, new: NewVersion, version: str | None = None,
+                          created_at: dt.datetime | None = None) -> bool:
+    """Write the version's manifest file beside its payload folder (layout
+    payloads only); ``version`` None: to be numbered by the commit."""
+    if not in_layout(new):
+        return False
+    record = {
+        "uuid": new.uuid, "name": new.name, "version": version if version is not None else new.version,
+        "payload_kind": new.payload_kind, "materializer": new.materializer, "data_type": new.data_type,
+        "artifact_type": new.artifact_type, "hash_algorithm": new.hash_algorithm, "content_hash": new.content_hash,
+        "save_type": new.save_type, "visualizations": list(new.visualizations or []),
+        "created_at": (created_at or dt.datetime.now(dt.timezone.utc)).isoformat(),
+    }
+    write_manifest_file(store, store.relpath(new.uri), new.files, record)
+    return True
+
+
+def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, created_at: dt.datetime) -> None:
+    """After the commit numbered the version: rewrite its manifest file with
+    the number. The version is committed either way, so a failure only warns
+    (``fsck --adopt`` would then number it anew)."""
+    if new.version is not None or not in_layout(new):
+        return
+    try:
+        write_manifest_beside(store, new, version, created_at)
+    except Exception as exc:  # noqa: BLE001 - the save itself succeeded
+        warnings.warn(f"could not record version {version} in the manifest file of {new.uri}: {exc}", stacklevel=3)
+
+
+def remove_payload_quietly(store: ArtifactStore, new: NewVersion) -> None:
+    """After a failed commit: remove the fresh folder, its visualizations and
+    its manifest file (never a user's path adopted in place)."""
+    if not in_layout(new):
+        return
+    remove_quietly(store, new.uri)
+    remove_quietly(store, new.uri + VISUALIZATION_SUFFIX)
+    try:
+        store.remove(manifest_file(new.uri))
+    except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+        pass
 
 
 def remove_quietly(store: ArtifactStore, folder: str) -> None:

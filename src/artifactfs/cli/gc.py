@@ -1,6 +1,12 @@
 """``artifactfs gc`` (alias ``artifactfs artifact prune``), ``artifactfs gc
 daemon`` and ``artifactfs fsck``: parse options, print the plan, ask, run
-the pruner (``artifactfs.gc``), print what was freed."""
+the pruner (``artifactfs.gc``), print what was freed.
+
+Exit codes: 0 done (a store that could not be reached, or an entry left
+alone, is reported but does not fail the command); 1 an error (or, for
+fsck, problems found; gc: no terminal to confirm on and neither ``-y`` nor
+``--dry-run``); 2 a usage error; 3 with ``--strict``: a store was skipped or
+an entry left alone."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import threading
 
 import click
 from click.core import ParameterSource
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from artifactfs.cli.lazy import ParamError
@@ -32,11 +39,14 @@ from artifactfs.gc import (
     repair,
     run_daemon,
 )
+from artifactfs.gc.adopt import adopt_store
 from artifactfs.gc.fsck import DEFAULT_STUCK_AFTER, INFO
+from artifactfs.gc.payloads import StoreCache, describe_error
 from artifactfs.gc.policy import DEFAULT_GRACE, PolicyError
 from artifactfs.index import get_index
 
 MAX_LISTED = 20
+EXIT_STRICT = 3  # --strict: a store was unreachable or failed, or an entry was left alone
 
 
 class Duration(click.ParamType):
@@ -69,7 +79,12 @@ def policy_options(func):
                      help="Protect the newest N versions of every artifact (default 1)."),
         click.option("--only-artifact", "-a", is_flag=True, help="Delete payloads only; the rows stay, hidden."),
         click.option("--only-metadata", "-m", is_flag=True, help="Delete rows only; payloads stay in the stores."),
-        click.option("--ignore-errors", "-i", is_flag=True, help="Go on past a failing store; report at the end."),
+        click.option("--ignore-errors", "-i", is_flag=True, hidden=True,
+                     help="No effect: a pass always goes on past a failing store and reports it."),
+        click.option("--strict", is_flag=True,
+                     help=f"Exit with code {EXIT_STRICT} when a store was unreachable or an entry was left alone."),
+        click.option("--full-scan", is_flag=True,
+                     help="List every name folder of remote stores for orphans (default: a bounded part per pass)."),
         click.option("--runs-older-than", type=DURATION, default=None,
                      help="Also delete finished runs started longer ago than this."),
         click.option("--keep-last-runs", type=click.IntRange(min=0), default=None,
@@ -90,9 +105,11 @@ def build_policy(ctx: click.Context, base: PrunePolicy, **values) -> PrunePolicy
     for key in ("grace", "orphan_grace", "sweep_delay", "keep_latest", "runs_older_than", "keep_last_runs"):
         if values.get(key) is not None:
             given[key] = values[key]
-    for key in ("only_artifact", "only_metadata", "ignore_errors"):
+    for key in ("only_artifact", "only_metadata", "ignore_errors", "strict"):
         if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
             given[key] = values[key]
+    if values.get("full_scan"):
+        given["scan_limit"] = None
     if values.get("keep_tags"):
         given["keep_tags"] = policy.keep_tags | frozenset(values["keep_tags"])
     return policy.replace(**given) if given else policy
@@ -100,7 +117,7 @@ def build_policy(ctx: click.Context, base: PrunePolicy, **values) -> PrunePolicy
 
 def _policy_values(kwargs: dict) -> dict:
     keys = ("grace", "orphan_grace", "sweep_delay", "keep_tags", "keep_latest", "only_artifact", "only_metadata",
-            "ignore_errors", "runs_older_than", "keep_last_runs", "policy_file")
+            "ignore_errors", "strict", "full_scan", "runs_older_than", "keep_last_runs", "policy_file")
     return {k: kwargs.pop(k) for k in keys}
 
 
@@ -114,12 +131,16 @@ def _when(value: dt.datetime | None) -> str:
 def print_plan(plan: PrunePlan) -> None:
     policy = plan.policy
     console.print(f"Policy: {policy.describe()}", highlight=False)
-    if policy.grace < dt.timedelta(minutes=10) and policy.orphan_grace is None and policy.sweeps:
-        err_console.print(f"[yellow]Warning:[/] grace {format_duration(policy.grace)}: a save still writing its "
-                          "payload has no row yet and would be removed as an orphan; use --orphan-grace",
-                          highlight=False)
+    asked = policy.grace if policy.orphan_grace is None else policy.orphan_grace
+    if policy.sweeps and asked < policy.orphan_cutoff_age:
+        console.print(f"Orphan payloads younger than {format_duration(policy.orphan_cutoff_age)} always stay "
+                      "(a save may still be writing them), whatever --grace or --orphan-grace say.", highlight=False)
     for problem in plan.errors:
-        err_console.print(f"[yellow]Skipped store {problem.store}:[/] {problem.message}", highlight=False)
+        err_console.print(f"[yellow]Skipped store {escape(problem.store)}:[/] {escape(problem.message)}",
+                          highlight=False)
+    for note in plan.notes:
+        console.print(f"Note: {note.message}", highlight=False, soft_wrap=True, markup=False)
+    _print_odd(plan.odd)
     if plan.runs:
         console.print(table(f"Runs to delete ({len(plan.runs)})", ["run", "pipeline", "status", "started"],
                             [(r.name, r.pipeline, r.status, _when(r.start_time)) for r in plan.runs[:MAX_LISTED]]))
@@ -183,6 +204,13 @@ def print_plan(plan: PrunePlan) -> None:
                       highlight=False)
 
 
+def _print_odd(odd) -> None:
+    for entry in odd[:MAX_LISTED]:
+        err_console.print(f"Left alone in store {entry.store}: {entry.where}: {entry.problem}",
+                          highlight=False, soft_wrap=True, markup=False)
+    _more(len(odd))
+
+
 def _more(count: int) -> None:
     if count > MAX_LISTED:
         console.print(f"... and {count - MAX_LISTED} more", highlight=False)
@@ -204,8 +232,17 @@ def print_summary(result: PruneResult) -> None:
     if result.orphans_kept:
         console.print(f"{len(result.orphans_kept)} orphan folder(s) were claimed or written to meanwhile and stay.",
                       highlight=False)
+    for label, uri, left in result.kept_extra:
+        console.print(f"{label}: kept {len(left)} file(s) in {uri} that its manifest does not list (added after "
+                      f"registering it): {', '.join(left[:5])}" + (" ..." if len(left) > 5 else ""),
+                      highlight=False, soft_wrap=True, markup=False)
+    for name in result.claimed:
+        console.print(f"Store {name} now carries a marker naming this index.", highlight=False)
+    if result.intents_cleared:
+        console.print(f"Cleared {result.intents_cleared} stale write intent(s) of saves that died.", highlight=False)
+    _print_odd(result.odd)
     for problem in result.errors:
-        err_console.print(f"[red]Store {problem.store} failed:[/] {problem.message}", highlight=False)
+        err_console.print(f"[red]Store {escape(problem.store)} failed:[/] {escape(problem.message)}", highlight=False)
     if result.stopped:
         err_console.print(f"[red]Stopped early:[/] {result.stopped}", highlight=False)
 
@@ -254,16 +291,17 @@ def run_gc(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
     policy = build_policy(ctx, PrunePolicy(), **_policy_values(kwargs))
     index = get_index()
     if dry_run:
-        print_plan(plan_prune(index, policy))
+        plan = plan_prune(index, policy)
+        print_plan(plan)
         console.print("Dry run: nothing was deleted.")
+        _exit_strict(ctx, policy, plan, None)
         return
     lease = Lease(index).acquire()
     try:
         plan = plan_prune(index, policy)
         print_plan(plan)
         if plan.empty:
-            if plan.errors:
-                ctx.exit(1)
+            _exit_strict(ctx, policy, plan, None)
             return
         if not yes:
             confirm("Go ahead?")
@@ -275,8 +313,16 @@ def run_gc(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
     finally:
         lease.release()
     print_summary(result)
-    if not result.ok or plan.errors:
-        ctx.exit(1)  # finished, but a store was skipped or failed
+    if result.stopped:
+        ctx.exit(1)  # a lost lease or a cancellation: the pass did not finish
+    _exit_strict(ctx, policy, plan, result)
+
+
+def _exit_strict(ctx: click.Context, policy: PrunePolicy, plan: PrunePlan, result: PruneResult | None) -> None:
+    """With --strict, a skipped store or entry is a distinct failure."""
+    skipped = bool(plan.errors or plan.odd or (result is not None and not result.clean))
+    if policy.strict and skipped:
+        ctx.exit(EXIT_STRICT)
 
 
 def gc_options(func):
@@ -341,14 +387,25 @@ def gc_daemon(ctx: click.Context, every: dt.timedelta, lease_ttl, max_passes, **
 @click.command("fsck")
 @click.option("--repair", "do_repair", is_flag=True, help="Fix what is safe to fix (takes the pruner lease).")
 @click.option("--deep", is_flag=True, help="Also hash every payload file and compare with the manifest.")
+@click.option("--adopt", is_flag=True,
+              help="Re-index the payloads the stores hold from the manifest files beside them (after losing the "
+                   "index), then mark each store whose payloads are all known as this index's.")
+@click.option("--store", "store_name", default=None, help="With --adopt: only this store.")
 @click.option("--grace", type=DURATION, default=None, help="Orphan folders younger than this are left alone (default 24h).")
 @click.option("--stuck-after", type=DURATION, default=None,
               help="A condemned version not swept after this long is stuck (default 1h).")
+@click.option("--strict", is_flag=True, help=f"Exit with code {EXIT_STRICT} when a store could not be checked.")
 @click.pass_context
-def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, grace, stuck_after) -> None:
+def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, adopt: bool, store_name: str | None, grace,
+                 stuck_after, strict: bool) -> None:
     """Check that the index and the stores agree; report, and with --repair fix what is safe."""
     grace = grace if grace is not None else DEFAULT_GRACE
     index = get_index()
+    if adopt:
+        _adopt(ctx, index, store_name)
+        return
+    if store_name is not None:
+        raise click.UsageError("--store works with --adopt only")
     report = fsck(index, deep=deep, grace=grace, stuck_after=stuck_after or DEFAULT_STUCK_AFTER)
     if do_repair and any(f.repair for f in report.findings):
         with Lease(index) as lease:
@@ -360,15 +417,52 @@ def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, grace, stuck_a
             for f in report.findings
         ]))
     for problem in report.errors:
-        err_console.print(f"[red]Store {problem.store} failed:[/] {problem.message}", highlight=False)
+        err_console.print(f"[red]Store {escape(problem.store)} not checked:[/] {escape(problem.message)}",
+                          highlight=False)
     repaired = sum(f.repaired for f in report.findings)
     notes = sum(f.severity == INFO for f in report.findings)
     line = (f"Checked {report.versions} version(s), {report.files} file(s): {len(report.problems)} problem(s)"
-            + (f", {repaired} repaired" if repaired else "") + (f", {notes} note(s)" if notes else "") + ".")
+            + (f", {repaired} repaired" if repaired else "") + (f", {notes} note(s)" if notes else "")
+            + (f"; {len(report.errors)} store(s) not reachable" if report.errors else "") + ".")
     console.print(line, highlight=False)
     if report.problems and not do_repair and any(f.repair for f in report.problems):
         console.print("Run `artifactfs fsck --repair` to fix what is safe to fix.")
-    if not report.ok:
+    if report.problems:
+        ctx.exit(1)
+    if report.errors and strict:
+        ctx.exit(EXIT_STRICT)
+
+
+def _adopt(ctx: click.Context, index, store_name: str | None) -> None:
+    stores = StoreCache(index)
+    wanted = [i for i in sorted(stores.rows) if store_name in (None, stores.name(i))]
+    if not wanted:
+        raise click.UsageError(f"no store named {store_name!r}")
+    complete = True
+    with Lease(index):
+        for store_id in wanted:
+            name = stores.name(store_id)
+            try:
+                report = adopt_store(index, stores.get(store_id), store_id)
+            except Exception as exc:  # noqa: BLE001 - one store failing never blocks the others
+                err_console.print(f"[red]Store {escape(name)} not adopted:[/] "
+                                  f"{escape(describe_error(stores.get_if_open(store_id), exc))}", highlight=False)
+                complete = False
+                continue
+            console.print(f"Store {name}: adopted {len(report.adopted)} version(s), {report.known} already known"
+                          + (f", {len(report.skipped)} left alone" if report.skipped else "") + ".", highlight=False)
+            for label in report.adopted[:MAX_LISTED]:
+                console.print(f"  adopted {label}", highlight=False, markup=False)
+            _more(len(report.adopted))
+            for where, why in report.skipped[:MAX_LISTED]:
+                console.print(f"  left alone {where}: {why}", highlight=False, markup=False, soft_wrap=True)
+            _more(len(report.skipped))
+            if report.claimed:
+                console.print(f"  store {name} is now this index's: gc sweeps its orphans.", highlight=False)
+            else:
+                complete = False
+                console.print(f"  not claimed: {report.reason}", highlight=False, markup=False, soft_wrap=True)
+    if not complete:
         ctx.exit(1)
 
 

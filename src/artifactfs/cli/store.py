@@ -77,6 +77,29 @@ def set_active(name: str) -> None:
     _say(f"Active store is now [bold]{name}[/].")
 
 
+@store_group.command("claim")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also take a store whose marker names another index.")
+def claim(name: str, force: bool) -> None:
+    """Mark store NAME as this index's: gc then removes the payloads in it
+    that this index does not know, once they are older than the orphan grace.
+    To keep them, run `artifactfs fsck --adopt --store NAME` instead."""
+    from artifactfs.gc.adopt import claim_store
+    from artifactfs.index import find_store_row, get_index, open_store
+
+    index = get_index()
+    with index.read() as session:
+        row = find_store_row(session, name)
+    result = claim_store(index, open_store(row), row.id, force=force)
+    if result.already:
+        _say(f"Store [bold]{name}[/] already carries this index's marker.")
+        return
+    _say(f"Store [bold]{name}[/] now carries a marker naming this index.")
+    if result.unknown:
+        _say(f"It holds {result.unknown} payload folder(s) this index does not know: `artifactfs gc` removes them "
+             "once they are older than the orphan grace (run `artifactfs fsck --adopt` first to keep them).")
+
+
 @store_group.command("flavors")
 def flavors() -> None:
     """List the store flavors, built-in and plugins."""

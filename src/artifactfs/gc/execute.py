@@ -4,9 +4,13 @@
 2. ``condemn``        one transaction: lock, re-check, live -> condemned,
 3. ``sweep``          delete payloads of versions condemned longer than the sweep delay,
 4. ``forget``         delete the rows of swept versions,
-5. ``sweep_orphans``  delete payload-layout folders no row names, older than the grace period.
+5. ``sweep_orphans``  delete payload-layout entries no row names, older than the orphan age,
+                      in stores this index owns (marking the stores it may claim first),
+                      clear stale write intents, remember which name folders were listed.
 
 Each phase acts only on what the plan lists and re-checks each item first.
+A store that fails is reported and skipped, an entry that cannot be read or
+deleted is reported and left alone: the pass goes on with everything else.
 Between phases and before every destructive step the lease is checked and
 cancellation honoured; each phase boundary is a fault-injection point
 (``gc_after_<phase>``, plus ``gc_mid_sweep`` and ``gc_mid_orphans``) for crash
@@ -29,20 +33,24 @@ from typing import Protocol
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.gc.lease import Lease, LeaseLostError
+from artifactfs.gc.orphans import OrphanRef
+from artifactfs.gc.ownership import OWNED, claim, read_ownership
 from artifactfs.gc.payloads import (
     LiveOwners,
     StoreCache,
     StoreFailure,
     StoreProblem,
-    delete_folder,
+    delete_entry,
     delete_payload,
     describe_error,
-    folder_age,
+    entry_age,
 )
-from artifactfs.gc.plan import OrphanRef, PrunePlan
+from artifactfs.gc.plan import PrunePlan
+from artifactfs.gc.scan import EntryProblem, LayoutEntry, OddEntry, printable
 from artifactfs.index import gc as rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
+from artifactfs.index.intents import clear_intent, database_now
 from artifactfs.index.models import utcnow
 
 SWEEP_BATCH = 500
@@ -84,6 +92,10 @@ class PruneResult:
     orphans_deleted: list[str] = field(default_factory=list)
     orphans_kept: list[str] = field(default_factory=list)  # claimed by a row or written to since the plan
     orphan_bytes: int = 0
+    kept_extra: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (label, uri, files not listed)
+    intents_cleared: int = 0
+    claimed: list[str] = field(default_factory=list)  # stores this pass marked as owned by this index
+    odd: list[OddEntry] = field(default_factory=list)  # entries left alone (could not be read or deleted)
     errors: list[StoreProblem] = field(default_factory=list)
     stopped: str | None = None  # why the pass ended early
     seconds: float = 0.0
@@ -95,6 +107,11 @@ class PruneResult:
     @property
     def ok(self) -> bool:
         return self.stopped is None and not self.errors
+
+    @property
+    def clean(self) -> bool:
+        """Nothing skipped at all: no failing store, no odd entry (what --strict asks)."""
+        return self.ok and not self.odd
 
 
 @dataclass
@@ -120,13 +137,11 @@ class _Pass:
             self.lease.check()
 
     def store_failed(self, store_id: int, message: str) -> None:
-        """Record a failing store; stop the pass unless errors are ignored."""
+        """Record a failing store: the pass skips it from now on and goes on with the others."""
         name = self.stores.name(store_id)
         if store_id not in self.failed:
             self.failed.add(store_id)
             self.result.errors.append(StoreProblem(name, message))
-        if not self.policy.ignore_errors:
-            raise StoreFailure(name, message, "nothing else was deleted; fix the store, or pass --ignore-errors")
 
 
 # -- the phases --------------------------------------------------------------------------
@@ -205,6 +220,8 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
     errors: list[str] = []
     stop = threading.Event()
 
+    listed = _listed_files(p, [ref for ref in refs if ref.in_place])
+
     def one(ref: VersionRef) -> tuple[VersionRef, str]:
         if stop.is_set():
             return ref, "skipped"
@@ -213,14 +230,19 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
             return ref, f"shared:{owner}"
         try:
             p.checkpoint()
-            delete_payload(store, ref)
+            left = delete_payload(store, ref, listed.get(ref.id))
         except (LeaseLostError, PruneCancelled):
             stop.set()
             raise
+        except ENTRY_ERRORS as exc:  # this payload only: report it, go on with the others
+            p.result.odd.append(OddEntry(store.name, printable(ref.uri), f"cannot delete ({describe_error(store, exc)})"))
+            return ref, "odd"
         except Exception as exc:  # noqa: BLE001 - any flavor error: the store failed
             stop.set()
             errors.append(f"cannot delete {ref.uri} ({describe_error(store, exc)})")
             return ref, "error"
+        if left:
+            p.result.kept_extra.append((ref.label, ref.uri, left))
         return ref, "deleted"
 
     workers = LOCAL_WORKERS if store.is_local else REMOTE_WORKERS
@@ -252,6 +274,20 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
     return swept, (errors[0] if errors else None)
 
 
+# Errors that concern one entry, not the store: a local permission problem, a
+# name the filesystem refuses, a file where a folder should be.
+ENTRY_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, UnicodeError, EntryProblem)
+
+
+def _listed_files(p: _Pass, refs: list[VersionRef]) -> dict[int, list[str]]:
+    """The manifest paths of payloads registered in place: all they may lose."""
+    if not refs:
+        return {}
+    with p.index.read() as session:
+        found = rows.manifests(session, [ref.id for ref in refs])
+    return {vid: [f.path for f in files] for vid, files in found.items()}
+
+
 def forget(p: _Pass) -> None:
     """Delete the rows of the planned versions that are condemned and swept
     (with --only-metadata: condemned, payload left in place)."""
@@ -266,25 +302,29 @@ def forget(p: _Pass) -> None:
 
 
 def sweep_orphans(p: _Pass) -> None:
-    """Delete the planned orphan folders that still have no row and were not
-    written to since the plan (re-checked just before each deletion)."""
-    orphans = p.plan.orphans
-    if not orphans:
-        return
-    p.progress.start("orphans", len(orphans))
-    cutoff = utcnow() - p.policy.orphan_cutoff_age
+    """Mark the stores the plan may claim; delete the planned orphans that
+    still have no row and were not written to since the plan (re-checked just
+    before each deletion), only in stores this index owns; clear the stale
+    write intents that went with them or whose folder is gone; remember which
+    name folders were listed."""
+    plan = p.plan
+    owned = _claim_stores(p) if plan.orphans or plan.claims else set()
+    if plan.orphans:
+        p.progress.start("orphans", len(plan.orphans))
     first = True
-    for orphan in orphans:
+    for orphan in plan.orphans:
         p.progress.advance("orphans")
-        if orphan.store_id in p.failed:
+        if orphan.store_id in p.failed or orphan.store_id not in owned:
             continue
         p.checkpoint()
-        if not _still_orphan(p, orphan, cutoff):
+        if not _still_orphan(p, orphan):
             p.result.orphans_kept.append(orphan.uri)
             continue
         try:
-            store = p.stores.get(orphan.store_id)
-            delete_folder(store, orphan.uri)
+            delete_entry(p.stores.get(orphan.store_id), orphan.uri, orphan.kind)
+        except ENTRY_ERRORS as exc:
+            p.result.odd.append(OddEntry(orphan.store, printable(orphan.uri), f"cannot delete ({describe_error(None, exc)})"))
+            continue
         except StoreFailure as exc:
             p.store_failed(orphan.store_id, exc.problem)
             continue
@@ -293,24 +333,102 @@ def sweep_orphans(p: _Pass) -> None:
             continue
         p.result.orphans_deleted.append(orphan.uri)
         p.result.orphan_bytes += orphan.bytes
+        if orphan.intent is not None:
+            _clear_intents(p, [orphan.intent])
         if first:
             fault_point("gc_mid_orphans")
             first = False
+    _clear_gone_intents(p)
+    _remember_scans(p)
 
 
-def _still_orphan(p: _Pass, orphan: OrphanRef, cutoff: dt.datetime) -> bool:
+def _claim_stores(p: _Pass) -> set[int]:
+    """The stores whose orphans this pass may delete: those whose marker
+    names this index now (read again: it may have changed since the plan),
+    after marking the unmarked ones the plan found holding only this index's
+    payloads."""
+    owned: set[int] = set()
+    wanted = {o.store_id for o in p.plan.orphans} | set(p.plan.claims)
+    for store_id in sorted(wanted):
+        if store_id in p.failed:
+            continue
+        p.checkpoint()
+        try:
+            store = p.stores.get(store_id)
+            state = read_ownership(store, p.plan.index_uuid).state
+            if state != OWNED and store_id in p.plan.claims and claim(store, p.plan.index_uuid):
+                p.result.claimed.append(store.name)
+                state = OWNED
+        except StoreFailure as exc:
+            p.store_failed(store_id, exc.problem)
+            continue
+        except Exception as exc:  # noqa: BLE001
+            p.store_failed(store_id, f"cannot read its marker ({describe_error(p.stores.get_if_open(store_id), exc)})")
+            continue
+        if state == OWNED:
+            owned.add(store_id)
+    return owned
+
+
+def _still_orphan(p: _Pass, orphan: OrphanRef) -> bool:
+    """No row names it now, and nothing in it was written since the plan's
+    cutoff (a write after the plan would be newer). Its uuid is fresh to every
+    save, so no new write intent can cover it."""
+    store = p.stores.get(orphan.store_id)
     with p.index.read() as session:
-        if rows.uri_named(session, orphan.uri, orphan.uuid) is not None:
+        if rows.uri_named(session, _folder_uri(orphan), orphan.uuid) is not None:
             return False
+    entry = LayoutEntry(orphan.uri, store.resolve(orphan.uri), orphan.uuid, orphan.kind, "", "")
     try:
-        age = folder_age(p.stores.get(orphan.store_id), p.stores.get(orphan.store_id).resolve(orphan.uri))
-    except StoreFailure as exc:
-        p.store_failed(orphan.store_id, exc.problem)
+        age = entry_age(store, entry)
+    except ENTRY_ERRORS as exc:
+        p.result.odd.append(OddEntry(orphan.store, printable(orphan.uri), str(exc)))
         return False
     except Exception as exc:  # noqa: BLE001
-        p.store_failed(orphan.store_id, f"cannot look into {orphan.uri} ({describe_error(None, exc)})")
+        p.store_failed(orphan.store_id, f"cannot look into {orphan.uri} ({describe_error(store, exc)})")
         return False
-    return age.newest is not None and age.newest < cutoff
+    return age.newest is not None and age.newest < p.plan.orphans_before
+
+
+def _folder_uri(orphan: OrphanRef) -> str:
+    head, _, _ = orphan.uri.rstrip("/").rpartition("/")
+    return f"{head}/{orphan.uuid}"
+
+
+def _clear_intents(p: _Pass, intent_ids: list[str]) -> None:
+    with p.index.write() as session:
+        for intent_id in intent_ids:
+            clear_intent(session, intent_id)
+    p.result.intents_cleared += len(intent_ids)
+
+
+def _clear_gone_intents(p: _Pass) -> None:
+    """Stale intents whose folder was gone at planning: cleared if it is still gone."""
+    gone = []
+    for intent in p.plan.clear_intents:
+        if intent.store_id in p.failed:
+            continue
+        try:
+            store = p.stores.get(intent.store_id)
+            if any(store.exists(intent.folder + suffix) for suffix in ("", ".viz", ".manifest.json")):
+                continue
+        except Exception:  # noqa: BLE001 - cannot tell: a later pass clears it
+            continue
+        gone.append(intent.uuid)
+    if gone:
+        p.checkpoint()
+        _clear_intents(p, gone)
+
+
+def _remember_scans(p: _Pass) -> None:
+    """Remember which name folders of remote stores were listed, so later
+    passes list the others first."""
+    if not p.plan.scanned:
+        return
+    with p.index.write() as session:
+        when = database_now(session)
+        for store_id, prefixes in p.plan.scanned:
+            rows.mark_scanned(session, store_id, prefixes, when)
 
 
 PHASES: tuple[tuple[str, Callable[[_Pass], None]], ...] = (

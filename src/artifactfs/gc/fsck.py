@@ -4,8 +4,11 @@ with ``repair``, fix only what is safe to fix.
 Checked: every version whose payload should exist (live, or condemned and
 not yet swept) against its manifest (presence and size; digests with
 ``deep``), files in a payload the manifest does not list, payload-layout
-folders no row names, versions stuck in ``condemned``, and condemned
-versions a step run links (which the pruner must never produce).
+folders no row names (in stores this index owns, as the pruner sees them:
+``gc.orphans``), versions stuck in ``condemned``, and condemned versions a
+step run links (which the pruner must never produce). A store that cannot
+be reached is reported and skipped; an entry that cannot be read is
+reported and the check goes on.
 
 Safe repairs (under the pruner lease): old orphan folders are deleted as the
 pruner would; stuck condemned versions are swept and forgotten; condemned
@@ -25,22 +28,19 @@ import posixpath
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from artifactfs.gc.execute import PruneResult, execute
+from artifactfs.gc.execute import ENTRY_ERRORS, PruneResult, execute
 from artifactfs.gc.lease import Lease
-from artifactfs.gc.payloads import (
-    StoreCache,
-    StoreFailure,
-    StoreProblem,
-    describe_error,
-    folder_age,
-    layout_folders,
-)
-from artifactfs.gc.plan import OrphanRef, PrunePlan, PruneStats
-from artifactfs.gc.policy import DEFAULT_GRACE, PrunePolicy
+from artifactfs.gc.orphans import OrphanRef, StaleIntent, find_orphans
+from artifactfs.gc.payloads import StoreCache, StoreFailure, StoreProblem, describe_error
+from artifactfs.gc.plan import PrunePlan, PruneStats
+from artifactfs.gc.policy import DEFAULT_GRACE, ORPHAN_FLOOR, PrunePolicy
+from artifactfs.gc.scan import EntryProblem, printable
 from artifactfs.index import gc as rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
+from artifactfs.index.intents import database_now
 from artifactfs.index.models import PayloadKind, utcnow
+from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.manifest import hash_store_file
 
@@ -59,6 +59,7 @@ class Finding:
     detail: str
     version: VersionRef | None = None
     orphan: OrphanRef | None = None
+    intent: StaleIntent | None = None
     repair: str | None = None  # what --repair would do; None: report only
     repaired: bool = False
 
@@ -68,8 +69,10 @@ class FsckReport:
     findings: list[Finding] = field(default_factory=list)
     versions: int = 0
     files: int = 0
-    errors: list[StoreProblem] = field(default_factory=list)
+    errors: list[StoreProblem] = field(default_factory=list)  # stores that could not be reached or read
     repair_result: PruneResult | None = None
+    index_uuid: str | None = None
+    orphan_cutoff: dt.datetime | None = None
 
     @property
     def problems(self) -> list[Finding]:
@@ -90,6 +93,10 @@ def fsck(
     report = FsckReport()
     stores = StoreCache(index)
     now = utcnow()
+    orphan_age = max(grace, ORPHAN_FLOOR)
+    with index.read() as session:
+        report.index_uuid = index_identity(session)
+        report.orphan_cutoff = min(now, database_now(session)) - orphan_age
     failed: set[int] = set()
     after = 0
     while True:
@@ -107,6 +114,10 @@ def fsck(
                 store = stores.get(ref.store_id)
                 report.versions += 1
                 _check_version(report, store, ref, manifests[ref.id], links.get(ref.id, 0), deep)
+            except ENTRY_ERRORS as exc:  # this payload only: report it, check the others
+                report.findings.append(Finding("unreadable", PROBLEM, stores.name(ref.store_id), ref.label,
+                                               f"cannot be read ({describe_error(None, exc)}): {printable(ref.uri)}",
+                                               version=ref))
             except StoreFailure as exc:
                 failed.add(ref.store_id)
                 report.errors.append(StoreProblem(exc.store, exc.problem))
@@ -138,11 +149,11 @@ def fsck(
         if store_id in failed:
             continue
         try:
-            _check_orphans(report, index, stores, store_id, now - grace)
+            _check_orphans(report, index, stores, store_id, orphan_age)
         except StoreFailure as exc:
             report.errors.append(StoreProblem(exc.store, exc.problem))
         except Exception as exc:  # noqa: BLE001
-            report.errors.append(StoreProblem(stores.name(store_id), describe_error(None, exc)))
+            report.errors.append(StoreProblem(stores.name(store_id), describe_error(stores.get_if_open(store_id), exc)))
     return report
 
 
@@ -198,10 +209,13 @@ def _payload_files(store: ArtifactStore, native: str, kind: str) -> dict[str, in
         if not os.path.isdir(native) or os.path.islink(native):
             return None
         found = {}
-        for folder, _dirs, names in os.walk(native, followlinks=False):
+        errors: list[OSError] = []
+        for folder, _dirs, names in os.walk(native, onerror=errors.append, followlinks=False):
             for entry in names:
                 full = os.path.join(folder, entry)
                 found[os.path.relpath(full, native).replace(os.sep, "/")] = os.lstat(full).st_size
+        if errors:  # a listing that skipped a folder would report its files missing
+            raise EntryProblem(f"part of it cannot be read ({errors[0].strerror or errors[0]})")
         return found
     prefix = native.rstrip("/") + "/"
     infos = store.fs.find(native, detail=True, withdirs=False)
@@ -213,26 +227,28 @@ def _payload_files(store: ArtifactStore, native: str, kind: str) -> dict[str, in
     return found or None
 
 
-def _check_orphans(report: FsckReport, index: Index, stores: StoreCache, store_id: int, cutoff: dt.datetime) -> None:
+def _check_orphans(report: FsckReport, index: Index, stores: StoreCache, store_id: int,
+                   orphan_age: dt.timedelta) -> None:
     store = stores.get(store_id)
-    for folders in layout_folders(store):
-        for batch in rows.chunks(folders):
-            with index.read() as session:
-                named = rows.named_uuids(session, sorted({f.uuid for f in batch}))
-                unnamed = [f for f in batch if f.uuid not in named and rows.uri_named(session, f.uri) is None]
-            for folder in unnamed:
-                age = folder_age(store, folder.native)
-                when = f"{age.newest:%Y-%m-%d %H:%M:%S} UTC" if age.newest else "unknown"
-                if age.newest is not None and age.newest < cutoff:
-                    orphan = OrphanRef(store_id, store.name, folder.uri, folder.uuid, age.files, age.bytes, age.newest)
-                    report.findings.append(Finding(
-                        "orphan", PROBLEM, store.name, folder.uri,
-                        f"no version names it; {age.files} file(s), {age.bytes} bytes, last written {when}",
-                        orphan=orphan, repair="delete"))
-                else:
-                    report.findings.append(Finding(
-                        "young-orphan", INFO, store.name, folder.uri,
-                        f"no version names it yet; last written {when}: maybe a save in progress, left alone"))
+    found = find_orphans(index, store, store_id, report.index_uuid, report.orphan_cutoff, orphan_age, None)
+    if found.ownership.reason:
+        report.findings.append(Finding("store-not-owned", INFO, store.name, store.path, found.ownership.reason))
+    for orphan in found.orphans:
+        report.findings.append(Finding(
+            "orphan", PROBLEM, store.name, orphan.uri,
+            f"no version names it; {orphan.files} file(s), {orphan.bytes} bytes, "
+            f"last written {orphan.newest:%Y-%m-%d %H:%M:%S} UTC",
+            orphan=orphan, repair="delete"))
+    for uri in found.young:
+        report.findings.append(Finding(
+            "young-orphan", INFO, store.name, uri,
+            "no version names it yet: a save in progress, or younger than the orphan age; left alone"))
+    for odd in found.odd:
+        report.findings.append(Finding("odd-entry", PROBLEM, store.name, odd.where, odd.problem))
+    for intent in found.gone_intents:
+        report.findings.append(Finding("stale-intent", INFO, store.name, intent.folder,
+                                       "a save that died left its write intent; its folder is gone",
+                                       intent=intent, repair="clear"))
 
 
 def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta = DEFAULT_GRACE) -> FsckReport:
@@ -257,11 +273,13 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
     stuck = [f.version for f in by_kind["stuck-condemned"]]
     forget_refs = [f.version for f in missing if f.version.id in hidden] + stuck
     orphans = tuple(f.orphan for f in by_kind["orphan"])
+    intents = tuple(f.intent for f in by_kind["stale-intent"])
     plan = PrunePlan(
-        policy=PrunePolicy(grace=grace, sweep_delay=dt.timedelta(0), keep_latest=0, ignore_errors=True),
+        policy=PrunePolicy(grace=grace, sweep_delay=dt.timedelta(0), keep_latest=0),
         now=now, runs=(), condemn=(), sweep=tuple(stuck), forget=tuple(sorted(forget_refs, key=lambda v: v.id)),
         orphans=orphans, waiting=(), stores=(), errors=(),
         stats=PruneStats(0, 0, len(stuck), len(forget_refs), len(orphans), 0, 0, 0, 0, ()),
+        orphan_cutoff=report.orphan_cutoff, clear_intents=intents, index_uuid=report.index_uuid,
     )
     result = execute(index, plan, lease)
     forgotten = set(result.forgotten)
@@ -279,6 +297,8 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
                 done = finding.version.id in swept or finding.version.id in forgotten
             elif finding.kind == "orphan":
                 done = finding.orphan.uri in deleted
+            elif finding.kind == "stale-intent":
+                done = result.intents_cleared > 0
         findings.append(replace(finding, repaired=True) if done else finding)
     report.findings = findings
     report.repair_result = result

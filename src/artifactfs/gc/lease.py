@@ -1,27 +1,27 @@
 """The pruner's lease: one pruner works on an index at a time.
 
-A row in ``gc_lease`` names its holder (``host:pid:token``) and an expiry.
-The holder renews it from a heartbeat thread and again, if due, before each
-destructive step (:meth:`Lease.check`); a pruner whose lease was taken over
-or cannot be renewed raises :class:`LeaseLostError` there and stops. A lease
-whose holder process is gone from this host is taken over at once; any other
-lease only after it expires.
+A row in ``gc_lease`` names its holder (``index.holders``: this machine's
+stable id plus a random per-process token; pid and hostname for humans) and
+an expiry. Expiry and heartbeats use the database's clock, the one clock
+every host shares. The holder renews it from a heartbeat thread and again,
+if due, before each destructive step (:meth:`Lease.check`); a pruner whose
+lease was taken over or cannot be renewed raises :class:`LeaseLostError`
+there and stops. A lease whose holder process is gone from this machine
+(same machine id, pid gone) is taken over at once; a holder on another
+machine is presumed alive until its lease expires.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.db import Index
 from artifactfs.index.gc import PRUNER_LEASE, LeaseState, lease_state, release_lease, renew_lease, take_lease
-from artifactfs.index.models import utcnow
+from artifactfs.index.holders import known_dead, new_holder
 
 DEFAULT_TTL = dt.timedelta(minutes=2)
 log = logging.getLogger("artifactfs.gc")
@@ -43,27 +43,6 @@ class LeaseLostError(ArtifactfsError):
     """The lease expired and was taken, or could not be renewed: stop now."""
 
 
-def _host() -> str:
-    return socket.gethostname()
-
-
-def _process_gone(holder: str | None) -> bool:
-    """True when ``holder`` ran on this host in a process that no longer exists."""
-    if not holder:
-        return False
-    host, _, rest = holder.rpartition("@")
-    pid_text = rest.split(":", 1)[0]
-    if host != _host() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class Lease:
     """Hold the pruner lease of ``index``: ``with Lease(index) as lease: ... lease.check()``."""
 
@@ -72,7 +51,7 @@ class Lease:
         self.index = index
         self.ttl = ttl
         self.name = name
-        self.holder = f"{_host()}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = str(new_holder())
         self._heartbeat = heartbeat
         self._lock = threading.Lock()
         self._renewed = 0.0  # monotonic time of the last successful renewal
@@ -90,11 +69,11 @@ class Lease:
 
     def acquire(self) -> Lease:
         with self.index.write() as session:
-            taken, found = take_lease(session, self.holder, utcnow(), self.ttl,
-                                      lambda state: _process_gone(state.holder), self.name)
+            taken, found, now = take_lease(session, self.holder, self.ttl,
+                                           lambda state: known_dead(state.holder), self.name)
         if not taken:
             raise LeaseHeldError(found)
-        if found.holder and found.holder != self.holder and found.expires_at and found.expires_at > utcnow():
+        if found.holder and found.holder != self.holder and found.expires_at and found.expires_at > now:
             log.info("took over the lease of %s, whose process is gone", found.holder)
         self._held, self._lost, self._renewed = True, None, time.monotonic()
         if self._heartbeat:
@@ -112,7 +91,7 @@ class Lease:
                 raise LeaseLostError("the pruner lease is not held", "acquire it first")
             try:
                 with self.index.write() as session:
-                    ours = renew_lease(session, self.holder, utcnow(), self.ttl, self.name)
+                    ours = renew_lease(session, self.holder, self.ttl, self.name)
             except Exception as exc:  # the index is unreachable: we cannot prove the lease is ours
                 self._lost = f"the pruner lease could not be renewed ({type(exc).__name__}: {exc})"
                 raise LeaseLostError(self._lost, "nothing more was deleted; run the pruner again") from exc

@@ -1,7 +1,8 @@
-"""The pruner's side of the stores: which folders follow the payload layout
-(``<root>/<name>/<uuid>`` and ``<uuid>.viz``, nothing else is ever an orphan),
-how old a folder is, whether a live row still owns a path, and idempotent
-deletion of payloads. Nothing here writes to the index.
+"""The pruner's side of the stores: how old a payload folder is, whether a
+live row still owns a path, and idempotent deletion of payloads (a folder
+registered in place loses only the files its manifest lists). Which
+entries follow the payload layout is ``gc.scan``'s job. Nothing here writes
+to the index.
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ import bisect
 import datetime as dt
 import os
 import posixpath
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from artifactfs.errors import ArtifactfsError, StoreError
+from artifactfs.gc.scan import FILE, EntryProblem, LayoutEntry
 from artifactfs.index.db import Index
-from artifactfs.index.gc import UUID4, VIZ_SUFFIX, live_owner_uris, live_owner_uris_since, store_rows
-from artifactfs.index.models import Store
+from artifactfs.index.gc import VIZ_SUFFIX, VersionRef, live_owner_uris, live_owner_uris_since, store_rows
+from artifactfs.index.models import PayloadKind, Store
 from artifactfs.index.stores import open_store
-from artifactfs.index.sweep import delete_folder, delete_payload  # noqa: F401 - the pruner's names
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.manifest import manifest_file
 
 
 class StoreFailure(ArtifactfsError):
@@ -61,6 +62,10 @@ class StoreCache:
         row = self.rows.get(store_id)
         return row.name if row is not None else f"#{store_id}"
 
+    def get_if_open(self, store_id: int) -> ArtifactStore | None:
+        """The store if it was opened (for redacting its secrets from a message)."""
+        return self._open.get(store_id)
+
     def get(self, store_id: int) -> ArtifactStore:
         if store_id in self._broken:
             raise StoreFailure(self.name(store_id), self._broken[store_id])
@@ -76,57 +81,7 @@ class StoreCache:
         return store
 
 
-# -- the payload layout ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayoutFolder:
-    """A folder that looks like a payload: ``<root>/<name>/<uuid>[.viz]``."""
-
-    uri: str
-    native: str
-    uuid: str
-
-
-def layout_uuid(entry: str) -> str | None:
-    """The version uuid an entry of ``<root>/<name>/`` would belong to, or None."""
-    base = entry[: -len(VIZ_SUFFIX)] if entry.endswith(VIZ_SUFFIX) else entry
-    return base if UUID4.match(base) else None
-
-
-def _subfolders(store: ArtifactStore, native: str) -> list[str]:
-    """Names of the real sub-folders of a folder (never symlinks)."""
-    if store.is_local:
-        try:
-            with os.scandir(native) as entries:
-                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-    try:
-        infos = store.fs.ls(native, detail=True)
-    except FileNotFoundError:
-        return []
-    names = []
-    for info in infos:
-        if info.get("type") == "directory":
-            name = posixpath.basename(info["name"].rstrip("/"))
-            if name and posixpath.join(native, name) != native:
-                names.append(name)
-    return sorted(set(names))
-
-
-def layout_folders(store: ArtifactStore) -> Iterator[list[LayoutFolder]]:
-    """Per artifact-name folder, the entries that follow the payload layout."""
-    for name in _subfolders(store, store.root):
-        parent = posixpath.join(store.root, name)
-        found = []
-        for entry in _subfolders(store, parent):
-            uuid = layout_uuid(entry)
-            if uuid is not None:
-                native = posixpath.join(parent, entry)
-                found.append(LayoutFolder(store.flavor.to_uri(native), native, uuid))
-        if found:
-            yield found
+# -- how old a payload is -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -156,28 +111,16 @@ def _timestamp(info: dict[str, Any]) -> dt.datetime | None:
 def folder_age(store: ArtifactStore, native: str) -> FolderAge:
     """The newest modification time inside a folder (local: every file and
     folder, the folder itself included; object stores: every object under
-    the prefix), with its file count and bytes."""
+    the prefix), with its file count and bytes. A part that cannot be read
+    raises :class:`EntryProblem`: an age that skipped it could be wrong."""
     if store.is_local:
-        newest, files, size = 0.0, 0, 0
-        try:
-            newest = os.lstat(native).st_mtime
-        except FileNotFoundError:
-            return FolderAge(None, 0, 0)
-        for folder, dirs, names in os.walk(native, followlinks=False):
-            for entry in dirs + names:
-                try:
-                    st = os.lstat(os.path.join(folder, entry))
-                except FileNotFoundError:
-                    continue
-                newest = max(newest, st.st_mtime)
-                if entry in names:
-                    files += 1
-                    size += st.st_size
-        return FolderAge(dt.datetime.fromtimestamp(newest, dt.timezone.utc), files, size)
+        return _local_age(native)
     try:
         infos = store.fs.find(native, detail=True, withdirs=False)
     except FileNotFoundError:
         return FolderAge(None, 0, 0)
+    except PermissionError as exc:
+        raise EntryProblem(f"cannot be listed ({type(exc).__name__}); left alone") from exc
     newest: dt.datetime | None = None
     files = size = 0
     for info in infos.values():
@@ -190,6 +133,46 @@ def folder_age(store: ArtifactStore, native: str) -> FolderAge:
             return FolderAge(None, files, size)  # cannot tell: never old enough
         newest = stamp if newest is None else max(newest, stamp)
     return FolderAge(newest, files, size)
+
+
+def _local_age(native: str) -> FolderAge:
+    try:
+        newest = os.lstat(native).st_mtime
+    except FileNotFoundError:
+        return FolderAge(None, 0, 0)
+    files = size = 0
+    errors: list[OSError] = []
+    for folder, dirs, names in os.walk(native, onerror=errors.append, followlinks=False):
+        for entry in dirs + names:
+            try:
+                st = os.lstat(os.path.join(folder, entry))
+            except FileNotFoundError:
+                continue
+            newest = max(newest, st.st_mtime)
+            if entry in names:
+                files += 1
+                size += st.st_size
+    problems = [e for e in errors if not isinstance(e, FileNotFoundError)]
+    if problems:
+        raise EntryProblem(f"cannot be read whole ({problems[0].strerror or problems[0]}); left alone")
+    return FolderAge(dt.datetime.fromtimestamp(newest, dt.timezone.utc), files, size)
+
+
+def entry_age(store: ArtifactStore, entry: LayoutEntry) -> FolderAge:
+    """The age of a layout entry: a payload folder, or a manifest file."""
+    if entry.kind != FILE:
+        return folder_age(store, entry.native)
+    if store.is_local:
+        try:
+            st = os.lstat(entry.native)
+        except FileNotFoundError:
+            return FolderAge(None, 0, 0)
+        return FolderAge(dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc), 1, st.st_size)
+    try:
+        info = store.fs.info(entry.native)
+    except FileNotFoundError:
+        return FolderAge(None, 0, 0)
+    return FolderAge(_timestamp(info), 1, int(info.get("size") or 0))
 
 
 # -- who owns a path ------------------------------------------------------------------------
@@ -241,7 +224,66 @@ class LiveOwners:
 # -- deleting -------------------------------------------------------------------------------
 
 
-# Deleting one payload is shared with the API's explicit deletes: see index/sweep.py.
+def _rmtree(store: ArtifactStore, uri: str) -> bool:
+    try:
+        store.rmtree(uri)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _remove(store: ArtifactStore, uri: str) -> bool:
+    try:
+        store.remove(uri)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | None = None) -> list[str]:
+    """Delete a condemned version's payload; a payload already gone is fine.
+
+    A layout payload goes whole, with its visualizations (when the row lists
+    any: a stray ``.viz`` folder becomes an orphan once the row is
+    forgotten) and its manifest file. A folder registered in place loses only
+    the files its manifest lists (``listed``), then the sub-folders those
+    leave empty: anything added to it later stays. Returns what stayed there
+    (paths relative to the payload)."""
+    if ref.payload_kind == PayloadKind.FILE.value:
+        _remove(store, ref.uri)
+        return []
+    if ref.in_place:
+        return _delete_listed(store, ref.uri, listed or [])
+    _rmtree(store, ref.uri)
+    if ref.has_viz:
+        _rmtree(store, ref.uri + VIZ_SUFFIX)
+    _remove(store, manifest_file(ref.uri))
+    return []
+
+
+def _delete_listed(store: ArtifactStore, uri: str, listed: list[str]) -> list[str]:
+    for path in listed:
+        _remove(store, posixpath.join(uri, path))
+    if not store.is_local:
+        left = store.find(uri) if store.isdir(uri) else []
+        return left  # an object store has no empty folders to remove
+    folders = {posixpath.dirname(p) for p in listed}
+    for path in list(folders):
+        while path:
+            folders.add(path)
+            path = posixpath.dirname(path)
+    for folder in sorted(folders, key=lambda p: p.count("/"), reverse=True) + [""]:
+        native = store.resolve(posixpath.join(uri, folder) if folder else uri)
+        try:
+            os.rmdir(native)  # only when empty: what the user added stays
+        except OSError:
+            pass
+    return store.find(uri) if os.path.isdir(store.resolve(uri)) else []
+
+
+def delete_entry(store: ArtifactStore, entry_uri: str, kind: str) -> bool:
+    """Delete an orphan: a payload folder, or a manifest file."""
+    return _remove(store, entry_uri) if kind == FILE else _rmtree(store, entry_uri)
 
 
 def check_inside(store: ArtifactStore, uri: str) -> None:

@@ -11,34 +11,34 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from artifactfs.gc.payloads import StoreCache, StoreFailure, StoreProblem, describe_error, folder_age, layout_folders
+from artifactfs.gc.orphans import OrphanRef, StaleIntent, StoreOrphans, find_orphans
+from artifactfs.gc.ownership import CLAIMABLE
+from artifactfs.gc.payloads import StoreCache, StoreFailure, StoreProblem, describe_error
 from artifactfs.gc.policy import PrunePolicy
+from artifactfs.gc.scan import OddEntry
 from artifactfs.index.db import Index
 from artifactfs.index.gc import (
     RunRef,
     VersionRef,
     candidate_versions,
-    chunks,
     condemned_versions,
-    named_uuids,
     old_run_ids,
     runs_to_prune,
-    uri_named,
 )
+from artifactfs.index.intents import database_now
 from artifactfs.index.models import utcnow
+from artifactfs.index.stores import index_identity
 
 
-@dataclass(frozen=True, slots=True)
-class OrphanRef:
-    """A payload-layout folder that no row names, older than the grace period."""
+@dataclass(frozen=True)
+class StoreNote:
+    """Something the user should know about one store's orphan sweep."""
 
-    store_id: int
     store: str
-    uri: str
-    uuid: str
-    files: int
-    bytes: int
-    newest: dt.datetime
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,23 @@ class PrunePlan:
     stores: tuple[tuple[int, str], ...]
     errors: tuple[StoreProblem, ...] = ()
     stats: PruneStats = field(default=None)  # type: ignore[assignment]
+    orphan_cutoff: dt.datetime | None = None  # orphans were last written before this (None: now - orphan age)
+    odd: tuple[OddEntry, ...] = ()  # entries left alone and reported
+    notes: tuple[StoreNote, ...] = ()  # stores not swept for orphans (and why), partial scans
+    claims: tuple[int, ...] = ()  # unmarked stores holding only this index's payloads: marked by the pass
+    owned: tuple[int, ...] = ()  # stores whose orphans this index may sweep
+    clear_intents: tuple[StaleIntent, ...] = ()  # stale intents whose folder is gone
+    scanned: tuple[tuple[int, tuple[str, ...]], ...] = ()  # remote name folders listed, remembered by the pass
+    index_uuid: str | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.runs or self.condemn or self.sweep or self.forget or self.orphans)
+        return not (self.runs or self.condemn or self.sweep or self.forget or self.orphans or self.clear_intents
+                    or self.claims)
+
+    @property
+    def orphans_before(self) -> dt.datetime:
+        return self.orphan_cutoff or (self.now - self.policy.orphan_cutoff_age)
 
     @property
     def in_place(self) -> tuple[VersionRef, ...]:
@@ -108,11 +121,22 @@ class PrunePlan:
 
 def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None,
                stores: StoreCache | None = None) -> PrunePlan:
-    """Compute the plan; only reads. A store that cannot be listed raises
-    :class:`StoreFailure`, unless ``policy.ignore_errors`` (then it is in ``errors``)."""
-    now = now or utcnow()
+    """Compute the plan; only reads. A store that cannot be listed is skipped
+    and listed in ``errors``; an entry that cannot be read is left alone and
+    listed in ``odd``.
+
+    ``now`` is for tests only (the time the pass pretends it is). Otherwise
+    orphans are aged by the earlier of the database's clock and this host's,
+    so a host whose clock runs ahead never makes a young folder look old."""
     stores = stores or StoreCache(index)
     with index.read() as session:
+        index_uuid = index_identity(session)
+        clock = database_now(session)
+        if now is None:
+            now = utcnow()
+            orphan_cutoff = min(now, clock) - policy.orphan_cutoff_age
+        else:
+            orphan_cutoff = now - policy.orphan_cutoff_age
         runs: list[RunRef] = []
         ignored = None
         if policy.drops_runs:
@@ -137,53 +161,72 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
             forget = condemned + candidates
         else:
             forget = [v for v in condemned if v.swept_at is not None] + sweep
-    errors: list[StoreProblem] = []
-    orphans: list[OrphanRef] = []
-    young = 0
-    if policy.sweeps:
-        for store_id in sorted(stores.rows):
-            try:
-                found, skipped = _scan_orphans(index, stores, store_id, now - policy.orphan_cutoff_age)
-            except StoreFailure as exc:
-                if not policy.ignore_errors:
-                    raise
-                errors.append(StoreProblem(exc.store, exc.problem))
-                continue
-            orphans.extend(found)
-            young += skipped
+    found = scan_stores(index, stores, policy, index_uuid, orphan_cutoff) if policy.sweeps else OrphanScan()
     plan = PrunePlan(
         policy=policy, now=now, runs=tuple(runs), condemn=tuple(candidates),
         sweep=tuple(sorted(sweep, key=lambda v: v.id)), forget=tuple(sorted(forget, key=lambda v: v.id)),
-        orphans=tuple(orphans), waiting=tuple(sorted(waiting, key=lambda v: v.id)),
-        stores=tuple((i, stores.name(i)) for i in sorted(stores.rows)), errors=tuple(errors),
+        orphans=tuple(found.orphans), waiting=tuple(sorted(waiting, key=lambda v: v.id)),
+        stores=tuple((i, stores.name(i)) for i in sorted(stores.rows)), errors=tuple(found.errors),
+        orphan_cutoff=orphan_cutoff, odd=tuple(found.odd), notes=tuple(found.notes), claims=tuple(found.claims),
+        owned=tuple(found.owned), clear_intents=tuple(found.gone_intents), scanned=tuple(found.scanned),
+        index_uuid=index_uuid,
     )
-    object.__setattr__(plan, "stats", _stats(plan, young))
+    object.__setattr__(plan, "stats", _stats(plan, found.young))
     return plan
 
 
-def _scan_orphans(index: Index, stores: StoreCache, store_id: int, cutoff: dt.datetime) -> tuple[list[OrphanRef], int]:
-    """Layout folders of one store that no row names, older than ``cutoff``; and how many were too young."""
-    store = stores.get(store_id)
-    found: list[OrphanRef] = []
-    young = 0
-    try:
-        for folders in layout_folders(store):
-            for batch in chunks(folders):
-                with index.read() as session:
-                    named = named_uuids(session, sorted({f.uuid for f in batch}))
-                    unnamed = [f for f in batch if f.uuid not in named and uri_named(session, f.uri) is None]
-                for folder in unnamed:
-                    age = folder_age(store, folder.native)
-                    if age.newest is None or age.newest >= cutoff:
-                        young += 1
-                        continue
-                    found.append(OrphanRef(store_id, store.name, folder.uri, folder.uuid, age.files, age.bytes, age.newest))
-    except StoreFailure:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever the flavor library raised
-        raise StoreFailure(store.name, f"cannot list it for orphan payloads ({describe_error(store, exc)})",
-                           "check the store with `artifactfs store check`, or pass --ignore-errors to skip it") from exc
-    return found, young
+@dataclass
+class OrphanScan:
+    """What the orphan scan of every store found."""
+
+    orphans: list[OrphanRef] = field(default_factory=list)
+    young: int = 0
+    odd: list[OddEntry] = field(default_factory=list)
+    notes: list[StoreNote] = field(default_factory=list)
+    errors: list[StoreProblem] = field(default_factory=list)
+    claims: list[int] = field(default_factory=list)
+    owned: list[int] = field(default_factory=list)
+    gone_intents: list[StaleIntent] = field(default_factory=list)
+    scanned: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+
+    def add(self, store: str, result: StoreOrphans, limit: int | None) -> None:
+        self.orphans.extend(result.orphans)
+        self.young += len(result.young)
+        self.odd.extend(result.odd)
+        self.gone_intents.extend(result.gone_intents)
+        ownership = result.ownership
+        if ownership.reason:
+            self.notes.append(StoreNote(store, ownership.reason))
+        if ownership.sweeps:
+            self.owned.append(result.store_id)
+        if ownership.state == CLAIMABLE:
+            self.claims.append(result.store_id)
+        if result.total > len(result.listed) and ownership.sweeps and limit is not None:
+            self.notes.append(StoreNote(store, f"listed {len(result.listed)} of {result.total} name folders for "
+                                               "orphans; later passes list the rest (--full-scan lists all)"))
+        if limit is not None and result.listed:
+            self.scanned.append((result.store_id, tuple(result.listed)))
+
+
+def scan_stores(index: Index, stores: StoreCache, policy: PrunePolicy, index_uuid: str,
+                cutoff: dt.datetime) -> OrphanScan:
+    """The orphan scan of every store; a store that fails is skipped and reported."""
+    found = OrphanScan()
+    for store_id in sorted(stores.rows):
+        try:
+            store = stores.get(store_id)
+            result = find_orphans(index, store, store_id, index_uuid, cutoff, policy.orphan_cutoff_age,
+                                  policy.scan_limit)
+        except StoreFailure as exc:
+            found.errors.append(StoreProblem(exc.store, exc.problem))
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever the flavor library raised
+            found.errors.append(StoreProblem(
+                stores.name(store_id),
+                f"cannot list it for orphan payloads ({describe_error(stores.get_if_open(store_id), exc)})"))
+            continue
+        found.add(store.name, result, policy.scan_limit if not store.is_local else None)
+    return found
 
 
 def _stats(plan: PrunePlan, young: int) -> PruneStats:

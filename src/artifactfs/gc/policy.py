@@ -15,6 +15,11 @@ from typing import Any
 from artifactfs.errors import ArtifactfsError
 
 DEFAULT_GRACE = dt.timedelta(hours=24)
+#: Payload folders no row names stay at least this long, whatever the flags:
+#: a save still writing has no row yet.
+ORPHAN_FLOOR = dt.timedelta(hours=1)
+#: Name folders of one remote store listed for orphans per pass, by default.
+DEFAULT_SCAN_LIMIT = 64
 DEFAULT_DAEMON_SWEEP_DELAY = dt.timedelta(minutes=10)
 DEFAULT_KEEP_TAG = "keep"
 
@@ -72,13 +77,17 @@ class PrunePolicy:
         only_artifact: delete payloads only; rows stay condemned (hidden) with ``swept_at`` set.
         only_metadata: delete rows only; payloads stay (the orphan sweep of a later full pass
             removes payload folders; registered-in-place files are left alone).
-        ignore_errors: go on past a failing store and report at the end.
+        ignore_errors: kept for old policy files; a pass always goes on past a failing
+            store (or an odd entry) and reports it.
+        strict: the CLI exits with a distinct code when a store failed or an entry was skipped.
         runs_older_than: also delete finished runs started longer ago than this.
         keep_last_runs: with ``runs_older_than``, keep the newest N runs of each pipeline.
         run_pipeline: with ``runs_older_than``, only runs of this pipeline.
         orphan_grace: age below which a payload folder no row names is left alone
-            (None: the grace period). Never make it shorter than the longest save:
-            a payload being written has no row until its save commits.
+            (None: the grace period). It never goes below :data:`ORPHAN_FLOOR`, and a
+            folder whose save is still in flight (a live write intent) is never touched.
+        scan_limit: name folders of one remote store listed for orphans per pass (None:
+            all); the rest are listed by later passes, those listed longest ago first.
     """
 
     grace: dt.timedelta = DEFAULT_GRACE
@@ -92,6 +101,8 @@ class PrunePolicy:
     keep_last_runs: int = 0
     run_pipeline: str | None = None
     orphan_grace: dt.timedelta | None = None
+    strict: bool = False
+    scan_limit: int | None = DEFAULT_SCAN_LIMIT
 
     def __post_init__(self) -> None:
         if self.only_artifact and self.only_metadata:
@@ -101,6 +112,8 @@ class PrunePolicy:
             )
         if self.keep_latest < 0 or self.keep_last_runs < 0:
             raise PolicyError("keep counts must be 0 or more")
+        if self.scan_limit is not None and self.scan_limit < 1:
+            raise PolicyError("scan_limit must be 1 or more", "leave it out (or pass --full-scan) to list everything")
         for name in ("grace", "sweep_delay", "runs_older_than", "orphan_grace"):
             value = getattr(self, name)
             if value is not None and value < dt.timedelta(0):
@@ -108,7 +121,9 @@ class PrunePolicy:
 
     @property
     def orphan_cutoff_age(self) -> dt.timedelta:
-        return self.grace if self.orphan_grace is None else self.orphan_grace
+        """How old an orphan must be: the orphan grace (default: the grace), never below the floor."""
+        asked = self.grace if self.orphan_grace is None else self.orphan_grace
+        return max(asked, ORPHAN_FLOOR)
 
     @property
     def drops_runs(self) -> bool:
@@ -128,8 +143,8 @@ class PrunePolicy:
     def describe(self) -> str:
         parts = [f"grace {format_duration(self.grace)}", f"sweep delay {format_duration(self.sweep_delay)}",
                  f"keep latest {self.keep_latest}", f"keep tags {', '.join(sorted(self.keep_tags)) or '-'}"]
-        if self.orphan_grace is not None:
-            parts.append(f"orphan grace {format_duration(self.orphan_grace)}")
+        if self.orphan_grace is not None or self.grace < ORPHAN_FLOOR:
+            parts.append(f"orphan grace {format_duration(self.orphan_cutoff_age)}")
         if self.runs_older_than is not None:
             parts.append(f"runs older than {format_duration(self.runs_older_than)} (keep last {self.keep_last_runs})")
         if self.only_artifact:
@@ -141,7 +156,7 @@ class PrunePolicy:
 
 _FILE_KEYS = {
     "grace", "sweep_delay", "keep_tags", "keep_latest", "only_artifact", "only_metadata", "ignore_errors",
-    "runs_older_than", "keep_last_runs", "run_pipeline", "orphan_grace",
+    "runs_older_than", "keep_last_runs", "run_pipeline", "orphan_grace", "strict", "scan_limit",
 }
 
 
@@ -161,7 +176,10 @@ def policy_from_mapping(data: dict[str, Any], base: PrunePolicy | None = None, w
         elif key == "keep_tags":
             tags = [value] if isinstance(value, str) else list(value or [])
             changes[key] = frozenset(str(t) for t in tags)
-        elif key in ("keep_latest", "keep_last_runs"):
+        elif key in ("keep_latest", "keep_last_runs", "scan_limit"):
+            if key == "scan_limit" and value is None:
+                changes[key] = None
+                continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise PolicyError(f"{where}: {key} must be a whole number, got {value!r}")
             changes[key] = value

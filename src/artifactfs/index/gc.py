@@ -27,6 +27,7 @@ from artifactfs.index.models import (
     Artifact,
     ArtifactVersion,
     GcLease,
+    GcScan,
     PayloadKind,
     Pipeline,
     PipelineRun,
@@ -42,6 +43,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import overlapping_uri
+from artifactfs.index.intents import database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.stores import bump_generation
 
@@ -445,26 +447,30 @@ def lease_state(session: Session, name: str = PRUNER_LEASE) -> LeaseState:
 
 
 def take_lease(
-    session: Session, holder: str, now: dt.datetime, ttl: dt.timedelta, may_take, name: str = PRUNER_LEASE
-) -> tuple[bool, LeaseState]:
+    session: Session, holder: str, ttl: dt.timedelta, may_take, name: str = PRUNER_LEASE
+) -> tuple[bool, LeaseState, dt.datetime]:
     """Take the lease for ``holder`` unless another holder's lease is
-    unexpired and ``may_take(state)`` (e.g. "its holder died on this host")
-    says no. Returns ``(taken, the state found)``."""
+    unexpired by the database's clock and ``may_take(state)`` (e.g. "its
+    holder died on this machine") says no. Returns ``(taken, the state
+    found, the database's now)``."""
     row = _lease_row(session, name)
+    now = database_now(session)
     found = LeaseState(row.holder, utc(row.acquired_at), utc(row.heartbeat_at), utc(row.expires_at))
     held = row.holder not in (None, holder) and found.expires_at is not None and found.expires_at > now
     if held and not may_take(found):
-        return False, found
+        return False, found, now
     row.holder, row.acquired_at, row.heartbeat_at, row.expires_at = holder, now, now, now + ttl
-    return True, found
+    return True, found, now
 
 
-def renew_lease(session: Session, holder: str, now: dt.datetime, ttl: dt.timedelta, name: str = PRUNER_LEASE) -> bool:
-    """Extend the lease if ``holder`` still holds it (even past expiry: nobody
-    took it meanwhile, so nobody else acted). False: it was lost."""
+def renew_lease(session: Session, holder: str, ttl: dt.timedelta, name: str = PRUNER_LEASE) -> bool:
+    """Extend the lease, by the database's clock, if ``holder`` still holds
+    it (even past expiry: nobody took it meanwhile, so nobody else acted).
+    False: it was lost."""
     row = _lease_row(session, name)
     if row.holder != holder:
         return False
+    now = database_now(session)
     row.heartbeat_at, row.expires_at = now, now + ttl
     return True
 
@@ -474,6 +480,24 @@ def release_lease(session: Session, holder: str, name: str = PRUNER_LEASE) -> No
         update(GcLease).where(GcLease.name == name, GcLease.holder == holder)
         .values(holder=None, expires_at=None, heartbeat_at=None)
     )
+
+
+# -- the orphan scan's memory ---------------------------------------------------------------
+
+
+def scan_marks(session: Session, store_id: int) -> dict[str, dt.datetime]:
+    """When each name folder of a store was last listed for orphans."""
+    rows = session.execute(select(GcScan.prefix, GcScan.listed_at).where(GcScan.store_id == store_id))
+    return {prefix: utc(listed_at) for prefix, listed_at in rows}
+
+
+def mark_scanned(session: Session, store_id: int, prefixes: Iterable[str], when: dt.datetime) -> None:
+    """Remember that ``prefixes`` of a store were listed at ``when``."""
+    wanted = sorted(set(prefixes))
+    for chunk in chunks(wanted):
+        session.execute(delete(GcScan).where(GcScan.store_id == store_id, GcScan.prefix.in_(chunk)))
+        session.execute(GcScan.__table__.insert(),
+                        [{"store_id": store_id, "prefix": p, "listed_at": when} for p in chunk])
 
 
 # -- questions fsck asks --------------------------------------------------------------------

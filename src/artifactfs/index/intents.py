@@ -35,8 +35,11 @@ def clear_intent(session: Session, intent_id: str) -> None:
 
 def database_now(session: Session) -> dt.datetime:
     """The database's clock (timezone-aware UTC): the one clock every host shares."""
-    now = session.scalar(select(func.now()))
-    if isinstance(now, str):  # SQLite answers CURRENT_TIMESTAMP as text, in UTC
+    if session.bind.dialect.name == "sqlite":  # CURRENT_TIMESTAMP has whole seconds only
+        now = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+    else:
+        now = session.scalar(select(func.now()))
+    if isinstance(now, str):  # SQLite answers as text, in UTC
         now = dt.datetime.fromisoformat(now)
     return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
 

@@ -311,3 +311,15 @@ class GcLease(Base):
     acquired_at: Mapped[dt.datetime | None]
     heartbeat_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime | None]
+
+
+class GcScan(Base):
+    """When the pruner last listed one artifact-name folder of a store for
+    orphan payloads (migration 0005): a pass over a large remote store lists
+    a bounded number of them, those listed longest ago first."""
+
+    __tablename__ = "gc_scan"
+
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id", ondelete="CASCADE"), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(1024), primary_key=True)  # the name folder, relative to the root
+    listed_at: Mapped[dt.datetime]

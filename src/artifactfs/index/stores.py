@@ -4,6 +4,7 @@ with its secrets taken from the environment or the owner-only credentials file."
 from __future__ import annotations
 
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -30,6 +31,18 @@ def bump_generation(session: Session) -> None:
 
 def get_generation(session: Session) -> int:
     return session.scalar(select(IndexState.generation).where(IndexState.id == 1)) or 0
+
+
+def index_identity(session: Session) -> str:
+    """This index's uuid (set by migration 0004): what a store's marker names
+    when this index owns the store."""
+    value = session.scalar(select(IndexState.index_uuid).where(IndexState.id == 1))
+    if value is None:  # an index migrated by hand without 0004's update
+        value = str(uuid.uuid4())
+        session.execute(update(IndexState).where(IndexState.id == 1, IndexState.index_uuid.is_(None))
+                        .values(index_uuid=value))
+        value = session.scalar(select(IndexState.index_uuid).where(IndexState.id == 1))
+    return value
 
 
 def check_store_name(name: str) -> None:

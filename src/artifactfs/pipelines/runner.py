@@ -21,7 +21,7 @@ from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
 from artifactfs.api.stores import get_store
-from artifactfs.api.writing import remove_quietly, write_value
+from artifactfs.api.writing import number_manifest_beside, remove_payload_quietly, write_manifest_beside, write_value
 from artifactfs.errors import AlreadyExistsError
 from artifactfs.index import find_store_row, get_index
 from artifactfs.index import artifacts as version_rows
@@ -268,11 +268,16 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
                                         step.output_materializers.get(output), save_type=SaveType.STEP_OUTPUT)
             _configure_output(new, metadata, spec.config, context, output)
             pending.append((output, new))
-        return _commit_outputs(context, pending, store)
+        for _, new in pending:  # what `fsck --adopt` re-indexes after losing the index
+            write_manifest_beside(store, new)
+        outputs = _commit_outputs(context, pending, store)
     except BaseException:
         for _, new in pending:  # never committed: do not wait for the orphan sweep
-            remove_quietly(store, new.uri)
+            remove_payload_quietly(store, new)
         raise
+    for output, new in pending:
+        number_manifest_beside(store, new, outputs[output].version, outputs[output].created_at)
+    return outputs
 
 
 def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | None, context: StepRunContext,

@@ -7,10 +7,16 @@ the version's (``stores.hashing``; BLAKE3 for new versions).
 for writing through it (or uploaded with ``put``) is hashed on the way, and
 recorded with its real mode: the one a local file has, or the one asked for
 with ``file_mode`` (a copy keeps its source's; an object store has none).
+
+A copy of each version's record also lies beside its payload folder, in
+``<root>/<name>/<uuid>.manifest.json`` (:func:`write_manifest_file`): a lost
+index is recovered by re-adopting payloads from these files
+(``artifactfs fsck --adopt``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import stat as stat_module
@@ -211,3 +217,38 @@ def manifest_entry(store: ArtifactStore, native: str, relative: str,
     size, digest = hash_store_file(store, native, algorithm)
     mode = stat_module.S_IMODE(os.stat(native).st_mode) if store.is_local else DEFAULT_FILE_MODE
     return ManifestEntry(relative, size, mode, digest)
+
+
+# -- the manifest file beside a payload folder -----------------------------------------
+
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_FILE_FORMAT = 1
+
+
+def manifest_file(folder: str) -> str:
+    """Where the manifest file of payload folder ``folder`` lies: beside it, never inside."""
+    return folder.rstrip("/") + MANIFEST_SUFFIX
+
+
+def write_manifest_file(store: ArtifactStore, folder: str, entries: list[ManifestEntry],
+                        meta: dict[str, Any]) -> str:
+    """Write ``<folder>.manifest.json``: the version's record (``meta``: name,
+    version, uuid, materializer, data type, hash algorithm, ...) and its
+    files. Returns the file's URI."""
+    data = {"format": MANIFEST_FILE_FORMAT, **meta,
+            "files": [{"path": e.path, "size": e.size, "mode": e.mode, "digest": e.digest} for e in entries]}
+    target = manifest_file(folder)
+    with store.open(target, "w") as f:
+        f.write(json.dumps(data, sort_keys=True, default=str))
+    return store.uri(target)
+
+
+def read_manifest_file(store: ArtifactStore, folder: str) -> tuple[dict[str, Any], list[ManifestEntry]]:
+    """``(record, files)`` of a payload folder's manifest file.
+    FileNotFoundError when there is none; ValueError when it cannot be read."""
+    data = json.loads(store.read_bytes(manifest_file(folder)))
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FILE_FORMAT:
+        raise ValueError(f"unknown manifest file format {data.get('format') if isinstance(data, dict) else data!r}")
+    files = [ManifestEntry(str(f["path"]), int(f["size"]), int(f["mode"]), str(f["digest"]))
+             for f in data.pop("files")]
+    return data, files

@@ -1,0 +1,159 @@
+"""Finding the orphan payloads of one store: entries of the payload layout
+that no row names, that no live write intent covers, and that were last
+written before the cutoff; only in a store this index owns (its marker).
+
+Shared by the planner (``gc.plan``) and ``fsck``. Only reads: the marker
+is written, stale intents cleared and orphans deleted by ``gc.execute``.
+
+Write intents (``index.intents``) decide what is in flight: a folder whose
+intent is younger than the orphan age, or whose writer still runs on this
+machine, is never an orphan. An older intent whose writer is dead (or on
+another machine: presumed dead once older than the orphan age) is stale:
+its folder is an orphan like any other once it is old, and the intent is
+cleared with it; a stale intent whose folder is gone is simply cleared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from artifactfs.gc.ownership import FOREIGN, UNMARKED, Ownership, decide_unmarked, read_ownership
+from artifactfs.gc.payloads import entry_age
+from artifactfs.gc.scan import FILE, FOLDER, EntryProblem, LayoutEntry, OddEntry, printable, scan_layout
+from artifactfs.index.db import Index
+from artifactfs.index.gc import VIZ_SUFFIX, chunks, named_uuids, scan_marks, uri_named
+from artifactfs.index.holders import alive_here
+from artifactfs.index.intents import live_intent_folders, stale_intents
+from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.manifest import MANIFEST_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanRef:
+    """A layout entry that no row names, older than the orphan cutoff."""
+
+    store_id: int
+    store: str
+    uri: str
+    uuid: str
+    files: int
+    bytes: int
+    newest: dt.datetime
+    kind: str = FOLDER  # FOLDER, or FILE for a manifest file
+    intent: str | None = None  # the stale write intent cleared with it
+
+
+@dataclass(frozen=True)
+class StaleIntent:
+    store_id: int
+    uuid: str
+    folder: str
+
+
+@dataclass
+class StoreOrphans:
+    store_id: int
+    ownership: Ownership
+    orphans: list[OrphanRef] = field(default_factory=list)
+    young: list[str] = field(default_factory=list)  # URIs of unnamed entries still too young or in flight
+    odd: list[OddEntry] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)  # name folders listed
+    total: int = 0  # name folders in the store
+    gone_intents: list[StaleIntent] = field(default_factory=list)  # stale, their folder is gone
+
+
+def find_orphans(index: Index, store: ArtifactStore, store_id: int, index_uuid: str, cutoff: dt.datetime,
+                 orphan_age: dt.timedelta, limit: int | None) -> StoreOrphans:
+    """The orphans of one store. ``cutoff``: entries written since are young;
+    ``orphan_age``: intents younger than this are live. Raises what the
+    flavor raised when the store cannot be read at all."""
+    ownership = read_ownership(store, index_uuid)
+    found = StoreOrphans(store_id, ownership)
+    if ownership.state == FOREIGN:
+        return found
+    with index.read() as session:
+        marks = scan_marks(session, store_id) if limit is not None and not store.is_local else {}
+        in_flight = live_intent_folders(session, store_id, orphan_age)
+        stale = stale_intents(session, store_id, orphan_age)
+    in_flight |= {i.folder for i in stale if alive_here(i.holder)}
+    dead = {i.folder: StaleIntent(store_id, i.uuid, i.folder) for i in stale if not alive_here(i.holder)}
+    scan = scan_layout(store, limit, marks)
+    found.odd, found.listed, found.total = scan.odd, scan.listed, scan.total
+    entries = scan.entries + _intent_entries(store, dead, scan, found)
+    unknown = unnamed_entries(index, entries)
+    mine = [e for e in unknown if e.folder not in in_flight]
+    found.young = [e.uri for e in unknown if e.folder in in_flight]
+    if ownership.state == UNMARKED:
+        found.ownership = decide_unmarked(store, len(mine), scan.complete)
+        if not found.ownership.sweeps:
+            return found
+    for entry in mine:
+        try:
+            age = entry_age(store, entry)
+        except EntryProblem as exc:
+            found.odd.append(OddEntry(store.name, printable(entry.native), str(exc)))
+            continue
+        if age.newest is None or age.newest >= cutoff:
+            found.young.append(entry.uri)
+            continue
+        intent = dead.get(entry.folder)
+        found.orphans.append(OrphanRef(store_id, store.name, entry.uri, entry.uuid, age.files, age.bytes,
+                                       age.newest, entry.kind, intent.uuid if intent else None))
+    return found
+
+
+def _intent_entries(store: ArtifactStore, dead: dict[str, StaleIntent], scan, found: StoreOrphans) -> list[LayoutEntry]:
+    """The entries of stale intents' folders in name folders this pass did
+    not list (a bounded scan skips some); stale intents whose folder is gone
+    are noted for clearing."""
+    listed = set(scan.listed)
+    seen = {e.folder for e in scan.entries}
+    extra: list[LayoutEntry] = []
+    for folder, intent in sorted(dead.items()):
+        if folder in seen:
+            continue
+        name, _, uuid = folder.rpartition("/")
+        entries = [] if name in listed else _entries_of(store, folder, uuid)
+        if entries is None:
+            continue  # cannot tell now: the intent stays for a later pass
+        if entries:
+            extra.extend(entries)
+        else:
+            found.gone_intents.append(intent)
+    return extra
+
+
+def _entries_of(store: ArtifactStore, folder: str, uuid: str) -> list[LayoutEntry] | None:
+    """The layout entries of one payload folder that exist, looked up
+    directly; None when the store cannot tell."""
+    entries = []
+    try:
+        folder_uri = store.uri(folder)
+        for suffix, kind in (("", FOLDER), (VIZ_SUFFIX, FOLDER), (MANIFEST_SUFFIX, FILE)):
+            native = store.resolve(folder + suffix)
+            if store.fs.isdir(native) if kind == FOLDER else store.fs.isfile(native):
+                entries.append(LayoutEntry(store.flavor.to_uri(native), native, uuid, kind, folder, folder_uri))
+    except Exception:  # noqa: BLE001 - any flavor error, or a folder name the store refuses
+        return None
+    return entries
+
+
+def unnamed_entries(index: Index, entries: list[LayoutEntry]) -> list[LayoutEntry]:
+    """The entries no version row names (by uuid, or by a payload overlapping the folder)."""
+    unnamed: list[LayoutEntry] = []
+    for batch in chunks(entries):
+        with index.read() as session:
+            named = named_uuids(session, sorted({e.uuid for e in batch}))
+            overlap: dict[str, bool] = {}
+            for entry in batch:
+                if entry.uuid in named:
+                    continue
+                if entry.folder_uri not in overlap:
+                    overlap[entry.folder_uri] = uri_named(session, entry.folder_uri) is not None
+                if not overlap[entry.folder_uri]:
+                    unnamed.append(entry)
+    return unnamed
+
+
+__all__ = ["OrphanRef", "StaleIntent", "StoreOrphans", "find_orphans", "unnamed_entries"]
