@@ -454,6 +454,9 @@ def _adopt(ctx: click.Context, index, store_name: str | None) -> None:
             for label in report.adopted[:MAX_LISTED]:
                 console.print(f"  adopted {label}", highlight=False, markup=False)
             _more(len(report.adopted))
+            if report.uncommitted:
+                console.print(f"  {len(report.uncommitted)} folder(s) without a manifest file are saves that never "
+                              "committed: gc removes them after the orphan grace.", highlight=False)
             for where, why in report.skipped[:MAX_LISTED]:
                 console.print(f"  left alone {where}: {why}", highlight=False, markup=False, soft_wrap=True)
             _more(len(report.skipped))

@@ -8,7 +8,11 @@ materializer, data type, hash algorithm, content hash, manifest); lineage,
 tags and metadata lived only in the lost index. It is idempotent: a payload
 whose uuid the index already has is left as it is. A store is claimed only
 when every payload folder in it ends up known to this index, so a folder
-that could not be adopted is never swept as an orphan afterwards.
+that could not be adopted is never swept as an orphan afterwards; the one
+exception is a folder without a manifest file in a store that carries a
+marker: every save since markers exist writes its manifest file before it
+commits, so such a folder is a save that never committed, which the pruner
+removes after the orphan grace.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.gc.orphans import unnamed_entries
-from artifactfs.gc.ownership import FOREIGN, OWNED, claim, read_ownership
+from artifactfs.gc.ownership import FOREIGN, OWNED, UNMARKED, claim, read_ownership
 from artifactfs.gc.scan import FOLDER, LayoutEntry, scan_layout
 from artifactfs.index.artifacts import NewVersion, check_name, insert_version
 from artifactfs.index.db import Index
@@ -28,12 +32,16 @@ from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.manifest import read_manifest_file
 
 
+NO_MANIFEST = "no manifest file beside it (saved before manifest files existed, or by another tool)"
+
+
 @dataclass
 class AdoptReport:
     store: str
     adopted: list[str] = field(default_factory=list)  # "name:version" of the versions recreated
     known: int = 0  # payload folders the index already had
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (folder or entry, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (folder or entry, why): blocks the claim
+    uncommitted: list[str] = field(default_factory=list)  # folders of saves that never committed
     claimed: bool = False
     reason: str | None = None  # why the store was not claimed
 
@@ -46,6 +54,7 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int) -> AdoptRepor
     with index.read() as session:
         index_uuid = index_identity(session)
         in_flight = live_intent_folders(session, store_id, dt.timedelta(days=36500))
+    marked = read_ownership(store, index_uuid).state != UNMARKED
     scan = scan_layout(store, None)
     report.skipped.extend((odd.where, odd.problem) for odd in scan.odd)
     folders = [e for e in scan.entries if e.kind == FOLDER and e.uri.rstrip("/").endswith(e.uuid)]
@@ -55,7 +64,9 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int) -> AdoptRepor
         if entry.folder in in_flight:
             continue  # a save of this index in flight: its commit names it
         why = _adopt_one(index, store, store_id, entry, report)
-        if why is not None:
+        if why is NO_MANIFEST and marked:
+            report.uncommitted.append(entry.uri)
+        elif why is not None:
             report.skipped.append((entry.uri, why))
     if report.skipped:
         report.reason = (f"{len(report.skipped)} entr{'y' if len(report.skipped) == 1 else 'ies'} could not be "
@@ -71,7 +82,7 @@ def _adopt_one(index: Index, store: ArtifactStore, store_id: int, entry: LayoutE
     try:
         record, files = read_manifest_file(store, entry.folder)
     except FileNotFoundError:
-        return "no manifest file beside it (saved before manifest files existed, or by another tool)"
+        return NO_MANIFEST
     except (ValueError, KeyError, TypeError) as exc:
         return f"its manifest file cannot be read ({type(exc).__name__}: {exc})"
     name = record.get("name")
