@@ -128,3 +128,49 @@ def test_gc_cli_on_a_remote_store(registered_store):
     result = CliRunner().invoke(cli, ["artifact", "prune", "-y", "--grace", "1h"])
     assert result.exit_code == 0, result.output
     assert "Freed" in result.output and not registered_store.exists(v.uri)
+
+
+@pytest.mark.parametrize("store_flavor", ["s3"])
+def test_orphan_scan_of_a_remote_store_is_bounded_and_remembers_what_it_listed(registered_store):
+    """A pass lists at most scan_limit name folders of a remote store, those
+    listed longest ago first (a dry run remembers nothing); a stale write
+    intent's folder is found even in a name folder the pass does not list."""
+    from artifactfs.index.intents import record_intent
+    from artifactfs.index.models import WriteIntent
+    from sqlalchemy import update as sql_update
+
+    store = registered_store
+    for i in range(5):
+        save_artifact(i, f"n{i}")
+    with store.open(f"n4/{ORPHAN.split('/')[1]}/part.bin", "wb") as f:
+        f.write(b"junk")
+    crashed = "n3/1b6f1a3e-8c1d-4a7e-9f00-123456789abc"
+    with store.open(crashed + "/part.bin", "wb") as f:
+        f.write(b"half")
+    index = get_index()
+    with index.write() as session:
+        intent = record_intent(session, store.index_id, crashed, "host=x pid=1 machine=gone token=t")
+    with index.write() as session:
+        session.execute(sql_update(WriteIntent).values(started_at=utcnow() - dt.timedelta(days=2)))
+    policy = PrunePolicy(grace=dt.timedelta(hours=1), scan_limit=2)
+    later = utcnow() + dt.timedelta(hours=2)
+
+    def one_pass(dry: bool = False):
+        with Lease(index) as lease:
+            plan = plan_prune(index, policy, now=later)
+            return plan, (None if dry else execute(index, plan, lease))
+
+    plan, _ = one_pass(dry=True)
+    assert dict(plan.scanned)[store.index_id] == ("n0", "n1")
+    assert any("listed 2 of 5 name folders" in str(n) for n in plan.notes)
+    plan, result = one_pass()
+    assert dict(plan.scanned)[store.index_id] == ("n0", "n1")  # the dry run remembered nothing
+    assert result.orphans_deleted == [store.uri(crashed)] and result.intents_cleared == 1  # found by its intent
+    plan, result = one_pass()
+    assert dict(plan.scanned)[store.index_id] == ("n2", "n3") and not result.orphans_deleted
+    plan, result = one_pass()
+    assert dict(plan.scanned)[store.index_id] == ("n4", "n0")
+    assert result.orphans_deleted == [store.uri(ORPHAN.replace("lost", "n4"))]
+    full = PrunePolicy(grace=dt.timedelta(hours=1), scan_limit=None)
+    assert not plan_prune(index, full, now=later).notes  # --full-scan: every name folder, nothing left
+    assert {v.name for v in Client().list_artifacts()} >= {f"n{i}" for i in range(5)}
