@@ -2,7 +2,10 @@
 
 R1  runs that link existing versions as inputs, and cached re-runs, while a
     pruner loops with grace 0 (SQLite and PostgreSQL): no run that linked an
-    input fails to load it, no referenced version is ever condemned.
+    input fails to load it, no referenced version is ever condemned. Each
+    worker runs a fixed number of rounds and the pruner a fixed number of
+    passes, pass k starting once every worker finished k rounds (a
+    rendezvous on progress files, never a wall-clock expectation).
 R2  the pruner SIGKILLed at each phase boundary, then run again: every live
     row keeps its payload (also right after the kill), no payload older than
     the grace period lacks a row, nothing referenced is touched.
@@ -31,7 +34,8 @@ from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, StepIO, VersionFile, utcnow  # noqa: E402
 from gc_helpers import backdate_tree, chain, root  # noqa: E402
 
-R1_SECONDS = float(os.environ.get("ARTIFACTFS_R1_SECONDS", "12"))
+R1_WORKERS, R1_ROUNDS, R1_PASSES = 3, 12, 10
+R1_HANG_GUARD_S = 900  # only against a hang; no count depends on time
 CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
 
 
@@ -76,12 +80,14 @@ def referenced_condemned() -> list:
 
 R1_WORKER = textwrap.dedent(
     """
-    import json, random, sys, time, traceback, uuid
+    import json, os, random, sys, traceback, uuid
+    from pathlib import Path
     from artifactfs import Client, save_artifact, pipeline, step
     from artifactfs.errors import NotFoundError
     from artifactfs.index.pipelines import VersionNotLiveError
 
-    worker, deadline, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+    worker, rounds, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    progress = Path(out + ".progress")
     random.seed(worker)
 
     @step
@@ -113,7 +119,7 @@ R1_WORKER = textwrap.dedent(
             for v in list(s.inputs.values()) + list(s.outputs.values()):
                 v.load(verify=True)
 
-    while time.time() < deadline and stats["rounds"] < 400:
+    for _ in range(rounds):
         stats["rounds"] += 1
         mine = []
         try:
@@ -145,6 +151,8 @@ R1_WORKER = textwrap.dedent(
             except NotFoundError:
                 pass
         previous = mine
+        progress.with_suffix(".tmp").write_text(str(stats["rounds"]))
+        os.replace(progress.with_suffix(".tmp"), progress)  # the pruner waits on this
     json.dump(stats, open(out, "w"))
     """
 )
@@ -159,18 +167,31 @@ R1_PRUNER = textwrap.dedent(
     from artifactfs.index import gc as gc_rows
     from artifactfs.index.models import ArtifactVersion
 
-    deadline, out = float(sys.argv[1]), sys.argv[2]
+    passes, out, progress_files = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     policy = PrunePolicy(grace=dt.timedelta(0), keep_latest=0, sweep_delay=dt.timedelta(0),
                          orphan_grace=dt.timedelta(hours=1))
     stats = {"passes": 0, "condemned": 0, "refused": 0, "forgotten": 0, "violations": [], "errors": []}
     index = get_index()
-    while time.time() < deadline:
+
+    def rounds_done():
+        done = []
+        for name in progress_files:
+            try:
+                done.append(int(Path(name).read_text() or 0))
+            except (FileNotFoundError, ValueError):
+                done.append(0)
+        return min(done)
+
+    while stats["passes"] < passes:
+        while rounds_done() < stats["passes"] + 1:  # pass k starts once every worker finished k rounds
+            time.sleep(0.01)
         try:
             plan, result = run_pass(index, policy)
         except LeaseHeldError:
             continue
         except Exception:
             stats["errors"].append(traceback.format_exc()[-2000:])
+            stats["passes"] += 1  # a failed pass counts: the test fails on its error, never hangs
             continue
         stats["passes"] += 1
         stats["condemned"] += len(result.condemned)
@@ -194,31 +215,39 @@ def test_r1_runs_race_a_looping_pruner(afs_home, tmp_path):
     worker_py, pruner_py = tmp_path / "worker.py", tmp_path / "pruner.py"
     worker_py.write_text(R1_WORKER)
     pruner_py.write_text(R1_PRUNER)
-    start = time.time() + 3  # the processes start their loops together
-    deadline = start + R1_SECONDS
     env = {**os.environ}
+    outs = [tmp_path / f"w{i}.json" for i in range(R1_WORKERS)]
     procs = [
-        subprocess.Popen([sys.executable, str(worker_py), str(i), str(deadline), str(tmp_path / f"w{i}.json")],
+        subprocess.Popen([sys.executable, str(worker_py), str(i), str(R1_ROUNDS), str(out)],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for i in range(3)
+        for i, out in enumerate(outs)
     ]
-    procs.append(subprocess.Popen([sys.executable, str(pruner_py), str(deadline), str(tmp_path / "p.json")],
+    procs.append(subprocess.Popen([sys.executable, str(pruner_py), str(R1_PASSES), str(tmp_path / "p.json"),
+                                   *(f"{out}.progress" for out in outs)],
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    outputs = [p.communicate(timeout=R1_SECONDS + 120) for p in procs]
+    try:
+        outputs = [p.communicate(timeout=R1_HANG_GUARD_S) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     for p, (_, err) in zip(procs, outputs):
         if p.returncode != 0:
             print(err.decode()[-8000:])
-    assert [p.returncode for p in procs] == [0] * 4, "a process crashed (its stderr is printed above)"
-    workers = [json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(3)]
+    assert [p.returncode for p in procs] == [0] * len(procs), "a process crashed (its stderr is printed above)"
+    workers = [json.loads(out.read_text()) for out in outs]
     pruner = json.loads((tmp_path / "p.json").read_text())
     failures = [f for w in workers for f in w["failures"]]
     assert not failures, failures[0]
     assert not pruner["violations"], pruner["violations"][:5]
     assert not pruner["errors"], pruner["errors"][:3]
+    # Fixed counts: every round ran, every pass ran, interleaved by the rendezvous.
+    assert [w["rounds"] for w in workers] == [R1_ROUNDS] * R1_WORKERS
+    assert pruner["passes"] == R1_PASSES
     # The race really happened: the pruner removed things while runs linked and re-used them.
-    assert pruner["passes"] >= 5 and pruner["condemned"] >= 10, pruner
-    assert sum(w["linked_runs"] for w in workers) >= 5, workers
-    assert sum(w["cached_steps"] for w in workers) >= 3, workers
+    assert pruner["condemned"] >= 3, pruner
+    assert sum(w["linked_runs"] for w in workers) >= 3, workers
+    assert sum(w["cached_steps"] for w in workers) >= 1, workers
     assert sum(w["real_steps"] for w in workers) >= 3, workers
     # Final state: nothing referenced is condemned, every linked version loads.
     assert not referenced_condemned()
