@@ -29,47 +29,62 @@ import uuid
 CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
 
 
-def populate(versions: int, names: int) -> str:
-    """Rows and payload folders; returns the store root."""
-    from sqlalchemy import insert, select
+def insert_versions(versions: int, names: int, store_id: int, uri_for, payload: bytes, on_batch=None) -> None:
+    """Bulk-insert ``versions`` live, two-day-old version rows (one manifest
+    row each) spread over ``names`` artifacts, through the index models.
+    ``uri_for(name, uuid)`` gives each payload's URI; ``on_batch(list of
+    (name, uuid))`` writes the payloads of a batch."""
+    from sqlalchemy import insert
 
-    from artifactfs.api import init
     from artifactfs.index import get_index
-    from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionFile
+    from artifactfs.index.models import Artifact, ArtifactVersion, VersionFile
 
-    store = init()
     index = get_index()
     created = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
-    payload = b'{"value": 12345}'
     with index.write() as session:
         session.execute(insert(Artifact), [{"id": i + 1, "name": f"art{i:04d}", "created_at": created}
                                            for i in range(names)])
-        store_id = session.scalar(select(Store.id).where(Store.name == "default"))
-    for name_id in range(names):
-        os.makedirs(os.path.join(store.path, f"art{name_id:04d}"), exist_ok=True)
     batch = 10_000
     for start in range(0, versions, batch):
-        rows, files = [], []
+        rows, files, made = [], [], []
         for vid in range(start + 1, min(start + batch, versions) + 1):
             name_id = (vid - 1) % names
             name = f"art{name_id:04d}"
             version_uuid = str(uuid.uuid4())
+            made.append((name, version_uuid))
+            rows.append({
+                "id": vid, "uuid": version_uuid, "artifact_id": name_id + 1, "version": str(vid // names + 1),
+                "version_number": vid // names + 1, "store_id": store_id, "uri": uri_for(name, version_uuid),
+                "payload_kind": "folder", "materializer": "artifactfs.materializers.builtin.BuiltInMaterializer",
+                "data_type": "builtins.dict", "content_hash": None, "size": len(payload), "file_count": 1,
+                "state": "live", "save_type": "manual", "visualizations": [], "created_at": created,
+            })
+            files.append({"version_id": vid, "path": "data.json", "size": len(payload), "mode": 0o644,
+                          "digest": "0" * 64})
+        if on_batch is not None:
+            on_batch(made)
+        with index.write() as session:
+            session.execute(insert(ArtifactVersion), rows)
+            session.execute(insert(VersionFile), files)
+
+
+def populate(versions: int, names: int) -> str:
+    """Rows and payload folders on the local store; returns the store root."""
+    from artifactfs.api import init
+
+    store = init()
+    payload = b'{"value": 12345}'
+    for name_id in range(names):
+        os.makedirs(os.path.join(store.path, f"art{name_id:04d}"), exist_ok=True)
+
+    def write(made):
+        for name, version_uuid in made:
             folder = os.path.join(store.path, name, version_uuid)
             os.mkdir(folder)
             with open(os.path.join(folder, "data.json"), "wb") as f:
                 f.write(payload)
-            rows.append({
-                "id": vid, "uuid": version_uuid, "artifact_id": name_id + 1, "version": str(vid // names + 1),
-                "version_number": vid // names + 1, "store_id": store_id, "uri": folder, "payload_kind": "folder",
-                "materializer": "artifactfs.materializers.builtin.BuiltInMaterializer", "data_type": "builtins.dict",
-                "content_hash": None, "size": len(payload), "file_count": 1, "state": "live", "save_type": "manual",
-                "visualizations": [], "created_at": created,
-            })
-            files.append({"version_id": vid, "path": "data.json", "size": len(payload), "mode": 0o644,
-                          "digest": "0" * 64})
-        with index.write() as session:
-            session.execute(insert(ArtifactVersion), rows)
-            session.execute(insert(VersionFile), files)
+
+    insert_versions(versions, names, store.index_id, lambda n, u: os.path.join(store.path, n, u), payload, write)
     os.sync()
     return store.path
 

@@ -58,7 +58,7 @@ def payload_folders(store, names) -> list[str]:
     found = []
     for name in names:
         if store.isdir(name):
-            found += [f"{name}/{entry}" for entry in store.listdir(name)]
+            found += [f"{name}/{entry}" for entry in store.listdir(name) if store.isdir(f"{name}/{entry}")]
     return sorted(found)
 
 
@@ -90,6 +90,7 @@ def test_local_s3_azure_with_kills_and_resume(sqlite_home, tmp_path, moto_server
     assert all(v.uri == s3.uri(f"{v.name}/{v.id}") and v.payload_kind == "folder" for v in after)
     assert {v.id: stored_digests(v) for v in after} == before  # bytes identical
     assert payload_folders(s3, names) == sorted(f"{v.name}/{v.id}" for v in after)  # no duplicates
+    assert all(s3.isfile(f"{v.name}/{v.id}.manifest.json") for v in after)  # fsck --adopt can re-index them
     assert (local_root / "ckpts" / "last.ckpt").exists()  # no --delete-source: sources stay
     assert next(v for v in after if v.name == "single").metadata["migrated_from"] == [
         str(local_root / "ckpts" / "last.ckpt")]

@@ -32,17 +32,18 @@ from dataclasses import dataclass, field
 
 from artifactfs.api.artifacts import IntegrityError
 from artifactfs.api.stores import get_store, store_for_uri
-from artifactfs.api.writing import VISUALIZATION_SUFFIX, payload_folder
+from artifactfs.api.writing import VISUALIZATION_SUFFIX, manifest_record, payload_folder
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
+from artifactfs.index.gc import UUID4
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.hashing import new_hasher
-from artifactfs.stores.manifest import hash_store_file
+from artifactfs.stores.manifest import ManifestEntry, hash_store_file, manifest_file, write_manifest_file
 
 #: ``progress(total_bytes)`` returns a callback fed with copied byte counts.
 Progress = Callable[[int], Callable[[int], None]]
@@ -131,6 +132,7 @@ def migrate(
         except (IntegrityError, FileNotFoundError) as exc:
             report.failed.append((move.label, getattr(exc, "message", None) or str(exc)))
             continue
+        _write_manifest(move, target)  # what `fsck --adopt` re-indexes after losing the index
         fault_point("migrate_before_repoint")
         change = moves.Repoint(
             version_id=move.version_pk, old_store_id=move.store_id, old_uri=move.uri,
@@ -146,6 +148,7 @@ def migrate(
             if now_at != new_uri:  # nobody points at the copy: it is ours to remove
                 _remove(target, new_uri)
                 _remove(target, new_uri + VISUALIZATION_SUFFIX)
+                _remove_file(target, target.resolve(manifest_file(new_uri)))
             continue
         report.moved.append(move.label)
         fault_point("migrate_before_delete")
@@ -258,6 +261,8 @@ def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = No
     viz = uri.rstrip("/") + VISUALIZATION_SUFFIX
     if kind != PayloadKind.FILE.value and store.contains(viz) and store.isdir(viz):
         store.rmtree(viz)
+    if UUID4.match(posixpath.basename(uri.rstrip("/"))):  # a saved payload's manifest file goes with it
+        _remove_file(store, store.resolve(manifest_file(uri)))
     return deleted
 
 
@@ -277,6 +282,17 @@ def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sou
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _write_manifest(move: Move, target: ArtifactStore) -> None:
+    """The manifest file beside the copy, written before the re-point commits."""
+    with get_index().read() as session:
+        row = session.get(VersionRow, move.version_pk)
+        if row is None:
+            return  # forgotten meanwhile: the re-point refuses it
+        record = manifest_record(row, move.name, row.version, row.created_at, row.visualizations)
+        files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in version_files(session, row.id)]
+    write_manifest_file(target, payload_folder(move.name, move.uuid), files, record)
 
 
 class _SourceStores:

@@ -261,15 +261,22 @@ def write_manifest_beside(store: ArtifactStore, new: NewVersion, version: str | 
     payloads only); ``version`` None: to be numbered by the commit."""
     if not in_layout(new):
         return False
-    record = {
-        "uuid": new.uuid, "name": new.name, "version": version if version is not None else new.version,
-        "payload_kind": new.payload_kind, "materializer": new.materializer, "data_type": new.data_type,
-        "artifact_type": new.artifact_type, "hash_algorithm": new.hash_algorithm, "content_hash": new.content_hash,
-        "save_type": new.save_type, "visualizations": list(new.visualizations or []),
-        "created_at": (created_at or dt.datetime.now(dt.timezone.utc)).isoformat(),
-    }
+    record = manifest_record(new, new.name, version if version is not None else new.version,
+                             created_at or dt.datetime.now(dt.timezone.utc), new.visualizations)
     write_manifest_file(store, store.relpath(new.uri), new.files, record)
     return True
+
+
+def manifest_record(version: Any, name: str, number: str | None, created_at: dt.datetime,
+                    visualizations: list | None) -> dict[str, Any]:
+    """What the manifest file says of a version (a ``NewVersion`` or a version row)."""
+    return {
+        "uuid": version.uuid, "name": name, "version": number, "payload_kind": version.payload_kind,
+        "materializer": version.materializer, "data_type": version.data_type, "artifact_type": version.artifact_type,
+        "hash_algorithm": version.hash_algorithm, "content_hash": version.content_hash,
+        "save_type": version.save_type, "visualizations": list(visualizations or []),
+        "created_at": created_at.isoformat(),
+    }
 
 
 def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, created_at: dt.datetime) -> None:
