@@ -36,7 +36,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # servers.py: the real PostgreSQL server
+sys.path.insert(0, str(REPO / "tests"))  # servers.py (PostgreSQL), race_rounds.py (the pipeline race)
 CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
 ROLES = ("pipelines", "saves", "loads", "watcher", "mount", "pruner")
 
@@ -105,70 +105,16 @@ def _versions(client, name: str) -> list:
 
 
 def role_pipelines(stop: Path, stats: dict) -> None:
-    from artifactfs import Client, pipeline, save_artifact, step
-    from artifactfs.errors import NotFoundError
-    from artifactfs.index.pipelines import VersionNotLiveError
+    from race_rounds import new_stats, race_round
 
-    @step
-    def consume(data: dict) -> dict:
-        return {"seen": data["i"]}
-
-    @step
-    def make(k: int) -> dict:
-        return {"k": k, "pad": "y" * 300}
-
-    @step
-    def use(made: dict) -> int:
-        return made["k"]
-
-    @pipeline
-    def consume_pipe(version: str):
-        consume(Client().get_artifact_version("data", version))
-
-    @pipeline
-    def cached_pipe(k: int):
-        use(make(k=k))
-
-    previous: list[str] = []
+    race, previous = new_stats(), []
     while not stop.exists():
-        mine = []
-        try:
-            if random.random() < 0.5:
-                save_artifact({"i": random.randrange(10**6)}, "data")
-            versions = _versions(Client(), "data")
-            if versions:
-                name = f"c-{uuid.uuid4().hex[:12]}"
-                try:
-                    run = consume_pipe.with_options(run_name=name)(random.choice(versions).version)
-                    stats["runs"] += 1
-                    _verify_run(run, stats)
-                except (VersionNotLiveError, NotFoundError):
-                    stats["refused_links"] += 1  # condemned before the link: a clean refusal
-                mine.append(name)
-            name = f"k-{uuid.uuid4().hex[:12]}"
-            run = cached_pipe.with_options(run_name=name)(random.randrange(3))
-            mine.append(name)
-            stats["runs"] += 1
-            _verify_run(run, stats)
-        except Exception:  # noqa: BLE001
-            stats["errors"].append(traceback.format_exc()[-1500:])
-        for old in previous:  # the previous round's runs go: their versions become unreferenced
-            try:
-                Client().delete_pipeline_run(old)
-            except NotFoundError:
-                pass
-        previous = mine
-
-
-def _verify_run(run, stats: dict) -> None:
-    """Everything a run links loads while the run exists: the pruner must never take it."""
-    for s in run.steps.values():
-        for v in list(s.inputs.values()) + list(s.outputs.values()):
-            try:
-                v.load(verify=True)
-                stats["loads"] += 1
-            except Exception as exc:  # noqa: BLE001
-                stats["losses"].append(f"run {run.name} links {v}: {type(exc).__name__}: {exc}"[:500])
+        previous = race_round(previous, race)
+    stats["runs"] += race["runs"]
+    stats["loads"] += race["loads"]
+    stats["refused_links"] += race["refused"]
+    stats["losses"] += race["problems"]
+    stats["errors"] += race["failures"]
 
 
 def role_watcher(stop: Path, stats: dict) -> None:

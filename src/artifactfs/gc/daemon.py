@@ -51,6 +51,14 @@ def pass_line(plan: PrunePlan, result: PruneResult) -> str:
     if plan.policy.drops_runs:
         parts.append(f"runs {len(result.runs_deleted)}")
     parts.append(f"waiting {len(plan.waiting)}")
+    if result.intents_cleared:
+        parts.append(f"stale intents cleared {result.intents_cleared}")
+    if result.kept_extra:
+        parts.append(f"registered folders with files kept {len(result.kept_extra)}")
+    left_alone = [str(o) for o in plan.odd + tuple(result.odd)]
+    if left_alone:
+        parts.append(f"left alone {len(left_alone)} [{'; '.join(left_alone[:5])}]")
+    parts += [f"note [{note}]" for note in plan.notes]
     problems = [str(e) for e in plan.errors + tuple(result.errors)]
     parts.append(f"errors {len(problems)}" + (f" [{'; '.join(problems)}]" if problems else ""))
     line = "gc pass: " + ", ".join(parts) + f", {result.seconds:.2f}s"

@@ -224,20 +224,21 @@ class LiveOwners:
 # -- deleting -------------------------------------------------------------------------------
 
 
-def _rmtree(store: ArtifactStore, uri: str) -> bool:
+def _gone(delete, uri: str) -> bool:
+    """Run ``delete(uri)``; something already gone is fine. Returns whether it was there."""
     try:
-        store.rmtree(uri)
+        delete(uri)
         return True
     except FileNotFoundError:
         return False
+
+
+def _rmtree(store: ArtifactStore, uri: str) -> bool:
+    return _gone(store.rmtree, uri)
 
 
 def _remove(store: ArtifactStore, uri: str) -> bool:
-    try:
-        store.remove(uri)
-        return True
-    except FileNotFoundError:
-        return False
+    return _gone(store.remove, uri)
 
 
 def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | None = None) -> list[str]:
