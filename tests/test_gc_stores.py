@@ -31,6 +31,8 @@ def test_payload_deletion_on_every_flavor(registered_store):
         f.write(b"{}")
     in_place = register_artifact(store.uri("user/ckpt"), "ckpt")
     save_artifact("newer", "ckpt")
+    with store.open("user/ckpt/epoch=2.ckpt", "wb") as f:  # written after the registration
+        f.write(b"later")
     with store.open(ORPHAN + "/part.bin", "wb") as f:
         f.write(b"half written")
     with store.open("notes/readme.txt", "wb") as f:
@@ -43,8 +45,10 @@ def test_payload_deletion_on_every_flavor(registered_store):
     assert {v.uuid for v in plan.condemn} == {old[0].id, old[1].id, in_place.id}
     assert [v.uuid for v in plan.in_place] == [in_place.id]
     assert not plan.orphans and plan.stats.young_orphans == 1  # just written: too young
-    for v in (old[0], old[1], in_place):
+    for v in (old[0], old[1]):
         assert not store.exists(v.uri), v.uri
+    assert store.find(in_place.uri) == ["epoch=2.ckpt"]  # only what its manifest listed went
+    assert result.kept_extra == [(f"ckpt:{in_place.version}", in_place.uri, ["epoch=2.ckpt"])]
     assert store.isdir(old[2].uri) and load_artifact("remote") == {"i": 2, "pad": "x" * 100}
     assert store.exists(ORPHAN + "/part.bin") and store.exists("notes/readme.txt")
     assert set(states()) == {old[2].id, Client().get_artifact_version("ckpt").id}
