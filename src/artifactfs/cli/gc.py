@@ -192,6 +192,12 @@ def print_plan(plan: PrunePlan) -> None:
     if policy.only_metadata and plan.forget:
         notes.append("--only-metadata: payloads stay in the stores; payload folders become orphans that a later "
                      "`artifactfs gc` removes after the grace period, registered-in-place files are left to you.")
+    if plan.claims:
+        notes.append(f"Store(s) {', '.join(plan.store_name(i) for i in plan.claims)} hold only this index's payloads "
+                     "and get a marker naming it.")
+    if plan.clear_intents:
+        notes.append(f"{len(plan.clear_intents)} stale write intent(s) of saves that died, whose folders are gone, "
+                     "are cleared.")
     for note in notes:
         console.print(note, highlight=False)
     if plan.empty:
