@@ -146,7 +146,8 @@ def role_mount(stop: Path, stats: dict, mountpoint: Path) -> None:
     while not stop.exists():
         root = mountpoint / "artifacts"
         try:
-            files = [p for name in random.sample(os.listdir(root), min(3, len(os.listdir(root))))
+            names = os.listdir(root)
+            files = [p for name in random.sample(names, min(3, len(names)))
                      for version in os.listdir(root / name) if version != "latest"
                      for p in (root / name / version).rglob("*") if p.is_file()]
             if not files:
