@@ -26,7 +26,7 @@ from artifactfs.api.stores import get_store
 from artifactfs.index import get_index
 from artifactfs.index import gc as gc_rows
 from artifactfs.index.models import utcnow
-from artifactfs.index.sweep import delete_payload, live_overlap
+from artifactfs.index.sweep import delete_payload, listed_files, live_overlap
 
 
 def delete_versions(ids: Sequence[int], delete_metadata: bool, delete_from_artifact_store: bool) -> list[int]:
@@ -49,12 +49,13 @@ def _sweep(ids: Sequence[int]) -> None:
     with index.read() as session:
         refs = gc_rows.sweepable(session, ids, utcnow())
         names = {row.id: row.name for row in gc_rows.store_rows(session)}
+        listed = listed_files(session, refs)
     swept = []
     for ref in refs:
         with index.read() as session:
             shared = live_overlap(session, ref)
         if shared is None:
-            delete_payload(get_store(names[ref.store_id]), ref)
+            delete_payload(get_store(names[ref.store_id]), ref, listed.get(ref.id))
         swept.append(ref.id)
     with index.write() as session:
         gc_rows.mark_swept(session, swept, utcnow())

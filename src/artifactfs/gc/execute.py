@@ -52,6 +52,7 @@ from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
 from artifactfs.index.intents import clear_intent, database_now
 from artifactfs.index.models import utcnow
+from artifactfs.index.sweep import listed_files
 
 SWEEP_BATCH = 500
 # Deletions in flight per store: object stores answer slowly but in parallel.
@@ -220,7 +221,8 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
     errors: list[str] = []
     stop = threading.Event()
 
-    listed = _listed_files(p, [ref for ref in refs if ref.in_place])
+    with p.index.read() as session:
+        listed = listed_files(session, refs)
 
     def one(ref: VersionRef) -> tuple[VersionRef, str]:
         if stop.is_set():
@@ -277,15 +279,6 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
 # Errors that concern one entry, not the store: a local permission problem, a
 # name the filesystem refuses, a file where a folder should be.
 ENTRY_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, UnicodeError, EntryProblem)
-
-
-def _listed_files(p: _Pass, refs: list[VersionRef]) -> dict[int, list[str]]:
-    """The manifest paths of payloads registered in place: all they may lose."""
-    if not refs:
-        return {}
-    with p.index.read() as session:
-        found = rows.manifests(session, [ref.id for ref in refs])
-    return {vid: [f.path for f in files] for vid, files in found.items()}
 
 
 def forget(p: _Pass) -> None:

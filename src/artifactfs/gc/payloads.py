@@ -1,8 +1,8 @@
 """The pruner's side of the stores: how old a payload folder is, whether a
-live row still owns a path, and idempotent deletion of payloads (a folder
-registered in place loses only the files its manifest lists). Which
-entries follow the payload layout is ``gc.scan``'s job. Nothing here writes
-to the index.
+live row still owns a path, and idempotent deletion of orphans (a version's
+payload is deleted by ``index.sweep``, shared with the API's explicit
+deletes). Which entries follow the payload layout is ``gc.scan``'s job.
+Nothing here writes to the index.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from artifactfs.index.db import Index
 from artifactfs.index.gc import VIZ_SUFFIX, VersionRef, live_owner_uris, live_owner_uris_since, store_rows
 from artifactfs.index.models import PayloadKind, Store
 from artifactfs.index.stores import open_store
+from artifactfs.index.sweep import delete_payload, remove_quietly, rmtree_quietly  # noqa: F401 - the pruner's names
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.manifest import manifest_file
 
 
 class StoreFailure(ArtifactfsError):
@@ -224,67 +224,9 @@ class LiveOwners:
 # -- deleting -------------------------------------------------------------------------------
 
 
-def _gone(delete, uri: str) -> bool:
-    """Run ``delete(uri)``; something already gone is fine. Returns whether it was there."""
-    try:
-        delete(uri)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def _rmtree(store: ArtifactStore, uri: str) -> bool:
-    return _gone(store.rmtree, uri)
-
-
-def _remove(store: ArtifactStore, uri: str) -> bool:
-    return _gone(store.remove, uri)
-
-
-def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | None = None) -> list[str]:
-    """Delete a condemned version's payload; a payload already gone is fine.
-
-    A layout payload goes whole, with its visualizations (when the row lists
-    any: a stray ``.viz`` folder becomes an orphan once the row is
-    forgotten) and its manifest file. A folder registered in place loses only
-    the files its manifest lists (``listed``), then the sub-folders those
-    leave empty: anything added to it later stays. Returns what stayed there
-    (paths relative to the payload)."""
-    if ref.payload_kind == PayloadKind.FILE.value:
-        _remove(store, ref.uri)
-        return []
-    if ref.in_place:
-        return _delete_listed(store, ref.uri, listed or [])
-    _rmtree(store, ref.uri)
-    if ref.has_viz:
-        _rmtree(store, ref.uri + VIZ_SUFFIX)
-    _remove(store, manifest_file(ref.uri))
-    return []
-
-
-def _delete_listed(store: ArtifactStore, uri: str, listed: list[str]) -> list[str]:
-    for path in listed:
-        _remove(store, posixpath.join(uri, path))
-    if not store.is_local:
-        left = store.find(uri) if store.isdir(uri) else []
-        return left  # an object store has no empty folders to remove
-    folders = {posixpath.dirname(p) for p in listed}
-    for path in list(folders):
-        while path:
-            folders.add(path)
-            path = posixpath.dirname(path)
-    for folder in sorted(folders, key=lambda p: p.count("/"), reverse=True) + [""]:
-        native = store.resolve(posixpath.join(uri, folder) if folder else uri)
-        try:
-            os.rmdir(native)  # only when empty: what the user added stays
-        except OSError:
-            pass
-    return store.find(uri) if os.path.isdir(store.resolve(uri)) else []
-
-
 def delete_entry(store: ArtifactStore, entry_uri: str, kind: str) -> bool:
     """Delete an orphan: a payload folder, or a manifest file."""
-    return _remove(store, entry_uri) if kind == FILE else _rmtree(store, entry_uri)
+    return remove_quietly(store, entry_uri) if kind == FILE else rmtree_quietly(store, entry_uri)
 
 
 def check_inside(store: ArtifactStore, uri: str) -> None:

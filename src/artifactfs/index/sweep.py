@@ -5,46 +5,83 @@ condemn -> sweep -> forget; this module is the sweep of one version, placed
 in ``index`` because ``api`` sits below ``gc`` and may not import it.
 
 A payload that a live version overlaps (adopted paths may nest) is never
-deleted: the row goes, the files stay.
+deleted: the row goes, the files stay. A folder registered in place loses
+only the files its manifest lists.
 """
 
 from __future__ import annotations
 
+import os
+import posixpath
+
 from sqlalchemy.orm import Session
 
 from artifactfs.index.artifacts import uri_owners
-from artifactfs.index.gc import VIZ_SUFFIX, VersionRef
+from artifactfs.index.gc import VIZ_SUFFIX, VersionRef, manifests
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.manifest import manifest_file
 
 
-def _rmtree(store: ArtifactStore, uri: str) -> bool:
+def _gone(delete, uri: str) -> bool:
+    """Run ``delete(uri)``; something already gone is fine. Returns whether it was there."""
     try:
-        store.rmtree(uri)
+        delete(uri)
         return True
     except FileNotFoundError:
         return False
 
 
-def delete_payload(store: ArtifactStore, ref: VersionRef) -> bool:
-    """Delete a condemned version's payload (and its visualizations, when the
-    row lists any: a stray ``.viz`` folder becomes an orphan once the row is
-    forgotten); a payload already gone is fine. Returns whether anything was there."""
+def rmtree_quietly(store: ArtifactStore, uri: str) -> bool:
+    return _gone(store.rmtree, uri)
+
+
+def remove_quietly(store: ArtifactStore, uri: str) -> bool:
+    return _gone(store.remove, uri)
+
+
+def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | None = None) -> list[str]:
+    """Delete a condemned version's payload; a payload already gone is fine.
+
+    A layout payload goes whole, with its visualizations (when the row lists
+    any: a stray ``.viz`` folder becomes an orphan once the row is
+    forgotten) and its manifest file. A folder registered in place loses only
+    the files its manifest lists (``listed``: :func:`listed_files`), then the
+    sub-folders those leave empty: anything added to it later stays. Returns
+    what stayed there (paths relative to the payload)."""
     if ref.payload_kind == PayloadKind.FILE.value:
+        remove_quietly(store, ref.uri)
+        return []
+    if ref.in_place:
+        return _delete_listed(store, ref.uri, listed or [])
+    rmtree_quietly(store, ref.uri)
+    if ref.has_viz:
+        rmtree_quietly(store, ref.uri + VIZ_SUFFIX)
+    remove_quietly(store, manifest_file(ref.uri))
+    return []
+
+
+def _delete_listed(store: ArtifactStore, uri: str, listed: list[str]) -> list[str]:
+    for path in listed:
+        remove_quietly(store, posixpath.join(uri, path))
+    if not store.is_local:
+        return store.find(uri) if store.isdir(uri) else []  # an object store has no empty folders to remove
+    folders = {""}
+    for path in listed:
+        while path := posixpath.dirname(path):
+            folders.add(path)
+    for folder in sorted(folders, key=lambda p: (p.count("/") if p else -1), reverse=True):
         try:
-            store.remove(ref.uri)
-            found = True
-        except FileNotFoundError:
-            found = False
-    else:
-        found = _rmtree(store, ref.uri)
-    if ref.has_viz and not ref.in_place:
-        found = _rmtree(store, ref.uri + VIZ_SUFFIX) or found
-    return found
+            os.rmdir(store.resolve(posixpath.join(uri, folder) if folder else uri))  # only when empty
+        except OSError:
+            pass
+    return store.find(uri) if os.path.isdir(store.resolve(uri)) else []
 
 
-def delete_folder(store: ArtifactStore, uri: str) -> bool:
-    return _rmtree(store, uri)
+def listed_files(session: Session, refs: list[VersionRef]) -> dict[int, list[str]]:
+    """The manifest paths of payloads registered in place: all they may lose."""
+    wanted = [ref.id for ref in refs if ref.in_place]
+    return {vid: [f.path for f in files] for vid, files in manifests(session, wanted).items()} if wanted else {}
 
 
 def live_overlap(session: Session, ref: VersionRef) -> str | None:
