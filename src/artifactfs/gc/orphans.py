@@ -81,7 +81,8 @@ def find_orphans(index: Index, store: ArtifactStore, store_id: int, index_uuid: 
     scan = scan_layout(store, limit, marks)
     found.odd, found.listed, found.total = scan.odd, scan.listed, scan.total
     entries = scan.entries + _intent_entries(store, dead, scan, found)
-    unknown = unnamed_entries(index, entries)
+    # An unmarked store is only counted (never swept): the uuid alone tells, one query per batch.
+    unknown = unnamed_entries(index, entries, exact=ownership.state != UNMARKED)
     mine = [e for e in unknown if e.folder not in in_flight]
     found.young = [e.uri for e in unknown if e.folder in in_flight]
     if ownership.state == UNMARKED:
@@ -139,8 +140,9 @@ def _entries_of(store: ArtifactStore, folder: str, uuid: str) -> list[LayoutEntr
     return entries
 
 
-def unnamed_entries(index: Index, entries: list[LayoutEntry]) -> list[LayoutEntry]:
-    """The entries no version row names (by uuid, or by a payload overlapping the folder)."""
+def unnamed_entries(index: Index, entries: list[LayoutEntry], exact: bool = True) -> list[LayoutEntry]:
+    """The entries no version row names (by uuid, or, when ``exact``, by a
+    payload overlapping the folder: one more query per unnamed entry)."""
     unnamed: list[LayoutEntry] = []
     for batch in chunks(entries):
         with index.read() as session:
@@ -148,6 +150,9 @@ def unnamed_entries(index: Index, entries: list[LayoutEntry]) -> list[LayoutEntr
             overlap: dict[str, bool] = {}
             for entry in batch:
                 if entry.uuid in named:
+                    continue
+                if not exact:
+                    unnamed.append(entry)
                     continue
                 if entry.folder_uri not in overlap:
                     overlap[entry.folder_uri] = uri_named(session, entry.folder_uri) is not None
