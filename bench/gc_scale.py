@@ -90,7 +90,8 @@ def populate(versions: int, names: int) -> str:
 
 
 def count_payloads(root: str) -> int:
-    return sum(len(os.listdir(os.path.join(root, d))) for d in os.listdir(root))
+    """Payload folders (not the store's marker, not manifest files)."""
+    return sum(entry.is_dir() for d in os.scandir(root) if d.is_dir() for entry in os.scandir(d.path))
 
 
 def main() -> None:
