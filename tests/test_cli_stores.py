@@ -154,7 +154,7 @@ def test_store_commands_end_to_end(artifactfs_home, moto_server, tmp_path):
     out = invoke("store", "check", "s3s").stdout
     assert out.startswith("OK store s3s: wrote, read and deleted s3://")
     assert invoke("store", "check", "loc").stdout.startswith("OK store loc")
-    assert sorted(os.listdir(local_root)) == []  # the probe is gone
+    assert sorted(os.listdir(local_root)) == [".artifactfs-store.json"]  # the probe is gone; the marker stays
 
 
 def test_store_commands_in_a_real_subprocess(tmp_path, moto_server):
@@ -449,7 +449,7 @@ def test_store_check_ok_on_every_flavor(registered_store):
     out = invoke("store", "check", registered_store.name).stdout
     assert out.startswith(f"OK store {registered_store.name}: wrote, read and deleted {registered_store.path}/")
     assert check_store(registered_store.name).ok
-    assert registered_store.find("") == []  # the probes are deleted
+    assert registered_store.find("") == [".artifactfs-store.json"]  # the probes are deleted; the marker stays
 
 
 @pytest.mark.parametrize("flavor", ["s3", "gcs", "azure"])
