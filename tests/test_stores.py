@@ -45,7 +45,12 @@ TREE = {"a.txt": b"alpha", "d/b.txt": b"bravo!", "d/e/c.bin": b"\x00\x01\x02"}
 
 @pytest.fixture
 def root(registered_store):
-    """The root URI of a fresh store of each flavor, registered and active."""
+    """The root URI of a fresh store of each flavor, registered and active, as
+    a plain empty folder (without the marker registration puts in a local root)."""
+    from artifactfs.stores.marker import MARKER_NAME
+
+    if registered_store.exists(MARKER_NAME):
+        registered_store.remove(MARKER_NAME)
     return registered_store.path
 
 
