@@ -315,7 +315,7 @@ class GcLease(Base):
 
 class GcScan(Base):
     """When the pruner last listed one artifact-name folder of a store for
-    orphan payloads (migration 0005): a pass over a large remote store lists
+    orphan payloads (migration 0006): a pass over a large remote store lists
     a bounded number of them, those listed longest ago first."""
 
     __tablename__ = "gc_scan"
