@@ -120,7 +120,7 @@ def test_no_command_prints_or_logs_a_secret(planted, tmp_path, caplog, capfd):
         ("lineage", "model:1"),
         ("mount", "--status"), ("umount", str(tmp_path / "not-mounted")),
         ("gc", "daemon", "--every", "1s", "--max-passes", "1", "--grace", "1h"),
-        ("fsck",),
+        ("fsck",), ("fsck", "--adopt", "--store", "s3url"), ("store", "claim", "s3url"),
         ("ui", "--port", "0", "--token", "short"),  # refused at once; the pages it serves are read below
     ]
     missing = {c for c in leaf_commands(cli) if not any(" ".join(cmd[: len(c.split())]) == c for cmd in commands)}
