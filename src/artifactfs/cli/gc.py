@@ -81,8 +81,6 @@ def policy_options(func):
         click.option("--only-metadata", "-m", is_flag=True, help="Delete rows only; payloads stay in the stores."),
         click.option("--ignore-errors", "-i", is_flag=True, hidden=True,
                      help="No effect: a pass always goes on past a failing store and reports it."),
-        click.option("--strict", is_flag=True,
-                     help=f"Exit with code {EXIT_STRICT} when a store was unreachable or an entry was left alone."),
         click.option("--full-scan", is_flag=True,
                      help="List every name folder of remote stores for orphans (default: a bounded part per pass)."),
         click.option("--runs-older-than", type=DURATION, default=None,
@@ -118,7 +116,7 @@ def build_policy(ctx: click.Context, base: PrunePolicy, **values) -> PrunePolicy
 def _policy_values(kwargs: dict) -> dict:
     keys = ("grace", "orphan_grace", "sweep_delay", "keep_tags", "keep_latest", "only_artifact", "only_metadata",
             "ignore_errors", "strict", "full_scan", "runs_older_than", "keep_last_runs", "policy_file")
-    return {k: kwargs.pop(k) for k in keys}
+    return {k: kwargs.pop(k, None) for k in keys}
 
 
 # -- printing ---------------------------------------------------------------------------
@@ -333,6 +331,8 @@ def _exit_strict(ctx: click.Context, policy: PrunePolicy, plan: PrunePlan, resul
 
 def gc_options(func):
     func = policy_options(func)
+    func = click.option("--strict", is_flag=True,
+                        help=f"Exit with code {EXIT_STRICT} when a store was unreachable or an entry was left alone.")(func)
     func = click.option("--dry-run", is_flag=True, help="Print the plan, delete nothing.")(func)
     func = click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting.")(func)
     return func
