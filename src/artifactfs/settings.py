@@ -75,10 +75,15 @@ class Settings:
         _write_private(self.config_path, config, mode=0o644)
 
     @property
+    def chosen_store(self) -> str | None:
+        """The store this machine's user chose (``ARTIFACTFS_STORE``, then
+        ``config.json``), or None: then this machine's own default local
+        store is active (``api.stores`` finds its name in the index)."""
+        return os.environ.get("ARTIFACTFS_STORE") or self.read_config().get("active_store")
+
+    @property
     def active_store(self) -> str:
-        return os.environ.get("ARTIFACTFS_STORE") or self.read_config().get(
-            "active_store", DEFAULT_STORE
-        )
+        return self.chosen_store or DEFAULT_STORE
 
     # -- secrets, per store, in an owner-only file --------------------------
 

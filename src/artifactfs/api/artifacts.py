@@ -160,12 +160,11 @@ class ArtifactVersion:
         zip_version(self, path, overwrite)
 
     def add_tags(self, tags: Iterable[str]) -> None:
-        with get_index().write() as session:
-            rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags))
+        get_index().run_write(lambda session: rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
 
     def remove_tags(self, tags: Iterable[str]) -> None:
-        with get_index().write() as session:
-            rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags))
+        get_index().run_write(
+            lambda session: rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
 
     def verify(self) -> None:
         """Re-read every payload file and compare with the manifest."""
@@ -274,7 +273,9 @@ def _link_to_step(direction: str, name: str) -> Callable | None:
     context = current_step_run()
     if context is None:
         return None
-    return lambda session, row: pipeline_rows.link(session, context.step_run_id, row.id, direction, name)
+    # The version was inserted by this very transaction: it needs no lock.
+    return lambda session, row: pipeline_rows.link_all(
+        session, context.step_run_id, [pipeline_rows.Link(row.id, direction, name)], fresh=[row.id])
 
 
 def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | None = None) -> ArtifactVersion:
@@ -283,17 +284,20 @@ def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | 
     fresh payload is removed at once; the pruner is the safety net."""
     fault_point("before_commit")
     try:
-        with get_index().write() as session:
-            new.store_id = _store_id(session, store)
-            row = rows.insert_version(session, new)
-            if link is not None:
-                link(session, row)
-            return ArtifactVersion.from_row(row, store.name)
+        return get_index().run_write(_insert, new, store, link)
     except BaseException:
         if new.uri.endswith(new.uuid):  # our fresh folder, never a user's adopted path
             remove_quietly(store, new.uri)
             remove_quietly(store, new.uri + VISUALIZATION_SUFFIX)
         raise
+
+
+def _insert(session, new: rows.NewVersion, store: ArtifactStore, link: Callable | None) -> ArtifactVersion:
+    new.store_id = _store_id(session, store)
+    row = rows.insert_version(session, new)
+    if link is not None:
+        link(session, row)
+    return ArtifactVersion.from_row(row, store.name)
 
 
 def _store_id(session, store: ArtifactStore) -> int:
@@ -324,10 +328,13 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
     if context is None:
         with get_index().read() as session:
             return ArtifactVersion.from_row(rows.find_version(session, name_or_id, version))
-    with get_index().write() as session:
-        row = rows.find_version(session, name_or_id, version)
-        pipeline_rows.link(session, context.step_run_id, row.id, "input", f"{row.artifact.name}:{row.version}")
-        return ArtifactVersion.from_row(row)
+    return get_index().run_write(_find_and_link, name_or_id, version, context.step_run_id)
+
+
+def _find_and_link(session, name_or_id: str, version: str | None, step_run_id: int) -> ArtifactVersion:
+    row = rows.find_version(session, name_or_id, version)
+    pipeline_rows.link(session, step_run_id, row.id, "input", f"{row.artifact.name}:{row.version}")
+    return ArtifactVersion.from_row(row)
 
 
 def load_artifact(

@@ -67,7 +67,8 @@ class StoreCache:
         store = self._open.get(store_id)
         if store is None:
             try:
-                store = open_store(self.rows[store_id])
+                # pruning=True: never another machine's local store, nor one with no recorded owner.
+                store = open_store(self.rows[store_id], pruning=True)
                 store.fs  # noqa: B018 - build the filesystem now: a missing library fails here
             except Exception as exc:  # noqa: BLE001 - any flavor library error
                 self._broken[store_id] = describe_error(None, exc)

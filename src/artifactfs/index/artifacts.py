@@ -29,7 +29,7 @@ from artifactfs.index.models import (
     VersionTag,
     utcnow,
 )
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 
 MAX_NAME_LENGTH = 255
@@ -71,17 +71,30 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
+def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact]:
+    """Get or create the artifact rows and hold their locks until commit, so
+    version numbering is serialized per name (PostgreSQL: row locks; SQLite:
+    the write transaction is already exclusive).
+
+    Lock order (the index's one global order, see DESIGN.md "Lock order"):
+    artifact rows come first in a write transaction, by name. Missing names
+    are inserted first, in name order (a concurrent insert of the same name
+    waits for ours), then every row is locked in name order, so two writers
+    saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking."""
+    ordered = sorted(set(names))
+    if not ordered:
+        return {}
+    now = utcnow()
+    session.execute(
+        dialect_insert(session)(Artifact).values([{"name": n, "created_at": now} for n in ordered])
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    query = select(Artifact).where(Artifact.name.in_(ordered)).order_by(Artifact.name).with_for_update()
+    return {a.name: a for a in session.scalars(query.execution_options(populate_existing=True))}
+
+
 def lock_artifact(session: Session, name: str) -> Artifact:
-    """Get or create the artifact row and hold its lock until commit, so
-    version numbering is serialized per name (PostgreSQL: row lock; SQLite:
-    the write transaction is already exclusive)."""
-    query = select(Artifact).where(Artifact.name == name).with_for_update()
-    artifact = session.scalars(query).first()
-    if artifact is None:
-        session.execute(dialect_insert(session)(Artifact).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
-            index_elements=["name"]))
-        artifact = session.scalars(query).one()
-    return artifact
+    return lock_artifacts(session, [name])[name]
 
 
 def next_version(session: Session, artifact: Artifact) -> str:
@@ -133,9 +146,18 @@ class NewVersion:
     visualizations: list | None = None
 
 
-def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
-    """One transaction's worth: the version row, its manifest, tags, metadata."""
-    artifact = lock_artifact(session, new.name)
+def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
+    """Several versions in one transaction (a step's outputs): every artifact
+    row is locked first, in name order, then the versions go in."""
+    artifacts = lock_artifacts(session, [new.name for new in news])
+    return [insert_version(session, new, artifacts[new.name]) for new in news]
+
+
+def insert_version(session: Session, new: NewVersion, artifact: Artifact | None = None) -> ArtifactVersion:
+    """One transaction's worth: the version row, its manifest, tags, metadata.
+    ``artifact``: its row, when the caller already locked it."""
+    if artifact is None:
+        artifact = lock_artifact(session, new.name)
     if new.version is None:
         version = next_version(session, artifact)  # under the lock: cannot exist yet
     else:

@@ -2,31 +2,59 @@
 concurrent writers, and the schema brought up to date on first use.
 
 Callers frame their own transactions: ``with index.read() as session`` for
-queries, ``with index.write() as session`` for changes (on SQLite it takes
-the write lock at BEGIN, so two writers queue instead of deadlocking).
+queries, ``index.run_write(fn, ...)`` for changes: it runs ``fn(session, ...)``
+in a write transaction and runs it again when PostgreSQL aborted the
+transaction for a deadlock or a serialization failure (bounded, with
+jittered backoff), so ``fn`` must do nothing but database work. ``with
+index.write() as session`` is the same transaction without the retry (a
+with-block cannot be re-run); both turn a conflict that is left over into
+one :class:`IndexConflictError` line. On SQLite the write transaction takes
+the write lock at BEGIN, so writers queue instead of deadlocking.
+
+Connections: a process keeps one connection to PostgreSQL (threads that
+need more at the same moment open short-lived extras, closed on return).
+No session state is used (no SET, no session-level advisory lock, no
+server-side prepared statement), so the index works behind PgBouncer in
+transaction pooling mode.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from artifactfs.errors import ConfigError
+from artifactfs.errors import ArtifactfsError, ConfigError
+from artifactfs.index import generation
 from artifactfs.index.migrate import upgrade_if_needed
 from artifactfs.settings import create_private_file, get_settings
 from artifactfs.stores.secrets import remember_secrets
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# PostgreSQL SQLSTATEs after which the whole transaction may simply run again.
+RETRYABLE = {"40P01": "deadlock detected", "40001": "serialization failure"}
+WRITE_ATTEMPTS = 8
+BACKOFF_S = (0.005, 0.5)  # first and largest wait before a retry (jittered)
+# Connections per process: one kept open; extras for threads, closed on return.
+POOL_SIZE, POOL_OVERFLOW = 1, 2
+
+T = TypeVar("T")
+
+
+class IndexConflictError(ArtifactfsError):
+    """PostgreSQL aborted a write transaction for a deadlock or a
+    serialization failure (after the retries, when it ran under ``run_write``)."""
 
 
 class Index:
@@ -42,6 +70,7 @@ class Index:
         self._write_engine = _make_engine(url, begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+        generation.install(self._writer)
 
     def __repr__(self) -> str:
         return f"Index({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -53,9 +82,37 @@ class Index:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on error."""
-        with self._writer() as session, session.begin():
-            yield session
+        """A transaction that commits on success and rolls back on error
+        (prefer :meth:`run_write`, which also retries conflicts)."""
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            reason = conflict_reason(exc)
+            if reason is None:
+                raise
+            raise IndexConflictError(
+                f"the index aborted a write for a {reason} with another writer",
+                "run the command again",
+            ) from exc
+
+    def run_write(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """``fn(session, *args, **kwargs)`` in a write transaction, run again
+        (up to :data:`WRITE_ATTEMPTS` times, after a jittered exponential
+        wait) when PostgreSQL aborts it for a deadlock or a serialization
+        failure. ``fn`` may run several times: it must only work on the database."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.write() as session:
+                    return fn(session, *args, **kwargs)
+            except IndexConflictError as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise IndexConflictError(
+                        f"{exc.message}, {attempt} times in a row",
+                        "the index is very busy: run the command again",
+                    ) from exc.__cause__
+                time.sleep(random.uniform(0, min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** attempt)))
+        raise AssertionError("unreachable")
 
     def write_connection(self):
         """A raw connection in a write transaction (used by migrations)."""
@@ -76,7 +133,11 @@ def _make_engine(url: str, begin: str) -> Engine:
             create_private_file(Path(database))  # the index is its owner's alone (0600)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.update(pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        if parsed.drivername.partition("+")[2] == "psycopg":
+            # No server-side prepared statements: PgBouncer in transaction
+            # mode hands each transaction to any server connection.
+            kwargs["connect_args"] = {"prepare_threshold": None}
     try:
         engine = create_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -158,6 +219,13 @@ def dialect_insert(session: Session):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+def conflict_reason(exc: DBAPIError) -> str | None:
+    """The retryable conflict behind a database error, or None."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return RETRYABLE.get(state)
 
 
 def ping(index: Index) -> None:

@@ -355,7 +355,8 @@ def uri_named(session: Session, uri: str, uuid: str | None = None) -> str | None
 
 
 def store_rows(session: Session) -> list[Store]:
-    return list(session.scalars(select(Store).order_by(Store.id)))
+    """The stores in use (not those removed with their versions marked lost)."""
+    return list(session.scalars(select(Store).where(Store.removed_at.is_(None)).order_by(Store.id)))
 
 
 # -- runs -----------------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""The index's change clock: what every writing transaction bumps and what
+readers (the mount) poll to learn, cheaply and without ever missing one,
+that something changed.
+
+No writer waits on another for it. Functions that change the index call
+:func:`bump_generation`, which only marks the session; one statement runs
+when the transaction commits (the ``before_commit`` hook installed by
+``index.db``), after everything else, so it is the last thing a writer
+touches:
+
+* SQLite: ``UPDATE index_state SET generation = generation + 1``. Writers
+  are serialized by the database anyway, and the counter commits with the
+  data, so a reader that sees it also sees the data.
+* PostgreSQL: ``nextval('index_generation')``, which takes no row lock and
+  does not wait (the single ``index_state`` row was a hot row that every
+  write transaction held until COMMIT), and ``pg_notify`` on
+  :data:`CHANNEL`, delivered to listeners after COMMIT.
+
+A sequence is not transactional: it moves before its transaction commits.
+So on PostgreSQL the reader's token is the sequence value *and* the
+transactions in flight when it was read (from ``pg_current_snapshot()``,
+taken by a later statement than the sequence read). A writer that bumped
+before the reader read the sequence has its transaction id by then (the
+bump is its last statement), so it either committed before the snapshot
+(its data is visible to the reader's next queries) or appears in the
+snapshot's in-flight list; the next poll sees it finish and reports a
+change. A writer that bumps later moves the sequence. Readers must read
+with READ COMMITTED (the default), where each statement takes a new
+snapshot.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event, select, text, update
+from sqlalchemy.orm import Session
+
+from artifactfs.index.models import IndexState
+
+CHANNEL = "artifactfs_index"
+SEQUENCE = "index_generation"
+
+_SQLITE_BUMP = update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1)
+_PG_BUMP = text(f"SELECT nextval('{SEQUENCE}'), pg_notify('{CHANNEL}', '')")
+_PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
+_PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
+_MARK = "artifactfs_changed"
+
+
+class Generation(int):
+    """A reading of the change clock: an integer that grows with every
+    change, plus (PostgreSQL) the transactions that were in flight when it
+    was read. Compare readings with :meth:`moved_since`, not ``==``."""
+
+    in_flight: frozenset[int]
+
+    def __new__(cls, counter: int, in_flight: frozenset[int] = frozenset()) -> Generation:
+        value = super().__new__(cls, counter)
+        value.in_flight = in_flight
+        return value
+
+    def moved_since(self, earlier: Generation | int | None) -> bool:
+        """Whether anything may have changed since ``earlier`` was read."""
+        if earlier is None or int(self) != int(earlier):
+            return True
+        # A transaction in flight then and finished now may have committed a change.
+        return bool(getattr(earlier, "in_flight", frozenset()) - self.in_flight)
+
+
+def bump_generation(session: Session) -> None:
+    """Tell pollers that this transaction changes something (the bump runs
+    once, at commit)."""
+    session.info[_MARK] = True
+
+
+def get_generation(connection) -> Generation:
+    """The change clock, read with a Session or a Core Connection; read it
+    before the data it guards."""
+    if is_postgres(connection):
+        counter = connection.execute(_PG_COUNTER).scalar() or 0
+        return Generation(counter, _in_flight(connection.execute(_PG_SNAPSHOT).scalar()))
+    return Generation(connection.execute(select(IndexState.generation).where(IndexState.id == 1)).scalar() or 0)
+
+
+def is_postgres(connection) -> bool:
+    """Whether a Session or Core Connection talks to PostgreSQL."""
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    return bind.dialect.name == "postgresql"
+
+
+def _in_flight(snapshot: str) -> frozenset[int]:
+    """The in-flight transaction ids of a ``pg_snapshot`` text (``xmin:xmax:xip,...``)."""
+    listed = snapshot.split(":")[2]
+    return frozenset(int(x) for x in listed.split(",") if x)
+
+
+def install(sessionmaker_) -> None:
+    """Run the bump of a marked session as its transaction's last statement."""
+
+    @event.listens_for(sessionmaker_, "before_commit")
+    def _bump(session: Session) -> None:
+        if not session.info.pop(_MARK, False):
+            return
+        session.flush()  # the bump must follow every write (see the module docstring)
+        session.execute(_PG_BUMP if is_postgres(session) else _SQLITE_BUMP)
+
+    @event.listens_for(sessionmaker_, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(_MARK, None)
