@@ -154,6 +154,12 @@ def describe_store(name: str) -> StoreInfo:
     return _info(row, _active_for_listing(), get_settings().read_credentials())
 
 
+def flavor_of(name: str):
+    """The flavor class of a registered store."""
+    with get_index().read() as session:
+        return get_flavor(find_store_row(session, name).flavor)
+
+
 def _active_for_listing() -> str:
     """The active store's name, without creating this machine's default store."""
     chosen = get_settings().chosen_store

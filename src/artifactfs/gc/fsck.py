@@ -4,8 +4,9 @@ with ``repair``, fix only what is safe to fix.
 Checked: every version whose payload should exist (live, or condemned and
 not yet swept) against its manifest (presence and size; digests with
 ``deep``), files in a payload the manifest does not list, payload-layout
-folders no row names, versions stuck in ``condemned``, and condemned
-versions a step run links (which the pruner must never produce).
+folders no row names, versions stuck in ``condemned``, condemned
+versions a step run links (which the pruner must never produce), and
+versions lost with a store removed by ``store remove --force``.
 
 Safe repairs (under the pruner lease): old orphan folders are deleted as the
 pruner would; stuck condemned versions are swept and forgotten; condemned
@@ -116,6 +117,12 @@ def fsck(
     with index.read() as session:
         condemned = rows.condemned_versions(session)
         referenced = {v.id for v in rows.referenced_condemned(session)}
+        lost = rows.lost_versions(session)
+    for ref, store_name in lost:
+        report.findings.append(Finding(
+            "lost", INFO, store_name, ref.label,
+            "its store was removed with `store remove --force`: the version is hidden and its payload unreachable",
+            version=ref))
     for ref in condemned:
         name = stores.name(ref.store_id)
         if ref.id in referenced:

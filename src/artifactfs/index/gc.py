@@ -202,6 +202,14 @@ def condemned_versions(session: Session) -> list[VersionRef]:
     return _refs(session, _ref_query().where(AV.state == CONDEMNED).order_by(AV.id))
 
 
+def lost_versions(session: Session) -> list[tuple[VersionRef, str]]:
+    """Versions lost with a store removed by ``store remove --force``, with
+    the name that store had (fsck lists them)."""
+    refs = _refs(session, _ref_query().where(AV.state == VersionState.LOST.value).order_by(AV.id))
+    stores = dict(session.execute(select(Store.id, Store.name).where(Store.id.in_({r.store_id for r in refs}))).all())
+    return [(ref, stores.get(ref.store_id, f"#{ref.store_id}").rsplit("~", 1)[0]) for ref in refs]
+
+
 def condemn(
     session: Session,
     ids: Sequence[int],
@@ -571,6 +579,7 @@ __all__ = [
     "is_postgres",
     "lease_state",
     "link_counts",
+    "lost_versions",
     "live_owner_uris",
     "live_owner_uris_since",
     "manifests",

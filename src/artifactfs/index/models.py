@@ -92,6 +92,9 @@ _NEVER_REUSE = {"sqlite_autoincrement": True}
 class VersionState(str, enum.Enum):
     LIVE = "live"
     CONDEMNED = "condemned"
+    # Its store was removed with --force while it was recorded there
+    # (``store remove``): hidden like a condemned one, listed by fsck.
+    LOST = "lost"
 
 
 class SaveType(str, enum.Enum):

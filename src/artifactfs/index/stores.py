@@ -6,15 +6,16 @@ owner-only credentials file (and only on a machine allowed to use it, see
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, NotFoundError, StoreError
 from artifactfs.index.generation import bump_generation, get_generation  # noqa: F401 - their old home
 from artifactfs.index.hosts import check_usable
-from artifactfs.index.models import Store
+from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionState, utcnow
 from artifactfs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -74,6 +75,59 @@ def list_store_rows(session: Session) -> list[Store]:
 
 def remove_store_row(session: Session, name: str) -> None:
     session.delete(find_store_row(session, name))
+    bump_generation(session)
+
+
+def version_counts(session: Session, store_id: int) -> dict[str, int]:
+    """How many versions of each state (live, condemned, lost) a store holds."""
+    return dict(session.execute(
+        select(ArtifactVersion.state, func.count()).where(ArtifactVersion.store_id == store_id)
+        .group_by(ArtifactVersion.state)
+    ).all())
+
+
+def some_versions(session: Session, store_id: int, state: str, limit: int = 3) -> list[str]:
+    """A few ``name:version`` labels of a store's versions in ``state``, for messages."""
+    return [f"{n}:{v}" for n, v in session.execute(
+        select(Artifact.name, ArtifactVersion.version).join(ArtifactVersion.artifact)
+        .where(ArtifactVersion.store_id == store_id, ArtifactVersion.state == state)
+        .order_by(ArtifactVersion.id).limit(limit)
+    )]
+
+
+def retire_store(session: Session, row: Store) -> int:
+    """Remove a store from use. Its versions not yet lost become ``lost``
+    (they vanish from the API and the mount; fsck lists them); a store that
+    recorded versions keeps its row, renamed ``<name>~<id>`` (a name no user
+    can register) and stamped ``removed_at``, so they still say where they
+    were; one that never did is deleted. Returns how many became lost."""
+    lost = session.execute(
+        update(ArtifactVersion)
+        .where(ArtifactVersion.store_id == row.id, ArtifactVersion.state != VersionState.LOST.value)
+        .values(state=VersionState.LOST.value, condemned_at=func.now())
+    ).rowcount
+    if session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.store_id == row.id).limit(1)) is None:
+        session.delete(row)
+    else:
+        row.name, row.removed_at = f"{row.name}~{row.id}", utcnow()
+    bump_generation(session)
+    return lost
+
+
+def removed_name(stored: str) -> str:
+    """The name a removed store had (``<name>~<id>`` -> ``<name>``)."""
+    return stored.rsplit("~", 1)[0]
+
+
+def set_options(session: Session, row: Store, changes: dict[str, Any], unset: Iterable[str] = ()) -> None:
+    """Change a store's options in the index (none of them secret)."""
+    from artifactfs.stores import get_flavor, split_secrets
+
+    _, secret = split_secrets(get_flavor(row.flavor), changes)
+    if secret:
+        raise StoreError(f"secret options {sorted(secret)} cannot be stored in the index")
+    options = {k: v for k, v in {**row.options, **changes}.items() if k not in set(unset)}
+    row.options = options  # a new dict: the JSON column sees the change
     bump_generation(session)
 
 
