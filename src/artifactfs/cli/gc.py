@@ -120,6 +120,8 @@ def print_plan(plan: PrunePlan) -> None:
                           highlight=False)
     for problem in plan.errors:
         err_console.print(f"[yellow]Skipped store {problem.store}:[/] {problem.message}", highlight=False)
+    for left in plan.elsewhere:
+        console.print(f"Left alone: {left.message}", highlight=False, soft_wrap=True, markup=False)
     if plan.runs:
         console.print(table(f"Runs to delete ({len(plan.runs)})", ["run", "pipeline", "status", "started"],
                             [(r.name, r.pipeline, r.status, _when(r.start_time)) for r in plan.runs[:MAX_LISTED]]))

@@ -102,7 +102,7 @@ def fsck(
             links = rows.link_counts(session, [v.id for v in batch])
         after = batch[-1].id
         for ref in batch:
-            if ref.store_id in failed:
+            if ref.store_id in failed or not stores.here(ref.store_id):
                 continue
             try:
                 store = stores.get(ref.store_id)
@@ -141,8 +141,10 @@ def fsck(
                 "stuck-condemned", PROBLEM, name, ref.label,
                 f"condemned since {ref.condemned_at:%Y-%m-%d %H:%M:%S} UTC and never swept",
                 version=ref, repair="sweep and forget"))
+    for store_id, why in sorted(stores.elsewhere.items()):
+        report.findings.append(Finding("elsewhere", INFO, stores.name(store_id), "-", f"not checked here: {why}"))
     for store_id in sorted(stores.rows):
-        if store_id in failed:
+        if store_id in failed or not stores.here(store_id):
             continue
         try:
             _check_orphans(report, index, stores, store_id, now - grace)

@@ -17,6 +17,7 @@ from typing import Any
 from artifactfs.errors import ArtifactfsError, StoreError
 from artifactfs.index.db import Index
 from artifactfs.index.gc import UUID4, VIZ_SUFFIX, live_owner_uris, live_owner_uris_since, store_rows
+from artifactfs.index.hosts import ForeignStoreError, check_usable
 from artifactfs.index.models import Store
 from artifactfs.index.stores import open_store
 from artifactfs.index.sweep import delete_folder, delete_payload  # noqa: F401 - the pruner's names
@@ -49,13 +50,24 @@ def describe_error(store: ArtifactStore | None, exc: BaseException) -> str:
 
 class StoreCache:
     """The stores of one pass, opened once each; a store that failed to open
-    keeps failing with the same message."""
+    keeps failing with the same message. ``elsewhere``: stores this machine
+    leaves alone (another machine's local store, or one with no recorded
+    owner: see ``index.hosts``), with the reason; they are not failures."""
 
     def __init__(self, index: Index) -> None:
         with index.read() as session:
             self.rows: dict[int, Store] = {row.id: row for row in store_rows(session)}
         self._open: dict[int, ArtifactStore] = {}
         self._broken: dict[int, str] = {}
+        self.elsewhere: dict[int, str] = {}
+        for store_id, row in self.rows.items():
+            try:
+                check_usable(row, pruning=True)
+            except ForeignStoreError as exc:
+                self.elsewhere[store_id] = exc.message
+
+    def here(self, store_id: int) -> bool:
+        return store_id not in self.elsewhere
 
     def name(self, store_id: int) -> str:
         row = self.rows.get(store_id)

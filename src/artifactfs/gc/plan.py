@@ -92,6 +92,9 @@ class PrunePlan:
     stores: tuple[tuple[int, str], ...]
     errors: tuple[StoreProblem, ...] = ()
     stats: PruneStats = field(default=None)  # type: ignore[assignment]
+    # Stores this machine leaves to their own machine (StoreCache.elsewhere):
+    # their condemned payloads wait, their orphans are not looked for.
+    elsewhere: tuple[StoreProblem, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -132,6 +135,8 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         sweep = [v for v in unswept if v.condemned_at is not None and v.condemned_at <= sweep_cutoff]
         waiting = [v for v in unswept if v.condemned_at is None or v.condemned_at > sweep_cutoff]
         (sweep if immediate else waiting).extend(candidates)
+        waiting += [v for v in sweep if not stores.here(v.store_id)]  # their own machine sweeps them
+        sweep = [v for v in sweep if stores.here(v.store_id)]
     if policy.forgets:
         if policy.only_metadata:
             forget = condemned + candidates
@@ -142,6 +147,8 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
     young = 0
     if policy.sweeps:
         for store_id in sorted(stores.rows):
+            if not stores.here(store_id):
+                continue
             try:
                 found, skipped = _scan_orphans(index, stores, store_id, now - policy.orphan_cutoff_age)
             except StoreFailure as exc:
@@ -156,6 +163,7 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         sweep=tuple(sorted(sweep, key=lambda v: v.id)), forget=tuple(sorted(forget, key=lambda v: v.id)),
         orphans=tuple(orphans), waiting=tuple(sorted(waiting, key=lambda v: v.id)),
         stores=tuple((i, stores.name(i)) for i in sorted(stores.rows)), errors=tuple(errors),
+        elsewhere=tuple(StoreProblem(stores.name(i), why) for i, why in sorted(stores.elsewhere.items())),
     )
     object.__setattr__(plan, "stats", _stats(plan, young))
     return plan

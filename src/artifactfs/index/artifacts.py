@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
+from artifactfs.faults import fault_point
 from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
     Artifact,
@@ -90,7 +91,9 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
         .on_conflict_do_nothing(index_elements=["name"])
     )
     query = select(Artifact).where(Artifact.name.in_(ordered)).order_by(Artifact.name).with_for_update()
-    return {a.name: a for a in session.scalars(query.execution_options(populate_existing=True))}
+    locked = {a.name: a for a in session.scalars(query.execution_options(populate_existing=True))}
+    fault_point("artifacts_locked")
+    return locked
 
 
 def lock_artifact(session: Session, name: str) -> Artifact:

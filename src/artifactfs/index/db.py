@@ -71,6 +71,7 @@ class Index:
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
         generation.install(self._writer)
+        self._retried = 0
 
     def __repr__(self) -> str:
         return f"Index({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -111,8 +112,16 @@ class Index:
                         f"{exc.message}, {attempt} times in a row",
                         "the index is very busy: run the command again",
                     ) from exc.__cause__
+                self._retried += 1
                 time.sleep(random.uniform(0, min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** attempt)))
         raise AssertionError("unreachable")
+
+    def statistics(self) -> dict[str, int]:
+        """``retried``: write transactions run again after a conflict;
+        ``connections``: connections this process holds open to the database."""
+        pool = self.engine.pool
+        open_now = pool.checkedin() + pool.checkedout() if hasattr(pool, "checkedin") else 0
+        return {"retried": self._retried, "connections": open_now}
 
     def write_connection(self):
         """A raw connection in a write transaction (used by migrations)."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
+from artifactfs.faults import fault_point
 from artifactfs.index.models import IndexState
 
 CHANNEL = "artifactfs_index"
@@ -102,6 +103,7 @@ def install(sessionmaker_) -> None:
             return
         session.flush()  # the bump must follow every write (see the module docstring)
         session.execute(_PG_BUMP if is_postgres(session) else _SQLITE_BUMP)
+        fault_point("generation_bumped")
 
     @event.listens_for(sessionmaker_, "after_rollback")
     def _forget(session: Session) -> None:
