@@ -164,3 +164,87 @@ def test_each_machine_has_its_own_local_store_that_others_never_touch(team):
     # The owner sweeps its own orphan.
     owner = a.cli("gc", "-y", expect=None)
     assert not orphan.exists(), owner.stdout + owner.stderr
+
+
+# -- 2. opposite lock orders, forced to overlap ------------------------------------------------
+
+WRITERS = '''
+import sys
+from typing import Annotated, Tuple
+
+from artifactfs import pipeline, save_artifact, step
+
+@step(enable_cache=False)
+def x_then_y(seed: int) -> Tuple[Annotated[int, "dl_x"], Annotated[int, "dl_y"]]:
+    return seed, seed + 1
+
+@step(enable_cache=False)
+def y_then_x(seed: int) -> Tuple[Annotated[int, "dl_y"], Annotated[int, "dl_x"]]:
+    return seed, seed + 1
+
+@pipeline(enable_cache=False)
+def forward(seed: int = 0):
+    x_then_y(seed)
+
+@pipeline(enable_cache=False)
+def backward(seed: int = 0):
+    y_then_x(seed)
+
+which = sys.argv[1]
+if which == "save":
+    save_artifact(7, "dl_y")
+else:
+    run = (forward if which == "forward" else backward)(seed=int(sys.argv[2]))
+    assert run.status == "completed", run.status
+print("done", which)
+'''
+
+
+def _lock_waiters(postgres_server, url: str) -> int:
+    """Backends of the database waiting for a lock right now."""
+    import psycopg
+
+    dbname = url.rsplit("/", 1)[1]
+    with psycopg.connect(host="127.0.0.1", port=postgres_server.port, user=postgres_server.user,
+                         dbname="postgres", autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                            (dbname,)).fetchone()[0]
+
+
+def _wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("first", ["forward", "backward"])
+def test_opposite_lock_orders_never_deadlock(team, postgres_server, tmp_path, first):
+    """One writer holds its artifact locks (paused in its commit); the writer
+    saving the same artifacts in the other order and a plain save of one of
+    them start and queue behind it; released, all three finish: no deadlock."""
+    (a, b, c) = team(3)
+    script = tmp_path / "writers.py"
+    script.write_text(WRITERS)
+    a.py("from artifactfs import save_artifact; save_artifact(0, 'dl_x'); save_artifact(0, 'dl_y')")
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    second = "backward" if first == "forward" else "forward"
+    holder = a.spawn(str(script), first, "1", ARTIFACTFS_PAUSE="artifacts_locked", ARTIFACTFS_PAUSE_DIR=str(pause))
+    others = []
+    try:
+        _wait_for(lambda: any(pause.glob("artifacts_locked.*.reached")), "the first writer to hold its locks")
+        others = [b.spawn(str(script), second, "2"), c.spawn(str(script), "save")]
+        _wait_for(lambda: _lock_waiters(postgres_server, a.url) >= 2, "both other writers to wait for the locks")
+        (pause / "artifacts_locked.go").touch()
+        for proc in [holder, *others]:
+            out, err = proc.communicate(timeout=TIMEOUT)
+            assert proc.returncode == 0, err
+            assert "deadlock" not in err.lower(), err
+    finally:
+        for proc in [holder, *others]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    versions = {name: sorted(int(v["version"]) for v in _versions(a, name)) for name in ("dl_x", "dl_y")}
+    assert versions == {"dl_x": [1, 2, 3], "dl_y": [1, 2, 3, 4]}

@@ -17,14 +17,17 @@ touches:
   :data:`CHANNEL`, delivered to listeners after COMMIT.
 
 A sequence is not transactional: it moves before its transaction commits.
-So on PostgreSQL the reader's token is the sequence value *and* the
-transactions in flight when it was read (from ``pg_current_snapshot()``,
-taken by a later statement than the sequence read). A writer that bumped
-before the reader read the sequence has its transaction id by then (the
-bump is its last statement), so it either committed before the snapshot
-(its data is visible to the reader's next queries) or appears in the
-snapshot's in-flight list; the next poll sees it finish and reports a
-change. A writer that bumps later moves the sequence. Readers must read
+So on PostgreSQL the reader's token is the sequence value *and* what the
+snapshot of a later statement (``pg_current_snapshot()``) says had not
+completed: the transactions in flight below its ``xmax``, and everything
+from ``xmax`` on. A writer that bumped before the reader read the sequence
+had its transaction id by then (the bump is its last statement), so it had
+either committed before that snapshot (its data is visible to the reader's
+next queries) or had not completed; the next reading sees it complete (an
+in-flight id that left the list, or ``xmax`` moving past it) and reports a
+change. A writer that bumps later moves the sequence. Transaction ids are
+the cluster's, so a write elsewhere in the cluster may report a change
+that is none (a spurious refresh, never a missed one). Readers must read
 with READ COMMITTED (the default), where each statement takes a new
 snapshot.
 """
@@ -49,22 +52,25 @@ _MARK = "artifactfs_changed"
 
 class Generation(int):
     """A reading of the change clock: an integer that grows with every
-    change, plus (PostgreSQL) the transactions that were in flight when it
-    was read. Compare readings with :meth:`moved_since`, not ``==``."""
+    change, plus (PostgreSQL) which transactions had not completed when it
+    was read: ``in_flight`` ids below ``horizon``, and every id from
+    ``horizon`` on. Compare readings with :meth:`moved_since`, not ``==``."""
 
     in_flight: frozenset[int]
+    horizon: int
 
-    def __new__(cls, counter: int, in_flight: frozenset[int] = frozenset()) -> Generation:
+    def __new__(cls, counter: int, in_flight: frozenset[int] = frozenset(), horizon: int = 0) -> Generation:
         value = super().__new__(cls, counter)
-        value.in_flight = in_flight
+        value.in_flight, value.horizon = in_flight, horizon
         return value
 
     def moved_since(self, earlier: Generation | int | None) -> bool:
         """Whether anything may have changed since ``earlier`` was read."""
         if earlier is None or int(self) != int(earlier):
             return True
-        # A transaction in flight then and finished now may have committed a change.
-        return bool(getattr(earlier, "in_flight", frozenset()) - self.in_flight)
+        before = earlier if isinstance(earlier, Generation) else Generation(int(earlier))
+        # A transaction not completed then and completed now may have committed a change.
+        return bool(before.in_flight - self.in_flight) or self.horizon > before.horizon
 
 
 def bump_generation(session: Session) -> None:
@@ -78,7 +84,7 @@ def get_generation(connection) -> Generation:
     before the data it guards."""
     if is_postgres(connection):
         counter = connection.execute(_PG_COUNTER).scalar() or 0
-        return Generation(counter, _in_flight(connection.execute(_PG_SNAPSHOT).scalar()))
+        return _reading(counter, connection.execute(_PG_SNAPSHOT).scalar())
     return Generation(connection.execute(select(IndexState.generation).where(IndexState.id == 1)).scalar() or 0)
 
 
@@ -88,10 +94,10 @@ def is_postgres(connection) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def _in_flight(snapshot: str) -> frozenset[int]:
-    """The in-flight transaction ids of a ``pg_snapshot`` text (``xmin:xmax:xip,...``)."""
-    listed = snapshot.split(":")[2]
-    return frozenset(int(x) for x in listed.split(",") if x)
+def _reading(counter: int, snapshot: str) -> Generation:
+    """A reading from a ``pg_snapshot`` text, ``xmin:xmax:xip,...``."""
+    _, xmax, listed = snapshot.split(":")
+    return Generation(counter, frozenset(int(x) for x in listed.split(",") if x), int(xmax))
 
 
 def install(sessionmaker_) -> None:
