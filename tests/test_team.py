@@ -248,3 +248,147 @@ def test_opposite_lock_orders_never_deadlock(team, postgres_server, tmp_path, fi
                 proc.wait()
     versions = {name: sorted(int(v["version"]) for v in _versions(a, name)) for name in ("dl_x", "dl_y")}
     assert versions == {"dl_x": [1, 2, 3], "dl_y": [1, 2, 3, 4]}
+
+
+# -- 4. joining: credentials per machine, store changes -------------------------------------
+
+
+def _s3(machine: Machine, store: str) -> dict:
+    """The store's row as the index holds it (never a secret in it)."""
+    out = machine.py(f"""
+        import json
+        from artifactfs.index import find_store_row, get_index
+        with get_index().read() as session:
+            row = find_store_row(session, {store!r})
+            print(json.dumps({{"options": row.options, "host": row.host_id}}))
+    """).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_a_second_machine_logs_in_to_the_team_store(team, moto_server):
+    a, b = team(2)
+    bucket = f"team-{uuid.uuid4().hex[:10]}"
+    servers.s3_bucket(moto_server, bucket)
+    endpoint = moto_server.endpoint_url
+    a.cli("store", "register", "team-s3", "-f", "s3", "-p", f"s3://{bucket}/artifacts",
+          "-o", f"endpoint_url={endpoint}", "-o", "key=testing", "-o", "secret=testing")
+    a.cli("store", "set-active", "team-s3")
+    a.py("from artifactfs import save_artifact; save_artifact({'lr': 0.1}, 'params')")
+
+    # B sees the store (the row is shared) but has no credentials of its own.
+    b.cli("init")
+    assert "team-s3" in b.cli("store", "list").stdout
+    failed = b.cli("store", "check", "team-s3", expect=1)
+    assert "credentials" in failed.stderr, failed.stderr
+    # Registering it again is not the way in.
+    b.cli("store", "register", "team-s3", "-f", "s3", "-p", f"s3://{bucket}/artifacts", expect=1)
+
+    login = b.cli("store", "login", "team-s3", "-o", "key=testing", "-o", "secret=testing")
+    assert "OK" in login.stdout and "testing" not in login.stdout + login.stderr, login.stdout
+    credentials = b.home / "config" / "credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert json.loads(credentials.read_text())["team-s3"] == {"key": "testing", "secret": "testing"}
+    row = _s3(b, "team-s3")
+    assert row["options"] == {"endpoint_url": endpoint} and row["host"] is None  # no secret in the index
+    assert b.py("from artifactfs import load_artifact; print(load_artifact('params'))").stdout.strip() == \
+        "{'lr': 0.1}"
+    b.cli("store", "set-active", "team-s3")
+    b.py("from artifactfs import save_artifact; save_artifact({'lr': 0.2}, 'params')")
+    assert a.py("from artifactfs import load_artifact; print(load_artifact('params'))").stdout.strip() == \
+        "{'lr': 0.2}"
+
+    # --from-env takes the provider's variables; a shared option is refused as a credential.
+    c_env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    b.cli("store", "login", "team-s3", "--from-env", **c_env)
+    one_line_error(b.cli("store", "login", "team-s3", "-o", "endpoint_url=http://x", expect=None),
+                   "shared by every machine", "store update")
+
+    # update: shared options to the index for everyone, secrets to this machine only.
+    b.cli("store", "update", "team-s3", "-o", "use_ssl=false", "-o", "token=abcdef")
+    assert _s3(a, "team-s3")["options"] == {"endpoint_url": endpoint, "use_ssl": False}
+    assert json.loads(credentials.read_text())["team-s3"]["token"] == "abcdef"
+    b.cli("store", "update", "team-s3", "--unset", "use_ssl", "--unset", "token")
+    assert _s3(a, "team-s3")["options"] == {"endpoint_url": endpoint}
+    assert "token" not in json.loads(credentials.read_text())["team-s3"]
+
+
+def test_stores_are_removed_only_when_nothing_is_lost_silently(team, moto_server):
+    a, b = team(2)
+    bucket = f"gone-{uuid.uuid4().hex[:10]}"
+    fs = servers.s3_bucket(moto_server, bucket)
+    options = ["-o", f"endpoint_url={moto_server.endpoint_url}", "-o", "key=testing", "-o", "secret=testing"]
+    a.cli("store", "register", "shared", "-f", "s3", "-p", f"s3://{bucket}/x", *options)
+    a.cli("store", "register", "empty", "-f", "s3", "-p", f"s3://{bucket}/empty", *options)
+    a.py("from artifactfs import save_artifact; save_artifact([1], 'kept', store='shared'); "
+         "save_artifact([2], 'kept', store='shared')")
+
+    # Refused while versions live there, with their count and what to do.
+    one_line_error(a.cli("store", "remove", "shared", expect=None), "2 live version(s)", "kept:1", "migrate")
+    # --force on a store that answers and still holds the payloads: refused too.
+    one_line_error(a.cli("store", "remove", "shared", "--force", expect=None), "still holds files")
+
+    # An empty store goes, row and this machine's credentials.
+    a.cli("store", "remove", "empty")
+    assert "empty" not in a.cli("store", "list").stdout
+    assert "empty" not in json.loads((a.home / "config" / "credentials.json").read_text())
+
+    # The bucket's files are gone (deleted outside artifactfs): --force marks the versions lost.
+    fs.rm(f"{bucket}/x", recursive=True)
+    removed = a.cli("store", "remove", "shared", "--force")
+    assert "2 version(s)" in removed.stdout and "lost" in removed.stdout, removed.stdout
+    assert "kept" not in b.cli("artifact", "list").stdout
+    one_line_error(b.cli("artifact", "show", "kept", expect=None), "kept")
+    fsck = b.cli("fsck")
+    assert fsck.stdout.count("lost") >= 2 and "kept:1" in fsck.stdout and "shared" in fsck.stdout, fsck.stdout
+    # The name is free again.
+    a.cli("store", "register", "shared", "-f", "s3", "-p", f"s3://{bucket}/y", *options)
+
+
+# -- 5. behind PgBouncer in transaction pooling mode ------------------------------------------
+
+PIPELINE = '''
+from artifactfs import pipeline, step
+
+@step
+def make(n: int) -> list:
+    return list(range(n))
+
+@step
+def total(values: list) -> int:
+    return sum(values)
+
+@pipeline
+def numbers(n: int = 3):
+    total(make(n))
+
+for n in range(3, 8):
+    run = numbers(n=n)
+    assert run.status == "completed"
+    assert run.steps["total"].output.load() == sum(range(n))
+print("pipelines ok")
+'''
+
+
+def test_the_index_works_behind_pgbouncer(team, pgbouncer_server, tmp_path):
+    """Every transaction may land on another server connection (PgBouncer
+    alternates between two): saves, loads, pipelines, gc and fsck of two
+    machines go through it without session state or prepared statements."""
+    a, b = team(2, server=pgbouncer_server)
+    script = tmp_path / "numbers.py"
+    script.write_text(PIPELINE)
+    a.cli("init")
+    b.cli("init")
+    for machine in (a, b):
+        machine.py("""
+            from artifactfs import load_artifact, save_artifact
+            for i in range(12):  # past psycopg's prepare threshold (5) on the same statements
+                save_artifact({"i": i}, "counter")
+            assert load_artifact("counter") == {"i": 11}
+        """)
+        assert "pipelines ok" in machine.py(script.read_text()).stdout
+    a.cli("gc", "--dry-run")
+    b.cli("gc", "-y", "--keep-latest", "1", "--grace", "0s", "--orphan-grace", "1h")
+    assert len(_versions(a, "counter")) == 1
+    a.cli("fsck")
+    pool = [p for p in pgbouncer_server.pools() if p["database"] == a.url.rsplit("/", 1)[1]]
+    assert pool and pool[0]["pool_mode"] == "transaction"

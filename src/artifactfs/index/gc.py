@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from artifactfs.index.models import (
@@ -492,7 +492,8 @@ def versions_to_check(session: Session, after_id: int, limit: int) -> list[Versi
     """Versions whose payload should exist (live, or condemned and not yet swept), by id."""
     return _refs(
         session,
-        _ref_query().where(AV.id > after_id, or_(AV.state == LIVE, AV.swept_at.is_(None))).order_by(AV.id).limit(limit),
+        _ref_query().where(AV.id > after_id, or_(AV.state == LIVE, and_(AV.state == CONDEMNED, AV.swept_at.is_(None))))
+        .order_by(AV.id).limit(limit),
     )
 
 
