@@ -122,11 +122,13 @@ def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) ->
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
-    with get_index().write() as session:
+    def delete(session) -> PipelineRunView:
         run = rows.find_run(session, name_or_id)
         view = run_view(session, run)
         rows.delete_run(session, run)
         return view
+
+    return get_index().run_write(delete)
 
 
 # -- lineage of versions --------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Changing registered stores: this machine's credentials for a store
 (``login``), its options (``update``), taking it out of use (``remove``), and
-recording which machine holds a local store (``claim``).
+recording that a local store's folder is on this machine (``own_store``).
 
 What is shared and what is not: the index (one per team) holds each store's
 name, flavor, root and non-secret options. Credentials, and options that
@@ -191,10 +191,10 @@ def _require_gone(row: Store, name: str, count: int) -> None:
         )
 
 
-# -- claim ----------------------------------------------------------------------------------
+# -- which machine holds a local store ---------------------------------------------------
 
 
-def claim_store(name: str, force: bool = False) -> StoreInfo:
+def own_store(name: str, force: bool = False) -> StoreInfo:
     """Record this machine as the owner of a local store: one recorded before
     owners were, or (``force``) one whose machine id changed (a reinstall)."""
     machine = machine_id()
@@ -202,7 +202,7 @@ def claim_store(name: str, force: bool = False) -> StoreInfo:
     def claim(session) -> None:
         row = find_store_row(session, name, lock=True)
         if not hosts.is_local_row(row):
-            raise StoreError(f"store {name!r} is not a local folder: every machine uses it", "nothing to claim")
+            raise StoreError(f"store {name!r} is not a local folder: every machine uses it", "nothing to record")
         if row.host_id not in (None, machine) and not force:
             raise StoreError(
                 f"store {name!r} belongs to machine {hosts.short_id(row.host_id)}",
@@ -210,7 +210,7 @@ def claim_store(name: str, force: bool = False) -> StoreInfo:
             )
         if not os.path.isdir(row.root_uri):
             raise StoreError(f"store {name!r} has its folder at {row.root_uri}, which is not on this machine",
-                             "claim it on the machine that holds that folder")
+                             "run this on the machine that holds that folder")
         hosts.claim(session, row, machine)
 
     get_index().run_write(claim)

@@ -98,20 +98,19 @@ def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | 
     public, secret = split_secrets(flavor_cls, options or {})
     local = flavor_cls.protocol == "file"
     try:
-        with get_index().write() as session:
-            # A local folder belongs to this machine (see index.hosts).
-            row = add_store(session, name, flavor, path, public, host_id=machine_id() if local else None)
-            if local:
-                flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
-            if secret:
-                get_settings().write_credentials(name, secret)
-            return open_store(row)
+        # A local folder belongs to this machine (see index.hosts).
+        row = get_index().run_write(add_store, name, flavor, path, public, host_id=machine_id() if local else None)
     except IntegrityError as exc:  # registered by another process at the same moment
         raise AlreadyExistsError(f"a store named {name!r} already exists", "pick another name") from exc
+    if local:
+        flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
+    if secret:
+        get_settings().write_credentials(name, secret)
+    return open_store(row)
 
 
-# Store rows never change once written, so a process keeps each store it
-# opened (and its fsspec filesystem, with its connections) for reuse.
+# A process keeps each store it opened (and its fsspec filesystem, with its
+# connections) for reuse; `store update` and `store login` drop the copy.
 _opened: dict[tuple[str, str], ArtifactStore] = {}
 
 
@@ -123,8 +122,17 @@ def get_store(name: str | None = None) -> ArtifactStore:
     store = _opened.get(key)
     if store is None:
         with index.read() as session:
-            return _open_once(index.url, find_store_row(session, name))
+            row = find_store_row(session, name)
+        if row.host_id is None and hosts.is_local_row(row):
+            row = index.run_write(_claim_if_safe, name)  # recorded before owners were: ours?
+        return _open_once(index.url, row)
     return store
+
+
+def _claim_if_safe(session, name: str) -> Store:
+    row = find_store_row(session, name, lock=True)
+    hosts.claim_if_unowned(session, row, machine_id())
+    return row
 
 
 def forget_opened(name: str) -> None:

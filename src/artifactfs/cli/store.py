@@ -1,5 +1,5 @@
 """``artifactfs store ...``: register, list, describe, activate, check, log
-in to, update, remove and claim stores."""
+in to, update and remove stores."""
 
 from __future__ import annotations
 
@@ -46,13 +46,13 @@ def register(name: str, flavor: str, path: str, options: tuple[str, ...]) -> Non
 def list_command() -> None:
     """List the registered stores."""
     rows = [
-        ("*" if s.active else "", s.name, s.flavor, s.path, s.owner, _options_text(s.options), ", ".join(s.secrets))
+        ("*" if s.active else "", s.name, s.flavor, s.path, _options_text(s.options), ", ".join(s.secrets), s.owner)
         for s in api.list_stores()
     ]
     if not rows:
         _say("No stores yet: run `artifactfs init`.")
         return
-    _show(table("Stores", ["active", "name", "flavor", "path", "machine", "options", "secrets (names)"],
+    _show(table("Stores", ["active", "name", "flavor", "path", "options", "secrets (names)", "machine"],
                 _plain(rows)))
 
 
@@ -146,9 +146,18 @@ def login(name: str, options: tuple[str, ...], from_env: bool, profile: str | No
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Set an option (repeatable): shared ones go to the index, secret ones to this machine only.")
 @click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove an option (repeatable).")
-def update(name: str, options: tuple[str, ...], unset: tuple[str, ...]) -> None:
+@click.option("--on-this-machine", "here", is_flag=True,
+              help="Record that this local store's folder is on this machine (a store recorded before machines "
+                   "were, or with --force one whose machine id changed).")
+@click.option("--force", is_flag=True, help="With --on-this-machine: take it over from another machine id.")
+def update(name: str, options: tuple[str, ...], unset: tuple[str, ...], here: bool, force: bool) -> None:
     """Change the options of store NAME (its root and flavor never change:
     use `artifactfs migrate` to move payloads)."""
+    if here:
+        info = store_admin.own_store(name, force=force)
+        _say(f"Store [bold]{name}[/] now belongs to {info.owner}.")
+        if not options and not unset:
+            return
     flavor = api.flavor_of(name)
     info = store_admin.update_store(name, parse_options(options, flavor.secret_options), unset)
     _say(f"Store [bold]{name}[/]: options now {escape(_options_text(info.options)) or '-'}; "
@@ -168,15 +177,6 @@ def remove(name: str, force: bool) -> None:
              "(hidden everywhere; `artifactfs fsck` lists them).")
     else:
         _say(f"Removed store [bold]{name}[/].")
-
-
-@store_group.command("claim")
-@click.argument("name")
-@click.option("--force", is_flag=True, help="Take it over from another machine id (after a reinstall).")
-def claim(name: str, force: bool) -> None:
-    """Record this machine as the one holding local store NAME's folder."""
-    store_admin.claim_store(name, force=force)
-    _say(f"Store [bold]{name}[/] now belongs to this machine.")
 
 
 def _plain(rows):

@@ -15,7 +15,7 @@ is used only where its root folder exists, and never by the pruner or fsck
 payloads for missing or orphaned) until a machine claims it: `artifactfs
 init` (or the first use of the default store) claims it when its root is a
 folder here that holds the newest payloads of its live versions;
-``artifactfs store claim NAME`` claims it explicitly.
+``artifactfs store update NAME --on-this-machine`` records it explicitly.
 
 Default store names: the first machine of an index owns ``default``; every
 other machine's own default local store is ``default-<machine id, first 8
@@ -78,7 +78,7 @@ def check_usable(row: Store, pruning: bool = False) -> None:
     if pruning:
         raise ForeignStoreError(
             f"store {row.name!r} is a local store with no recorded owner: the pruner and fsck leave it alone",
-            f"on the machine that holds {row.root_uri}, run `artifactfs store claim {row.name}`")
+            f"on the machine that holds {row.root_uri}, run `artifactfs store update {row.name} --on-this-machine`")
     if not os.path.isdir(row.root_uri):
         raise ForeignStoreError(
             f"store {row.name!r} is a local store with no recorded owner, and its folder {row.root_uri} "
