@@ -392,3 +392,26 @@ def test_the_index_works_behind_pgbouncer(team, pgbouncer_server, tmp_path):
     a.cli("fsck")
     pool = [p for p in pgbouncer_server.pools() if p["database"] == a.url.rsplit("/", 1)[1]]
     assert pool and pool[0]["pool_mode"] == "transaction"
+
+
+def test_a_mount_shows_other_machines_versions_but_never_reads_their_folders(team, tmp_path, monkeypatch):
+    """B's mount lists A's local versions (the index is shared), a read of
+    one gives EIO and a log line naming A's machine; B's own read fine."""
+    import errno
+
+    from test_mount_helpers import mounted
+
+    a, b = team(2)
+    a.py("from artifactfs import save_artifact; save_artifact({'on': 'a'}, 'from_a')")
+    b.py("from artifactfs import save_artifact; save_artifact({'on': 'b'}, 'from_b')")
+    for key, value in b.env().items():
+        monkeypatch.setenv(key, value)
+    with mounted(tmp_path / "mnt") as mount:
+        theirs = mount.path / "artifacts" / "from_a" / "1" / "data.json"
+        assert theirs.stat().st_size > 0  # listed and stat'ed from the index
+        with pytest.raises(OSError) as failed:
+            theirs.read_bytes()
+        assert failed.value.errno == errno.EIO
+        assert json.loads((mount.path / "artifacts" / "from_b" / "1" / "data.json").read_text()) == {"on": "b"}
+        log = mount.log()
+    assert f"local store of machine {a.short}" in log, log
