@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
@@ -342,24 +342,37 @@ class ArtifactSummary:
     size: int
 
 
-def list_artifacts(session: Session) -> list[ArtifactSummary]:
-    live = _live(
-        select(
-            Artifact.name,
-            func.count(ArtifactVersion.id),
-            func.max(ArtifactVersion.id),
-            func.coalesce(func.sum(ArtifactVersion.size), 0),
-        ).join(ArtifactVersion)
-    ).group_by(Artifact.name).order_by(Artifact.name)
-    rows = session.execute(live).all()
-    newest = dict(
-        session.execute(
-            select(ArtifactVersion.id, ArtifactVersion.version).where(
-                ArtifactVersion.id.in_([r[2] for r in rows])
-            )
-        ).all()
-    ) if rows else {}
-    return [ArtifactSummary(name, count, newest.get(top), int(size)) for name, count, top, size in rows]
+def list_artifacts(session: Session, limit: int | None = None, after: str | None = None) -> list[ArtifactSummary]:
+    """Artifacts with a live version, by name: all of them, or a page of
+    ``limit`` after the name ``after`` (found through the name index, then
+    counted for that page only, so a page costs the same at any size)."""
+    live = ArtifactVersion.state == VersionState.LIVE.value
+    totals = select(ArtifactVersion.artifact_id, func.count(ArtifactVersion.id), func.max(ArtifactVersion.id),
+                    func.coalesce(func.sum(ArtifactVersion.size), 0)).where(live).group_by(ArtifactVersion.artifact_id)
+    if limit:
+        page = _named_with_live(after).order_by(Artifact.name).limit(limit)
+        names = dict(session.execute(page).all())
+        totals = totals.where(ArtifactVersion.artifact_id.in_(list(names)))
+    else:
+        names = dict(session.execute(_named_with_live(after)).all())
+    rows = {artifact_id: rest for artifact_id, *rest in session.execute(totals)} if names else {}
+    newest = dict(session.execute(
+        select(ArtifactVersion.id, ArtifactVersion.version).where(ArtifactVersion.id.in_([r[1] for r in rows.values()]))
+    ).all()) if rows else {}
+    found = [ArtifactSummary(names[i], count, newest.get(top), int(size)) for i, (count, top, size) in rows.items()]
+    return sorted(found, key=lambda s: s.name)
+
+
+def count_artifacts(session: Session, after: str | None = None) -> int:
+    """How many artifacts have a live version (with a name after ``after``)."""
+    return session.scalar(select(func.count()).select_from(_named_with_live(after).subquery())) or 0
+
+
+def _named_with_live(after: str | None):
+    has_live = exists(select(ArtifactVersion.id).where(
+        ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == VersionState.LIVE.value))
+    query = select(Artifact.id, Artifact.name).where(has_live)
+    return query.where(Artifact.name > after) if after is not None else query
 
 
 def version_files(session: Session, version_id: int) -> list[VersionFile]:
