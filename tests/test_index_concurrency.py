@@ -229,3 +229,43 @@ def test_a_process_holds_one_connection(pg_home, tmp_path):
     fsck(index)
     assert most[0] == 1
     assert index.statistics()["connections"] == 1
+
+
+def _terminate_idle_writer(postgres_server, url: str) -> None:
+    """End the backend of the write transaction that sits paused."""
+    with psycopg.connect(host="127.0.0.1", port=postgres_server.port, user=postgres_server.user,
+                         dbname="postgres", autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+            "AND state = 'idle in transaction'", (url.rsplit("/", 1)[1],)).fetchall()
+    assert killed == [(True,)], killed
+
+
+def test_a_write_whose_connection_is_lost_before_commit_runs_again(pg_home, postgres_server, pause):
+    from artifactfs import load_artifact, save_artifact
+    from artifactfs.index import get_index
+
+    save_artifact(0, "x")
+    wait_reached, release = pause("artifacts_locked")
+    writer = Worker(lambda: save_artifact(1, "x"))
+    wait_reached()
+    _terminate_idle_writer(postgres_server, pg_home)
+    release()
+    assert writer.outcome().version == "2"
+    assert get_index().statistics()["retried"] == 1
+    assert load_artifact("x") == 1
+
+
+def test_a_connection_lost_while_committing_is_one_honest_line(pg_home, postgres_server, pause):
+    from artifactfs import save_artifact
+    from artifactfs.index import IndexConnectionError, get_index
+
+    save_artifact(0, "x")
+    wait_reached, release = pause("generation_bumped")  # inside COMMIT's preparation
+    writer = Worker(lambda: save_artifact(1, "x"))
+    wait_reached()
+    _terminate_idle_writer(postgres_server, pg_home)
+    release()
+    with pytest.raises(IndexConnectionError) as caught:
+        writer.outcome()
+    assert "may or may not" in caught.value.message and get_index().statistics()["retried"] == 0

@@ -14,6 +14,7 @@ _LAZY = {
     "Generation": "artifactfs.index.generation",
     "Index": "artifactfs.index.db",
     "IndexConflictError": "artifactfs.index.db",
+    "IndexConnectionError": "artifactfs.index.db",
     "get_index": "artifactfs.index.db",
     "reset_index_cache": "artifactfs.index.db",
     "add_store": "artifactfs.index.stores",
@@ -30,7 +31,7 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 if TYPE_CHECKING:
-    from artifactfs.index.db import Index, IndexConflictError, get_index, reset_index_cache
+    from artifactfs.index.db import Index, IndexConflictError, IndexConnectionError, get_index, reset_index_cache
     from artifactfs.index.generation import Generation, bump_generation, get_generation
     from artifactfs.index.stores import (
         add_store,

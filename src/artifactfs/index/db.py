@@ -32,7 +32,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from artifactfs.errors import ArtifactfsError, ConfigError
@@ -48,13 +48,29 @@ WRITE_ATTEMPTS = 8
 BACKOFF_S = (0.005, 0.5)  # first and largest wait before a retry (jittered)
 # Connections per process: one kept open; extras for threads, closed on return.
 POOL_SIZE, POOL_OVERFLOW = 1, 2
+IDLE_PING_S = 10.0  # a connection idle this long is checked before use
 
 T = TypeVar("T")
 
 
-class IndexConflictError(ArtifactfsError):
+class IndexRetryableError(ArtifactfsError):
+    """A write transaction that did not happen; ``retryable``: running it
+    again is safe (``run_write`` does, a bounded number of times)."""
+
+    retryable = True
+
+
+class IndexConflictError(IndexRetryableError):
     """PostgreSQL aborted a write transaction for a deadlock or a
     serialization failure (after the retries, when it ran under ``run_write``)."""
+
+
+class IndexConnectionError(IndexRetryableError):
+    """The connection to the index was lost in the middle of a write."""
+
+    def __init__(self, message: str, hint: str | None = None, retryable: bool = True) -> None:
+        super().__init__(message, hint)
+        self.retryable = retryable
 
 
 class Index:
@@ -84,33 +100,38 @@ class Index:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on error
-        (prefer :meth:`run_write`, which also retries conflicts)."""
-        try:
-            with self._writer() as session, session.begin():
+        (prefer :meth:`run_write`, which also runs it again when that is safe)."""
+        with self._writer() as session:
+            transaction = session.begin()
+            try:
                 yield session
-        except DBAPIError as exc:
-            reason = conflict_reason(exc)
-            if reason is None:
+            except BaseException as exc:
+                _rollback(transaction)
+                if isinstance(exc, DBAPIError):
+                    raise _translated(exc, committing=False) from exc
                 raise
-            raise IndexConflictError(
-                f"the index aborted a write for a {reason} with another writer",
-                "run the command again",
-            ) from exc
+            try:
+                transaction.commit()
+            except DBAPIError as exc:
+                raise _translated(exc, committing=True) from exc
 
     def run_write(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """``fn(session, *args, **kwargs)`` in a write transaction, run again
         (up to :data:`WRITE_ATTEMPTS` times, after a jittered exponential
-        wait) when PostgreSQL aborts it for a deadlock or a serialization
-        failure. ``fn`` may run several times: it must only work on the database."""
+        wait) when PostgreSQL aborted it for a deadlock or a serialization
+        failure, or its connection was lost before COMMIT (nothing of it was
+        kept). ``fn`` may run several times: it must only work on the database."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self.write() as session:
                     return fn(session, *args, **kwargs)
-            except IndexConflictError as exc:
+            except IndexRetryableError as exc:
+                if not exc.retryable:
+                    raise
                 if attempt == WRITE_ATTEMPTS:
-                    raise IndexConflictError(
+                    raise type(exc)(
                         f"{exc.message}, {attempt} times in a row",
-                        "the index is very busy: run the command again",
+                        "the index is very busy or keeps dropping connections: run the command again",
                     ) from exc.__cause__
                 self._retried += 1
                 time.sleep(random.uniform(0, min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** attempt)))
@@ -142,7 +163,7 @@ def _make_engine(url: str, begin: str) -> Engine:
             create_private_file(Path(database))  # the index is its owner's alone (0600)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         if parsed.drivername.partition("+")[2] == "psycopg":
             # No server-side prepared statements: PgBouncer in transaction
             # mode hands each transaction to any server connection.
@@ -156,7 +177,34 @@ def _make_engine(url: str, begin: str) -> Engine:
         ) from exc
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine, begin)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle (a server
+    restart or an idle timeout may have closed it meanwhile): a busy writer
+    pays no round trip per transaction, as ``pool_pre_ping`` would make it.
+    A connection lost in the middle of a transaction fails that transaction,
+    which ``run_write`` runs again (see :func:`conflict_reason`)."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_conn, record) -> None:
+        record.info["used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("used", 0.0) < IDLE_PING_S:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - any sign of a dead connection
+            raise DisconnectionError(f"connection lost while idle: {exc}") from exc
 
 
 def _tune_sqlite(engine: Engine, begin: str) -> None:
@@ -228,6 +276,33 @@ def dialect_insert(session: Session):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+def _rollback(transaction) -> None:
+    try:
+        transaction.rollback()
+    except DBAPIError:
+        pass  # a lost connection rolled it back already; the original error is the one to show
+
+
+def _translated(exc: DBAPIError, committing: bool) -> Exception:
+    """The one-line error for a failed write, or ``exc`` itself."""
+    reason = conflict_reason(exc)
+    if reason is not None:  # aborted by the server: nothing was kept, also when it happened at COMMIT
+        return IndexConflictError(f"the index aborted a write for a {reason} with another writer",
+                                  "run the command again")
+    if exc.connection_invalidated and not committing:  # the server rolled it back
+        return IndexConnectionError(f"the connection to the index was lost during a write ({_first_line(exc)})",
+                                    "check that the database server is up, then run the command again")
+    if exc.connection_invalidated:
+        return IndexConnectionError(
+            f"the connection to the index was lost while committing ({_first_line(exc)}): the change may or may "
+            "not have been recorded", "look before running the command again", retryable=False)
+    return exc
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
 
 
 def conflict_reason(exc: DBAPIError) -> str | None:
