@@ -151,17 +151,33 @@ class NewVersion:
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
     """Several versions in one transaction (a step's outputs): every artifact
-    row is locked first, in name order, then the versions go in."""
+    row is locked first, in name order, then the versions go in, numbered
+    from one query for all of them."""
     artifacts = lock_artifacts(session, [new.name for new in news])
-    return [insert_version(session, new, artifacts[new.name]) for new in news]
+    numbered = [artifacts[new.name].id for new in news if new.version is None]
+    highest = dict(session.execute(
+        select(ArtifactVersion.artifact_id, func.max(ArtifactVersion.version_number))
+        .where(ArtifactVersion.artifact_id.in_(numbered)).group_by(ArtifactVersion.artifact_id)
+    ).all()) if numbered else {}
+    rows = []
+    for new in news:
+        artifact, number = artifacts[new.name], None
+        if new.version is None:  # under the lock: cannot exist yet
+            number = highest[artifact.id] = (highest.get(artifact.id) or 0) + 1
+        rows.append(insert_version(session, new, artifact, number))
+    return rows
 
 
-def insert_version(session: Session, new: NewVersion, artifact: Artifact | None = None) -> ArtifactVersion:
+def insert_version(session: Session, new: NewVersion, artifact: Artifact | None = None,
+                   number: int | None = None) -> ArtifactVersion:
     """One transaction's worth: the version row, its manifest, tags, metadata.
-    ``artifact``: its row, when the caller already locked it."""
+    ``artifact``: its row, when the caller already locked it; ``number``: the
+    version number the caller found for it under that lock."""
     if artifact is None:
         artifact = lock_artifact(session, new.name)
-    if new.version is None:
+    if number is not None:
+        version = str(number)
+    elif new.version is None:
         version = next_version(session, artifact)  # under the lock: cannot exist yet
     else:
         version = new.version

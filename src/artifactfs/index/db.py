@@ -107,13 +107,17 @@ class Index:
                 yield session
             except BaseException as exc:
                 _rollback(transaction)
-                if isinstance(exc, DBAPIError):
-                    raise _translated(exc, committing=False) from exc
-                raise
+                translated = _translated(exc, committing=False) if isinstance(exc, DBAPIError) else exc
+                if translated is exc:
+                    raise
+                raise translated from exc
             try:
                 transaction.commit()
             except DBAPIError as exc:
-                raise _translated(exc, committing=True) from exc
+                translated = _translated(exc, committing=True)
+                if translated is exc:
+                    raise
+                raise translated from exc
 
     def run_write(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """``fn(session, *args, **kwargs)`` in a write transaction, run again

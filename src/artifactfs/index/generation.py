@@ -13,8 +13,12 @@ touches:
   data, so a reader that sees it also sees the data.
 * PostgreSQL: ``nextval('index_generation')``, which takes no row lock and
   does not wait (the single ``index_state`` row was a hot row that every
-  write transaction held until COMMIT), and ``pg_notify`` on
-  :data:`CHANNEL`, delivered to listeners after COMMIT.
+  write transaction held until COMMIT).
+
+No ``NOTIFY``: PostgreSQL serializes the COMMIT of every notifying
+transaction, WAL flush included, behind one cluster-wide lock (async.c,
+``PreCommit_Notify``), which would put a hot spot back into every write.
+Readers poll instead; a reading is two trivial statements.
 
 A sequence is not transactional: it moves before its transaction commits.
 So on PostgreSQL the reader's token is the sequence value *and* what the
@@ -40,11 +44,10 @@ from sqlalchemy.orm import Session
 from artifactfs.faults import fault_point
 from artifactfs.index.models import IndexState
 
-CHANNEL = "artifactfs_index"
 SEQUENCE = "index_generation"
 
 _SQLITE_BUMP = update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1)
-_PG_BUMP = text(f"SELECT nextval('{SEQUENCE}'), pg_notify('{CHANNEL}', '')")
+_PG_BUMP = text(f"SELECT nextval('{SEQUENCE}')")
 _PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
 _PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
 _MARK = "artifactfs_changed"

@@ -41,9 +41,13 @@ class VersionNotLiveError(ArtifactfsError):
 
 
 def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
-    session.execute(dialect_insert(session)(Pipeline).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
-        index_elements=["name"]))
-    return session.scalars(select(Pipeline).where(Pipeline.name == name)).one()
+    query = select(Pipeline).where(Pipeline.name == name)
+    pipeline = session.scalars(query).first()  # the common case: one statement
+    if pipeline is None:
+        session.execute(dialect_insert(session)(Pipeline).values(name=name, created_at=utcnow())
+                        .on_conflict_do_nothing(index_elements=["name"]))
+        pipeline = session.scalars(query).one()
+    return pipeline
 
 
 def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any]) -> PipelineRun:

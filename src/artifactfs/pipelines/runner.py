@@ -19,6 +19,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version, save_artifact
 from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
@@ -94,9 +96,10 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
 
 
 def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any]) -> int:
-    if rows.run_exists(session, run_name):
-        raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name")
-    return rows.create_run(session, pipeline, run_name, parameters).id
+    try:
+        return rows.create_run(session, pipeline, run_name, parameters).id
+    except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
+        raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
 
 
 def _finish_run(run_id: int, status: RunStatus) -> None:
