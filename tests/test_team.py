@@ -415,3 +415,26 @@ def test_a_mount_shows_other_machines_versions_but_never_reads_their_folders(tea
         assert json.loads((mount.path / "artifacts" / "from_b" / "1" / "data.json").read_text()) == {"on": "b"}
         log = mount.log()
     assert f"local store of machine {a.short}" in log, log
+
+
+def test_machines_initializing_at_once_each_get_their_own_store(team, tmp_path):
+    """A looks for its default store's name and finds `default` free; B
+    takes it before A goes on: A ends with `default-<A>`, never B's store."""
+    a, b = team(2)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    first = a.spawn("-c", "from artifactfs.api import init; print(init().name)",
+                    ARTIFACTFS_PAUSE="default_store_named", ARTIFACTFS_PAUSE_DIR=str(pause))
+    try:
+        _wait_for(lambda: any(pause.glob("default_store_named.*.reached")), "A to pick a name")
+        assert b.cli("init").stdout.count("default (") == 1
+        (pause / "default_store_named.go").touch()
+        out, err = first.communicate(timeout=TIMEOUT)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err
+    assert out.strip() == f"default-{a.short}"
+    mine = a.py("from artifactfs import save_artifact; print(save_artifact(1, 'x').uri)")
+    assert mine.stdout.strip().startswith(str(a.home))

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError, StoreError
+from artifactfs.faults import fault_point
 from artifactfs.index import add_store, find_store_row, get_index, list_store_rows, open_store
 from artifactfs.api.context import remove_after_step
 from artifactfs.index import hosts
@@ -46,19 +47,26 @@ def init() -> ArtifactStore:
         if legacy is not None and legacy.root_uri == str(settings.default_store_root):
             hosts.claim_if_unowned(session, legacy, machine)  # a store recorded before owners were
         name = hosts.default_store_name(session, machine)
-        try:
-            return find_store_row(session, name)
-        except NotFoundError:
+        fault_point("default_store_named")
+        row = session.scalar(select(Store).where(Store.name == name))
+        if row is None:
             private_dir(settings.default_store_root)
             return add_store(session, name, "local", str(settings.default_store_root), {}, host_id=machine)
+        if row.host_id != machine:  # another machine took the name since we looked: look again
+            raise AlreadyExistsError(f"store {name!r} was just created by another machine")
+        return row
 
     index = get_index()
-    try:
-        row = index.run_write(own_default)
-    except (AlreadyExistsError, IntegrityError):
-        # Another process created it at the same moment (PostgreSQL does not
-        # serialize writers the way SQLite's BEGIN IMMEDIATE does): use theirs.
-        row = index.run_write(own_default)
+    for attempt in range(3):
+        try:
+            row = index.run_write(own_default)
+            break
+        except (AlreadyExistsError, IntegrityError):
+            # Another machine created that name at the same moment (PostgreSQL
+            # does not serialize writers as SQLite's BEGIN IMMEDIATE does): the
+            # next look finds this machine's name.
+            if attempt == 2:
+                raise
     _defaults[(index.url, machine)] = row.name
     return open_store(row)
 
