@@ -11,6 +11,7 @@ PgBouncer in transaction pooling mode (5).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import stat
@@ -438,3 +439,45 @@ def test_machines_initializing_at_once_each_get_their_own_store(team, tmp_path):
     assert out.strip() == f"default-{a.short}"
     mine = a.py("from artifactfs import save_artifact; print(save_artifact(1, 'x').uri)")
     assert mine.stdout.strip().startswith(str(a.home))
+
+
+# -- 6. the pruner's lease across machines ------------------------------------------------------
+
+HOLD_AND_DIE = """
+import datetime as dt, os, signal
+from artifactfs.gc import Lease
+from artifactfs.index import get_index
+Lease(get_index(), ttl=dt.timedelta(seconds=6), heartbeat=False).acquire()
+os.kill(os.getpid(), signal.SIGKILL)  # killed while holding the lease
+"""
+
+LEASE_EXPIRED = """
+from artifactfs.gc import current_lease
+from artifactfs.index import get_index
+from artifactfs.index.intents import database_now
+index = get_index()
+with index.read() as session:
+    now = database_now(session)
+state = current_lease(index)
+print("expired" if state.expires_at is None or state.expires_at <= now else "held")
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("artifactfs.index.holders") is None,
+                    reason="the lease by machine id and token (issue 15 item 6) lands with the pruner's branch")
+def test_the_pruner_lease_across_machines_with_one_hostname(team):
+    """A pruner killed on machine A: machine B (same hostname, as cloned VMs
+    have) cannot prove it dead and waits for the lease to expire by the
+    database's clock; A itself, restarted, knows its process is gone."""
+    a, b = team(2)
+    a.cli("init")
+    b.cli("init")
+    a.py(HOLD_AND_DIE, expect=-9)
+    refused = b.cli("gc", "-y", expect=1)
+    assert "another pruner" in refused.stderr, refused.stderr
+    again = Machine("a-again", a.home, a.url, a.machine_id)  # the same machine, a new process
+    again.cli("gc", "-y")
+    again.py(HOLD_AND_DIE, expect=-9)
+    one_line_error(b.cli("gc", "-y", expect=None), "another pruner")
+    _wait_for(lambda: "expired" in b.py(LEASE_EXPIRED).stdout, "the lease to expire by the database's clock")
+    b.cli("gc", "-y")
