@@ -6,9 +6,9 @@ connection."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 
 import psycopg
 import pytest
@@ -17,14 +17,14 @@ pytest_plugins = ["index_fixtures"]
 
 
 @pytest.fixture
-def pg_home(request, artifactfs_home, monkeypatch, postgres_server):
-    from artifactfs.index import reset_index_cache
+def index_backend():
+    return "postgres"  # row locks, deadlocks and sequences are PostgreSQL's
 
-    url = postgres_server.create_database(f"c_{uuid.uuid4().hex[:16]}")
-    monkeypatch.setenv("ARTIFACTFS_INDEX_URL", url)
-    reset_index_cache()
-    yield url
-    reset_index_cache()
+
+@pytest.fixture
+def pg_home(afs_home) -> str:
+    """A fresh PostgreSQL index (``index_fixtures.afs_home``); its URL."""
+    return os.environ["ARTIFACTFS_INDEX_URL"]
 
 
 @pytest.fixture
