@@ -49,7 +49,7 @@ class Store(Base):
     # NULL: a remote store, or a local one recorded before owners were.
     host_id: Mapped[str | None] = mapped_column(String(64))
     # Removed with --force while versions were recorded in it (migration
-    # 0005_team): the row stays, renamed "<name>~<id>", for those lost versions.
+    # 0006_team): the row stays, renamed "<name>~<id>", for those lost versions.
     removed_at: Mapped[dt.datetime | None]
 
 

@@ -7,15 +7,15 @@
   were recorded in it keeps its row (renamed ``<name>~<id>``, a name no user
   can register) so that those versions, now ``lost``, still say where they were.
 
-Revision ID: 0005_team
-Revises: 0004
+Revision ID: 0006_team
+Revises: 0005_web_browse
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_team"
-down_revision = "0004"
+revision = "0006_team"
+down_revision = "0005_web_browse"
 branch_labels = None
 depends_on = None
 
