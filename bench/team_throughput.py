@@ -57,7 +57,7 @@ def _writer(kind: str, number: int, url: str, seconds: float, src: str, home: st
 def _example(number: int):
     import training_pipeline as example
 
-    run = example.training_pipeline.with_options(enable_cache=False)
+    run = example.training_pipeline.with_options(enable_cache=False, quiet=True)
 
     def once(i: int) -> None:
         assert run(noise=0.05 + number + i * 1e-6).status == "completed"
@@ -144,7 +144,7 @@ def _count_statements(url: str, src: str, out) -> None:
 
     from artifactfs.index import get_index
 
-    run = example.training_pipeline.with_options(enable_cache=False)
+    run = example.training_pipeline.with_options(enable_cache=False, quiet=True)
     run(noise=0.5)
     seen = [0]
     event.listen(get_index().engine, "before_cursor_execute", lambda *a: seen.__setitem__(0, seen[0] + 1))
