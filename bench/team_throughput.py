@@ -107,6 +107,7 @@ def measure(kind: str, writers: int, url: str, seconds: float, src: str) -> floa
         for proc in procs:
             if proc.is_alive():
                 proc.kill()
+            proc.join()  # nothing writes into the homes any more
         shutil.rmtree(home, ignore_errors=True)
 
 
