@@ -321,13 +321,16 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
     if pipeline_tracing():  # inside a @pipeline function: resolved when the step runs
         return lazy_version(name_or_id, version)
     context = current_step_run()
+    with get_index().read() as session:
+        found = ArtifactVersion.from_row(rows.find_version(session, name_or_id, version))
     if context is None:
-        with get_index().read() as session:
-            return ArtifactVersion.from_row(rows.find_version(session, name_or_id, version))
+        return found
+    # The pruner may condemn the version right here; the link re-reads it
+    # under its row lock and refuses (VersionNotLiveError) if it did.
+    fault_point("before_input_link")
     with get_index().write() as session:
-        row = rows.find_version(session, name_or_id, version)
-        pipeline_rows.link(session, context.step_run_id, row.id, "input", f"{row.artifact.name}:{row.version}")
-        return ArtifactVersion.from_row(row)
+        pipeline_rows.link(session, context.step_run_id, found._pk, "input", str(found))
+    return found
 
 
 def load_artifact(

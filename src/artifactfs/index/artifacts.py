@@ -75,7 +75,7 @@ def lock_artifact(session: Session, name: str) -> Artifact:
     """Get or create the artifact row and hold its lock until commit, so
     version numbering is serialized per name (PostgreSQL: row lock; SQLite:
     the write transaction is already exclusive)."""
-    query = select(Artifact).where(Artifact.name == name).with_for_update()
+    query = select(Artifact).where(Artifact.name == name).with_for_update().execution_options(populate_existing=True)
     artifact = session.scalars(query).first()
     if artifact is None:
         session.execute(dialect_insert(session)(Artifact).values(name=name, created_at=utcnow()).on_conflict_do_nothing(

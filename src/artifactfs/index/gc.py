@@ -428,7 +428,8 @@ class LeaseState:
 
 
 def _lease_row(session: Session, name: str) -> GcLease:
-    query = select(GcLease).where(GcLease.name == name).with_for_update()
+    # Fresh under the lock: holder and expiry are checked right after.
+    query = select(GcLease).where(GcLease.name == name).with_for_update().execution_options(populate_existing=True)
     row = session.scalars(query).first()
     if row is None:
         session.add(GcLease(name=name))
