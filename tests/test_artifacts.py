@@ -96,8 +96,8 @@ def test_unknown_names_versions_ids(afs_home):
 
 @pytest.mark.parametrize(
     "name, problem",
-    [("a/b", "slash"), ("", "empty"), ("x" * 300, "300 characters"), ("..", "'.' or '..'"),
-     ("bad\x00name", "control"), (" padded", "white space")],
+    [("a/b", "slash"), ("", "empty"), ("x" * 300, "300 bytes"), ("é" * 200, "400 bytes long in UTF-8"),
+     ("\udcff", "lone surrogate"), ("..", "'.' or '..'"), ("bad\x00name", "control"), (" padded", "white space")],
 )
 def test_bad_names_write_nothing(sqlite_home, name, problem):
     with pytest.raises(InvalidNameError, match=problem):

@@ -25,16 +25,16 @@ from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.verified import IntegrityError, VerifiedReads, missing, verify_payload
 from artifactfs.api.views import PayloadView
 from artifactfs.api.writing import (
-    VISUALIZATION_SUFFIX,
+    abandon,
+    check_payload,
     copy_into,
     manifest_in_place,
-    payload_folder,
-    remove_quietly,
+    store_row_id,
     write_value,
 )
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathNotFoundError
 from artifactfs.faults import fault_point
-from artifactfs.index import find_store_row, get_index
+from artifactfs.index import get_index
 from artifactfs.index import artifacts as rows
 from artifactfs.index.gc import is_in_place
 from artifactfs.index import pipelines as pipeline_rows
@@ -242,6 +242,8 @@ def save_artifact(
     if metadata is not None and user_metadata is not None:
         raise ArtifactfsError("save_artifact got both user_metadata= and metadata=", "pass one of them")
     kind = _artifact_type(artifact_type)
+    tags = rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
+    metadata = rows.check_metadata(user_metadata if user_metadata is not None else metadata)
     target = store if isinstance(store, ArtifactStore) else get_store(store)
     index = get_index()
     if version is not None:
@@ -250,9 +252,9 @@ def save_artifact(
                 raise rows.duplicate_version_error(name, version)
     new, extracted = write_value(data, name, target, materializer, extract_metadata=extract_metadata,
                                  include_visualizations=include_visualizations)
-    new.version, new.tags = version, _as_list(tags or ())
+    new.version, new.tags = version, tags
     new.artifact_type = kind or new.artifact_type
-    new.metadata = {**extracted, **(user_metadata or metadata or {})}
+    new.metadata = {**extracted, **metadata}
     return commit_version(new, target, link=_link_to_step("output", name))
 
 
@@ -278,26 +280,23 @@ def _link_to_step(direction: str, name: str) -> Callable | None:
 
 
 def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | None = None) -> ArtifactVersion:
-    """Step 3 of the write protocol. ``link(session, row)`` runs in the same
-    transaction (the pipeline runner links step outputs there). On failure the
-    fresh payload is removed at once; the pruner is the safety net."""
+    """Step 4 of the write protocol: one transaction checks the payload is
+    still there, inserts the version (clearing its write intent) and runs
+    ``link(session, row)`` (the pipeline runner links step outputs there).
+    On failure a fresh payload is removed at once; the pruner is the safety net."""
     fault_point("before_commit")
     try:
         with get_index().write() as session:
-            new.store_id = _store_id(session, store)
+            new.store_id = store_row_id(session, store)
+            check_payload(store, new)
             row = rows.insert_version(session, new)
             if link is not None:
                 link(session, row)
-            return ArtifactVersion.from_row(row, store.name)
+            version = ArtifactVersion.from_row(row, store.name)
+        return version
     except BaseException:
-        if new.uri.endswith(new.uuid):  # our fresh folder, never a user's adopted path
-            remove_quietly(store, new.uri)
-            remove_quietly(store, new.uri + VISUALIZATION_SUFFIX)
+        abandon(store, new.uri, new.intent_id, committing=True)
         raise
-
-
-def _store_id(session, store: ArtifactStore) -> int:
-    return getattr(store, "index_id", None) or find_store_row(session, store.name).id
 
 
 def _version_string(version: str | int | None) -> str | None:
@@ -440,8 +439,8 @@ def register_artifact(
     rows.check_name(name)
     version = _version_string(version)
     kind = _artifact_type(artifact_type) or ArtifactType.DATA.value
-    metadata = {**(artifact_metadata or {}), **(metadata or {})}
-    tags = tags or ()
+    tags = rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
+    metadata = {**rows.check_metadata(artifact_metadata), **rows.check_metadata(metadata)}
     uri = _absolute(folder_or_file_uri)
     source = store_for_uri(uri)
     _check_exists(uri, source)
@@ -463,7 +462,7 @@ def register_artifact(
     new = rows.NewVersion(
         uuid=str(uuid.uuid4()), name=name, version=version, store_id=0, uri=source.flavor.to_uri(native),
         payload_kind=kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
-        save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags), metadata=_registered_meta(files, metadata),
+        save_type=SaveType.REGISTERED.value, files=files, tags=tags, metadata=_registered_meta(files, metadata),
         artifact_type=kind,
     )
     return commit_version(new, source, link=_registered_link(name))
@@ -492,12 +491,12 @@ def _register_copy(uri, source, name, version, tags, metadata, store_name, progr
     target = get_store(store_name)
     native = source.resolve(uri)
     callback = progress(source.size(uri)) if progress else None
-    version_uuid, files = copy_into(source, native, target, name, callback)
+    payload, files = copy_into(source, native, target, name, callback)
     new = rows.NewVersion(
-        uuid=version_uuid, name=name, version=version, store_id=0, uri=target.uri(payload_folder(name, version_uuid)),
+        uuid=payload.uuid, name=name, version=version, store_id=0, uri=payload.uri,
         payload_kind=PayloadKind.FOLDER.value, materializer=None, data_type="pathlib.Path",
-        content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags),
-        metadata=_registered_meta(files, metadata, source=uri), artifact_type=kind,
+        content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=tags,
+        metadata=_registered_meta(files, metadata, source=uri), artifact_type=kind, intent_id=payload.intent_id,
     )
     return commit_version(new, target, link=_registered_link(name))
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.index.db import dialect_insert
+from artifactfs.index.intents import clear_intent
 from artifactfs.index.models import (
     Artifact,
     ArtifactType,
@@ -32,7 +33,11 @@ from artifactfs.index.models import (
 from artifactfs.index.stores import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 
-MAX_NAME_LENGTH = 255
+#: Names become folder names in stores and in the mount: at most this many
+#: UTF-8 bytes, as a file name on ext4, XFS or APFS.
+MAX_NAME_BYTES = 255
+#: Metadata values nested deeper than this (dicts and lists) are refused.
+MAX_METADATA_DEPTH = 32
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
 
 
@@ -40,27 +45,82 @@ class InvalidNameError(ArtifactfsError, ValueError):
     """A name or version string that cannot be used."""
 
 
+class InvalidMetadataError(ArtifactfsError, ValueError):
+    """Metadata that cannot be recorded."""
+
+
 def check_name(name: Any, what: str = "artifact name") -> str:
     """Names become folder names in stores and in the mount: no '/', no NUL,
-    not '.' or '..', not empty, at most 255 characters."""
+    not '.' or '..', not empty, valid UTF-8 of at most 255 bytes."""
     if not isinstance(name, str):
         raise InvalidNameError(f"{what} must be a string, got {type(name).__name__}")
-    problem = None
-    if not name.strip():
-        problem = "is empty"
-    elif len(name) > MAX_NAME_LENGTH:
-        problem = f"is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
-    elif "/" in name or "\\" in name:
-        problem = "contains a slash"
-    elif "\x00" in name or any(ord(c) < 32 for c in name):
-        problem = "contains a control character"
-    elif name in (".", ".."):
-        problem = "is '.' or '..'"
-    elif name != name.strip():
-        problem = "starts or ends with white space"
+    problem = _name_problem(name)
     if problem:
         raise InvalidNameError(f"{what} {name[:80]!r} {problem}", f"choose another {what}")
     return name
+
+
+def _name_problem(name: str) -> str | None:
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: os.fsdecode's escape for undecodable bytes
+        return "is not valid text: it holds a lone surrogate (undecodable bytes of a file name?)"
+    if not name.strip():
+        return "is empty"
+    if size > MAX_NAME_BYTES:
+        return f"is {size} bytes long in UTF-8 (at most {MAX_NAME_BYTES}, as a file name)"
+    if "/" in name or "\\" in name:
+        return "contains a slash"
+    if "\x00" in name or any(ord(c) < 32 for c in name):
+        return "contains a control character"
+    if name in (".", ".."):
+        return "is '.' or '..'"
+    if name != name.strip():
+        return "starts or ends with white space"
+    return None
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Tag names, checked before anything is written."""
+    return [check_name(tag, "tag") for tag in tags]
+
+
+def check_metadata(values: Any, what: str = "metadata") -> dict[str, Any]:
+    """Metadata as ``set_metadata`` will record it, refused before anything is
+    written: a dict with name-like string keys whose values are JSON (nested
+    at most ``MAX_METADATA_DEPTH`` deep)."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise InvalidMetadataError(
+            f"{what} must be a dict of key -> value, got {type(values).__name__}",
+            "pass metadata={'key': value, ...}",
+        )
+    for key, value in values.items():
+        check_name(key, f"{what} key")
+        _check_depth(key, value)
+        metadata_value(key, value)
+    return values
+
+
+def _check_depth(key: str, value: Any) -> None:
+    """Walk without recursion: a self-containing list or a deep chain is
+    refused by depth, never by a RecursionError."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, (list, tuple)):
+            children = list(item)
+        else:
+            continue
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidMetadataError(
+                f"metadata {key!r} is nested more than {MAX_METADATA_DEPTH} levels deep (or contains itself)",
+                "flatten it, or save it as an artifact of its own",
+            )
+        pending.extend((child, depth + 1) for child in children)
 
 
 def version_number_of(version: str) -> int | None:
@@ -131,10 +191,12 @@ class NewVersion:
     tags: Iterable[str] = ()
     metadata: dict[str, Any] | None = None
     visualizations: list | None = None
+    intent_id: str | None = None  # the write intent of a fresh payload folder, cleared by the insert
 
 
 def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
-    """One transaction's worth: the version row, its manifest, tags, metadata."""
+    """One transaction's worth: the version row, its manifest, tags, metadata,
+    and the end of its write intent."""
     artifact = lock_artifact(session, new.name)
     if new.version is None:
         version = next_version(session, artifact)  # under the lock: cannot exist yet
@@ -171,6 +233,8 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
         )
     add_tags(session, row, new.tags)
     set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
+    if new.intent_id is not None:
+        clear_intent(session, new.intent_id)
     bump_generation(session)
     return row
 
@@ -203,6 +267,11 @@ def uri_owners(session: Session, uri: str, exclude_id: int | None = None, live_o
     if live_only:
         query = query.where(ArtifactVersion.state == VersionState.LIVE.value)
     return list(session.scalars(query))
+
+
+def version_at(session: Session, uri: str) -> int | None:
+    """The id of the version (any state) whose payload is exactly ``uri``."""
+    return session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uri == uri))
 
 
 def like_escape(text: str) -> str:
@@ -392,23 +461,30 @@ def metadata_type(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+def metadata_value(key: str, value: Any) -> tuple[dict[str, Any], str]:
+    """``({"v": JSON value}, type name)`` as a metadata row stores ``value``;
+    a non-finite float is kept as its text."""
+    try:
+        kind = metadata_type(value)
+        return json.loads(json.dumps({"v": value}, allow_nan=False)), kind
+    except (TypeError, ValueError) as exc:
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"v": str(value)}, "float"
+        raise InvalidMetadataError(
+            f"metadata {key!r} is not JSON-serializable ({exc})",
+            "use numbers, strings, booleans, lists and dicts of them",
+        ) from exc
+    except RecursionError:
+        raise InvalidMetadataError(f"metadata {key!r} is nested too deep", "flatten it") from None
+
+
 def set_metadata(session: Session, values: dict[str, Any], replace: bool = True, **owner: int) -> None:
     """Attach typed values to exactly one owner (version_id, run_id or step_run_id);
     ``replace=False`` skips deleting old values (a fresh owner has none)."""
     rows = []
     for key, value in values.items():
         check_name(key, "metadata key")
-        try:
-            kind = metadata_type(value)
-            stored = json.loads(json.dumps({"v": value}, allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            if isinstance(value, float) and not math.isfinite(value):
-                stored, kind = {"v": str(value)}, "float"
-            else:
-                raise ArtifactfsError(
-                    f"metadata {key!r} is not JSON-serializable ({exc})",
-                    "use numbers, strings, booleans, lists and dicts of them",
-                ) from exc
+        stored, kind = metadata_value(key, value)
         rows.append({"key": key, "value": stored, "type": kind, **owner})
     if rows:
         (owner_column, owner_id), = owner.items()

@@ -27,6 +27,8 @@ from artifactfs.settings import create_private_file, get_settings
 from artifactfs.stores.secrets import remember_secrets
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+#: Execution option of a SQLite write whose commit need not reach the disk at once.
+LIGHT_COMMIT = "artifactfs_light_commit"
 
 
 class Index:
@@ -52,9 +54,17 @@ class Index:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on error."""
+    def write(self, durable: bool = True) -> Iterator[Session]:
+        """A transaction that commits on success and rolls back on error.
+
+        Every commit is durable (SQLite ``synchronous=FULL``) unless
+        ``durable=False``: on SQLite that commit may then be lost to a power
+        cut (never to a crash of the process, and never out of order: a
+        later durable commit makes it durable too). Write intents use it.
+        """
         with self._writer() as session, session.begin():
+            if not durable and self.is_sqlite:  # options apply as the connection is first taken
+                session.connection(execution_options={LIGHT_COMMIT: True})
             yield session
 
     def write_connection(self):
@@ -100,12 +110,24 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
         _set_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk when it returns (NORMAL in WAL mode may
+        # lose the last commits to a power cut, and so name lost payloads).
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
+        _set_synchronous(conn, "NORMAL" if conn.get_execution_options().get(LIGHT_COMMIT) else "FULL")
         conn.exec_driver_sql(f"BEGIN {begin}")
+
+
+def _set_synchronous(conn, level: str) -> None:
+    """Per transaction, before BEGIN (SQLite refuses it inside one); the
+    level in force is remembered per connection, so it costs nothing usually."""
+    info = conn.connection.info
+    if info.get("synchronous", "FULL") != level:
+        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+        info["synchronous"] = level
 
 
 def _set_wal(cursor) -> None:

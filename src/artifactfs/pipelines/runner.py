@@ -21,9 +21,9 @@ from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
 from artifactfs.api.stores import get_store
-from artifactfs.api.writing import remove_quietly, write_value
+from artifactfs.api.writing import abandon, check_payload, store_row_id, write_value
 from artifactfs.errors import AlreadyExistsError
-from artifactfs.index import find_store_row, get_index
+from artifactfs.index import get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
 from artifactfs.index.artifacts import check_name
@@ -271,7 +271,7 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
         return _commit_outputs(context, pending, store)
     except BaseException:
         for _, new in pending:  # never committed: do not wait for the orphan sweep
-            remove_quietly(store, new.uri)
+            abandon(store, new.uri, new.intent_id, committing=True)
         raise
 
 
@@ -294,11 +294,14 @@ def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | No
 
 
 def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
+    """Step 4 of the write protocol for every output at once, with the links
+    and the step run's completion."""
     outputs = {}
     with get_index().write() as session:
-        store_id = getattr(store, "index_id", None) or find_store_row(session, store.name).id
+        store_id = store_row_id(session, store)
         for output, new in pending:
             new.store_id = store_id
+            check_payload(store, new)
             row = version_rows.insert_version(session, new)
             rows.link(session, context.step_run_id, row.id, "output", output)
             outputs[output] = ArtifactVersion.from_row(row, store.name)

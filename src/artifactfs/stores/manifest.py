@@ -7,6 +7,7 @@ the version's (``stores.hashing``; BLAKE3 for new versions).
 for writing through it (or uploaded with ``put``) is hashed on the way, and
 recorded with its real mode: the one a local file has, or the one asked for
 with ``file_mode`` (a copy keeps its source's; an object store has none).
+With ``durable`` a local folder is fsynced before ``finish`` returns.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.durable import sync_payload
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
 
 HASH_CHUNK = 4 * 1024 * 1024
@@ -115,11 +117,13 @@ class RecordingStore:
     """The store as seen by a materializer saving one version: same methods,
     and a manifest of everything written below ``folder``."""
 
-    def __init__(self, store: ArtifactStore, folder: str, algorithm: str = DEFAULT_ALGORITHM) -> None:
+    def __init__(self, store: ArtifactStore, folder: str, algorithm: str = DEFAULT_ALGORITHM,
+                 durable: bool = False) -> None:
         self.store = store
         self.algorithm = algorithm
+        self.durable = durable and store.is_local  # object stores acknowledge a PUT once it is stored
         self.folder = store.resolve(folder)
-        self.folder_uri = store.uri(folder)
+        self.folder_uri = store.flavor.to_uri(self.folder)
         self._entries: dict[str, ManifestEntry] = {}
         self._modes: dict[str, int] = {}  # native path -> file_mode asked for
 
@@ -168,14 +172,23 @@ class RecordingStore:
 
     def finish(self) -> list[ManifestEntry]:
         """The manifest of the folder: recorded hashes for what went through
-        this wrapper, a read for anything written by other means."""
+        this wrapper, a read for anything written by other means. With
+        ``durable``, files and folders are on disk when it returns."""
         entries = []
         for relative in self.store.find(self.folder_uri):  # a missing folder finds nothing
             entry = self._entries.get(relative)
             if entry is None:
                 entry = self._hash_existing(relative)
             entries.append(entry)
+        if self.durable:
+            self._sync([entry.path for entry in entries])
         return entries
+
+    def _sync(self, relatives: list[str]) -> None:
+        """fsync every file, the folders naming them, and the payload folder's
+        ancestors up to the root (an empty payload is an empty folder)."""
+        os.makedirs(self.folder, exist_ok=True)
+        sync_payload(self.store.root, self.folder, relatives)
 
     def _hash_existing(self, relative: str) -> ManifestEntry:
         native = posixpath.join(self.folder, relative)

@@ -1,0 +1,76 @@
+"""Making local payloads durable: fsync of files and of the folders that
+name them, so that after a power cut the index never names a payload that
+did not reach the disk (DESIGN.md, write protocol step 3).
+
+A file's data is durable after ``fsync`` of the file; its name only after
+``fsync`` of the folder holding the name, and that folder's name only after
+``fsync`` of its parent. A fresh payload ``<root>/<name>/<uuid>/...`` so
+needs its files, every folder inside it, ``<name>/`` and the root. The
+calls run concurrently on a few threads: the filesystem's journal then
+commits them together instead of once each.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+#: Threads that issue fsyncs at once (they mostly wait on the disk).
+SYNC_THREADS = 4
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+
+
+def fsync_path(path: str) -> None:
+    """fsync one file or folder by path (read-only open is enough on Linux)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def folders_to_sync(root: str, folder: str, files: Iterable[str]) -> list[str]:
+    """Every folder whose entries make ``files`` (relative to ``folder``)
+    reachable from ``root``: the folders inside the payload, the payload
+    folder and each ancestor up to and including the root."""
+    folders = {folder}
+    for relative in files:
+        parent = posixpath.dirname(posixpath.join(folder, relative))
+        while parent != folder and parent not in folders:
+            folders.add(parent)
+            parent = posixpath.dirname(parent)
+    ancestor = folder
+    while ancestor != root and posixpath.dirname(ancestor) != ancestor:
+        ancestor = posixpath.dirname(ancestor)
+        folders.add(ancestor)
+    return sorted(folders, key=len, reverse=True)
+
+
+def sync_payload(root: str, folder: str, relatives: list[str]) -> None:
+    """Make a local payload folder durable: its files (relative to
+    ``folder``), the folders inside it, and its ancestors up to ``root``."""
+    files = [posixpath.join(folder, relative) for relative in relatives]
+    sync_paths(files + folders_to_sync(root, folder, relatives))
+
+
+def sync_paths(paths: list[str]) -> None:
+    """fsync every path; one path runs inline, several run concurrently."""
+    if len(paths) <= 1:
+        for path in paths:
+            fsync_path(path)
+        return
+    for done in _executor().map(fsync_path, paths):
+        del done
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One pool per process (a forked child starts its own)."""
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        _pool = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="artifactfs-fsync")
+        _pool_pid = os.getpid()
+    return _pool
