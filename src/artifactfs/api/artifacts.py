@@ -284,8 +284,8 @@ def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | 
     still there, inserts the version (clearing its write intent) and runs
     ``link(session, row)`` (the pipeline runner links step outputs there).
     On failure a fresh payload is removed at once; the pruner is the safety net."""
-    fault_point("before_commit")
     try:
+        fault_point("before_commit")
         with get_index().write() as session:
             new.store_id = store_row_id(session, store)
             check_payload(store, new)

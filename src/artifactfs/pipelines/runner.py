@@ -23,6 +23,7 @@ from artifactfs.api.runs import PipelineRunView, get_pipeline_run
 from artifactfs.api.stores import get_store
 from artifactfs.api.writing import abandon, check_payload, store_row_id, write_value
 from artifactfs.errors import AlreadyExistsError
+from artifactfs.faults import fault_point
 from artifactfs.index import get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
@@ -297,6 +298,7 @@ def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore
     """Step 4 of the write protocol for every output at once, with the links
     and the step run's completion."""
     outputs = {}
+    fault_point("before_commit")  # inside _save_outputs' cleanup
     with get_index().write() as session:
         store_id = store_row_id(session, store)
         for output, new in pending:
