@@ -36,7 +36,7 @@ from artifactfs import (  # noqa: E402
 )
 from artifactfs.api.migrate import migrate  # noqa: E402
 from artifactfs.api.writing import PayloadMissingError  # noqa: E402
-from artifactfs.faults import at_fault_point  # noqa: E402
+from artifactfs.faults import fault_action  # noqa: E402
 from artifactfs.gc import PrunePolicy, run_pass  # noqa: E402
 from artifactfs.index import find_store_row, get_index  # noqa: E402
 from artifactfs.index import gc as gc_rows  # noqa: E402
@@ -125,7 +125,7 @@ def prune_now() -> None:
 
 def test_a_step_never_links_a_version_the_pruner_condemns_after_reading_it(afs_home):
     version = save_artifact({"i": 7}, "data")
-    with at_fault_point("before_input_link", prune_now), pytest.raises(VersionNotLiveError, match="data:1"):
+    with fault_action("before_input_link", prune_now), pytest.raises(VersionNotLiveError, match="data:1"):
         reader()
     assert state_of(version) == "condemned"
     assert links_to(version) == 0
@@ -166,7 +166,7 @@ def assert_protocol_order(store):
     def before_commit():
         seen["before_commit"] = (intents(), store.isdir(seen["intent"][0]))
 
-    with at_fault_point("after_write_intent", after_intent), at_fault_point("before_commit", before_commit):
+    with fault_action("after_write_intent", after_intent), fault_action("before_commit", before_commit):
         version = save_artifact({"a": 1}, "proto", store=store.name)
     folder, holder, existed = seen["intent"]
     assert folder == f"proto/{version.id}" and not existed  # recorded before the folder existed
@@ -189,7 +189,7 @@ def assert_vanished_payload_is_refused(store):
         (folder, _), = intents()
         store.rmtree(folder)
 
-    with at_fault_point("before_commit", pruner_deletes_it), pytest.raises(PayloadMissingError, match="vanished"):
+    with fault_action("before_commit", pruner_deletes_it), pytest.raises(PayloadMissingError, match="vanished"):
         save_artifact({"a": 1}, "gone", store=store.name)
     assert version_count() == 0 and intents() == [] and payload_folders(store, "gone") == []
 
@@ -214,7 +214,7 @@ def test_a_step_output_that_vanished_fails_the_step_and_commits_nothing(afs_home
         for folder, _ in intents():
             store.rmtree(folder)
 
-    with at_fault_point("before_commit", pruner_deletes_them), pytest.raises(PayloadMissingError):
+    with fault_action("before_commit", pruner_deletes_them), pytest.raises(PayloadMissingError):
         two_outputs()
     assert version_count() == 0 and intents() == []
 
@@ -223,13 +223,13 @@ def test_register_copy_and_in_place_check_their_payload(afs_home, tmp_path):
     source = tmp_path / "weights.bin"
     source.write_bytes(b"w" * 1000)
     store = get_store()
-    with at_fault_point("before_commit", lambda: store.rmtree(intents()[0][0])), pytest.raises(PayloadMissingError):
+    with fault_action("before_commit", lambda: store.rmtree(intents()[0][0])), pytest.raises(PayloadMissingError):
         register_artifact(source, "copied", copy=True)
     assert version_count() == 0 and intents() == [] and payload_folders(store, "copied") == []
     inside = Path(store.path) / "mine" / "ckpt.bin"  # a file registered in place: no intent, still checked
     inside.parent.mkdir()
     inside.write_bytes(b"c" * 10)
-    with at_fault_point("before_commit", inside.unlink), pytest.raises(PayloadMissingError, match="ckpt.bin"):
+    with fault_action("before_commit", inside.unlink), pytest.raises(PayloadMissingError, match="ckpt.bin"):
         register_artifact(inside, "in-place")
     assert version_count() == 0 and inside.parent.is_dir()  # a user's folder is never removed
     version = register_artifact(source, "copied", copy=True)
@@ -240,7 +240,7 @@ def test_migrate_copies_under_an_intent_and_checks_the_copy(afs_home, tmp_path):
     version = save_artifact({"m": 1}, "moving")
     other = register_store("other", "local", str(tmp_path / "other"))
     seen = []
-    with at_fault_point("migrate_before_repoint", lambda: seen.append(intents())):
+    with fault_action("migrate_before_repoint", lambda: seen.append(intents())):
         report = migrate("other")
     assert report.moved == ["moving:1"] and intents() == []
     assert seen == [[(f"moving/{version.id}", seen[0][0][1])]]
@@ -250,7 +250,7 @@ def test_migrate_copies_under_an_intent_and_checks_the_copy(afs_home, tmp_path):
         other_store.rmtree(intents()[0][0])
 
     save_artifact({"m": 2}, "moving")
-    with at_fault_point("migrate_before_repoint", delete_copy):
+    with fault_action("migrate_before_repoint", delete_copy):
         report = migrate("other")
     assert report.moved == [] and "vanished" in report.failed[0][1]
     assert intents() == [] and load_artifact("moving") == {"m": 2}
@@ -368,7 +368,7 @@ def test_a_failed_commit_removes_payload_and_visualizations_on_every_flavor(regi
         raise RuntimeError("index went away")
 
     store = registered_store
-    with at_fault_point("before_commit", commit_fails), pytest.raises(RuntimeError, match="went away"):
+    with fault_action("before_commit", commit_fails), pytest.raises(RuntimeError, match="went away"):
         save_artifact(1, "viz", materializer=Visualized, store=store.name)
     assert nothing_written(store, "viz")
 
@@ -436,7 +436,7 @@ def test_payload_files_and_folders_are_fsynced_before_the_commit(afs_home, monke
         events.append(os.readlink(f"/proc/self/fd/{fd}"))
 
     monkeypatch.setattr(os, "fsync", spying_fsync)
-    with at_fault_point("before_commit", lambda: events.append("COMMIT")):
+    with fault_action("before_commit", lambda: events.append("COMMIT")):
         version = save_artifact({"durable": True}, "fresh-name")
     root = os.path.realpath(get_store().path)
     payload = os.path.realpath(version.uri)
