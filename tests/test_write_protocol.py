@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Tuple
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import Engine, event, select, text, update
 
 pytest_plugins = ["store_fixtures", "index_fixtures"]
 
@@ -430,16 +430,32 @@ def test_sqlite_commits_are_durable(sqlite_home):
 def test_payload_files_and_folders_are_fsynced_before_the_commit(afs_home, monkeypatch):
     events = []
     real_fsync = os.fsync
+    version_commit = threading.Event()
 
-    def spying_fsync(fd):
+    def slow_fsync(fd):
+        """An fsync that lasts until the version commits (or 0.5 s): if the
+        commit did not wait for it, the COMMIT would be seen first."""
+        version_commit.wait(0.5)
         real_fsync(fd)
         events.append(os.readlink(f"/proc/self/fd/{fd}"))
 
-    monkeypatch.setattr(os, "fsync", spying_fsync)
-    with fault_action("before_commit", lambda: events.append("COMMIT")):
+    def statement(conn, cursor, sql, *args):
+        if sql.lstrip().upper().startswith("INSERT INTO ARTIFACT_VERSION"):
+            conn.info["inserts_version"] = True
+
+    def committing(conn):
+        if conn.info.pop("inserts_version", False):
+            events.append("COMMIT")
+            version_commit.set()
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "commit", committing)
+    try:
         version = save_artifact({"durable": True}, "fresh-name")
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        event.remove(Engine, "commit", committing)
     root = os.path.realpath(get_store().path)
     payload = os.path.realpath(version.uri)
-    before = set(events[: events.index("COMMIT")])
-    assert {payload + "/data.json", payload, os.path.dirname(payload), root} <= before
-
+    assert {payload + "/data.json", payload, os.path.dirname(payload), root} <= set(events[:events.index("COMMIT")])

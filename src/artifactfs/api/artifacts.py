@@ -288,11 +288,11 @@ def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | 
         fault_point("before_commit")
         with get_index().write() as session:
             new.store_id = store_row_id(session, store)
-            check_payload(store, new)
             row = rows.insert_version(session, new)
             if link is not None:
                 link(session, row)
             version = ArtifactVersion.from_row(row, store.name)
+            check_payload(store, new)  # last: durable and still there
         return version
     except BaseException:
         abandon(store, new.uri, new.intent_id, committing=True)

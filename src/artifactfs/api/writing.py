@@ -73,6 +73,7 @@ class FreshPayload:
 
     uuid: str
     folder: str  # relative to the store root
+    native: str  # resolved, in the store's filesystem
     uri: str
     intent_id: str
 
@@ -100,15 +101,19 @@ def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = No
     and the orphan grace covers the folder it leaves."""
     version_uuid = version_uuid or str(uuid.uuid4())
     folder = payload_folder(name, version_uuid)
+    native = store.resolve(folder)
     with get_index().write(durable=False) as session:
         intent_id = record_intent(session, store_row_id(session, store), folder, writer_id())
     fault_point("after_write_intent")
-    return FreshPayload(version_uuid, folder, store.uri(folder), intent_id)
+    return FreshPayload(version_uuid, folder, native, store.flavor.to_uri(native), intent_id)
 
 
 def check_payload(store: ArtifactStore, new: NewVersion) -> None:
-    """Inside the commit's transaction: refuse to commit a payload that is no
-    longer there (deleted while the save ran)."""
+    """Last in the commit's transaction: wait until the payload is durable
+    (its fsyncs ran while the transaction was prepared), then refuse to
+    commit a payload that is no longer there (deleted while the save ran)."""
+    if new.wait_durable is not None:
+        new.wait_durable()
     require_payload(store, repr(new.name), new.uri, new.payload_kind, [f.path for f in new.files])
 
 
@@ -210,7 +215,7 @@ def write_value(
 def _materialize(data: Any, name: str, store: ArtifactStore, cls: type[BaseMaterializer], payload: FreshPayload,
                  save_type: SaveType, extract_metadata: bool,
                  include_visualizations: bool) -> tuple[NewVersion, dict[str, Any]]:
-    recorder = RecordingStore(store, payload.folder, durable=True)
+    recorder = RecordingStore(store, payload.folder, durable=True, native=payload.native)
     instance = cls(payload.uri, recorder, payload.uri + VISUALIZATION_SUFFIX)
     try:
         instance.save(data)
@@ -221,7 +226,7 @@ def _materialize(data: Any, name: str, store: ArtifactStore, cls: type[BaseMater
             f"{cls.__name__} could not save {name!r} ({type(data).__name__}): {exc}",
             "pass materializer=... or convert the value to a supported type",
         ) from exc
-    files = recorder.finish()
+    files = recorder.finish(wait=False)  # durable by the commit: check_payload waits
     metadata = {"storage_size": sum(f.size for f in files)}
     if extract_metadata:
         metadata.update(_safe(instance.extract_metadata, data, name))
@@ -240,6 +245,7 @@ def _materialize(data: Any, name: str, store: ArtifactStore, cls: type[BaseMater
         visualizations=_visualizations(instance, data, name) if include_visualizations else [],
         artifact_type=ArtifactType(cls.ASSOCIATED_ARTIFACT_TYPE).value,
         intent_id=payload.intent_id,
+        wait_durable=recorder.wait_durable,
     )
     return new, metadata
 
@@ -352,7 +358,7 @@ def copy_into(
         raise FileNotFoundError(f"nothing to register at {source.flavor.to_uri(source_native)}")
     payload = begin_payload(target, name)
     try:
-        recorder = RecordingStore(target, payload.folder, durable=True)
+        recorder = RecordingStore(target, payload.folder, durable=True, native=payload.native)
         for src, relative in pairs:
             fault_point("copy_into_open")
             with _open_source(source, tree, src) as (fin, mode), \

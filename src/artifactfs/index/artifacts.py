@@ -192,6 +192,7 @@ class NewVersion:
     metadata: dict[str, Any] | None = None
     visualizations: list | None = None
     intent_id: str | None = None  # the write intent of a fresh payload folder, cleared by the insert
+    wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
 
 
 def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.models import WriteIntent
@@ -22,8 +22,8 @@ def record_intent(session: Session, store_id: int, folder: str, holder: str | No
     """Record that ``folder`` (relative to the store root) is about to be
     written; returns the intent's id. Commit before writing the payload."""
     intent_id = str(uuid.uuid4())
-    session.add(WriteIntent(uuid=intent_id, store_id=store_id, folder=folder.strip("/"), holder=holder))
-    session.flush()
+    session.execute(insert(WriteIntent).values(uuid=intent_id, store_id=store_id, folder=folder.strip("/"),
+                                               holder=holder))
     return intent_id
 
 

@@ -303,11 +303,12 @@ def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore
         store_id = store_row_id(session, store)
         for output, new in pending:
             new.store_id = store_id
-            check_payload(store, new)
             row = version_rows.insert_version(session, new)
             rows.link(session, context.step_run_id, row.id, "output", output)
             outputs[output] = ArtifactVersion.from_row(row, store.name)
         rows.finish(session, session.get(StepRun, context.step_run_id), RunStatus.COMPLETED)
+        for _, new in pending:  # last: durable and still there
+            check_payload(store, new)
     return outputs
 
 

@@ -53,18 +53,31 @@ def folders_to_sync(root: str, folder: str, files: Iterable[str]) -> list[str]:
 def sync_payload(root: str, folder: str, relatives: list[str]) -> None:
     """Make a local payload folder durable: its files (relative to
     ``folder``), the folders inside it, and its ancestors up to ``root``."""
+    start_sync(payload_paths(root, folder, relatives)).wait()
+
+
+def payload_paths(root: str, folder: str, relatives: list[str]) -> list[str]:
+    """What :func:`sync_payload` fsyncs: files first, then folders, deepest first."""
     files = [posixpath.join(folder, relative) for relative in relatives]
-    sync_paths(files + folders_to_sync(root, folder, relatives))
+    return files + folders_to_sync(root, folder, relatives)
 
 
-def sync_paths(paths: list[str]) -> None:
-    """fsync every path; one path runs inline, several run concurrently."""
-    if len(paths) <= 1:
-        for path in paths:
-            fsync_path(path)
-        return
-    for done in _executor().map(fsync_path, paths):
-        del done
+class SyncJob:
+    """fsyncs running on helper threads, so that a save can prepare its
+    index transaction meanwhile; :meth:`wait` before committing."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self._futures = [_executor().submit(fsync_path, path) for path in paths]
+
+    def wait(self) -> None:
+        """Block until every path is durable; raise the first failure."""
+        for future in self._futures:
+            future.result()
+
+
+def start_sync(paths: list[str]) -> SyncJob:
+    """fsync every path concurrently (the journal commits them together)."""
+    return SyncJob(paths)
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.durable import sync_payload
+from artifactfs.stores.durable import SyncJob, payload_paths, start_sync
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
+from artifactfs.stores.localfiles import opener_with_mode
 
 HASH_CHUNK = 4 * 1024 * 1024
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
@@ -118,17 +119,29 @@ class RecordingStore:
     and a manifest of everything written below ``folder``."""
 
     def __init__(self, store: ArtifactStore, folder: str, algorithm: str = DEFAULT_ALGORITHM,
-                 durable: bool = False) -> None:
+                 durable: bool = False, native: str | None = None) -> None:
+        """``native``: ``folder`` already resolved by the caller (saves a lookup)."""
         self.store = store
         self.algorithm = algorithm
         self.durable = durable and store.is_local  # object stores acknowledge a PUT once it is stored
-        self.folder = store.resolve(folder)
+        self.folder = native or store.resolve(folder)
         self.folder_uri = store.flavor.to_uri(self.folder)
         self._entries: dict[str, ManifestEntry] = {}
         self._modes: dict[str, int] = {}  # native path -> file_mode asked for
+        self._sync_job: SyncJob | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
+
+    def _resolve(self, path: str) -> str:
+        """``store.resolve``, without its symlink lookups for a plain path
+        inside the folder being written: nothing but this save writes there."""
+        if path.startswith(self.folder_uri + "/"):
+            relative = path[len(self.folder_uri) + 1:]
+            parts = relative.split("/")
+            if "\x00" not in relative and not any(p in ("", ".", "..") for p in parts):
+                return self.folder + "/" + relative
+        return self.store.resolve(path)
 
     def _relative(self, native: str) -> str | None:
         prefix = self.folder.rstrip("/") + "/"
@@ -147,7 +160,7 @@ class RecordingStore:
         return DEFAULT_FILE_MODE
 
     def open(self, path: str, mode: str = "r", file_mode: int | None = None, **kwargs: Any) -> IO:
-        native = self.store.resolve(path)
+        native = self._resolve(path)
         if not any(flag in mode for flag in "wax"):
             return self.store.open(path, mode, **kwargs)
         if file_mode is not None:
@@ -157,8 +170,9 @@ class RecordingStore:
             return self.store.open(path, mode, file_mode=file_mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
-        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer on the hot path
-            raw = self.store.open(path, binary_mode, file_mode=file_mode)
+        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer, no second lookup of the path
+            os.makedirs(posixpath.dirname(native), exist_ok=True)
+            raw = open(native, binary_mode, opener=opener_with_mode(file_mode) if file_mode is not None else None)  # noqa: SIM115
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
@@ -170,25 +184,37 @@ class RecordingStore:
         self.store.put(local_path, path)
         self._record(native, size, digest)
 
-    def finish(self) -> list[ManifestEntry]:
+    def finish(self, wait: bool = True) -> list[ManifestEntry]:
         """The manifest of the folder: recorded hashes for what went through
         this wrapper, a read for anything written by other means. With
-        ``durable``, files and folders are on disk when it returns."""
+        ``durable``, files and folders are on disk when it returns, or, with
+        ``wait=False``, once :meth:`wait_durable` returns."""
         entries = []
-        for relative in self.store.find(self.folder_uri):  # a missing folder finds nothing
+        for relative in self._find():  # a missing folder finds nothing
             entry = self._entries.get(relative)
             if entry is None:
                 entry = self._hash_existing(relative)
             entries.append(entry)
         if self.durable:
-            self._sync([entry.path for entry in entries])
+            os.makedirs(self.folder, exist_ok=True)  # an empty payload is an empty folder
+            self._sync_job = start_sync(payload_paths(self.store.root, self.folder, [e.path for e in entries]))
+            if wait:
+                self.wait_durable()
         return entries
 
-    def _sync(self, relatives: list[str]) -> None:
-        """fsync every file, the folders naming them, and the payload folder's
-        ancestors up to the root (an empty payload is an empty folder)."""
-        os.makedirs(self.folder, exist_ok=True)
-        sync_payload(self.store.root, self.folder, relatives)
+    def wait_durable(self) -> None:
+        """Block until what :meth:`finish` started to fsync is on disk."""
+        if self._sync_job is not None:
+            self._sync_job.wait()
+
+    def _find(self) -> list[str]:
+        if not self.store.is_local:
+            return self.store.find(self.folder_uri)
+        found = []
+        for current, _, files in os.walk(self.folder):  # os.walk: far cheaper than fsspec's find
+            base = current[len(self.folder) + 1:]
+            found.extend(posixpath.join(base, name) if base else name for name in files)
+        return sorted(found)
 
     def _hash_existing(self, relative: str) -> ManifestEntry:
         native = posixpath.join(self.folder, relative)
