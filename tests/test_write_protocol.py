@@ -207,6 +207,20 @@ def test_a_commit_refuses_a_vanished_payload_on_every_store_flavor(registered_st
     assert_vanished_payload_is_refused(registered_store)
 
 
+def test_a_payload_deleted_while_it_is_fsynced_is_refused_clearly(afs_home):
+    store = get_store()
+    deleted = threading.Event()
+
+    def pruner_deletes_it():
+        if not deleted.is_set():
+            deleted.set()
+            store.rmtree(intents()[0][0])
+
+    with fault_action("before_fsync", pruner_deletes_it), pytest.raises(PayloadMissingError, match="vanished"):
+        save_artifact({"a": 1}, "gone")
+    assert deleted.is_set() and version_count() == 0 and intents() == []
+
+
 def test_a_step_output_that_vanished_fails_the_step_and_commits_nothing(afs_home):
     store = get_store()
 

@@ -129,7 +129,7 @@ def require_payload(store: ArtifactStore, label: str, uri: str, payload_kind: st
 def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: list[str]) -> str | None:
     """The first payload path that does not exist, or None. A local payload
     is stat'ed file by file; a remote one costs one fresh ``info`` call."""
-    native = store.resolve(uri)
+    native = uri if store.is_local else store.resolve(uri)  # a local URI is the path it was resolved to
     if payload_kind == PayloadKind.FILE.value:
         paths = [native]
     elif store.is_local:

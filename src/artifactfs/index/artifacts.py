@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
@@ -144,10 +144,11 @@ def lock_artifact(session: Session, name: str) -> Artifact:
     return artifact
 
 
+_HIGHEST = select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == bindparam("artifact"))
+
+
 def next_version(session: Session, artifact: Artifact) -> str:
-    highest = session.scalar(
-        select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == artifact.id)
-    )
+    highest = session.scalar(_HIGHEST, {"artifact": artifact.id})
     return str((highest or 0) + 1)
 
 
@@ -195,6 +196,9 @@ class NewVersion:
     wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
 
 
+_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id)
+
+
 def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
     """One transaction's worth: the version row, its manifest, tags, metadata,
     and the end of its write intent."""
@@ -204,7 +208,7 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
     else:
         version = new.version
         check_new_version(session, artifact, version)
-    row = ArtifactVersion(
+    values = dict(
         uuid=new.uuid,
         artifact_id=artifact.id,
         version=version,
@@ -222,10 +226,13 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
         state=VersionState.LIVE.value,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
+        created_at=utcnow(),
     )
+    # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
+    # on the path every save takes. The row handed back is not in the
+    # session (nothing flushes it twice); callers read its attributes.
+    row = ArtifactVersion(id=session.execute(_INSERT_VERSION, values).scalar_one(), **values)
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
-    session.add(row)
-    session.flush()
     if new.files:
         session.execute(
             VersionFile.__table__.insert(),

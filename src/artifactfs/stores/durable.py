@@ -17,6 +17,8 @@ import posixpath
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from artifactfs.faults import fault_point
+
 #: Threads that issue fsyncs at once (they mostly wait on the disk).
 SYNC_THREADS = 4
 
@@ -25,8 +27,14 @@ _pool_pid = 0
 
 
 def fsync_path(path: str) -> None:
-    """fsync one file or folder by path (read-only open is enough on Linux)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """fsync one file or folder by path (read-only open is enough on Linux).
+    A path deleted meanwhile is skipped: the commit's payload check, which
+    always follows, refuses the save with a clear error."""
+    fault_point("before_fsync")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
     try:
         os.fsync(fd)
     finally:
