@@ -193,6 +193,22 @@ def test_verify_detects_tampering(sqlite_home):
         load_artifact("tamper", verify=True)
 
 
+@pytest.mark.parametrize("damage", ["flipped", "appended", "cut"])
+def test_verify_checks_a_large_array_as_it_is_read(sqlite_home, damage):
+    array = np.random.default_rng(2).random(3_000_000)  # 24 MB: read and hashed in slices
+    v = save_artifact(array, "big")
+    assert np.array_equal(load_artifact("big", verify=True), array)
+    path = Path(v.uri) / "array.npy"
+    data = bytearray(path.read_bytes())
+    if damage == "flipped":
+        data[len(data) // 2] ^= 1
+    elif damage == "appended":
+        data += b"\0" * 8
+    path.write_bytes(bytes(data[:-8] if damage == "cut" else data))
+    with pytest.raises(ArtifactfsError, match="changed since it was saved|ends after"):
+        load_artifact("big", verify=True)
+
+
 def test_pickles_are_always_verified(sqlite_home):
     class Opaque:
         def __init__(self):

@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.durable import SyncJob, payload_paths, start_sync
+from artifactfs.stores.durable import SyncJob, flush_soon, payload_paths, start_sync
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
 from artifactfs.stores.localfiles import opener_with_mode
 
-HASH_CHUNK = 4 * 1024 * 1024
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
 PARALLEL_HASH_CHUNK = 1024 * 1024
+#: A large buffer is written and hashed in slices of this size, side by side.
+HASH_SLICE = 8 * 1024 * 1024
+#: A durable local file starts flushing to disk every this many bytes written.
+WRITEBACK_BYTES = 64 * 1024 * 1024
 DEFAULT_FILE_MODE = 0o644
 
 
@@ -51,36 +54,85 @@ def content_hash(entries: list[ManifestEntry], algorithm: str = DEFAULT_ALGORITH
 class _HashingWriter:
     """A binary or text writer that hashes what passes through it.
 
-    Large chunks are hashed on a helper thread while the next one is written
-    (the hashers release the GIL), so a big payload costs max(write, hash)
-    rather than their sum; the order of updates is kept by using one worker.
+    Large writes are hashed on a helper thread while they are written (the
+    hashers and the file write release the GIL), so a big payload costs
+    max(write, hash) rather than their sum; one worker keeps the order of
+    updates. Immutable ``bytes`` may still be hashing when ``write`` returns
+    (at most two chunks in flight); any other buffer (a numpy array's memory,
+    a bytearray the caller reuses) is hashed in place, slice by slice beside
+    its write, and is done with when ``write`` returns: never copied.
+
+    With ``writeback``, a local file's dirty pages are sent to the disk
+    while writing goes on (``fdatasync`` on another thread every
+    ``WRITEBACK_BYTES``), so the fsync that makes the payload durable finds
+    little left to do.
     """
 
-    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str) -> None:
+    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str,
+                 writeback: bool = False) -> None:
         self._raw, self._on_close, self._text, self._encoding = raw, on_close, text, encoding
         self._hash, self._size, self._closed = new_hasher(algorithm), 0, False
         self._hasher: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
+        self._writeback = writeback
+        self._flushed_at, self._flushing = 0, None
 
     def write(self, data) -> int:
         chunk = data.encode(self._encoding) if self._text else data
-        size = len(chunk) if isinstance(chunk, bytes) else memoryview(chunk).nbytes
-        if size >= PARALLEL_HASH_CHUNK or self._pending:
-            # Once a chunk is with the helper, every later one goes there too:
-            # one worker keeps the order, and a hasher is never used by two threads.
-            self._hash_later(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        if isinstance(chunk, bytes):
+            size = len(chunk)
+            if size >= PARALLEL_HASH_CHUNK:
+                self._hash_later(chunk)
+            else:
+                self._hash_now(chunk)
+            self._raw.write(chunk)
         else:
-            self._hash.update(chunk)
-        self._raw.write(chunk)
+            view = memoryview(chunk).cast("B")
+            size = view.nbytes
+            if size >= PARALLEL_HASH_CHUNK:
+                self._write_beside_hash(view)
+            else:
+                self._hash_now(view)
+                self._raw.write(view)
         self._size += size
+        if self._writeback and self._size - self._flushed_at >= WRITEBACK_BYTES:
+            self._start_writeback()
         return len(data) if self._text else size  # a PickleBuffer (pickle protocol 5) has no len()
 
-    def _hash_later(self, chunk: bytes) -> None:
+    def _pool(self) -> ThreadPoolExecutor:
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifactfs-hash")
+        return self._hasher
+
+    def _hash_now(self, data) -> None:
+        """Hash here, after what the helper still holds: one order of
+        updates, and never two threads on the hasher at once."""
+        while self._pending:
+            self._pending.popleft().result()
+        self._hash.update(data)
+
+    def _hash_later(self, chunk: bytes) -> None:
         while len(self._pending) >= 2:  # bound the memory held by chunks in flight
             self._pending.popleft().result()
-        self._pending.append(self._hasher.submit(self._hash.update, chunk))
+        self._pending.append(self._pool().submit(self._hash.update, chunk))
+
+    def _write_beside_hash(self, view: memoryview) -> None:
+        """Hash each slice of a caller's buffer while writing it; return only
+        once all of it is hashed (the caller may then change the buffer)."""
+        for offset in range(0, view.nbytes, HASH_SLICE):
+            part = view[offset:offset + HASH_SLICE]
+            self._pending.append(self._pool().submit(self._hash.update, part))
+            self._raw.write(part)
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _start_writeback(self) -> None:
+        """Start flushing what was written so far, unless a flush still runs."""
+        if self._flushing is not None and not self._flushing.done():
+            return
+        self._flushed_at = self._size
+        self._raw.flush()
+        self._flushing = flush_soon(self._raw.fileno())
 
     def writelines(self, lines) -> None:
         for line in lines:
@@ -91,6 +143,8 @@ class _HashingWriter:
             return
         self._closed = True
         try:
+            if self._flushing is not None:
+                self._flushing.result()  # before the file descriptor goes
             self._raw.close()
         finally:
             if self._hasher is not None:
@@ -170,13 +224,14 @@ class RecordingStore:
             return self.store.open(path, mode, file_mode=file_mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
-        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer, no second lookup of the path
+        local = self.store.is_local and not kwargs
+        if local:  # a plain file: no fsspec layer, no second lookup of the path
             os.makedirs(posixpath.dirname(native), exist_ok=True)
             raw = open(native, binary_mode, opener=opener_with_mode(file_mode) if file_mode is not None else None)  # noqa: SIM115
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
-                              self.algorithm)
+                              self.algorithm, writeback=local and self.durable)
 
     def put(self, local_path: str, path: str) -> None:
         native = self.store.resolve(path)
@@ -225,13 +280,88 @@ class RecordingStore:
 # -- hashing files that already exist --------------------------------------------------
 
 
+class HashingReader:
+    """A binary reader that hashes everything read through it, in order.
+
+    ``readinto`` of a large buffer (numpy reading an array's memory) hashes
+    each slice on a helper thread while the next is read, so verifying costs
+    max(read, hash) rather than their sum. :meth:`finish` reads whatever is
+    left and returns ``(size, hex digest)`` of the whole file; closing calls
+    ``check(size, digest)`` with them first, if given. Not seekable.
+    """
+
+    def __init__(self, raw: IO[bytes], algorithm: str = DEFAULT_ALGORITHM, check=None) -> None:
+        self._raw, self._hash, self._size, self._check = raw, new_hasher(algorithm), 0, check
+        self._hasher: ThreadPoolExecutor | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hash.update(data)
+        self._size += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        if view.nbytes < PARALLEL_HASH_CHUNK:
+            count = self._raw.readinto(view) or 0
+            self._hash.update(view[:count])
+            self._size += count
+            return count
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifactfs-hash")
+        pending, count = [], 0
+        while count < view.nbytes:
+            got = self._raw.readinto(view[count:count + HASH_SLICE]) or 0
+            if not got:
+                break
+            pending.append(self._hasher.submit(self._hash.update, view[count:count + got]))
+            count += got
+        for future in pending:  # done with the caller's buffer before returning
+            future.result()
+        self._size += count
+        return count
+
+    def finish(self) -> tuple[int, str]:
+        """Read to the end; ``(size, hex digest)`` of everything."""
+        if len(self.read(PARALLEL_HASH_CHUNK)) == PARALLEL_HASH_CHUNK:  # a large file: read beside hashing
+            buffer = bytearray(4 * HASH_SLICE)
+            while self.readinto(buffer):
+                pass
+        while self.read(PARALLEL_HASH_CHUNK):  # a short read before the end (a pipe, a remote file)
+            pass
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=True)
+            self._hasher = None
+        return self._size, self._hash.hexdigest()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        check, self._check = self._check, None
+        try:
+            if check is not None:
+                check(*self.finish())
+        finally:
+            if self._hasher is not None:
+                self._hasher.shutdown(wait=True)
+            self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+
 def hash_stream(f: IO[bytes], algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:
-    """``(size, hex digest)`` of what is left to read in a binary file object."""
-    digest, size = new_hasher(algorithm), 0
-    while chunk := f.read(HASH_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
+    """``(size, hex digest)`` of what is left to read in a binary file object
+    (reading and hashing side by side)."""
+    return HashingReader(f, algorithm).finish()
 
 
 def hash_local_file(path: str, algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:
