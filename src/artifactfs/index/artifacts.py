@@ -33,9 +33,12 @@ from artifactfs.index.models import (
 from artifactfs.index.stores import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 
-#: Names become folder names in stores and in the mount: at most this many
+#: Artifact names become folder names in every store: at most this many
 #: UTF-8 bytes, as a file name on ext4, XFS or APFS.
 MAX_NAME_BYTES = 255
+#: Other names (versions, tags, metadata keys, runs) fill the index's
+#: columns: at most this many characters (the mount shortens long ones).
+MAX_NAME_LENGTH = 255
 #: Metadata values nested deeper than this (dicts and lists) are refused.
 MAX_METADATA_DEPTH = 32
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
@@ -51,24 +54,27 @@ class InvalidMetadataError(ArtifactfsError, ValueError):
 
 def check_name(name: Any, what: str = "artifact name") -> str:
     """Names become folder names in stores and in the mount: no '/', no NUL,
-    not '.' or '..', not empty, valid UTF-8 of at most 255 bytes."""
+    not '.' or '..', not empty, valid text; an artifact name at most 255
+    UTF-8 bytes (a folder in every store), any other at most 255 characters."""
     if not isinstance(name, str):
         raise InvalidNameError(f"{what} must be a string, got {type(name).__name__}")
-    problem = _name_problem(name)
+    problem = _name_problem(name, what == "artifact name")
     if problem:
         raise InvalidNameError(f"{what} {name[:80]!r} {problem}", f"choose another {what}")
     return name
 
 
-def _name_problem(name: str) -> str | None:
+def _name_problem(name: str, store_folder: bool) -> str | None:
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:  # a lone surrogate: os.fsdecode's escape for undecodable bytes
         return "is not valid text: it holds a lone surrogate (undecodable bytes of a file name?)"
     if not name.strip():
         return "is empty"
-    if size > MAX_NAME_BYTES:
-        return f"is {size} bytes long in UTF-8 (at most {MAX_NAME_BYTES}, as a file name)"
+    if store_folder and size > MAX_NAME_BYTES:
+        return f"is {size} bytes long in UTF-8 (at most {MAX_NAME_BYTES}: it names a folder in the store)"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
     if "/" in name or "\\" in name:
         return "contains a slash"
     if "\x00" in name or any(ord(c) < 32 for c in name):
