@@ -377,6 +377,12 @@ def test_a_failed_save_removes_its_folder_and_intent(afs_home, make_value, mater
     assert nothing_written(store, "failing")
 
 
+def test_a_half_written_save_leaves_nothing_on_every_flavor(registered_store):
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_artifact(1, "half", materializer=HalfWriting, store=registered_store.name)
+    assert nothing_written(registered_store, "half")
+
+
 def test_a_failed_commit_removes_payload_and_visualizations_on_every_flavor(registered_store):
     def commit_fails():
         raise RuntimeError("index went away")
