@@ -256,14 +256,14 @@ def _safe(method: Callable, data: Any, name: str) -> dict[str, Any]:
     try:
         extracted = dict(method(data) or {})
     except Exception as exc:  # noqa: BLE001 - any materializer bug
-        warnings.warn(f"could not extract metadata of {name!r}: {exc}", stacklevel=3)
+        warnings.warn(f"could not extract metadata of {name!r}: {exc}", stacklevel=4)
         return {}
     kept = {}
     for key, value in extracted.items():
         try:
             kept.update(check_metadata({key: value}))
         except ArtifactfsError as exc:
-            warnings.warn(f"metadata of {name!r} dropped: {exc}", stacklevel=3)
+            warnings.warn(f"metadata of {name!r} dropped: {exc}", stacklevel=4)
     return kept
 
 
@@ -271,7 +271,7 @@ def _visualizations(instance: BaseMaterializer, data: Any, name: str) -> list[di
     try:
         produced = instance.save_visualizations(data) or {}
     except Exception as exc:  # noqa: BLE001
-        warnings.warn(f"could not save visualizations of {name!r}: {exc}", stacklevel=3)
+        warnings.warn(f"could not save visualizations of {name!r}: {exc}", stacklevel=4)
         return []
     return [{"uri": uri, "kind": str(getattr(kind, "value", kind))} for uri, kind in produced.items()]
 

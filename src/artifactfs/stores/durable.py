@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from artifactfs.faults import fault_point
 
@@ -86,12 +86,6 @@ class SyncJob:
 def start_sync(paths: list[str]) -> SyncJob:
     """fsync every path concurrently (the journal commits them together)."""
     return SyncJob(paths)
-
-
-def flush_soon(fd: int) -> Future:
-    """Start sending a file's dirty pages to the disk while its writer goes
-    on (``fdatasync`` on a helper thread); wait for it before closing ``fd``."""
-    return _executor().submit(os.fdatasync, fd)
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.durable import SyncJob, flush_soon, payload_paths, start_sync
+from artifactfs.stores.durable import SyncJob, payload_paths, start_sync
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
 from artifactfs.stores.localfiles import opener_with_mode
 
@@ -29,8 +29,6 @@ from artifactfs.stores.localfiles import opener_with_mode
 PARALLEL_HASH_CHUNK = 1024 * 1024
 #: A large buffer is written and hashed in slices of this size, side by side.
 HASH_SLICE = 8 * 1024 * 1024
-#: A durable local file starts flushing to disk every this many bytes written.
-WRITEBACK_BYTES = 64 * 1024 * 1024
 DEFAULT_FILE_MODE = 0o644
 
 
@@ -61,21 +59,13 @@ class _HashingWriter:
     (at most two chunks in flight); any other buffer (a numpy array's memory,
     a bytearray the caller reuses) is hashed in place, slice by slice beside
     its write, and is done with when ``write`` returns: never copied.
-
-    With ``writeback``, a local file's dirty pages are sent to the disk
-    while writing goes on (``fdatasync`` on another thread every
-    ``WRITEBACK_BYTES``), so the fsync that makes the payload durable finds
-    little left to do.
     """
 
-    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str,
-                 writeback: bool = False) -> None:
+    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str) -> None:
         self._raw, self._on_close, self._text, self._encoding = raw, on_close, text, encoding
         self._hash, self._size, self._closed = new_hasher(algorithm), 0, False
         self._hasher: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
-        self._writeback = writeback
-        self._flushed_at, self._flushing = 0, None
 
     def write(self, data) -> int:
         chunk = data.encode(self._encoding) if self._text else data
@@ -95,8 +85,6 @@ class _HashingWriter:
                 self._hash_now(view)
                 self._raw.write(view)
         self._size += size
-        if self._writeback and self._size - self._flushed_at >= WRITEBACK_BYTES:
-            self._start_writeback()
         return len(data) if self._text else size  # a PickleBuffer (pickle protocol 5) has no len()
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -126,14 +114,6 @@ class _HashingWriter:
         while self._pending:
             self._pending.popleft().result()
 
-    def _start_writeback(self) -> None:
-        """Start flushing what was written so far, unless a flush still runs."""
-        if self._flushing is not None and not self._flushing.done():
-            return
-        self._flushed_at = self._size
-        self._raw.flush()
-        self._flushing = flush_soon(self._raw.fileno())
-
     def writelines(self, lines) -> None:
         for line in lines:
             self.write(line)
@@ -143,8 +123,6 @@ class _HashingWriter:
             return
         self._closed = True
         try:
-            if self._flushing is not None:
-                self._flushing.result()  # before the file descriptor goes
             self._raw.close()
         finally:
             if self._hasher is not None:
@@ -224,14 +202,13 @@ class RecordingStore:
             return self.store.open(path, mode, file_mode=file_mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
-        local = self.store.is_local and not kwargs
-        if local:  # a plain file: no fsspec layer, no second lookup of the path
+        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer, no second lookup of the path
             os.makedirs(posixpath.dirname(native), exist_ok=True)
             raw = open(native, binary_mode, opener=opener_with_mode(file_mode) if file_mode is not None else None)  # noqa: SIM115
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
-                              self.algorithm, writeback=local and self.durable)
+                              self.algorithm)
 
     def put(self, local_path: str, path: str) -> None:
         native = self.store.resolve(path)
