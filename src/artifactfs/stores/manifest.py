@@ -12,6 +12,7 @@ With ``durable`` a local folder is fsynced before ``finish`` returns.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import stat as stat_module
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.durable import SyncJob, payload_paths, start_sync
+from artifactfs.stores.durable import SyncJob, payload_paths, start_sync, start_writeback
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
 from artifactfs.stores.localfiles import opener_with_mode
 
@@ -59,13 +60,19 @@ class _HashingWriter:
     (at most two chunks in flight); any other buffer (a numpy array's memory,
     a bytearray the caller reuses) is hashed in place, slice by slice beside
     its write, and is done with when ``write`` returns: never copied.
+
+    With ``writeback`` (a local file that will be fsynced), every large
+    write is handed to the disk at once (``durable.start_writeback``), so
+    the file streams to the disk while it is written.
     """
 
-    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str) -> None:
+    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str,
+                 writeback: bool = False) -> None:
         self._raw, self._on_close, self._text, self._encoding = raw, on_close, text, encoding
-        self._hash, self._size, self._closed = new_hasher(algorithm), 0, False
+        self._hash, self._size, self._closed = new_hasher(algorithm, spread=False), 0, False
         self._hasher: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
+        self._writeback = writeback
 
     def write(self, data) -> int:
         chunk = data.encode(self._encoding) if self._text else data
@@ -73,9 +80,10 @@ class _HashingWriter:
             size = len(chunk)
             if size >= PARALLEL_HASH_CHUNK:
                 self._hash_later(chunk)
+                self._write_large(chunk, self._size)
             else:
                 self._hash_now(chunk)
-            self._raw.write(chunk)
+                self._raw.write(chunk)
         else:
             view = memoryview(chunk).cast("B")
             size = view.nbytes
@@ -110,9 +118,15 @@ class _HashingWriter:
         for offset in range(0, view.nbytes, HASH_SLICE):
             part = view[offset:offset + HASH_SLICE]
             self._pending.append(self._pool().submit(self._hash.update, part))
-            self._raw.write(part)
+            self._write_large(part, self._size + offset)
         while self._pending:
             self._pending.popleft().result()
+
+    def _write_large(self, data, offset: int) -> None:
+        self._raw.write(data)
+        if self._writeback:
+            self._raw.flush()
+            start_writeback(self._raw.fileno(), offset, len(data))
 
     def writelines(self, lines) -> None:
         for line in lines:
@@ -208,7 +222,7 @@ class RecordingStore:
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
-                              self.algorithm)
+                              self.algorithm, writeback=self.durable and isinstance(raw, io.BufferedWriter))
 
     def put(self, local_path: str, path: str) -> None:
         native = self.store.resolve(path)
