@@ -242,7 +242,8 @@ class RecordingStore:
                 entry = self._hash_existing(relative)
             entries.append(entry)
         if self.durable:
-            os.makedirs(self.folder, exist_ok=True)  # an empty payload is an empty folder
+            if not entries:
+                os.makedirs(self.folder, exist_ok=True)  # an empty payload is an empty folder
             self._sync_job = start_sync(payload_paths(self.store.root, self.folder, [e.path for e in entries]))
             if wait:
                 self.wait_durable()
