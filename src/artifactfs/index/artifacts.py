@@ -137,17 +137,22 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
+# Built once, Core (not ORM): every save runs it, and an ORM entity query
+# costs several times more. Only the id is read, under the lock.
+_LOCK_ARTIFACT = select(Artifact.__table__.c.id).where(Artifact.__table__.c.name == bindparam("name")).with_for_update()
+
+
 def lock_artifact(session: Session, name: str) -> Artifact:
     """Get or create the artifact row and hold its lock until commit, so
     version numbering is serialized per name (PostgreSQL: row lock; SQLite:
-    the write transaction is already exclusive)."""
-    query = select(Artifact).where(Artifact.name == name).with_for_update().execution_options(populate_existing=True)
-    artifact = session.scalars(query).first()
-    if artifact is None:
+    the write transaction is already exclusive). The row handed back holds
+    id and name and is not in the session."""
+    artifact_id = session.scalar(_LOCK_ARTIFACT, {"name": name})
+    if artifact_id is None:
         session.execute(dialect_insert(session)(Artifact).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
             index_elements=["name"]))
-        artifact = session.scalars(query).one()
-    return artifact
+        artifact_id = session.execute(_LOCK_ARTIFACT, {"name": name}).scalar_one()
+    return Artifact(id=artifact_id, name=name)
 
 
 _HIGHEST = select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == bindparam("artifact"))

@@ -20,7 +20,10 @@ _STORE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 # Built once: it runs in every writing transaction.
-_BUMP = update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1)
+# Core, not ORM: an ORM UPDATE also evaluates its WHERE against the session's
+# objects (about 0.2 ms on every save).
+_STATE = IndexState.__table__
+_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1)
 
 
 def bump_generation(session: Session) -> None:
