@@ -18,6 +18,7 @@ pytest_plugins = ["store_fixtures", "index_fixtures"]
 
 import artifactfs  # noqa: E402
 from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
+from artifactfs.api import verified  # noqa: E402
 from artifactfs.api.artifacts import IntegrityError  # noqa: E402
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
@@ -194,7 +195,8 @@ def test_verify_detects_tampering(sqlite_home):
 
 
 @pytest.mark.parametrize("damage", ["flipped", "appended", "cut"])
-def test_verify_checks_a_large_array_as_it_is_read(sqlite_home, damage):
+def test_verify_checks_a_large_array_as_it_is_read(sqlite_home, damage, monkeypatch):
+    monkeypatch.setattr(verified, "SPOOL_MEMORY", 1024 * 1024)  # files above it stream, hashed as read
     array = np.random.default_rng(2).random(3_000_000)  # 24 MB: read and hashed in slices
     v = save_artifact(array, "big")
     assert np.array_equal(load_artifact("big", verify=True), array)

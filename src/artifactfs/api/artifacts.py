@@ -353,13 +353,15 @@ def _load(version: ArtifactVersion, verify: bool, zero_copy: bool = False) -> An
     store = version.open_store()
     if zero_copy:
         return _view(version, store, verify)
-    reader = VerifiedReads(store, version)  # every file read once, checked, used from that copy
     if version.materializer is None:
-        return _load_registered(version, reader if verify else store)
+        return _load_registered(version, VerifiedReads(store, version) if verify else store)
     what = f"artifact {version.name}:{version.version}"
     materializer = import_by_name(version.materializer, what)
     data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
-    checked = verify or getattr(materializer, "VERIFY_ON_LOAD", False)  # never unpickle bytes that changed
+    pickles = getattr(materializer, "VERIFY_ON_LOAD", False)
+    # Every file read once and checked; one that may be unpickled is checked before use.
+    reader = VerifiedReads(store, version, stream=not pickles)
+    checked = verify or pickles  # never unpickle bytes that changed
     value = materializer(version.uri, reader if checked else store, metadata_loader=lambda: version.metadata).load(
         data_type)
     if verify:

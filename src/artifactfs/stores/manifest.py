@@ -85,7 +85,8 @@ class _HashingWriter:
                 self._hash_now(chunk)
                 self._raw.write(chunk)
         else:
-            view = memoryview(chunk).cast("B")
+            view = memoryview(chunk)
+            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())  # e.g. a Fortran-order buffer
             size = view.nbytes
             if size >= PARALLEL_HASH_CHUNK:
                 self._write_beside_hash(view)
