@@ -102,11 +102,13 @@ class _HashingWriter:
         return self._hasher
 
     def _hash_now(self, data) -> None:
-        """Hash here, after what the helper still holds: one order of
-        updates, and never two threads on the hasher at once."""
-        while self._pending:
-            self._pending.popleft().result()
-        self._hash.update(data)
+        """Hash a small chunk here, or, while the helper still holds earlier
+        ones, behind them there (a copy: the caller may reuse its buffer):
+        one order of updates, and never two threads on the hasher at once."""
+        if self._pending:
+            self._hash_later(data if isinstance(data, bytes) else bytes(data))
+        else:
+            self._hash.update(data)
 
     def _hash_later(self, chunk: bytes) -> None:
         while len(self._pending) >= 2:  # bound the memory held by chunks in flight
