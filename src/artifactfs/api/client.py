@@ -22,7 +22,7 @@ from artifactfs.index import artifacts as rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import Artifact, ArtifactTag, ArtifactVersion as VersionRow, StepIO, StepRun, Tag
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 from artifactfs.stores.base import ArtifactStore
 
 #: ZenML's page size default.

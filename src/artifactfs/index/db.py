@@ -71,6 +71,8 @@ class IndexConnectionError(IndexRetryableError):
     def __init__(self, message: str, hint: str | None = None, retryable: bool = True) -> None:
         super().__init__(message, hint)
         self.retryable = retryable
+#: Execution option of a SQLite write whose commit need not reach the disk at once.
+LIGHT_COMMIT = "artifactfs_light_commit"
 
 
 class Index:
@@ -98,12 +100,20 @@ class Index:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, durable: bool = True) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on error
-        (prefer :meth:`run_write`, which also runs it again when that is safe)."""
+        (prefer :meth:`run_write`, which also runs it again when that is safe).
+
+        Every commit is durable (SQLite ``synchronous=FULL``) unless
+        ``durable=False``: on SQLite that commit may then be lost to a power
+        cut (never to a crash of the process, and never out of order: a
+        later durable commit makes it durable too). Write intents use it.
+        """
         with self._writer() as session:
             transaction = session.begin()
             try:
+                if not durable and self.is_sqlite:  # options apply as the connection is first taken
+                    session.connection(execution_options={LIGHT_COMMIT: True})
                 yield session
             except BaseException as exc:
                 _rollback(transaction)
@@ -222,12 +232,24 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
         _set_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk when it returns (NORMAL in WAL mode may
+        # lose the last commits to a power cut, and so name lost payloads).
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
+        _set_synchronous(conn, "NORMAL" if conn.get_execution_options().get(LIGHT_COMMIT) else "FULL")
         conn.exec_driver_sql(f"BEGIN {begin}")
+
+
+def _set_synchronous(conn, level: str) -> None:
+    """Per transaction, before BEGIN (SQLite refuses it inside one); the
+    level in force is remembered per connection, so it costs nothing usually."""
+    info = conn.connection.info
+    if info.get("synchronous", "FULL") != level:
+        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+        info["synchronous"] = level
 
 
 def _set_wal(cursor) -> None:

@@ -43,7 +43,7 @@ from artifactfs.index.models import (
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import overlapping_uri
 from artifactfs.index.pipelines import check_pipeline, delete_run
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 
 AV = ArtifactVersion
 LIVE = VersionState.LIVE.value
@@ -437,7 +437,8 @@ class LeaseState:
 
 
 def _lease_row(session: Session, name: str) -> GcLease:
-    query = select(GcLease).where(GcLease.name == name).with_for_update()
+    # Fresh under the lock: holder and expiry are checked right after.
+    query = select(GcLease).where(GcLease.name == name).with_for_update().execution_options(populate_existing=True)
     row = session.scalars(query).first()
     if row is None:
         session.add(GcLease(name=name))

@@ -46,7 +46,10 @@ from artifactfs.index.models import IndexState
 
 SEQUENCE = "index_generation"
 
-_SQLITE_BUMP = update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1)
+# Core, not ORM: an ORM UPDATE also evaluates its WHERE against the session's
+# objects (about 0.2 ms on every save).
+_STATE = IndexState.__table__
+_SQLITE_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1)
 _PG_BUMP = text(f"SELECT nextval('{SEQUENCE}')")
 _PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
 _PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")

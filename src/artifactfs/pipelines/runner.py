@@ -26,9 +26,10 @@ from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
 from artifactfs.api.stores import get_store
-from artifactfs.api.writing import remove_quietly, write_value
+from artifactfs.api.writing import abandon, check_payload, store_row_id, write_value
 from artifactfs.errors import AlreadyExistsError
-from artifactfs.index import find_store_row, get_index
+from artifactfs.faults import fault_point
+from artifactfs.index import get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
 from artifactfs.index.artifacts import check_name
@@ -286,7 +287,7 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
         return _commit_outputs(context, pending, store)
     except BaseException:
         for _, new in pending:  # never committed: do not wait for the orphan sweep
-            remove_quietly(store, new.uri)
+            abandon(store, new.uri, new.intent_id, committing=True)
         raise
 
 
@@ -309,17 +310,22 @@ def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | No
 
 
 def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
+    """Step 4 of the write protocol for every output at once, with the links
+    and the step run's completion."""
+    fault_point("before_commit")  # inside _save_outputs' cleanup
     return get_index().run_write(_insert_outputs, context.step_run_id, pending, store)
 
 
 def _insert_outputs(session, step_run_id: int, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
-    store_id = getattr(store, "index_id", None) or find_store_row(session, store.name).id
+    store_id = store_row_id(session, store)
     for _, new in pending:
         new.store_id = store_id
     inserted = version_rows.insert_versions(session, [new for _, new in pending])
     links = [Link(row.id, "output", output) for (output, _), row in zip(pending, inserted)]
     rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
     rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
+    for _, new in pending:  # last: durable and still there
+        check_payload(store, new)
     return {output: ArtifactVersion.from_row(row, store.name) for (output, _), row in zip(pending, inserted)}
 
 
