@@ -151,43 +151,9 @@ def populate_index(artifacts: int, versions: int, files: tuple[str, ...], store_
     """Insert ``artifacts`` x ``versions`` live versions straight into the
     index (no payload written: listing and stat never touch a store), each
     with the manifest ``files``; artifacts are named ``<prefix><id:05d>``.
-    Returns how many versions were inserted."""
-    import datetime as dt
-    import uuid as uuidlib
+    Returns how many versions were inserted (``index.bulk``)."""
+    from artifactfs.index import get_index
+    from artifactfs.index.bulk import insert_live_versions
 
-    from sqlalchemy import insert, select
+    return insert_live_versions(get_index(), artifacts, versions, files, store_name, file_size, root_uri, prefix)
 
-    from artifactfs.index import bump_generation, get_index
-    from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionFile
-
-    index = get_index()
-    now = dt.datetime.now(dt.timezone.utc)
-    with index.write() as session:
-        store = session.scalar(select(Store).where(Store.name == store_name))
-        root = (root_uri or store.root_uri).rstrip("/")
-        first_artifact = (session.scalar(select(Artifact.id).order_by(Artifact.id.desc()).limit(1)) or 0) + 1
-        session.execute(insert(Artifact), [{"name": f"{prefix}{first_artifact + i:05d}", "created_at": now}
-                                           for i in range(artifacts)])
-        artifact_ids = list(session.scalars(select(Artifact.id).where(Artifact.id >= first_artifact)))
-        bump_generation(session)
-    next_version = None
-    for artifact_id in artifact_ids:
-        rows = []
-        for v in range(1, versions + 1):
-            uid = str(uuidlib.uuid4())
-            rows.append({"uuid": uid, "artifact_id": artifact_id, "version": str(v), "version_number": v,
-                         "store_id": store.id, "uri": f"{root}/{prefix}{artifact_id:05d}/{uid}", "payload_kind": "folder",
-                         "materializer": None, "data_type": None, "content_hash": uid.replace("-", ""),
-                         "size": file_size * len(files), "file_count": len(files), "state": "live",
-                         "save_type": "manual", "visualizations": [], "created_at": now})
-        with index.write() as session:
-            session.execute(insert(ArtifactVersion), rows)
-            if next_version is None:
-                next_version = session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uuid == rows[0]["uuid"]))
-            ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
-                ArtifactVersion.artifact_id == artifact_id)).all())
-            session.execute(insert(VersionFile), [
-                {"version_id": ids[r["uuid"]], "path": path, "size": file_size, "mode": 0o644, "digest": None}
-                for r in rows for path in files])
-            bump_generation(session)
-    return artifacts * versions

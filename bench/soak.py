@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import traceback
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent

@@ -39,7 +39,7 @@ def populate(versions: int, runs: int, per_artifact: int, pipelines: int) -> Non
     from artifactfs.api import init
     from artifactfs.index import get_index
     from artifactfs.index.models import (
-        Artifact, ArtifactVersion, Metadata, Pipeline, PipelineRun, StepIO, StepRun, Store, Tag, VersionFile,
+        Artifact, ArtifactVersion, Metadata, Pipeline, Store, Tag, VersionFile,
         VersionTag)
 
     store = init()
@@ -157,7 +157,7 @@ def pages(http) -> list[tuple[str, str]]:
     deep_artifacts = deep_cursor(http, "/api/v1/artifacts", 15)
     found = [
         ("home", "/"), ("pipelines", "/pipelines"), ("pipeline runs", "/pipelines/pipeline-00"),
-        ("runs", "/runs"), (f"runs, page 41", f"/runs?cursor={deep_runs}"), ("run", f"/runs/{run['id']}"),
+        ("runs", "/runs"), ("runs, page 41", f"/runs?cursor={deep_runs}"), ("run", f"/runs/{run['id']}"),
         ("step", f"/steps/{step['id']}"), ("artifacts", "/artifacts"),
         ("artifacts, page 16", f"/artifacts?cursor={deep_artifacts}"), ("artifact versions", f"/artifacts/{artifact}"),
         ("version", f"/versions/{version}"), ("lineage (depth 2)", f"/versions/{version}/lineage"),

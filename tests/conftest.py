@@ -49,6 +49,11 @@ def postgres_server():
     yield from _serve(servers.start_postgres)
 
 
+@pytest.fixture(scope="session")
+def pgbouncer_server(postgres_server):
+    yield from _serve(lambda: servers.start_pgbouncer(postgres_server))
+
+
 @pytest.fixture
 def artifactfs_home(tmp_path, monkeypatch):
     """A fresh, empty ARTIFACTFS_HOME; no index URL or store from the environment."""

@@ -443,6 +443,117 @@ def start_postgres() -> PostgresServer:
     return _launch(PostgresServer)
 
 
+# -- PgBouncer in transaction pooling mode --------------------------------
+class PgBouncerServer(Server):
+    """PgBouncer in front of the suite's PostgreSQL, in transaction pooling
+    mode: every transaction may run on another server connection, so any
+    session state (SET, session advisory locks, server-side prepared
+    statements) breaks. Round-robin over two server connections makes that
+    happen on every other transaction instead of by chance.
+
+    PgBouncer refuses to run as root: as root it runs as `postgres`.
+    """
+
+    name = "pgbouncer"
+    program = "pgbouncer"
+
+    def __init__(self, postgres: PostgresServer) -> None:
+        self.postgres = postgres
+        super().__init__()
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, user="postgres", group="postgres")
+        self._write_config()
+
+    def _write_config(self) -> None:
+        user = self.postgres.user
+        (self.workdir / "userlist.txt").write_text(f'"{user}" ""\n')
+        (self.workdir / "pgbouncer.ini").write_text(f"""\
+[databases]
+* = host=127.0.0.1 port={self.postgres.port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.workdir}/userlist.txt
+pool_mode = transaction
+default_pool_size = 2
+min_pool_size = 2
+server_round_robin = 1
+max_client_conn = 500
+ignore_startup_parameters = extra_float_digits,options
+admin_users = {user}
+logfile = {self.workdir}/pgbouncer.log
+""")
+        if os.geteuid() == 0:
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                shutil.chown(self.workdir / name, user="postgres", group="postgres")
+
+    def url_for(self, dbname: str) -> str:
+        return f"postgresql+psycopg://{self.postgres.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh database behind PgBouncer, its pool already holding two
+        server connections (so consecutive transactions alternate between
+        them from the first one on); returns its SQLAlchemy URL."""
+        import psycopg
+
+        self.postgres.create_database(name)
+        clients = [psycopg.connect(host="127.0.0.1", port=self.port, user=self.postgres.user, dbname=name,
+                                   prepare_threshold=None) for _ in range(2)]
+        try:
+            backends = {c.execute("SELECT pg_backend_pid()").fetchone()[0] for c in clients}  # both in a transaction
+            assert len(backends) == 2, backends
+            for client in clients:
+                client.commit()
+        finally:
+            for client in clients:
+                client.close()
+        deadline = time.monotonic() + 10
+        while not any(p["database"] == name and p["sv_idle"] >= 2 for p in self.pools()):
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"PgBouncer did not keep two server connections for {name}: {self.pools()}")
+            time.sleep(0.05)
+        return self.url_for(name)
+
+    def popen_kwargs(self) -> dict:
+        return self.postgres.popen_kwargs()
+
+    def command(self) -> list[str]:
+        return [shutil.which(self.program) or self.program, str(self.workdir / "pgbouncer.ini")]
+
+    def is_ready(self) -> bool:
+        import psycopg
+
+        try:
+            psycopg.connect(host="127.0.0.1", port=self.port, user=self.postgres.user, dbname="pgbouncer",
+                            connect_timeout=2, autocommit=True, prepare_threshold=None).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def pools(self) -> list[dict]:
+        """``SHOW POOLS`` from PgBouncer's admin console."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.postgres.user, dbname="pgbouncer",
+                             autocommit=True, prepare_threshold=None, row_factory=dict_row) as conn:
+            return list(conn.execute("SHOW POOLS"))
+
+
+def start_pgbouncer(postgres: PostgresServer) -> PgBouncerServer:
+    if shutil.which(PgBouncerServer.program) is None:
+        raise MissingPrerequisite(f"PgBouncer is not installed (Debian package `pgbouncer`): {INSTALL_HINT}")
+    server = PgBouncerServer(postgres)
+    try:
+        return server.start()
+    except BaseException:
+        server.stop()
+        raise
+
+
 # -- buckets and containers -----------------------------------------------
 def s3_bucket(server: MotoServer, name: str):
     """Create bucket `name`; return a fresh (uncached) s3fs filesystem."""

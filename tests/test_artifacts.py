@@ -18,6 +18,7 @@ pytest_plugins = ["store_fixtures", "index_fixtures"]
 
 import artifactfs  # noqa: E402
 from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
+from artifactfs.api import verified  # noqa: E402
 from artifactfs.api.artifacts import IntegrityError  # noqa: E402
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
@@ -97,8 +98,8 @@ def test_unknown_names_versions_ids(afs_home):
 
 @pytest.mark.parametrize(
     "name, problem",
-    [("a/b", "slash"), ("", "empty"), ("x" * 300, "300 characters"), ("..", "'.' or '..'"),
-     ("bad\x00name", "control"), (" padded", "white space")],
+    [("a/b", "slash"), ("", "empty"), ("x" * 300, "300 bytes"), ("é" * 200, "400 bytes long in UTF-8"),
+     ("\udcff", "lone surrogate"), ("..", "'.' or '..'"), ("bad\x00name", "control"), (" padded", "white space")],
 )
 def test_bad_names_write_nothing(sqlite_home, name, problem):
     with pytest.raises(InvalidNameError, match=problem):
@@ -193,6 +194,23 @@ def test_verify_detects_tampering(sqlite_home):
     assert load_artifact("tamper") == {"a": 2}  # JSON is not verified unless asked
     with pytest.raises(IntegrityError, match="changed since it was saved"):
         load_artifact("tamper", verify=True)
+
+
+@pytest.mark.parametrize("damage", ["flipped", "appended", "cut"])
+def test_verify_checks_a_large_array_as_it_is_read(sqlite_home, damage, monkeypatch):
+    monkeypatch.setattr(verified, "SPOOL_MEMORY", 1024 * 1024)  # files above it stream, hashed as read
+    array = np.random.default_rng(2).random(3_000_000)  # 24 MB: read and hashed in slices
+    v = save_artifact(array, "big")
+    assert np.array_equal(load_artifact("big", verify=True), array)
+    path = Path(v.uri) / "array.npy"
+    data = bytearray(path.read_bytes())
+    if damage == "flipped":
+        data[len(data) // 2] ^= 1
+    elif damage == "appended":
+        data += b"\0" * 8
+    path.write_bytes(bytes(data[:-8] if damage == "cut" else data))
+    with pytest.raises(ArtifactfsError, match="changed since it was saved|ends after"):
+        load_artifact("big", verify=True)
 
 
 def test_pickles_are_always_verified(sqlite_home):

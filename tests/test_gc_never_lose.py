@@ -23,7 +23,7 @@ pytest_plugins = ["index_fixtures"]
 import artifactfs  # noqa: E402
 from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
-from artifactfs.gc import PrunePolicy, fsck, plan_prune, run_pass  # noqa: E402
+from artifactfs.gc import PrunePolicy, fsck, plan_prune  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.holders import Holder, this_process  # noqa: E402
 from artifactfs.index.intents import database_now, record_intent  # noqa: E402
@@ -88,12 +88,13 @@ PAUSED_SAVE = textwrap.dedent(
 def test_a_save_paused_before_its_commit_survives_gc_with_zero_grace(afs_home, tmp_path):
     save_artifact({"old": 1}, "inflight")
     rendezvous = tmp_path / "rendezvous"
-    env = {**os.environ, "ARTIFACTFS_PAUSE": f"before_commit={rendezvous}"}
+    rendezvous.mkdir()
+    env = {**os.environ, "ARTIFACTFS_PAUSE": "before_commit", "ARTIFACTFS_PAUSE_DIR": str(rendezvous)}
     saver = subprocess.Popen([sys.executable, "-c", PAUSED_SAVE], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not (rendezvous / "before_commit.reached").exists():  # payload written, no row yet
+        while not any(rendezvous.glob("before_commit.*.reached")):  # payload written, no row yet
             assert saver.poll() is None, saver.communicate()
             assert time.monotonic() < deadline, "the save never reached before_commit"
             time.sleep(0.05)

@@ -153,7 +153,7 @@ def test_orphan_scan_of_a_remote_store_is_bounded_and_remembers_what_it_listed(r
         f.write(b"half")
     index = get_index()
     with index.write() as session:
-        intent = record_intent(session, store.index_id, crashed, "host=x pid=1 machine=gone token=t")
+        record_intent(session, store.index_id, crashed, "host=x pid=1 machine=gone token=t")
     with index.write() as session:
         session.execute(sql_update(WriteIntent).values(started_at=utcnow() - dt.timedelta(days=2)))
     policy = PrunePolicy(grace=dt.timedelta(hours=1), scan_limit=2)

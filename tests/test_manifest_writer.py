@@ -29,7 +29,8 @@ class GatedHasher:
 def test_small_chunk_after_a_large_one_is_hashed_in_order(monkeypatch):
     gate = threading.Event()
     hashers = []
-    monkeypatch.setattr(manifest, "new_hasher", lambda algorithm: hashers.append(GatedHasher(gate)) or hashers[-1])
+    monkeypatch.setattr(manifest, "new_hasher",
+                        lambda algorithm, spread=True: hashers.append(GatedHasher(gate)) or hashers[-1])
     closed = {}
     raw = io.BytesIO()
     writer = manifest._HashingWriter(raw, lambda size, digest: closed.update(size=size, digest=digest),

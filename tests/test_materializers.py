@@ -44,7 +44,8 @@ from artifactfs.materializers import (
     register_materializer,
     registry,
 )
-from artifactfs.stores.manifest import RecordingStore
+from artifactfs.materializers.numpy import _read_array
+from artifactfs.stores.manifest import HashingReader, RecordingStore
 
 pytest_plugins = ["store_fixtures"]
 
@@ -329,6 +330,36 @@ def test_object_array_refused(flavor_store):
         save(flavor_store, np.array([{"a": 1}, None], dtype=object), cls=NumpyMaterializer)
     assert flavor_store.find("") == []
     assert materializer_for_value(np.array([1, None], dtype=object)) is NumpyMaterializer
+
+
+NPY_ARRAYS = [
+    ("c-order", lambda: np.arange(12.0).reshape(3, 4)),
+    ("fortran", lambda: np.asfortranarray(np.arange(12.0).reshape(3, 4))),
+    ("0-d", lambda: np.array(5)),
+    ("empty", lambda: np.zeros((0, 3))),
+    ("text", lambda: np.array(["a", "bc"])),
+    ("big-endian", lambda: np.arange(4).astype(">i4")),
+    ("dates", lambda: np.arange(3).astype("datetime64[D]")),
+    ("strided", lambda: np.arange(20)[::2]),  # not contiguous: np.save's own path
+    ("structured", lambda: np.zeros(3, dtype=[("x", "i4"), ("y", "f8")])),
+    ("large", lambda: np.random.default_rng(1).random(3_000_000)),  # 24 MB: hashed in slices beside the write
+]
+
+
+@pytest.mark.parametrize("make", [m for _, m in NPY_ARRAYS], ids=[n for n, _ in NPY_ARRAYS])
+def test_npy_bytes_are_numpys_and_load_from_any_reader(flavor_store, make):
+    array = make()
+    _, manifest = save(flavor_store, array, cls=NumpyMaterializer)
+    expected = io.BytesIO()
+    np.save(expected, array, allow_pickle=False)
+    assert flavor_store.read_bytes(f"{FOLDER}/array.npy") == expected.getvalue()
+    assert_manifest(flavor_store, manifest)
+    loaded = load(flavor_store, NumpyMaterializer, np.ndarray)  # remote flavors: not a plain file
+    assert loaded.dtype == array.dtype and np.array_equal(loaded, array)
+    with flavor_store.open(f"{FOLDER}/array.npy", "rb") as plain:
+        reader = HashingReader(plain)
+        assert np.array_equal(_read_array(reader), array)  # the verifying reader's path
+        assert reader.finish() == (manifest[0].size, manifest[0].digest)
 
 
 def _make_tree(root: pathlib.Path) -> dict[str, bytes]:

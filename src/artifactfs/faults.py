@@ -1,13 +1,18 @@
-"""Fault-injection points for crash and race tests: ``ARTIFACTFS_FAULT=<point>``
-makes the process kill itself with SIGKILL when it reaches that point, as a
-power cut or the OOM killer would; :func:`fault_action` makes a test run
-code of its own there (an attacker swapping a file between a check and an
-open), so an interleaving is forced, never hoped for.
-``ARTIFACTFS_PAUSE=<point>=<folder>`` makes another process stop there: it
-creates ``<folder>/<point>.reached`` and waits until ``<folder>/<point>.go``
-exists, so a test can run something else at exactly that moment (a save
-paused before its commit while the pruner runs). Unset, a point costs three
-dict lookups."""
+"""Fault-injection points for crash and race tests, so an interleaving is
+forced, never hoped for.
+
+* ``ARTIFACTFS_FAULT=<point>`` makes the process kill itself with SIGKILL
+  when it reaches that point, as a power cut or the OOM killer would.
+* :func:`fault_action` makes a test run code of its own there, in this
+  process (an attacker swapping a file between a check and an open).
+* ``ARTIFACTFS_PAUSE=<point>`` with ``ARTIFACTFS_PAUSE_DIR=<dir>`` makes a
+  process stop there, the first time (per point and folder), so that other
+  processes can be started against it: it creates
+  ``<dir>/<point>.<pid>.reached`` and waits until ``<dir>/<point>.go``
+  exists (at most :data:`PAUSE_LIMIT_S`), then runs on.
+
+Unset, a point costs three dict lookups.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-PAUSE_LIMIT_S = 600.0  # a forgotten test must not hang a process forever
+PAUSE_LIMIT_S = 300.0
 _actions: dict[str, Callable[[], None]] = {}
+_passed: set[tuple[str, str]] = set()
 
 
 def fault_point(name: str) -> None:
@@ -28,18 +34,11 @@ def fault_point(name: str) -> None:
         action()
     if os.environ.get("ARTIFACTFS_FAULT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
-    pause = os.environ.get("ARTIFACTFS_PAUSE")
-    if pause and pause.partition("=")[0] == name:
-        _rendezvous(Path(pause.partition("=")[2]), name)
-
-
-def _rendezvous(folder: Path, name: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.reached").write_text(str(os.getpid()))
-    go = folder / f"{name}.go"
-    deadline = time.monotonic() + PAUSE_LIMIT_S
-    while not go.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    if os.environ.get("ARTIFACTFS_PAUSE") == name:
+        folder = os.environ["ARTIFACTFS_PAUSE_DIR"]
+        if (name, folder) not in _passed:
+            _passed.add((name, folder))
+            _pause(name, Path(folder))
 
 
 @contextlib.contextmanager
@@ -50,3 +49,10 @@ def fault_action(name: str, action: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         _actions.pop(name, None)
+
+
+def _pause(name: str, folder: Path) -> None:
+    (folder / f"{name}.{os.getpid()}.reached").touch()
+    deadline = time.monotonic() + PAUSE_LIMIT_S
+    while not (folder / f"{name}.go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -23,6 +23,7 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -75,10 +76,15 @@ class Settings:
         _write_private(self.config_path, config, mode=0o644)
 
     @property
+    def chosen_store(self) -> str | None:
+        """The store this machine's user chose (``ARTIFACTFS_STORE``, then
+        ``config.json``), or None: then this machine's own default local
+        store is active (``api.stores`` finds its name in the index)."""
+        return os.environ.get("ARTIFACTFS_STORE") or self.read_config().get("active_store")
+
+    @property
     def active_store(self) -> str:
-        return os.environ.get("ARTIFACTFS_STORE") or self.read_config().get(
-            "active_store", DEFAULT_STORE
-        )
+        return self.chosen_store or DEFAULT_STORE
 
     # -- secrets, per store, in an owner-only file --------------------------
 
@@ -106,10 +112,15 @@ class Settings:
         creds[store] = creds.get(store, {}) | secrets
         _write_private(self.credentials_path, creds, mode=0o600)
 
-    def forget_credentials(self, store: str) -> None:
+    def forget_credentials(self, store: str, keys: Iterable[str] | None = None) -> None:
+        """Drop the store's entry (``keys``: only those options of it)."""
         creds = self.read_credentials()
-        if creds.pop(store, None) is not None:
-            _write_private(self.credentials_path, creds, mode=0o600)
+        entry = creds.pop(store, None)
+        if entry is None:
+            return
+        if keys is not None and (kept := {k: v for k, v in entry.items() if k not in set(keys)}):
+            creds[store] = kept
+        _write_private(self.credentials_path, creds, mode=0o600)
 
 
 def private_dir(path: Path) -> Path:

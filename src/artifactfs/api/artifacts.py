@@ -25,17 +25,18 @@ from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.verified import IntegrityError, VerifiedReads, missing, verify_payload
 from artifactfs.api.views import PayloadView
 from artifactfs.api.writing import (
+    abandon,
+    check_payload,
     copy_into,
     manifest_in_place,
     number_manifest_beside,
-    payload_folder,
-    remove_payload_quietly,
+    store_row_id,
     write_manifest_beside,
     write_value,
 )
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathNotFoundError
 from artifactfs.faults import fault_point
-from artifactfs.index import find_store_row, get_index
+from artifactfs.index import get_index
 from artifactfs.index import artifacts as rows
 from artifactfs.index.gc import is_in_place
 from artifactfs.index import pipelines as pipeline_rows
@@ -161,12 +162,11 @@ class ArtifactVersion:
         zip_version(self, path, overwrite)
 
     def add_tags(self, tags: Iterable[str]) -> None:
-        with get_index().write() as session:
-            rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags))
+        get_index().run_write(lambda session: rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
 
     def remove_tags(self, tags: Iterable[str]) -> None:
-        with get_index().write() as session:
-            rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags))
+        get_index().run_write(
+            lambda session: rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
 
     def verify(self) -> None:
         """Re-read every payload file and compare with the manifest."""
@@ -243,6 +243,8 @@ def save_artifact(
     if metadata is not None and user_metadata is not None:
         raise ArtifactfsError("save_artifact got both user_metadata= and metadata=", "pass one of them")
     kind = _artifact_type(artifact_type)
+    tags = rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
+    metadata = rows.check_metadata(user_metadata if user_metadata is not None else metadata)
     target = store if isinstance(store, ArtifactStore) else get_store(store)
     index = get_index()
     if version is not None:
@@ -251,9 +253,9 @@ def save_artifact(
                 raise rows.duplicate_version_error(name, version)
     new, extracted = write_value(data, name, target, materializer, extract_metadata=extract_metadata,
                                  include_visualizations=include_visualizations)
-    new.version, new.tags = version, _as_list(tags or ())
+    new.version, new.tags = version, tags
     new.artifact_type = kind or new.artifact_type
-    new.metadata = {**extracted, **(user_metadata or metadata or {})}
+    new.metadata = {**extracted, **metadata}
     return commit_version(new, target, link=_link_to_step("output", name))
 
 
@@ -275,31 +277,37 @@ def _link_to_step(direction: str, name: str) -> Callable | None:
     context = current_step_run()
     if context is None:
         return None
-    return lambda session, row: pipeline_rows.link(session, context.step_run_id, row.id, direction, name)
+    # The version was inserted by this very transaction: it needs no lock.
+    return lambda session, row: pipeline_rows.link_all(
+        session, context.step_run_id, [pipeline_rows.Link(row.id, direction, name)], fresh=[row.id])
 
 
 def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | None = None) -> ArtifactVersion:
-    """Step 3 of the write protocol. ``link(session, row)`` runs in the same
-    transaction (the pipeline runner links step outputs there). On failure the
-    fresh payload is removed at once; the pruner is the safety net."""
-    fault_point("before_commit")
+    """Step 4 of the write protocol: one transaction checks the payload is
+    still there, inserts the version (clearing its write intent) and runs
+    ``link(session, row)`` (the pipeline runner links step outputs there).
+    On failure a fresh payload is removed at once; the pruner is the safety net."""
     try:
         write_manifest_beside(store, new)  # what `fsck --adopt` re-indexes after losing the index
-        with get_index().write() as session:
-            new.store_id = _store_id(session, store)
-            row = rows.insert_version(session, new)
-            if link is not None:
-                link(session, row)
-            committed = ArtifactVersion.from_row(row, store.name)
+        fault_point("before_commit")
+        committed = get_index().run_write(_insert, new, store, link)
     except BaseException:
-        remove_payload_quietly(store, new)
+        abandon(store, new.uri, new.intent_id, committing=True)
         raise
     number_manifest_beside(store, new, committed.version, committed.created_at)
     return committed
 
 
-def _store_id(session, store: ArtifactStore) -> int:
-    return getattr(store, "index_id", None) or find_store_row(session, store.name).id
+def _insert(session, new: rows.NewVersion, store: ArtifactStore, link: Callable | None) -> ArtifactVersion:
+    """The commit transaction (run again by ``run_write`` after a deadlock:
+    it only works on the database and re-checks the payload)."""
+    new.store_id = store_row_id(session, store)
+    row = rows.insert_version(session, new)
+    if link is not None:
+        link(session, row)
+    version = ArtifactVersion.from_row(row, store.name)
+    check_payload(store, new)  # last: durable and still there
+    return version
 
 
 def _version_string(version: str | int | None) -> str | None:
@@ -323,13 +331,15 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
     if pipeline_tracing():  # inside a @pipeline function: resolved when the step runs
         return lazy_version(name_or_id, version)
     context = current_step_run()
+    with get_index().read() as session:
+        found = ArtifactVersion.from_row(rows.find_version(session, name_or_id, version))
     if context is None:
-        with get_index().read() as session:
-            return ArtifactVersion.from_row(rows.find_version(session, name_or_id, version))
-    with get_index().write() as session:
-        row = rows.find_version(session, name_or_id, version)
-        pipeline_rows.link(session, context.step_run_id, row.id, "input", f"{row.artifact.name}:{row.version}")
-        return ArtifactVersion.from_row(row)
+        return found
+    # The pruner may condemn the version right here; the link re-reads it
+    # under its row lock and refuses (VersionNotLiveError) if it did.
+    fault_point("before_input_link")
+    get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", str(found))
+    return found
 
 
 def load_artifact(
@@ -353,13 +363,15 @@ def _load(version: ArtifactVersion, verify: bool, zero_copy: bool = False) -> An
     store = version.open_store()
     if zero_copy:
         return _view(version, store, verify)
-    reader = VerifiedReads(store, version)  # every file read once, checked, used from that copy
     if version.materializer is None:
-        return _load_registered(version, reader if verify else store)
+        return _load_registered(version, VerifiedReads(store, version) if verify else store)
     what = f"artifact {version.name}:{version.version}"
     materializer = import_by_name(version.materializer, what)
     data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
-    checked = verify or getattr(materializer, "VERIFY_ON_LOAD", False)  # never unpickle bytes that changed
+    pickles = getattr(materializer, "VERIFY_ON_LOAD", False)
+    # Every file read once and checked; one that may be unpickled is checked before use.
+    reader = VerifiedReads(store, version, stream=not pickles)
+    checked = verify or pickles  # never unpickle bytes that changed
     value = materializer(version.uri, reader if checked else store, metadata_loader=lambda: version.metadata).load(
         data_type)
     if verify:
@@ -439,8 +451,8 @@ def register_artifact(
     rows.check_name(name)
     version = _version_string(version)
     kind = _artifact_type(artifact_type) or ArtifactType.DATA.value
-    metadata = {**(artifact_metadata or {}), **(metadata or {})}
-    tags = tags or ()
+    tags = rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
+    metadata = {**rows.check_metadata(artifact_metadata), **rows.check_metadata(metadata)}
     uri = _absolute(folder_or_file_uri)
     source = store_for_uri(uri)
     _check_exists(uri, source)
@@ -462,7 +474,7 @@ def register_artifact(
     new = rows.NewVersion(
         uuid=str(uuid.uuid4()), name=name, version=version, store_id=0, uri=source.flavor.to_uri(native),
         payload_kind=kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
-        save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags), metadata=_registered_meta(files, metadata),
+        save_type=SaveType.REGISTERED.value, files=files, tags=tags, metadata=_registered_meta(files, metadata),
         artifact_type=kind,
     )
     return commit_version(new, source, link=_registered_link(name))
@@ -491,12 +503,12 @@ def _register_copy(uri, source, name, version, tags, metadata, store_name, progr
     target = get_store(store_name)
     native = source.resolve(uri)
     callback = progress(source.size(uri)) if progress else None
-    version_uuid, files = copy_into(source, native, target, name, callback)
+    payload, files = copy_into(source, native, target, name, callback)
     new = rows.NewVersion(
-        uuid=version_uuid, name=name, version=version, store_id=0, uri=target.uri(payload_folder(name, version_uuid)),
+        uuid=payload.uuid, name=name, version=version, store_id=0, uri=payload.uri,
         payload_kind=PayloadKind.FOLDER.value, materializer=None, data_type="pathlib.Path",
-        content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=_as_list(tags),
-        metadata=_registered_meta(files, metadata, source=uri), artifact_type=kind,
+        content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=tags,
+        metadata=_registered_meta(files, metadata, source=uri), artifact_type=kind, intent_id=payload.intent_id,
     )
     return commit_version(new, target, link=_registered_link(name))
 

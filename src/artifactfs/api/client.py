@@ -22,7 +22,7 @@ from artifactfs.index import artifacts as rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import Artifact, ArtifactTag, ArtifactVersion as VersionRow, StepIO, StepRun, Tag
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 from artifactfs.stores.base import ArtifactStore
 
 #: ZenML's page size default.
@@ -187,7 +187,8 @@ class Client:
     ) -> ArtifactView:
         """Rename an artifact, or tag it as a whole (artifact tags)."""
         artifact = self.get_artifact(name_id_or_prefix)
-        with get_index().write() as session:
+
+        def update(session) -> ArtifactView:
             row = session.get(Artifact, artifact._pk)
             if new_name is not None and new_name != row.name:
                 rows.check_name(new_name)
@@ -198,11 +199,14 @@ class Client:
             bump_generation(session)
             return ArtifactView.from_row(row)
 
+        return get_index().run_write(update)
+
     def delete_artifact(self, name_id_or_prefix: str | uuid.UUID, project: Any = None) -> None:
         """Delete an artifact that has no versions left (as ZenML: delete or
         prune its versions first)."""
         artifact = self.get_artifact(name_id_or_prefix)
-        with get_index().write() as session:
+
+        def delete(session) -> None:
             if session.scalar(select(VersionRow.id).where(VersionRow.artifact_id == artifact._pk).limit(1)) is not None:
                 raise ArtifactfsError(
                     f"artifact {artifact.name!r} still has versions",
@@ -210,6 +214,8 @@ class Client:
                 )
             session.delete(session.get(Artifact, artifact._pk))
             bump_generation(session)
+
+        get_index().run_write(delete)
 
     def prune_artifacts(self, only_versions: bool = True, delete_from_artifact_store: bool = False,
                         project: Any = None) -> None:
@@ -219,11 +225,7 @@ class Client:
         sweep -> forget (api/deleting.py)."""
         deleting.delete_versions(deleting.unused_version_ids(), True, delete_from_artifact_store)
         if not only_versions:
-            with get_index().write() as session:
-                empty = session.scalars(select(Artifact).where(~Artifact.id.in_(select(VersionRow.artifact_id))))
-                for row in list(empty):
-                    session.delete(row)
-                bump_generation(session)
+            get_index().run_write(_delete_empty_artifacts)
 
     # -- versions -----------------------------------------------------------------------
 
@@ -352,3 +354,9 @@ def _tag_artifact(session, artifact_pk: int, add: Iterable[str], remove: Iterabl
         for link in session.scalars(select(ArtifactTag).join(Tag, Tag.id == ArtifactTag.tag_id)
                                     .where(ArtifactTag.artifact_id == artifact_pk, Tag.name.in_(removed))):
             session.delete(link)
+
+
+def _delete_empty_artifacts(session) -> None:
+    for row in list(session.scalars(select(Artifact).where(~Artifact.id.in_(select(VersionRow.artifact_id))))):
+        session.delete(row)
+    bump_generation(session)

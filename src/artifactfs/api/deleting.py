@@ -34,13 +34,11 @@ def delete_versions(ids: Sequence[int], delete_metadata: bool, delete_from_artif
     if not (delete_metadata or delete_from_artifact_store):
         return []
     index = get_index()
-    with index.write() as session:
-        condemned = gc_rows.condemn_requested(session, ids, utcnow())
+    condemned = index.run_write(gc_rows.condemn_requested, ids, utcnow())
     if delete_from_artifact_store:
         _sweep(condemned)
     if delete_metadata:
-        with index.write() as session:
-            gc_rows.forget(session, condemned, require_swept=delete_from_artifact_store)
+        index.run_write(gc_rows.forget, condemned, require_swept=delete_from_artifact_store)
     return condemned
 
 
@@ -57,8 +55,7 @@ def _sweep(ids: Sequence[int]) -> None:
         if shared is None:
             delete_payload(get_store(names[ref.store_id]), ref, listed.get(ref.id))
         swept.append(ref.id)
-    with index.write() as session:
-        gc_rows.mark_swept(session, swept, utcnow())
+    index.run_write(gc_rows.mark_swept, swept, utcnow())
 
 
 def unused_version_ids() -> list[int]:

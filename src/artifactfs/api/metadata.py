@@ -47,13 +47,11 @@ def log_metadata(
     if step_id is not None or step_name is not None:
         return _to_step(metadata, step_id, step_name, run_id_name_or_prefix, context)
     if run_id_name_or_prefix is not None:
-        with get_index().write() as session:
-            run = pipeline_rows.find_run(session, str(run_id_name_or_prefix))
-            rows.set_metadata(session, metadata, run_id=run.id)
+        get_index().run_write(lambda session: rows.set_metadata(
+            session, metadata, run_id=pipeline_rows.find_run(session, str(run_id_name_or_prefix)).id))
         return None
     if context is not None:  # inside a step, no target: the step run
-        with get_index().write() as session:
-            rows.set_metadata(session, metadata, step_run_id=context.step_run_id)
+        get_index().run_write(lambda session: rows.set_metadata(session, metadata, step_run_id=context.step_run_id))
         return None
     raise MetadataTargetError(
         "log_metadata got no target",
@@ -98,24 +96,26 @@ def _to_output(context: StepRunContext, output: str, metadata: dict[str, Any]) -
 
 
 def _to_version(version, metadata: dict[str, Any]) -> None:
-    with get_index().write() as session:
-        rows.set_metadata(session, metadata, version_id=version._pk)
+    get_index().run_write(lambda session: rows.set_metadata(session, metadata, version_id=version._pk))
 
 
 def _to_step(metadata, step_id, step_name, run, context) -> None:
-    with get_index().write() as session:
-        if step_id is not None:
-            step = session.scalar(select(StepRun).where(StepRun.uuid == str(step_id)))
-        else:
-            run_id = pipeline_rows.find_run(session, str(run)).id if run is not None else (
-                session.get(StepRun, context.step_run_id).run_id if context is not None else None)
-            if run_id is None:
-                raise MetadataTargetError("log_metadata(step_name=...) needs run_id_name_or_prefix= outside a run",
-                                          "pass the run's name or id")
-            step = session.scalar(select(StepRun).where(StepRun.run_id == run_id, StepRun.name == step_name))
-        if step is None:
-            raise MetadataTargetError(f"no step run {step_id or step_name!r}", "check the step name and the run")
-        rows.set_metadata(session, metadata, step_run_id=step.id)
+    get_index().run_write(_step_metadata, metadata, step_id, step_name, run, context)
+
+
+def _step_metadata(session, metadata, step_id, step_name, run, context) -> None:
+    if step_id is not None:
+        step = session.scalar(select(StepRun).where(StepRun.uuid == str(step_id)))
+    else:
+        run_id = pipeline_rows.find_run(session, str(run)).id if run is not None else (
+            session.get(StepRun, context.step_run_id).run_id if context is not None else None)
+        if run_id is None:
+            raise MetadataTargetError("log_metadata(step_name=...) needs run_id_name_or_prefix= outside a run",
+                                      "pass the run's name or id")
+        step = session.scalar(select(StepRun).where(StepRun.run_id == run_id, StepRun.name == step_name))
+    if step is None:
+        raise MetadataTargetError(f"no step run {step_id or step_name!r}", "check the step name and the run")
+    rows.set_metadata(session, metadata, step_run_id=step.id)
 
 
 def _check(metadata: dict[str, Any]) -> None:

@@ -32,16 +32,27 @@ from dataclasses import dataclass, field
 
 from artifactfs.api.artifacts import IntegrityError
 from artifactfs.api.stores import get_store, store_for_uri
-from artifactfs.api.writing import VISUALIZATION_SUFFIX, manifest_record, payload_folder
+from artifactfs.api.writing import (
+    VISUALIZATION_SUFFIX,
+    PayloadMissingError,
+    manifest_record,
+    abandon,
+    begin_payload,
+    payload_folder,
+    require_payload,
+    store_row_id,
+)
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
 from artifactfs.index.gc import UUID4
+from artifactfs.index.intents import clear_intent
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.durable import sync_payload
 from artifactfs.stores.hashing import new_hasher
 from artifactfs.stores.manifest import ManifestEntry, hash_store_file, manifest_file, write_manifest_file
 
@@ -127,28 +138,22 @@ def migrate(
     sources = _SourceStores()
     for move in plan:
         source = sources.get(move.store_id)
+        payload = begin_payload(target, move.name, move.uuid)  # write protocol step 1
         try:
             new_uri, visualizations = _copy_version(move, source, target, report, advance)
-        except (IntegrityError, FileNotFoundError) as exc:
+            _write_manifest(move, target)  # what `fsck --adopt` re-indexes after losing the index
+            fault_point("migrate_before_repoint")
+            moved = _repoint(move, payload.intent_id, target, new_uri, visualizations)
+        except (IntegrityError, FileNotFoundError, PayloadMissingError) as exc:
+            abandon(target, payload.uri, payload.intent_id, committing=True)
             report.failed.append((move.label, getattr(exc, "message", None) or str(exc)))
             continue
-        _write_manifest(move, target)  # what `fsck --adopt` re-indexes after losing the index
-        fault_point("migrate_before_repoint")
-        change = moves.Repoint(
-            version_id=move.version_pk, old_store_id=move.store_id, old_uri=move.uri,
-            store_id=_store_id(target), uri=new_uri, payload_kind=PayloadKind.FOLDER.value,
-            visualizations=visualizations,
-        )
-        with get_index().write() as session:
-            moved = moves.repoint(session, change)
-            current = session.get(VersionRow, move.version_pk)
-            now_at = current.uri if current is not None else None
+        except BaseException:
+            abandon(target, payload.uri, payload.intent_id, committing=True)
+            raise
         if not moved:
             report.skipped.append((move.label, "it changed while being copied (condemned, or moved by another run)"))
-            if now_at != new_uri:  # nobody points at the copy: it is ours to remove
-                _remove(target, new_uri)
-                _remove(target, new_uri + VISUALIZATION_SUFFIX)
-                _remove_file(target, target.resolve(manifest_file(new_uri)))
+            abandon(target, payload.uri, payload.intent_id, committing=True)  # kept if another run moved it here
             continue
         report.moved.append(move.label)
         fault_point("migrate_before_delete")
@@ -157,6 +162,22 @@ def migrate(
     if delete_source:
         report.deleted.extend(_delete_leftovers(to, artifact, from_store, sources))
     return report
+
+
+def _repoint(move: Move, intent_id: str, target: ArtifactStore, new_uri: str, visualizations: list[dict]) -> bool:
+    """Write protocol step 4: check the copy is still there, re-point the row
+    at it and clear the intent, in one transaction. Whether it moved."""
+    with get_index().write() as session:
+        change = moves.Repoint(
+            version_id=move.version_pk, old_store_id=move.store_id, old_uri=move.uri,
+            store_id=store_row_id(session, target), uri=new_uri, payload_kind=PayloadKind.FOLDER.value,
+            visualizations=visualizations,
+        )
+        require_payload(target, move.label, new_uri, PayloadKind.FOLDER.value, [f.path for f in move.files])
+        moved = moves.repoint(session, change)
+        if moved:
+            clear_intent(session, intent_id)
+    return moved
 
 
 # -- copying -----------------------------------------------------------------------------
@@ -177,6 +198,8 @@ def _copy_version(move: Move, source: ArtifactStore, target: ArtifactStore, repo
         _copy_file(move, entry, source, src, target, dst, advance)
         report.bytes_copied += entry.size
         fault_point("migrate_mid_copy")
+    if target.is_local:  # durable before the row points at it
+        sync_payload(target.root, target.resolve(folder), [entry.path for entry in move.files])
     return target.uri(folder), _copy_visualizations(move, source, target, folder)
 
 
@@ -308,22 +331,6 @@ class _SourceStores:
                     if row.id == store_id:
                         self._opened[store_id] = open_store(row)
         return self._opened[store_id]
-
-
-def _store_id(store: ArtifactStore) -> int:
-    found = getattr(store, "index_id", None)
-    if found:
-        return found
-    with get_index().read() as session:
-        return find_store_row(session, store.name).id
-
-
-def _remove(store: ArtifactStore, uri: str) -> None:
-    try:
-        if store.isdir(uri):
-            store.rmtree(uri)
-    except Exception:  # noqa: BLE001 - best effort; the pruner's orphan sweep is the safety net
-        pass
 
 
 def _remove_file(store: ArtifactStore, native: str) -> None:

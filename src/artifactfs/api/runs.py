@@ -83,16 +83,19 @@ class PipelineRunView:
             return get_metadata(session, run_id=self._pk)
 
 
-def step_view(session, step: StepRow, with_links: bool = True) -> StepRunView:
+def step_view(session, step: StepRow, with_links: bool = True, links: dict | None = None) -> StepRunView:
+    """``links``: the step's links from :func:`rows.links_of_steps`, when
+    the caller fetched them for several steps at once."""
     view = StepRunView(
         id=step.uuid, name=step.name, status=step.status, parameters=dict(step.parameters or {}),
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=step.run.pipeline.name, run=step.run.name, _pk=step.id,
     )
     if with_links:
-        for name, version in rows.step_links(session, step.id, "input").items():
+        links = links if links is not None else rows.links_of_steps(session, [step.id])
+        for name, version in links.get((step.id, "input"), {}).items():
             view.inputs[name] = ArtifactVersion.from_row(version)
-        for name, version in rows.step_links(session, step.id, "output").items():
+        for name, version in links.get((step.id, "output"), {}).items():
             view.outputs[name] = OutputVersions([ArtifactVersion.from_row(version)])
     return view
 
@@ -102,7 +105,9 @@ def run_view(session, run: RunRow) -> PipelineRunView:
         id=run.uuid, name=run.name, pipeline=run.pipeline.name, status=run.status,
         parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time, _pk=run.id,
     )
-    view.steps = {s.name: step_view(session, s) for s in rows.steps_of(session, run.id)}
+    steps = rows.steps_of(session, run.id)
+    links = rows.links_of_steps(session, [s.id for s in steps])
+    view.steps = {s.name: step_view(session, s, links=links) for s in steps}
     return view
 
 
@@ -117,11 +122,13 @@ def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) ->
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
-    with get_index().write() as session:
+    def delete(session) -> PipelineRunView:
         run = rows.find_run(session, name_or_id)
         view = run_view(session, run)
         rows.delete_run(session, run)
         return view
+
+    return get_index().run_write(delete)
 
 
 # -- lineage of versions --------------------------------------------------------------------

@@ -10,14 +10,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError, StoreError
+from artifactfs.faults import fault_point
 from artifactfs.index import add_store, find_store_row, get_index, list_store_rows, open_store
 from artifactfs.api.context import remove_after_step
+from artifactfs.index import hosts
 from artifactfs.index.models import Store
 from artifactfs.materializers.base import set_api_hooks
-from artifactfs.settings import DEFAULT_STORE, get_settings, private_dir
+from artifactfs.settings import DEFAULT_STORE, get_settings, machine_id, private_dir
 from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
 from artifactfs.stores.flavor import is_local_uri
 from artifactfs.stores.secrets import secret_names
@@ -35,26 +38,71 @@ class StoreInfo:
     options: dict[str, Any]
     active: bool
     secrets: tuple[str, ...]  # names only, never values
+    owner: str = "shared"  # "shared", "this machine", "machine <id>" (see index.hosts)
 
 
 def init() -> ArtifactStore:
-    """Create the index and the ``default`` local store; safe to call again."""
+    """Create the index and this machine's own default local store (see
+    ``index.hosts`` for its name); safe to call again."""
     settings = get_settings()
-    try:
-        with get_index().write() as session:
-            try:
-                row = find_store_row(session, DEFAULT_STORE)
-            except NotFoundError:
-                private_dir(settings.default_store_root)
-                row = add_store(session, DEFAULT_STORE, "local", str(settings.default_store_root), {})
-            store = open_store(row)
-        mark_new_store(store)
-        return store
-    except (AlreadyExistsError, IntegrityError):
-        # Another process created it at the same moment (PostgreSQL does not
-        # serialize writers the way SQLite's BEGIN IMMEDIATE does): use theirs.
-        with get_index().read() as session:
-            return open_store(find_store_row(session, DEFAULT_STORE))
+    machine = machine_id()
+
+    def own_default(session) -> Store:
+        legacy = session.scalar(select(Store).where(Store.name == DEFAULT_STORE, Store.removed_at.is_(None)))
+        if legacy is not None and legacy.root_uri == str(settings.default_store_root):
+            hosts.claim_if_unowned(session, legacy, machine)  # a store recorded before owners were
+        name = hosts.default_store_name(session, machine)
+        fault_point("default_store_named")
+        row = session.scalar(select(Store).where(Store.name == name))
+        if row is None:
+            private_dir(settings.default_store_root)
+            return add_store(session, name, "local", str(settings.default_store_root), {}, host_id=machine)
+        if row.host_id != machine:  # another machine took the name since we looked: look again
+            raise AlreadyExistsError(f"store {name!r} was just created by another machine")
+        return row
+
+    index = get_index()
+    for attempt in range(3):
+        try:
+            row = index.run_write(own_default)
+            break
+        except (AlreadyExistsError, IntegrityError):
+            # Another machine created that name at the same moment (PostgreSQL
+            # does not serialize writers as SQLite's BEGIN IMMEDIATE does): the
+            # next look finds this machine's name.
+            if attempt == 2:
+                raise
+    _defaults[(index.url, machine)] = row.name
+    store = open_store(row)
+    mark_new_store(store)
+    return store
+
+
+# (index URL, machine id) -> the name of that machine's own default store.
+_defaults: dict[tuple[str, str], str] = {}
+
+
+def own_default_store_name() -> str:
+    """This machine's default local store, created (or claimed) on first use."""
+    index, machine = get_index(), machine_id()
+    name = _defaults.get((index.url, machine))
+    if name is None:
+        with index.read() as session:
+            name = hosts.default_store_name(session, machine)
+            exists = session.scalar(select(Store.id).where(Store.name == name)) is not None
+            legacy = session.scalar(select(Store).where(Store.name == DEFAULT_STORE))
+        claimable = legacy is not None and legacy.host_id is None \
+            and legacy.root_uri == str(get_settings().default_store_root)
+        if not exists or claimable:
+            name = init().name
+        _defaults[(index.url, machine)] = name
+    return name
+
+
+def active_store_name() -> str:
+    """The store new artifacts go to: the one chosen on this machine
+    (``ARTIFACTFS_STORE`` or ``store set-active``), else its own default."""
+    return get_settings().chosen_store or own_default_store_name()
 
 
 def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | None = None) -> ArtifactStore:
@@ -63,45 +111,52 @@ def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | 
     flavor_cls = get_flavor(flavor)
     flavor_cls.require_installed()
     public, secret = split_secrets(flavor_cls, options or {})
+    local = flavor_cls.protocol == "file"
     try:
-        with get_index().write() as session:
-            row = add_store(session, name, flavor, path, public)
-            if flavor == "local":
-                flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
-            if secret:
-                get_settings().write_credentials(name, secret)
-            store = open_store(row)
-        if store.is_local:  # a remote store is not contacted here: it is marked on first use
-            mark_new_store(store)
-        return store
+        # A local folder belongs to this machine (see index.hosts).
+        row = get_index().run_write(add_store, name, flavor, path, public, host_id=machine_id() if local else None)
     except IntegrityError as exc:  # registered by another process at the same moment
         raise AlreadyExistsError(f"a store named {name!r} already exists", "pick another name") from exc
+    if local:
+        flavor_cls.filesystem({}).makedirs(row.root_uri, exist_ok=True)
+    if secret:
+        get_settings().write_credentials(name, secret)
+    store = open_store(row)
+    if local:  # a remote store is not contacted here: it is marked on first use
+        mark_new_store(store)
+    return store
 
 
-# Store rows never change once written, so a process keeps each store it
-# opened (and its fsspec filesystem, with its connections) for reuse.
+# A process keeps each store it opened (and its fsspec filesystem, with its
+# connections) for reuse; `store update` and `store login` drop the copy.
 _opened: dict[tuple[str, str], ArtifactStore] = {}
 
 
 def get_store(name: str | None = None) -> ArtifactStore:
-    """The named store, or the active one (``default`` unless changed)."""
-    name = name or get_settings().active_store
+    """The named store, or the active one (this machine's default unless changed)."""
+    name = name or active_store_name()
     index = get_index()
     key = (index.url, name)
     store = _opened.get(key)
     if store is None:
         with index.read() as session:
-            try:
-                row = find_store_row(session, name)
-            except NotFoundError:
-                if name != DEFAULT_STORE:
-                    raise
-                row = None
-        if row is None:
-            store = _opened[key] = init()  # first use: the default store comes into being on its own
-        else:
-            store = _open_once(index.url, row, mark=True)
+            row = find_store_row(session, name)
+        if row.host_id is None and hosts.is_local_row(row):
+            row = index.run_write(_claim_if_safe, name)  # recorded before owners were: ours?
+        return _open_once(index.url, row, mark=True)
     return store
+
+
+def _claim_if_safe(session, name: str) -> Store:
+    row = find_store_row(session, name, lock=True)
+    hosts.claim_if_unowned(session, row, machine_id())
+    return row
+
+
+def forget_opened(name: str) -> None:
+    """Drop this process's opened copy of a store whose row changed."""
+    for key in [k for k in _opened if k[1] == name]:
+        del _opened[key]
 
 
 def _open_once(index_url: str, row: Store, mark: bool = False) -> ArtifactStore:
@@ -141,18 +196,31 @@ def _root_names(store: ArtifactStore) -> list[str]:
 
 
 def list_stores() -> list[StoreInfo]:
-    settings = get_settings()
-    active, credentials = settings.active_store, settings.read_credentials()
+    active, credentials = _active_for_listing(), get_settings().read_credentials()
     with get_index().read() as session:
         rows = list_store_rows(session)
     return [_info(row, active, credentials) for row in rows]
 
 
 def describe_store(name: str) -> StoreInfo:
-    settings = get_settings()
     with get_index().read() as session:
         row = find_store_row(session, name)
-    return _info(row, settings.active_store, settings.read_credentials())
+    return _info(row, _active_for_listing(), get_settings().read_credentials())
+
+
+def flavor_of(name: str):
+    """The flavor class of a registered store."""
+    with get_index().read() as session:
+        return get_flavor(find_store_row(session, name).flavor)
+
+
+def _active_for_listing() -> str:
+    """The active store's name, without creating this machine's default store."""
+    chosen = get_settings().chosen_store
+    if chosen:
+        return chosen
+    with get_index().read() as session:
+        return hosts.default_store_name(session, machine_id())
 
 
 def _info(row: Store, active: str, credentials: dict) -> StoreInfo:
@@ -167,6 +235,7 @@ def _info(row: Store, active: str, credentials: dict) -> StoreInfo:
         options=public,
         active=row.name == active,
         secrets=tuple(sorted(names)),
+        owner=hosts.owner_label(row),
     )
 
 
@@ -178,8 +247,10 @@ def _secret_option_names(flavor: str) -> frozenset[str]:
 
 
 def set_active_store(name: str) -> None:
+    """Make ``name`` this machine's active store (kept in this machine's
+    config, never in the index); another machine's local store is refused."""
     with get_index().read() as session:
-        find_store_row(session, name)
+        hosts.check_usable(find_store_row(session, name))
     get_settings().write_config(active_store=name)
 
 
@@ -193,7 +264,10 @@ def store_for_uri(uri: str) -> ArtifactStore | None:
         flavor = get_flavor(row.flavor)
         if flavor.split_uri(uri)[0] not in flavor.schemes:
             continue
-        store = _open_once(index.url, row)
+        try:
+            store = _open_once(index.url, row)
+        except hosts.ForeignStoreError:
+            continue  # a path here is never inside another machine's folder
         if store.contains(uri) and (best is None or len(store.root) > len(best.root)):
             best = store
     return best
@@ -316,6 +390,7 @@ __all__ = [
     "mark_new_store",
     "register_store",
     "set_active_store",
+    "active_store_name",
     "store_for_uri",
     "store_or_local",
 ]

@@ -9,6 +9,12 @@ read, so a pickle is only ever built from verified bytes.
 is given (every materializer that may unpickle, and any load with
 ``verify=True``): its reads are verified, its listings come from the
 manifest, and it refuses writes. Containers hand it on to their elements.
+
+A materializer that never unpickles (``stream=True``) reads a large file
+as it is hashed instead (``stores.manifest.HashingReader``: one pass,
+reading and hashing side by side, numpy filling its array in place), and
+the check comes when it closes the file: bytes that fail it never leave
+the load, and nothing they held could run code.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 from artifactfs.errors import ArtifactfsError
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.hashing import new_hasher
+from artifactfs.stores.manifest import HashingReader
 
 if TYPE_CHECKING:
     from artifactfs.api.artifacts import ArtifactFile, ArtifactVersion
@@ -106,8 +113,8 @@ class VerifiedReads:
     """A store for loading one version: reads verified, listings from the
     manifest, writes refused; anything else is the store's."""
 
-    def __init__(self, store: ArtifactStore, version: ArtifactVersion) -> None:
-        self.store, self.version = store, version
+    def __init__(self, store: ArtifactStore, version: ArtifactVersion, stream: bool = False) -> None:
+        self.store, self.version, self.stream = store, version, stream
         self._entries = {store.resolve(version.file_uri(e.path)): e for e in version.files}
         self._read: set[str] = set()
 
@@ -130,11 +137,25 @@ class VerifiedReads:
             raise ArtifactfsError(f"{self.version} is being loaded: its payload cannot be written ({path})",
                                   "a materializer's load() must only read")
         native, entry = self._entry(path)
+        if self.stream and "b" in mode and entry.size > SPOOL_MEMORY:
+            return self._streamed(native, entry)
         data = read_verified(self.store, self.version, entry)
         self._read.add(native)
         if "b" in mode:
             return data
         return io.TextIOWrapper(data, encoding=encoding or "utf-8", errors=errors, newline=newline)
+
+    def _streamed(self, native: str, entry: ArtifactFile) -> HashingReader:
+        """The file as it is read, checked whole when closed."""
+        def checked(size: int, digest: str) -> None:
+            check(self.version, entry, size, digest)
+            self._read.add(native)
+
+        try:
+            raw = self.store.fs.open(native, "rb")
+        except FileNotFoundError:
+            raise missing(self.version, entry) from None
+        return HashingReader(raw, self.version.hash_algorithm, checked)
 
     def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         with self.open(path, "rb") as f:

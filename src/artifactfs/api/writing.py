@@ -1,12 +1,17 @@
-"""The write protocol's first two steps, shared by ``save_artifact``,
-``register_artifact`` and the pipeline runner:
+"""The write protocol of DESIGN.md, shared by ``save_artifact``,
+``register_artifact``, the pipeline runner, ``migrate`` and checkpoints:
 
-1. the payload goes to a fresh folder ``<root>/<artifact name>/<uuid>/``;
-2. manifest, size and hash are computed from what was written.
+1. a write intent is recorded in the index, in a transaction of its own,
+   before a byte of the payload is written (:func:`begin_payload`);
+2. the payload goes to a fresh folder ``<root>/<artifact name>/<uuid>/``;
+3. manifest, size and hash are computed while writing, and a local payload
+   is fsynced with the folders naming it (``RecordingStore(durable=True)``);
+4. one transaction checks the payload is still there (:func:`check_payload`),
+   inserts the version and clears the intent (``index.artifacts.insert_version``).
 
-Step 3, the one transaction that makes the version visible, is
-``index.artifacts.insert_version``. Nothing here touches the index, so a
-crash leaves at most an orphan folder for the pruner.
+A save that fails removes its folder and its intent at once (:func:`abandon`);
+a crash leaves both to the pruner, which never touches a folder whose
+intent is younger than its floor.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import stat
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
-from artifactfs.index.artifacts import NewVersion, check_name
+from artifactfs.index import find_store_row, get_index
+from artifactfs.index.artifacts import NewVersion, check_name, check_metadata, version_at
+from artifactfs.index.intents import clear_intent, record_intent
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import (
     BaseMaterializer,
@@ -35,6 +43,7 @@ from artifactfs.materializers import (
     qualified_name,
 )
 from artifactfs.materializers.builtin import is_jsonable
+from artifactfs.settings import machine_id
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
@@ -50,8 +59,117 @@ from artifactfs.stores.manifest import (
 VISUALIZATION_SUFFIX = ".viz"
 
 
+class PayloadMissingError(ArtifactfsError):
+    """A payload vanished between being written and being committed."""
+
+
 def payload_folder(name: str, version_uuid: str) -> str:
     return f"{name}/{version_uuid}"
+
+
+# -- steps 1 and 4: the intent, the check, the cleanup ------------------------------------
+
+
+@dataclass(frozen=True)
+class FreshPayload:
+    """A payload folder being written, with its write intent."""
+
+    uuid: str
+    folder: str  # relative to the store root
+    native: str  # resolved, in the store's filesystem
+    uri: str
+    intent_id: str
+
+
+def store_row_id(session, store: ArtifactStore) -> int:
+    """The index id of a store (opened stores know it already)."""
+    return getattr(store, "index_id", None) or find_store_row(session, store.name).id
+
+
+_writer: tuple[int, str] | None = None
+
+
+def writer_id() -> str:
+    """``<machine id>@<pid>``: who holds a write intent."""
+    global _writer
+    if _writer is None or _writer[0] != os.getpid():
+        _writer = (os.getpid(), f"{machine_id()}@{os.getpid()}")
+    return _writer[1]
+
+
+def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = None) -> FreshPayload:
+    """Step 1: record the intent to write ``<name>/<uuid>`` (committed before
+    returning, so the pruner sees it before the folder exists). On SQLite the
+    commit is not fsynced: a power cut that loses it also stops the writer,
+    and the orphan grace covers the folder it leaves."""
+    version_uuid = version_uuid or str(uuid.uuid4())
+    folder = payload_folder(name, version_uuid)
+    native = store.resolve(folder)
+    with get_index().write(durable=False) as session:
+        intent_id = record_intent(session, store_row_id(session, store), folder, writer_id())
+    fault_point("after_write_intent")
+    return FreshPayload(version_uuid, folder, native, store.flavor.to_uri(native), intent_id)
+
+
+def check_payload(store: ArtifactStore, new: NewVersion) -> None:
+    """Last in the commit's transaction: wait until the payload is durable
+    (its fsyncs ran while the transaction was prepared), then refuse to
+    commit a payload that is no longer there (deleted while the save ran)."""
+    if new.wait_durable is not None:
+        new.wait_durable()
+    require_payload(store, repr(new.name), new.uri, new.payload_kind, [f.path for f in new.files])
+
+
+def require_payload(store: ArtifactStore, label: str, uri: str, payload_kind: str, relatives: list[str]) -> None:
+    missing = first_missing(store, uri, payload_kind, relatives)
+    if missing is not None:
+        raise PayloadMissingError(
+            f"the payload of {label} vanished before it was committed ({missing} is gone); nothing was saved",
+            "something deleted it while the save ran (a pruner with a grace shorter than the save?); save it again",
+        )
+
+
+def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: list[str]) -> str | None:
+    """The first payload path that does not exist, or None. A local payload
+    is stat'ed file by file; a remote one costs one fresh ``info`` call."""
+    native = uri if store.is_local else store.resolve(uri)  # a local URI is the path it was resolved to
+    if payload_kind == PayloadKind.FILE.value:
+        paths = [native]
+    elif store.is_local:
+        paths = [native] + [posixpath.join(native, relative) for relative in relatives]
+    else:
+        paths = [posixpath.join(native, min(relatives))] if relatives else []
+    for path in paths:
+        try:
+            if store.is_local:
+                os.stat(path)
+            else:
+                store.fs.invalidate_cache(path)  # a listing cached before the delete would still show it
+                store.fs.info(path)
+        except FileNotFoundError:
+            return store.flavor.to_uri(path)
+    return None
+
+
+def abandon(store: ArtifactStore, uri: str, intent_id: str | None, committing: bool = False) -> None:
+    """Remove a fresh payload that will never be committed (and its ``.viz``
+    sibling and manifest file), then its intent. After a failed commit (``committing``) the
+    folder goes only once the index says no row names it: a commit can fail
+    after it happened. Whatever cannot be done here is left to the pruner."""
+    if intent_id is None:
+        return  # a path registered in place: never ours to delete
+    try:
+        if committing:
+            with get_index().read() as session:
+                named = version_at(session, uri) is not None
+        if not (committing and named):
+            remove_quietly(store, uri)
+            remove_quietly(store, uri + VISUALIZATION_SUFFIX)
+            remove_file_quietly(store, manifest_file(uri))
+        with get_index().write(durable=False) as session:
+            clear_intent(session, intent_id)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+        pass
 
 
 def pick_materializer(data: Any, materializer: type[BaseMaterializer] | str | None) -> type[BaseMaterializer]:
@@ -83,16 +201,26 @@ def write_value(
     extract_metadata: bool = True,
     include_visualizations: bool = True,
 ) -> tuple[NewVersion, dict[str, Any]]:
-    """Materialize ``data`` into a fresh payload folder. Returns the version
-    to insert and the metadata the materializer extracted (ZenML's
+    """Steps 1-3: materialize ``data`` into a fresh, durable payload folder
+    under a write intent. Returns the version to insert (holding the intent)
+    and the metadata the materializer extracted (ZenML's
     ``extract_metadata``/``include_visualizations`` switches turn the two
-    extras off)."""
+    extras off). On failure nothing is left."""
     check_name(name)
     cls = pick_materializer(data, materializer)
-    version_uuid = str(uuid.uuid4())
-    folder = payload_folder(name, version_uuid)
-    recorder = RecordingStore(store, folder)
-    instance = cls(store.uri(folder), recorder, store.uri(folder + VISUALIZATION_SUFFIX))
+    payload = begin_payload(store, name)
+    try:
+        return _materialize(data, name, store, cls, payload, save_type, extract_metadata, include_visualizations)
+    except BaseException:
+        abandon(store, payload.uri, payload.intent_id)
+        raise
+
+
+def _materialize(data: Any, name: str, store: ArtifactStore, cls: type[BaseMaterializer], payload: FreshPayload,
+                 save_type: SaveType, extract_metadata: bool,
+                 include_visualizations: bool) -> tuple[NewVersion, dict[str, Any]]:
+    recorder = RecordingStore(store, payload.folder, durable=True, native=payload.native)
+    instance = cls(payload.uri, recorder, payload.uri + VISUALIZATION_SUFFIX)
     try:
         instance.save(data)
     except ArtifactfsError:
@@ -102,16 +230,16 @@ def write_value(
             f"{cls.__name__} could not save {name!r} ({type(data).__name__}): {exc}",
             "pass materializer=... or convert the value to a supported type",
         ) from exc
-    files = recorder.finish()
+    files = recorder.finish(wait=False)  # durable by the commit: check_payload waits
     metadata = {"storage_size": sum(f.size for f in files)}
     if extract_metadata:
         metadata.update(_safe(instance.extract_metadata, data, name))
     new = NewVersion(
-        uuid=version_uuid,
+        uuid=payload.uuid,
         name=name,
         version=None,
         store_id=0,  # filled by the caller, who knows the store row
-        uri=store.uri(folder),
+        uri=payload.uri,
         payload_kind=PayloadKind.FOLDER.value,
         materializer=qualified_name(cls),
         data_type=qualified_name(type(data)),
@@ -120,24 +248,34 @@ def write_value(
         files=files,
         visualizations=_visualizations(instance, data, name) if include_visualizations else [],
         artifact_type=ArtifactType(cls.ASSOCIATED_ARTIFACT_TYPE).value,
+        intent_id=payload.intent_id,
+        wait_durable=recorder.wait_durable,
     )
     return new, metadata
 
 
 def _safe(method: Callable, data: Any, name: str) -> dict[str, Any]:
-    """Metadata is a bonus: a failure warns, it never loses the save."""
+    """Metadata is a bonus: a failure, or a value the index cannot record,
+    warns and is dropped; it never loses the save."""
     try:
-        return dict(method(data) or {})
+        extracted = dict(method(data) or {})
     except Exception as exc:  # noqa: BLE001 - any materializer bug
-        warnings.warn(f"could not extract metadata of {name!r}: {exc}", stacklevel=3)
+        warnings.warn(f"could not extract metadata of {name!r}: {exc}", stacklevel=4)
         return {}
+    kept = {}
+    for key, value in extracted.items():
+        try:
+            kept.update(check_metadata({key: value}))
+        except ArtifactfsError as exc:
+            warnings.warn(f"metadata of {name!r} dropped: {exc}", stacklevel=4)
+    return kept
 
 
 def _visualizations(instance: BaseMaterializer, data: Any, name: str) -> list[dict[str, str]]:
     try:
         produced = instance.save_visualizations(data) or {}
     except Exception as exc:  # noqa: BLE001
-        warnings.warn(f"could not save visualizations of {name!r}: {exc}", stacklevel=3)
+        warnings.warn(f"could not save visualizations of {name!r}: {exc}", stacklevel=4)
         return []
     return [{"uri": uri, "kind": str(getattr(kind, "value", kind))} for uri, kind in produced.items()]
 
@@ -198,16 +336,14 @@ def copy_into(
     target: ArtifactStore,
     name: str,
     progress: Callable[[int], None] | None = None,
-) -> tuple[str, list[ManifestEntry]]:
-    """Copy a file or folder into a fresh payload folder of ``target``;
-    returns ``(uuid, manifest)``. A single file keeps its name inside the folder.
+) -> tuple[FreshPayload, list[ManifestEntry]]:
+    """Copy a file or folder into a fresh, durable payload folder of
+    ``target`` under a write intent; returns ``(payload, manifest)``. A
+    single file keeps its name inside the folder. On failure nothing is left.
 
     A local source is read without following a symlink out of it (a single
     file: out of its own folder), and each copy keeps its source's
     permission bits, in the copy and in the manifest."""
-    version_uuid = str(uuid.uuid4())
-    folder = payload_folder(name, version_uuid)
-    recorder = RecordingStore(target, folder)
     name_in_copy = posixpath.basename(source_native)
     if source.is_local:
         source_native = resolve_named(source_native)
@@ -224,15 +360,21 @@ def copy_into(
                               "register regular files and folders only")
     else:
         raise FileNotFoundError(f"nothing to register at {source.flavor.to_uri(source_native)}")
-    for src, relative in pairs:
-        fault_point("copy_into_open")
-        with _open_source(source, tree, src) as (fin, mode), \
-                recorder.open(posixpath.join(folder, relative), "wb", file_mode=mode) as fout:
-            while chunk := fin.read(COPY_CHUNK):
-                fout.write(chunk)
-                if progress:
-                    progress(len(chunk))
-    return version_uuid, recorder.finish()
+    payload = begin_payload(target, name)
+    try:
+        recorder = RecordingStore(target, payload.folder, durable=True, native=payload.native)
+        for src, relative in pairs:
+            fault_point("copy_into_open")
+            with _open_source(source, tree, src) as (fin, mode), \
+                    recorder.open(posixpath.join(payload.folder, relative), "wb", file_mode=mode) as fout:
+                while chunk := fin.read(COPY_CHUNK):
+                    fout.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+        return payload, recorder.finish()
+    except BaseException:
+        abandon(target, payload.uri, payload.intent_id)
+        raise
 
 
 @contextlib.contextmanager
@@ -291,15 +433,10 @@ def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, 
         warnings.warn(f"could not record version {version} in the manifest file of {new.uri}: {exc}", stacklevel=3)
 
 
-def remove_payload_quietly(store: ArtifactStore, new: NewVersion) -> None:
-    """After a failed commit: remove the fresh folder, its visualizations and
-    its manifest file (never a user's path adopted in place)."""
-    if not in_layout(new):
-        return
-    remove_quietly(store, new.uri)
-    remove_quietly(store, new.uri + VISUALIZATION_SUFFIX)
+def remove_file_quietly(store: ArtifactStore, path: str) -> None:
     try:
-        store.remove(manifest_file(new.uri))
+        if store.isfile(path):
+            store.remove(path)
     except Exception:  # noqa: BLE001 - cleanup must not hide the real error
         pass
 

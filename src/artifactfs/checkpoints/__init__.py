@@ -119,11 +119,13 @@ def _link_to_current_step(version: ArtifactVersion) -> None:
     context = current_step_run()
     if context is None:
         return
-    with get_index().write() as session:
+
+    def link(session) -> None:
         outputs = pipeline_rows.step_links(session, context.step_run_id, "output")
-        if any(row.id == version._pk for row in outputs.values()):
-            return
-        pipeline_rows.link(session, context.step_run_id, version._pk, "output", f"{version.name}:{version.version}")
+        if not any(row.id == version._pk for row in outputs.values()):
+            pipeline_rows.link(session, context.step_run_id, version._pk, "output", f"{version.name}:{version.version}")
+
+    get_index().run_write(link)
 
 
 def _counter(key: str, value: Any) -> int:

@@ -56,19 +56,29 @@ def artifact_group() -> None:
     """Inspect and manage artifacts and their versions."""
 
 
-@artifact_group.command("list")
-def list_command() -> None:
-    """List artifacts with their number of versions."""
-    from artifactfs.index import get_index
-    from artifactfs.index.artifacts import list_artifacts
+LIST_LIMIT = 50
 
-    with get_index().read() as session:  # the index alone: the API would import every layer
-        summaries = list_artifacts(session)
+
+@artifact_group.command("list")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=LIST_LIMIT, show_default=True,
+              help="Artifacts per page (0: all of them).")
+@click.option("--after", metavar="NAME", help="Start after this name (the next page).")
+def list_command(limit: int, after: str | None) -> None:
+    """List artifacts by name with their number of versions, a page at a time."""
+    from artifactfs.index import get_index
+    from artifactfs.index.artifacts import count_artifacts, list_artifacts
+
+    with get_index().read() as session:  # the index alone: a page costs the same at any size
+        summaries = list_artifacts(session, limit=limit or None, after=after)
+        more = count_artifacts(session, after=summaries[-1].name) if limit and len(summaries) == limit else 0
     if not summaries:
-        console.print("No artifacts yet.")
+        console.print("No artifacts yet." if after is None else f"No artifacts after {after!r}.")
         return
     console.print(table("Artifacts", ["name", "versions", "newest", "size"],
                         [(s.name, s.versions, s.newest, human_bytes(s.size)) for s in summaries]))
+    if more:
+        console.print(f"... {more} more artifact(s): `artifactfs artifact list --after {summaries[-1].name}` "
+                      "for the next page, --limit 0 for all.", highlight=False, soft_wrap=True, markup=False)
 
 
 @artifact_group.command("versions")

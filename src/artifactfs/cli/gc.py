@@ -136,6 +136,8 @@ def print_plan(plan: PrunePlan) -> None:
     for problem in plan.errors:
         err_console.print(f"[yellow]Skipped store {escape(problem.store)}:[/] {escape(problem.message)}",
                           highlight=False)
+    for left in plan.elsewhere:
+        console.print(f"Left alone: {left.message}", highlight=False, soft_wrap=True, markup=False)
     for note in plan.notes:
         console.print(f"Note: {note.message}", highlight=False, soft_wrap=True, markup=False)
     _print_odd(plan.odd)

@@ -94,17 +94,19 @@ def cli(debug: bool) -> None:
 
 @cli.command("init")
 def init_command() -> None:
-    """Create the index and the `default` local store (safe to run again)."""
+    """Create the index and this machine's default local store (safe to run
+    again): `default` on the index's first machine, `default-<machine id>` on
+    every other one."""
     from artifactfs.api import init
+    from artifactfs.api.stores import active_store_name
     from artifactfs.cli.output import console
     from artifactfs.settings import get_settings
     from artifactfs.stores.secrets import mask_url
 
     store = init()
-    settings = get_settings()
-    console.print(f"index:         {mask_url(settings.index_url)}", highlight=False)
-    console.print(f"default store: {store.path}", highlight=False)
-    console.print(f"active store:  {settings.active_store}", highlight=False)
+    for label, value in (("index", mask_url(get_settings().index_url)), ("default store", f"{store.name} ({store.path})"),
+                         ("active store", active_store_name())):
+        console.print(f"{label + ':':<15}{value}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

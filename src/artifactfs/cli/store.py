@@ -1,4 +1,5 @@
-"""``artifactfs store ...``: register, list, describe, activate and check stores."""
+"""``artifactfs store ...``: register, list, describe, activate, check, log
+in to, update and remove stores."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from artifactfs.api import store_admin
 from artifactfs.api import stores as api
 from artifactfs.cli.output import console, error_line, table
 from artifactfs.settings import get_settings
@@ -44,13 +46,14 @@ def register(name: str, flavor: str, path: str, options: tuple[str, ...]) -> Non
 def list_command() -> None:
     """List the registered stores."""
     rows = [
-        ("*" if s.active else "", s.name, s.flavor, s.path, _options_text(s.options), ", ".join(s.secrets))
+        ("*" if s.active else "", s.name, s.flavor, s.path, _options_text(s.options), ", ".join(s.secrets), s.owner)
         for s in api.list_stores()
     ]
     if not rows:
         _say("No stores yet: run `artifactfs init`.")
         return
-    _show(table("Stores", ["active", "name", "flavor", "path", "options", "secrets (names)"], _plain(rows)))
+    _show(table("Stores", ["active", "name", "flavor", "path", "options", "secrets (names)", "machine"],
+                _plain(rows)))
 
 
 @store_group.command("describe")
@@ -63,6 +66,7 @@ def describe(name: str) -> None:
         ("flavor", info.flavor),
         ("path", info.path),
         ("active", "yes" if info.active else "no"),
+        ("machine", info.owner),
         ("options", _options_text(info.options) or "-"),
         ("secrets (names only)", ", ".join(info.secrets) or "- (environment or provider credentials)"),
     ]
@@ -124,7 +128,11 @@ def check(name: str) -> None:
         # gcsfs logs each failed request with a traceback; the failure is
         # reported below as one line (--debug shows the library's logs).
         logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
-    result = api.check_store(name)
+    _report_check(name, api.check_store(name))
+
+
+def _report_check(name: str, result: api.CheckResult) -> None:
+    """One line: OK, or what failed and a hint (exit code 1)."""
     if result.ok:
         _say(f"[green]OK[/] store {name}: {escape(result.detail)}")
         return
@@ -136,6 +144,62 @@ def check(name: str) -> None:
     }
     error_line(f"store {name} failed at {result.step} ({result.problem}): {result.detail}", hints.get(result.problem))
     raise click.exceptions.Exit(1)
+
+
+@store_group.command("login")
+@click.argument("name")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="A credential of this machine (key, secret, token, connection_string...; repeatable).")
+@click.option("--from-env", is_flag=True,
+              help="Take them from ARTIFACTFS_STORE_<NAME>_<OPTION> or the provider's variables (AWS_ACCESS_KEY_ID...).")
+@click.option("--profile", help="Use this credentials profile of this machine (S3: ~/.aws/credentials).")
+def login(name: str, options: tuple[str, ...], from_env: bool, profile: str | None) -> None:
+    """Save this machine's credentials for store NAME (owner-only credentials
+    file, never the index), then check the store."""
+    flavor = api.flavor_of(name)
+    parsed = parse_options(options, flavor.secret_options)
+    result = store_admin.login_store(name, parsed, from_env=from_env, profile=profile)
+    path = escape(str(get_settings().credentials_path))
+    _say(f"Saved {', '.join(result.saved)} for store [bold]{name}[/] to {path} (mode 600).")
+    _report_check(name, result.check)
+
+
+@store_group.command("update")
+@click.argument("name")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Set an option (repeatable): shared ones go to the index, secret ones to this machine only.")
+@click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove an option (repeatable).")
+@click.option("--on-this-machine", "here", is_flag=True,
+              help="Record that this local store's folder is on this machine (a store recorded before machines "
+                   "were, or with --force one whose machine id changed).")
+@click.option("--force", is_flag=True, help="With --on-this-machine: take it over from another machine id.")
+def update(name: str, options: tuple[str, ...], unset: tuple[str, ...], here: bool, force: bool) -> None:
+    """Change the options of store NAME (its root and flavor never change:
+    use `artifactfs migrate` to move payloads)."""
+    if here:
+        info = store_admin.own_store(name, force=force)
+        _say(f"Store [bold]{name}[/] now belongs to {info.owner}.")
+        if not options and not unset:
+            return
+    flavor = api.flavor_of(name)
+    info = store_admin.update_store(name, parse_options(options, flavor.secret_options), unset)
+    _say(f"Store [bold]{name}[/]: options now {escape(_options_text(info.options)) or '-'}; "
+         f"this machine's credentials: {', '.join(info.secrets) or '-'}")
+
+
+@store_group.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True,
+              help="Also when versions are recorded in it, if it is unreachable or lost its files: they become lost.")
+def remove(name: str, force: bool) -> None:
+    """Remove store NAME. Refused while versions live there: migrate or
+    prune them first."""
+    result = store_admin.remove_store(name, force=force)
+    if result.lost:
+        _say(f"Removed store [bold]{name}[/]: {result.lost} version(s) in it are now lost "
+             "(hidden everywhere; `artifactfs fsck` lists them).")
+    else:
+        _say(f"Removed store [bold]{name}[/].")
 
 
 def _plain(rows):

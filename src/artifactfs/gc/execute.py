@@ -21,7 +21,6 @@ payload deleted again (deletion is idempotent).
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections import defaultdict

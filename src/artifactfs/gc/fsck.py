@@ -5,10 +5,11 @@ Checked: every version whose payload should exist (live, or condemned and
 not yet swept) against its manifest (presence and size; digests with
 ``deep``), files in a payload the manifest does not list, payload-layout
 folders no row names (in stores this index owns, as the pruner sees them:
-``gc.orphans``), versions stuck in ``condemned``, and condemned versions a
-step run links (which the pruner must never produce). A store that cannot
-be reached is reported and skipped; an entry that cannot be read is
-reported and the check goes on.
+``gc.orphans``), versions stuck in ``condemned``, condemned versions a
+step run links (which the pruner must never produce), and versions lost
+with a store removed by ``store remove --force``. A store that cannot be
+reached is reported and skipped; an entry that cannot be read is reported
+and the check goes on.
 
 Safe repairs (under the pruner lease): old orphan folders are deleted as the
 pruner would; stuck condemned versions are swept and forgotten; condemned
@@ -108,7 +109,7 @@ def fsck(
             links = rows.link_counts(session, [v.id for v in batch])
         after = batch[-1].id
         for ref in batch:
-            if ref.store_id in failed:
+            if ref.store_id in failed or not stores.here(ref.store_id):
                 continue
             try:
                 store = stores.get(ref.store_id)
@@ -127,6 +128,12 @@ def fsck(
     with index.read() as session:
         condemned = rows.condemned_versions(session)
         referenced = {v.id for v in rows.referenced_condemned(session)}
+        lost = rows.lost_versions(session)
+    for ref, store_name in lost:
+        report.findings.append(Finding(
+            "lost", INFO, store_name, ref.label,
+            "its store was removed with `store remove --force`: the version is hidden and its payload unreachable",
+            version=ref))
     for ref in condemned:
         name = stores.name(ref.store_id)
         if ref.id in referenced:
@@ -145,8 +152,10 @@ def fsck(
                 "stuck-condemned", PROBLEM, name, ref.label,
                 f"condemned since {ref.condemned_at:%Y-%m-%d %H:%M:%S} UTC and never swept",
                 version=ref, repair="sweep and forget"))
+    for store_id, why in sorted(stores.elsewhere.items()):
+        report.findings.append(Finding("elsewhere", INFO, stores.name(store_id), "-", f"not checked here: {why}"))
     for store_id in sorted(stores.rows):
-        if store_id in failed:
+        if store_id in failed or not stores.here(store_id):
             continue
         try:
             _check_orphans(report, index, stores, store_id, orphan_age)

@@ -17,8 +17,9 @@ from typing import Any
 from artifactfs.errors import ArtifactfsError, StoreError
 from artifactfs.gc.scan import FILE, EntryProblem, LayoutEntry
 from artifactfs.index.db import Index
-from artifactfs.index.gc import VIZ_SUFFIX, VersionRef, live_owner_uris, live_owner_uris_since, store_rows
-from artifactfs.index.models import PayloadKind, Store
+from artifactfs.index.gc import live_owner_uris, live_owner_uris_since, store_rows
+from artifactfs.index.hosts import ForeignStoreError, check_usable
+from artifactfs.index.models import Store
 from artifactfs.index.stores import open_store
 from artifactfs.index.sweep import delete_payload, remove_quietly, rmtree_quietly  # noqa: F401 - the pruner's names
 from artifactfs.stores.base import ArtifactStore
@@ -50,13 +51,24 @@ def describe_error(store: ArtifactStore | None, exc: BaseException) -> str:
 
 class StoreCache:
     """The stores of one pass, opened once each; a store that failed to open
-    keeps failing with the same message."""
+    keeps failing with the same message. ``elsewhere``: stores this machine
+    leaves alone (another machine's local store, or one with no recorded
+    owner: see ``index.hosts``), with the reason; they are not failures."""
 
     def __init__(self, index: Index) -> None:
         with index.read() as session:
             self.rows: dict[int, Store] = {row.id: row for row in store_rows(session)}
         self._open: dict[int, ArtifactStore] = {}
         self._broken: dict[int, str] = {}
+        self.elsewhere: dict[int, str] = {}
+        for store_id, row in self.rows.items():
+            try:
+                check_usable(row, pruning=True)
+            except ForeignStoreError as exc:
+                self.elsewhere[store_id] = exc.message
+
+    def here(self, store_id: int) -> bool:
+        return store_id not in self.elsewhere
 
     def name(self, store_id: int) -> str:
         row = self.rows.get(store_id)
@@ -72,7 +84,8 @@ class StoreCache:
         store = self._open.get(store_id)
         if store is None:
             try:
-                store = open_store(self.rows[store_id])
+                # pruning=True: never another machine's local store, nor one with no recorded owner.
+                store = open_store(self.rows[store_id], pruning=True)
                 store.fs  # noqa: B018 - build the filesystem now: a missing library fails here
             except Exception as exc:  # noqa: BLE001 - any flavor library error
                 self._broken[store_id] = describe_error(None, exc)

@@ -100,6 +100,9 @@ class PrunePlan:
     clear_intents: tuple[StaleIntent, ...] = ()  # stale intents whose folder is gone
     scanned: tuple[tuple[int, tuple[str, ...]], ...] = ()  # remote name folders listed, remembered by the pass
     index_uuid: str | None = None
+    # Stores this machine leaves to their own machine (StoreCache.elsewhere):
+    # their condemned payloads wait, their orphans are not looked for.
+    elsewhere: tuple[StoreProblem, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -156,6 +159,8 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         sweep = [v for v in unswept if v.condemned_at is not None and v.condemned_at <= sweep_cutoff]
         waiting = [v for v in unswept if v.condemned_at is None or v.condemned_at > sweep_cutoff]
         (sweep if immediate else waiting).extend(candidates)
+        waiting += [v for v in sweep if not stores.here(v.store_id)]  # their own machine sweeps them
+        sweep = [v for v in sweep if stores.here(v.store_id)]
     if policy.forgets:
         if policy.only_metadata:
             forget = condemned + candidates
@@ -170,6 +175,7 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         orphan_cutoff=orphan_cutoff, odd=tuple(found.odd), notes=tuple(found.notes), claims=tuple(found.claims),
         owned=tuple(found.owned), clear_intents=tuple(found.gone_intents), scanned=tuple(found.scanned),
         index_uuid=index_uuid,
+        elsewhere=tuple(StoreProblem(stores.name(i), why) for i, why in sorted(stores.elsewhere.items())),
     )
     object.__setattr__(plan, "stats", _stats(plan, found.young))
     return plan
@@ -213,6 +219,8 @@ def scan_stores(index: Index, stores: StoreCache, policy: PrunePolicy, index_uui
     """The orphan scan of every store; a store that fails is skipped and reported."""
     found = OrphanScan()
     for store_id in sorted(stores.rows):
+        if not stores.here(store_id):
+            continue  # another machine's store: plan.elsewhere says so
         try:
             store = stores.get(store_id)
             result = find_orphans(index, store, store_id, index_uuid, cutoff, policy.orphan_cutoff_age,

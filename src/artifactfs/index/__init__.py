@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 from artifactfs.lazy_import import lazy_names
 
 _LAZY = {
+    "Generation": "artifactfs.index.generation",
     "Index": "artifactfs.index.db",
+    "IndexConflictError": "artifactfs.index.db",
+    "IndexConnectionError": "artifactfs.index.db",
     "get_index": "artifactfs.index.db",
     "reset_index_cache": "artifactfs.index.db",
     "add_store": "artifactfs.index.stores",
-    "bump_generation": "artifactfs.index.stores",
+    "bump_generation": "artifactfs.index.generation",
     "find_store_row": "artifactfs.index.stores",
-    "get_generation": "artifactfs.index.stores",
+    "get_generation": "artifactfs.index.generation",
     "list_store_rows": "artifactfs.index.stores",
     "open_store": "artifactfs.index.stores",
     "remove_store_row": "artifactfs.index.stores",
@@ -28,12 +31,11 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 if TYPE_CHECKING:
-    from artifactfs.index.db import Index, get_index, reset_index_cache
+    from artifactfs.index.db import Index, IndexConflictError, IndexConnectionError, get_index, reset_index_cache
+    from artifactfs.index.generation import Generation, bump_generation, get_generation
     from artifactfs.index.stores import (
         add_store,
-        bump_generation,
         find_store_row,
-        get_generation,
         list_store_rows,
         open_store,
         remove_store_row,

@@ -13,11 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
+from artifactfs.faults import fault_point
 from artifactfs.index.db import dialect_insert
+from artifactfs.index.intents import clear_intent
 from artifactfs.index.models import (
     Artifact,
     ArtifactType,
@@ -29,10 +31,17 @@ from artifactfs.index.models import (
     VersionTag,
     utcnow,
 )
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 
+#: Artifact names become folder names in every store: at most this many
+#: UTF-8 bytes, as a file name on ext4, XFS or APFS.
+MAX_NAME_BYTES = 255
+#: Other names (versions, tags, metadata keys, runs) fill the index's
+#: columns: at most this many characters (the mount shortens long ones).
 MAX_NAME_LENGTH = 255
+#: Metadata values nested deeper than this (dicts and lists) are refused.
+MAX_METADATA_DEPTH = 32
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
 
 
@@ -40,27 +49,85 @@ class InvalidNameError(ArtifactfsError, ValueError):
     """A name or version string that cannot be used."""
 
 
+class InvalidMetadataError(ArtifactfsError, ValueError):
+    """Metadata that cannot be recorded."""
+
+
 def check_name(name: Any, what: str = "artifact name") -> str:
     """Names become folder names in stores and in the mount: no '/', no NUL,
-    not '.' or '..', not empty, at most 255 characters."""
+    not '.' or '..', not empty, valid text; an artifact name at most 255
+    UTF-8 bytes (a folder in every store), any other at most 255 characters."""
     if not isinstance(name, str):
         raise InvalidNameError(f"{what} must be a string, got {type(name).__name__}")
-    problem = None
-    if not name.strip():
-        problem = "is empty"
-    elif len(name) > MAX_NAME_LENGTH:
-        problem = f"is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
-    elif "/" in name or "\\" in name:
-        problem = "contains a slash"
-    elif "\x00" in name or any(ord(c) < 32 for c in name):
-        problem = "contains a control character"
-    elif name in (".", ".."):
-        problem = "is '.' or '..'"
-    elif name != name.strip():
-        problem = "starts or ends with white space"
+    problem = _name_problem(name, what == "artifact name")
     if problem:
         raise InvalidNameError(f"{what} {name[:80]!r} {problem}", f"choose another {what}")
     return name
+
+
+def _name_problem(name: str, store_folder: bool) -> str | None:
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: os.fsdecode's escape for undecodable bytes
+        return "is not valid text: it holds a lone surrogate (undecodable bytes of a file name?)"
+    if not name.strip():
+        return "is empty"
+    if store_folder and size > MAX_NAME_BYTES:
+        return f"is {size} bytes long in UTF-8 (at most {MAX_NAME_BYTES}: it names a folder in the store)"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
+    if "/" in name or "\\" in name:
+        return "contains a slash"
+    if "\x00" in name or any(ord(c) < 32 for c in name):
+        return "contains a control character"
+    if name in (".", ".."):
+        return "is '.' or '..'"
+    if name != name.strip():
+        return "starts or ends with white space"
+    return None
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Tag names, checked before anything is written."""
+    return [check_name(tag, "tag") for tag in tags]
+
+
+def check_metadata(values: Any, what: str = "metadata") -> dict[str, Any]:
+    """Metadata as ``set_metadata`` will record it, refused before anything is
+    written: a dict with name-like string keys whose values are JSON (nested
+    at most ``MAX_METADATA_DEPTH`` deep)."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise InvalidMetadataError(
+            f"{what} must be a dict of key -> value, got {type(values).__name__}",
+            "pass metadata={'key': value, ...}",
+        )
+    for key, value in values.items():
+        check_name(key, f"{what} key")
+        _check_depth(key, value)
+        metadata_value(key, value)
+    return values
+
+
+def _check_depth(key: str, value: Any) -> None:
+    """Walk without recursion: a self-containing list or a deep chain is
+    refused by depth, never by a RecursionError."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, (list, tuple)):
+            children = list(item)
+        else:
+            continue
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidMetadataError(
+                f"metadata {key!r} is nested more than {MAX_METADATA_DEPTH} levels deep (or contains itself)",
+                "flatten it, or save it as an artifact of its own",
+            )
+        pending.extend((child, depth + 1) for child in children)
 
 
 def version_number_of(version: str) -> int | None:
@@ -71,23 +138,53 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
+# Built once, Core (not ORM): every save runs it, and an ORM entity query
+# costs several times more. Only ids are read, under the locks, in name order.
+_ARTIFACT = Artifact.__table__
+_LOCK_ARTIFACTS = (
+    select(_ARTIFACT.c.name, _ARTIFACT.c.id)
+    .where(_ARTIFACT.c.name.in_(bindparam("names", expanding=True)))
+    .order_by(_ARTIFACT.c.name)
+    .with_for_update()
+)
+
+
+def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact]:
+    """Get or create the artifact rows and hold their locks until commit, so
+    version numbering is serialized per name (PostgreSQL: row locks; SQLite:
+    the write transaction is already exclusive). The rows handed back hold
+    id and name and are not in the session.
+
+    Lock order (the index's one global order, see DESIGN.md "Lock order"):
+    artifact rows come first in a write transaction, by name, so two writers
+    saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking. Names that
+    do not exist yet are inserted in name order and then every row is locked
+    again in name order (a concurrent insert of the same name waits for ours)."""
+    ordered = sorted(set(names))
+    if not ordered:
+        return {}
+    ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+    if len(ids) < len(ordered):
+        now = utcnow()
+        session.execute(
+            dialect_insert(session)(Artifact)
+            .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+    fault_point("artifacts_locked")
+    return {name: Artifact(id=ids[name], name=name) for name in ordered}
+
+
 def lock_artifact(session: Session, name: str) -> Artifact:
-    """Get or create the artifact row and hold its lock until commit, so
-    version numbering is serialized per name (PostgreSQL: row lock; SQLite:
-    the write transaction is already exclusive)."""
-    query = select(Artifact).where(Artifact.name == name).with_for_update()
-    artifact = session.scalars(query).first()
-    if artifact is None:
-        session.execute(dialect_insert(session)(Artifact).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
-            index_elements=["name"]))
-        artifact = session.scalars(query).one()
-    return artifact
+    return lock_artifacts(session, [name])[name]
+
+
+_HIGHEST = select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == bindparam("artifact"))
 
 
 def next_version(session: Session, artifact: Artifact) -> str:
-    highest = session.scalar(
-        select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == artifact.id)
-    )
+    highest = session.scalar(_HIGHEST, {"artifact": artifact.id})
     return str((highest or 0) + 1)
 
 
@@ -131,17 +228,48 @@ class NewVersion:
     tags: Iterable[str] = ()
     metadata: dict[str, Any] | None = None
     visualizations: list | None = None
+    intent_id: str | None = None  # the write intent of a fresh payload folder, cleared by the insert
+    wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
 
 
-def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
-    """One transaction's worth: the version row, its manifest, tags, metadata."""
-    artifact = lock_artifact(session, new.name)
-    if new.version is None:
+_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id)
+
+
+def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
+    """Several versions in one transaction (a step's outputs): every artifact
+    row is locked first, in name order, then the versions go in, numbered
+    from one query for all of them."""
+    artifacts = lock_artifacts(session, [new.name for new in news])
+    numbered = [artifacts[new.name].id for new in news if new.version is None]
+    highest = dict(session.execute(
+        select(ArtifactVersion.artifact_id, func.max(ArtifactVersion.version_number))
+        .where(ArtifactVersion.artifact_id.in_(numbered)).group_by(ArtifactVersion.artifact_id)
+    ).all()) if numbered else {}
+    rows = []
+    for new in news:
+        artifact, number = artifacts[new.name], None
+        if new.version is None:  # under the lock: cannot exist yet
+            number = highest[artifact.id] = (highest.get(artifact.id) or 0) + 1
+        rows.append(insert_version(session, new, artifact, number))
+    return rows
+
+
+def insert_version(session: Session, new: NewVersion, artifact: Artifact | None = None,
+                   number: int | None = None) -> ArtifactVersion:
+    """One transaction's worth: the version row, its manifest, tags, metadata,
+    and the end of its write intent. ``artifact``: its row, when the caller
+    already locked it; ``number``: the version number the caller found for
+    it under that lock."""
+    if artifact is None:
+        artifact = lock_artifact(session, new.name)
+    if number is not None:
+        version = str(number)
+    elif new.version is None:
         version = next_version(session, artifact)  # under the lock: cannot exist yet
     else:
         version = new.version
         check_new_version(session, artifact, version)
-    row = ArtifactVersion(
+    values = dict(
         uuid=new.uuid,
         artifact_id=artifact.id,
         version=version,
@@ -159,10 +287,13 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
         state=VersionState.LIVE.value,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
+        created_at=utcnow(),
     )
+    # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
+    # on the path every save takes. The row handed back is not in the
+    # session (nothing flushes it twice); callers read its attributes.
+    row = ArtifactVersion(id=session.execute(_INSERT_VERSION, values).scalar_one(), **values)
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
-    session.add(row)
-    session.flush()
     if new.files:
         session.execute(
             VersionFile.__table__.insert(),
@@ -171,6 +302,8 @@ def insert_version(session: Session, new: NewVersion) -> ArtifactVersion:
         )
     add_tags(session, row, new.tags)
     set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
+    if new.intent_id is not None:
+        clear_intent(session, new.intent_id)
     bump_generation(session)
     return row
 
@@ -203,6 +336,11 @@ def uri_owners(session: Session, uri: str, exclude_id: int | None = None, live_o
     if live_only:
         query = query.where(ArtifactVersion.state == VersionState.LIVE.value)
     return list(session.scalars(query))
+
+
+def version_at(session: Session, uri: str) -> int | None:
+    """The id of the version (any state) whose payload is exactly ``uri``."""
+    return session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uri == uri))
 
 
 def like_escape(text: str) -> str:
@@ -317,24 +455,37 @@ class ArtifactSummary:
     size: int
 
 
-def list_artifacts(session: Session) -> list[ArtifactSummary]:
-    live = _live(
-        select(
-            Artifact.name,
-            func.count(ArtifactVersion.id),
-            func.max(ArtifactVersion.id),
-            func.coalesce(func.sum(ArtifactVersion.size), 0),
-        ).join(ArtifactVersion)
-    ).group_by(Artifact.name).order_by(Artifact.name)
-    rows = session.execute(live).all()
-    newest = dict(
-        session.execute(
-            select(ArtifactVersion.id, ArtifactVersion.version).where(
-                ArtifactVersion.id.in_([r[2] for r in rows])
-            )
-        ).all()
-    ) if rows else {}
-    return [ArtifactSummary(name, count, newest.get(top), int(size)) for name, count, top, size in rows]
+def list_artifacts(session: Session, limit: int | None = None, after: str | None = None) -> list[ArtifactSummary]:
+    """Artifacts with a live version, by name: all of them, or a page of
+    ``limit`` after the name ``after`` (found through the name index, then
+    counted for that page only, so a page costs the same at any size)."""
+    live = ArtifactVersion.state == VersionState.LIVE.value
+    totals = select(ArtifactVersion.artifact_id, func.count(ArtifactVersion.id), func.max(ArtifactVersion.id),
+                    func.coalesce(func.sum(ArtifactVersion.size), 0)).where(live).group_by(ArtifactVersion.artifact_id)
+    if limit:
+        page = _named_with_live(after).order_by(Artifact.name).limit(limit)
+        names = dict(session.execute(page).all())
+        totals = totals.where(ArtifactVersion.artifact_id.in_(list(names)))
+    else:
+        names = dict(session.execute(_named_with_live(after)).all())
+    rows = {artifact_id: rest for artifact_id, *rest in session.execute(totals)} if names else {}
+    newest = dict(session.execute(
+        select(ArtifactVersion.id, ArtifactVersion.version).where(ArtifactVersion.id.in_([r[1] for r in rows.values()]))
+    ).all()) if rows else {}
+    found = [ArtifactSummary(names[i], count, newest.get(top), int(size)) for i, (count, top, size) in rows.items()]
+    return sorted(found, key=lambda s: s.name)
+
+
+def count_artifacts(session: Session, after: str | None = None) -> int:
+    """How many artifacts have a live version (with a name after ``after``)."""
+    return session.scalar(select(func.count()).select_from(_named_with_live(after).subquery())) or 0
+
+
+def _named_with_live(after: str | None):
+    has_live = exists(select(ArtifactVersion.id).where(
+        ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == VersionState.LIVE.value))
+    query = select(Artifact.id, Artifact.name).where(has_live)
+    return query.where(Artifact.name > after) if after is not None else query
 
 
 def version_files(session: Session, version_id: int) -> list[VersionFile]:
@@ -392,23 +543,30 @@ def metadata_type(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+def metadata_value(key: str, value: Any) -> tuple[dict[str, Any], str]:
+    """``({"v": JSON value}, type name)`` as a metadata row stores ``value``;
+    a non-finite float is kept as its text."""
+    try:
+        kind = metadata_type(value)
+        return json.loads(json.dumps({"v": value}, allow_nan=False)), kind
+    except (TypeError, ValueError) as exc:
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"v": str(value)}, "float"
+        raise InvalidMetadataError(
+            f"metadata {key!r} is not JSON-serializable ({exc})",
+            "use numbers, strings, booleans, lists and dicts of them",
+        ) from exc
+    except RecursionError:
+        raise InvalidMetadataError(f"metadata {key!r} is nested too deep", "flatten it") from None
+
+
 def set_metadata(session: Session, values: dict[str, Any], replace: bool = True, **owner: int) -> None:
     """Attach typed values to exactly one owner (version_id, run_id or step_run_id);
     ``replace=False`` skips deleting old values (a fresh owner has none)."""
     rows = []
     for key, value in values.items():
         check_name(key, "metadata key")
-        try:
-            kind = metadata_type(value)
-            stored = json.loads(json.dumps({"v": value}, allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            if isinstance(value, float) and not math.isfinite(value):
-                stored, kind = {"v": str(value)}, "float"
-            else:
-                raise ArtifactfsError(
-                    f"metadata {key!r} is not JSON-serializable ({exc})",
-                    "use numbers, strings, booleans, lists and dicts of them",
-                ) from exc
+        stored, kind = metadata_value(key, value)
         rows.append({"key": key, "value": stored, "type": kind, **owner})
     if rows:
         (owner_column, owner_id), = owner.items()

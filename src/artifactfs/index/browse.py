@@ -39,7 +39,7 @@ from artifactfs.index.models import (
     VersionState,
     VersionTag,
 )
-from artifactfs.index.stores import get_generation
+from artifactfs.index.generation import get_generation
 
 LIVE = VersionState.LIVE.value
 DEFAULT_LIMIT = 50

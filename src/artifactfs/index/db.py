@@ -2,31 +2,77 @@
 concurrent writers, and the schema brought up to date on first use.
 
 Callers frame their own transactions: ``with index.read() as session`` for
-queries, ``with index.write() as session`` for changes (on SQLite it takes
-the write lock at BEGIN, so two writers queue instead of deadlocking).
+queries, ``index.run_write(fn, ...)`` for changes: it runs ``fn(session, ...)``
+in a write transaction and runs it again when PostgreSQL aborted the
+transaction for a deadlock or a serialization failure (bounded, with
+jittered backoff), so ``fn`` must do nothing but database work. ``with
+index.write() as session`` is the same transaction without the retry (a
+with-block cannot be re-run); both turn a conflict that is left over into
+one :class:`IndexConflictError` line. On SQLite the write transaction takes
+the write lock at BEGIN, so writers queue instead of deadlocking.
+
+Connections: a process keeps one connection to PostgreSQL (threads that
+need more at the same moment open short-lived extras, closed on return).
+No session state is used (no SET, no session-level advisory lock, no
+server-side prepared statement), so the index works behind PgBouncer in
+transaction pooling mode.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from artifactfs.errors import ConfigError
+from artifactfs.errors import ArtifactfsError, ConfigError
+from artifactfs.index import generation
 from artifactfs.index.migrate import upgrade_if_needed
 from artifactfs.settings import create_private_file, get_settings
 from artifactfs.stores.secrets import remember_secrets
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# PostgreSQL SQLSTATEs after which the whole transaction may simply run again.
+RETRYABLE = {"40P01": "deadlock detected", "40001": "serialization failure"}
+WRITE_ATTEMPTS = 8
+BACKOFF_S = (0.005, 0.5)  # first and largest wait before a retry (jittered)
+# Connections per process: one kept open; extras for threads, closed on return.
+POOL_SIZE, POOL_OVERFLOW = 1, 2
+IDLE_PING_S = 10.0  # a connection idle this long is checked before use
+
+T = TypeVar("T")
+
+
+class IndexRetryableError(ArtifactfsError):
+    """A write transaction that did not happen; ``retryable``: running it
+    again is safe (``run_write`` does, a bounded number of times)."""
+
+    retryable = True
+
+
+class IndexConflictError(IndexRetryableError):
+    """PostgreSQL aborted a write transaction for a deadlock or a
+    serialization failure (after the retries, when it ran under ``run_write``)."""
+
+
+class IndexConnectionError(IndexRetryableError):
+    """The connection to the index was lost in the middle of a write."""
+
+    def __init__(self, message: str, hint: str | None = None, retryable: bool = True) -> None:
+        super().__init__(message, hint)
+        self.retryable = retryable
+#: Execution option of a SQLite write whose commit need not reach the disk at once.
+LIGHT_COMMIT = "artifactfs_light_commit"
 
 
 class Index:
@@ -42,6 +88,8 @@ class Index:
         self._write_engine = _make_engine(url, begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+        generation.install(self._writer)
+        self._retried = 0
 
     def __repr__(self) -> str:
         return f"Index({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -52,10 +100,63 @@ class Index:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on error."""
-        with self._writer() as session, session.begin():
-            yield session
+    def write(self, durable: bool = True) -> Iterator[Session]:
+        """A transaction that commits on success and rolls back on error
+        (prefer :meth:`run_write`, which also runs it again when that is safe).
+
+        Every commit is durable (SQLite ``synchronous=FULL``) unless
+        ``durable=False``: on SQLite that commit may then be lost to a power
+        cut (never to a crash of the process, and never out of order: a
+        later durable commit makes it durable too). Write intents use it.
+        """
+        with self._writer() as session:
+            transaction = session.begin()
+            try:
+                if not durable and self.is_sqlite:  # options apply as the connection is first taken
+                    session.connection(execution_options={LIGHT_COMMIT: True})
+                yield session
+            except BaseException as exc:
+                _rollback(transaction)
+                translated = _translated(exc, committing=False) if isinstance(exc, DBAPIError) else exc
+                if translated is exc:
+                    raise
+                raise translated from exc
+            try:
+                transaction.commit()
+            except DBAPIError as exc:
+                translated = _translated(exc, committing=True)
+                if translated is exc:
+                    raise
+                raise translated from exc
+
+    def run_write(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """``fn(session, *args, **kwargs)`` in a write transaction, run again
+        (up to :data:`WRITE_ATTEMPTS` times, after a jittered exponential
+        wait) when PostgreSQL aborted it for a deadlock or a serialization
+        failure, or its connection was lost before COMMIT (nothing of it was
+        kept). ``fn`` may run several times: it must only work on the database."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.write() as session:
+                    return fn(session, *args, **kwargs)
+            except IndexRetryableError as exc:
+                if not exc.retryable:
+                    raise
+                if attempt == WRITE_ATTEMPTS:
+                    raise type(exc)(
+                        f"{exc.message}, {attempt} times in a row",
+                        "the index is very busy or keeps dropping connections: run the command again",
+                    ) from exc.__cause__
+                self._retried += 1
+                time.sleep(random.uniform(0, min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** attempt)))
+        raise AssertionError("unreachable")
+
+    def statistics(self) -> dict[str, int]:
+        """``retried``: write transactions run again after a conflict;
+        ``connections``: connections this process holds open to the database."""
+        pool = self.engine.pool
+        open_now = pool.checkedin() + pool.checkedout() if hasattr(pool, "checkedin") else 0
+        return {"retried": self._retried, "connections": open_now}
 
     def write_connection(self):
         """A raw connection in a write transaction (used by migrations)."""
@@ -76,7 +177,11 @@ def _make_engine(url: str, begin: str) -> Engine:
             create_private_file(Path(database))  # the index is its owner's alone (0600)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        if parsed.drivername.partition("+")[2] == "psycopg":
+            # No server-side prepared statements: PgBouncer in transaction
+            # mode hands each transaction to any server connection.
+            kwargs["connect_args"] = {"prepare_threshold": None}
     try:
         engine = create_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -86,7 +191,34 @@ def _make_engine(url: str, begin: str) -> Engine:
         ) from exc
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine, begin)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle (a server
+    restart or an idle timeout may have closed it meanwhile): a busy writer
+    pays no round trip per transaction, as ``pool_pre_ping`` would make it.
+    A connection lost in the middle of a transaction fails that transaction,
+    which ``run_write`` runs again (see :func:`conflict_reason`)."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_conn, record) -> None:
+        record.info["used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("used", 0.0) < IDLE_PING_S:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - any sign of a dead connection
+            raise DisconnectionError(f"connection lost while idle: {exc}") from exc
 
 
 def _tune_sqlite(engine: Engine, begin: str) -> None:
@@ -100,12 +232,24 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
         _set_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk when it returns (NORMAL in WAL mode may
+        # lose the last commits to a power cut, and so name lost payloads).
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
+        _set_synchronous(conn, "NORMAL" if conn.get_execution_options().get(LIGHT_COMMIT) else "FULL")
         conn.exec_driver_sql(f"BEGIN {begin}")
+
+
+def _set_synchronous(conn, level: str) -> None:
+    """Per transaction, before BEGIN (SQLite refuses it inside one); the
+    level in force is remembered per connection, so it costs nothing usually."""
+    info = conn.connection.info
+    if info.get("synchronous", "FULL") != level:
+        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+        info["synchronous"] = level
 
 
 def _set_wal(cursor) -> None:
@@ -158,6 +302,40 @@ def dialect_insert(session: Session):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+def _rollback(transaction) -> None:
+    try:
+        transaction.rollback()
+    except DBAPIError:
+        pass  # a lost connection rolled it back already; the original error is the one to show
+
+
+def _translated(exc: DBAPIError, committing: bool) -> Exception:
+    """The one-line error for a failed write, or ``exc`` itself."""
+    reason = conflict_reason(exc)
+    if reason is not None:  # aborted by the server: nothing was kept, also when it happened at COMMIT
+        return IndexConflictError(f"the index aborted a write for a {reason} with another writer",
+                                  "run the command again")
+    if exc.connection_invalidated and not committing:  # the server rolled it back
+        return IndexConnectionError(f"the connection to the index was lost during a write ({_first_line(exc)})",
+                                    "check that the database server is up, then run the command again")
+    if exc.connection_invalidated:
+        return IndexConnectionError(
+            f"the connection to the index was lost while committing ({_first_line(exc)}): the change may or may "
+            "not have been recorded", "look before running the command again", retryable=False)
+    return exc
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
+
+
+def conflict_reason(exc: DBAPIError) -> str | None:
+    """The retryable conflict behind a database error, or None."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return RETRYABLE.get(state)
 
 
 def ping(index: Index) -> None:

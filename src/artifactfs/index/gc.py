@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from artifactfs.index.models import (
@@ -45,7 +45,7 @@ from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import overlapping_uri
 from artifactfs.index.intents import database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 
 AV = ArtifactVersion
 LIVE = VersionState.LIVE.value
@@ -204,6 +204,14 @@ def condemned_versions(session: Session) -> list[VersionRef]:
     return _refs(session, _ref_query().where(AV.state == CONDEMNED).order_by(AV.id))
 
 
+def lost_versions(session: Session) -> list[tuple[VersionRef, str]]:
+    """Versions lost with a store removed by ``store remove --force``, with
+    the name that store had (fsck lists them)."""
+    refs = _refs(session, _ref_query().where(AV.state == VersionState.LOST.value).order_by(AV.id))
+    stores = dict(session.execute(select(Store.id, Store.name).where(Store.id.in_({r.store_id for r in refs}))).all())
+    return [(ref, stores.get(ref.store_id, f"#{ref.store_id}").rsplit("~", 1)[0]) for ref in refs]
+
+
 def condemn(
     session: Session,
     ids: Sequence[int],
@@ -357,7 +365,8 @@ def uri_named(session: Session, uri: str, uuid: str | None = None) -> str | None
 
 
 def store_rows(session: Session) -> list[Store]:
-    return list(session.scalars(select(Store).order_by(Store.id)))
+    """The stores in use (not those removed with their versions marked lost)."""
+    return list(session.scalars(select(Store).where(Store.removed_at.is_(None)).order_by(Store.id)))
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -430,7 +439,8 @@ class LeaseState:
 
 
 def _lease_row(session: Session, name: str) -> GcLease:
-    query = select(GcLease).where(GcLease.name == name).with_for_update()
+    # Fresh under the lock: holder and expiry are checked right after.
+    query = select(GcLease).where(GcLease.name == name).with_for_update().execution_options(populate_existing=True)
     row = session.scalars(query).first()
     if row is None:
         session.add(GcLease(name=name))
@@ -507,7 +517,8 @@ def versions_to_check(session: Session, after_id: int, limit: int) -> list[Versi
     """Versions whose payload should exist (live, or condemned and not yet swept), by id."""
     return _refs(
         session,
-        _ref_query().where(AV.id > after_id, or_(AV.state == LIVE, AV.swept_at.is_(None))).order_by(AV.id).limit(limit),
+        _ref_query().where(AV.id > after_id, or_(AV.state == LIVE, and_(AV.state == CONDEMNED, AV.swept_at.is_(None))))
+        .order_by(AV.id).limit(limit),
     )
 
 
@@ -594,6 +605,7 @@ __all__ = [
     "is_postgres",
     "lease_state",
     "link_counts",
+    "lost_versions",
     "live_owner_uris",
     "live_owner_uris_since",
     "manifests",

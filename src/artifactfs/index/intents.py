@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.models import WriteIntent
@@ -22,15 +22,19 @@ def record_intent(session: Session, store_id: int, folder: str, holder: str | No
     """Record that ``folder`` (relative to the store root) is about to be
     written; returns the intent's id. Commit before writing the payload."""
     intent_id = str(uuid.uuid4())
-    session.add(WriteIntent(uuid=intent_id, store_id=store_id, folder=folder.strip("/"), holder=holder))
-    session.flush()
+    session.execute(_RECORD, {"uuid": intent_id, "store_id": store_id, "folder": folder.strip("/"), "holder": holder})
     return intent_id
 
 
 def clear_intent(session: Session, intent_id: str) -> None:
     """Forget an intent: in the commit's transaction, or after a failed save
     removed its folder."""
-    session.execute(delete(WriteIntent).where(WriteIntent.uuid == intent_id))
+    session.execute(_CLEAR, {"intent": intent_id})
+
+
+# Built once: every save runs both.
+_RECORD = insert(WriteIntent.__table__)
+_CLEAR = delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid == bindparam("intent"))
 
 
 def database_now(session: Session) -> dt.datetime:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from artifactfs.index.artifacts import get_metadata, set_metadata
 from artifactfs.index.models import Artifact, ArtifactVersion, Metadata, VersionState
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 
 MIGRATED_FROM = "migrated_from"
 
@@ -78,8 +78,9 @@ class Repoint:
 def repoint(session: Session, change: Repoint) -> bool:
     """Point a version at its copy, if it is still live and still where the
     copy was taken from (row-locked until commit). Returns whether it moved."""
-    row = session.scalars(
+    row = session.scalars(  # fresh under the lock, never the session's cached copy
         select(ArtifactVersion).where(ArtifactVersion.id == change.version_id).with_for_update(of=ArtifactVersion)
+        .execution_options(populate_existing=True)
     ).first()
     if (
         row is None

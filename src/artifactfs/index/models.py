@@ -45,8 +45,12 @@ class Store(Base):
     root_uri: Mapped[str]
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # The machine a local store belongs to (migration 0004); NULL: any host.
+    # The machine a local store belongs to (migration 0004; see index.hosts);
+    # NULL: a remote store, or a local one recorded before owners were.
     host_id: Mapped[str | None] = mapped_column(String(64))
+    # Removed with --force while versions were recorded in it (migration
+    # 0006_team): the row stays, renamed "<name>~<id>", for those lost versions.
+    removed_at: Mapped[dt.datetime | None]
 
 
 class IndexState(Base):
@@ -88,6 +92,9 @@ _NEVER_REUSE = {"sqlite_autoincrement": True}
 class VersionState(str, enum.Enum):
     LIVE = "live"
     CONDEMNED = "condemned"
+    # Its store was removed with --force while it was recorded there
+    # (``store remove``): hidden like a condemned one, listed by fsck.
+    LOST = "lost"
 
 
 class SaveType(str, enum.Enum):

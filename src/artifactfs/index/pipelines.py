@@ -5,12 +5,16 @@ the transaction.
 Linking is where the pruner and a run could race: a link succeeds only on a
 version that is ``live``, checked under a row lock in the linking
 transaction, so the pruner (which condemns under the same lock) and a run
-can never both win.
+can never both win. Links take SHARE locks, in version id order: runs that
+read the same version do not queue behind each other, and the pruner's
+``FOR UPDATE SKIP LOCKED`` passes over a version being linked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -19,6 +23,7 @@ from sqlalchemy.orm import Session
 from artifactfs.errors import ArtifactfsError, NotFoundError
 from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
+    Artifact,
     ArtifactVersion,
     Pipeline,
     PipelineRun,
@@ -28,7 +33,7 @@ from artifactfs.index.models import (
     VersionState,
     utcnow,
 )
-from artifactfs.index.stores import bump_generation
+from artifactfs.index.generation import bump_generation
 
 
 class VersionNotLiveError(ArtifactfsError):
@@ -36,9 +41,13 @@ class VersionNotLiveError(ArtifactfsError):
 
 
 def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
-    session.execute(dialect_insert(session)(Pipeline).values(name=name, created_at=utcnow()).on_conflict_do_nothing(
-        index_elements=["name"]))
-    return session.scalars(select(Pipeline).where(Pipeline.name == name)).one()
+    query = select(Pipeline).where(Pipeline.name == name)
+    pipeline = session.scalars(query).first()  # the common case: one statement
+    if pipeline is None:
+        session.execute(dialect_insert(session)(Pipeline).values(name=name, created_at=utcnow())
+                        .on_conflict_do_nothing(index_elements=["name"]))
+        pipeline = session.scalars(query).one()
+    return pipeline
 
 
 def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any]) -> PipelineRun:
@@ -51,10 +60,13 @@ def create_run(session: Session, pipeline_name: str, run_name: str, parameters: 
 
 
 def create_step_run(
-    session: Session, run_id: int, name: str, code_hash: str, cache_key: str | None, parameters: dict[str, Any]
+    session: Session, run_id: int, name: str, code_hash: str, cache_key: str | None, parameters: dict[str, Any],
+    original_step_run_id: int | None = None, status: RunStatus = RunStatus.RUNNING,
 ) -> StepRun:
+    """A step run; ``status`` CACHED (with the original it reuses) records it finished at once."""
     step = StepRun(run_id=run_id, name=name, code_hash=code_hash, cache_key=cache_key, parameters=parameters,
-                   status=RunStatus.RUNNING.value)
+                   status=status.value, original_step_run_id=original_step_run_id,
+                   end_time=None if status == RunStatus.RUNNING else utcnow())
     session.add(step)
     session.flush()
     bump_generation(session)
@@ -67,29 +79,89 @@ def finish(session: Session, row: PipelineRun | StepRun, status: RunStatus) -> N
     bump_generation(session)
 
 
+def finish_by_id(session: Session, model: type[PipelineRun] | type[StepRun], row_id: int, status: RunStatus) -> None:
+    """:func:`finish` in one UPDATE, without loading the row first."""
+    session.execute(update(model).where(model.id == row_id).values(status=status.value, end_time=utcnow()))
+    bump_generation(session)
+
+
 def lock_live_version(session: Session, version_id: int) -> ArtifactVersion:
-    """The version, row-locked until commit, if it is live; else VersionNotLiveError."""
+    """The version, row-locked until commit, if it is live; else VersionNotLiveError.
+
+    The row is read fresh (``populate_existing``): the session may already
+    hold it from an earlier read (``get_artifact_version``, ``step_links``),
+    and the identity map would hand back that copy, ``live`` from before the
+    pruner condemned it, even though the locking SELECT saw the new state.
+    """
     row = session.scalars(
         select(ArtifactVersion).where(ArtifactVersion.id == version_id).with_for_update(of=ArtifactVersion)
+        .execution_options(populate_existing=True)
     ).first()
     if row is None or row.state != VersionState.LIVE.value:
-        label = f"{row.artifact.name}:{row.version}" if row is not None else f"#{version_id}"
-        raise VersionNotLiveError(
-            f"artifact version {label} was removed by the pruner and cannot be used",
-            "save or re-run the step that produces it",
-        )
+        raise _not_live(f"{row.artifact.name}:{row.version}" if row is not None else f"#{version_id}")
     return row
+
+
+def _not_live(label: str) -> VersionNotLiveError:
+    return VersionNotLiveError(
+        f"artifact version {label} was removed by the pruner and cannot be used",
+        "save or re-run the step that produces it",
+    )
+
+
+def lock_live_versions(session: Session, version_ids: Iterable[int]) -> None:
+    """Share-lock the versions until commit, in id order (the lock order:
+    after artifact rows, before tags), and check with a fresh read that
+    every one is live; else VersionNotLiveError."""
+    ids = sorted(set(version_ids))
+    if not ids:
+        return
+    found = dict(session.execute(
+        select(ArtifactVersion.id, ArtifactVersion.state).where(ArtifactVersion.id.in_(ids))
+        .order_by(ArtifactVersion.id).with_for_update(read=True, of=ArtifactVersion)
+    ).all())
+    for version_id in ids:
+        if found.get(version_id) != VersionState.LIVE.value:
+            raise _not_live(_label(session, version_id))
+
+
+def _label(session: Session, version_id: int) -> str:
+    row = session.execute(
+        select(Artifact.name, ArtifactVersion.version).join(ArtifactVersion.artifact)
+        .where(ArtifactVersion.id == version_id)
+    ).first()
+    return f"{row[0]}:{row[1]}" if row is not None else f"#{version_id}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A step run read (``input``) or wrote (``output``) a version under a name."""
+
+    version_id: int
+    direction: str
+    name: str
+
+
+def link_all(session: Session, step_run_id: int, links: Iterable[Link], fresh: Iterable[int] = ()) -> None:
+    """Record links of one step run (idempotent per direction and name).
+    Versions in ``fresh`` were inserted by this very transaction: live, and
+    seen by no one else yet, so they need no lock."""
+    links = list(links)
+    if not links:
+        return
+    fresh = set(fresh)
+    lock_live_versions(session, [l.version_id for l in links if l.version_id not in fresh])
+    session.execute(
+        dialect_insert(session)(StepIO).on_conflict_do_nothing(index_elements=["step_run_id", "direction", "name"]),
+        [{"step_run_id": step_run_id, "version_id": l.version_id, "direction": l.direction, "name": l.name}
+         for l in links],
+    )
+    bump_generation(session)
 
 
 def link(session: Session, step_run_id: int, version_id: int, direction: str, name: str) -> None:
     """Record that a step run read or wrote a version (idempotent per name)."""
-    lock_live_version(session, version_id)
-    session.execute(
-        dialect_insert(session)(StepIO)
-        .values(step_run_id=step_run_id, version_id=version_id, direction=direction, name=name)
-        .on_conflict_do_nothing(index_elements=["step_run_id", "direction", "name"])
-    )
-    bump_generation(session)
+    link_all(session, step_run_id, [Link(version_id, direction, name)])
 
 
 def find_cached_step(session: Session, cache_key: str) -> StepRun | None:
@@ -109,6 +181,22 @@ def find_cached_step(session: Session, cache_key: str) -> StepRun | None:
         if outputs and states == {VersionState.LIVE.value}:
             return candidate
     return None
+
+
+def links_of_steps(session: Session, step_run_ids: list[int]) -> dict[tuple[int, str], dict[str, ArtifactVersion]]:
+    """Every link of several step runs in one query: ``(step run id, direction) -> {name: version}``."""
+    found: dict[tuple[int, str], dict[str, ArtifactVersion]] = {}
+    if not step_run_ids:
+        return found
+    rows = session.execute(
+        select(StepIO.step_run_id, StepIO.direction, StepIO.name, ArtifactVersion)
+        .join(ArtifactVersion, ArtifactVersion.id == StepIO.version_id)
+        .where(StepIO.step_run_id.in_(step_run_ids))
+        .order_by(StepIO.id)
+    ).all()
+    for step_run_id, direction, name, version in rows:
+        found.setdefault((step_run_id, direction), {})[name] = version
+    return found
 
 
 def step_links(session: Session, step_run_id: int, direction: str) -> dict[str, ArtifactVersion]:

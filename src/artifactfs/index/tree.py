@@ -475,12 +475,14 @@ def version_names(session: Session, version_ids: Iterable[int]) -> dict[int, tup
 # -- changes ----------------------------------------------------------------------------------
 
 
-_CONDEMNED = select(ArtifactVersion.id).where(ArtifactVersion.state == VersionState.CONDEMNED.value)
+_CONDEMNED = select(ArtifactVersion.id).where(
+    ArtifactVersion.state.in_([VersionState.CONDEMNED.value, VersionState.LOST.value]))
 
 
 def not_live_ids(session: Session) -> set[int]:
-    """Ids of versions that exist but are not live (condemned; an equality,
-    so the state index answers it without reading every version)."""
+    """Ids of versions that exist but are not live (condemned, or lost with
+    a removed store; equalities, so the state index answers it without
+    reading every version)."""
     return set(session.scalars(_CONDEMNED))
 
 

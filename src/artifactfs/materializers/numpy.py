@@ -1,14 +1,17 @@
 """NumPy arrays as ``array.npy``, readable by plain ``numpy.load``.
 
-One ``np.save`` call streams the array into the store's writer (numpy
-writes it in 16 MiB chunks, the writer hashes them on the way), so a large
-array is never copied whole. Pickles are refused both ways: object arrays
-belong to the cloudpickle materializer.
+A contiguous array is written as ``np.save`` writes it to a real file: the
+header (``numpy.lib.format``), then the array's own memory in one write,
+which the store's writer hashes slice by slice beside the write, so a large
+array is never copied. Other arrays go through ``np.save``, which streams
+them in chunks. Pickles are refused both ways: object arrays belong to the
+cloudpickle materializer.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import math
 import warnings
 from typing import Any
@@ -46,11 +49,12 @@ class NumpyMaterializer(BaseMaterializer):
                 "save data and mask as two arrays (e.g. a dict of arrays), or use the cloudpickle materializer",
             )
         with self.artifact_store.open(self.path(ARRAY_FILE), "wb") as f:
-            np.save(f, data, allow_pickle=False)
+            if not _write_contiguous(f, data):
+                np.save(f, data, allow_pickle=False)
 
     def load(self, data_type: type) -> np.ndarray:
         with self.artifact_store.open(self.path(ARRAY_FILE), "rb") as f:
-            array = np.load(f, allow_pickle=False)
+            array = np.load(f, allow_pickle=False) if np.lib.format.isfileobj(f) else _read_array(f)
         if isinstance(data_type, type) and issubclass(data_type, np.generic) and array.ndim == 0:
             return array[()]
         return array
@@ -77,3 +81,42 @@ class NumpyMaterializer(BaseMaterializer):
                 metadata.update(unique_words=len(counts), total_words=len(words),
                                 most_common_word=word, most_common_count=count)
         return metadata
+
+
+def _write_contiguous(f, data: np.ndarray) -> bool:
+    """The bytes ``np.save`` writes for a contiguous array of plain numbers,
+    without its chunked copies; False for any other array (``np.save`` then)."""
+    if data.dtype.names is not None or not (data.flags.c_contiguous or data.flags.f_contiguous):
+        return False
+    header = np.lib.format.header_data_from_array_1_0(data)
+    try:
+        np.lib.format.write_array_header_1_0(f, header)
+    except ValueError:  # a header over 64 KiB (a huge shape): format 2.0, as np.save picks
+        np.lib.format.write_array_header_2_0(f, header)
+    # Memory order: F for a Fortran array (the header says so), else C.
+    f.write(data.reshape(-1, order="A").view(np.uint8))
+    return True
+
+
+def _read_array(f) -> np.ndarray:
+    """``np.load`` for a file object that is not a plain file (a verifying
+    reader, a remote file), which numpy would read in 256 KiB copies: the
+    header, then the array's own memory filled by ``readinto``."""
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):  # 3.0 (UTF-8 field names): numpy's own reader
+        return np.load(io.BytesIO(np.lib.format.magic(*version) + f.read()), allow_pickle=False)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(f)
+    if dtype.hasobject:
+        raise MaterializerError("this .npy holds Python objects, which load only by unpickling",
+                                "load it with numpy.load(allow_pickle=True) if you trust its origin")
+    array = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8))
+    filled = 0
+    while filled < view.nbytes:
+        got = f.readinto(view[filled:])
+        if not got:
+            raise MaterializerError(f"the .npy file ends after {filled} of its {view.nbytes} bytes of data",
+                                    "the payload is damaged; run `artifactfs fsck`")
+        filled += got
+    return array

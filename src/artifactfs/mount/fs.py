@@ -174,7 +174,7 @@ class Tree:
         showed them) and ``latest`` links that moved."""
         with self.index.engine.connect() as connection:
             generation = index_generation(connection)
-            if generation == self._generation:
+            if self._generation is not None and not generation.moved_since(self._generation):
                 return None
             not_live = q.not_live_ids(connection)
             max_id = q.max_version_id(connection)

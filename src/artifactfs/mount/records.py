@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from artifactfs.index import get_generation, names
+from artifactfs.index.generation import Generation
 from artifactfs.index import tree as q
 from artifactfs.index.db import Index
 from artifactfs.mount import inodes
@@ -32,8 +33,9 @@ from artifactfs.mount.nodes import NeedsIndex, NotFound, Overflow, View
 MISSING = object()
 
 
-def index_generation(connection) -> int:
-    """The index's change counter, as the mount polls it (the one place it is read)."""
+def index_generation(connection) -> Generation:
+    """The index's change clock, as the mount polls it (the one place it is
+    read); compare readings with ``Generation.moved_since``."""
     return get_generation(connection)
 
 

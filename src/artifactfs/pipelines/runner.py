@@ -5,6 +5,9 @@ Per step: link the inputs (only live versions can be linked), reuse a
 cached step run with the same cache key if all its outputs are still live,
 else call the function, check the output types, write the payloads, and in
 one transaction insert the versions, link them and complete the step run.
+
+Each transaction runs under ``Index.run_write`` (re-run after a deadlock
+or serialization abort), so the functions it runs only touch the index.
 """
 
 from __future__ import annotations
@@ -16,20 +19,30 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version, save_artifact
 from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
 from artifactfs.api.stores import get_store
-from artifactfs.api.writing import number_manifest_beside, remove_payload_quietly, write_manifest_beside, write_value
+from artifactfs.api.writing import (
+    abandon,
+    check_payload,
+    number_manifest_beside,
+    store_row_id,
+    write_manifest_beside,
+    write_value,
+)
 from artifactfs.errors import AlreadyExistsError
-from artifactfs.index import find_store_row, get_index
+from artifactfs.faults import fault_point
+from artifactfs.index import get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
 from artifactfs.index.artifacts import check_name
 from artifactfs.index.models import ArtifactType, PipelineRun, RunStatus, SaveType, StepRun, utcnow
 from artifactfs.pipelines.config import ArtifactConfig, ExternalArtifact, UnmaterializedArtifact
-from artifactfs.index.pipelines import VersionNotLiveError
+from artifactfs.index.pipelines import Link, VersionNotLiveError
 from artifactfs.pipelines.outputs import (
     StepDefinitionError,
     fill,
@@ -69,11 +82,7 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     plan = [_plan_step(inv, options, start) for inv in trace.invocations]
     run_name = _run_name(options, start)
     store = get_store(options.store)
-    with get_index().write() as session:
-        if rows.run_exists(session, run_name):
-            raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name")
-        run = rows.create_run(session, options.pipeline, run_name, parameters)
-        run_id = run.id
+    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
     with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
         try:
@@ -94,9 +103,15 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
     return check_name(name, "run name")
 
 
+def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any]) -> int:
+    try:
+        return rows.create_run(session, pipeline, run_name, parameters).id
+    except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
+        raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
+
+
 def _finish_run(run_id: int, status: RunStatus) -> None:
-    with get_index().write() as session:
-        rows.finish(session, session.get(PipelineRun, run_id), status)
+    get_index().run_write(rows.finish_by_id, PipelineRun, run_id, status)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -157,13 +172,9 @@ def _run_step(
         cached = _reuse_cached(planned, run_id, key, inputs)
         if cached is not None:
             return cached, True
-    with get_index().write() as session:
-        row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
-                                   key if planned.use_cache else None, planned.parameters)
-        for name, version in inputs.items():
-            rows.link(session, row.id, version._pk, "input", name)
-        context = StepRunContext(row.id, row.uuid, options.pipeline, run_name, planned.invocation.name,
-                                 output_names=tuple(spec.name for spec in step.outputs))
+    step_run_id, step_run_uuid = get_index().run_write(_start_step, planned, run_id, key, inputs)
+    context = StepRunContext(step_run_id, step_run_uuid, options.pipeline, run_name, planned.invocation.name,
+                             output_names=tuple(spec.name for spec in step.outputs))
     try:
         values = _load_inputs(planned, inputs)
         with inside_step_run(context):
@@ -196,25 +207,37 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
     return ref
 
 
+def _start_step(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
+    step = planned.invocation.step
+    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
+                               key if planned.use_cache else None, planned.parameters)
+    rows.link_all(session, row.id, _input_links(inputs))
+    return row.id, row.uuid
+
+
+def _input_links(inputs: dict[str, ArtifactVersion]) -> list[Link]:
+    return [Link(version._pk, "input", name) for name, version in inputs.items()]
+
+
 def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
     """Record a cached step run linked to the original outputs, or None."""
     try:
-        with get_index().write() as session:
-            original = rows.find_cached_step(session, key)
-            if original is None:
-                return None
-            step = planned.invocation.step
-            row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters)
-            row.original_step_run_id = original.id
-            for name, version in inputs.items():
-                rows.link(session, row.id, version._pk, "input", name)
-            outputs = rows.step_links(session, original.id, "output")
-            for name, version in outputs.items():
-                rows.link(session, row.id, version.id, "output", name)
-            rows.finish(session, row, RunStatus.CACHED)
-            return {name: ArtifactVersion.from_row(v) for name, v in outputs.items()}
+        return get_index().run_write(_record_cached, planned, run_id, key, inputs)
     except VersionNotLiveError:
         return None  # the pruner got there first: run the step for real
+
+
+def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
+    original = rows.find_cached_step(session, key)
+    if original is None:
+        return None
+    step = planned.invocation.step
+    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
+                               original_step_run_id=original.id, status=RunStatus.CACHED)
+    outputs = rows.step_links(session, original.id, "output")
+    # One call for inputs and outputs: every version is locked in id order.
+    rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs.items()])
+    return {name: ArtifactVersion.from_row(v) for name, v in outputs.items()}
 
 
 def _load_inputs(planned: PlannedStep, inputs: dict[str, ArtifactVersion]) -> dict[str, Any]:
@@ -273,7 +296,7 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
         outputs = _commit_outputs(context, pending, store)
     except BaseException:
         for _, new in pending:  # never committed: do not wait for the orphan sweep
-            remove_payload_quietly(store, new)
+            abandon(store, new.uri, new.intent_id, committing=True)
         raise
     for output, new in pending:
         number_manifest_beside(store, new, outputs[output].version, outputs[output].created_at)
@@ -299,16 +322,23 @@ def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | No
 
 
 def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
-    outputs = {}
-    with get_index().write() as session:
-        store_id = getattr(store, "index_id", None) or find_store_row(session, store.name).id
-        for output, new in pending:
-            new.store_id = store_id
-            row = version_rows.insert_version(session, new)
-            rows.link(session, context.step_run_id, row.id, "output", output)
-            outputs[output] = ArtifactVersion.from_row(row, store.name)
-        rows.finish(session, session.get(StepRun, context.step_run_id), RunStatus.COMPLETED)
-    return outputs
+    """Step 4 of the write protocol for every output at once, with the links
+    and the step run's completion."""
+    fault_point("before_commit")  # inside _save_outputs' cleanup
+    return get_index().run_write(_insert_outputs, context.step_run_id, pending, store)
+
+
+def _insert_outputs(session, step_run_id: int, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
+    store_id = store_row_id(session, store)
+    for _, new in pending:
+        new.store_id = store_id
+    inserted = version_rows.insert_versions(session, [new for _, new in pending])
+    links = [Link(row.id, "output", output) for (output, _), row in zip(pending, inserted)]
+    rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
+    rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
+    for _, new in pending:  # last: durable and still there
+        check_payload(store, new)
+    return {output: ArtifactVersion.from_row(row, store.name) for (output, _), row in zip(pending, inserted)}
 
 
 ERROR_TEXT_LIMIT = 4000
@@ -317,11 +347,14 @@ ERROR_TEXT_LIMIT = 4000
 def _finish_step(step_run_id: int, status: RunStatus, error: BaseException | None = None) -> None:
     """Close a step run; a failed one keeps its error (type, message and
     traceback, shortened) as step-run metadata, which the web view shows."""
-    with get_index().write() as session:
-        rows.finish(session, session.get(StepRun, step_run_id), status)
-        if error is not None:
-            text = "".join(traceback.format_exception(error))
-            version_rows.set_metadata(session, {
-                "error": f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT],
-                "traceback": text[-ERROR_TEXT_LIMIT:],
-            }, step_run_id=step_run_id)
+    metadata = None
+    if error is not None:
+        text = "".join(traceback.format_exception(error))
+        metadata = {"error": f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT], "traceback": text[-ERROR_TEXT_LIMIT:]}
+
+    def finish(session) -> None:
+        rows.finish_by_id(session, StepRun, step_run_id, status)
+        if metadata is not None:
+            version_rows.set_metadata(session, metadata, step_run_id=step_run_id)
+
+    get_index().run_write(finish)

@@ -12,6 +12,8 @@ class AzureFlavor(Flavor):
     module = "adlfs"
     extra = "azure"
     secret_options = frozenset({"connection_string", "account_key", "sas_token", "client_secret"})
+    env_credentials = {"connection_string": "AZURE_STORAGE_CONNECTION_STRING", "account_key": "AZURE_STORAGE_KEY",
+                       "sas_token": "AZURE_STORAGE_SAS_TOKEN", "client_secret": "AZURE_CLIENT_SECRET"}
     default_options = {"use_listings_cache": False}
     option_help = {
         "account_name": "storage account name",

@@ -43,6 +43,12 @@ class Flavor:
     #: Option names that are credentials: never stored in the index (beyond
     #: these, ``secrets.split_secrets`` keeps out anything that looks secret).
     secret_options: ClassVar[frozenset[str]] = frozenset()
+    #: Options that name something on one machine (a credentials profile):
+    #: kept with that machine's credentials, not in the shared index.
+    machine_options: ClassVar[frozenset[str]] = frozenset()
+    #: The provider's own environment variables for secret options
+    #: (``store login --from-env`` reads them).
+    env_credentials: ClassVar[dict[str, str]] = {}
     #: Options applied unless the user sets them (e.g. timeouts so a dead store fails fast).
     default_options: ClassVar[dict[str, Any]] = {}
     #: One line per option, shown by ``artifactfs store flavors``.

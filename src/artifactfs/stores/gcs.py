@@ -18,6 +18,7 @@ class GCSFlavor(Flavor):
     module = "gcsfs"
     extra = "gcs"
     secret_options = frozenset({"token"})
+    env_credentials = {"token": "GOOGLE_APPLICATION_CREDENTIALS"}
     default_options = {"use_listings_cache": False}
     option_help = {
         "project": "Google Cloud project",

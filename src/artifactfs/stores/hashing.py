@@ -24,10 +24,11 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
-def new_hasher(algorithm: str = DEFAULT_ALGORITHM) -> Hasher:
-    """A fresh hasher; BLAKE3 spreads large updates over every core."""
+def new_hasher(algorithm: str = DEFAULT_ALGORITHM, spread: bool = True) -> Hasher:
+    """A fresh hasher; BLAKE3 spreads large updates over every core, unless
+    ``spread=False`` (hashing beside a write: the write needs a core too)."""
     if algorithm == "blake3":
-        return blake3.blake3(max_threads=blake3.blake3.AUTO)
+        return blake3.blake3(max_threads=blake3.blake3.AUTO if spread else 1)
     if algorithm == "sha256":
         return hashlib.sha256()
     raise ValueError(f"unknown hash algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")

@@ -7,6 +7,7 @@ the version's (``stores.hashing``; BLAKE3 for new versions).
 for writing through it (or uploaded with ``put``) is hashed on the way, and
 recorded with its real mode: the one a local file has, or the one asked for
 with ``file_mode`` (a copy keeps its source's; an object store has none).
+With ``durable`` a local folder is fsynced before ``finish`` returns.
 
 A copy of each version's record also lies beside its payload folder, in
 ``<root>/<name>/<uuid>.manifest.json`` (:func:`write_manifest_file`): a lost
@@ -16,6 +17,7 @@ index is recovered by re-adopting payloads from these files
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import posixpath
@@ -26,11 +28,14 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.durable import SyncJob, payload_paths, start_sync, start_writeback
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
+from artifactfs.stores.localfiles import opener_with_mode
 
-HASH_CHUNK = 4 * 1024 * 1024
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
 PARALLEL_HASH_CHUNK = 1024 * 1024
+#: A large buffer is written and hashed in slices of this size, side by side.
+HASH_SLICE = 8 * 1024 * 1024
 DEFAULT_FILE_MODE = 0o644
 
 
@@ -54,36 +59,83 @@ def content_hash(entries: list[ManifestEntry], algorithm: str = DEFAULT_ALGORITH
 class _HashingWriter:
     """A binary or text writer that hashes what passes through it.
 
-    Large chunks are hashed on a helper thread while the next one is written
-    (the hashers release the GIL), so a big payload costs max(write, hash)
-    rather than their sum; the order of updates is kept by using one worker.
+    Large writes are hashed on a helper thread while they are written (the
+    hashers and the file write release the GIL), so a big payload costs
+    max(write, hash) rather than their sum; one worker keeps the order of
+    updates. Immutable ``bytes`` may still be hashing when ``write`` returns
+    (at most two chunks in flight); any other buffer (a numpy array's memory,
+    a bytearray the caller reuses) is hashed in place, slice by slice beside
+    its write, and is done with when ``write`` returns: never copied.
+
+    With ``writeback`` (a local file that will be fsynced), every large
+    write is handed to the disk at once (``durable.start_writeback``), so
+    the file streams to the disk while it is written.
     """
 
-    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str) -> None:
+    def __init__(self, raw: IO, on_close, text: bool, encoding: str, algorithm: str,
+                 writeback: bool = False) -> None:
         self._raw, self._on_close, self._text, self._encoding = raw, on_close, text, encoding
-        self._hash, self._size, self._closed = new_hasher(algorithm), 0, False
+        self._hash, self._size, self._closed = new_hasher(algorithm, spread=False), 0, False
         self._hasher: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
+        self._writeback = writeback
 
     def write(self, data) -> int:
         chunk = data.encode(self._encoding) if self._text else data
-        size = len(chunk) if isinstance(chunk, bytes) else memoryview(chunk).nbytes
-        if size >= PARALLEL_HASH_CHUNK or self._pending:
-            # Once a chunk is with the helper, every later one goes there too:
-            # one worker keeps the order, and a hasher is never used by two threads.
-            self._hash_later(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        if isinstance(chunk, bytes):
+            size = len(chunk)
+            if size >= PARALLEL_HASH_CHUNK:
+                self._hash_later(chunk)
+                self._write_large(chunk, self._size)
+            else:
+                self._hash_now(chunk)
+                self._raw.write(chunk)
         else:
-            self._hash.update(chunk)
-        self._raw.write(chunk)
+            view = memoryview(chunk)
+            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())  # e.g. a Fortran-order buffer
+            size = view.nbytes
+            if size >= PARALLEL_HASH_CHUNK:
+                self._write_beside_hash(view)
+            else:
+                self._hash_now(view)
+                self._raw.write(view)
         self._size += size
         return len(data) if self._text else size  # a PickleBuffer (pickle protocol 5) has no len()
 
-    def _hash_later(self, chunk: bytes) -> None:
+    def _pool(self) -> ThreadPoolExecutor:
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifactfs-hash")
+        return self._hasher
+
+    def _hash_now(self, data) -> None:
+        """Hash a small chunk here, or, while the helper still holds earlier
+        ones, behind them there (a copy: the caller may reuse its buffer):
+        one order of updates, and never two threads on the hasher at once."""
+        if self._pending:
+            self._hash_later(data if isinstance(data, bytes) else bytes(data))
+        else:
+            self._hash.update(data)
+
+    def _hash_later(self, chunk: bytes) -> None:
         while len(self._pending) >= 2:  # bound the memory held by chunks in flight
             self._pending.popleft().result()
-        self._pending.append(self._hasher.submit(self._hash.update, chunk))
+        self._pending.append(self._pool().submit(self._hash.update, chunk))
+
+    def _write_beside_hash(self, view: memoryview) -> None:
+        """Hash each slice of a caller's buffer while writing it; return only
+        once all of it is hashed (the caller may then change the buffer)."""
+        for offset in range(0, view.nbytes, HASH_SLICE):
+            part = view[offset:offset + HASH_SLICE]
+            self._pending.append(self._pool().submit(self._hash.update, part))
+            self._write_large(part, self._size + offset)
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _write_large(self, data, offset: int) -> None:
+        self._raw.write(data)
+        if self._writeback:
+            self._raw.flush()
+            start_writeback(self._raw.fileno(), offset, len(data))
 
     def writelines(self, lines) -> None:
         for line in lines:
@@ -121,16 +173,30 @@ class RecordingStore:
     """The store as seen by a materializer saving one version: same methods,
     and a manifest of everything written below ``folder``."""
 
-    def __init__(self, store: ArtifactStore, folder: str, algorithm: str = DEFAULT_ALGORITHM) -> None:
+    def __init__(self, store: ArtifactStore, folder: str, algorithm: str = DEFAULT_ALGORITHM,
+                 durable: bool = False, native: str | None = None) -> None:
+        """``native``: ``folder`` already resolved by the caller (saves a lookup)."""
         self.store = store
         self.algorithm = algorithm
-        self.folder = store.resolve(folder)
-        self.folder_uri = store.uri(folder)
+        self.durable = durable and store.is_local  # object stores acknowledge a PUT once it is stored
+        self.folder = native or store.resolve(folder)
+        self.folder_uri = store.flavor.to_uri(self.folder)
         self._entries: dict[str, ManifestEntry] = {}
         self._modes: dict[str, int] = {}  # native path -> file_mode asked for
+        self._sync_job: SyncJob | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
+
+    def _resolve(self, path: str) -> str:
+        """``store.resolve``, without its symlink lookups for a plain path
+        inside the folder being written: nothing but this save writes there."""
+        if path.startswith(self.folder_uri + "/"):
+            relative = path[len(self.folder_uri) + 1:]
+            parts = relative.split("/")
+            if "\x00" not in relative and not any(p in ("", ".", "..") for p in parts):
+                return self.folder + "/" + relative
+        return self.store.resolve(path)
 
     def _relative(self, native: str) -> str | None:
         prefix = self.folder.rstrip("/") + "/"
@@ -149,7 +215,7 @@ class RecordingStore:
         return DEFAULT_FILE_MODE
 
     def open(self, path: str, mode: str = "r", file_mode: int | None = None, **kwargs: Any) -> IO:
-        native = self.store.resolve(path)
+        native = self._resolve(path)
         if not any(flag in mode for flag in "wax"):
             return self.store.open(path, mode, **kwargs)
         if file_mode is not None:
@@ -159,12 +225,13 @@ class RecordingStore:
             return self.store.open(path, mode, file_mode=file_mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
-        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer on the hot path
-            raw = self.store.open(path, binary_mode, file_mode=file_mode)
+        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer, no second lookup of the path
+            os.makedirs(posixpath.dirname(native), exist_ok=True)
+            raw = open(native, binary_mode, opener=opener_with_mode(file_mode) if file_mode is not None else None)  # noqa: SIM115
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
-                              self.algorithm)
+                              self.algorithm, writeback=self.durable and isinstance(raw, io.BufferedWriter))
 
     def put(self, local_path: str, path: str) -> None:
         native = self.store.resolve(path)
@@ -172,16 +239,38 @@ class RecordingStore:
         self.store.put(local_path, path)
         self._record(native, size, digest)
 
-    def finish(self) -> list[ManifestEntry]:
+    def finish(self, wait: bool = True) -> list[ManifestEntry]:
         """The manifest of the folder: recorded hashes for what went through
-        this wrapper, a read for anything written by other means."""
+        this wrapper, a read for anything written by other means. With
+        ``durable``, files and folders are on disk when it returns, or, with
+        ``wait=False``, once :meth:`wait_durable` returns."""
         entries = []
-        for relative in self.store.find(self.folder_uri):  # a missing folder finds nothing
+        for relative in self._find():  # a missing folder finds nothing
             entry = self._entries.get(relative)
             if entry is None:
                 entry = self._hash_existing(relative)
             entries.append(entry)
+        if self.durable:
+            if not entries:
+                os.makedirs(self.folder, exist_ok=True)  # an empty payload is an empty folder
+            self._sync_job = start_sync(payload_paths(self.store.root, self.folder, [e.path for e in entries]))
+            if wait:
+                self.wait_durable()
         return entries
+
+    def wait_durable(self) -> None:
+        """Block until what :meth:`finish` started to fsync is on disk."""
+        if self._sync_job is not None:
+            self._sync_job.wait()
+
+    def _find(self) -> list[str]:
+        if not self.store.is_local:
+            return self.store.find(self.folder_uri)
+        found = []
+        for current, _, files in os.walk(self.folder):  # os.walk: far cheaper than fsspec's find
+            base = current[len(self.folder) + 1:]
+            found.extend(posixpath.join(base, name) if base else name for name in files)
+        return sorted(found)
 
     def _hash_existing(self, relative: str) -> ManifestEntry:
         native = posixpath.join(self.folder, relative)
@@ -192,13 +281,88 @@ class RecordingStore:
 # -- hashing files that already exist --------------------------------------------------
 
 
+class HashingReader:
+    """A binary reader that hashes everything read through it, in order.
+
+    ``readinto`` of a large buffer (numpy reading an array's memory) hashes
+    each slice on a helper thread while the next is read, so verifying costs
+    max(read, hash) rather than their sum. :meth:`finish` reads whatever is
+    left and returns ``(size, hex digest)`` of the whole file; closing calls
+    ``check(size, digest)`` with them first, if given. Not seekable.
+    """
+
+    def __init__(self, raw: IO[bytes], algorithm: str = DEFAULT_ALGORITHM, check=None) -> None:
+        self._raw, self._hash, self._size, self._check = raw, new_hasher(algorithm), 0, check
+        self._hasher: ThreadPoolExecutor | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hash.update(data)
+        self._size += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        if view.nbytes < PARALLEL_HASH_CHUNK:
+            count = self._raw.readinto(view) or 0
+            self._hash.update(view[:count])
+            self._size += count
+            return count
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifactfs-hash")
+        pending, count = [], 0
+        while count < view.nbytes:
+            got = self._raw.readinto(view[count:count + HASH_SLICE]) or 0
+            if not got:
+                break
+            pending.append(self._hasher.submit(self._hash.update, view[count:count + got]))
+            count += got
+        for future in pending:  # done with the caller's buffer before returning
+            future.result()
+        self._size += count
+        return count
+
+    def finish(self) -> tuple[int, str]:
+        """Read to the end; ``(size, hex digest)`` of everything."""
+        if len(self.read(PARALLEL_HASH_CHUNK)) == PARALLEL_HASH_CHUNK:  # a large file: read beside hashing
+            buffer = bytearray(4 * HASH_SLICE)
+            while self.readinto(buffer):
+                pass
+        while self.read(PARALLEL_HASH_CHUNK):  # a short read before the end (a pipe, a remote file)
+            pass
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=True)
+            self._hasher = None
+        return self._size, self._hash.hexdigest()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        check, self._check = self._check, None
+        try:
+            if check is not None:
+                check(*self.finish())
+        finally:
+            if self._hasher is not None:
+                self._hasher.shutdown(wait=True)
+            self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+
 def hash_stream(f: IO[bytes], algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:
-    """``(size, hex digest)`` of what is left to read in a binary file object."""
-    digest, size = new_hasher(algorithm), 0
-    while chunk := f.read(HASH_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
+    """``(size, hex digest)`` of what is left to read in a binary file object
+    (reading and hashing side by side)."""
+    return HashingReader(f, algorithm).finish()
 
 
 def hash_local_file(path: str, algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:

@@ -14,6 +14,8 @@ class S3Flavor(Flavor):
     module = "s3fs"
     extra = "s3"
     secret_options = frozenset({"key", "secret", "token"})
+    machine_options = frozenset({"profile"})
+    env_credentials = {"key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY", "token": "AWS_SESSION_TOKEN"}
     # A store that is down must fail in seconds, not after botocore's long defaults.
     default_options = {
         "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}},

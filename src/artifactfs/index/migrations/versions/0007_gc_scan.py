@@ -4,15 +4,15 @@
   orphan scan last listed it; a pass over a large remote store lists a
   bounded number of folders, those listed longest ago first.
 
-Revision ID: 0006_gc_scan
-Revises: 0005_web_browse
+Revision ID: 0007_gc_scan
+Revises: 0006_team
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_gc_scan"
-down_revision = "0005_web_browse"
+revision = "0007_gc_scan"
+down_revision = "0006_team"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,122 @@
+"""The index's change clock: what every writing transaction bumps and what
+readers (the mount) poll to learn, cheaply and without ever missing one,
+that something changed.
+
+No writer waits on another for it. Functions that change the index call
+:func:`bump_generation`, which only marks the session; one statement runs
+when the transaction commits (the ``before_commit`` hook installed by
+``index.db``), after everything else, so it is the last thing a writer
+touches:
+
+* SQLite: ``UPDATE index_state SET generation = generation + 1``. Writers
+  are serialized by the database anyway, and the counter commits with the
+  data, so a reader that sees it also sees the data.
+* PostgreSQL: ``nextval('index_generation')``, which takes no row lock and
+  does not wait (the single ``index_state`` row was a hot row that every
+  write transaction held until COMMIT).
+
+No ``NOTIFY``: PostgreSQL serializes the COMMIT of every notifying
+transaction, WAL flush included, behind one cluster-wide lock (async.c,
+``PreCommit_Notify``), which would put a hot spot back into every write.
+Readers poll instead; a reading is two trivial statements.
+
+A sequence is not transactional: it moves before its transaction commits.
+So on PostgreSQL the reader's token is the sequence value *and* what the
+snapshot of a later statement (``pg_current_snapshot()``) says had not
+completed: the transactions in flight below its ``xmax``, and everything
+from ``xmax`` on. A writer that bumped before the reader read the sequence
+had its transaction id by then (the bump is its last statement), so it had
+either committed before that snapshot (its data is visible to the reader's
+next queries) or had not completed; the next reading sees it complete (an
+in-flight id that left the list, or ``xmax`` moving past it) and reports a
+change. A writer that bumps later moves the sequence. Transaction ids are
+the cluster's, so a write elsewhere in the cluster may report a change
+that is none (a spurious refresh, never a missed one). Readers must read
+with READ COMMITTED (the default), where each statement takes a new
+snapshot.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event, select, text, update
+from sqlalchemy.orm import Session
+
+from artifactfs.faults import fault_point
+from artifactfs.index.models import IndexState
+
+SEQUENCE = "index_generation"
+
+# Core, not ORM: an ORM UPDATE also evaluates its WHERE against the session's
+# objects (about 0.2 ms on every save).
+_STATE = IndexState.__table__
+_SQLITE_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1)
+_PG_BUMP = text(f"SELECT nextval('{SEQUENCE}')")
+_PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
+_PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
+_MARK = "artifactfs_changed"
+
+
+class Generation(int):
+    """A reading of the change clock: an integer that grows with every
+    change, plus (PostgreSQL) which transactions had not completed when it
+    was read: ``in_flight`` ids below ``horizon``, and every id from
+    ``horizon`` on. Compare readings with :meth:`moved_since`, not ``==``."""
+
+    in_flight: frozenset[int]
+    horizon: int
+
+    def __new__(cls, counter: int, in_flight: frozenset[int] = frozenset(), horizon: int = 0) -> Generation:
+        value = super().__new__(cls, counter)
+        value.in_flight, value.horizon = in_flight, horizon
+        return value
+
+    def moved_since(self, earlier: Generation | int | None) -> bool:
+        """Whether anything may have changed since ``earlier`` was read."""
+        if earlier is None or int(self) != int(earlier):
+            return True
+        before = earlier if isinstance(earlier, Generation) else Generation(int(earlier))
+        # A transaction not completed then and completed now may have committed a change.
+        return bool(before.in_flight - self.in_flight) or self.horizon > before.horizon
+
+
+def bump_generation(session: Session) -> None:
+    """Tell pollers that this transaction changes something (the bump runs
+    once, at commit)."""
+    session.info[_MARK] = True
+
+
+def get_generation(connection) -> Generation:
+    """The change clock, read with a Session or a Core Connection; read it
+    before the data it guards."""
+    if is_postgres(connection):
+        counter = connection.execute(_PG_COUNTER).scalar() or 0
+        return _reading(counter, connection.execute(_PG_SNAPSHOT).scalar())
+    return Generation(connection.execute(select(IndexState.generation).where(IndexState.id == 1)).scalar() or 0)
+
+
+def is_postgres(connection) -> bool:
+    """Whether a Session or Core Connection talks to PostgreSQL."""
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    return bind.dialect.name == "postgresql"
+
+
+def _reading(counter: int, snapshot: str) -> Generation:
+    """A reading from a ``pg_snapshot`` text, ``xmin:xmax:xip,...``."""
+    _, xmax, listed = snapshot.split(":")
+    return Generation(counter, frozenset(int(x) for x in listed.split(",") if x), int(xmax))
+
+
+def install(sessionmaker_) -> None:
+    """Run the bump of a marked session as its transaction's last statement."""
+
+    @event.listens_for(sessionmaker_, "before_commit")
+    def _bump(session: Session) -> None:
+        if not session.info.pop(_MARK, False):
+            return
+        session.flush()  # the bump must follow every write (see the module docstring)
+        session.execute(_PG_BUMP if is_postgres(session) else _SQLITE_BUMP)
+        fault_point("generation_bumped")
+
+    @event.listens_for(sessionmaker_, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(_MARK, None)
