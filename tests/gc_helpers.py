@@ -12,7 +12,7 @@ import artifactfs
 from artifactfs import pipeline, step
 from artifactfs.index import get_index
 from artifactfs.index.models import ArtifactVersion as VersionRow
-from artifactfs.index.models import utcnow
+from artifactfs.index.models import WriteIntent, utcnow
 
 
 def root() -> Path:
@@ -52,3 +52,9 @@ def consume(data: dict) -> int:
 @pipeline
 def chain(n: int = 1):
     consume(produce(n=n))
+
+
+def backdate_intents(hours: float = 48) -> None:
+    """Age every write intent, as time passing would (a killed writer's stays)."""
+    with get_index().write() as session:
+        session.execute(update(WriteIntent).values(started_at=utcnow() - dt.timedelta(hours=hours)))

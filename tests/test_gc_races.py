@@ -32,7 +32,7 @@ from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index import gc as gc_rows  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, StepIO, VersionFile, utcnow  # noqa: E402
-from gc_helpers import backdate_tree, chain, root  # noqa: E402
+from gc_helpers import backdate_intents, backdate_tree, chain, root  # noqa: E402
 
 R1_WORKERS, R1_ROUNDS, R1_PASSES = 3, 12, 10
 R1_HANG_GUARD_S = 900  # only against a hang; no count depends on time
@@ -299,12 +299,15 @@ def test_r3_killed_writer_orphan_swept_only_after_grace(afs_home):
     result = subprocess.run(CLI + ["gc", "-y"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "younger than 1d" in result.stdout and orphan.exists()
-    backdate_tree(orphan, hours=23)
-    subprocess.run(CLI + ["gc", "-y"], capture_output=True, text=True, timeout=120, check=True)
-    assert orphan.exists()
-    backdate_tree(orphan, hours=25)
-    result = subprocess.run(CLI + ["gc", "-y"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "deleted 1 orphan folder(s)" in result.stdout
-    assert not orphan.exists()
+    manifest = orphan.parent / f"{orphan.name}.manifest.json"  # written before the commit, as fsck --adopt needs
+    assert manifest.exists()
+    for hours in (23, 25):  # time passes for the folder, its manifest file and the killed writer's intent
+        backdate_tree(orphan, hours=hours)
+        backdate_tree(manifest, hours=hours)
+        backdate_intents(hours=hours)
+        result = subprocess.run(CLI + ["gc", "-y"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert orphan.exists() == (hours < 24), result.stdout
+    assert "deleted 1 orphan payload(s)" in result.stdout
+    assert not manifest.exists()
     assert load_artifact("victim") == {"ok": 1} and Path(survivor.uri).exists()

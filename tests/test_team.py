@@ -11,7 +11,6 @@ PgBouncer in transaction pooling mode (5).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import stat
@@ -463,8 +462,6 @@ print("expired" if state.expires_at is None or state.expires_at <= now else "hel
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("artifactfs.index.holders") is None,
-                    reason="the lease by machine id and token (issue 15 item 6) lands with the pruner's branch")
 def test_the_pruner_lease_across_machines_with_one_hostname(team):
     """A pruner killed on machine A: machine B (same hostname, as cloned VMs
     have) cannot prove it dead and waits for the lease to expire by the

@@ -47,6 +47,7 @@ from artifactfs.index.models import GcLease, StepIO, WriteIntent, utcnow  # noqa
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.pipelines import VersionNotLiveError, lock_live_version  # noqa: E402
 from artifactfs.materializers import BaseMaterializer, MaterializerError  # noqa: E402
+from artifactfs.stores.marker import MARKER_NAME  # noqa: E402
 
 HOUR = dt.timedelta(hours=1)
 
@@ -93,14 +94,14 @@ def test_repoint_reads_the_row_fresh_under_its_lock(afs_home):
 
 
 def test_the_lease_is_read_fresh_under_its_lock(afs_home):
-    now = utcnow()
     with get_index().write() as session:
-        assert gc_rows.take_lease(session, "me", now, HOUR, lambda state: False)[0]
+        assert gc_rows.take_lease(session, "me", HOUR, lambda state: False)[0]
     with get_index().write() as session:
         cached = session.get(GcLease, gc_rows.PRUNER_LEASE)
         assert cached.holder == "me"
-        session.connection().execute(update(GcLease.__table__).values(holder="other", expires_at=now + HOUR))
-        taken, found = gc_rows.take_lease(session, "me", now, HOUR, lambda state: False)
+        later = utcnow() + 2 * HOUR  # unexpired by the database's clock
+        session.connection().execute(update(GcLease.__table__).values(holder="other", expires_at=later))
+        taken, found, _ = gc_rows.take_lease(session, "me", HOUR, lambda state: False)
         assert (taken, found.holder) == (False, "other")
 
 
@@ -330,7 +331,7 @@ def test_bad_names_tags_and_register_metadata_write_nothing(afs_home, tmp_path):
     source.write_bytes(b"x")
     with pytest.raises(InvalidMetadataError, match="must be a dict"):
         register_artifact(source, "reg", copy=True, metadata=[1])
-    assert version_count() == 0 and intents() == [] and store.find("") == []
+    assert version_count() == 0 and intents() == [] and store.find("") == [MARKER_NAME]  # only the store marker
     save_artifact(1, "é" * 127)  # 254 bytes: fits
 
 

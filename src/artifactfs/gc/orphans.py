@@ -104,6 +104,19 @@ def find_orphans(index: Index, store: ArtifactStore, store_id: int, index_uuid: 
     return found
 
 
+def payload_count(uris) -> int:
+    """How many payloads these orphan entries make up: a folder, its
+    ``.viz`` sibling and its manifest file count once."""
+    folders = set()
+    for uri in uris:
+        for suffix in (VIZ_SUFFIX, MANIFEST_SUFFIX):
+            if uri.endswith(suffix):
+                uri = uri[: -len(suffix)]
+                break
+        folders.add(uri)
+    return len(folders)
+
+
 def _intent_entries(store: ArtifactStore, dead: dict[str, StaleIntent], scan, found: StoreOrphans) -> list[LayoutEntry]:
     """The entries of stale intents' folders in name folders this pass did
     not list (a bounded scan skips some); stale intents whose folder is gone
@@ -161,4 +174,4 @@ def unnamed_entries(index: Index, entries: list[LayoutEntry], exact: bool = True
     return unnamed
 
 
-__all__ = ["OrphanRef", "StaleIntent", "StoreOrphans", "find_orphans", "unnamed_entries"]
+__all__ = ["OrphanRef", "StaleIntent", "StoreOrphans", "find_orphans", "payload_count", "unnamed_entries"]
