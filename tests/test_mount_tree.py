@@ -308,8 +308,12 @@ def test_refresh_new_versions_condemned_and_latest(tree, data):
     from artifactfs import save_artifact
     from artifactfs.mount.fs import NotFound
 
-    assert tree.refresh() is None  # baseline
-    assert tree.refresh() is None  # nothing moved
+    # On PostgreSQL any transaction in the cluster (autovacuum's ANALYZE, another
+    # database) may report a change that is none (index/generation.py): a spurious
+    # refresh is allowed, a refresh that invalidates something is not.
+    for _ in range(2):  # the baseline, then nothing moved
+        changes = tree.refresh()
+        assert changes is None or not (changes.entries or changes.inodes), changes
     arr_folder = resolve(tree, "artifacts/arr")
     assert tree.readlink(resolve(tree, "artifacts/arr/latest").inode) == b"2"
     with pytest.raises(NotFound):
