@@ -440,6 +440,29 @@ def test_machines_initializing_at_once_each_get_their_own_store(team, tmp_path):
     assert mine.stdout.strip().startswith(str(a.home))
 
 
+def test_a_machine_that_finds_its_name_taken_on_first_use_never_uses_the_other_store(team, tmp_path):
+    """A's first save looks up its default store's name and finds `default`
+    free; B takes it before A checks whether it exists: A must create
+    `default-<A>`, never save into B's store (seen as a ForeignStoreError
+    in bench/team_throughput.py with 8 writers starting at once)."""
+    a, b = team(2)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    first = a.spawn("-c", "from artifactfs import save_artifact; print(save_artifact(1, 'x').uri)",
+                    ARTIFACTFS_PAUSE="default_store_looked_up", ARTIFACTFS_PAUSE_DIR=str(pause))
+    try:
+        _wait_for(lambda: any(pause.glob("default_store_looked_up.*.reached")), "A to look up its store's name")
+        assert b.cli("init").stdout.count("default (") == 1
+        (pause / "default_store_looked_up.go").touch()
+        out, err = first.communicate(timeout=TIMEOUT)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err
+    assert out.strip().startswith(str(a.home)), out
+
+
 # -- 6. the pruner's lease across machines ------------------------------------------------------
 
 HOLD_AND_DIE = """

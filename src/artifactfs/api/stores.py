@@ -89,7 +89,10 @@ def own_default_store_name() -> str:
     if name is None:
         with index.read() as session:
             name = hosts.default_store_name(session, machine)
-            exists = session.scalar(select(Store.id).where(Store.name == name)) is not None
+            fault_point("default_store_looked_up")
+            # Ours, checked again: each statement has its own snapshot on PostgreSQL,
+            # and another machine may have taken the name since the line above.
+            exists = session.scalar(select(Store.id).where(Store.name == name, Store.host_id == machine)) is not None
             legacy = session.scalar(select(Store).where(Store.name == DEFAULT_STORE))
         claimable = legacy is not None and legacy.host_id is None \
             and legacy.root_uri == str(get_settings().default_store_root)
