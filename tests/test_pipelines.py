@@ -201,6 +201,7 @@ def test_cache_reuses_versions(afs_home):
     second = simple(n=5)
     assert CALLS == []
     assert all(s.status == "cached" for s in second.steps.values())
+    assert all(s.end_time >= s.start_time for s in second.steps.values())  # `run show` printed -0.00s
     assert second.steps["total"].output.id == first.steps["total"].output.id
     assert second.steps["total"].inputs["numbers"].id == first.steps["make_numbers"].output.id
     third = simple(n=6)  # a changed parameter runs again, and so does what follows

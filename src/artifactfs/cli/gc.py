@@ -157,7 +157,7 @@ def print_plan(plan: PrunePlan) -> None:
                  stats.files, human_bytes(stats.bytes), stats.orphans,
                  human_bytes(sum(s.orphan_bytes for s in stats.stores)), stats.waiting or "-")
         console.print(table("Prune plan", ["store", "versions", "registered in place", "files", "size",
-                                           "orphan folders", "orphan size", "waiting"], rows + [total]))
+                                           "orphan payloads", "orphan size", "waiting"], rows + [total]))
     going = sorted({v.id: v for v in plan.condemn + plan.sweep + plan.forget}.values(), key=lambda v: v.id)
     if going:
         console.print(f"[bold]Versions[/] ({len(going)}):", highlight=False)
@@ -175,7 +175,7 @@ def print_plan(plan: PrunePlan) -> None:
                           highlight=False, soft_wrap=True, markup=False)
         _more(len(in_place))
     if plan.orphans:
-        console.print(f"[bold]Orphan payload folders[/] (no row, older than "
+        console.print(f"[bold]Orphan payload entries[/] (folders and manifest files with no row, older than "
                       f"{format_duration(policy.orphan_cutoff_age)}):", highlight=False, soft_wrap=True)
         for o in plan.orphans[:MAX_LISTED]:
             console.print(f"  {o.uri}  ({o.files} file(s), {human_bytes(o.bytes)}, last written {_when(o.newest)}, "
@@ -205,7 +205,7 @@ def print_plan(plan: PrunePlan) -> None:
         console.print("Nothing to prune.")
     else:
         console.print(f"Will delete {len(plan.sweep)} payload(s) ({human_bytes(stats.bytes)}), "
-                      f"{payload_count(o.uri for o in plan.orphans)} orphan payload(s), {len(plan.forget)} version row(s)"
+                      f"{stats.orphans} orphan payload(s), {len(plan.forget)} version row(s)"
                       + (f" and {len(plan.runs)} run(s)" if plan.runs else "")
                       + (f"; condemn {len(plan.condemn)} version(s) first" if plan.condemn else "") + ".",
                       highlight=False)

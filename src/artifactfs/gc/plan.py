@@ -250,8 +250,10 @@ def _stats(plan: PrunePlan, young: int) -> PruneStats:
     for v in plan.condemn + plan.sweep + plan.forget:
         if v.in_place:
             in_place[v.store_id].add(v.id)
+    payloads: dict[int, set[str]] = defaultdict(set)  # a folder, its .viz and its manifest file are one
     for o in plan.orphans:
-        per[o.store_id]["orphans"] += 1
+        payloads[o.store_id].add(o.uuid)
+        per[o.store_id]["orphans"] = len(payloads[o.store_id])
         per[o.store_id]["orphan_files"] += o.files
         per[o.store_id]["orphan_bytes"] += o.bytes
     for v in plan.waiting:
@@ -268,6 +270,6 @@ def _stats(plan: PrunePlan, young: int) -> PruneStats:
         rows.append(stats)
     return PruneStats(
         runs=len(plan.runs), condemn=len(plan.condemn), sweep=len(plan.sweep), forget=len(plan.forget),
-        orphans=len(plan.orphans), waiting=len(plan.waiting), young_orphans=young,
+        orphans=sum(len(uuids) for uuids in payloads.values()), waiting=len(plan.waiting), young_orphans=young,
         files=sum(s.files for s in rows), bytes=sum(s.bytes for s in rows), stores=tuple(rows),
     )

@@ -64,9 +64,10 @@ def create_step_run(
     original_step_run_id: int | None = None, status: RunStatus = RunStatus.RUNNING,
 ) -> StepRun:
     """A step run; ``status`` CACHED (with the original it reuses) records it finished at once."""
+    now = utcnow()  # one reading: a cached step ends when it starts (never a negative duration)
     step = StepRun(run_id=run_id, name=name, code_hash=code_hash, cache_key=cache_key, parameters=parameters,
-                   status=status.value, original_step_run_id=original_step_run_id,
-                   end_time=None if status == RunStatus.RUNNING else utcnow())
+                   status=status.value, original_step_run_id=original_step_run_id, start_time=now,
+                   end_time=None if status == RunStatus.RUNNING else now)
     session.add(step)
     session.flush()
     bump_generation(session)
