@@ -417,25 +417,32 @@ def test_a_mount_shows_other_machines_versions_but_never_reads_their_folders(tea
     assert f"local store of machine {a.short}" in log, log
 
 
-def test_machines_initializing_at_once_each_get_their_own_store(team, tmp_path):
-    """A looks for its default store's name and finds `default` free; B
-    takes it before A goes on: A ends with `default-<A>`, never B's store."""
+def _b_takes_default_while_a_pauses(team, tmp_path, code: str, point: str) -> tuple[object, str]:
+    """Run ``code`` on machine A, paused at ``point``; B runs `init` (taking
+    `default`) meanwhile; then A goes on. Returns A and what it printed."""
     a, b = team(2)
     pause = tmp_path / "pause"
     pause.mkdir()
-    first = a.spawn("-c", "from artifactfs.api import init; print(init().name)",
-                    ARTIFACTFS_PAUSE="default_store_named", ARTIFACTFS_PAUSE_DIR=str(pause))
+    first = a.spawn("-c", code, ARTIFACTFS_PAUSE=point, ARTIFACTFS_PAUSE_DIR=str(pause))
     try:
-        _wait_for(lambda: any(pause.glob("default_store_named.*.reached")), "A to pick a name")
+        _wait_for(lambda: any(pause.glob(f"{point}.*.reached")), f"A to reach {point}")
         assert b.cli("init").stdout.count("default (") == 1
-        (pause / "default_store_named.go").touch()
+        (pause / f"{point}.go").touch()
         out, err = first.communicate(timeout=TIMEOUT)
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
     assert first.returncode == 0, err
-    assert out.strip() == f"default-{a.short}"
+    return a, out.strip()
+
+
+def test_machines_initializing_at_once_each_get_their_own_store(team, tmp_path):
+    """A looks for its default store's name and finds `default` free; B
+    takes it before A goes on: A ends with `default-<A>`, never B's store."""
+    a, out = _b_takes_default_while_a_pauses(team, tmp_path, "from artifactfs.api import init; print(init().name)",
+                                             "default_store_named")
+    assert out == f"default-{a.short}"
     mine = a.py("from artifactfs import save_artifact; print(save_artifact(1, 'x').uri)")
     assert mine.stdout.strip().startswith(str(a.home))
 
@@ -445,22 +452,10 @@ def test_a_machine_that_finds_its_name_taken_on_first_use_never_uses_the_other_s
     free; B takes it before A checks whether it exists: A must create
     `default-<A>`, never save into B's store (seen as a ForeignStoreError
     in bench/team_throughput.py with 8 writers starting at once)."""
-    a, b = team(2)
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    first = a.spawn("-c", "from artifactfs import save_artifact; print(save_artifact(1, 'x').uri)",
-                    ARTIFACTFS_PAUSE="default_store_looked_up", ARTIFACTFS_PAUSE_DIR=str(pause))
-    try:
-        _wait_for(lambda: any(pause.glob("default_store_looked_up.*.reached")), "A to look up its store's name")
-        assert b.cli("init").stdout.count("default (") == 1
-        (pause / "default_store_looked_up.go").touch()
-        out, err = first.communicate(timeout=TIMEOUT)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert first.returncode == 0, err
-    assert out.strip().startswith(str(a.home)), out
+    a, out = _b_takes_default_while_a_pauses(
+        team, tmp_path, "from artifactfs import save_artifact; print(save_artifact(1, 'x').uri)",
+        "default_store_looked_up")
+    assert out.startswith(str(a.home)), out
 
 
 # -- 6. the pruner's lease across machines ------------------------------------------------------

@@ -33,6 +33,7 @@ from artifactfs.index import find_store_row, get_index
 from artifactfs.index.artifacts import NewVersion, check_name, check_metadata, version_at
 from artifactfs.index.intents import clear_intent, record_intent
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
+from artifactfs.index.sweep import remove_quietly, rmtree_quietly
 from artifactfs.materializers import (
     BaseMaterializer,
     BuiltInMaterializer,
@@ -153,8 +154,8 @@ def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: 
 
 def abandon(store: ArtifactStore, uri: str, intent_id: str | None, committing: bool = False) -> None:
     """Remove a fresh payload that will never be committed (and its ``.viz``
-    sibling and manifest file), then its intent. After a failed commit (``committing``) the
-    folder goes only once the index says no row names it: a commit can fail
+    sibling and manifest file), then its intent. After a failed commit
+    (``committing``) the folder goes only once the index says no row names it: a commit can fail
     after it happened. Whatever cannot be done here is left to the pruner."""
     if intent_id is None:
         return  # a path registered in place: never ours to delete
@@ -163,9 +164,7 @@ def abandon(store: ArtifactStore, uri: str, intent_id: str | None, committing: b
             with get_index().read() as session:
                 named = version_at(session, uri) is not None
         if not (committing and named):
-            remove_quietly(store, uri)
-            remove_quietly(store, uri + VISUALIZATION_SUFFIX)
-            remove_file_quietly(store, manifest_file(uri))
+            _remove_leftovers(store, uri)
         with get_index().write(durable=False) as session:
             clear_intent(session, intent_id)
     except Exception:  # noqa: BLE001 - cleanup must not hide the real error
@@ -433,20 +432,12 @@ def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, 
         warnings.warn(f"could not record version {version} in the manifest file of {new.uri}: {exc}", stacklevel=3)
 
 
-def remove_file_quietly(store: ArtifactStore, path: str) -> None:
-    try:
-        if store.isfile(path):
-            store.remove(path)
-    except Exception:  # noqa: BLE001 - cleanup must not hide the real error
-        pass
-
-
-def remove_quietly(store: ArtifactStore, folder: str) -> None:
-    """Best-effort cleanup of a payload that will never be committed (the
-    pruner's orphan sweep is the safety net)."""
-    try:
-        if store.isdir(folder):
-            store.rmtree(folder)
-    except Exception:  # noqa: BLE001 - cleanup must not hide the real error
-        pass
-
+def _remove_leftovers(store: ArtifactStore, uri: str) -> None:
+    """Best effort, each on its own (the pruner's orphan sweep is the safety
+    net): the payload folder, its visualizations, its manifest file."""
+    for delete, path in ((rmtree_quietly, uri), (rmtree_quietly, uri + VISUALIZATION_SUFFIX),
+                         (remove_quietly, manifest_file(uri))):
+        try:
+            delete(store, path)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+            pass

@@ -253,11 +253,12 @@ def _stats(plan: PrunePlan, young: int) -> PruneStats:
     payloads: dict[int, set[str]] = defaultdict(set)  # a folder, its .viz and its manifest file are one
     for o in plan.orphans:
         payloads[o.store_id].add(o.uuid)
-        per[o.store_id]["orphans"] = len(payloads[o.store_id])
         per[o.store_id]["orphan_files"] += o.files
         per[o.store_id]["orphan_bytes"] += o.bytes
     for v in plan.waiting:
         per[v.store_id]["waiting"] += 1
+    for store_id, uuids in payloads.items():
+        per[store_id]["orphans"] = len(uuids)
     rows = []
     for store_id, name in plan.stores:
         counts = per.get(store_id, {})
