@@ -38,7 +38,6 @@ from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathNotFoundE
 from artifactfs.faults import fault_point
 from artifactfs.index import get_index
 from artifactfs.index import artifacts as rows
-from artifactfs.index.gc import is_in_place
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.enums import SAVE_TYPES
@@ -47,6 +46,7 @@ from artifactfs.materializers import BaseMaterializer, PathMaterializer, import_
 from artifactfs.materializers.path import private_folder
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.flavor import is_local_uri
+from artifactfs.stores.layout import registered_in_place
 from artifactfs.stores.manifest import ManifestEntry, content_hash
 
 
@@ -542,7 +542,7 @@ def _refuse_owned(uri: str, session=None, exclude_id: int | None = None) -> None
         with get_index().read() as session:
             return _refuse_owned(uri, session)
     for owner in rows.uri_owners(session, uri, exclude_id):
-        if owner.uri.rstrip("/") == uri.rstrip("/") or not is_in_place(owner.uri, owner.uuid, owner.payload_kind):
+        if owner.uri.rstrip("/") == uri.rstrip("/") or not registered_in_place(owner.uri, owner.uuid, owner.payload_kind):
             raise AlreadyExistsError(
                 f"{uri} is already owned by version {owner.artifact.name}:{owner.version} ({owner.uri})",
                 "a payload belongs to one version; register another path, or use copy=True",

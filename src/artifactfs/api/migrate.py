@@ -33,12 +33,10 @@ from dataclasses import dataclass, field
 from artifactfs.api.artifacts import IntegrityError
 from artifactfs.api.stores import get_store, store_for_uri
 from artifactfs.api.writing import (
-    VISUALIZATION_SUFFIX,
     PayloadMissingError,
     manifest_record,
     abandon,
     begin_payload,
-    payload_folder,
     require_payload,
     store_row_id,
 )
@@ -47,14 +45,14 @@ from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
-from artifactfs.index.gc import UUID4
 from artifactfs.index.intents import clear_intent
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.durable import sync_payload
 from artifactfs.stores.hashing import new_hasher
-from artifactfs.stores.manifest import ManifestEntry, hash_store_file, manifest_file, write_manifest_file
+from artifactfs.stores.layout import manifest_file, payload_folder, payload_uuid, viz_folder
+from artifactfs.stores.manifest import ManifestEntry, hash_store_file, write_manifest_file
 
 #: ``progress(total_bytes)`` returns a callback fed with copied byte counts.
 Progress = Callable[[int], Callable[[int], None]]
@@ -243,11 +241,11 @@ def _intact(store: ArtifactStore, native: str, entry: ManifestFile, algorithm: s
 def _copy_visualizations(move: Move, source: ArtifactStore, target: ArtifactStore, folder: str) -> list[dict]:
     """Visualizations are not in the manifest: copied when present, sizes checked."""
     copied = []
-    old_prefix = move.uri.rstrip("/") + VISUALIZATION_SUFFIX + "/"
+    old_prefix = viz_folder(move.uri) + "/"
     for item in move.visualizations:
         uri = item.get("uri", "")
         relative = uri[len(old_prefix):] if uri.startswith(old_prefix) else posixpath.basename(uri)
-        new_uri = target.uri(f"{folder}{VISUALIZATION_SUFFIX}/{relative}")
+        new_uri = target.uri(f"{viz_folder(folder)}/{relative}")
         try:
             src = source.resolve(uri)
             size = int(source.fs.info(src)["size"])
@@ -281,10 +279,10 @@ def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = No
     elif kind != PayloadKind.FILE.value and native != store.root and store.isdir(uri):
         store.rmtree(uri)
         deleted.append(uri)
-    viz = uri.rstrip("/") + VISUALIZATION_SUFFIX
+    viz = viz_folder(uri)
     if kind != PayloadKind.FILE.value and store.contains(viz) and store.isdir(viz):
         store.rmtree(viz)
-    if UUID4.match(posixpath.basename(uri.rstrip("/"))):  # a saved payload's manifest file goes with it
+    if payload_uuid(uri) is not None:  # a saved payload's manifest file goes with it
         _remove_file(store, store.resolve(manifest_file(uri)))
     return deleted
 

@@ -47,25 +47,19 @@ from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.settings import machine_id
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.localfiles import open_beneath, resolve_named
+from artifactfs.stores import layout
 from artifactfs.stores.manifest import (
     DEFAULT_FILE_MODE,
     ManifestEntry,
     RecordingStore,
     content_hash,
     manifest_entry,
-    manifest_file,
     write_manifest_file,
 )
-
-VISUALIZATION_SUFFIX = ".viz"
 
 
 class PayloadMissingError(ArtifactfsError):
     """A payload vanished between being written and being committed."""
-
-
-def payload_folder(name: str, version_uuid: str) -> str:
-    return f"{name}/{version_uuid}"
 
 
 # -- steps 1 and 4: the intent, the check, the cleanup ------------------------------------
@@ -104,7 +98,7 @@ def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = No
     commit is not fsynced: a power cut that loses it also stops the writer,
     and the orphan grace covers the folder it leaves."""
     version_uuid = version_uuid or str(uuid.uuid4())
-    folder = payload_folder(name, version_uuid)
+    folder = layout.payload_folder(name, version_uuid)
     native = store.resolve(folder)
     with get_index().write(durable=False) as session:
         intent_id = record_intent(session, store_row_id(session, store), folder, writer_id())
@@ -219,7 +213,7 @@ def _materialize(data: Any, name: str, store: ArtifactStore, cls: type[BaseMater
                  save_type: SaveType, extract_metadata: bool,
                  include_visualizations: bool) -> tuple[NewVersion, dict[str, Any]]:
     recorder = RecordingStore(store, payload.folder, durable=True, native=payload.native)
-    instance = cls(payload.uri, recorder, payload.uri + VISUALIZATION_SUFFIX)
+    instance = cls(payload.uri, recorder, layout.viz_folder(payload.uri))
     try:
         instance.save(data)
     except ArtifactfsError:
@@ -392,8 +386,8 @@ def source_size(store: ArtifactStore, native: str) -> int:
 
 
 def in_layout(new: NewVersion) -> bool:
-    """The payload is a fresh ``<root>/<name>/<uuid>`` folder, never a user's path adopted in place."""
-    return new.uri.rstrip("/").endswith(new.uuid)
+    """The payload is a fresh layout folder, never a user's path adopted in place."""
+    return layout.in_layout(new.uri, new.uuid, new.payload_kind)
 
 
 def write_manifest_beside(store: ArtifactStore, new: NewVersion, version: str | None = None,
@@ -435,8 +429,8 @@ def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, 
 def _remove_leftovers(store: ArtifactStore, uri: str) -> None:
     """Best effort, each on its own (the pruner's orphan sweep is the safety
     net): the payload folder, its visualizations, its manifest file."""
-    for delete, path in ((rmtree_quietly, uri), (rmtree_quietly, uri + VISUALIZATION_SUFFIX),
-                         (remove_quietly, manifest_file(uri))):
+    for path, what in layout.payload_entries(uri):
+        delete = remove_quietly if what == layout.MANIFEST else rmtree_quietly
         try:
             delete(store, path)
         except Exception:  # noqa: BLE001 - cleanup must not hide the real error

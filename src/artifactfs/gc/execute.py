@@ -52,6 +52,7 @@ from artifactfs.index.gc import VersionRef
 from artifactfs.index.intents import clear_intent, database_now
 from artifactfs.index.models import utcnow
 from artifactfs.index.sweep import listed_files
+from artifactfs.stores import layout
 
 SWEEP_BATCH = 500
 # Deletions in flight per store: object stores answer slowly but in parallel.
@@ -383,8 +384,7 @@ def _still_orphan(p: _Pass, orphan: OrphanRef) -> bool:
 
 
 def _folder_uri(orphan: OrphanRef) -> str:
-    head, _, _ = orphan.uri.rstrip("/").rpartition("/")
-    return f"{head}/{orphan.uuid}"
+    return layout.payload_of(orphan.uri)
 
 
 def _clear_intents(p: _Pass, intent_ids: list[str]) -> None:
@@ -402,7 +402,7 @@ def _clear_gone_intents(p: _Pass) -> None:
             continue
         try:
             store = p.stores.get(intent.store_id)
-            if any(store.exists(intent.folder + suffix) for suffix in ("", ".viz", ".manifest.json")):
+            if any(store.exists(path) for path, _ in layout.payload_entries(intent.folder)):
                 continue
         except Exception:  # noqa: BLE001 - cannot tell: a later pass clears it
             continue

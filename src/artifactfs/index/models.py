@@ -14,6 +14,8 @@ import uuid
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from artifactfs.stores import layout
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -116,8 +118,8 @@ class ArtifactType(str, enum.Enum):
 
 
 class PayloadKind(str, enum.Enum):
-    FOLDER = "folder"  # uri is a folder holding the manifest's files
-    FILE = "file"  # uri is the one file (a registered file adopted in place)
+    FOLDER = layout.FOLDER  # uri is a folder holding the manifest's files
+    FILE = layout.FILE  # uri is the one file (a registered file adopted in place)
 
 
 class RunStatus(str, enum.Enum):

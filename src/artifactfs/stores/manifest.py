@@ -10,7 +10,7 @@ with ``file_mode`` (a copy keeps its source's; an object store has none).
 With ``durable`` a local folder is fsynced before ``finish`` returns.
 
 A copy of each version's record also lies beside its payload folder, in
-``<root>/<name>/<uuid>.manifest.json`` (:func:`write_manifest_file`): a lost
+its manifest file (``stores.layout.manifest_file``; :func:`write_manifest_file`): a lost
 index is recovered by re-adopting payloads from these files
 (``artifactfs fsck --adopt``).
 """
@@ -30,6 +30,7 @@ from typing import IO, Any
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.durable import SyncJob, payload_paths, start_sync, start_writeback
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
+from artifactfs.stores.layout import manifest_file
 from artifactfs.stores.localfiles import opener_with_mode
 
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
@@ -385,13 +386,7 @@ def manifest_entry(store: ArtifactStore, native: str, relative: str,
 
 # -- the manifest file beside a payload folder -----------------------------------------
 
-MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FILE_FORMAT = 1
-
-
-def manifest_file(folder: str) -> str:
-    """Where the manifest file of payload folder ``folder`` lies: beside it, never inside."""
-    return folder.rstrip("/") + MANIFEST_SUFFIX
 
 
 def write_manifest_file(store: ArtifactStore, folder: str, entries: list[ManifestEntry],
