@@ -35,20 +35,20 @@ SMALL = {"lr": 0.01, "epochs": 10, "layers": [64, 32], "name": "mlp"}
 def durability_off() -> Iterator[None]:
     """Saves as they were before durability: no payload fsync, SQLite NORMAL
     (for the comparison only; artifactfs has no switch for it)."""
+    from artifactfs.api import writing
     from artifactfs.index import db
-    from artifactfs.stores import manifest
 
     class NoSync:
         def wait(self) -> None:
             pass
 
-    set_synchronous, start_sync = db._set_synchronous, manifest.start_sync
+    set_synchronous, start_sync = db._set_synchronous, writing.start_sync
     db._set_synchronous = lambda conn, level: set_synchronous(conn, "NORMAL")
-    manifest.start_sync = lambda paths: NoSync()
+    writing.start_sync = lambda tasks: NoSync()
     try:
         yield
     finally:
-        db._set_synchronous, manifest.start_sync = set_synchronous, start_sync
+        db._set_synchronous, writing.start_sync = set_synchronous, start_sync
 
 
 def fsync_path(path: str) -> None:

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.faults import fault_point
 from artifactfs.index.db import dialect_insert
-from artifactfs.index.intents import clear_intent
 from artifactfs.index.models import (
     Artifact,
     ArtifactType,
@@ -29,6 +28,7 @@ from artifactfs.index.models import (
     VersionFile,
     VersionState,
     VersionTag,
+    WriteIntent,
     utcnow,
 )
 from artifactfs.index.generation import bump_generation
@@ -180,12 +180,50 @@ def lock_artifact(session: Session, name: str) -> Artifact:
     return lock_artifacts(session, [name])[name]
 
 
-_HIGHEST = select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == bindparam("artifact"))
+# The highest number a version of one artifact has, and the highest one a
+# write intent holds for it: each a max over an index (never a scan of the
+# artifact's versions), one statement.
+_HIGHEST = select(
+    select(func.max(ArtifactVersion.version_number))
+    .where(ArtifactVersion.artifact_id == bindparam("artifact")).scalar_subquery(),
+    select(func.max(WriteIntent.version_number))
+    .where(WriteIntent.artifact_id == bindparam("artifact")).scalar_subquery(),
+)
 
 
-def next_version(session: Session, artifact: Artifact) -> str:
-    highest = session.scalar(_HIGHEST, {"artifact": artifact.id})
-    return str((highest or 0) + 1)
+def highest_number(session: Session, artifact_id: int) -> int:
+    """The highest version number of an artifact, counting the numbers that
+    saves in flight hold (their write intents): the next number is one more.
+    Call with the artifact's row locked (:func:`lock_artifacts`)."""
+    committed, held = session.execute(_HIGHEST, {"artifact": artifact_id}).one()
+    return max(committed or 0, held or 0)
+
+
+def reserve_versions(session: Session, wanted: list[tuple[str, str | None]]) -> list[tuple[int, str]]:
+    """Number the versions about to be written, in the transaction that
+    records their write intents: ``(artifact name, version or None for the
+    next number)`` -> ``(artifact id, version)``. The artifact rows are
+    locked first, in name order (the one lock order), so two saves of one
+    name never take one number; an explicit version already taken (by a
+    version or by a save in flight) is refused before anything is written."""
+    artifacts = lock_artifacts(session, [name for name, _ in wanted])
+    highest: dict[int, int] = {}
+    taken: set[tuple[int, str]] = set()
+    reserved = []
+    for name, version in wanted:
+        artifact = artifacts[name]
+        if version is None:
+            if artifact.id not in highest:
+                highest[artifact.id] = highest_number(session, artifact.id)
+            highest[artifact.id] += 1
+            version = str(highest[artifact.id])
+        elif (artifact.id, version) in taken:
+            raise duplicate_version_error(name, version)
+        else:
+            check_new_version(session, artifact, version)
+        taken.add((artifact.id, version))
+        reserved.append((artifact.id, version))
+    return reserved
 
 
 def version_exists(session: Session, name: str, version: str) -> bool:
@@ -202,8 +240,12 @@ def duplicate_version_error(name: str, version: str) -> AlreadyExistsError:
 
 
 def check_new_version(session: Session, artifact: Artifact, version: str) -> None:
+    """Refuse a version string that a version of ``artifact``, or a save in
+    flight (its write intent), already has."""
     if session.scalar(
         select(ArtifactVersion.id).where(ArtifactVersion.artifact_id == artifact.id, ArtifactVersion.version == version)
+    ) is not None or session.scalar(
+        select(WriteIntent.uuid).where(WriteIntent.artifact_id == artifact.id, WriteIntent.version == version)
     ) is not None:
         raise duplicate_version_error(artifact.name, version)
 
@@ -228,47 +270,38 @@ class NewVersion:
     tags: Iterable[str] = ()
     metadata: dict[str, Any] | None = None
     visualizations: list | None = None
-    intent_id: str | None = None  # the write intent of a fresh payload folder, cleared by the insert
-    wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
+    # Numbered with the write intent (``reserve_versions``): the insert uses
+    # this artifact row and ``version`` as they are.
+    artifact_id: int | None = None
+    created_at: Any = None  # datetime: as the manifest file beside the payload says; None: now
 
 
 _INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id)
 
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
-    """Several versions in one transaction (a step's outputs): every artifact
-    row is locked first, in name order, then the versions go in, numbered
-    from one query for all of them."""
-    artifacts = lock_artifacts(session, [new.name for new in news])
-    numbered = [artifacts[new.name].id for new in news if new.version is None]
-    highest = dict(session.execute(
-        select(ArtifactVersion.artifact_id, func.max(ArtifactVersion.version_number))
-        .where(ArtifactVersion.artifact_id.in_(numbered)).group_by(ArtifactVersion.artifact_id)
-    ).all()) if numbered else {}
+    """Several versions in one transaction (a step's outputs): those not
+    numbered with their write intent are numbered here, every artifact row
+    locked first, in name order."""
+    numbered = reserve_versions(session, [(new.name, new.version) for new in news if new.artifact_id is None])
     rows = []
     for new in news:
-        artifact, number = artifacts[new.name], None
-        if new.version is None:  # under the lock: cannot exist yet
-            number = highest[artifact.id] = (highest.get(artifact.id) or 0) + 1
-        rows.append(insert_version(session, new, artifact, number))
+        artifact_id, version = (new.artifact_id, new.version) if new.artifact_id is not None else numbered.pop(0)
+        rows.append(insert_version(session, new, Artifact(id=artifact_id, name=new.name), version))
     return rows
 
 
 def insert_version(session: Session, new: NewVersion, artifact: Artifact | None = None,
-                   number: int | None = None) -> ArtifactVersion:
-    """One transaction's worth: the version row, its manifest, tags, metadata,
-    and the end of its write intent. ``artifact``: its row, when the caller
-    already locked it; ``number``: the version number the caller found for
-    it under that lock."""
-    if artifact is None:
-        artifact = lock_artifact(session, new.name)
-    if number is not None:
-        version = str(number)
-    elif new.version is None:
-        version = next_version(session, artifact)  # under the lock: cannot exist yet
-    else:
-        version = new.version
-        check_new_version(session, artifact, version)
+                   version: str | None = None) -> ArtifactVersion:
+    """One transaction's worth: the version row, its manifest, tags and
+    metadata. ``artifact`` and ``version``: as numbered already (with the
+    write intent, or by :func:`insert_versions`); else numbered here, under
+    the artifact's lock."""
+    if new.artifact_id is not None and artifact is None:
+        artifact, version = Artifact(id=new.artifact_id, name=new.name), new.version
+    if artifact is None or version is None:
+        (artifact_id, version), = reserve_versions(session, [(new.name, new.version)])
+        artifact = Artifact(id=artifact_id, name=new.name)
     values = dict(
         uuid=new.uuid,
         artifact_id=artifact.id,
@@ -287,7 +320,7 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         state=VersionState.LIVE.value,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
-        created_at=utcnow(),
+        created_at=new.created_at or utcnow(),
     )
     # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
@@ -302,8 +335,6 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         )
     add_tags(session, row, new.tags)
     set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
-    if new.intent_id is not None:
-        clear_intent(session, new.intent_id)
     bump_generation(session)
     return row
 
