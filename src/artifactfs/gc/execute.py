@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -305,6 +305,10 @@ def sweep_orphans(p: _Pass) -> None:
     if plan.orphans:
         p.progress.start("orphans", len(plan.orphans))
     first = True
+    # A stale intent goes once every entry of its payload is gone: a numbered
+    # manifest file left without its intent would look like a committed
+    # payload the index does not know.
+    entries_left = Counter(o.intent for o in plan.orphans if o.intent is not None)
     for orphan in plan.orphans:
         p.progress.advance("orphans")
         if orphan.store_id in p.failed or orphan.store_id not in owned:
@@ -327,7 +331,9 @@ def sweep_orphans(p: _Pass) -> None:
         p.result.orphans_deleted.append(orphan.uri)
         p.result.orphan_bytes += orphan.bytes
         if orphan.intent is not None:
-            _clear_intents(p, [orphan.intent])
+            entries_left[orphan.intent] -= 1
+            if not entries_left[orphan.intent]:
+                _clear_intents(p, [orphan.intent])
         if first:
             fault_point("gc_mid_orphans")
             first = False
