@@ -143,7 +143,7 @@ class WriteBatch:
         self.adopted: list[NewVersion] = []  # registered in place: checked, never removed
         self._store_id: int | None = None
         self._root_fd = -1
-        self._sync = None
+        self._syncs: list = []  # fsyncs started (durable.SyncJob), waited for before the commit
         self._done = False
 
     def __enter__(self) -> WriteBatch:
@@ -172,12 +172,7 @@ class WriteBatch:
             return []
         uuids = uuids or [str(uuid.uuid4()) for _ in wanted]
         folders = [layout.payload_folder(name, version_uuid) for (name, _), version_uuid in zip(wanted, uuids)]
-        with self.index.write(durable=False) as session:
-            self._store_id = store_row_id(session, self.store)
-            reserved = reserve_versions(session, wanted) if numbered else [(None, None)] * len(wanted)
-            writes = [PlannedWrite(folder, artifact_id, version) for folder, (artifact_id, version)
-                      in zip(folders, reserved)]
-            intent_ids = record_intents(session, self._store_id, writes, writer_id())
+        reserved, intent_ids = self.index.run_write(self._record, wanted, folders, numbered, durable=False)
         fresh = []
         for (name, _), version_uuid, folder, (artifact_id, version), intent_id in zip(
                 wanted, uuids, folders, reserved, intent_ids):
@@ -191,6 +186,13 @@ class WriteBatch:
             for payload in fresh:
                 self._make_folder(payload)
         return fresh
+
+    def _record(self, session, wanted: list[tuple[str, str | None]], folders: list[str], numbered: bool):
+        """The intents' transaction (run again after a deadlock: database work only)."""
+        self._store_id = store_row_id(session, self.store)
+        reserved = reserve_versions(session, wanted) if numbered else [(None, None)] * len(wanted)
+        writes = [PlannedWrite(folder, artifact_id, version) for folder, (artifact_id, version) in zip(folders, reserved)]
+        return reserved, record_intents(session, self._store_id, writes, writer_id())
 
     def _native(self, folder: str) -> str:
         """A layout folder in the store's filesystem. Built, not resolved:
@@ -219,8 +221,11 @@ class WriteBatch:
                 record: dict[str, Any] | None = None) -> None:
         """``payload`` holds ``files``: the version ``new`` (its manifest file
         is written from it at commit), or, for a payload that is not a new
-        version, ``record`` (None: no manifest file)."""
+        version, ``record`` (None: no manifest file). Its files and folders
+        start to be made durable now, while the rest of the save goes on."""
         payload.files, payload.new, payload.record = list(files), new, record
+        if payload.folder_fd >= 0:
+            self._syncs.append(start_sync(_payload_syncs(payload)))
 
     def adopt(self, new: NewVersion) -> None:
         """A user's own file or folder registered in place: committed with the
@@ -239,7 +244,7 @@ class WriteBatch:
         for payload in self.payloads:
             self._write_manifest(payload, created)
         if self.store.is_local:
-            self._sync = start_sync(self._sync_tasks())
+            self._syncs.append(start_sync(self._beside_syncs()))
         fault_point(self.fault)
         result = self.index.run_write(self._transaction, transaction)
         self._done = True
@@ -289,37 +294,32 @@ class WriteBatch:
         with open(fd, "wb") as f:
             f.write(manifest_bytes(payload.files, record))
 
-    def _sync_tasks(self) -> list[Callable[[], None]]:
-        """Every fsync that makes the local payloads durable, as one batch:
-        files, the folders inside each payload, each manifest file, each
-        payload folder, each name folder (once) and the root."""
+    def _beside_syncs(self) -> list[Callable[[], None]]:
+        """The fsyncs that make what lies beside the payload folders durable,
+        once the manifest files are written (the folders' own were started
+        by :meth:`written`): each manifest file, each name folder (once) and
+        the root."""
         tasks: list[Callable[[], None]] = []
         names: dict[str, int] = {}
         for p in self.payloads:
             if p.folder_fd < 0:
                 continue
-            inside = set()
-            for entry in p.files:
-                tasks.append(functools.partial(fsync_beneath, p.folder_fd, entry.path))
-                parent = posixpath.dirname(entry.path)
-                while parent and parent not in inside:
-                    inside.add(parent)
-                    parent = posixpath.dirname(parent)
-            tasks.extend(functools.partial(fsync_beneath, p.folder_fd, sub) for sub in sorted(inside))
             if p.new is not None or p.record is not None:
                 tasks.append(functools.partial(fsync_beneath, p.name_fd, p.uuid + layout.MANIFEST_SUFFIX))
-            tasks.append(functools.partial(fsync_fd, p.folder_fd))
             names.setdefault(p.name, p.name_fd)
         tasks.extend(functools.partial(fsync_fd, fd) for fd in names.values())
         if names:
             tasks.append(functools.partial(fsync_fd, self._root_fd))
         return tasks
 
+    def _wait_durable(self) -> None:
+        for job in self._syncs:
+            job.wait()
+
     def _transaction(self, session, transaction: Callable[..., T]) -> T:
         result = transaction(session)
         clear_intents(session, [p.intent_id for p in self.payloads])
-        if self._sync is not None:
-            self._sync.wait()  # the payloads are durable before the commit
+        self._wait_durable()  # the payloads are durable before the commit
         for payload in self.payloads:
             self._check(payload)
         for new in self.adopted:
@@ -358,9 +358,8 @@ class WriteBatch:
         after it happened). Never raises: cleanup must not hide the real
         error."""
         try:
-            if self._sync is not None:
-                with contextlib.suppress(Exception):
-                    self._sync.wait()  # nothing may still use the descriptors
+            with contextlib.suppress(Exception):
+                self._wait_durable()  # nothing may still use the descriptors
             if not self.payloads:
                 return
             with self.index.read() as session:  # a commit can fail after it happened; a migrated
@@ -375,15 +374,30 @@ class WriteBatch:
 
     def close(self) -> None:
         """Let go of the folders' descriptors (after any fsync using them)."""
-        if self._sync is not None:
-            with contextlib.suppress(Exception):
-                self._sync.wait()
-            self._sync = None
+        with contextlib.suppress(Exception):
+            self._wait_durable()
+        self._syncs = []
         for payload in self.payloads:
             for fd in (payload.folder_fd, payload.name_fd):
                 if fd >= 0:
                     os.close(fd)
             payload.folder_fd = payload.name_fd = -1
+
+
+def _payload_syncs(p: Payload) -> list[Callable[[], None]]:
+    """The fsyncs that make a local payload folder durable: its files, the
+    folders inside it, and the folder itself."""
+    tasks: list[Callable[[], None]] = []
+    inside: set[str] = set()
+    for entry in p.files:
+        tasks.append(functools.partial(fsync_beneath, p.folder_fd, entry.path))
+        parent = posixpath.dirname(entry.path)
+        while parent and parent not in inside:
+            inside.add(parent)
+            parent = posixpath.dirname(parent)
+    tasks.extend(functools.partial(fsync_beneath, p.folder_fd, sub) for sub in sorted(inside))
+    tasks.append(functools.partial(fsync_fd, p.folder_fd))
+    return tasks
 
 
 def _same(dir_fd: int, name: str, held: int) -> bool:

@@ -139,14 +139,44 @@ def version_number_of(version: str) -> int | None:
 
 
 # Built once, Core (not ORM): every save runs it, and an ORM entity query
-# costs several times more. Only ids are read, under the locks, in name order.
+# costs several times more. Ids are read under the locks, in name order,
+# with the highest version number each artifact has and the highest one a
+# save in flight holds (its write intent): each a max over an index.
 _ARTIFACT = Artifact.__table__
 _LOCK_ARTIFACTS = (
-    select(_ARTIFACT.c.name, _ARTIFACT.c.id)
+    select(
+        _ARTIFACT.c.name,
+        _ARTIFACT.c.id,
+        select(func.max(ArtifactVersion.version_number))
+        .where(ArtifactVersion.artifact_id == _ARTIFACT.c.id).scalar_subquery(),
+        select(func.max(WriteIntent.version_number))
+        .where(WriteIntent.artifact_id == _ARTIFACT.c.id).scalar_subquery(),
+    )
     .where(_ARTIFACT.c.name.in_(bindparam("names", expanding=True)))
     .order_by(_ARTIFACT.c.name)
-    .with_for_update()
+    .with_for_update(of=_ARTIFACT)
 )
+
+
+def _lock(session: Session, names: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """``name -> (artifact id, highest number taken)``, the rows locked (see :func:`lock_artifacts`)."""
+    ordered = sorted(set(names))
+    if not ordered:
+        return {}
+    connection = session.connection()
+    found = {name: (i, max(committed or 0, held or 0))
+             for name, i, committed, held in connection.execute(_LOCK_ARTIFACTS, {"names": ordered})}
+    if len(found) < len(ordered):
+        now = utcnow()
+        connection.execute(
+            dialect_insert(session)(Artifact)
+            .values([{"name": n, "created_at": now} for n in ordered if n not in found])
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        found = {name: (i, max(committed or 0, held or 0))
+                 for name, i, committed, held in connection.execute(_LOCK_ARTIFACTS, {"names": ordered})}
+    fault_point("artifacts_locked")
+    return found
 
 
 def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact]:
@@ -160,69 +190,36 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
     saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking. Names that
     do not exist yet are inserted in name order and then every row is locked
     again in name order (a concurrent insert of the same name waits for ours)."""
-    ordered = sorted(set(names))
-    if not ordered:
-        return {}
-    ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
-    if len(ids) < len(ordered):
-        now = utcnow()
-        session.execute(
-            dialect_insert(session)(Artifact)
-            .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
-    fault_point("artifacts_locked")
-    return {name: Artifact(id=ids[name], name=name) for name in ordered}
+    return {name: Artifact(id=i, name=name) for name, (i, _) in _lock(session, names).items()}
 
 
 def lock_artifact(session: Session, name: str) -> Artifact:
     return lock_artifacts(session, [name])[name]
 
 
-# The highest number a version of one artifact has, and the highest one a
-# write intent holds for it: each a max over an index (never a scan of the
-# artifact's versions), one statement.
-_HIGHEST = select(
-    select(func.max(ArtifactVersion.version_number))
-    .where(ArtifactVersion.artifact_id == bindparam("artifact")).scalar_subquery(),
-    select(func.max(WriteIntent.version_number))
-    .where(WriteIntent.artifact_id == bindparam("artifact")).scalar_subquery(),
-)
-
-
-def highest_number(session: Session, artifact_id: int) -> int:
-    """The highest version number of an artifact, counting the numbers that
-    saves in flight hold (their write intents): the next number is one more.
-    Call with the artifact's row locked (:func:`lock_artifacts`)."""
-    committed, held = session.execute(_HIGHEST, {"artifact": artifact_id}).one()
-    return max(committed or 0, held or 0)
-
-
 def reserve_versions(session: Session, wanted: list[tuple[str, str | None]]) -> list[tuple[int, str]]:
     """Number the versions about to be written, in the transaction that
     records their write intents: ``(artifact name, version or None for the
     next number)`` -> ``(artifact id, version)``. The artifact rows are
-    locked first, in name order (the one lock order), so two saves of one
-    name never take one number; an explicit version already taken (by a
-    version or by a save in flight) is refused before anything is written."""
-    artifacts = lock_artifacts(session, [name for name, _ in wanted])
-    highest: dict[int, int] = {}
-    taken: set[tuple[int, str]] = set()
+    locked first, in name order (:func:`lock_artifacts`), and the next
+    number counts the numbers saves in flight hold, so two saves of one name
+    never take one number; an explicit version already taken (by a version
+    or by a save in flight) is refused before anything is written."""
+    locked = _lock(session, [name for name, _ in wanted])
+    highest = {name: number for name, (_, number) in locked.items()}
+    taken: set[tuple[str, str]] = set()
     reserved = []
     for name, version in wanted:
-        artifact = artifacts[name]
         if version is None:
-            if artifact.id not in highest:
-                highest[artifact.id] = highest_number(session, artifact.id)
-            highest[artifact.id] += 1
-            version = str(highest[artifact.id])
-        elif (artifact.id, version) in taken:
+            highest[name] += 1
+            version = str(highest[name])
+        elif (name, version) in taken:
             raise duplicate_version_error(name, version)
         else:
-            check_new_version(session, artifact, version)
-        taken.add((artifact.id, version))
-        reserved.append((artifact.id, version))
+            check_new_version(session, Artifact(id=locked[name][0], name=name), version)
+            highest[name] = max(highest[name], version_number_of(version) or 0)
+        taken.add((name, version))
+        reserved.append((locked[name][0], version))
     return reserved
 
 
@@ -277,6 +274,8 @@ class NewVersion:
 
 
 _INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id)
+_INSERT_FILES = insert(VersionFile.__table__)
+_INSERT_METADATA = insert(Metadata.__table__)
 
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
@@ -325,15 +324,17 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
     # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
-    row = ArtifactVersion(id=session.execute(_INSERT_VERSION, values).scalar_one(), **values)
+    connection = session.connection()  # Core statements: no ORM layer between them and the database
+    row = ArtifactVersion(id=connection.execute(_INSERT_VERSION, values).scalar_one(), **values)
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
     if new.files:
-        session.execute(
-            VersionFile.__table__.insert(),
+        connection.execute(
+            _INSERT_FILES,
             [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode, "digest": f.digest}
              for f in new.files],
         )
-    add_tags(session, row, new.tags)
+    if new.tags:
+        add_tags(session, row, new.tags)
     set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
     bump_generation(session)
     return row
@@ -604,7 +605,7 @@ def set_metadata(session: Session, values: dict[str, Any], replace: bool = True,
         if replace:
             column = getattr(Metadata, owner_column)
             session.execute(delete(Metadata).where(column == owner_id, Metadata.key.in_(list(values))))
-        session.execute(Metadata.__table__.insert(), rows)
+        session.connection().execute(_INSERT_METADATA, rows)
 
 
 def get_metadata(session: Session, **owner: int) -> dict[str, Any]:

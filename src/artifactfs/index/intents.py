@@ -42,7 +42,7 @@ def record_intents(session: Session, store_id: int, writes: list[PlannedWrite], 
     """Record the intents of several payload folders in one statement;
     returns their ids, in order. Commit before writing the payloads."""
     ids = [str(uuid.uuid4()) for _ in writes]
-    session.execute(_RECORD, [
+    session.connection().execute(_RECORD, [
         {"uuid": intent_id, "store_id": store_id, "folder": write.folder.strip("/"), "holder": holder,
          "artifact_id": write.artifact_id, "version": write.version,
          "version_number": version_number_of(write.version) if write.version is not None else None}
@@ -60,7 +60,7 @@ def clear_intent(session: Session, intent_id: str) -> None:
 def clear_intents(session: Session, intent_ids: list[str]) -> None:
     """Forget several intents in one statement."""
     if intent_ids:
-        session.execute(_CLEAR, {"intents": list(intent_ids)})
+        session.connection().execute(_CLEAR, {"intents": list(intent_ids)})
 
 
 # Built once: every save runs both.
