@@ -48,7 +48,7 @@ from typing import IO, Any, TypeVar
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
-from artifactfs.index.artifacts import NewVersion, check_metadata, check_name, insert_versions, reserve_versions, version_at
+from artifactfs.index.artifacts import NewVersion, check_metadata, insert_versions, reserve_versions, version_at
 from artifactfs.index.intents import PlannedWrite, clear_intents, record_intents
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.index.sweep import remove_quietly, rmtree_quietly
@@ -120,7 +120,6 @@ class Payload:
     files: list[ManifestEntry] = field(default_factory=list)  # what the check and the fsyncs cover
     new: NewVersion | None = None  # the version it holds: its manifest file says what the row will
     record: dict[str, Any] | None = None  # or this record (migrate); neither: no manifest file
-    recorder: RecordingStore | None = None
 
 
 class WriteBatch:
@@ -213,9 +212,8 @@ class WriteBatch:
     def recorder(self, payload: Payload) -> RecordingStore:
         """The store as a materializer or a copy writes ``payload`` through it:
         every file hashed as written, created beneath the folder's descriptor."""
-        payload.recorder = RecordingStore(self.store, payload.folder, durable=True, native=payload.native,
-                                          dir_fd=payload.folder_fd if payload.folder_fd >= 0 else None)
-        return payload.recorder
+        return RecordingStore(self.store, payload.folder, durable=True, native=payload.native,
+                              dir_fd=payload.folder_fd if payload.folder_fd >= 0 else None)
 
     def written(self, payload: Payload, files: list[ManifestEntry], new: NewVersion | None = None,
                 record: dict[str, Any] | None = None) -> None:
@@ -519,6 +517,7 @@ def write_value(
             "pass materializer=... or convert the value to a supported type",
         ) from exc
     files = recorder.finish()
+    batch.written(payload, files)  # its fsyncs start now, beside what follows
     metadata = {"storage_size": sum(f.size for f in files)}
     if extract_metadata:
         metadata.update(_safe(instance.extract_metadata, data, payload.name))
@@ -538,7 +537,7 @@ def write_value(
         artifact_type=ArtifactType(cls.ASSOCIATED_ARTIFACT_TYPE).value,
         artifact_id=payload.artifact_id,
     )
-    batch.written(payload, files, new)
+    payload.new = new  # its manifest file is written from it at the commit
     return new, metadata
 
 

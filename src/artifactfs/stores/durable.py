@@ -29,21 +29,6 @@ _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 
 
-def fsync_path(path: str) -> None:
-    """fsync one file or folder by path (read-only open is enough on Linux).
-    A path deleted meanwhile is skipped: the commit's payload check, which
-    always follows, refuses the save with a clear error."""
-    fault_point("before_fsync")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_fd(fd: int) -> None:
     """fsync a descriptor the caller holds (a folder a save made)."""
     fault_point("before_fsync")
@@ -52,8 +37,8 @@ def fsync_fd(fd: int) -> None:
 
 def fsync_beneath(dir_fd: int, relative: str) -> None:
     """fsync the file or folder ``relative`` below ``dir_fd``, reached
-    without following a link. One deleted meanwhile is skipped, as by
-    :func:`fsync_path`."""
+    without following a link. One deleted meanwhile is skipped: the commit's
+    payload check, which always follows, refuses the save with a clear error."""
     fault_point("before_fsync")
     try:
         fd = open_beneath_fd(dir_fd, relative, os.O_RDONLY)
@@ -68,12 +53,11 @@ def fsync_beneath(dir_fd: int, relative: str) -> None:
 class SyncJob:
     """fsyncs running on helper threads, so that a save can prepare its
     index transaction meanwhile; :meth:`wait` before committing. ``tasks``:
-    paths, or calls that each fsync one thing."""
+    calls that each fsync one thing (:func:`fsync_fd`, :func:`fsync_beneath`)."""
 
-    def __init__(self, tasks: list[str | Callable[[], None]]) -> None:
+    def __init__(self, tasks: list[Callable[[], None]]) -> None:
         pool = _executor()
-        self._futures = [pool.submit(fsync_path, task) if isinstance(task, str) else pool.submit(task)
-                         for task in tasks]
+        self._futures = [pool.submit(task) for task in tasks]
 
     def wait(self) -> None:
         """Block until every path is durable; raise the first failure."""
@@ -81,9 +65,9 @@ class SyncJob:
             future.result()
 
 
-def start_sync(tasks: list[str | Callable[[], None]]) -> SyncJob:
-    """fsync every path (or run every fsync call) concurrently: the
-    filesystem's journal then commits them together."""
+def start_sync(tasks: list[Callable[[], None]]) -> SyncJob:
+    """Run every fsync call concurrently: the filesystem's journal then
+    commits them together."""
     return SyncJob(tasks)
 
 

@@ -237,7 +237,8 @@ class RecordingStore:
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
         relative = self._inside(path) if self.dir_fd is not None else None
-        if relative is not None and not kwargs:  # created from the folder's descriptor: no lookup, no link
+        raw: IO
+        if self.dir_fd is not None and relative is not None and not kwargs:  # created from the folder's descriptor
             flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if "x" in mode else os.O_TRUNC)
             fd = open_beneath_fd(self.dir_fd, relative, flags, create=True, file_mode=file_mode)
             if file_mode is None:
