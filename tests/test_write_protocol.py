@@ -36,7 +36,7 @@ from artifactfs import (  # noqa: E402
 )
 from artifactfs.api.migrate import migrate  # noqa: E402
 from artifactfs.api.writing import PayloadMissingError  # noqa: E402
-from artifactfs.errors import AlreadyExistsError  # noqa: E402
+from artifactfs.errors import AlreadyExistsError, PathEscapeError  # noqa: E402
 from artifactfs.faults import fault_action  # noqa: E402
 from artifactfs.gc import PrunePolicy, run_pass  # noqa: E402
 from artifactfs.index import find_store_row, get_index  # noqa: E402
@@ -373,6 +373,18 @@ def test_a_payload_that_cannot_be_removed_keeps_its_intent_for_the_pruner(afs_ho
         save_artifact(1, "stuck", materializer=HalfWriting)
     (folder, _), = intents()  # the folder stays, and so does the intent that protects and explains it
     assert get_store().isdir(folder)
+
+
+def test_a_link_where_a_name_folder_belongs_is_never_followed(afs_home):
+    """The payload folder is made beneath the root's descriptor: a link
+    planted as ``<root>/<name>`` (even one staying inside the root) is
+    refused, and nothing is written through it."""
+    root = Path(get_store().path)
+    (root / "elsewhere").mkdir(parents=True)
+    (root / "linked").symlink_to(root / "elsewhere")
+    with pytest.raises(PathEscapeError, match="link"):
+        save_artifact({"x": 1}, "linked")
+    assert list((root / "elsewhere").iterdir()) == [] and intents() == [] and version_count() == 0
 
 
 def test_registered_in_place_keeps_its_artifact_type(afs_home):
