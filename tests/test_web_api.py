@@ -125,7 +125,9 @@ def test_keyset_pages_chain_without_gaps(seeded):
         assert [r["name"] for r in runs] == list(session.scalars(select(PipelineRun.name)
                                                                  .order_by(PipelineRun.id.desc())))
     assert http.get("/api/v1/runs", params={"limit": 0}).status_code == 422
-    assert http.get("/api/v1/runs", params={"cursor": "garbage"}).status_code == 200  # starts over
+    for garbage in ["garbage", "-1", "1e9", "١٢"]:  # never page one again as if it were the next
+        refused = http.get("/api/v1/runs", params={"cursor": garbage})
+        assert refused.status_code == 400 and "not a cursor" in refused.json()["detail"], garbage
 
 
 def test_version_page_data(seeded):

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Select, case, cast, func, select, String
 from sqlalchemy.orm import Session
 
+from artifactfs.index import artifacts, names
 from artifactfs.index.artifacts import like_escape
 from artifactfs.index.models import (
     Artifact,
@@ -201,6 +202,7 @@ class VersionDetail:
     artifact_type: str
     visualizations: list[Visualization]
     consumers: list[StepRef]
+    more_consumers: int  # consumers beyond those listed (the first MAX_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -243,9 +245,18 @@ def _cut(rows: Sequence, limit: int, cursor: Callable[[Any], Any]) -> tuple[list
     return rows[:limit], str(cursor(rows[limit - 1]))
 
 
+class BadCursor(ValueError):
+    """A cursor no page of this list handed out (a newest-first list's is a row id)."""
+
+
 def _id_cursor(text: str | None) -> int | None:
-    """Newest-first lists continue below an id; a bad cursor starts over."""
-    return int(text) if text and text.isdigit() else None
+    """Newest-first lists continue below an id; anything else is refused
+    (starting over would show page one as if it were the next)."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise BadCursor(f"{text[:40]!r} is not a cursor of this list: pass back a `next_cursor` as it was given")
+    return int(text)
 
 
 def _ids_in(column, ids: Iterable[int]):
@@ -564,15 +575,34 @@ def get_version(session: Session, version: str) -> VersionDetail | None:
         .join(PipelineRun, PipelineRun.id == StepRun.run_id).join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
         .where(StepIO.version_id == row[0], StepIO.direction == "input").order_by(StepIO.id).limit(MAX_LIMIT))]
     shown = [Visualization(i, str(v.get("kind", ""))) for i, v in enumerate(visualizations or [])]
-    return VersionDetail(_version_items(session, [row[:width]])[0], uri, payload_kind, content_hash, algorithm,
-                         artifact_type, shown, consumers)
+    item = _version_items(session, [row[:width]])[0]
+    return VersionDetail(item, uri, payload_kind, content_hash, algorithm, artifact_type, shown, consumers,
+                         max(0, item.consumers - len(consumers)))
 
 
 def get_version_by_name(session: Session, artifact: str, version: str) -> str | None:
-    """The uuid of a live version named ``artifact`` / ``version``."""
+    """The uuid of a live version named ``artifact`` / ``version``; ``latest``
+    is the newest, as in the mount (``artifacts.newest_version`` decides)."""
+    if version == names.LATEST:
+        newest = artifacts.newest_version(session, artifact)
+        return newest.uuid if newest is not None else None
     return session.scalar(select(ArtifactVersion.uuid).join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
                           .where(Artifact.name == artifact, ArtifactVersion.version == version,
                                  ArtifactVersion.state == LIVE))
+
+
+def version_uuid(session: Session, version: str) -> str:
+    """The uuid of the live version that ``version`` names: its id, or what
+    the CLI and ``Client`` accept besides (``artifacts.find_version``: an
+    unambiguous id prefix, or an artifact name for its newest version).
+
+    Raises:
+        NotFoundError: nothing, or more than one version, matches.
+    """
+    if session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uuid == version,
+                                                       ArtifactVersion.state == LIVE)) is not None:
+        return version
+    return artifacts.find_version(session, version).uuid
 
 
 def version_payload(session: Session, version: str) -> tuple[int, str, str, int, list] | None:

@@ -30,12 +30,28 @@ from artifactfs.index.browse import (
     VersionItem,
 )
 from artifactfs.web import payloads
+from artifactfs.web.errors import RESPONSES
 from artifactfs.web.views import lineage_graph, run_graph
 from artifactfs.web.security import mask_url, public_options
 
 T = TypeVar("T")
-Cursor = Query(None, description="`next_cursor` of the page before; leave out for the first page")
-Limit = Query(browse.DEFAULT_LIMIT, ge=1, le=browse.MAX_LIMIT, description="rows per page")
+#: Search and filter strings longer than this are refused (422), not run.
+MAX_QUERY = 1000
+
+
+# Each parameter gets its own Query: FastAPI records a parameter's name in
+# the object, so one shared between `cursor` and `files_cursor` answered
+# to `cursor` in both places (the version page's pager showed page one again).
+def Cursor():  # noqa: N802 - reads as the parameter's kind
+    return Query(None, max_length=4096, description="`next_cursor` of the page before; leave out for the first page")
+
+
+def Limit():  # noqa: N802
+    return Query(browse.DEFAULT_LIMIT, ge=1, le=browse.MAX_LIMIT, description="rows per page")
+
+
+def Contains(what: str):  # noqa: N802
+    return Query(None, max_length=MAX_QUERY, description=f"only {what} whose name contains this")
 
 
 class PageOf(BaseModel, Generic[T]):
@@ -92,6 +108,8 @@ class SearchResults:
     versions: PageOf[VersionItem] | None
     runs: list[RunItem]
     tags: list[str]
+    more_runs: bool = False  # more runs match than ``runs`` lists (see /runs?q=)
+    more_tags: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +127,7 @@ def register(app: FastAPI, templates: Jinja2Templates) -> None:
     for path, api, template, loader, extra in PAGES:
         hints = inspect.get_annotations(loader, eval_str=True)
         app.add_api_route("/api/v1" + api, loader, methods=["GET"], response_model=hints["return"],
-                          summary=(loader.__doc__ or "").splitlines()[0], tags=["browse"])
+                          summary=(loader.__doc__ or "").splitlines()[0], tags=["browse"], responses=RESPONSES)
         if path is not None:
             app.add_api_route(path, _html(loader, template, extra, templates), methods=["GET"],
                               include_in_schema=False, response_class=HTMLResponse)
@@ -147,21 +165,21 @@ def home(request: Request) -> Home:
                     browse.recent_versions(session, limit=10))
 
 
-def pipelines(request: Request, cursor: str | None = Cursor, limit: int = Limit) -> PageOf[PipelineItem]:
+def pipelines(request: Request, cursor: str | None = Cursor(), limit: int = Limit()) -> PageOf[PipelineItem]:
     """Pipelines in name order, with run counts and their newest run."""
     with _read(request) as session:
         return browse.list_pipelines(session, cursor, limit)
 
 
-def pipeline_runs(request: Request, name: str, cursor: str | None = Cursor, limit: int = Limit) -> PipelineRuns:
+def pipeline_runs(request: Request, name: str, cursor: str | None = Cursor(), limit: int = Limit()) -> PipelineRuns:
     """The runs of one pipeline, newest first."""
     with _read(request) as session:
         pid = _found(browse.pipeline_id(session, name), f"pipeline named {name!r}")
         return PipelineRuns(name, browse.list_runs(session, pid, cursor, limit))
 
 
-def runs(request: Request, cursor: str | None = Cursor, limit: int = Limit,
-         q: str | None = Query(None, description="only runs whose name contains this")) -> PageOf[RunItem]:
+def runs(request: Request, cursor: str | None = Cursor(), limit: int = Limit(),
+         q: str | None = Contains("runs")) -> PageOf[RunItem]:
     """Every run, newest first: status, start, duration, step and cached-step counts."""
     with _read(request) as session:
         return browse.list_runs(session, None, cursor, limit, q)
@@ -185,15 +203,15 @@ def step(request: Request, step: str) -> StepDetail:
         return _found(browse.get_step(session, step), f"step run {step!r}")
 
 
-def artifacts(request: Request, cursor: str | None = Cursor, limit: int = Limit,
-              q: str | None = Query(None, description="only artifacts whose name contains this")
+def artifacts(request: Request, cursor: str | None = Cursor(), limit: int = Limit(),
+              q: str | None = Contains("artifacts")
               ) -> PageOf[ArtifactItem]:
     """Artifacts with a live version, in name order."""
     with _read(request) as session:
         return browse.list_artifacts(session, cursor, limit, q)
 
 
-def artifact_versions(request: Request, name: str, cursor: str | None = Cursor, limit: int = Limit
+def artifact_versions(request: Request, name: str, cursor: str | None = Cursor(), limit: int = Limit()
                       ) -> ArtifactVersions:
     """The live versions of one artifact, newest first, with tags, metadata, producer, consumers."""
     with _read(request) as session:
@@ -201,9 +219,10 @@ def artifact_versions(request: Request, name: str, cursor: str | None = Cursor, 
         return ArtifactVersions(name, browse.list_versions(session, aid, cursor, limit))
 
 
-def version(request: Request, version: str, files_cursor: str | None = Cursor) -> VersionPage:
+def version(request: Request, version: str, files_cursor: str | None = Cursor()) -> VersionPage:
     """One version: record, metadata, visualizations, files, its path in the mount, how to load it."""
     with _read(request) as session:
+        version = browse.version_uuid(session, version)
         detail = _found(browse.get_version(session, version), f"live version {version!r}")
         files = browse.list_files(session, browse.version_payload(session, version)[0], files_cursor, 200)
     item = detail.version
@@ -213,11 +232,12 @@ def version(request: Request, version: str, files_cursor: str | None = Cursor) -
     return VersionPage(detail, files, root.rstrip("/") + names.version_path(item.artifact, item.version), python)
 
 
-def version_files(request: Request, version: str, cursor: str | None = Cursor, limit: int = Limit
+def version_files(request: Request, version: str, cursor: str | None = Cursor(), limit: int = Limit()
                   ) -> PageOf[FileItem]:
     """A version's manifest in path order (download each at /versions/{version}/files/{path})."""
     with _read(request) as session:
-        payload = _found(browse.version_payload(session, version), f"live version {version!r}")
+        payload = _found(browse.version_payload(session, browse.version_uuid(session, version)),
+                         f"live version {version!r}")
         return browse.list_files(session, payload[0], cursor, limit)
 
 
@@ -228,13 +248,15 @@ def version_lineage(request: Request, version: str,
                     ) -> lineage.Lineage:
     """Versions and step runs around a version, up- and/or downstream."""
     with _read(request) as session:
-        payload = _found(browse.version_payload(session, version), f"live version {version!r}")
+        payload = _found(browse.version_payload(session, browse.version_uuid(session, version)),
+                         f"live version {version!r}")
         return lineage.walk(session, payload[0], direction != "downstream", direction != "upstream", depth,
                             max_steps)
 
 
-def search(request: Request, q: str = Query("", description="`tag:NAME`, `KEY=VALUE` (metadata) or part of a name"),
-           cursor: str | None = Cursor, limit: int = Limit) -> SearchResults:
+def search(request: Request, q: str = Query("", max_length=MAX_QUERY,
+                                            description="`tag:NAME`, `KEY=VALUE` (metadata) or part of a name"),
+           cursor: str | None = Cursor(), limit: int = Limit()) -> SearchResults:
     """Artifacts and runs by name, versions by tag or by metadata."""
     q = q.strip()
     with _read(request) as session:
@@ -246,9 +268,16 @@ def search(request: Request, q: str = Query("", description="`tag:NAME`, `KEY=VA
         if equals and key.strip():
             found = browse.versions_with_metadata(session, key.strip(), value.strip() or None, cursor, limit)
             return SearchResults(q, "metadata", None, found, [], [])
-        return SearchResults(q, "name", browse.list_artifacts(session, cursor, limit, q), None,
-                             browse.list_runs(session, None, None, 20, q).items if not cursor else [],
-                             browse.tags_like(session, q) if not cursor else [])
+        if cursor:  # later pages hold artifacts only
+            return SearchResults(q, "name", browse.list_artifacts(session, cursor, limit, q), None, [], [])
+        runs_ = browse.list_runs(session, None, None, SHOWN_MATCHES, q)
+        tags = browse.tags_like(session, q, SHOWN_MATCHES + 1)
+        return SearchResults(q, "name", browse.list_artifacts(session, cursor, limit, q), None, runs_.items,
+                             tags[:SHOWN_MATCHES], runs_.next_cursor is not None, len(tags) > SHOWN_MATCHES)
+
+
+#: Runs and tags a name search shows (the rest: ``more_runs`` / ``more_tags``).
+SHOWN_MATCHES = 20
 
 
 def stores(request: Request) -> StoresPage:
