@@ -352,6 +352,7 @@ def test_foreign_host_names_are_refused(seeded):
     rule = HostRule("0.0.0.0")  # every address: any address written as a number, never a name
     assert rule.allows("192.168.1.9") and rule.allows("localhost") and not rule.allows("evil.example")
     assert not HostRule("10.1.2.3").allows("10.1.2.4") and HostRule("10.1.2.3").allows("10.1.2.3")
+    assert HostRule("box.lan").allows("box.lan") and not HostRule("box.lan").allows("evil.example")
 
 
 def test_errors_have_one_shape(seeded):

@@ -13,8 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
-import time
 import urllib.error
 import urllib.request
 import uuid

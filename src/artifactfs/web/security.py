@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from artifactfs.errors import ArtifactfsError
-from artifactfs.web.errors import error_body
 from artifactfs.stores.secrets import mask_url, split_secrets  # noqa: F401 - mask_url: the pages' import
+from artifactfs.web.errors import error_body
 
 TOKEN_COOKIE = "artifactfs_token"
 TOKEN_PARAM = "token"
@@ -130,6 +130,8 @@ class HostRule:
     def __init__(self, bound: str, names: tuple[str, ...] = ()) -> None:
         self.bound = _ip(bound)
         self.loopback = is_loopback(bound)
+        if self.bound is None:  # bound by name: that name is its own
+            names = (*names, bound)
         self.names = frozenset(n.strip().lower().rstrip(".") for n in names if n.strip())
 
     def allows(self, host: str | None) -> bool:
