@@ -474,3 +474,46 @@ def test_token_rule_of_the_command():
     for bad in ["short", "has space in it 0123456789", "semi;colon-0123456789abc"]:
         with pytest.raises(ArtifactfsError, match="at least 16 characters"):
             plan("0.0.0.0", 8237, bad)
+
+
+RUN_KEYS = {"name": "name", "pipeline": "pipeline", "status": "status", "duration": "duration_s", "steps": "steps",
+            "cached": "cached_steps"}
+
+
+def test_runs_sort_by_any_column_and_filter(seeded):
+    """Every sort, both ways, pages through every run exactly once in
+    order; filters by pipeline, status and start day; failed runs carry
+    their error on the list."""
+    made, http = seeded
+    everything, _ = walk_pages(http, "/api/v1/runs")
+    newest_first = [r["id"] for r in everything]
+    for sort, field in RUN_KEYS.items():
+        for order in ("asc", "desc"):
+            got, pages = walk_pages(http, "/api/v1/runs", limit=2, sort=sort, order=order)
+            assert sorted(r["id"] for r in got) == sorted(newest_first) and pages > 1, (sort, order)
+            values = [-1 if r[field] is None else r[field] for r in got]
+            assert values == sorted(values, reverse=order == "desc"), (sort, order, values)
+            for a, b in zip(got, got[1:]):  # equal values: the older (asc) or newer (desc) run first
+                if (-1 if a[field] is None else a[field]) == (-1 if b[field] is None else b[field]):
+                    assert (newest_first.index(a["id"]) < newest_first.index(b["id"])) == (order == "desc")
+    oldest, _ = walk_pages(http, "/api/v1/runs", limit=2, order="asc")
+    assert [r["id"] for r in oldest] == newest_first[::-1]
+    ours, _ = walk_pages(http, "/api/v1/runs", pipeline="web_pipe")
+    assert {r["id"] for r in ours} == {made["first"].id, made["second"].id}
+    failed, _ = walk_pages(http, "/api/v1/runs", status="failed")
+    assert failed and all(r["status"] == "failed" for r in failed)
+    failing = next(r for r in failed if r["pipeline"] == "failing_pipe")
+    assert failing["error"].startswith("explode: ") and "boom" in failing["error"]
+    assert all(r["error"] is None for r in everything if r["status"] != "failed")
+    days = sorted(r["start_time"][:10] for r in everything)
+    assert len(walk_pages(http, "/api/v1/runs", since=days[0], until=days[-1])[0]) == len(everything)
+    assert walk_pages(http, "/api/v1/runs", until="2000-01-01")[0] == []
+    assert walk_pages(http, "/api/v1/runs", since="2999-01-01")[0] == []
+    assert walk_pages(http, "/api/v1/runs", status="", since="", pipeline="")[0] == everything  # an empty form
+    for bad in [{"status": "nope"}, {"since": "yesterday"}, {"until": "2026-13-45"}, {"sort": "colour"}]:
+        answer = http.get("/api/v1/runs", params=bad)
+        assert answer.status_code == 422 and answer.json()["status"] == 422, bad
+    cursor = http.get("/api/v1/runs", params={"sort": "name", "limit": 1}).json()["next_cursor"]
+    assert http.get("/api/v1/runs", params={"sort": "steps", "cursor": cursor}).status_code == 400
+    page = http.get("/runs", params={"status": "failed"}).text
+    assert "boom &lt;b&gt;bold&lt;/b&gt;" in page and 'data-sort="duration"' in page

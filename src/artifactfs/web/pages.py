@@ -6,6 +6,7 @@ every one runs in one read transaction of the index.
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from artifactfs.index import browse, lineage, names
+from artifactfs.index.models import RunStatus
 from artifactfs.index.browse import (
     ArtifactItem,
     FileItem,
@@ -178,11 +180,35 @@ def pipeline_runs(request: Request, name: str, cursor: str | None = Cursor(), li
         return PipelineRuns(name, browse.list_runs(session, pid, cursor, limit))
 
 
-def runs(request: Request, cursor: str | None = Cursor(), limit: int = Limit(),
-         q: str | None = Contains("runs")) -> PageOf[RunItem]:
-    """Every run, newest first: status, start, duration, step and cached-step counts."""
+_STATUSES = tuple(s.value for s in RunStatus)
+_DAY = r"^(\d{4}-\d{2}-\d{2})?$"  # empty: no filter (what a form's empty field sends)
+
+
+def runs(request: Request, cursor: str | None = Cursor(), limit: int = Limit(), q: str | None = Contains("runs"),
+         pipeline: str | None = Query(None, max_length=MAX_QUERY, description="only runs of this pipeline"),
+         status: str | None = Query(None, pattern=f"^({'|'.join(_STATUSES)})?$", description="only runs in this state"),
+         since: str | None = Query(None, pattern=_DAY, description="only runs started on or after this day (UTC)"),
+         until: str | None = Query(None, pattern=_DAY, description="only runs started on or before this day (UTC)"),
+         sort: Literal[browse.RUN_SORTS] = Query("started", description="the column to sort by"),  # type: ignore[valid-type]
+         order: Literal["desc", "asc"] = Query("desc", description="descending (default) or ascending")
+         ) -> PageOf[RunItem]:
+    """Every run, newest first, or filtered and sorted: status, start, duration, steps, cached steps, and a
+    failed run's error."""
     with _read(request) as session:
-        return browse.list_runs(session, None, cursor, limit, q)
+        return browse.list_runs(session, None, cursor, limit, q, pipeline_name=pipeline or None,
+                                status=status or None, since=_day("since", since), until=_day("until", until, 1),
+                                sort=sort, descending=order == "desc")
+
+
+def _day(name: str, text: str | None, after: int = 0) -> dt.datetime | None:
+    """Midnight UTC starting day ``text`` (``after`` days later)."""
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(422, f"{name}: {text!r} is not a day (YYYY-MM-DD)") from None
+    return dt.datetime.combine(day + dt.timedelta(days=after), dt.time(), tzinfo=dt.timezone.utc)
 
 
 def run(request: Request, run: str) -> RunDetail:
@@ -295,6 +321,10 @@ def _version_extra(request: Request, data: VersionPage) -> dict[str, Any]:
                       for v in data.detail.visualizations]}
 
 
+def _runs_extra(request: Request, data: PageOf[RunItem]) -> dict[str, Any]:
+    return {"statuses": _STATUSES}
+
+
 def _run_extra(request: Request, data: RunDetail) -> dict[str, Any]:
     return {"graph": run_graph(data)}
 
@@ -307,7 +337,7 @@ PAGES: list[tuple[str | None, str, str, Callable, Callable | None]] = [
     ("/", "/overview", "home.html", home, None),
     ("/pipelines", "/pipelines", "pipelines.html", pipelines, None),
     ("/pipelines/{name}", "/pipelines/{name}/runs", "pipeline.html", pipeline_runs, None),
-    ("/runs", "/runs", "runs.html", runs, None),
+    ("/runs", "/runs", "runs.html", runs, _runs_extra),
     ("/runs/{run}", "/runs/{run}", "run.html", run, _run_extra),
     (None, "/runs/{run}/progress", "", run_progress, None),
     ("/steps/{step}", "/steps/{step}", "step.html", step, None),
