@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import urllib.error
 import urllib.request
 import uuid
@@ -49,6 +50,23 @@ def home(tmp_path_factory):
                        capture_output=True, timeout=300)
     hostile = f"from artifactfs import save_artifact; save_artifact([1], {XSS_NAME!r}, metadata={{'note': {XSS_NOTE!r}}})"
     subprocess.run([sys.executable, "-c", hostile], env=env, check=True, capture_output=True, timeout=120)
+    failing = textwrap.dedent("""
+        from artifactfs import pipeline, step
+
+        @step
+        def broken() -> int:
+            raise RuntimeError("disk on fire")
+
+        @pipeline
+        def fragile():
+            broken()
+
+        try:
+            fragile()
+        except RuntimeError:
+            pass
+    """)
+    subprocess.run([sys.executable, "-c", failing], env=env, check=True, capture_output=True, timeout=120)
     many = tmp_path_factory.mktemp("many-files")
     for i in range(MANY_FILES):
         (many / f"shard-{i:04d}.bin").write_bytes(b"%d" % i)
@@ -254,7 +272,7 @@ def test_token_required_on_loopback_too(home, page, host):
         assert refused.value.code == 401 and json.load(refused.value)["status"] == 401
         request = urllib.request.Request(base + "/api/v1/runs", headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=30) as answer:
-            assert answer.status == 200 and len(json.load(answer)["items"]) == 2
+            assert answer.status == 200 and len(json.load(answer)["items"]) == 3  # two training runs, one failed
         assert page.goto(base + "/runs").status == 401 and "401" in page.locator("h1").inner_text()
         assert page.goto(url).status == 200 and page.url == base + "/"  # the cookie is set, the token gone
         assert token not in page.evaluate("location.href")
@@ -304,6 +322,30 @@ def test_file_pager_reaches_every_file(ui, page):
     rest = page.locator("table.files tbody tr td:first-child").all_inner_texts()
     assert rest == [f"shard-{i:04d}.bin" for i in range(200, MANY_FILES)]
     assert page.locator("nav.pager a.next").count() == 0
+
+
+def test_runs_filter_sort_and_show_errors(ui, page):
+    """The runs list: a failed run shows its error; filter by status and
+    pipeline; a click on a column header sorts by it, a second reverses."""
+    page.goto(f"{ui}/runs")
+    failed = page.locator("table.runs tbody tr", has_text="fragile")
+    assert failed.locator(".run-error").inner_text() == "broken: RuntimeError: disk on fire"
+    page.select_option("select[name=status]", "failed")
+    page.click("form.runs-filter button")
+    assert page.locator("table.runs tbody tr").count() == 1 and "status=failed" in page.url
+    page.goto(f"{ui}/runs")
+    page.fill("input[name=pipeline]", "training_pipeline")
+    page.click("form.runs-filter button")
+    assert page.locator("table.runs tbody tr").count() == 2
+    page.goto(f"{ui}/runs")
+    page.click("th a[data-sort=steps]")
+    steps = [int(t) for t in page.locator("table.runs tbody tr td:nth-child(6)").all_inner_texts()]
+    assert steps == sorted(steps, reverse=True) and steps[0] > steps[-1]
+    page.click("th a[data-sort=steps]")
+    assert [int(t) for t in page.locator("table.runs tbody tr td:nth-child(6)").all_inner_texts()] == steps[::-1]
+    page.click("th a[data-sort=name]")
+    names = page.locator("table.runs tbody tr td:first-child").all_inner_texts()
+    assert names == sorted(names, reverse=True)
 
 
 def test_archive_download_and_latest_link(ui, page):
