@@ -447,6 +447,16 @@ def get_run(session: Session, run: str) -> RunDetail | None:
                      _step_details(session, steps))
 
 
+def previous_run(session: Session, run: str) -> str | None:
+    """The uuid of the run of the same pipeline started before ``run`` (for "compare with the previous")."""
+    row = _find_run_row(session, run)
+    if row is None:
+        return None
+    return session.scalar(select(PipelineRun.uuid).where(
+        PipelineRun.pipeline_id == select(PipelineRun.pipeline_id).where(PipelineRun.id == row[0]).scalar_subquery(),
+        PipelineRun.id < row[0]).order_by(PipelineRun.id.desc()).limit(1))
+
+
 def run_progress(session: Session, run: str) -> tuple[str, int, list[tuple[str, str]]] | None:
     """``(status, generation, [(step, status)])`` of a run: what a page
     showing a running run polls to learn that it should refresh."""
@@ -661,6 +671,17 @@ def get_version(session: Session, version: str) -> VersionDetail | None:
     item = _version_items(session, [row[:width]])[0]
     return VersionDetail(item, uri, payload_kind, content_hash, algorithm, artifact_type, shown, consumers,
                          max(0, item.consumers - len(consumers)))
+
+
+def previous_version(session: Session, version: str) -> str | None:
+    """The uuid of the live version of the same artifact saved before ``version``."""
+    row = session.execute(select(ArtifactVersion.id, ArtifactVersion.artifact_id)
+                          .where(ArtifactVersion.uuid == version)).first()
+    if row is None:
+        return None
+    return session.scalar(select(ArtifactVersion.uuid).where(
+        ArtifactVersion.artifact_id == row[1], ArtifactVersion.state == LIVE, ArtifactVersion.id < row[0])
+        .order_by(ArtifactVersion.id.desc()).limit(1))
 
 
 def get_version_by_name(session: Session, artifact: str, version: str) -> str | None:

@@ -31,7 +31,7 @@ from artifactfs.index.browse import (
     VersionDetail,
     VersionItem,
 )
-from artifactfs.web import payloads
+from artifactfs.web import compare, payloads
 from artifactfs.web.errors import RESPONSES
 from artifactfs.web.views import lineage_graph, run_graph
 from artifactfs.web.security import mask_url, public_options
@@ -91,6 +91,7 @@ class VersionPage:
     files: PageOf[FileItem]
     mount_path: str
     python: str
+    previous: str | None = None  # the artifact's version before this one, to compare with
 
 
 @dataclass(frozen=True)
@@ -251,11 +252,13 @@ def version(request: Request, version: str, files_cursor: str | None = Cursor())
         version = browse.version_uuid(session, version)
         detail = _found(browse.get_version(session, version), f"live version {version!r}")
         files = browse.list_files(session, browse.version_payload(session, version)[0], files_cursor, 200)
+        previous = browse.previous_version(session, version)
     item = detail.version
     root = request.app.state.config.mount_root or "<mountpoint>"
     python = ("from artifactfs import load_artifact\n\n"
               f"value = load_artifact({item.artifact!r}, version={item.version!r})\n")
-    return VersionPage(detail, files, root.rstrip("/") + names.version_path(item.artifact, item.version), python)
+    return VersionPage(detail, files, root.rstrip("/") + names.version_path(item.artifact, item.version), python,
+                       previous)
 
 
 def version_files(request: Request, version: str, cursor: str | None = Cursor(), limit: int = Limit()
@@ -306,6 +309,25 @@ def search(request: Request, q: str = Query("", max_length=MAX_QUERY,
 SHOWN_MATCHES = 20
 
 
+def compare_versions(request: Request, a: str = Query(..., max_length=MAX_QUERY, description="a version id (or prefix)"),
+                     b: str = Query(..., max_length=MAX_QUERY, description="another version id (or prefix)")
+                     ) -> compare.VersionComparison:
+    """Two versions side by side: facts, metadata and files (size, digest), differences marked."""
+    with _read(request) as session:
+        found = [_found(browse.get_version(session, browse.version_uuid(session, v)), f"live version {v!r}")
+                 for v in (a, b)]
+        return compare.versions(session, *found)
+
+
+def compare_runs(request: Request, a: str = Query(..., max_length=MAX_QUERY, description="a run id or name"),
+                 b: str = Query(..., max_length=MAX_QUERY, description="another run id or name")
+                 ) -> compare.RunComparison:
+    """Two runs side by side: parameters, and each step's status and outputs, differences marked."""
+    with _read(request) as session:
+        found = [_found(browse.get_run(session, r), f"run {r!r}") for r in (a, b)]
+    return compare.runs(*found)
+
+
 def stores(request: Request) -> StoresPage:
     """The index (password hidden) and its stores (secret options never shown)."""
     with _read(request) as session:
@@ -326,7 +348,10 @@ def _runs_extra(request: Request, data: PageOf[RunItem]) -> dict[str, Any]:
 
 
 def _run_extra(request: Request, data: RunDetail) -> dict[str, Any]:
-    return {"graph": run_graph(data)}
+    with _read(request) as session:
+        previous = browse.previous_run(session, data.run.id)
+    return {"graph": run_graph(data), "previous": previous}
+
 
 
 def _lineage_extra(request: Request, data: lineage.Lineage) -> dict[str, Any]:
@@ -348,4 +373,6 @@ PAGES: list[tuple[str | None, str, str, Callable, Callable | None]] = [
     ("/versions/{version}/lineage", "/versions/{version}/lineage", "lineage.html", version_lineage, _lineage_extra),
     ("/search", "/search", "search.html", search, None),
     ("/stores", "/stores", "stores.html", stores, None),
+    ("/compare/versions", "/compare/versions", "compare_versions.html", compare_versions, None),
+    ("/compare/runs", "/compare/runs", "compare_runs.html", compare_runs, None),
 ]
