@@ -517,3 +517,65 @@ def test_runs_sort_by_any_column_and_filter(seeded):
     assert http.get("/api/v1/runs", params={"sort": "steps", "cursor": cursor}).status_code == 400
     page = http.get("/runs", params={"status": "failed"}).text
     assert "boom &lt;b&gt;bold&lt;/b&gt;" in page and 'data-sort="duration"' in page
+
+
+def test_compare_two_versions(seeded, tmp_path):
+    """Metadata side by side with differences marked, files by path with
+    size and digest: changed, only in one, the same."""
+    from artifactfs import register_artifact
+
+    made, http = seeded
+    a, b = made["notes"][1], made["notes"][2]
+    found = http.get("/api/v1/compare/versions", params={"a": a.id[:10], "b": b.id}).json()
+    states = {d["key"]: (d["a"], d["b"], d["state"]) for d in found["metadata"]}
+    for key in ["accuracy", "epochs", "owner", "ok"]:
+        assert states[key] == (a.metadata[key], b.metadata[key], "changed"), key
+    facts = {d["key"]: d["state"] for d in found["facts"]}
+    assert facts["artifact"] == "same" and facts["version"] == "changed" and facts["tags"] == "changed"
+    folder = tmp_path / "checkpoint"
+    (folder / "sub" / "dir").mkdir(parents=True)
+    (folder / "a b.txt").write_bytes(b"spaces in a name\n")  # the same
+    (folder / "sub" / "dir" / "b.bin").write_bytes(b"other bytes")  # changed
+    (folder / "new.txt").write_bytes(b"new")  # only in the new one
+    newer = register_artifact(folder, "checkpoint", copy=True, metadata={"epoch": 4})
+    old = made["registered"]
+    answer = http.get("/api/v1/compare/versions", params={"a": old.id, "b": newer.id}).json()
+    files = {f["path"]: f for f in answer["files"]}
+    assert {p: f["state"] for p, f in files.items()} == {"a b.txt": "same", "new.txt": "only_b",
+                                                         "sub/dir/b.bin": "changed"}
+    assert files["sub/dir/b.bin"]["a"]["size"] == 256 * 40 and files["sub/dir/b.bin"]["b"]["size"] == 11
+    assert files["sub/dir/b.bin"]["a"]["digest"] != files["sub/dir/b.bin"]["b"]["digest"]
+    assert [d for d in answer["metadata"] if d["key"] == "epoch"][0]["state"] == "changed"
+    assert answer["differences"] == sum(1 for group in ("facts", "metadata", "files") for d in answer[group]
+                                        if d["state"] != "same") and not answer["files_cut"]
+    page = http.get("/compare/versions", params={"a": old.id, "b": newer.id}).text
+    assert 'data-state="only_b"' in page and "new.txt" in page
+    assert "Compare with the previous version" in http.get(f"/versions/{newer.id}").text
+    assert f"/compare/versions?a={old.id}&amp;b={newer.id}" in http.get(f"/versions/{newer.id}").text
+    assert http.get("/api/v1/compare/versions", params={"a": old.id, "b": "ffffffff"}).status_code == 404
+    assert http.get("/api/v1/compare/versions", params={"a": old.id}).status_code == 422
+
+
+def test_compare_two_runs(seeded):
+    made, http = seeded
+    first, second = made["first"], made["second"]
+    found = http.get("/api/v1/compare/runs", params={"a": first.id, "b": second.name}).json()
+    assert [d["state"] for d in found["parameters"]] == ["same"] * len(found["parameters"])
+    steps = {s["name"]: s for s in found["steps"]}
+    assert list(steps) == list(first.steps)
+    for name, step in steps.items():  # the second run's steps were cached: other status, the same outputs
+        assert (step["status"]["a"], step["status"]["b"], step["status"]["state"]) == ("completed", "cached", "changed")
+        assert [(o["key"], o["a"]["id"], o["state"]) for o in step["outputs"]] == \
+            [(k, v.id, "same") for k, v in first.steps[name].outputs.items()]
+    with get_index().read() as session:
+        failing = session.scalar(select(PipelineRun.uuid).join(PipelineRun.pipeline)
+                                 .where(PipelineRun.name.like("failing_pipe%")))
+    other = http.get("/api/v1/compare/runs", params={"a": first.id, "b": failing}).json()
+    states = {s["name"]: s["status"]["state"] for s in other["steps"]}
+    assert states == {"make_numbers": "same", "double": "only_a", "summarize": "only_a",
+                      "explode": "only_b"}
+    numbers = [s for s in other["steps"] if s["name"] == "make_numbers"][0]["outputs"][0]
+    assert numbers["state"] == "changed" and numbers["a"]["id"] != numbers["b"]["id"]  # n=5 and n=3
+    page = http.get("/compare/runs", params={"a": first.id, "b": failing}).text
+    assert 'data-state="only_b" data-step="explode"' in page
+    assert f"/compare/runs?a={first.id}&amp;b={second.id}" in http.get(f"/runs/{second.id}").text

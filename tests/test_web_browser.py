@@ -67,6 +67,9 @@ def home(tmp_path_factory):
             pass
     """)
     subprocess.run([sys.executable, "-c", failing], env=env, check=True, capture_output=True, timeout=120)
+    scores = ("from artifactfs import save_artifact; save_artifact([1], 'scores', metadata={'f1': 0.5, 'k': 1}); "
+              "save_artifact([1, 2], 'scores', metadata={'f1': 0.7, 'k': 1})")
+    subprocess.run([sys.executable, "-c", scores], env=env, check=True, capture_output=True, timeout=120)
     many = tmp_path_factory.mktemp("many-files")
     for i in range(MANY_FILES):
         (many / f"shard-{i:04d}.bin").write_bytes(b"%d" % i)
@@ -346,6 +349,31 @@ def test_runs_filter_sort_and_show_errors(ui, page):
     page.click("th a[data-sort=name]")
     names = page.locator("table.runs tbody tr td:first-child").all_inner_texts()
     assert names == sorted(names, reverse=True)
+
+
+def test_compare_versions_and_runs(ui, page):
+    """From a version, compare with the previous one: the metadata that
+    differs is marked, the same is not, and both files are listed; from a
+    run, compare with the previous run of its pipeline."""
+    page.goto(f"{ui}/artifacts/scores/versions/latest")
+    page.click("a.compare")
+    assert "/compare/versions?" in page.url
+    assert page.locator("table.metadata-compare tr[data-key=f1]").get_attribute("data-state") == "changed"
+    assert page.locator("table.metadata-compare tr[data-key=k]").get_attribute("data-state") == "same"
+    cells = page.locator("table.metadata-compare tr[data-key=f1] td").all_inner_texts()
+    assert cells == ["0.5", "0.7"]
+    changed = page.locator("table.metadata-compare tr.diff-changed td").first
+    assert changed.evaluate("e => getComputedStyle(e).backgroundColor") != \
+        page.locator("table.metadata-compare tr.diff-same td").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert page.locator("table.files-compare tbody tr").count() >= 1
+    first, second = index_runs()
+    page.goto(f"{ui}/runs/{second.id}")
+    page.click("a.compare")
+    assert page.url.endswith(f"/compare/runs?a={first.id}&b={second.id}")
+    steps = page.locator("table.steps-compare tr.step").evaluate_all("rows => rows.map(r => r.dataset.step)")
+    assert steps == list(first.steps)
+    assert page.locator("table.steps-compare tr.step[data-state=changed]").count() == len(first.steps)  # cached
+    assert page.locator("table.steps-compare tr.output[data-state=changed]").count() == 0  # the same versions
 
 
 def test_archive_download_and_latest_link(ui, page):
