@@ -180,8 +180,9 @@ class Guard:
         path = scope["path"]
         host = host_of(_header(scope, b"host"))
         if not self.hosts.allows(host):
+            named = f"the host name {host!r}" if host else "a request without a Host header"
             await _answer(send, path, 421, (
-                f"this server does not answer to the host name {host!r} (it answers to {self.hosts.shown()}): "
+                f"this server does not answer to {named} (it answers to {self.hosts.shown()}): "
                 "a page of another site may be trying to read it through DNS rebinding. If you opened it by "
                 "that name yourself, start `artifactfs ui` with --host-name NAME"), [])
             return

@@ -43,7 +43,8 @@ def plan(host: str, port: int, token: str | None, no_token: bool = False, token_
     otherwise one is generated and printed once."""
     if token_file is not None:
         if token is not None:
-            raise ArtifactfsError("give the token one way: --token or --token-file, not both")
+            raise ArtifactfsError("give the token one way: --token (or ARTIFACTFS_UI_TOKEN) or --token-file, not both",
+                                  "unset ARTIFACTFS_UI_TOKEN, or leave --token-file out")
         token = read_token_file(token_file)
     if no_token:
         if token is not None:
@@ -68,7 +69,7 @@ def read_token_file(path: str) -> str:
         raise ArtifactfsError(f"cannot read the token file {path}: {exc.strerror or exc}",
                               "give a file holding the token on its first line") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ArtifactfsError(f"the token file {path} can be read by other users (mode {stat.S_IMODE(mode):o})",
+        raise ArtifactfsError(f"the token file {path} is open to other users (mode {stat.S_IMODE(mode):o})",
                               f"chmod 600 {path}")
     if not line:
         raise ArtifactfsError(f"the token file {path} is empty", "write the token on its first line")
