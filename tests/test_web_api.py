@@ -579,3 +579,16 @@ def test_compare_two_runs(seeded):
     page = http.get("/compare/runs", params={"a": first.id, "b": failing}).text
     assert 'data-state="only_b" data-step="explode"' in page
     assert f"/compare/runs?a={first.id}&amp;b={second.id}" in http.get(f"/runs/{second.id}").text
+
+
+def test_a_lost_payload_file_is_404_not_a_broken_stream(seeded):
+    import os
+
+    from artifactfs import save_artifact
+
+    _, http = seeded
+    lost = save_artifact({"n": 1}, "lost_payload")
+    entry = lost.files[0]
+    os.unlink(lost.file_uri(entry.path))
+    answer = http.get(f"/versions/{lost.id}/files/{entry.path}")
+    assert answer.status_code == 404 and "lost its file" in answer.text

@@ -200,7 +200,11 @@ def download(request: Request, version: str, path: str) -> Response:
                "content-security-policy": SANDBOX_POLICY}
     if head_only(request.scope):
         return Response(None, media_type="application/octet-stream", headers=headers)
-    return StreamingResponse(found.chunks(request.app.state.stores), media_type="application/octet-stream",
+    try:
+        handle = found.open(request.app.state.stores)
+    except FileNotFoundError:
+        raise HTTPException(404, f"the payload of version {version!r} has lost its file {path!r}") from None
+    return StreamingResponse(found.chunks(request.app.state.stores, handle), media_type="application/octet-stream",
                              headers=headers)
 
 

@@ -71,9 +71,13 @@ class Download:
     store_id: int
     uri: str
 
-    def chunks(self, stores: Stores) -> Iterator[bytes]:
-        """Its bytes, opened when the first chunk is asked for, in chunks of ``CHUNK``."""
-        return _chunks(lambda: stores.get(self.store_id).open(self.uri, "rb"))
+    def open(self, stores: Stores):
+        """Its file, opened now (a missing one raises here, before any answer is sent)."""
+        return stores.get(self.store_id).open(self.uri, "rb")
+
+    def chunks(self, stores: Stores, handle=None) -> Iterator[bytes]:
+        """Its bytes in chunks of ``CHUNK``, from ``handle`` or opened when the first is asked for."""
+        return _chunks(lambda: handle if handle is not None else self.open(stores))
 
 
 def find_file(stores: Stores, version: str, path: str) -> Download:
