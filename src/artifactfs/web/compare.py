@@ -113,7 +113,7 @@ def _facts(detail: VersionDetail) -> dict[str, Any]:
     v = detail.version
     return {"artifact": v.artifact, "version": v.version, "size": v.size, "files": v.file_count,
             "content hash": detail.content_hash, "data type": v.data_type, "materializer": v.materializer,
-            "store": v.store, "saved as": v.save_type, "tags": v.tags,
+            "store": v.store, "saved as": v.save_type, "tags": ", ".join(v.tags) or None,
             "producer": f"{v.producer.name} in {v.producer.run}" if v.producer else None}
 
 
