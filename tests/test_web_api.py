@@ -592,3 +592,4 @@ def test_a_lost_payload_file_is_404_not_a_broken_stream(seeded):
     os.unlink(lost.file_uri(entry.path))
     answer = http.get(f"/versions/{lost.id}/files/{entry.path}")
     assert answer.status_code == 404 and "lost its file" in answer.text
+

@@ -174,7 +174,10 @@ class Guard:
         self.hosts = hosts or HostRule("127.0.0.1")
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":  # the view has none: refused before any check could be skipped
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         path = scope["path"]
