@@ -228,8 +228,8 @@ def visualization(request: Request, version: str, number: int) -> Response:
                                                           body=not head_only(request.scope))
     except (payloads.NotInManifest, FileNotFoundError):
         raise HTTPException(404, f"version {version!r} has no visualization {number}") from None
-    return StreamingResponse(chunks, media_type=media,
-                             headers={"content-security-policy": SANDBOX_POLICY, "cache-control": "private, max-age=3600"})
+    return StreamingResponse(chunks, media_type=media, headers={"content-security-policy": SANDBOX_POLICY,
+                                                                "cache-control": "private, max-age=3600"})
 
 
 def version_by_name(request: Request, name: str, version: str) -> RedirectResponse:

@@ -190,7 +190,8 @@ def runs(request: Request, cursor: str | None = Cursor(), limit: int = Limit(), 
          status: str | None = Query(None, pattern=f"^({'|'.join(_STATUSES)})?$", description="only runs in this state"),
          since: str | None = Query(None, pattern=_DAY, description="only runs started on or after this day (UTC)"),
          until: str | None = Query(None, pattern=_DAY, description="only runs started on or before this day (UTC)"),
-         sort: Literal[browse.RUN_SORTS] = Query("started", description="the column to sort by"),  # type: ignore[valid-type]
+         sort: Literal[browse.RUN_SORTS] = Query(  # type: ignore[valid-type]
+             "started", description="the column to sort by"),
          order: Literal["desc", "asc"] = Query("desc", description="descending (default) or ascending")
          ) -> PageOf[RunItem]:
     """Every run, newest first, or filtered and sorted: status, start, duration, steps, cached steps, and a
@@ -309,7 +310,8 @@ def search(request: Request, q: str = Query("", max_length=MAX_QUERY,
 SHOWN_MATCHES = 20
 
 
-def compare_versions(request: Request, a: str = Query(..., max_length=MAX_QUERY, description="a version id (or prefix)"),
+def compare_versions(request: Request,
+                     a: str = Query(..., max_length=MAX_QUERY, description="a version id (or prefix)"),
                      b: str = Query(..., max_length=MAX_QUERY, description="another version id (or prefix)")
                      ) -> compare.VersionComparison:
     """Two versions side by side: facts, metadata and files (size, digest), differences marked."""
