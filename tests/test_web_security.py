@@ -174,3 +174,27 @@ def test_head_reads_no_payload(home, server):
     with http.stream("GET", f"/versions/{version.id}/files/weights.bin") as answer:
         received = sum(len(chunk) for chunk in answer.iter_bytes())
     assert received == BIG and _proc(proc.pid, "io", "rchar") - before >= BIG, time.monotonic() - start
+
+
+def test_open_puts_no_token_on_a_command_line(home, tmp_path):
+    """`--open` hands the browser a file only the owner can read, which
+    leads on to the address with the token: the browser's command line
+    (visible in `ps`) holds none. A token the user gave is used too."""
+    record = tmp_path / "argv"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}\n")
+    browser.chmod(0o755)
+    env = {**home["env"], "BROWSER": str(browser), "ARTIFACTFS_UI_TOKEN": TOKEN}
+    proc, url = start_ui(env, "--open")
+    try:
+        deadline = time.monotonic() + 30
+        while not record.exists() or not record.read_text():
+            assert time.monotonic() < deadline, "the browser was not started"
+            time.sleep(0.05)
+        argv = record.read_text().strip()
+        assert TOKEN not in argv and argv.startswith("file://")
+        page = Path(argv.removeprefix("file://"))
+        assert (page.stat().st_mode & 0o777) == 0o600 and f"{split_url(url)[0]}/?token={TOKEN}" in page.read_text()
+    finally:
+        stop(proc)
+    assert not page.exists()  # removed when the server stops

@@ -4,12 +4,15 @@ and serves the app with uvicorn until interrupted."""
 
 from __future__ import annotations
 
+import html
 import os
 import socket
 import stat
+import tempfile
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.web.security import HostRule, check_token, is_loopback, new_token
@@ -28,11 +31,15 @@ class Serving:
 
     @property
     def url(self) -> str:
-        """The address to open; it carries a generated token (a given one
+        """The address to print; it carries a generated token (a given one
         the user knows already, and it should not end up in logs)."""
+        return self.base + (f"?token={self.token}" if self.generated else "")
+
+    @property
+    def base(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.generated else "")
+        return f"http://{host}:{self.port}/"
 
 
 def plan(host: str, port: int, token: str | None, no_token: bool = False, token_file: str | None = None,
@@ -104,8 +111,50 @@ def serve(serving: Serving, index_url: str | None, mount_root: str | None, open_
                                hosts=HostRule(serving.host, serving.host_names)))
     sock = listen(serving.host, serving.port)
     serving = replace(serving, port=sock.getsockname()[1])
-    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, proxy_headers=False)
     announce(serving)
-    if open_browser:
-        webbrowser.open(serving.url)
-    uvicorn.Server(config).run(sockets=[sock])
+    opener = open_in_browser(serving) if open_browser else None
+    if opener is not None:
+        app = _removing_at_shutdown(app, opener)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, proxy_headers=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if opener is not None:
+            opener.unlink(missing_ok=True)
+
+
+def _removing_at_shutdown(app, path: Path):
+    """``app`` that removes ``path`` when the server shuts down (ASGI
+    lifespan: it runs on Ctrl+C and SIGTERM, before the process ends)."""
+
+    async def wrapped(scope, receive, send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def receiving():
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                path.unlink(missing_ok=True)
+            return message
+
+        await app(scope, receiving, send)
+
+    return wrapped
+
+
+def open_in_browser(serving: Serving) -> Path | None:
+    """Opens the view in a browser, logged in, without the token on any
+    command line (a browser's is visible in `ps` to every user): the browser
+    opens a file only its owner can read, which sends it on to the address
+    with the token, as Jupyter does. Returns that file (removed at the end)."""
+    if serving.token is None:
+        webbrowser.open(serving.base)
+        return None
+    address = html.escape(f"{serving.base}?token={serving.token}")
+    fd, name = tempfile.mkstemp(prefix="artifactfs-ui-", suffix=".html")  # mode 600
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={address}">'
+                     f'<title>artifactfs ui</title><p><a href="{address}">Open the artifactfs web view</a></p>\n')
+    webbrowser.open(Path(name).as_uri())
+    return Path(name)
