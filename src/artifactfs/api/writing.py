@@ -48,7 +48,14 @@ from typing import IO, Any, TypeVar
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
-from artifactfs.index.artifacts import NewVersion, check_metadata, insert_versions, reserve_versions, version_at
+from artifactfs.index.artifacts import (
+    NewVersion,
+    check_metadata,
+    check_name,
+    insert_versions,
+    reserve_versions,
+    version_at,
+)
 from artifactfs.index.intents import PlannedWrite, clear_intents, record_intents
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.index.sweep import remove_quietly, rmtree_quietly
@@ -130,7 +137,7 @@ class WriteBatch:
         with WriteBatch(store) as batch:
             payload, = batch.begin([("model", None)])          # step 1
             new, _ = write_value(batch, payload, value, cls)     # steps 2-3
-            version, = batch.commit_versions([new])              # steps 3-4
+            row, = batch.commit_versions()                       # steps 3-4
     """
 
     def __init__(self, store: ArtifactStore, fault: str = "before_commit") -> None:
@@ -169,6 +176,8 @@ class WriteBatch:
         leaves."""
         if not wanted:
             return []
+        for name, _ in wanted:  # a folder name: one component, no link walked through a '/'
+            check_name(name)
         uuids = uuids or [str(uuid.uuid4()) for _ in wanted]
         folders = [layout.payload_folder(name, version_uuid) for (name, _), version_uuid in zip(wanted, uuids)]
         reserved, intent_ids = self.index.run_write(self._record, wanted, folders, numbered, durable=False)
