@@ -165,8 +165,8 @@ def root_fd(root: str) -> int:
         return held[0]
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     opened = os.fstat(fd)
-    if held is not None:
-        os.close(held[0])
+    # The one held before is not closed: another thread may still be using it
+    # (one descriptor per root made again, for the life of the process).
     _roots[root] = (fd, opened.st_dev, opened.st_ino)
     return fd
 
