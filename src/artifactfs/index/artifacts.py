@@ -138,45 +138,53 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
-# Built once, Core (not ORM): every save runs it, and an ORM entity query
-# costs several times more. Ids are read under the locks, in name order,
-# with the highest version number each artifact has and the highest one a
-# save in flight holds (its write intent): each a max over an index.
+# Built once, Core (not ORM): every save runs them, and an ORM entity query
+# costs several times more. Only ids are read under the locks, in name order.
 _ARTIFACT = Artifact.__table__
 _LOCK_ARTIFACTS = (
-    select(
-        _ARTIFACT.c.name,
-        _ARTIFACT.c.id,
-        select(func.max(ArtifactVersion.version_number))
-        .where(ArtifactVersion.artifact_id == _ARTIFACT.c.id).scalar_subquery(),
-        select(func.max(WriteIntent.version_number))
-        .where(WriteIntent.artifact_id == _ARTIFACT.c.id).scalar_subquery(),
-    )
+    select(_ARTIFACT.c.name, _ARTIFACT.c.id)
     .where(_ARTIFACT.c.name.in_(bindparam("names", expanding=True)))
     .order_by(_ARTIFACT.c.name)
-    .with_for_update(of=_ARTIFACT)
+    .with_for_update()
+)
+# The highest number an artifact's versions have and the highest one a save
+# in flight holds (its write intent): each a max over an index. A statement
+# of its own, AFTER the lock: on PostgreSQL (READ COMMITTED) its snapshot is
+# taken once the lock is held, so it sees the intent of a save that held the
+# lock before and committed (a subquery of the locking statement would not).
+_HIGHEST = select(
+    select(func.max(ArtifactVersion.version_number))
+    .where(ArtifactVersion.artifact_id == bindparam("artifact")).scalar_subquery(),
+    select(func.max(WriteIntent.version_number))
+    .where(WriteIntent.artifact_id == bindparam("artifact")).scalar_subquery(),
 )
 
 
-def _lock(session: Session, names: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """``name -> (artifact id, highest number taken)``, the rows locked (see :func:`lock_artifacts`)."""
+def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
+    """``name -> artifact id``, the rows locked (see :func:`lock_artifacts`)."""
     ordered = sorted(set(names))
     if not ordered:
         return {}
     connection = session.connection()
-    found = {name: (i, max(committed or 0, held or 0))
-             for name, i, committed, held in connection.execute(_LOCK_ARTIFACTS, {"names": ordered})}
-    if len(found) < len(ordered):
+    ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+    if len(ids) < len(ordered):
         now = utcnow()
         connection.execute(
             dialect_insert(session)(Artifact)
-            .values([{"name": n, "created_at": now} for n in ordered if n not in found])
+            .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        found = {name: (i, max(committed or 0, held or 0))
-                 for name, i, committed, held in connection.execute(_LOCK_ARTIFACTS, {"names": ordered})}
+        ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
     fault_point("artifacts_locked")
-    return found
+    return ids
+
+
+def highest_number(session: Session, artifact_id: int) -> int:
+    """The highest version number of an artifact, counting the numbers saves
+    in flight hold: the next number is one more. Call with the artifact's
+    row locked, in a statement after the lock's."""
+    committed, held = session.connection().execute(_HIGHEST, {"artifact": artifact_id}).one()
+    return max(committed or 0, held or 0)
 
 
 def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact]:
@@ -190,7 +198,7 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
     saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking. Names that
     do not exist yet are inserted in name order and then every row is locked
     again in name order (a concurrent insert of the same name waits for ours)."""
-    return {name: Artifact(id=i, name=name) for name, (i, _) in _lock(session, names).items()}
+    return {name: Artifact(id=i, name=name) for name, i in _lock(session, names).items()}
 
 
 def lock_artifact(session: Session, name: str) -> Artifact:
@@ -205,8 +213,9 @@ def reserve_versions(session: Session, wanted: list[tuple[str, str | None]]) -> 
     number counts the numbers saves in flight hold, so two saves of one name
     never take one number; an explicit version already taken (by a version
     or by a save in flight) is refused before anything is written."""
-    locked = _lock(session, [name for name, _ in wanted])
-    highest = {name: number for name, (_, number) in locked.items()}
+    ids = _lock(session, [name for name, _ in wanted])
+    numbered = {name for name, version in wanted if version is None}
+    highest = {name: highest_number(session, ids[name]) for name in sorted(numbered)}
     taken: set[tuple[str, str]] = set()
     reserved = []
     for name, version in wanted:
@@ -216,10 +225,11 @@ def reserve_versions(session: Session, wanted: list[tuple[str, str | None]]) -> 
         elif (name, version) in taken:
             raise duplicate_version_error(name, version)
         else:
-            check_new_version(session, Artifact(id=locked[name][0], name=name), version)
-            highest[name] = max(highest[name], version_number_of(version) or 0)
+            check_new_version(session, Artifact(id=ids[name], name=name), version)
+            if name in highest:
+                highest[name] = max(highest[name], version_number_of(version) or 0)
         taken.add((name, version))
-        reserved.append((locked[name][0], version))
+        reserved.append((ids[name], version))
     return reserved
 
 
