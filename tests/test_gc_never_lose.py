@@ -26,7 +26,8 @@ from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.gc import PrunePolicy, fsck, plan_prune  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.holders import Holder, this_process  # noqa: E402
-from artifactfs.index.intents import database_now, record_intent  # noqa: E402
+from artifactfs.index.clock import database_now  # noqa: E402
+from artifactfs.index.intents import record_intent  # noqa: E402
 from artifactfs.index.models import WriteIntent  # noqa: E402
 from artifactfs.settings import machine_id  # noqa: E402
 from gc_helpers import backdate_all, backdate_tree, root, states  # noqa: E402

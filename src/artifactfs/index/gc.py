@@ -43,7 +43,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import overlapping_uri
-from artifactfs.index.intents import database_now
+from artifactfs.index.clock import database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
 
