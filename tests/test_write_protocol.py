@@ -95,13 +95,13 @@ def test_repoint_reads_the_row_fresh_under_its_lock(afs_home):
 
 def test_the_lease_is_read_fresh_under_its_lock(afs_home):
     with get_index().write() as session:
-        assert gc_rows.take_lease(session, "me", HOUR, lambda state: False)[0]
+        assert gc_rows.take_lease(session, "me", HOUR, lambda *_: False)[0]
     with get_index().write() as session:
         cached = session.get(GcLease, gc_rows.PRUNER_LEASE)
         assert cached.holder == "me"
         later = utcnow() + 2 * HOUR  # unexpired by the database's clock
         session.connection().execute(update(GcLease.__table__).values(holder="other", expires_at=later))
-        taken, found, _ = gc_rows.take_lease(session, "me", HOUR, lambda state: False)
+        taken, found, _ = gc_rows.take_lease(session, "me", HOUR, lambda *_: False)
         assert (taken, found.holder) == (False, "other")
 
 

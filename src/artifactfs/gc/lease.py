@@ -27,7 +27,7 @@ import time
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.db import Index, describe_index_error
 from artifactfs.index.gc import PRUNER_LEASE, LeaseState, lease_state, release_lease, renew_lease, take_lease
-from artifactfs.index.holders import known_dead, new_holder, parse_holder, this_process
+from artifactfs.index.holders import alive_here, known_dead, new_holder, parse_holder, this_process
 
 DEFAULT_TTL = dt.timedelta(minutes=2)
 log = logging.getLogger("artifactfs.gc")
@@ -35,21 +35,29 @@ log = logging.getLogger("artifactfs.gc")
 _HELD: set[str] = set()
 
 
-def may_take(state: LeaseState) -> bool:
-    """Whether an unexpired lease held by another holder may be taken: its
-    process is gone from this machine, or it is this process's own lease
-    that no Lease of this process holds any more."""
-    if known_dead(state.holder):
-        return True
+def may_take(state: LeaseState, expired: bool) -> bool:
+    """Whether a lease another holder has may be taken. A holder of this
+    machine is checked, whatever the clocks say: never while its process
+    runs, at once when it is gone; this process's own lease, when no Lease
+    of it holds it any more. A holder on another machine: once the lease
+    expired by the index's clock."""
     holder = parse_holder(state.holder)
-    return holder is not None and holder.same_process(this_process()) and state.holder not in _HELD
+    if holder is None or not holder.here:
+        return expired
+    if holder.same_process(this_process()):
+        return state.holder not in _HELD
+    return known_dead(state.holder)
 
 
 class LeaseHeldError(ArtifactfsError):
     """Another pruner holds the lease."""
 
-    def __init__(self, state: LeaseState) -> None:
+    def __init__(self, state: LeaseState, running_here: bool = False) -> None:
         self.state = state
+        if running_here:  # whatever the clocks say about its expiry
+            super().__init__(f"another pruner is working on this index ({state.holder}, a process that still "
+                             "runs on this machine)", "wait for it to finish, or stop that process")
+            return
         until = state.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") if state.expires_at else "?"
         super().__init__(
             f"another pruner is working on this index ({state.holder}, lease valid until {until})",
@@ -89,7 +97,7 @@ class Lease:
         with self.index.write() as session:
             taken, found, now = take_lease(session, self.holder, self.ttl, may_take, self.name)
         if not taken:
-            raise LeaseHeldError(found)
+            raise LeaseHeldError(found, running_here=alive_here(found.holder))
         if found.holder and found.holder != self.holder and found.expires_at and found.expires_at > now:
             whose = parse_holder(found.holder)
             mine = whose is not None and whose.same_process(this_process())
