@@ -157,12 +157,12 @@ def test_a_save_parked_before_its_commit_survives_gc_whatever_the_clock_says(afs
             assert saver.poll() is None, saver.communicate()
             assert time.monotonic() < deadline, "the save never reached before_commit"
             time.sleep(0.05)
-        # A long save: its intent and its files two days old by every clock; only its
+        # A long save: its intent and its files four days old by every clock; only its
         # writer, still running on this machine, says it is in flight.
         with get_index().write() as session:
             folder = session.scalar(select(WriteIntent.folder))
-            session.execute(update(WriteIntent).values(started_at=database_now(session) - dt.timedelta(days=2)))
-        backdate_tree(root() / folder)
+            session.execute(update(WriteIntent).values(started_at=database_now(session) - dt.timedelta(days=4)))
+        backdate_tree(root() / folder, hours=96)
         result = under(jump, "gc", "-y", "--grace", "0", "--orphan-grace", "0", "--keep-latest", "0")
         assert result.returncode in (0, 1), result.stdout + result.stderr
         assert (root() / folder).exists(), result.stdout + result.stderr
