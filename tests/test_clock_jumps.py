@@ -220,3 +220,31 @@ def wait_for(condition, log: Path, timeout: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
+
+
+# -- SQLite: the index's mark -------------------------------------------------------------------
+
+WRITE = "from artifactfs import save_artifact; print(save_artifact({'n': 2}, 'behind').id)"
+
+
+def test_sqlite_times_never_fall_behind_the_mark_and_a_checked_clock_is_trusted(sqlite_home):
+    first = save_artifact({"n": 1}, "behind")
+    # A writer whose clock is two days behind: its version is written at the mark, not two days ago.
+    late = subprocess.run(["faketime", "-f", "-2d"] + [sys.executable, "-c", WRITE], capture_output=True,
+                          text=True, timeout=120)
+    assert late.returncode == 0, late.stderr
+    save_artifact({"n": 3}, "behind")
+    result = under(None, "gc", "-y", "--grace", "1h", "--keep-latest", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(states()) == 3 and set(states().values()) == {"live"}, result.stdout
+    assert {first.id, late.stdout.strip()} <= set(states())
+    # fsck and run prune refuse a clock that jumped, as gc does.
+    for args in (["fsck"], ["run", "prune", "--older-than", "1h", "-y"]):
+        result = under("+2d", *args)
+        assert result.returncode == 1 and REFUSED in result.stderr + result.stdout, (args, result.stderr)
+    # A user who checked the clock: --trust-clock takes it (and records it as the index's).
+    assert under("+2d", "gc", "-y").returncode == 1
+    result = under("+2d", "gc", "-y", "--trust-clock", "--keep-latest", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "live" not in states().values(), result.stdout  # two days old by the clock it trusted
+    assert REFUSED in under(None, "gc", "-y").stderr  # now the real clock is the one behind
