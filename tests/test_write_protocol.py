@@ -42,6 +42,7 @@ from artifactfs.index import find_store_row, get_index  # noqa: E402
 from artifactfs.index import gc as gc_rows  # noqa: E402
 from artifactfs.index import migrate_store  # noqa: E402
 from artifactfs.index.artifacts import InvalidMetadataError, InvalidNameError  # noqa: E402
+from artifactfs.index.holders import alive_here, parse_holder, this_process  # noqa: E402
 from artifactfs.index.intents import live_intent_folders  # noqa: E402
 from artifactfs.index.models import GcLease, StepIO, WriteIntent, utcnow  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
@@ -171,7 +172,7 @@ def assert_protocol_order(store):
         version = save_artifact({"a": 1}, "proto", store=store.name)
     folder, holder, existed = seen["intent"]
     assert folder == f"proto/{version.id}" and not existed  # recorded before the folder existed
-    assert holder.endswith(f"@{os.getpid()}")
+    assert alive_here(holder) and parse_holder(holder).same_process(this_process())  # the one holder format
     assert seen["before_commit"] == ([(folder, holder)], True)  # written, intent still held
     assert intents() == []  # the commit cleared it
     assert load_artifact("proto") == {"a": 1}
