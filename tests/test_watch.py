@@ -187,13 +187,18 @@ def test_changed_after_registration_is_reported(ckpt_dir, caplog):
         (ckpt_dir / "last.ckpt").write_bytes(b"1" * 100)
         wait_for(lambda: len(watcher.stats.registered) == 1)
         with caplog.at_level("WARNING", logger="artifactfs.watch"):
-            (ckpt_dir / "last.ckpt").write_bytes(b"2" * 100)  # rewritten in place: not a new version
+            (ckpt_dir / "last.ckpt").write_bytes(b"2" * 100)  # rewritten in place: new content, a new version
             wait_for(lambda: "changed after it was registered" in caplog.text, timeout=5)
+            wait_for(lambda: len(watcher.stats.registered) == 2)
         time.sleep(0.5)
     finally:
         watcher.stop()
         thread.join(10)
-    assert len(versions("ckpt")) == 1
+    first, second = versions("ckpt")
+    assert first.uri == str(ckpt_dir / "last.ckpt")  # adopted in place: fsck reports it changed
+    assert second.uri != first.uri and second.metadata["copied_from"] == first.uri  # the new content, copied
+    assert Path(second.uri, "last.ckpt").read_bytes() == b"2" * 100 if Path(second.uri).is_dir() \
+        else Path(second.uri).read_bytes() == b"2" * 100
 
 
 # -- completeness: a trainer that dies mid-write -------------------------------------------------------
@@ -236,7 +241,7 @@ def npy_checkpoint(n: int = 1000) -> bytes:
 
 def test_format_checks_find_every_cut():
     """Every proper prefix of a zip, safetensors or .npy checkpoint is incomplete; the whole is not."""
-    from artifactfs.watch.complete import incomplete_reason
+    from artifactfs.checkpoints.complete import incomplete_reason
 
     import tempfile
 
