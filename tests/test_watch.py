@@ -308,3 +308,131 @@ def test_watch_once_reports_incomplete(ckpt_dir):
     assert out.exit_code == 0, out.output
     assert "0 registered, 0 already registered, 0 failed, 1 incomplete (not registered)" in out.output
     assert "epoch=1.ckpt is not complete" in out.output and versions("ckpt") == []
+
+
+# -- a trainer that pauses longer than --settle, in its own process -------------------------------------
+
+TRAINER = Path(__file__).with_name("checkpoint_trainer.py")
+PAUSE = 0.6  # between the pieces of one file: twice the watcher's settle time
+QUIET = 0.3  # the watcher's --settle
+
+
+def run_trainer(mode: str, folder: Path, count: int, **env) -> list[dict]:
+    """Run the simulated trainer to its end; what it finished, in order."""
+    import json
+    import subprocess
+    import sys
+
+    log_path = folder.parent / f"{mode}-trainer.log"
+    subprocess.run([sys.executable, str(TRAINER), mode, str(folder), str(log_path), str(PAUSE), str(count)],
+                   check=True, timeout=120, env={**os.environ, **env})
+    return [json.loads(line) for line in log_path.read_text().splitlines()]
+
+
+def manifest_digest(version) -> str:
+    """The digest a version recorded of its one file."""
+    (entry,) = version.files
+    return entry.digest
+
+
+def watching(folder: Path, **options) -> tuple[Watcher, threading.Thread]:
+    registrar = CheckpointRegistrar("ckpt", folder_complete=options.pop("folder_complete", "closed"))
+    watcher = Watcher(folder, registrar, Ledger("ckpt"), settle=QUIET, folder_complete=registrar.folder_complete,
+                      **options)
+    return watcher, start(watcher)
+
+
+def stop(watcher: Watcher, thread: threading.Thread) -> None:
+    time.sleep(1.5)  # anything still to come comes now
+    watcher.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_raw_files_written_in_pieces_are_registered_whole(ckpt_dir):
+    """Raw-format files (no format check can tell their end) written through one handle with pauses
+    longer than --settle: never registered half-written; each complete file registered once."""
+    watcher, thread = watching(ckpt_dir, pattern="*.bin")
+    try:
+        finished = run_trainer("raw", ckpt_dir, 3)
+    finally:
+        stop(watcher, thread)
+    found = versions("ckpt")
+    assert [(v.uri, manifest_digest(v)) for v in found] == [(f["path"], f["digest"]) for f in finished]
+    assert watcher.stats.failed == [] and watcher.pending == []
+
+
+@pytest.mark.parametrize("signal, file_gap", [("closed", "0.05"), ("COMPLETE", str(PAUSE))])
+def test_folders_of_five_files_are_never_registered_with_fewer(ckpt_dir, signal, file_gap):
+    """Folders whose 5 files are each written in pieces with pauses longer than --settle; with a
+    COMPLETE marker the trainer may also pause between files. Each folder is registered once, whole."""
+    watcher, thread = watching(ckpt_dir, folder_complete=signal)
+    try:
+        run_trainer("folder", ckpt_dir, 2, TRAINER_FILE_GAP=file_gap)
+    finally:
+        stop(watcher, thread)
+    found = versions("ckpt")
+    assert [Path(v.uri).name for v in found] == ["checkpoint-0", "checkpoint-1"]
+    for v in found:
+        assert {f.path: f.digest for f in v.files} == digest(Path(v.uri))
+        assert {f.path for f in v.files} == {f"part-{i}.bin" for i in range(5)} | {"COMPLETE"}
+
+
+def test_rewritten_and_reused_names_register_every_content(ckpt_dir):
+    """last.bin rewritten in place 8 times and best.bin replaced 3 times: each content is registered
+    once (the first in place, later ones as copies); a restarted watcher registers only what changed
+    while it was down."""
+    watcher, thread = watching(ckpt_dir, pattern="*.bin")
+    try:
+        finished = run_trainer("rewrite", ckpt_dir, 8)
+    finally:
+        stop(watcher, thread)
+    assert sum(f["path"].endswith("last.bin") for f in finished) == 8
+    assert sum(f["path"].endswith("best.bin") for f in finished) == 3
+
+    def registered() -> list[tuple[str, str]]:
+        return [(v.metadata.get("copied_from", v.uri), manifest_digest(v)) for v in versions("ckpt")]
+
+    assert sorted(registered()) == sorted((f["path"], f["digest"]) for f in finished)
+    assert [v.uri for v in versions("ckpt")][:1] == [str(ckpt_dir / "last.bin")]  # the first in place
+    assert watcher.stats.failed == []
+
+    # restarted: nothing twice; then the trainer rewrites last.bin while no watcher runs
+    assert Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=0).catch_up() == []
+    (ckpt_dir / "last.bin").write_bytes(b"while down")
+    age(ckpt_dir / "last.bin")
+    again = Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=QUIET).catch_up()
+    assert [r.path for r in again] == [str(ckpt_dir / "last.bin")]
+    assert versions("ckpt")[-1].metadata["copied_from"] == str(ckpt_dir / "last.bin")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
+    assert out.exit_code == 0 and "0 registered" in out.output, out.output
+
+
+def test_folder_marker_option_and_registrar_refuse_incomplete(ckpt_dir):
+    """`--folder-complete FILE` and CheckpointRegistrar(folder_complete=FILE): a folder without its
+    marker is not registered; the registrar refuses a file still open for writing, by any process."""
+    from artifactfs.checkpoints import IncompleteCheckpointError
+
+    (ckpt_dir / "checkpoint-1").mkdir()
+    (ckpt_dir / "checkpoint-1" / "model.bin").write_bytes(b"m" * 100)
+    age(ckpt_dir / "checkpoint-1" / "model.bin")
+    age(ckpt_dir / "checkpoint-1")
+    args = ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once", "--folder-complete", "COMPLETE"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0 and "0 registered" in out.output and "1 incomplete" in out.output, out.output
+    assert "no completion marker COMPLETE" in out.output
+    with pytest.raises(IncompleteCheckpointError, match="no completion marker COMPLETE"):
+        CheckpointRegistrar("ckpt", folder_complete="COMPLETE").register(ckpt_dir / "checkpoint-1")
+    (ckpt_dir / "checkpoint-1" / "COMPLETE").touch()
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0 and "1 registered" in out.output, out.output
+
+    out = CliRunner().invoke(cli, [*args[:-1], "a/b"])
+    assert out.exit_code != 0 and "not a folder completion signal" in out.output and "COMPLETE" in out.output
+
+    with open(ckpt_dir / "step=5.bin", "wb") as writer:
+        writer.write(b"half")
+        writer.flush()
+        with pytest.raises(IncompleteCheckpointError, match="still open for writing"):
+            CheckpointRegistrar("ckpt").register(ckpt_dir / "step=5.bin")
+    assert CheckpointRegistrar("ckpt").register(ckpt_dir / "step=5.bin").version == "2"
