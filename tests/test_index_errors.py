@@ -1,0 +1,124 @@
+"""An index that cannot be used says what is wrong and the way out, never the
+driver's or Alembic's text: a full device (and reads still work), a garbage
+or truncated file, a schema newer than this artifactfs (SQLite and
+PostgreSQL). Each row runs the real `artifactfs` command in its own process."""
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+pytest_plugins = ["index_fixtures"]
+
+RAW = ("sqlalche.me", "DatabaseError", "OperationalError", "CommandError", "Can't locate revision", "Traceback")
+ARTIFACTFS = shutil.which("artifactfs")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ARTIFACTFS, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "400"})
+
+
+def index_file(home: Path) -> Path:
+    return home / "data" / "index.db"
+
+
+def save_one() -> None:
+    done = run("artifact", "register", "--copy", "--name", "a", str(Path(__file__)))
+    assert done.returncode == 0, done.stderr
+
+
+def garbage(home: Path, url: str | None) -> None:
+    index_file(home).write_bytes(os.urandom(8192))
+
+
+def truncated(home: Path, url: str | None) -> None:
+    data = index_file(home).read_bytes()
+    index_file(home).write_bytes(data[: len(data) // 2])
+
+
+def newer_schema(home: Path, url: str | None) -> None:
+    engine = create_engine(url or f"sqlite:///{index_file(home)}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+
+
+CASES = {
+    # name: (backend, damage, what the error says, what the way out says)
+    "garbage": ("sqlite", garbage, "is not a SQLite database", ["mv ", ".damaged", "artifactfs init", "fsck --adopt"]),
+    "truncated": ("sqlite", truncated, "is damaged", ["mv ", ".damaged", "artifactfs init", "fsck --adopt"]),
+    "newer-sqlite": ("sqlite", newer_schema, "schema revision '9999_from_the_future'",
+                     ["upgrade artifactfs", "mv ", "artifactfs init", "fsck --adopt"]),
+    "newer-postgres": ("postgres", newer_schema, "schema revision '9999_from_the_future'",
+                       ["upgrade artifactfs", "new, empty database", "artifactfs init", "fsck --adopt"]),
+    "full": ("tmpfs", None, "no space left on the device holding it", ["free space", "still work"]),
+}
+
+
+@pytest.fixture
+def full_home(tmp_path, monkeypatch):
+    """ARTIFACTFS_HOME on a small tmpfs, mounted as root and unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)], check=True)
+    try:
+        monkeypatch.setenv("ARTIFACTFS_HOME", str(mountpoint / "home"))
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_unusable_index_says_why_and_the_way_out(case, request, artifactfs_home, monkeypatch):
+    backend, damage, says, way_out = CASES[case]
+    url = None
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_server").create_database(f"t_{uuid.uuid4().hex[:16]}")
+        monkeypatch.setenv("ARTIFACTFS_INDEX_URL", url)
+    home = request.getfixturevalue("full_home") / "home" if backend == "tmpfs" else artifactfs_home
+    assert run("init").returncode == 0
+    save_one()
+
+    if backend == "tmpfs":  # fill the device, then: reads work (with a warning), a write names the cause
+        with open(home.parent / "filler", "wb") as filler:
+            with pytest.raises(OSError):
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+        listed = run("artifact", "list")
+        assert listed.returncode == 0 and "a " in listed.stdout, listed.stderr
+        assert says in listed.stderr and str(home.parent) in listed.stderr and "read only" in listed.stderr
+        shown = run("artifact", "show", "a:1")
+        assert shown.returncode == 0, shown.stderr
+        failed = run("artifact", "tag", "a:1", "keep")
+    else:
+        damage(home, url)
+        failed = run("artifact", "list")
+    output = failed.stdout + failed.stderr
+    assert failed.returncode == 1, output
+    assert says in output and all(step in output for step in way_out), output
+    assert not any(raw in output for raw in RAW), output
+    if backend == "sqlite":
+        assert str(index_file(home)) in output
+
+
+def test_the_way_out_of_a_garbage_index_works(artifactfs_home):
+    """What the hint says, done: move it aside, init, fsck --adopt: the versions are back."""
+    run("init")
+    save_one()
+    path = index_file(artifactfs_home)
+    garbage(artifactfs_home, None)
+    assert "is not a SQLite database" in run("artifact", "list").stderr
+    path.rename(path.with_name("index.db.damaged"))
+    assert run("init").returncode == 0
+    adopted = run("fsck", "--adopt")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    listed = run("artifact", "versions", "a")
+    assert listed.returncode == 0 and "1" in listed.stdout, listed.stderr
