@@ -82,20 +82,28 @@ def incomplete_reason(path: str, marker: str | None = None) -> str | None:
             says the trainer finished it (:func:`folder_marker`); ``None``:
             every file closed is enough.
     """
-    writers = open_for_writing(path)
+    if stat.S_ISDIR(os.lstat(path).st_mode):
+        reason = _marker_reason(path, marker) if marker is not None else None
+        reason = reason or _folder_reason(path)
+    else:
+        reason = _file_at(path)
+    if reason is not None:
+        return reason
+    writers = open_for_writing(path)  # last: it lists every process, the checks above read one checkpoint
     if writers:
-        file, pid = next(iter(sorted(writers.items())))
+        file, pid = min(writers.items())
         where = os.path.relpath(file, path) if file != path else "it"
         return f"{where} is still open for writing (process {pid}{_process_name(pid)})"
-    if stat.S_ISDIR(os.lstat(path).st_mode):
-        if marker is not None:
-            try:
-                if not stat.S_ISREG(os.lstat(os.path.join(path, marker)).st_mode):
-                    return f"its completion marker {marker} is not a file"
-            except FileNotFoundError:
-                return f"no completion marker {marker} in it yet"
-        return _folder_reason(path)
-    return _file_at(path)
+    return None
+
+
+def _marker_reason(folder: str, marker: str) -> str | None:
+    try:
+        if not stat.S_ISREG(os.lstat(os.path.join(folder, marker)).st_mode):
+            return f"its completion marker {marker} is not a file"
+    except FileNotFoundError:
+        return f"no completion marker {marker} in it yet"
+    return None
 
 
 def _file_at(path: str) -> str | None:
