@@ -75,6 +75,17 @@ def full_home(tmp_path, monkeypatch):
         subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
+def fill(device: Path) -> Path:
+    """Write a file on ``device`` until it is full; the file."""
+    filler = device / "filler"
+    with pytest.raises(OSError, match="No space left"):
+        with open(filler, "wb") as f:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+    return filler
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_unusable_index_says_why_and_the_way_out(case, request, artifactfs_home, monkeypatch):
     backend, damage, says, way_out = CASES[case]
@@ -87,11 +98,7 @@ def test_unusable_index_says_why_and_the_way_out(case, request, artifactfs_home,
     save_one()
 
     if backend == "tmpfs":  # fill the device, then: reads work (with a warning), a write names the cause
-        with open(home.parent / "filler", "wb") as filler:
-            with pytest.raises(OSError):
-                while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
+        fill(home.parent)
         listed = run("artifact", "list")
         assert listed.returncode == 0 and "a " in listed.stdout, listed.stderr
         assert says in listed.stderr and str(home.parent) in listed.stderr and "read only" in listed.stderr
@@ -122,3 +129,25 @@ def test_the_way_out_of_a_garbage_index_works(artifactfs_home):
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
     listed = run("artifact", "versions", "a")
     assert listed.returncode == 0 and "1" in listed.stdout, listed.stderr
+
+
+def test_full_device_reads_then_writes_again_in_one_process(full_home):
+    """In one process (a daemon, a notebook) that opens the index on a full device: it reads (read
+    only), a write names the device, and once there is space again writes work without a restart."""
+    from artifactfs import Client, save_artifact
+    from artifactfs.index import get_index, reset_index_cache
+    from artifactfs.index.health import IndexFullError
+
+    assert run("init").returncode == 0
+    save_one()  # in another process: this one opens the index only once the device is full
+    filler = fill(full_home)
+    reset_index_cache()
+    assert [v.version for v in Client().list_artifact_versions(name="a")] == ["1"]
+    assert get_index().full is not None  # opened read only
+    with pytest.raises(IndexFullError, match="no space left on the device holding it"):
+        get_index().run_write(lambda session: session.execute(text("CREATE TABLE filler (x)")))
+    filler.unlink()
+    save_artifact(b"second", "a")
+    assert sorted(v.version for v in Client().list_artifact_versions(name="a")) == ["1", "2"]
+    assert get_index().full is None
+    reset_index_cache()

@@ -94,17 +94,35 @@ class Index:
         parsed = make_url(url)
         remember_secrets([parsed.password])  # masked in every error and log line from now on
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._reconnecting = threading.Lock()
+        self._connect(full)
+        self._retried = 0
+
+    def _connect(self, full: IndexFullError | None) -> None:
         self.full = full
         if full is not None:
-            self.engine = self._write_engine = _make_read_only_engine(url)
+            self.engine = self._write_engine = _make_read_only_engine(self.url)
         else:
-            self.engine = _make_engine(url, begin="DEFERRED")
+            self.engine = _make_engine(self.url, begin="DEFERRED")
             # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE.
-            self._write_engine = _make_engine(url, begin="IMMEDIATE") if self.is_sqlite else self.engine
+            self._write_engine = _make_engine(self.url, begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
         generation.install(self._writer)
-        self._retried = 0
+
+    def _writable_again(self) -> bool:
+        """A read-only index (its device was full) opened for writing again
+        once its device has space (a long-running daemon must not stay read only)."""
+        path = sqlite_path(self.url)
+        with self._reconnecting:
+            if self.full is None:
+                return True  # another thread did it
+            if path is None or device_full(path) is not None:
+                return False
+            self.dispose()
+            self._connect(None)
+        log.warning("the device holding the index %s has space again: writing to it", path)
+        return True
 
     def __repr__(self) -> str:
         return f"Index({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -130,7 +148,7 @@ class Index:
         cut (never to a crash of the process, and never out of order: a
         later durable commit makes it durable too). Write intents use it.
         """
-        if self.full is not None:
+        if self.full is not None and not self._writable_again():
             raise self.full
         with self._writer() as session:
             transaction = session.begin()

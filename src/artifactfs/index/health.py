@@ -34,7 +34,7 @@ class IndexUnusableError(ArtifactfsError):
     """The index cannot be used as it is; the message says why, the hint the way out."""
 
 
-class IndexFullError(IndexUnusableError, OSError):
+class IndexFullError(IndexUnusableError):
     """The device holding the index (or the database server's disk) is full."""
 
 
