@@ -26,6 +26,16 @@ SETTLE = 1.0
 @pytest.fixture
 def ckpt_dir(sqlite_home, tmp_path):
     """A checkpoint folder inside a registered local store."""
+    return checkpoint_folder(tmp_path)
+
+
+@pytest.fixture
+def ckpt_dir_any_index(afs_home, tmp_path):
+    """The same, with the index on SQLite or on PostgreSQL."""
+    return checkpoint_folder(tmp_path)
+
+
+def checkpoint_folder(tmp_path: Path) -> Path:
     root = tmp_path / "ckpt-store"
     register_store("ckpts", "local", str(root))
     folder = root / "run-1"
@@ -126,7 +136,8 @@ def age(path: Path, seconds: float = 60.0) -> None:
     os.utime(path, (past, past))
 
 
-def test_restart_catches_up_and_registers_nothing_twice(ckpt_dir):
+def test_restart_catches_up_and_registers_nothing_twice(ckpt_dir_any_index):
+    ckpt_dir = ckpt_dir_any_index
     for epoch in range(2):
         (ckpt_dir / f"epoch={epoch}.ckpt").write_bytes(os.urandom(1000))
         age(ckpt_dir / f"epoch={epoch}.ckpt")
@@ -158,6 +169,15 @@ def test_restart_catches_up_and_registers_nothing_twice(ckpt_dir):
     assert out.exit_code == 1 and "missing-payload" in out.output and str(ckpt_dir / "epoch=0.ckpt") in out.output
     out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
     assert "0 registered, 4 already registered" in out.output
+
+    # rewritten while no watcher ran: its new content is registered (a copy), once
+    (ckpt_dir / "epoch=2.ckpt").write_bytes(os.urandom(1000))
+    age(ckpt_dir / "epoch=2.ckpt")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
+    assert "1 registered, 3 already registered" in out.output, out.output
+    assert versions("ckpt")[-1].metadata["copied_from"] == str(ckpt_dir / "epoch=2.ckpt")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
+    assert "0 registered, 4 already registered" in out.output, out.output
 
 
 def test_copy_mode_outside_stores(sqlite_home, tmp_path):
