@@ -357,8 +357,7 @@ def manifest_digest(version) -> str:
 
 def watching(folder: Path, **options) -> tuple[Watcher, threading.Thread]:
     registrar = CheckpointRegistrar("ckpt", folder_complete=options.pop("folder_complete", "closed"))
-    watcher = Watcher(folder, registrar, Ledger("ckpt"), settle=QUIET, folder_complete=registrar.folder_complete,
-                      **options)
+    watcher = Watcher(folder, registrar, Ledger("ckpt"), settle=QUIET, **options)  # the registrar's signal
     return watcher, start(watcher)
 
 

@@ -79,8 +79,7 @@ def watch_command(folder: str, name: str, pattern: str, settle: float, folder_co
     catches up on what appeared or changed meanwhile. Stop with Ctrl-C."""
     registrar = CheckpointRegistrar(name, copy=copy, tags=tags, store=store, folder_complete=folder_complete)
     registrar.check_folder(folder)
-    watcher = Watcher(folder, registrar, Ledger(name), pattern=pattern, settle=settle, warn_changes=not copy,
-                      folder_complete=folder_complete)
+    watcher = Watcher(folder, registrar, Ledger(name), pattern=pattern, settle=settle, warn_changes=not copy)
     _console_logging()
     if once:
         watcher.catch_up()

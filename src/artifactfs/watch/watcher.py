@@ -121,7 +121,9 @@ class Watcher:
             ``checkpoints.complete``).
         folder_complete: a folder's completion signal: ``"closed"`` (every
             file in it closed by its writer and quiet) or the name of a marker
-            file the trainer writes last into each folder (``COMPLETE``).
+            file the trainer writes last into each folder (``COMPLETE``);
+            default: the ``folder_complete`` of ``register`` (a
+            ``CheckpointRegistrar``), else ``"closed"``.
         rescan: seconds between full listings of the folder (lost events).
         warn_changes: warn when an entry registered in place changes later
             (with ``--copy`` the copy is safe, so the caller turns this off).
@@ -137,7 +139,7 @@ class Watcher:
         rescan: float = 30.0,
         warn_changes: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        folder_complete: str = CLOSED,
+        folder_complete: str | None = None,
     ) -> None:
         self.folder = normalize(folder)
         if not os.path.isdir(self.folder):
@@ -146,6 +148,8 @@ class Watcher:
         self.ledger = ledger
         self.pattern = pattern
         self.settle = max(0.0, float(settle))
+        if folder_complete is None:  # the registrar's own (CheckpointRegistrar(folder_complete=...))
+            folder_complete = getattr(register, "folder_complete", CLOSED)
         self.marker = folder_marker(folder_complete)
         self.rescan_interval = max(rescan, self.settle)
         self.clock = clock
