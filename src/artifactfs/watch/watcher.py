@@ -377,9 +377,10 @@ class Watcher:
                 self._pending[path] = _Pending(path, self.clock(), rewritten=True)
             else:
                 self._done[path] = (current, not as_copy)
-        if written_meanwhile and self.warn_changes and not as_copy:
-            log.warning("%s was written to while it was being registered; `artifactfs fsck` will tell "
-                        "whether its manifest still matches; its new content is registered as a copy", path)
+        if written_meanwhile:  # the writer came back between our checks and the end of the registration
+            log.warning("%s was written to while it was being registered as %s: that version may not hold one "
+                        "whole checkpoint (`artifactfs fsck --deep` checks it); its new content is registered "
+                        "as a copy once complete", path, result)
         registered = Registered(path, metadata, result)
         self.stats.registered.append(registered)
         details = ", ".join(f"{k}={v}" for k, v in metadata.items() if k != STAMP_KEY)
