@@ -207,6 +207,10 @@ def test_changed_after_registration_is_reported(ckpt_dir, caplog):
         (ckpt_dir / "last.ckpt").write_bytes(b"1" * 100)
         wait_for(lambda: len(watcher.stats.registered) == 1)
         with caplog.at_level("WARNING", logger="artifactfs.watch"):
+            os.chmod(ckpt_dir / "last.ckpt", 0o600)  # attributes only, and a close with nothing written:
+            open(ckpt_dir / "last.ckpt", "ab").close()  # the same content, nothing to register or warn about
+            time.sleep(1.0)
+            assert "changed after" not in caplog.text and watcher.pending == []
             (ckpt_dir / "last.ckpt").write_bytes(b"2" * 100)  # rewritten in place: new content, a new version
             wait_for(lambda: "changed after it was registered" in caplog.text, timeout=5)
             wait_for(lambda: len(watcher.stats.registered) == 2)

@@ -175,11 +175,18 @@ class Watcher:
 
     def touched(self, path: str, closed: bool = False, written: bool = True) -> None:
         """Something happened at ``path``: ``written``, a writer wrote to it
-        (it is open until closed); ``closed``, a writer closed it or moved it in."""
+        (it is open until closed); ``closed``, a writer closed it or moved it
+        in; neither, its attributes changed. Only a write, or a changed
+        :func:`stamp`, makes a registered entry new content."""
         entry = self.entry_of(path)
         if entry is None:
             return
         path = normalize(path)
+        if not written:
+            with self._lock:
+                done = self._done.get(entry)
+            if done is not None and stamp(entry) == done[0]:
+                return  # a chmod, or a close with nothing written: the registered content is still there
         with self._lock:
             done = self._done.pop(entry, None)
             pending = self._pending.get(entry)
@@ -468,10 +475,10 @@ class _Handler(FileSystemEventHandler):
         elif kind == "attrib":
             self.watcher.touched(src, written=False)
         elif kind == "closed":  # closed after writing (IN_CLOSE_WRITE)
-            self.watcher.touched(src, closed=True)
+            self.watcher.touched(src, closed=True, written=False)
         elif kind == "moved":
             self.watcher.removed(src)
-            self.watcher.touched(os.fsdecode(event.dest_path), closed=True)
+            self.watcher.touched(os.fsdecode(event.dest_path), closed=True, written=False)
         elif kind == "deleted":
             self.watcher.removed(src)
         # "opened" and "closed_no_write" are reads (ours included): not activity.
