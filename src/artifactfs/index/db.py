@@ -32,6 +32,7 @@ import random
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,9 +242,8 @@ def _make_read_only_engine(url: str) -> Engine:
     """A SQLite index opened read only and as immutable: no lock, no
     write-ahead log, no shared-memory file, so a full device cannot stop it
     (only used when the log is empty: the file then holds everything)."""
-    path = sqlite_path(url)
-    engine = create_engine(f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true",
-                           connect_args={"check_same_thread": False})
+    uri = f"file:{urllib.parse.quote(str(sqlite_path(url)))}?mode=ro&immutable=1"
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
