@@ -151,3 +151,44 @@ def test_full_device_reads_then_writes_again_in_one_process(full_home):
     assert sorted(v.version for v in Client().list_artifact_versions(name="a")) == ["1", "2"]
     assert get_index().full is None
     reset_index_cache()
+
+
+def test_postgres_disk_full_is_named(request, artifactfs_home, monkeypatch, tmp_path):
+    """The index database lives in a tablespace on a small tmpfs that fills up: a write says the
+    server has no space left, not psycopg's text; reads still work."""
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    server = request.getfixturevalue("postgres_server")
+    mountpoint = Path(tempfile.mkdtemp(prefix="afs-pgfull-", dir="/tmp"))
+    mountpoint.chmod(0o755)  # the postgres user must reach it
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", str(mountpoint)], check=True)
+    try:
+        shutil.chown(mountpoint, "postgres", "postgres")
+        with server._connect() as conn:
+            conn.execute(f"CREATE TABLESPACE {name} LOCATION '{mountpoint}'")
+            conn.execute(f"CREATE DATABASE {name} TABLESPACE {name}")
+        monkeypatch.setenv("ARTIFACTFS_INDEX_URL", server.url_for(name))
+        assert run("init").returncode == 0
+        save_one()
+        filler = fill(mountpoint)
+        many = tmp_path / "many"
+        many.mkdir()
+        for i in range(3000):  # thousands of manifest rows: the tables must grow
+            (many / f"file-{i:05d}-{'x' * 100}.txt").write_text(str(i))
+        failed = run("artifact", "register", "--copy", "--name", "b", str(many))
+        output = failed.stdout + failed.stderr
+        assert failed.returncode == 1, output
+        assert "its server has no space left" in output and "still work" in output, output
+        assert not any(raw in output for raw in (*RAW, "psycopg.", "pipeline aborted", "could not extend")), output
+        listed = run("artifact", "list")
+        assert listed.returncode == 0 and "a " in listed.stdout, listed.stderr
+        filler.unlink()
+    finally:
+        with server._connect() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"DROP TABLESPACE IF EXISTS {name}")
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+        mountpoint.rmdir()
