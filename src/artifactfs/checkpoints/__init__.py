@@ -105,7 +105,9 @@ class CheckpointRegistrar:
             IncompleteCheckpointError: a writer still holds it open, a folder
                 lacks its completion signal, or its format says it is cut short.
         """
-        reason = incomplete_reason(os.path.abspath(os.fspath(path)), self.marker)
+        local = os.path.abspath(os.fspath(path))
+        # Only a local file or folder can be checked; register_artifact names a missing path or a remote URI.
+        reason = incomplete_reason(local, self.marker) if "://" not in os.fspath(path) and os.path.lexists(local) else None
         if reason is not None:
             raise IncompleteCheckpointError(
                 f"checkpoint {os.fspath(path)} is not complete: {reason}",
@@ -114,7 +116,7 @@ class CheckpointRegistrar:
         copy = self.copy if copy is None else bool(copy)
         store = self.store
         if copy and not self.copy and store is None:  # a rewritten in-place checkpoint: keep it beside the original
-            holder = store_for_uri(os.path.abspath(os.fspath(path)))
+            holder = store_for_uri(local)
             store = holder.name if holder is not None else None
         metadata = {**self.metadata, **{_key(k): _plain(v) for k, v in (metrics or {}).items()}}
         for key, value in (("step", step), ("epoch", epoch)):
