@@ -107,7 +107,8 @@ class CheckpointRegistrar:
         """
         local = os.path.abspath(os.fspath(path))
         # Only a local file or folder can be checked; register_artifact names a missing path or a remote URI.
-        reason = incomplete_reason(local, self.marker) if "://" not in os.fspath(path) and os.path.lexists(local) else None
+        checkable = "://" not in os.fspath(path) and os.path.lexists(local)
+        reason = incomplete_reason(local, self.marker) if checkable else None
         if reason is not None:
             raise IncompleteCheckpointError(
                 f"checkpoint {os.fspath(path)} is not complete: {reason}",

@@ -199,7 +199,8 @@ class Watcher:
                 pending.open_files.add(path)
             is_file = path == entry
             # A close completes a file entry; a folder waits for every file it saw written.
-            pending.closed = (closed or pending.closed) and not pending.open_files and (is_file or self.marker is not None)
+            closes_entry = is_file or self.marker is not None
+            pending.closed = (closed or pending.closed) and not pending.open_files and closes_entry
             pending.incomplete = False  # written again: the trainer may be finishing it
         if done is not None:
             self._changed_after_registration(entry, in_place=done[1])
