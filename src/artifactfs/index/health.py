@@ -99,13 +99,20 @@ def explain(exc: BaseException, url: str) -> IndexUnusableError | None:
                                        "overwritten)")
         return None
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if state == PG_DISK_FULL:
+    # A new connection to a database whose disk is full can fail before any
+    # SQLSTATE exists: the server's FATAL "could not write init file".
+    if state == PG_DISK_FULL or (path is None and any(text in str(orig) for text in _PG_FULL_TEXTS)):
         return IndexFullError(
             f"the index database {_safe(url)} cannot be written: its server has no space left on the device "
             "holding its data",
-            "free space on the database server; until then commands that only read still work",
+            "free space on the database server (its data folder or the database's tablespace); until then "
+            "commands that only read still work while the server can open connections to it",
         )
     return None
+
+
+#: What PostgreSQL says, without a SQLSTATE, when a connection fails for a full disk.
+_PG_FULL_TEXTS = ("could not write init file", "No space left on device")
 
 
 def _is_enospc(orig: BaseException) -> bool:
