@@ -46,6 +46,7 @@ from artifactfs.materializers import (
 from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.settings import machine_id
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.beneath import within
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
     DEFAULT_FILE_MODE,
@@ -301,7 +302,7 @@ def check_local_links(folder: str) -> None:
             path = os.path.join(current, entry)
             if os.path.islink(path):
                 target = os.path.realpath(path)
-                if os.path.commonpath([target, real_root]) != real_root:
+                if not within(target, real_root):
                     raise ArtifactfsError(
                         f"{path} is a symlink to {target}, outside {folder}",
                         "copy the target into the folder or remove the link",
