@@ -22,8 +22,9 @@ from typing import IO, Any
 import fsspec
 
 from artifactfs.errors import PathEscapeError, StoreError
-from artifactfs.stores.beneath import LinkFound, Root, within
+from artifactfs.stores.beneath import BeneathFileSystem, LinkFound, Root, within
 from artifactfs.stores.flavor import Flavor
+from artifactfs.stores.localfiles import opener_with_mode
 from artifactfs.stores.secrets import merge_secrets, redact, remember_secrets, secret_values
 
 
@@ -40,7 +41,7 @@ def _links_refused(method):
     def refused(self, path, exc: LinkFound, others=()) -> LinkFound:
         for asked in (path, *others):  # the path asked for that leads through the link
             try:
-                if isinstance(asked, str) and within(self._confine(asked), exc.path):
+                if isinstance(asked, str) and within(self.confine(asked), exc.path):
                     return LinkFound(exc.path, f"path {asked!r} is refused by store {self.name!r}")
             except PathEscapeError:
                 continue
@@ -81,8 +82,12 @@ class ArtifactStore:
         root: str,
         options: dict[str, Any] | None = None,
         secrets: dict[str, Any] | None = None,
+        follow_links: bool = False,
     ) -> None:
+        """``follow_links``: the machine's own files a user names (never a
+        store root): fsspec's plain local filesystem, links followed."""
         self.name = name
+        self._follow_links = follow_links
         self.flavor = flavor
         self.root, self.path = flavor.canonical_root(root)
         self.options = dict(options or {})
@@ -103,20 +108,28 @@ class ArtifactStore:
 
     @cached_property
     def fs(self) -> fsspec.AbstractFileSystem:
-        return self.flavor.filesystem_at(self.root, merge_secrets(self.options, self._secrets))
+        options = merge_secrets(self.options, self._secrets)
+        if self._follow_links:
+            return self.flavor.filesystem(options)
+        return self.flavor.filesystem_at(self.root, options)
 
     @property
     def beneath(self) -> Root:
         """The open root of a local store (``beneath.Root``): every path
         operation below it without following links."""
-        if not self.is_local:
-            raise StoreError(f"store {self.name!r} is not local", "use the store's methods")
+        if not self._held_open:
+            raise StoreError(f"{self.name!r} is not a local store root", "use the store's methods")
         return self.fs.root
+
+    @property
+    def _held_open(self) -> bool:
+        """A local store root (not the machine's plain files, ``follow_links``)."""
+        return self.is_local and isinstance(self.fs, BeneathFileSystem)
 
     def local_relative(self, path: str) -> str:
         """A local store's path relative to its root, confined lexically
         only (no lookups): for :attr:`beneath`, which follows no link."""
-        native = self._confine(path)
+        native = self.confine(path)
         return "" if native == self.root else native[len(self.root.rstrip("/")) + 1 :]
 
     @property
@@ -128,14 +141,15 @@ class ArtifactStore:
     def resolve(self, path: str) -> str:
         """The filesystem-native path of ``path``, proven to lie inside the
         root (on a local store: with every link on the way resolved too)."""
-        candidate = self._confine(path)
+        candidate = self.confine(path)
         if self.is_local and not within(os.path.realpath(candidate), self._real_root):
             raise self._escape(path, "a symlink leads outside the root")
         return candidate
 
-    def _confine(self, path: str) -> str:
+    def confine(self, path: str) -> str:
         """``path`` made native and normalised, refused unless it lies
-        lexically inside the root (no lookup of any name)."""
+        lexically inside the root (no lookup of any name: on a local store
+        every operation then goes through ``beneath``, which follows no link)."""
         if "\x00" in path:
             raise PathEscapeError(
                 f"path {path!r} is refused by store {self.name!r} (root {self.path}): it contains a NUL byte",
@@ -200,7 +214,7 @@ class ArtifactStore:
         those permission bits on a local store (an object store has none): it
         is created owner-only and gets them before anything is written, so a
         copy is never readable by more users than its source."""
-        native = self._confine(path)
+        native = self.confine(path)
         if "r" in mode and "+" not in mode and not self.is_local and not self.fs.isfile(native):
             raise FileNotFoundError(f"no file {self._to_uri(native)} in store {self.name!r}")
         if "r" not in mode and self._isdir(native):
@@ -209,8 +223,14 @@ class ArtifactStore:
             # A real file object (numpy and pyarrow read it at native speed),
             # opened beneath the root's descriptor without following links.
             plain = {k: v for k, v in kwargs.items() if k in _PLAIN_OPEN_ARGS}
+            if self._held_open:
+                opener = self.fs.opener(native, mode, file_mode)
+            else:  # the machine's own files a user named: links followed
+                if "r" not in mode:
+                    os.makedirs(posixpath.dirname(native), exist_ok=True)
+                opener = opener_with_mode(file_mode) if file_mode is not None and "r" not in mode else None
             try:
-                return builtins.open(native, mode, opener=self.fs.opener(native, mode, file_mode), **plain)
+                return builtins.open(native, mode, opener=opener, **plain)
             except (FileNotFoundError, IsADirectoryError) as exc:
                 if "r" not in mode or "+" in mode:
                     raise
@@ -221,20 +241,20 @@ class ArtifactStore:
 
     @_links_refused
     def exists(self, path: str) -> bool:
-        native = self._confine(path)
+        native = self.confine(path)
         return self._implicit_root(native) or self.fs.exists(native)
 
     @_links_refused
     def isdir(self, path: str) -> bool:
-        return self._isdir(self._confine(path))
+        return self._isdir(self.confine(path))
 
     @_links_refused
     def isfile(self, path: str) -> bool:
-        return self.fs.isfile(self._confine(path))
+        return self.fs.isfile(self.confine(path))
 
     @_links_refused
     def listdir(self, path: str = "") -> list[str]:
-        native = self._confine(path)
+        native = self.confine(path)
         if not self.fs.isdir(native):
             if self._implicit_root(native):
                 return []
@@ -245,12 +265,12 @@ class ArtifactStore:
 
     @_links_refused
     def glob(self, pattern: str) -> list[str]:
-        return sorted(self._to_uri(p) for p in self.fs.glob(self._confine(pattern)))
+        return sorted(self._to_uri(p) for p in self.fs.glob(self.confine(pattern)))
 
     @_links_refused
     def walk(self, top: str = "") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk``: ``(folder URI, sub-folder names, file names)``, top-down."""
-        native = self._confine(top)
+        native = self.confine(top)
         walked = False
         for folder, dirs, files in self.fs.walk(native):
             walked = True
@@ -261,7 +281,7 @@ class ArtifactStore:
     @_links_refused
     def find(self, top: str = "") -> list[str]:
         """Every file below ``top``, as paths relative to ``top``."""
-        native = self._confine(top)
+        native = self.confine(top)
         prefix = native.rstrip("/") + "/"
         return sorted(p[len(prefix):] for p in self.fs.find(native) if p.startswith(prefix))
 
@@ -269,7 +289,7 @@ class ArtifactStore:
     def stat(self, path: str) -> dict[str, Any]:
         """fsspec's ``info``, with ``name`` the full URI, ``type`` "file" or
         "directory", and ``size`` 0 for a folder (``size()`` totals a folder)."""
-        native = self._confine(path)
+        native = self.confine(path)
         try:
             info = dict(self.fs.info(native))
         except FileNotFoundError:
@@ -286,14 +306,14 @@ class ArtifactStore:
     @_links_refused
     def size(self, path: str) -> int:
         """Bytes of a file, or of every file below a folder."""
-        native = self._confine(path)
+        native = self.confine(path)
         if self._isdir(native):
             return int(self.fs.du(native, total=True)) if self.fs.isdir(native) else 0
         return int(self.stat(path)["size"])
 
     @_links_refused
     def makedirs(self, path: str) -> None:
-        native = self._confine(path)
+        native = self.confine(path)
         if self.fs.isfile(native):
             raise FileExistsError(f"{self._to_uri(native)} exists and is a file")
         self.fs.makedirs(native, exist_ok=True)
@@ -303,14 +323,14 @@ class ArtifactStore:
 
     @_links_refused
     def remove(self, path: str) -> None:
-        native = self._confine(path)
+        native = self.confine(path)
         if not self.fs.isfile(native):
             raise FileNotFoundError(f"no file {self._to_uri(native)} in store {self.name!r}")
         self.fs.rm_file(native)
 
     @_links_refused
     def rmtree(self, path: str) -> None:
-        native = self._confine(path)
+        native = self.confine(path)
         if native == self.root:
             raise StoreError(
                 f"refusing to delete the root of store {self.name!r} ({path!r} is its root {self.path})",
@@ -323,7 +343,7 @@ class ArtifactStore:
     @_links_refused
     def copy(self, src: str, dst: str, overwrite: bool = False) -> None:
         """Copy a file within this store (``fileio.copy`` handles other stores)."""
-        source, target = self._confine(src), self._confine(dst)
+        source, target = self.confine(src), self.confine(dst)
         if not self.fs.isfile(source):
             raise FileNotFoundError(f"no file {self._to_uri(source)} in store {self.name!r}")
         self._check_target(target, overwrite, folder_ok=False)
@@ -333,7 +353,7 @@ class ArtifactStore:
     @_links_refused
     def rename(self, src: str, dst: str, overwrite: bool = False) -> None:
         """Move a file or a folder; with ``overwrite`` an existing target is replaced."""
-        source, target = self._confine(src), self._confine(dst)
+        source, target = self.confine(src), self.confine(dst)
         if source == self.root:
             raise StoreError(f"refusing to move the root of store {self.name!r}", "name a path inside it")
         is_file = self.fs.isfile(source)
@@ -379,16 +399,16 @@ class ArtifactStore:
     @_links_refused
     def put(self, local_path: str, path: str) -> None:
         """Upload one local file to ``path``."""
-        self.fs.put_file(local_path, self._confine(path))
+        self.fs.put_file(local_path, self.confine(path))
 
     @_links_refused
     def get(self, path: str, local_path: str) -> None:
         """Download one file to a local path."""
-        self.fs.get_file(self._confine(path), local_path)
+        self.fs.get_file(self.confine(path), local_path)
 
     @_links_refused
     def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
-        return self.fs.cat_file(self._confine(path), start=start, end=end)
+        return self.fs.cat_file(self.confine(path), start=start, end=end)
 
     @_links_refused
     def read_range(self, path: str, start: int, end: int, chunk: int = COPY_CHUNK) -> Iterator[bytes]:
@@ -403,8 +423,8 @@ class ArtifactStore:
         """
         if not 0 <= start <= end or chunk <= 0:
             raise ValueError(f"bad range [{start}, {end}) or chunk {chunk}")
-        native = self._confine(path)
-        if self.is_local:
+        native = self.confine(path)
+        if self._held_open:
             yield from self._read_local_range(native, start, end, chunk)
             return
         for offset in range(start, end, chunk):
