@@ -57,8 +57,8 @@ class LinkFound(PathEscapeError, OSError):
         self.path = path
         super().__init__(
             (f"{refused}: " if refused else "")
-            + f"{path} is a symbolic link; nothing under a store root is read, listed or deleted through a link, "
-            "so it was skipped",
+            + f"{path} is a symbolic link, and no link under a store root is ever followed "
+            "(nothing is read, listed or deleted through it)",
             "replace the link by the file or folder itself, or remove it",
         )
         self.errno = errno.ELOOP
