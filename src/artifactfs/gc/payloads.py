@@ -44,6 +44,8 @@ class StoreProblem:
 
 
 def describe_error(store: ArtifactStore | None, exc: BaseException) -> str:
+    if isinstance(exc, LinkFound):  # the one line a report needs: which path, and that it was not followed
+        return f"{exc.path} is a symbolic link, never followed"
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = text.splitlines()[0][:300]
     return store.redact(text) if store is not None else text

@@ -54,10 +54,13 @@ class LinkFound(PathEscapeError, OSError):
     the way to one) should be. It is never followed."""
 
     def __init__(self, path: str, refused: str | None = None) -> None:
+        """``refused``: who refuses what, said first (the link is then "it"
+        when it is the path asked for, to keep the line short)."""
         self.path = path
+        what = "it" if refused and f"{path!r}" in refused else path
         super().__init__(
             (f"{refused}: " if refused else "")
-            + f"{path} is a symbolic link, and no link under a store root is ever followed "
+            + f"{what} is a symbolic link, and no link under a store root is ever followed "
             "(nothing is read, listed or deleted through it)",
             "replace the link by the file or folder itself, or remove it",
         )
@@ -232,7 +235,7 @@ class Root:
         try:
             return os.open(parts[-1], flags, mode, dir_fd=parent)
         except OSError as exc:
-            if exc.errno in _LINKISH and _is_link(parts[-1], parent):
+            if exc.errno in _LINKISH and _is_link(parts[-1], parent, exc):
                 raise LinkFound(self.full("/".join(parts))) from None
             raise OSError(exc.errno, exc.strerror, self.full("/".join(parts))) from None
 
@@ -255,7 +258,7 @@ class Root:
                     fd = os.open(name, _DIR_FLAGS, dir_fd=current)
                 except OSError as exc:
                     where = self.full("/".join(parts[: depth + 1]))
-                    if exc.errno in _LINKISH and _is_link(name, current):
+                    if exc.errno in _LINKISH and _is_link(name, current, exc):
                         raise LinkFound(where) from None
                     raise OSError(exc.errno, exc.strerror, where) from None
                 if current != self.fd():
@@ -368,7 +371,7 @@ class Root:
                 except FileNotFoundError:
                     continue  # gone meanwhile
                 except OSError as exc:
-                    if exc.errno in _LINKISH and _is_link(entry.name, fd):
+                    if exc.errno in _LINKISH and _is_link(entry.name, fd, exc):
                         if on_link is not None:
                             on_link(path)  # swapped for a link since it was listed
                         continue
@@ -562,11 +565,17 @@ def _entries(fd: int) -> list[Entry]:
     return entries
 
 
-def _is_link(name: str, dir_fd: int) -> bool:
+def _is_link(name: str, dir_fd: int, error: OSError | None = None) -> bool:
+    """Whether ``name`` is (or, given the ``O_NOFOLLOW`` open's ``error``,
+    was) a link: ELOOP says so; ENOTDIR on a folder open says so when a
+    folder or a link lies there now (swapped back meanwhile)."""
+    if error is not None and error.errno == errno.ELOOP:
+        return True
     try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
     except OSError:
         return False
+    return stat.S_ISLNK(mode) or (error is not None and error.errno == errno.ENOTDIR and stat.S_ISDIR(mode))
 
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import posixpath
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ from artifactfs.index.db import Index
 from artifactfs.index.models import PayloadKind
 from artifactfs.index.tree import get_store_row
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.beneath import LinkFound
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 SHOWN_BYTES = 1 << 20  # at most this much of a visualization is read to show inline
@@ -76,7 +80,11 @@ def open_file(stores: Stores, version: str, path: str) -> Download:
         raise NotInManifest(path)
     _, uri, kind, store_id, _ = payload
     store = stores.get(store_id)
-    handle = store.open(uri if kind == PayloadKind.FILE.value else posixpath.join(uri, entry.path), "rb")
+    try:  # a local file is opened beneath the store's root, no link followed, and streamed from that descriptor
+        handle = store.open(uri if kind == PayloadKind.FILE.value else posixpath.join(uri, entry.path), "rb")
+    except LinkFound as exc:
+        log.warning("not serving %s: %s", path, exc)
+        raise NotInManifest(path) from None
     return Download(posixpath.basename(entry.path), entry.size, _chunks(handle))
 
 
