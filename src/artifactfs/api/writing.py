@@ -314,15 +314,6 @@ def check_local_links(folder: str) -> None:
                 raise ArtifactfsError(f"{path} is not a regular file", "remove it before registering")
 
 
-def local_store_root(store: ArtifactStore) -> bool:
-    """A local store whose root is held open (``stores.beneath``), not the machine's plain files."""
-    try:
-        store.beneath  # noqa: B018
-    except ArtifactfsError:
-        return False
-    return True
-
-
 def refuse_links(store: ArtifactStore, native: str) -> None:
     """A folder inside a local store holds no link: none is ever followed
     there, so one would be a file the version silently lacks (LinkFound names it)."""
@@ -365,7 +356,7 @@ def copy_into(
     file: out of its own folder), and each copy keeps its source's
     permission bits, in the copy and in the manifest."""
     name_in_copy = posixpath.basename(source_native)
-    in_store = source.is_local and local_store_root(source)
+    in_store = source.is_local and source.holds_root
     if source.is_local and not in_store:
         source_native = resolve_named(source_native)
     if source.fs.isfile(source_native):
@@ -407,7 +398,7 @@ def _open_source(source: ArtifactStore, tree: str, relative: str) -> Iterator[tu
         with source.fs.open(posixpath.join(tree, relative), "rb") as f:
             yield f, DEFAULT_FILE_MODE
         return
-    if local_store_root(source):  # a store's own files: beneath its root, no link followed at all
+    if source.holds_root:  # a store's own files: beneath its root, no link followed at all
         with source.beneath.open_read(source.local_relative(posixpath.join(tree, relative))) as f:
             yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)
         return

@@ -118,13 +118,14 @@ class ArtifactStore:
     def beneath(self) -> Root:
         """The open root of a local store (``beneath.Root``): every path
         operation below it without following links."""
-        if not self._held_open:
+        if not self.holds_root:
             raise StoreError(f"{self.name!r} is not a local store root", "use the store's methods")
         return self.fs.root
 
     @property
-    def _held_open(self) -> bool:
-        """A local store root (not the machine's plain files, ``follow_links``)."""
+    def holds_root(self) -> bool:
+        """A local store whose root is held open (``stores.beneath``): not
+        the machine's plain files a user names (``follow_links``)."""
         return self.is_local and isinstance(self.fs, BeneathFileSystem)
 
     def local_relative(self, path: str) -> str:
@@ -224,7 +225,7 @@ class ArtifactStore:
             # A real file object (numpy and pyarrow read it at native speed),
             # opened beneath the root's descriptor without following links.
             plain = {k: v for k, v in kwargs.items() if k in _PLAIN_OPEN_ARGS}
-            if self._held_open:
+            if self.holds_root:
                 opener = self.fs.opener(native, mode, file_mode)
             else:  # the machine's own files a user named: links followed
                 if "r" not in mode:
@@ -425,7 +426,7 @@ class ArtifactStore:
         if not 0 <= start <= end or chunk <= 0:
             raise ValueError(f"bad range [{start}, {end}) or chunk {chunk}")
         native = self.confine(path)
-        if self._held_open:
+        if self.holds_root:
             yield from self._read_local_range(native, start, end, chunk)
             return
         for offset in range(start, end, chunk):

@@ -120,7 +120,7 @@ def _openat2_call() -> Callable | None:
 
 
 #: Whether opens use openat2 (one system call per open) where the kernel has
-#: it; measured in bench/beneath_open.py: see docs/DESIGN.md.
+#: it (``bench/beneath_open.py`` measures it; figures in docs/DESIGN.md).
 USE_OPENAT2 = True
 
 
