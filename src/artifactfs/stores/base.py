@@ -42,8 +42,8 @@ def _links_refused(method):
         for asked in (path, *others):  # the path asked for that leads through the link
             try:
                 if isinstance(asked, str) and within(self.confine(asked), exc.path):
-                    said = exc.path if self.confine(asked) == exc.path else asked
-                    return LinkFound(exc.path, f"path {said!r} is refused by store {self.name!r}")
+                    return LinkFound(exc.path, f"path {asked!r} is refused by store {self.name!r}",
+                                     asked_is_link=self.confine(asked) == exc.path)
             except PathEscapeError:
                 continue
         return LinkFound(exc.path, f"store {self.name!r} refuses it")

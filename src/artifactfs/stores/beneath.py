@@ -53,11 +53,11 @@ class LinkFound(PathEscapeError, OSError):
     """A symbolic link lies where a payload file or folder (or a folder on
     the way to one) should be. It is never followed."""
 
-    def __init__(self, path: str, refused: str | None = None) -> None:
-        """``refused``: who refuses what, said first (the link is then "it"
-        when it is the path asked for, to keep the line short)."""
+    def __init__(self, path: str, refused: str | None = None, asked_is_link: bool = False) -> None:
+        """``refused``: who refuses what, said first; ``asked_is_link``: the
+        path refused is the link itself (then called "it", to keep the line short)."""
         self.path = path
-        what = "it" if refused and f"{path!r}" in refused else path
+        what = "it" if refused and asked_is_link else path
         super().__init__(
             (f"{refused}: " if refused else "")
             + f"{what} is a symbolic link, and no link under a store root is ever followed "
