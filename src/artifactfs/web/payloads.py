@@ -103,7 +103,11 @@ def read_visualization(stores: Stores, version: str, number: int, limit: int | N
         raise NotInManifest(f"visualization {number}")
     item = items[number]
     store = stores.get(payload[3])
-    data = store.read_bytes(item["uri"], 0, limit) if limit else store.read_bytes(item["uri"])
+    try:  # a local file: beneath the store's root, no link followed
+        data = store.read_bytes(item["uri"], 0, limit) if limit else store.read_bytes(item["uri"])
+    except LinkFound as exc:
+        log.warning("not serving visualization %d of %s: %s", number, version, exc)
+        raise NotInManifest(f"visualization {number}") from None
     return str(item.get("kind", "")), data
 
 
