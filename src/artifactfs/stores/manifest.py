@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import posixpath
 import stat as stat_module
 from collections import deque
