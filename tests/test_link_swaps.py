@@ -172,7 +172,8 @@ def test_a_link_to_a_root_only_file_is_never_served(public_mount, tmp_path):
     """(d) A payload file replaced by a link to a root-only file (inside the
     store, then outside it in a racing flip): another user reading through
     ``mount --allow-other`` never gets it, nor does ``load()``, nor root
-    through the mount."""
+    through the mount; a payload file made root-only in place is not shown
+    to another user as the 0644 its manifest says."""
     version = save_artifact({"payload": "p" * 40}, "blob")
     payload = Path(version.uri) / "data.json"
     original = payload.read_bytes()
@@ -190,6 +191,9 @@ def test_a_link_to_a_root_only_file_is_never_served(public_mount, tmp_path):
             shown.read_bytes()
         payload.unlink()
         payload.write_bytes(original)
+        payload.chmod(0o600)  # narrower than the 0644 the mount shows: not served to anyone
+        read = as_attacker("cat", str(shown))
+        assert read.returncode != 0 and original not in read.stdout, read
         payload.chmod(0o644)
         outside_secret = tmp_path / "secret.json"
         json_secret(outside_secret, len(original))
