@@ -56,6 +56,7 @@ from artifactfs.index.artifacts import (
     reserve_versions,
     version_at,
 )
+from artifactfs.index.clock import database_now
 from artifactfs.index.intents import PlannedWrite, clear_intents, record_intents
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.index.sweep import remove_quietly, rmtree_quietly
@@ -69,9 +70,9 @@ from artifactfs.materializers import (
     qualified_name,
 )
 from artifactfs.materializers.builtin import is_jsonable
-from artifactfs.settings import machine_id
 from artifactfs.stores import layout
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.beneath import LinkFound, within
 from artifactfs.stores.durable import fsync_beneath, fsync_fd, start_sync
 from artifactfs.stores.localfiles import folder_beneath, open_beneath, resolve_named, root_fd
 from artifactfs.stores.manifest import (
@@ -93,15 +94,6 @@ class PayloadMissingError(ArtifactfsError):
     """A payload vanished between being written and being committed."""
 
 
-_writer: tuple[int, str] | None = None
-
-
-def writer_id() -> str:
-    """``<machine id>@<pid>``: who holds a write intent."""
-    global _writer
-    if _writer is None or _writer[0] != os.getpid():
-        _writer = (os.getpid(), f"{machine_id()}@{os.getpid()}")
-    return _writer[1]
 
 
 def store_row_id(session, store: ArtifactStore) -> int:
@@ -148,6 +140,7 @@ class WriteBatch:
         self.payloads: list[Payload] = []
         self.adopted: list[NewVersion] = []  # registered in place: checked, never removed
         self._store_id: int | None = None
+        self._created: dt.datetime | None = None
         self._root_fd = -1
         self._syncs: list = []  # fsyncs started (durable.SyncJob), waited for before the commit
         self._done = False
@@ -198,9 +191,12 @@ class WriteBatch:
     def _record(self, session, wanted: list[tuple[str, str | None]], folders: list[str], numbered: bool):
         """The intents' transaction (run again after a deadlock: database work only)."""
         self._store_id = store_row_id(session, self.store)
+        # The versions' created_at, on the index's clock (``index.clock``): read
+        # here, it is written alike in the manifest files and in the rows.
+        self._created = database_now(session)
         reserved = reserve_versions(session, wanted) if numbered else [(None, None)] * len(wanted)
         writes = [PlannedWrite(folder, artifact_id, version) for folder, (artifact_id, version) in zip(folders, reserved)]
-        return reserved, record_intents(session, self._store_id, writes, writer_id())
+        return reserved, record_intents(session, self._store_id, writes)
 
     def _native(self, folder: str) -> str:
         """A layout folder in the store's filesystem. Built, not resolved:
@@ -247,7 +243,7 @@ class WriteBatch:
         ``transaction(session)`` (it may run again after a deadlock: only
         database work), clears the intents and checks the payloads, last.
         On failure everything fresh is abandoned (see :meth:`abandon`)."""
-        created = dt.datetime.now(dt.timezone.utc)
+        created = self._created  # set by begin(), which every payload passed
         for payload in self.payloads:
             self._write_manifest(payload, created)
         if self.store.is_local:
@@ -372,12 +368,18 @@ class WriteBatch:
             with self.index.read() as session:  # a commit can fail after it happened; a migrated
                 # version's folder is named by its uuid, and another run may have moved it there
                 named = {p.uri for p in self.payloads if version_at(session, p.uri) is not None}
-            cleared = [p.intent_id for p in self.payloads if p.uri in named or _remove_leftovers(self.store, p.uri)]
+            cleared = [p.intent_id for p in self.payloads
+                       if p.uri in named or not self._made(p) or _remove_leftovers(self.store, p.uri)]
             if cleared:
                 with self.index.write(durable=False) as session:
                     clear_intents(session, cleared)
         except Exception:  # noqa: BLE001 - cleanup must not hide the real error
             pass
+
+    def _made(self, payload: Payload) -> bool:
+        """Whether anything of ``payload`` may exist: a local folder this
+        batch never made (a link where its name folder belongs) has nothing."""
+        return not self.store.is_local or payload.folder_fd >= 0
 
     def close(self) -> None:
         """Let go of the folders' descriptors (after any fsync using them)."""
@@ -444,8 +446,9 @@ def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: 
         paths = [posixpath.join(native, min(relatives))] if relatives else []
     for path in paths:
         try:
-            if store.is_local:
-                os.stat(path)
+            if store.is_local:  # beneath the root: a payload swapped for a link raises LinkFound
+                if store.beneath.kind(store.local_relative(path)) is None:
+                    raise FileNotFoundError(path)
             else:
                 store.fs.invalidate_cache(path)  # a listing cached before the delete would still show it
                 store.fs.info(path)
@@ -598,7 +601,7 @@ def check_local_links(folder: str) -> None:
             path = os.path.join(current, entry)
             if os.path.islink(path):
                 target = os.path.realpath(path)
-                if os.path.commonpath([target, real_root]) != real_root:
+                if not within(target, real_root):
                     raise ArtifactfsError(
                         f"{path} is a symlink to {target}, outside {folder}",
                         "copy the target into the folder or remove the link",
@@ -609,16 +612,26 @@ def check_local_links(folder: str) -> None:
                 raise ArtifactfsError(f"{path} is not a regular file", "remove it before registering")
 
 
+def refuse_links(store: ArtifactStore, native: str) -> None:
+    """A folder inside a local store holds no link: none is ever followed
+    there, so one would be a file the version silently lacks (LinkFound names it)."""
+    def refuse(relative: str) -> None:
+        raise LinkFound(store.beneath.full(relative), f"{native} cannot be registered")
+
+    for _ in store.beneath.walk(store.local_relative(native), on_link=refuse):
+        pass
+
+
 def manifest_in_place(store: ArtifactStore, native: str) -> tuple[str, list[ManifestEntry]]:
-    """``(payload kind, manifest)`` of an existing file or folder, hashing each file once."""
-    if store.is_local:
-        resolve_named(native)  # a link named here may not lead out of its own folder
+    """``(payload kind, manifest)`` of an existing file or folder inside a
+    store, hashing each file once; a local one is read beneath the store's
+    root without following any link (a link in it is refused)."""
     if store.fs.isfile(native):
         return PayloadKind.FILE.value, [manifest_entry(store, native, posixpath.basename(native))]
     if not store.fs.isdir(native):
         raise FileNotFoundError(f"nothing to register at {store.flavor.to_uri(native)}")
     if store.is_local:
-        check_local_links(native)
+        refuse_links(store, native)
     entries = []
     for relative in store.find(store.flavor.to_uri(native)):
         check_relative(relative, store.flavor.to_uri(native))
@@ -632,12 +645,15 @@ def copy_plan(source: ArtifactStore, source_native: str) -> tuple[str, list[tupl
     name inside the folder; a local source may not lead out of itself by a
     link (a single file: out of its own folder)."""
     name_in_copy = posixpath.basename(source_native)
-    if source.is_local:
+    in_store = source.is_local and source.holds_root
+    if source.is_local and not in_store:
         source_native = resolve_named(source_native)
     if source.fs.isfile(source_native):
         return posixpath.dirname(source_native), [(posixpath.basename(source_native), name_in_copy)]
     if source.fs.isdir(source_native):
-        if source.is_local:
+        if in_store:
+            refuse_links(source, source_native)
+        elif source.is_local:
             check_local_links(source_native)
         return source_native, [(rel, check_relative(rel, source.flavor.to_uri(source_native)))
                                for rel in source.find(source.flavor.to_uri(source_native))]
@@ -672,6 +688,10 @@ def _open_source(source: ArtifactStore, tree: str, relative: str) -> Iterator[tu
     if not source.is_local:
         with source.fs.open(posixpath.join(tree, relative), "rb") as f:
             yield f, DEFAULT_FILE_MODE
+        return
+    if source.holds_root:  # a store's own files: beneath its root, no link followed at all
+        with source.beneath.open_read(source.local_relative(posixpath.join(tree, relative))) as f:
+            yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)
         return
     with open_beneath(tree, relative) as f:
         yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)

@@ -133,7 +133,7 @@ def _entries_of(store: ArtifactStore, folder: str, uuid: str) -> list[LayoutEntr
         folder_uri = store.uri(folder)
         for path, what in layout.payload_entries(folder):
             kind = FILE if what == layout.MANIFEST else FOLDER
-            native = store.resolve(path)
+            native = store.confine(path)
             if store.fs.isdir(native) if kind == FOLDER else store.fs.isfile(native):
                 entries.append(LayoutEntry(store.flavor.to_uri(native), native, uuid, kind, folder, folder_uri))
     except Exception:  # noqa: BLE001 - any flavor error, or a folder name the store refuses

@@ -29,8 +29,8 @@ from artifactfs.index.models import (
     VersionState,
     VersionTag,
     WriteIntent,
-    utcnow,
 )
+from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 
@@ -168,7 +168,7 @@ def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
     connection = session.connection()
     ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
     if len(ids) < len(ordered):
-        now = utcnow()
+        now = index_now()
         connection.execute(
             dialect_insert(session)(Artifact)
             .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
@@ -283,7 +283,10 @@ class NewVersion:
     created_at: Any = None  # datetime: as the manifest file beside the payload says; None: now
 
 
-_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id)
+# created_at: as the write batch read the index's clock (its manifest file says
+# the same), else the column default (the index's clock); read back with the id.
+_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
+                                                              ArtifactVersion.__table__.c.created_at)
 _INSERT_FILES = insert(VersionFile.__table__)
 _INSERT_METADATA = insert(Metadata.__table__)
 
@@ -329,13 +332,15 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         state=VersionState.LIVE.value,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
-        created_at=new.created_at or utcnow(),
     )
     # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
+    if new.created_at is not None:
+        values["created_at"] = new.created_at
     connection = session.connection()  # Core statements: no ORM layer between them and the database
-    row = ArtifactVersion(id=connection.execute(_INSERT_VERSION, values).scalar_one(), **values)
+    inserted = connection.execute(_INSERT_VERSION, values).one()
+    row = ArtifactVersion(id=inserted.id, **{**values, "created_at": as_utc(inserted.created_at)})
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
     if new.files:
         connection.execute(

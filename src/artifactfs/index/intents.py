@@ -6,7 +6,9 @@ before it writes a byte; the transaction that commits the version deletes
 it. The folder is ``<name>/<uuid>`` (``stores.layout``): an intent names
 the version uuid of a save in flight, or of one that crashed. The pruner never touches a folder with an
 intent younger than the orphan floor, whatever flags it was given, and
-ages intents by the database's clock, so hosts with skewed clocks agree.
+ages intents by the index's clock (``index.clock``), so hosts with skewed
+clocks agree. Its holder is this process (``index.holders``): while that
+process runs on this machine, its intent is live whatever its age.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.artifacts import version_number_of
+from artifactfs.index.clock import database_now
+from artifactfs.index.holders import this_process
 from artifactfs.index.models import WriteIntent
 
 
 def record_intent(session: Session, store_id: int, folder: str, holder: str | None = None) -> str:
     """Record that ``folder`` (relative to the store root) is about to be
-    written; returns the intent's id. Commit before writing the payload."""
+    written by ``holder`` (default: this process, ``index.holders``);
+    returns the intent's id. Commit before writing the payload."""
     return record_intents(session, store_id, [PlannedWrite(folder)], holder)[0]
 
 
@@ -39,8 +44,11 @@ class PlannedWrite:
 
 
 def record_intents(session: Session, store_id: int, writes: list[PlannedWrite], holder: str | None = None) -> list[str]:
-    """Record the intents of several payload folders in one statement;
-    returns their ids, in order. Commit before writing the payloads."""
+    """Record the intents of several payload folders in one statement, held
+    by ``holder`` (default: this process); returns their ids, in order.
+    Commit before writing the payloads."""
+    if holder is None:
+        holder = str(this_process())
     ids = [str(uuid.uuid4()) for _ in writes]
     session.connection().execute(_RECORD, [
         {"uuid": intent_id, "store_id": store_id, "folder": write.folder.strip("/"), "holder": holder,
@@ -68,20 +76,9 @@ _RECORD = insert(WriteIntent.__table__)
 _CLEAR = delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid.in_(bindparam("intents", expanding=True)))
 
 
-def database_now(session: Session) -> dt.datetime:
-    """The database's clock (timezone-aware UTC): the one clock every host shares."""
-    if session.bind.dialect.name == "sqlite":  # CURRENT_TIMESTAMP has whole seconds only
-        now = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
-    else:
-        now = session.scalar(select(func.now()))
-    if isinstance(now, str):  # SQLite answers as text, in UTC
-        now = dt.datetime.fromisoformat(now)
-    return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
-
-
 def live_intent_folders(session: Session, store_id: int, younger_than: dt.timedelta) -> set[str]:
     """Folders of ``store_id`` whose intents are younger than ``younger_than``
-    by the database's clock: payloads being written that no sweep may touch."""
+    by the index's clock: payloads being written that no sweep may touch."""
     cutoff = database_now(session) - younger_than
     rows = session.scalars(
         select(WriteIntent.folder).where(WriteIntent.store_id == store_id, WriteIntent.started_at > cutoff)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,13 +38,18 @@ def fsync_fd(fd: int) -> None:
 
 def fsync_beneath(dir_fd: int, relative: str) -> None:
     """fsync the file or folder ``relative`` below ``dir_fd``, reached
-    without following a link. One deleted meanwhile is skipped: the commit's
+    without following a link. One deleted meanwhile, or swapped for a link
+    (never followed) or a FIFO (never waited on), is skipped: the commit's
     payload check, which always follows, refuses the save with a clear error."""
     fault_point("before_fsync")
     try:
-        fd = open_beneath_fd(dir_fd, relative, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = open_beneath_fd(dir_fd, relative, os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
         return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return
+        raise
     try:
         os.fsync(fd)
     finally:

@@ -7,15 +7,15 @@
   numbers intents hold (``index.artifacts.reserve_versions``); the commit
   inserts the version under the number its intent holds.
 
-Revision ID: 0008_intent_number
-Revises: 0007_gc_scan
+Revision ID: 0009_intent_number
+Revises: 0008_index_clock
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_intent_number"
-down_revision = "0007_gc_scan"
+revision = "0009_intent_number"
+down_revision = "0008_index_clock"
 branch_labels = None
 depends_on = None
 
