@@ -56,7 +56,6 @@ from artifactfs.index.artifacts import (
     reserve_versions,
     version_at,
 )
-from artifactfs.index.clock import database_now
 from artifactfs.index.intents import PlannedWrite, clear_intents, record_intents
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.index.sweep import remove_quietly, rmtree_quietly
@@ -191,12 +190,13 @@ class WriteBatch:
     def _record(self, session, wanted: list[tuple[str, str | None]], folders: list[str], numbered: bool):
         """The intents' transaction (run again after a deadlock: database work only)."""
         self._store_id = store_row_id(session, self.store)
-        # The versions' created_at, on the index's clock (``index.clock``): read
-        # here, it is written alike in the manifest files and in the rows.
-        self._created = database_now(session)
         reserved = reserve_versions(session, wanted) if numbered else [(None, None)] * len(wanted)
         writes = [PlannedWrite(folder, artifact_id, version) for folder, (artifact_id, version) in zip(folders, reserved)]
-        return reserved, record_intents(session, self._store_id, writes)
+        intent_ids, started = record_intents(session, self._store_id, writes)
+        # The versions' created_at: when their intents started, on the index's
+        # clock (``index.clock``); the manifest files and the rows say the same.
+        self._created = started
+        return reserved, intent_ids
 
     def _native(self, folder: str) -> str:
         """A layout folder in the store's filesystem. Built, not resolved:

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.artifacts import version_number_of
-from artifactfs.index.clock import database_now
+from artifactfs.index.clock import as_utc, database_now
 from artifactfs.index.holders import this_process
 from artifactfs.index.models import WriteIntent
 
@@ -30,7 +30,7 @@ def record_intent(session: Session, store_id: int, folder: str, holder: str | No
     """Record that ``folder`` (relative to the store root) is about to be
     written by ``holder`` (default: this process, ``index.holders``);
     returns the intent's id. Commit before writing the payload."""
-    return record_intents(session, store_id, [PlannedWrite(folder)], holder)[0]
+    return record_intents(session, store_id, [PlannedWrite(folder)], holder)[0][0]
 
 
 @dataclass(frozen=True)
@@ -43,20 +43,21 @@ class PlannedWrite:
     version: str | None = None
 
 
-def record_intents(session: Session, store_id: int, writes: list[PlannedWrite], holder: str | None = None) -> list[str]:
+def record_intents(session: Session, store_id: int, writes: list[PlannedWrite],
+                   holder: str | None = None) -> tuple[list[str], dt.datetime]:
     """Record the intents of several payload folders in one statement, held
-    by ``holder`` (default: this process); returns their ids, in order.
-    Commit before writing the payloads."""
+    by ``holder`` (default: this process); returns their ids, in order, and
+    when they started (the index's clock). Commit before writing the payloads."""
     if holder is None:
         holder = str(this_process())
     ids = [str(uuid.uuid4()) for _ in writes]
-    session.connection().execute(_RECORD, [
+    started = session.connection().execute(_RECORD, [
         {"uuid": intent_id, "store_id": store_id, "folder": write.folder.strip("/"), "holder": holder,
          "artifact_id": write.artifact_id, "version": write.version,
          "version_number": version_number_of(write.version) if write.version is not None else None}
         for intent_id, write in zip(ids, writes)
-    ])
-    return ids
+    ]).scalars().all()
+    return ids, as_utc(min(started))
 
 
 def clear_intent(session: Session, intent_id: str) -> None:
@@ -72,7 +73,7 @@ def clear_intents(session: Session, intent_ids: list[str]) -> None:
 
 
 # Built once: every save runs both.
-_RECORD = insert(WriteIntent.__table__)
+_RECORD = insert(WriteIntent.__table__).returning(WriteIntent.__table__.c.started_at)
 _CLEAR = delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid.in_(bindparam("intents", expanding=True)))
 
 
