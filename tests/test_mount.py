@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -311,6 +312,27 @@ def test_modes_owner_and_allow_other(shared):
     assert public.returncode == 0 and public.stdout == "anyone\n", public.stderr
     secret = subprocess.run([*nobody, str(folder / "secret.txt")], capture_output=True, text=True, timeout=30)
     assert secret.returncode != 0 and "Permission denied" in secret.stderr
+
+
+@pytest.mark.parametrize("shared", ["local"], indirect=True)
+def test_another_user_copies_out_and_deletes_the_copy(shared):
+    """The README's `cp -rL .../latest ./restored`, as a second Unix user on
+    an --allow-other mount: folders show 0755, so the copy's folders are the
+    copier's to write and `rm -rf restored` works."""
+    from unix_users import second_user
+
+    user = second_user()
+    latest = shared.mount.path / "artifacts/ckpt/latest"
+    assert stat.S_IMODE(os.stat(latest).st_mode) == 0o755
+    work = user.folder()
+    try:
+        copied = user.run("cp", "-rL", str(latest), "restored", cwd=work)
+        assert copied.returncode == 0, copied.stderr
+        assert (work / "restored/optim/deep/notes.txt").read_bytes() == b"hello\n"
+        removed = user.run("rm", "-rf", "restored", cwd=work)
+        assert removed.returncode == 0 and not (work / "restored").exists(), removed.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.parametrize("shared", ["local"], indirect=True)
