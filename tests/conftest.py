@@ -1,6 +1,7 @@
 """Shared pytest fixtures: real servers for each session, a fresh ARTIFACTFS_HOME per test."""
 
 import os
+import time
 
 # Must be set before anything imports gcsfs (see tests/servers.py).
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
@@ -21,12 +22,25 @@ def _start_or_skip(start):
     pytest.skip(reason)
 
 
+STOP_SECONDS: dict[str, float] = {}  # server name -> seconds its stop took (printed at the end)
+
+
 def _serve(start):
     server = _start_or_skip(start)
     try:
         yield server
     finally:
+        began = time.monotonic()
         server.stop()
+        STOP_SECONDS[server.name] = time.monotonic() - began
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name each session server's stop time: they run in the last test's
+    teardown, so a slow one shows there in --durations without its name."""
+    if STOP_SECONDS:
+        stops = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in STOP_SECONDS.items())
+        terminalreporter.write_line(f"server stops: {stops}")
 
 
 @pytest.fixture(scope="session")
