@@ -39,7 +39,6 @@ from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.index import generation
 from artifactfs.index.migrate import upgrade_if_needed
 from artifactfs.settings import create_private_file, get_settings
-from artifactfs.stores.secrets import remember_secrets
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # PostgreSQL SQLSTATEs after which the whole transaction may simply run again.
@@ -81,7 +80,8 @@ class Index:
     def __init__(self, url: str) -> None:
         self.url = url
         parsed = make_url(url)
-        remember_secrets([parsed.password])  # masked in every error and log line from now on
+        # Its password is masked where it stands, in a URL's password field (redact,
+        # mask_url), never as free text: a password `team` must not mask /tmp/team/homes.
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.engine = _make_engine(url, begin="DEFERRED")
         # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE.

@@ -12,6 +12,7 @@ migrate twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from functools import lru_cache
@@ -47,6 +48,16 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _say_created(index: Index) -> None:
+    """One line on stderr (through logging: a program's own configuration
+    decides; without one, Python's last-resort handler prints warnings)."""
+    from artifactfs.stores.secrets import mask_url
+
+    logging.getLogger("artifactfs.index").warning(
+        "artifactfs: created a new index at %s (`artifactfs info` shows the index, home and stores in use; "
+        "ARTIFACTFS_HOME or ARTIFACTFS_INDEX_URL choose another)", mask_url(index.url))
 
 
 def current_revision(connection) -> str | None:
@@ -90,6 +101,9 @@ def _stamped_revision(connection) -> str | None:
 
 
 def upgrade_if_needed(index: Index, cache_dir: Path) -> None:
+    """Bring the index's schema to the newest revision; an empty database
+    gets the whole schema, and the user is told where (a mistyped
+    ``ARTIFACTFS_HOME`` must not pass for an index whose artifacts are gone)."""
     try:
         with index.engine.connect() as conn:
             if _stamped_revision(conn) == known_head(cache_dir):
@@ -101,9 +115,12 @@ def upgrade_if_needed(index: Index, cache_dir: Path) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             if current_revision(conn) == head_revision():
                 return  # another process migrated while we waited
+            created = current_revision(conn) is None
             config = _alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+        if created:
+            _say_created(index)
     except OperationalError as exc:
         raise ConfigError(
             f"cannot open the index at {index!r}: {exc.orig}",
