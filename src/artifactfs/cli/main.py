@@ -45,10 +45,17 @@ class ArtifactfsGroup(LazyGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         args = _debug_first(sys.argv[1:] if args is None else list(args))
+        if not args:  # plain `artifactfs`: the help, once, and success
+            with self.make_context(prog_name or "artifactfs", ["--help"], resilient_parsing=True) as ctx:
+                click.echo(ctx.get_help())
+            code = 0
+            if standalone_mode:
+                sys.exit(code)
+            return code
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
-            code = _report(*usage_error(exc), code=exc.exit_code)
+            code = _report(*usage_error(exc, self._command_path(args)), code=exc.exit_code)
         except click.ClickException as exc:
             code = _report(exc.format_message(), None, code=exc.exit_code)
         except click.Abort:
@@ -59,6 +66,20 @@ class ArtifactfsGroup(LazyGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def _command_path(self, args: list[str]) -> str:
+        """``artifactfs gc daemon`` for the arguments ``gc daemon --grace``:
+        the deepest command the leading names reach."""
+        path, group = ["artifactfs"], self
+        for arg in args:
+            if arg.startswith("-"):
+                continue
+            command = group.get_command(click.Context(group), arg) if isinstance(group, click.Group) else None
+            if command is None:
+                break
+            path.append(arg)
+            group = command
+        return " ".join(path)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -79,6 +79,8 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     from artifactfs.mount import daemon
 
     if status:
+        if mountpoint:
+            raise click.UsageError(f"--status lists every mount and takes no MOUNTPOINT (got {mountpoint!r})")
         _print_status(daemon.list_mounts())
         return
     if not mountpoint:

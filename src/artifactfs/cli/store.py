@@ -151,7 +151,9 @@ def _report_check(name: str, result: api.CheckResult) -> None:
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="A credential of this machine (key, secret, token, connection_string...; repeatable).")
 @click.option("--from-env", is_flag=True,
-              help="Take them from ARTIFACTFS_STORE_<NAME>_<OPTION> or the provider's variables (AWS_ACCESS_KEY_ID...).")
+              help="Take them from ARTIFACTFS_STORE_<NAME>_<OPTION> variables, else the provider's: "
+                   "S3 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; GCS GOOGLE_APPLICATION_CREDENTIALS; "
+                   "Azure AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, ... (it says which it read).")
 @click.option("--profile", help="Use this credentials profile of this machine (S3: ~/.aws/credentials).")
 def login(name: str, options: tuple[str, ...], from_env: bool, profile: str | None) -> None:
     """Save this machine's credentials for store NAME (owner-only credentials
@@ -160,7 +162,8 @@ def login(name: str, options: tuple[str, ...], from_env: bool, profile: str | No
     parsed = parse_options(options, flavor.secret_options)
     result = store_admin.login_store(name, parsed, from_env=from_env, profile=profile)
     path = escape(str(get_settings().credentials_path))
-    _say(f"Saved {', '.join(result.saved)} for store [bold]{name}[/] to {path} (mode 600).")
+    read = f" (read from {', '.join(result.variables)})" if result.variables else ""
+    _say(f"Saved {', '.join(result.saved)}{read} for store [bold]{name}[/] to {path} (mode 600).")
     _report_check(name, result.check)
 
 

@@ -32,12 +32,12 @@ import os
 import pwd
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import StoreError
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.models import ArtifactVersion, Store, VersionState
+from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionState
 from artifactfs.settings import DEFAULT_STORE, get_settings, machine_id
 
 CLAIM_SAMPLE = 20  # newest live payloads that must be here before a claim
@@ -155,3 +155,20 @@ def claim_if_unowned(session: Session, row: Store, machine: str) -> bool:
 def claim(session: Session, row: Store, machine: str) -> None:
     row.host_id = machine
     bump_generation(session)
+
+
+def unreadable_here(session: Session, names: list[str], machine: str | None = None) -> dict[str, int]:
+    """``{artifact name: live versions kept in another machine's local store}``
+    for ``names``: listings count them, but this machine can never read them."""
+    machine = machine or machine_id()
+    foreign = [row.id for row in session.scalars(select(Store).where(Store.host_id.is_not(None),
+                                                                       Store.host_id != machine))
+               if is_local_row(row)]
+    if not foreign or not names:
+        return {}
+    counted = (select(Artifact.name, func.count(ArtifactVersion.id))
+               .join(ArtifactVersion, ArtifactVersion.artifact_id == Artifact.id)
+               .where(Artifact.name.in_(names), ArtifactVersion.store_id.in_(foreign),
+                      ArtifactVersion.state == VersionState.LIVE.value)
+               .group_by(Artifact.name))
+    return {name: count for name, count in session.execute(counted)}
