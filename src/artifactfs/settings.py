@@ -265,7 +265,7 @@ def save_index_url(url: str) -> None:
     """Keep ``url`` as this user's index (``artifactfs init --index-url``):
     the URL without its password in ``config.json``, the password in the
     owner-only credentials file."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
     settings = get_settings()
     parsed = make_url(url)
@@ -273,7 +273,8 @@ def save_index_url(url: str) -> None:
         settings.write_credentials(INDEX_CREDENTIALS, {"password": str(parsed.password)})
     else:
         settings.forget_credentials(INDEX_CREDENTIALS)
-    settings.write_config(index_url=parsed.set(password=None).render_as_string(hide_password=False))
+    bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database, parsed.query)
+    settings.write_config(index_url=bare.render_as_string(hide_password=False))
 
 
 def _file_stamp(path: Path) -> tuple[int, int] | None:
