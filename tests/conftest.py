@@ -58,9 +58,28 @@ def gcs_server():
     yield from _serve(servers.start_fake_gcs)
 
 
+_POSTGRES: list = []  # the session's PostgreSQL server, once a test asked for it
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
-    yield from _serve(servers.start_postgres)
+    for server in _serve(servers.start_postgres):
+        _POSTGRES.append(server)
+        yield server
+        _POSTGRES.remove(server)
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """Drop the databases a test created when it ends (after its other
+    fixtures, which close their connections): left to the end, hundreds of
+    them made stopping the server take minutes. Databases of module- and
+    session-scoped fixtures were made before this snapshot and stay."""
+    before = {id(server): set(server.created) for server in _POSTGRES}
+    yield
+    for server in _POSTGRES:
+        for name in [n for n in server.created if n not in before.get(id(server), set())]:
+            server.drop_database(name)
 
 
 @pytest.fixture(scope="session")
