@@ -20,4 +20,11 @@ if ((${#missing[@]})) && command -v apt-get >/dev/null; then
 fi
 
 bash scripts/venv.sh .venv all
+# The systemd units in contrib/systemd call /usr/local/bin/artifactfs: as root,
+# link it to this environment's (never over another program of that name).
+link=/usr/local/bin/artifactfs
+if [[ $(id -u) == 0 && ( ! -e $link || $(readlink "$link") == "$PWD/.venv/bin/artifactfs" ) ]]; then
+    ln -sfn "$PWD/.venv/bin/artifactfs" "$link"
+    echo "linked $link -> $PWD/.venv/bin/artifactfs (for contrib/systemd)"
+fi
 echo "installed: $(.venv/bin/artifactfs --version)  (run .venv/bin/artifactfs, or: source .venv/bin/activate)"
