@@ -152,5 +152,10 @@ def test_init_index_url_keeps_it_in_the_config_and_masks_only_the_password(postg
     assert f"{home}/data/store" in info.stdout  # the word `team` in a path stays
     assert "***" not in info.stdout.replace(":***@", "")
     assert cli(home, "artifact", "list").stdout.strip() == "No artifacts yet."
+    opened = subprocess.run([sys.executable, "-c", "from artifactfs.index import get_index; get_index(); "
+                             "from artifactfs.stores.secrets import redact; "
+                             "print(redact('in /tmp/team/homes, ' + get_index().url))"],
+                            env=_env(home, ARTIFACTFS_INDEX_URL=url), capture_output=True, text=True, timeout=120)
+    assert opened.stdout.strip() == "in /tmp/team/homes, " + url.replace(":team@", ":***@"), opened.stderr
     overridden = cli(home, "info", ARTIFACTFS_INDEX_URL=f"sqlite:///{tmp_path}/other.db")
     assert "[ARTIFACTFS_INDEX_URL]" in overridden.stdout  # the variable still wins
