@@ -323,7 +323,6 @@ def test_another_user_copies_out_and_deletes_the_copy(shared):
 
     user = second_user()
     latest = shared.mount.path / "artifacts/ckpt/latest"
-    assert stat.S_IMODE(os.stat(latest).st_mode) == 0o755
     work = user.folder()
     try:
         copied = user.run("cp", "-rL", str(latest), "restored", cwd=work)
@@ -331,6 +330,7 @@ def test_another_user_copies_out_and_deletes_the_copy(shared):
         assert (work / "restored/optim/deep/notes.txt").read_bytes() == b"hello\n"
         removed = user.run("rm", "-rf", "restored", cwd=work)
         assert removed.returncode == 0 and not (work / "restored").exists(), removed.stderr
+        assert stat.S_IMODE(os.stat(latest).st_mode) == 0o755
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
