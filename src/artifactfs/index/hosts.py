@@ -172,3 +172,14 @@ def unreadable_here(session: Session, names: list[str], machine: str | None = No
                       ArtifactVersion.state == VersionState.LIVE.value)
                .group_by(Artifact.name))
     return {name: count for name, count in session.execute(counted)}
+
+
+def local_roots_here(session: Session, machine: str | None = None) -> list[str]:
+    """Root folders of the local stores this machine owns (the mount's ``df``
+    reports the free space of the file systems holding them)."""
+    from artifactfs.stores import get_flavor
+
+    machine = machine or machine_id()
+    rows = session.execute(select(Store.root_uri, Store.flavor).where(Store.host_id == machine,
+                                                                      Store.removed_at.is_(None)))
+    return sorted(root for root, flavor in rows if get_flavor(flavor).protocol == "file")

@@ -127,10 +127,13 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What ``statfs`` reports: the live payload the index holds."""
+    """What ``statfs`` reports: the live payload the index holds, and the
+    free space of the file systems of this machine's local stores (0 when
+    it has none: a remote store has no free space to show)."""
 
     bytes: int
     files: int
+    free: int = 0
 
 
 @dataclass(frozen=True, slots=True)
