@@ -62,6 +62,8 @@ CASES = [
               "AZURE_STORAGE_CONNECTION_STRING")),
     Case("init --index-url is documented", ("init", "--help"), 0, out=("--index-url", "credentials")),
     Case("info is a command", ("--help",), 0, out=("info ",)),
+    Case("defaults are shown one way, as click shows its own", ("lineage", "--help"), 0,
+         out=("[default: both]", "[default: no limit]", "[default: stdout]"), never=("(default",)),
     Case("a bad --index-url is a usage error", ("init", "--index-url", "not a url"), 2,
          err=("--index-url", "not a SQLAlchemy URL")),
 ]

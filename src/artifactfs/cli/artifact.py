@@ -149,7 +149,7 @@ def _print_lineage(v) -> None:
 @artifact_group.command("register")
 @click.argument("path")
 @click.option("--name", "-n", required=True, help="Artifact name.")
-@click.option("--version", "-v", "version", help="Version string (default: next number).")
+@click.option("--version", "-v", "version", help="Version string [default: the next number].")
 @click.option("--tag", "-t", "tags", multiple=True, help="Tag (repeatable).")
 @click.option("--copy", is_flag=True, help="Copy into the active store (needed for paths outside every store).")
 @click.option("--store", help="Store to copy into (with --copy).")
