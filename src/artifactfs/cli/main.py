@@ -8,6 +8,7 @@ a few tens of milliseconds.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -45,7 +46,8 @@ class ArtifactfsGroup(LazyGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         args = _debug_first(sys.argv[1:] if args is None else list(args))
-        if not args:  # plain `artifactfs`: the help, once, and success
+        completing = complete_var or f"_{(prog_name or 'artifactfs').replace('-', '_').upper()}_COMPLETE"
+        if not args and completing not in os.environ:  # plain `artifactfs`: the help, once, and success
             with self.make_context(prog_name or "artifactfs", ["--help"], resilient_parsing=True) as ctx:
                 click.echo(ctx.get_help())
             code = 0
