@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -543,3 +544,30 @@ def test_artifact_list_marks_versions_only_another_machine_can_read(team):
     listing = a.cli("artifact", "list").stdout
     assert "not readable here" in listing and "1 (1 not readable here)" in listing  # b's version, seen from a
     assert "2 (" not in listing  # a's own versions are readable on a
+
+
+def test_a_second_unix_user_on_the_same_machine_gets_a_store_of_its_own(team, tmp_path):
+    """Two Unix users of one server (the real machine id, homes under their
+    own HOME) on the team index: the second user's init and saves go to its
+    own folder, never into the first user's 0700 store."""
+    from unix_users import second_user
+
+    user = second_user()
+    if user.run(sys.executable, "-c", "import artifactfs").returncode != 0:
+        pytest.skip(f"{user.name} cannot run this suite's Python ({sys.executable})")
+    (first,) = team(1)
+    root_home, user_home = tmp_path / "root-home", user.folder(prefix="artifactfs-teammate-")
+    try:
+        base = {k: v for k, v in first.env().items()
+                if not k.startswith(("ARTIFACTFS_HOME", "ARTIFACTFS_MACHINE_ID", "XDG_"))}
+        mine = subprocess.run([ARTIFACTFS, "init"], env={**base, "HOME": str(root_home)}, capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        assert mine.returncode == 0 and f"default ({root_home}" in mine.stdout, mine.stdout + mine.stderr
+        theirs = user.run(ARTIFACTFS, "init", env={**base, "HOME": str(user_home)}, timeout=TIMEOUT)
+        assert theirs.returncode == 0, theirs.stderr
+        assert f"({user_home}/.local/share/artifactfs/store)" in theirs.stdout, theirs.stdout
+        saved = user.run(sys.executable, "-c", "from artifactfs import save_artifact; print(save_artifact([1], 'x').uri)",
+                         env={**base, "HOME": str(user_home)}, timeout=TIMEOUT)
+        assert saved.returncode == 0 and saved.stdout.strip().startswith(str(user_home)), saved.stderr
+    finally:
+        shutil.rmtree(user_home, ignore_errors=True)
