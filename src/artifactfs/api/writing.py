@@ -44,7 +44,6 @@ from artifactfs.materializers import (
     qualified_name,
 )
 from artifactfs.materializers.builtin import is_jsonable
-from artifactfs.settings import machine_id
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
@@ -87,17 +86,6 @@ def store_row_id(session, store: ArtifactStore) -> int:
     return getattr(store, "index_id", None) or find_store_row(session, store.name).id
 
 
-_writer: tuple[int, str] | None = None
-
-
-def writer_id() -> str:
-    """``<machine id>@<pid>``: who holds a write intent."""
-    global _writer
-    if _writer is None or _writer[0] != os.getpid():
-        _writer = (os.getpid(), f"{machine_id()}@{os.getpid()}")
-    return _writer[1]
-
-
 def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = None) -> FreshPayload:
     """Step 1: record the intent to write ``<name>/<uuid>`` (committed before
     returning, so the pruner sees it before the folder exists). On SQLite the
@@ -107,7 +95,7 @@ def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = No
     folder = payload_folder(name, version_uuid)
     native = store.resolve(folder)
     with get_index().write(durable=False) as session:
-        intent_id = record_intent(session, store_row_id(session, store), folder, writer_id())
+        intent_id = record_intent(session, store_row_id(session, store), folder)
     fault_point("after_write_intent")
     return FreshPayload(version_uuid, folder, native, store.flavor.to_uri(native), intent_id)
 

@@ -32,7 +32,14 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from artifactfs.errors import ArtifactfsError, ConfigError
@@ -336,6 +343,27 @@ def conflict_reason(exc: DBAPIError) -> str | None:
     orig = exc.orig
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return RETRYABLE.get(state)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the index's database server cannot be reached
+    (down, restarting, the network): an outage, not a bug."""
+    if isinstance(exc, (IndexConnectionError, DisconnectionError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return isinstance(exc, (OperationalError, InterfaceError)) and not isinstance(exc.orig, sqlite3.Error)
+    return False
+
+
+def describe_index_error(exc: BaseException) -> str:
+    """One line for an error of the index, without a driver's raw text for an outage."""
+    if is_unreachable(exc):
+        return "the index's database server cannot be reached (down or restarting)"
+    if isinstance(exc, ArtifactfsError):
+        return exc.message
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
 
 
 def ping(index: Index) -> None:
