@@ -6,8 +6,6 @@ import uuid
 import pytest
 
 BACKENDS = ["sqlite", "postgres"]
-#: The line a command says first when it creates a new index (error-format checks skip it).
-NEW_INDEX = "artifactfs: created a new index at "
 
 
 @pytest.fixture(params=BACKENDS)

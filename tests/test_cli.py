@@ -17,7 +17,7 @@ from artifactfs import register_artifact, save_artifact
 from artifactfs.cli.lazy import LazyGroup
 from artifactfs.cli.main import COMMANDS, cli
 from artifactfs.errors import NotFoundError, PathNotFoundError
-from index_fixtures import NEW_INDEX
+from artifactfs.index.migrate import NEW_INDEX
 
 pytest_plugins = ["index_fixtures"]
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import servers
-from index_fixtures import NEW_INDEX
+from artifactfs.index.migrate import NEW_INDEX
 from artifactfs import fileio
 from artifactfs.api import check_store, get_store, list_stores, register_store
 from artifactfs.cli.main import cli

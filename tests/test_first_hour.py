@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from artifactfs.index.migrate import NEW_INDEX
+
 ARTIFACTFS = str(Path(sys.executable).with_name("artifactfs"))
-NEW_INDEX = "created a new index at "
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from artifactfs.index.db import Index
 
 VERSIONS = Path(__file__).with_name("migrations") / "versions"
+#: How the line that announces a new index begins (stderr, once per new index).
+NEW_INDEX = "artifactfs: created a new index at "
 # Any constant: the key of PostgreSQL's advisory lock for migrations.
 _PG_MIGRATION_LOCK = 0x4152_5446
 
@@ -56,7 +58,7 @@ def _say_created(index: Index) -> None:
     from artifactfs.stores.secrets import mask_url
 
     logging.getLogger("artifactfs.index").warning(
-        "artifactfs: created a new index at %s (`artifactfs info` shows the index, home and stores in use; "
+        NEW_INDEX + "%s (`artifactfs info` shows the index, home and stores in use; "
         "ARTIFACTFS_HOME or ARTIFACTFS_INDEX_URL choose another)", mask_url(index.url))
 
 
