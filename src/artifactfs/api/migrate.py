@@ -35,7 +35,6 @@ from artifactfs.api.stores import get_store, store_for_uri
 from artifactfs.api.writing import (
     VISUALIZATION_SUFFIX,
     PayloadMissingError,
-    manifest_record,
     abandon,
     begin_payload,
     payload_folder,
@@ -49,6 +48,7 @@ from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
 from artifactfs.index.gc import UUID4
 from artifactfs.index.intents import clear_intent
+from artifactfs.index.journal import gather
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
@@ -313,8 +313,9 @@ def _write_manifest(move: Move, target: ArtifactStore) -> None:
         row = session.get(VersionRow, move.version_pk)
         if row is None:
             return  # forgotten meanwhile: the re-point refuses it
-        record = manifest_record(row, move.name, row.version, row.created_at, row.visualizations)
-        files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in version_files(session, row.id)]
+        gathered = gather(session, [row.id])[row.id]  # the whole journal: tags, metadata, links
+        record = gathered.record(target, target.uri(payload_folder(move.name, move.uuid)))
+        files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in gathered.files]
     write_manifest_file(target, payload_folder(move.name, move.uuid), files, record)
 
 

@@ -30,7 +30,7 @@ from typing import IO, Any
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
-from artifactfs.index.artifacts import NewVersion, check_name, check_metadata, version_at
+from artifactfs.index.artifacts import NewVersion, check_metadata, check_name, metadata_value, version_at
 from artifactfs.index.intents import clear_intent, record_intent
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.index.sweep import remove_quietly, rmtree_quietly
@@ -52,6 +52,8 @@ from artifactfs.stores.manifest import (
     ManifestEntry,
     RecordingStore,
     content_hash,
+    journal_folder,
+    journal_record,
     manifest_entry,
     manifest_file,
     write_manifest_file,
@@ -398,33 +400,40 @@ def in_layout(new: NewVersion) -> bool:
 
 def write_manifest_beside(store: ArtifactStore, new: NewVersion, version: str | None = None,
                           created_at: dt.datetime | None = None) -> bool:
-    """Write the version's manifest file beside its payload folder (layout
-    payloads only); ``version`` None: to be numbered by the commit."""
-    if not in_layout(new):
-        return False
+    """Write the version's manifest file (its journal: ``stores.manifest``)
+    beside its payload folder, or for a path registered in place under
+    ``.artifactfs-registered/``; ``version`` None: to be numbered by the commit."""
+    folder = journal_folder(store, new.uri, new.uuid)
+    in_place = None if in_layout(new) else store.relpath(new.uri)
     record = manifest_record(new, new.name, version if version is not None else new.version,
-                             created_at or dt.datetime.now(dt.timezone.utc), new.visualizations)
-    write_manifest_file(store, store.relpath(new.uri), new.files, record)
+                             created_at or dt.datetime.now(dt.timezone.utc), new.visualizations, in_place)
+    try:
+        write_manifest_file(store, folder, new.files, record)
+    except Exception as exc:  # noqa: BLE001
+        if in_place is None:
+            raise
+        warnings.warn(f"{new.name}: the manifest file of a path registered in place could not be written "
+                      f"({type(exc).__name__}); `fsck --adopt` will not know it", stacklevel=3)
+        return False
     return True
 
 
 def manifest_record(version: Any, name: str, number: str | None, created_at: dt.datetime,
-                    visualizations: list | None) -> dict[str, Any]:
-    """What the manifest file says of a version (a ``NewVersion`` or a version row)."""
-    return {
-        "uuid": version.uuid, "name": name, "version": number, "payload_kind": version.payload_kind,
-        "materializer": version.materializer, "data_type": version.data_type, "artifact_type": version.artifact_type,
-        "hash_algorithm": version.hash_algorithm, "content_hash": version.content_hash,
-        "save_type": version.save_type, "visualizations": list(visualizations or []),
-        "created_at": created_at.isoformat(),
-    }
+                    visualizations: list | None, in_place: str | None = None) -> dict[str, Any]:
+    """What the manifest file says of a ``NewVersion`` before its commit:
+    ``stores.manifest.journal_record`` with the tags, metadata and producing
+    step run it is committed with."""
+    metadata = [(key, *metadata_value(key, value)) for key, value in (getattr(version, "metadata", None) or {}).items()]
+    return journal_record(version, name, number, created_at, in_place=in_place,
+                          tags=getattr(version, "tags", None) or (), metadata=metadata,
+                          producers=getattr(version, "producers", None) or ())
 
 
 def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, created_at: dt.datetime) -> None:
     """After the commit numbered the version: rewrite its manifest file with
     the number. The version is committed either way, so a failure only warns
     (``fsck --adopt`` would then number it anew)."""
-    if new.version is not None or not in_layout(new):
+    if new.version is not None:
         return
     try:
         write_manifest_beside(store, new, version, created_at)

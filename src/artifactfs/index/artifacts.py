@@ -229,6 +229,7 @@ class NewVersion:
     metadata: dict[str, Any] | None = None
     visualizations: list | None = None
     intent_id: str | None = None  # the write intent of a fresh payload folder, cleared by the insert
+    producers: list | None = None  # the step run that links it as an output, for its manifest file (link records)
     wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
 
 

@@ -9,20 +9,25 @@ recorded with its real mode: the one a local file has, or the one asked for
 with ``file_mode`` (a copy keeps its source's; an object store has none).
 With ``durable`` a local folder is fsynced before ``finish`` returns.
 
-A copy of each version's record also lies beside its payload folder, in
-``<root>/<name>/<uuid>.manifest.json`` (:func:`write_manifest_file`): a lost
-index is recovered by re-adopting payloads from these files
-(``artifactfs fsck --adopt``).
+Each version's record also lies beside its payload folder, in
+``<root>/<name>/<uuid>.manifest.json`` (:func:`write_manifest_file`; for a
+path registered in place, in ``<root>/.artifactfs-registered/<uuid>.manifest.json``):
+the store's journal of everything the index knows of the version (its
+files, tags, metadata, the step runs that wrote and read it), built by one
+function (:func:`journal_record`) and sealed, so that a lost or restored
+index is rebuilt from the store (``artifactfs fsck --adopt``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import posixpath
 import stat as stat_module
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
@@ -383,10 +388,24 @@ def manifest_entry(store: ArtifactStore, native: str, relative: str,
     return ManifestEntry(relative, size, mode, digest)
 
 
-# -- the manifest file beside a payload folder -----------------------------------------
+# -- the manifest file beside a payload folder: the store's journal of the index ----------
 
 MANIFEST_SUFFIX = ".manifest.json"
-MANIFEST_FILE_FORMAT = 1
+#: 2: the complete journal (tags, metadata, producers, consumers, a seal); 1 is still read.
+MANIFEST_FILE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+#: Where the manifest files of versions registered in place lie (a registered
+#: folder is the user's: nothing of ours goes into it or beside it).
+REGISTERED_JOURNAL = ".artifactfs-registered"
+#: The version facts a manifest file carries, in this order.
+VERSION_FIELDS = ("uuid", "name", "version", "version_number", "payload_kind", "materializer", "data_type",
+                  "artifact_type", "hash_algorithm", "content_hash", "save_type", "visualizations", "created_at",
+                  "in_place")
+
+
+class JournalError(ValueError):
+    """A manifest file that cannot be trusted: unreadable, of an unknown
+    format, or changed since artifactfs wrote it (its seal does not match)."""
 
 
 def manifest_file(folder: str) -> str:
@@ -394,25 +413,123 @@ def manifest_file(folder: str) -> str:
     return folder.rstrip("/") + MANIFEST_SUFFIX
 
 
+def journal_folder(store: ArtifactStore, uri: str, uuid: str) -> str:
+    """The folder (relative to the store root) whose manifest file is the
+    journal of version ``uuid`` at ``uri``: its own payload folder
+    ``<name>/<uuid>``, or, for a path registered in place,
+    ``.artifactfs-registered/<uuid>``."""
+    relative = store.relpath(uri).rstrip("/")
+    if relative.rpartition("/")[2] == uuid:
+        return relative
+    return f"{REGISTERED_JOURNAL}/{uuid}"
+
+
+def journal_record(version: Any, name: str, number: str | None, created_at: Any, *,
+                   in_place: str | None = None, tags: Iterable[str] = (),
+                   metadata: Iterable[tuple[str, Any, str]] = (), producers: Iterable[dict] = (),
+                   consumers: Iterable[dict] = ()) -> dict[str, Any]:
+    """THE record a manifest file keeps of a version (one builder: the
+    commit and every later update write this shape). ``version``: anything
+    with the version's attributes (a ``NewVersion`` or a version row);
+    ``metadata``: ``(key, stored value, type)`` as the index keeps them, in
+    order; ``producers``/``consumers``: :func:`link_record` of the step runs
+    that wrote or read it. Nothing secret is in the index, so nothing secret
+    is here: store options and credentials never are."""
+    number_value = None if number is None else (int(number) if str(number).isdigit() and len(str(number)) < 19
+                                                else None)
+    stamp = created_at.isoformat() if hasattr(created_at, "isoformat") else created_at
+    return {
+        "uuid": version.uuid, "name": name, "version": number, "version_number": number_value,
+        "payload_kind": version.payload_kind, "materializer": version.materializer, "data_type": version.data_type,
+        "artifact_type": version.artifact_type, "hash_algorithm": version.hash_algorithm,
+        "content_hash": version.content_hash, "save_type": version.save_type,
+        "visualizations": list(getattr(version, "visualizations", None) or []), "created_at": stamp,
+        "in_place": in_place,
+        "tags": sorted(set(tags)),
+        "metadata": [[key, value, kind] for key, value, kind in metadata],
+        "producers": list(producers), "consumers": list(consumers),
+    }
+
+
+def link_record(name: str, step: dict[str, Any], seq: int | None = None) -> dict[str, Any]:
+    """One link of a version's journal: the step run (:func:`step_record`)
+    that wrote or read it under ``name``; ``seq`` keeps the order links were
+    made in (the index's link id, None before the commit)."""
+    return {"name": name, "seq": seq, "step": step}
+
+
+def step_record(uuid: str, name: str, status: str, *, code_hash: str | None, cache_key: str | None,
+                parameters: Any, start_time: Any, end_time: Any, original: str | None, seq: int | None,
+                metadata: Iterable[tuple[str, Any, str]], run: dict[str, Any]) -> dict[str, Any]:
+    """A step run as the journal keeps it: enough to rebuild its row."""
+    return {"uuid": uuid, "name": name, "status": status, "code_hash": code_hash, "cache_key": cache_key,
+            "parameters": parameters, "start_time": _stamp(start_time), "end_time": _stamp(end_time),
+            "original": original, "seq": seq, "metadata": [[k, v, t] for k, v, t in metadata], "run": run}
+
+
+def run_record(uuid: str, name: str, pipeline: str, status: str, *, parameters: Any, start_time: Any,
+               end_time: Any, seq: int | None, metadata: Iterable[tuple[str, Any, str]]) -> dict[str, Any]:
+    """A pipeline run as the journal keeps it: enough to rebuild its row."""
+    return {"uuid": uuid, "name": name, "pipeline": pipeline, "status": status, "parameters": parameters,
+            "start_time": _stamp(start_time), "end_time": _stamp(end_time), "seq": seq,
+            "metadata": [[k, v, t] for k, v, t in metadata]}
+
+
+def _stamp(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def seal(data: dict[str, Any]) -> str:
+    """A digest of a manifest file's content (everything but the seal): an
+    edit by hand or a torn write shows as a seal that does not match."""
+    body = {k: v for k, v in data.items() if k != "seal"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def manifest_document(entries: list[ManifestEntry], record: dict[str, Any]) -> dict[str, Any]:
+    """The whole content of a manifest file: format, record, files, seal."""
+    data = {"format": MANIFEST_FILE_FORMAT, **record,
+            "files": [{"path": e.path, "size": e.size, "mode": e.mode, "digest": e.digest} for e in entries]}
+    data = json.loads(json.dumps(data, default=str))  # as it will read back (times as text)
+    data["seal"] = seal(data)
+    return data
+
+
 def write_manifest_file(store: ArtifactStore, folder: str, entries: list[ManifestEntry],
                         meta: dict[str, Any]) -> str:
-    """Write ``<folder>.manifest.json``: the version's record (``meta``: name,
-    version, uuid, materializer, data type, hash algorithm, ...) and its
-    files. Returns the file's URI."""
-    data = {"format": MANIFEST_FILE_FORMAT, **meta,
-            "files": [{"path": e.path, "size": e.size, "mode": e.mode, "digest": e.digest} for e in entries]}
+    """Write ``<folder>.manifest.json``: the version's record (``meta``, from
+    :func:`journal_record`) and its files, sealed. Returns the file's URI.
+    It goes through the store's ``open`` (object stores too)."""
     target = manifest_file(folder)
     with store.open(target, "w") as f:
-        f.write(json.dumps(data, sort_keys=True, default=str))
+        f.write(json.dumps(manifest_document(entries, meta), sort_keys=True))
     return store.uri(target)
+
+
+def parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[ManifestEntry]]:
+    """``(record, files)`` of a manifest file's bytes; :class:`JournalError`
+    when it cannot be trusted (format 1 files have no seal)."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise JournalError(f"it is not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
+        raise JournalError(f"unknown manifest file format {data.get('format') if isinstance(data, dict) else data!r}")
+    if data["format"] >= 2 and data.get("seal") != seal(data):
+        raise JournalError("its content does not match its seal: it was changed after artifactfs wrote it")
+    try:
+        files = [ManifestEntry(str(f["path"]), int(f["size"]), int(f["mode"]), str(f["digest"]))
+                 for f in data.pop("files")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JournalError(f"its file list cannot be read ({type(exc).__name__}: {exc})") from None
+    data.pop("seal", None)
+    return data, files
 
 
 def read_manifest_file(store: ArtifactStore, folder: str) -> tuple[dict[str, Any], list[ManifestEntry]]:
     """``(record, files)`` of a payload folder's manifest file.
-    FileNotFoundError when there is none; ValueError when it cannot be read."""
-    data = json.loads(store.read_bytes(manifest_file(folder)))
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FILE_FORMAT:
-        raise ValueError(f"unknown manifest file format {data.get('format') if isinstance(data, dict) else data!r}")
-    files = [ManifestEntry(str(f["path"]), int(f["size"]), int(f["mode"]), str(f["digest"]))
-             for f in data.pop("files")]
-    return data, files
+    FileNotFoundError when there is none; :class:`JournalError` (a
+    ValueError) when it cannot be read or trusted."""
+    return parse_manifest(store.read_bytes(manifest_file(folder)))
