@@ -79,3 +79,118 @@ def test_newest_is_the_highest_version_not_the_highest_row(afs_home):
     left = {v for v, u in by_version.items() if states().get(u) == "live"}
     assert left == {"6"}
     assert load_artifact("x") == 6
+
+
+# -- a lost index comes back whole from the journal -------------------------------------------
+
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+import artifactfs  # noqa: E402
+import test_gc_never_lose as never_lose  # noqa: E402
+from artifactfs import Client, log_metadata, pipeline, register_artifact, step  # noqa: E402
+from gc_helpers import backdate_tree, root  # noqa: E402
+
+
+@step
+def load_rows(n: int) -> list:
+    return list(range(n))
+
+
+@step
+def clean(rows: list) -> list:
+    return [r for r in rows if r % 2 == 0]
+
+
+@step
+def fit(rows: list, lr: float = 0.1) -> dict:
+    log_metadata({"loss": 0.25, "shape": (2, 3)})
+    return {"weights": rows, "lr": lr}
+
+
+@step
+def report(model: dict) -> None:  # reads, writes nothing: its link lives in its input's journal only
+    log_metadata({"seen": len(model["weights"])})
+
+
+@pipeline
+def train(n: int = 6, lr: float = 0.1):
+    model = fit(clean(load_rows(n=n)), lr=lr)
+    report(model)
+
+
+def cli_ok(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def build_history() -> dict:
+    """Saves with tags and metadata, a folder registered in place, and runs
+    with lineage (one of them cached), as a user would leave an index."""
+    made = {}
+    made["data"] = [save_artifact({"i": i}, "data", tags=["keep"] if i == 0 else [], metadata={"i": i, "pair": (i, i)})
+                    for i in range(3)]
+    made["golden"] = save_artifact([1, 2, 3], "data", version="golden", tags=["gold"])
+    made["data"][1].add_tags(["reviewed"])
+    log_metadata({"checked": True, "score": float("nan")}, artifact_name="data", artifact_version="2")
+    folder = root() / "checkpoints" / "run-7"
+    (folder / "optim").mkdir(parents=True)
+    (folder / "model.bin").write_bytes(b"m" * 300)
+    (folder / "optim" / "state.bin").write_bytes(b"s" * 50)
+    made["in_place"] = register_artifact(folder, "ckpt", tags=["keep"], metadata={"epoch": 7})
+    made["runs"] = [train.with_options(run_name=name, quiet=True)(n=n)  # train-b: cached from train-a
+                    for name, n in (("train-a", 6), ("train-b", 6), ("train-c", 8))]
+    log_metadata({"note": "baseline"}, run_id_name_or_prefix="train-a")
+    return made
+
+
+def snapshot(made: dict, mount_at) -> dict:
+    """What a user sees: lineage of every version, the artifact list, each
+    version's tags, metadata and files, runs, and the mount's tree."""
+    seen: dict = {"artifacts": cli_ok("artifact", "list"), "runs": cli_ok("run", "list")}
+    with get_index().read() as session:
+        labels = sorted(f"{name}:{version}" for name, version in session.execute(
+            select(VersionRow.artifact.property.mapper.class_.name, VersionRow.version).join(VersionRow.artifact)))
+    for label in labels:
+        name, version = label.rsplit(":", 1)
+        v = artifactfs.get_artifact_version(name, version)
+        seen[label] = {"lineage": json.loads(cli_ok("lineage", label, "-f", "json")), "tags": v.tags,
+                       "metadata": repr(v.metadata), "files": v.files, "uuid": v.id, "created": v.created_at,
+                       "save_type": v.save_type, "uri": v.uri}
+    for run in ("train-a", "train-b", "train-c"):
+        seen[run] = cli_ok("run", "show", run)
+    from test_mount_helpers import mounted, tree_of
+
+    with mounted(mount_at):
+        seen["mount"] = tree_of(mount_at)
+        seen["latest"] = os.readlink(mount_at / "artifacts" / "data" / "latest")
+    return seen
+
+
+def test_a_lost_index_comes_back_whole_from_the_journal(request, afs_home, index_backend, monkeypatch, tmp_path):
+    made = build_history()
+    before = snapshot(made, tmp_path / "mnt-before")
+    never_lose.lose_index(request, index_backend, monkeypatch)
+    cli_ok("init")
+    output = cli_ok("fsck", "--adopt")
+    assert "rebuilt 3 run(s)" in output and "not rebuilt" not in output, output
+    after = snapshot(made, tmp_path / "mnt-after")
+    assert after.keys() == before.keys()
+    for key in before:
+        assert after[key] == before[key], key
+    # Well past every grace: nothing tagged keep, nothing with lineage is deleted.
+    with get_index().write() as session:
+        session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(days=30)))
+    for payload in root().iterdir():
+        if payload.is_dir():
+            backdate_tree(payload, hours=24 * 30)
+    result = gc("--grace", "1d", "--orphan-grace", "1d", "--keep-latest", "0")
+    assert result.exit_code == 0, result.output
+    live = {u for u, s in states().items() if s == "live"}
+    kept = [made["data"][0], made["in_place"]] + [v for r in made["runs"] for s in r.steps.values()
+                                                  for v in s.outputs.values()]
+    for v in kept:
+        assert v.id in live, v
+        artifactfs.get_artifact_version(v.id).load(verify=True)

@@ -405,8 +405,9 @@ def write_manifest_beside(store: ArtifactStore, new: NewVersion, version: str | 
     ``.artifactfs-registered/``; ``version`` None: to be numbered by the commit."""
     folder = journal_folder(store, new.uri, new.uuid)
     in_place = None if in_layout(new) else store.relpath(new.uri)
+    new.created_at = created_at or new.created_at or dt.datetime.now(dt.timezone.utc)  # the row takes it too
     record = manifest_record(new, new.name, version if version is not None else new.version,
-                             created_at or dt.datetime.now(dt.timezone.utc), new.visualizations, in_place)
+                             new.created_at, new.visualizations, in_place)
     try:
         write_manifest_file(store, folder, new.files, record)
     except Exception as exc:  # noqa: BLE001

@@ -230,6 +230,7 @@ class NewVersion:
     visualizations: list | None = None
     intent_id: str | None = None  # the write intent of a fresh payload folder, cleared by the insert
     producers: list | None = None  # the step run that links it as an output, for its manifest file (link records)
+    created_at: Any = None  # the time its manifest file records (set when that is written); None: the commit's
     wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
 
 
@@ -288,7 +289,7 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         state=VersionState.LIVE.value,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
-        created_at=utcnow(),
+        created_at=new.created_at or utcnow(),  # the manifest file's time: the journal and the row agree
     )
     # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the

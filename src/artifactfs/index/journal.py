@@ -12,6 +12,7 @@ order of their changes and the last file written holds both changes.
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.db import Index
+from artifactfs.index.generation import bump_generation
 from artifactfs.index.models import (
     Artifact,
     ArtifactVersion,
@@ -34,6 +36,7 @@ from artifactfs.index.models import (
     VersionState,
     VersionTag,
 )
+from artifactfs.index.pipelines import get_or_create_pipeline
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.manifest import (
     REGISTERED_JOURNAL,
@@ -191,4 +194,143 @@ def write_journal(gathered: Gathered, open_store: Callable[[int], ArtifactStore 
     return None
 
 
-__all__ = ["Gathered", "gather", "rewrite_journals", "step_records", "versions_linked", "write_journal"]
+
+
+# -- rebuilding the index from the journal (``fsck --adopt``) ---------------------------------
+
+
+def restore_metadata(session: Session, rows: Iterable, **owner: int) -> None:
+    """Metadata rows ``[key, stored value, type]`` as a manifest file keeps
+    them, inserted as they were (types and order kept)."""
+    values = []
+    for item in rows:
+        key, value, kind = item
+        if isinstance(key, str) and isinstance(value, dict) and isinstance(kind, str):
+            values.append({"key": key, "value": value, "type": kind, **owner})
+    if values:
+        session.execute(Metadata.__table__.insert(), values)
+
+
+@dataclass
+class Restored:
+    runs: int = 0
+    steps: int = 0
+    links: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _finality(record: dict[str, Any]) -> tuple:
+    """Of two copies of one step run's record (manifest files written at
+    different times), the later one: a finished run, an end time, an id."""
+    run = record.get("run") or {}
+    return (run.get("status") not in (None, "running"), run.get("end_time") is not None,
+            record.get("end_time") is not None, record.get("seq") is not None)
+
+
+def _order(record: dict[str, Any]) -> tuple:
+    seq = record.get("seq")
+    return (seq is None, seq if isinstance(seq, int) else 0, str(record.get("start_time") or ""))
+
+
+def _time(text: Any) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if isinstance(text, str) and text else None
+
+
+def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]]]) -> Restored:
+    """Recreate the pipelines, runs, step runs and links named by
+    ``(version uuid, direction, link record)`` triples of adopted versions,
+    in the order they were first made; what exists already (by uuid) is
+    used as it is. Returns counts and what could not be rebuilt."""
+    done = Restored()
+    steps: dict[str, dict[str, Any]] = {}
+    for _, _, link in links:
+        step = link.get("step") if isinstance(link, dict) else None
+        if not isinstance(step, dict) or not isinstance(step.get("uuid"), str) or not isinstance(step.get("run"), dict):
+            done.problems.append(f"a link without a readable step run record: {str(link)[:120]}")
+            continue
+        known = steps.get(step["uuid"])
+        if known is None or _finality(step) > _finality(known):
+            steps[step["uuid"]] = step
+    runs: dict[str, dict[str, Any]] = {}
+    for step in steps.values():
+        run = step["run"]
+        known = runs.get(run.get("uuid"))
+        if known is None or _finality({"run": run}) > _finality({"run": known}):
+            runs[run.get("uuid")] = run
+    run_ids = dict(session.execute(select(PipelineRun.uuid, PipelineRun.id)
+                                   .where(PipelineRun.uuid.in_([u for u in runs if u]))).all()) if runs else {}
+    for run_uuid, run in sorted(runs.items(), key=lambda item: _order(item[1])):
+        if run_uuid in run_ids:
+            continue
+        try:
+            pipeline = get_or_create_pipeline(session, run["pipeline"])
+            if session.scalar(select(PipelineRun.id).where(PipelineRun.name == run["name"])) is not None:
+                done.problems.append(f"run {run['name']!r}: another run of that name exists; its steps are not linked")
+                continue
+            row = PipelineRun(uuid=run_uuid, pipeline_id=pipeline.id, name=run["name"], status=run["status"],
+                              parameters=run.get("parameters") or {}, start_time=_time(run.get("start_time")),
+                              end_time=_time(run.get("end_time")))
+            session.add(row)
+            session.flush()
+            restore_metadata(session, run.get("metadata") or [], run_id=row.id)
+            run_ids[run_uuid] = row.id
+            done.runs += 1
+        except (KeyError, TypeError, ValueError) as exc:
+            done.problems.append(f"run {run.get('name')!r} cannot be rebuilt ({type(exc).__name__}: {exc})")
+    step_ids = dict(session.execute(select(StepRun.uuid, StepRun.id)
+                                    .where(StepRun.uuid.in_(list(steps)))).all()) if steps else {}
+    created: list[tuple[int, dict[str, Any]]] = []
+    for step_uuid, step in sorted(steps.items(), key=lambda item: _order(item[1])):
+        if step_uuid in step_ids:
+            continue
+        run_id = run_ids.get(step["run"].get("uuid"))
+        if run_id is None:
+            done.problems.append(f"step run {step.get('name')!r}: its run could not be rebuilt")
+            continue
+        try:
+            row = StepRun(uuid=step_uuid, run_id=run_id, name=step["name"], status=step["status"],
+                          code_hash=step.get("code_hash"), cache_key=step.get("cache_key"),
+                          parameters=step.get("parameters") or {}, start_time=_time(step.get("start_time")),
+                          end_time=_time(step.get("end_time")))
+            session.add(row)
+            session.flush()
+            restore_metadata(session, step.get("metadata") or [], step_run_id=row.id)
+            step_ids[step_uuid] = row.id
+            created.append((row.id, step))
+            done.steps += 1
+        except (KeyError, TypeError, ValueError) as exc:
+            done.problems.append(f"step run {step.get('name')!r} cannot be rebuilt ({type(exc).__name__}: {exc})")
+    for row_id, step in created:
+        original = step_ids.get(step.get("original"))
+        if original is not None:
+            session.execute(StepRun.__table__.update().where(StepRun.id == row_id)
+                            .values(original_step_run_id=original))
+    version_ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
+        ArtifactVersion.uuid.in_(sorted({v for v, _, _ in links})))).all())
+    existing = {(s, d, n) for s, d, n in session.execute(
+        select(StepIO.step_run_id, StepIO.direction, StepIO.name)
+        .where(StepIO.step_run_id.in_(list(step_ids.values()))))} if step_ids else set()
+    wanted = []
+    for version_uuid, direction, link in links:
+        step = link.get("step") if isinstance(link, dict) else None
+        step_id = step_ids.get(step.get("uuid")) if isinstance(step, dict) else None
+        if step_id is None or version_uuid not in version_ids:
+            continue
+        key = (step_id, direction, str(link.get("name")))
+        if key in existing:
+            continue
+        existing.add(key)
+        seq = link.get("seq")
+        wanted.append(((step_id, seq is None, seq if isinstance(seq, int) else 0, direction == "output", key[2]),
+                       {"step_run_id": step_id, "version_id": version_ids[version_uuid], "direction": direction,
+                        "name": key[2]}))
+    wanted.sort(key=lambda item: item[0])
+    for _, values in wanted:  # one at a time: ids in the order the links were first made
+        session.execute(StepIO.__table__.insert(), [values])
+    done.links = len(wanted)
+    bump_generation(session)
+    return done
+
+
+__all__ = ["Gathered", "Restored", "gather", "restore_lineage", "restore_metadata", "rewrite_journals", "step_records",
+           "versions_linked", "write_journal"]

@@ -504,7 +504,7 @@ def write_manifest_file(store: ArtifactStore, folder: str, entries: list[Manifes
     It goes through the store's ``open`` (object stores too)."""
     target = manifest_file(folder)
     with store.open(target, "w") as f:
-        f.write(json.dumps(manifest_document(entries, meta), sort_keys=True))
+        f.write(json.dumps(manifest_document(entries, meta)))  # key order kept: parameters read back as given
     return store.uri(target)
 
 
