@@ -194,3 +194,52 @@ def test_a_lost_index_comes_back_whole_from_the_journal(request, afs_home, index
     for v in kept:
         assert v.id in live, v
         artifactfs.get_artifact_version(v.id).load(verify=True)
+
+
+# -- an index restored from a backup sweeps no orphans ---------------------------------------
+
+
+def sqlite_copy(source, target) -> None:
+    """A consistent copy of a SQLite database (WAL included), as a backup tool makes."""
+    import sqlite3
+
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def test_an_index_restored_from_a_backup_sweeps_no_orphans(sqlite_home, tmp_path):
+    from artifactfs.index import reset_index_cache
+    from artifactfs.settings import get_settings
+
+    first = [save_artifact({"before": i}, "kept") for i in range(3)]
+    index_db = get_settings().data_dir / "index.db"
+    sqlite_copy(index_db, tmp_path / "backup.db")
+    later = [save_artifact({"after": i}, "later", tags=["keep"] if i == 0 else []) for i in range(10)]
+    for v in later:  # the restore happens two days on: every payload is older than any grace
+        backdate_tree(root() / "later" / v.id, hours=48)
+    reset_index_cache()
+    for path in index_db.parent.glob("index.db*"):
+        path.unlink()
+    sqlite_copy(tmp_path / "backup.db", index_db)
+    reset_index_cache()
+
+    result = gc("--grace", "0", "--orphan-grace", "0")
+    assert result.exit_code == 0, result.output
+    assert "this index is older than store 'default'" in result.output, result.output
+    assert all((root() / "later" / v.id).is_dir() for v in later)
+    result = CliRunner().invoke(cli, ["fsck"])
+    assert result.exit_code == 1 and "index-behind" in result.output, result.output
+    from artifactfs.gc import fsck
+
+    behind = [f for f in fsck(get_index()).findings if f.kind == "index-behind"]
+    assert behind and "older than store 'default': run `artifactfs fsck --adopt" in behind[0].detail
+    result = CliRunner().invoke(cli, ["fsck", "--adopt"])
+    assert result.exit_code == 0 and "adopted 10 version(s)" in result.output, result.output
+    for v in later + first[-1:]:  # (the first two of "kept" went to the grace-0 pass)
+        back = artifactfs.get_artifact_version(v.id)
+        assert (back.name, back.version) == (v.name, v.version)
+        back.load(verify=True)
+    assert artifactfs.get_artifact_version(later[0].id).tags == ["keep"]
+    assert CliRunner().invoke(cli, ["fsck"]).exit_code == 0

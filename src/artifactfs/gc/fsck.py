@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from artifactfs.gc.execute import ENTRY_ERRORS, PruneResult, execute
 from artifactfs.gc.lease import Lease
 from artifactfs.gc.orphans import OrphanRef, StaleIntent, find_orphans
+from artifactfs.gc.ownership import BEHIND
 from artifactfs.gc.payloads import StoreCache, StoreFailure, StoreProblem, describe_error
 from artifactfs.gc.plan import PrunePlan, PruneStats
 from artifactfs.gc.policy import DEFAULT_GRACE, ORPHAN_FLOOR, PrunePolicy
@@ -240,7 +241,9 @@ def _check_orphans(report: FsckReport, index: Index, stores: StoreCache, store_i
                    orphan_age: dt.timedelta) -> None:
     store = stores.get(store_id)
     found = find_orphans(index, store, store_id, report.index_uuid, report.orphan_cutoff, orphan_age, None)
-    if found.ownership.reason:
+    if found.ownership.state == BEHIND:
+        report.findings.append(Finding("index-behind", PROBLEM, store.name, store.path, found.ownership.reason))
+    elif found.ownership.reason:
         report.findings.append(Finding("store-not-owned", INFO, store.name, store.path, found.ownership.reason))
     for orphan in found.orphans:
         report.findings.append(Finding(
