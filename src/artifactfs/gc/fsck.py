@@ -24,6 +24,7 @@ only the user can say which side is right.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import posixpath
 from collections import defaultdict
@@ -44,12 +45,14 @@ from artifactfs.index.intents import database_now
 from artifactfs.index.models import PayloadKind, utcnow
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.manifest import hash_store_file
+from artifactfs.index.journal import Gathered, gather, rewrite_journals, runs_in_progress
+from artifactfs.stores.manifest import JournalError, hash_store_file, journal_folder, manifest_file, read_manifest_file
 
 DEFAULT_STUCK_AFTER = dt.timedelta(hours=1)
 BATCH = 500
 
 PROBLEM, INFO = "problem", "info"
+JOURNAL_KINDS = ("journal-missing", "journal-unreadable", "journal-differs")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ def fsck(
                 break
             manifests = rows.manifests(session, [v.id for v in batch])
             links = rows.link_counts(session, [v.id for v in batch])
+            journals = gather(session, [v.id for v in batch if v.state == rows.LIVE])
+            running = runs_in_progress(journals)
         after = batch[-1].id
         for ref in batch:
             if ref.store_id in failed or not stores.here(ref.store_id):
@@ -116,6 +121,8 @@ def fsck(
                 store = stores.get(ref.store_id)
                 report.versions += 1
                 _check_version(report, store, ref, manifests[ref.id], links.get(ref.id, 0), deep)
+                if ref.id in journals:
+                    _check_journal(report, store, ref, journals[ref.id], ref.id in running)
             except ENTRY_ERRORS as exc:  # this payload only: report it, check the others
                 report.findings.append(Finding("unreadable", PROBLEM, stores.name(ref.store_id), ref.label,
                                                f"cannot be read ({describe_error(None, exc)}): {printable(ref.uri)}",
@@ -203,6 +210,42 @@ def _check_version(report: FsckReport, store: ArtifactStore, ref: VersionRef, ma
     for path in sorted(set(found) - set(listed)):
         report.findings.append(Finding("extra-file", PROBLEM, name, ref.label,
                                        f"{path} is not in the manifest", version=ref))
+
+
+def _check_journal(report: FsckReport, store: ArtifactStore, ref: VersionRef, gathered: Gathered,
+                   in_progress: bool) -> None:
+    """The version's manifest file (the store's journal) against the index:
+    missing, unreadable or changed by hand, or out of date. While a run that
+    links it is in progress its links are still being written: only the
+    version's own facts are compared then."""
+    folder = journal_folder(store, ref.uri, ref.uuid)
+    where = store.uri(manifest_file(folder))
+    fix = "rewrite it from the index"
+    try:
+        record, files = read_manifest_file(store, folder)
+    except FileNotFoundError:
+        report.findings.append(Finding("journal-missing", PROBLEM, store.name, ref.label,
+                                       f"its manifest file is missing: {where}", version=ref, repair=fix))
+        return
+    except JournalError as exc:
+        report.findings.append(Finding("journal-unreadable", PROBLEM, store.name, ref.label,
+                                       f"its manifest file cannot be trusted ({exc}): {where}", version=ref,
+                                       repair=fix))
+        return
+    expected = gathered.record(store)
+    keys = [k for k in expected if k not in ("producers", "consumers") or not in_progress]
+    differ = [k for k in keys if record.get(k) != _as_read(expected[k])]
+    if files != gathered.files:
+        differ.append("files")
+    if differ:
+        report.findings.append(Finding("journal-differs", PROBLEM, store.name, ref.label,
+                                       f"its manifest file disagrees with the index on {', '.join(differ)}: {where}",
+                                       version=ref, repair=fix))
+
+
+def _as_read(value):
+    """A value as a manifest file reads back (JSON: tuples become lists, times text)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _payload_files(store: ArtifactStore, native: str, kind: str) -> dict[str, int] | None:
@@ -294,6 +337,9 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
         orphan_cutoff=report.orphan_cutoff, clear_intents=intents, index_uuid=report.index_uuid,
     )
     result = execute(index, plan, lease)
+    journals = [f for f in fixable if f.kind in JOURNAL_KINDS]
+    stores = StoreCache(index)
+    problems = rewrite_journals(index, [f.version.id for f in journals], stores.get) if journals else []
     forgotten = set(result.forgotten)
     swept = set(result.swept)
     deleted = set(result.orphans_deleted)
@@ -311,6 +357,8 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
                 done = finding.orphan.uri in deleted
             elif finding.kind == "stale-intent":
                 done = result.intents_cleared > 0
+            elif finding.kind in JOURNAL_KINDS:
+                done = not any(f"of {finding.version.label} " in problem for problem in problems)
         findings.append(replace(finding, repaired=True) if done else finding)
     report.findings = findings
     report.repair_result = result

@@ -332,5 +332,14 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
     return done
 
 
-__all__ = ["Gathered", "Restored", "gather", "restore_lineage", "restore_metadata", "rewrite_journals", "step_records",
-           "versions_linked", "write_journal"]
+
+
+def runs_in_progress(gathered: dict[int, Gathered]) -> set[int]:
+    """Ids of the versions of ``gathered`` linked to a run still running
+    (their manifest files are rewritten when it ends)."""
+    return {vid for vid, g in gathered.items()
+            if any((link["step"].get("run") or {}).get("status") == "running" for link in g.producers + g.consumers)}
+
+
+__all__ = ["Gathered", "Restored", "gather", "restore_lineage", "restore_metadata", "rewrite_journals",
+           "runs_in_progress", "step_records", "versions_linked", "write_journal"]

@@ -20,6 +20,7 @@ index is rebuilt from the store (``artifactfs fsck --adopt``).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -437,7 +438,7 @@ def journal_record(version: Any, name: str, number: str | None, created_at: Any,
     is here: store options and credentials never are."""
     number_value = None if number is None else (int(number) if str(number).isdigit() and len(str(number)) < 19
                                                 else None)
-    stamp = created_at.isoformat() if hasattr(created_at, "isoformat") else created_at
+    stamp = _stamp(created_at)
     return {
         "uuid": version.uuid, "name": name, "version": number, "version_number": number_value,
         "payload_kind": version.payload_kind, "materializer": version.materializer, "data_type": version.data_type,
@@ -476,9 +477,12 @@ def run_record(uuid: str, name: str, pipeline: str, status: str, *, parameters: 
 
 
 def _stamp(value: Any) -> str | None:
+    """A time as ISO 8601 text, UTC (a naive time, as SQLite returns them, is UTC)."""
     if value is None:
         return None
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+    return str(value)
 
 
 def seal(data: dict[str, Any]) -> str:
