@@ -306,3 +306,16 @@ def test_adopt_never_turns_a_damaged_manifest_file_into_a_deletion(request, afs_
         back = artifactfs.get_artifact_version(f"quarantine::{v.id}")
         assert json.loads((back.load(verify=True) / "data.json").read_text()) == json.loads(
             (Path(v.uri) / "data.json").read_text())
+
+
+def test_moonshot_at_suite_size_lineage_and_mount_identical_after_adopt(tmp_path):
+    """bench/journal_adopt.py at 200 versions from 20 runs (the bench runs 10,000 from 500)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parent.parent / "bench" / "journal_adopt.py"
+    env = {k: v for k, v in os.environ.items() if k not in ("ARTIFACTFS_HOME", "ARTIFACTFS_INDEX_URL")}
+    done = subprocess.run([sys.executable, str(script), "--versions", "200", "--runs", "20", "--sample", "10",
+                           "--keep", str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "adopted 200 version(s)" in done.stdout and "identical" in done.stdout, done.stdout

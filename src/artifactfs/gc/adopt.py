@@ -27,7 +27,6 @@ import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.gc.orphans import unnamed_entries
@@ -37,7 +36,7 @@ from artifactfs.index.artifacts import NewVersion, check_name, insert_version
 from artifactfs.index.db import Index
 from artifactfs.index.intents import live_intent_folders
 from artifactfs.index.journal import restore_lineage, restore_metadata
-from artifactfs.index.models import ArtifactVersion, PayloadKind, SaveType
+from artifactfs.index.models import PayloadKind, SaveType
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.manifest import (
@@ -52,6 +51,8 @@ from artifactfs.stores.manifest import (
 NO_MANIFEST = "no manifest file beside it (saved before manifest files existed, by another tool, or it was deleted)"
 QUARANTINE_PREFIX = "quarantine::"
 QUARANTINE_TAGS = ("keep", "quarantine")
+#: Versions recreated per transaction.
+ADOPT_BATCH = 200
 
 
 @dataclass
@@ -92,7 +93,7 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int, quarantine: b
     report.skipped.extend((odd.where, odd.problem) for odd in scan.odd)
     folders = [e for e in scan.entries if e.kind == FOLDER and e.uri.rstrip("/").endswith(e.uuid)]
     registered = [e for e in scan.entries if e.kind == FILE and e.folder.startswith(REGISTERED_JOURNAL + "/")]
-    unknown = unnamed_entries(index, folders)
+    unknown = unnamed_entries(index, folders, exact=False)  # by uuid: one query per 500
     report.known = len(folders) - len(unknown)
     found: list[_Found] = []
     unaccounted: list[tuple[LayoutEntry, str]] = []
@@ -191,37 +192,51 @@ def _creation_order(found: _Found) -> tuple:
 
 def _insert_versions(index: Index, store_id: int, found: list[_Found], report: AdoptReport,
                      unaccounted: list[tuple[LayoutEntry, str]]) -> list[_Found]:
-    """One version row per accounted payload, with its tags and metadata.
-    A version string another version holds now is unaccounted for."""
-    adopted = []
-    for item in found:
-        record = item.record
+    """One version row per accounted payload, with its tags and metadata, a
+    batch per transaction; a batch that fails goes again one by one, and a
+    version that cannot go in (its version string is another's now) is
+    unaccounted for."""
+    adopted: list[_Found] = []
+    for start in range(0, len(found), ADOPT_BATCH):
+        batch = found[start:start + ADOPT_BATCH]
         try:
-            new = NewVersion(
-                uuid=record["uuid"], name=check_name(record.get("name")), version=record.get("version"),
-                store_id=store_id, uri=item.uri, payload_kind=record.get("payload_kind", "folder"),
-                materializer=record.get("materializer"), data_type=record.get("data_type"),
-                content_hash=record.get("content_hash"), save_type=record.get("save_type", "manual"),
-                files=item.files, hash_algorithm=record.get("hash_algorithm", "sha256"),
-                artifact_type=record.get("artifact_type", "DataArtifact"),
-                visualizations=record.get("visualizations") or [], tags=list(record.get("tags") or []),
-            )
             with index.write() as session:
-                row = insert_version(session, new)
-                created = record.get("created_at")
-                if created:  # its own time, not now: ages, "newest" among named versions
-                    session.execute(update(ArtifactVersion).where(ArtifactVersion.id == row.id)
-                                    .values(created_at=dt.datetime.fromisoformat(created)))
-                restore_metadata(session, record.get("metadata") or [], version_id=row.id)
-            report.adopted.append(f"{new.name}:{row.version}")
-            adopted.append(item)
-        except (ArtifactfsError, ValueError, KeyError, TypeError) as exc:
-            why = exc.message if isinstance(exc, ArtifactfsError) else f"{type(exc).__name__}: {exc}"
-            if item.entry is not None:
-                unaccounted.append((item.entry, f"its manifest file cannot be adopted ({why})"))
-            else:
-                report.skipped.append((item.uri, f"registered in place, cannot be adopted ({why})"))
+                labels = [_insert_one(session, store_id, item) for item in batch]
+        except (ArtifactfsError, ValueError, KeyError, TypeError):
+            labels = []
+            for item in batch:  # again one by one: only the bad ones stay out
+                try:
+                    with index.write() as session:
+                        labels.append(_insert_one(session, store_id, item))
+                except (ArtifactfsError, ValueError, KeyError, TypeError) as exc:
+                    labels.append(None)
+                    why = exc.message if isinstance(exc, ArtifactfsError) else f"{type(exc).__name__}: {exc}"
+                    if item.entry is not None:
+                        unaccounted.append((item.entry, f"its manifest file cannot be adopted ({why})"))
+                    else:
+                        report.skipped.append((item.uri, f"registered in place, cannot be adopted ({why})"))
+        for item, label in zip(batch, labels):
+            if label is not None:
+                report.adopted.append(label)
+                adopted.append(item)
     return adopted
+
+
+def _insert_one(session, store_id: int, item: _Found) -> str:
+    record = item.record
+    new = NewVersion(
+        uuid=record["uuid"], name=check_name(record.get("name")), version=record.get("version"),
+        store_id=store_id, uri=item.uri, payload_kind=record.get("payload_kind", "folder"),
+        materializer=record.get("materializer"), data_type=record.get("data_type"),
+        content_hash=record.get("content_hash"), save_type=record.get("save_type", "manual"),
+        files=item.files, hash_algorithm=record.get("hash_algorithm", "sha256"),
+        artifact_type=record.get("artifact_type", "DataArtifact"),
+        visualizations=record.get("visualizations") or [], tags=list(record.get("tags") or []),
+        created_at=dt.datetime.fromisoformat(record["created_at"]) if record.get("created_at") else None,
+    )
+    row = insert_version(session, new)
+    restore_metadata(session, record.get("metadata") or [], version_id=row.id)
+    return f"{new.name}:{row.version}"
 
 
 def _restore_lineage(index: Index, adopted: list[_Found], report: AdoptReport) -> None:

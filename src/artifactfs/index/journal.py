@@ -259,27 +259,35 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
             runs[run.get("uuid")] = run
     run_ids = dict(session.execute(select(PipelineRun.uuid, PipelineRun.id)
                                    .where(PipelineRun.uuid.in_([u for u in runs if u]))).all()) if runs else {}
+    taken = set(session.scalars(select(PipelineRun.name).where(
+        PipelineRun.name.in_([str(r.get("name")) for r in runs.values()])))) if runs else set()
+    pipelines: dict[str, int] = {}
+    new_runs: list[tuple[PipelineRun, dict[str, Any]]] = []
     for run_uuid, run in sorted(runs.items(), key=lambda item: _order(item[1])):
         if run_uuid in run_ids:
             continue
         try:
-            pipeline = get_or_create_pipeline(session, run["pipeline"])
-            if session.scalar(select(PipelineRun.id).where(PipelineRun.name == run["name"])) is not None:
+            if run["name"] in taken:
                 done.problems.append(f"run {run['name']!r}: another run of that name exists; its steps are not linked")
                 continue
-            row = PipelineRun(uuid=run_uuid, pipeline_id=pipeline.id, name=run["name"], status=run["status"],
-                              parameters=run.get("parameters") or {}, start_time=_time(run.get("start_time")),
-                              end_time=_time(run.get("end_time")))
-            session.add(row)
-            session.flush()
-            restore_metadata(session, run.get("metadata") or [], run_id=row.id)
-            run_ids[run_uuid] = row.id
-            done.runs += 1
+            if run["pipeline"] not in pipelines:
+                pipelines[run["pipeline"]] = get_or_create_pipeline(session, run["pipeline"]).id
+            row = PipelineRun(uuid=run_uuid, pipeline_id=pipelines[run["pipeline"]], name=run["name"],
+                              status=run["status"], parameters=run.get("parameters") or {},
+                              start_time=_time(run.get("start_time")), end_time=_time(run.get("end_time")))
+            new_runs.append((row, run))
+            taken.add(run["name"])
         except (KeyError, TypeError, ValueError) as exc:
             done.problems.append(f"run {run.get('name')!r} cannot be rebuilt ({type(exc).__name__}: {exc})")
+    session.add_all([row for row, _ in new_runs])  # one flush, rows in the order they were first made
+    session.flush()
+    for row, run in new_runs:
+        restore_metadata(session, run.get("metadata") or [], run_id=row.id)
+        run_ids[row.uuid] = row.id
+    done.runs = len(new_runs)
     step_ids = dict(session.execute(select(StepRun.uuid, StepRun.id)
                                     .where(StepRun.uuid.in_(list(steps)))).all()) if steps else {}
-    created: list[tuple[int, dict[str, Any]]] = []
+    new_steps: list[tuple[StepRun, dict[str, Any]]] = []
     for step_uuid, step in sorted(steps.items(), key=lambda item: _order(item[1])):
         if step_uuid in step_ids:
             continue
@@ -288,23 +296,24 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
             done.problems.append(f"step run {step.get('name')!r}: its run could not be rebuilt")
             continue
         try:
-            row = StepRun(uuid=step_uuid, run_id=run_id, name=step["name"], status=step["status"],
-                          code_hash=step.get("code_hash"), cache_key=step.get("cache_key"),
-                          parameters=step.get("parameters") or {}, start_time=_time(step.get("start_time")),
-                          end_time=_time(step.get("end_time")))
-            session.add(row)
-            session.flush()
-            restore_metadata(session, step.get("metadata") or [], step_run_id=row.id)
-            step_ids[step_uuid] = row.id
-            created.append((row.id, step))
-            done.steps += 1
+            new_steps.append((StepRun(uuid=step_uuid, run_id=run_id, name=step["name"], status=step["status"],
+                                      code_hash=step.get("code_hash"), cache_key=step.get("cache_key"),
+                                      parameters=step.get("parameters") or {},
+                                      start_time=_time(step.get("start_time")), end_time=_time(step.get("end_time"))),
+                              step))
         except (KeyError, TypeError, ValueError) as exc:
             done.problems.append(f"step run {step.get('name')!r} cannot be rebuilt ({type(exc).__name__}: {exc})")
-    for row_id, step in created:
+    session.add_all([row for row, _ in new_steps])
+    session.flush()
+    for row, step in new_steps:
+        restore_metadata(session, step.get("metadata") or [], step_run_id=row.id)
+        step_ids[row.uuid] = row.id
+    for row, step in new_steps:
         original = step_ids.get(step.get("original"))
         if original is not None:
-            session.execute(StepRun.__table__.update().where(StepRun.id == row_id)
-                            .values(original_step_run_id=original))
+            row.original_step_run_id = original
+    session.flush()
+    done.steps = len(new_steps)
     version_ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
         ArtifactVersion.uuid.in_(sorted({v for v, _, _ in links})))).all())
     existing = {(s, d, n) for s, d, n in session.execute(
@@ -325,8 +334,8 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
                        {"step_run_id": step_id, "version_id": version_ids[version_uuid], "direction": direction,
                         "name": key[2]}))
     wanted.sort(key=lambda item: item[0])
-    for _, values in wanted:  # one at a time: ids in the order the links were first made
-        session.execute(StepIO.__table__.insert(), [values])
+    if wanted:  # ids in the order the links were first made
+        session.execute(StepIO.__table__.insert(), [values for _, values in wanted])
     done.links = len(wanted)
     bump_generation(session)
     return done
