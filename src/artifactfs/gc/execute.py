@@ -50,6 +50,7 @@ from artifactfs.index import gc as rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
 from artifactfs.index.intents import clear_intent, database_now
+from artifactfs.index.journal import rewrite_journals, versions_linked
 from artifactfs.index.models import utcnow
 from artifactfs.index.sweep import listed_files
 
@@ -154,10 +155,26 @@ def drop_runs(p: _Pass) -> None:
     p.checkpoint()
     policy = p.policy
     with p.index.write() as session:
+        linked = versions_linked(session, run_ids=[r.id for r in p.plan.runs])
         p.result.runs_deleted = rows.prune_runs(
             session, [r.id for r in p.plan.runs], utcnow() - policy.runs_older_than, policy.keep_last_runs,
             policy.run_pipeline,
         )
+    # Their versions' manifest files no longer name the runs (a version the
+    # pass then condemns goes with its file); a store that fails is fsck's to report.
+    rewrite_journals(p.index, linked, _journal_store(p))
+
+
+def _journal_store(p: _Pass):
+    def open_store(store_id: int):
+        if store_id in p.failed or not p.stores.here(store_id):
+            return None
+        try:
+            return p.stores.get(store_id)
+        except StoreFailure:
+            return None
+
+    return open_store
 
 
 def condemn(p: _Pass) -> None:
