@@ -20,7 +20,7 @@ from artifactfs.index.artifacts import uri_owners
 from artifactfs.index.gc import VIZ_SUFFIX, VersionRef, manifests
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.manifest import manifest_file
+from artifactfs.stores.manifest import journal_folder, manifest_file
 
 
 def _gone(delete, uri: str) -> bool:
@@ -49,11 +49,13 @@ def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | No
     the files its manifest lists (``listed``: :func:`listed_files`), then the
     sub-folders those leave empty: anything added to it later stays. Returns
     what stayed there (paths relative to the payload)."""
-    if ref.payload_kind == PayloadKind.FILE.value:
-        remove_quietly(store, ref.uri)
-        return []
-    if ref.in_place:
-        return _delete_listed(store, ref.uri, listed or [])
+    if ref.payload_kind == PayloadKind.FILE.value or ref.in_place:
+        left = [] if ref.payload_kind == PayloadKind.FILE.value else _delete_listed(store, ref.uri, listed or [])
+        if ref.payload_kind == PayloadKind.FILE.value:
+            remove_quietly(store, ref.uri)
+        # Its journal, after the files: a lost index must not bring the version back.
+        remove_quietly(store, manifest_file(journal_folder(store, ref.uri, ref.uuid)))
+        return left
     rmtree_quietly(store, ref.uri)
     if ref.has_viz:
         rmtree_quietly(store, ref.uri + VIZ_SUFFIX)
