@@ -132,12 +132,10 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int, quarantine: b
 def _account_for(store: ArtifactStore, entry: LayoutEntry) -> _Found | str:
     """The manifest file of a payload folder, checked against the folder;
     the reason when it does not account for it."""
-    try:
-        record, files = read_manifest_file(store, entry.folder)
-    except FileNotFoundError:
-        return NO_MANIFEST
-    except (JournalError, ValueError, KeyError, TypeError) as exc:
-        return f"its manifest file cannot be trusted ({exc})"
+    read = _read(store, entry, "its manifest file")
+    if not isinstance(read, tuple):
+        return read or NO_MANIFEST
+    record, files = read
     name = record.get("name")
     if record.get("uuid") != entry.uuid or name != entry.folder.rpartition("/")[0]:
         return f"its manifest file names {name!r}/{record.get('uuid')!r}, not this folder"
@@ -150,12 +148,10 @@ def _account_for(store: ArtifactStore, entry: LayoutEntry) -> _Found | str:
 def _registered(store: ArtifactStore, entry: LayoutEntry) -> _Found | str | None:
     """A version registered in place, from its manifest file under
     ``.artifactfs-registered/``; None when its path is gone (nothing to keep)."""
-    try:
-        record, files = read_manifest_file(store, entry.folder)
-    except FileNotFoundError:
-        return None
-    except (JournalError, ValueError, KeyError, TypeError) as exc:
-        return f"this manifest file of a path registered in place cannot be trusted ({exc})"
+    read = _read(store, entry, "this manifest file of a path registered in place")
+    if not isinstance(read, tuple):
+        return read
+    record, files = read
     relative = record.get("in_place")
     if record.get("uuid") != entry.uuid or not isinstance(relative, str) or not relative:
         return "this manifest file names no path registered in place"
@@ -174,6 +170,18 @@ def _registered(store: ArtifactStore, entry: LayoutEntry) -> _Found | str | None
     if why:
         return f"{relative} (registered in place): {why}"
     return _Found(None, store.flavor.to_uri(native), record, files)
+
+
+def _read(store: ArtifactStore, entry: LayoutEntry,
+          what: str) -> tuple[dict[str, Any], list[ManifestEntry]] | str | None:
+    """``(record, files)`` of an entry's manifest file; None when there is
+    none; else why ``what`` cannot be trusted."""
+    try:
+        return read_manifest_file(store, entry.folder)
+    except FileNotFoundError:
+        return None
+    except (JournalError, ValueError, KeyError, TypeError) as exc:
+        return f"{what} cannot be trusted ({exc})"
 
 
 def _files_differ(files: list[ManifestEntry], present: dict[str, int]) -> str | None:

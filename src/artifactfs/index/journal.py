@@ -125,7 +125,7 @@ def gather(session: Session, version_ids: Iterable[int]) -> dict[int, Gathered]:
             result[row.id] = Gathered(row, name)
         for f in session.scalars(select(VersionFile).where(VersionFile.version_id.in_(chunk))
                                  .order_by(VersionFile.version_id, VersionFile.path)):
-            result[f.version_id].files.append(ManifestEntry(f.path, f.size, f.mode, f.digest))
+            result[f.version_id].files.append(ManifestEntry(f.path, f.size, f.mode, f.digest or ""))
         for vid, tag in session.execute(select(VersionTag.version_id, Tag.name).join(Tag, Tag.id == VersionTag.tag_id)
                                         .where(VersionTag.version_id.in_(chunk))):
             result[vid].tags.append(tag)
