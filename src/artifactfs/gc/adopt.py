@@ -27,7 +27,6 @@ import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from artifactfs.errors import ArtifactfsError
 from artifactfs.gc.orphans import unnamed_entries
 from artifactfs.gc.ownership import FOREIGN, OWNED, claim, read_ownership
