@@ -105,11 +105,11 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int, quarantine: b
         else:
             found.append(result)
     for entry in unnamed_entries(index, registered, exact=False):
-        result = _registered(store, entry)
-        if isinstance(result, str):
-            report.skipped.append((entry.uri, result))
-        elif result is not None:
-            found.append(result)
+        in_place = _registered(store, entry)
+        if isinstance(in_place, str):
+            report.skipped.append((entry.uri, in_place))
+        elif in_place is not None:
+            found.append(in_place)
     found.sort(key=_creation_order)
     adopted = _insert_versions(index, store_id, found, report, unaccounted)
     _restore_lineage(index, adopted, report)
@@ -206,6 +206,7 @@ def _insert_versions(index: Index, store_id: int, found: list[_Found], report: A
     adopted: list[_Found] = []
     for start in range(0, len(found), ADOPT_BATCH):
         batch = found[start:start + ADOPT_BATCH]
+        labels: list[str | None]
         try:
             with index.write() as session:
                 labels = [_insert_one(session, store_id, item) for item in batch]

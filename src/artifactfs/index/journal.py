@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.db import Index
@@ -108,7 +108,7 @@ def step_records(session: Session, step_run_ids: Iterable[int]) -> dict[int, dic
         found[step.id] = step_record(step.uuid, step.name, step.status, code_hash=step.code_hash,
                                      cache_key=step.cache_key, parameters=step.parameters,
                                      start_time=step.start_time, end_time=step.end_time,
-                                     original=original_uuids.get(step.original_step_run_id), seq=step.id,
+                                     original=original_uuids.get(step.original_step_run_id or 0), seq=step.id,
                                      metadata=step_meta.get(step.id, []), run=run_doc)
     return found
 
@@ -208,7 +208,7 @@ def restore_metadata(session: Session, rows: Iterable, **owner: int) -> None:
         if isinstance(key, str) and isinstance(value, dict) and isinstance(kind, str):
             values.append({"key": key, "value": value, "type": kind, **owner})
     if values:
-        session.execute(Metadata.__table__.insert(), values)
+        session.execute(insert(Metadata), values)
 
 
 @dataclass
@@ -291,7 +291,7 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
     for step_uuid, step in sorted(steps.items(), key=lambda item: _order(item[1])):
         if step_uuid in step_ids:
             continue
-        run_id = run_ids.get(step["run"].get("uuid"))
+        run_id = run_ids.get(str(step["run"].get("uuid")))
         if run_id is None:
             done.problems.append(f"step run {step.get('name')!r}: its run could not be rebuilt")
             continue
@@ -303,15 +303,15 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
                               step))
         except (KeyError, TypeError, ValueError) as exc:
             done.problems.append(f"step run {step.get('name')!r} cannot be rebuilt ({type(exc).__name__}: {exc})")
-    session.add_all([row for row, _ in new_steps])
+    session.add_all([step_row for step_row, _ in new_steps])
     session.flush()
-    for row, step in new_steps:
-        restore_metadata(session, step.get("metadata") or [], step_run_id=row.id)
-        step_ids[row.uuid] = row.id
-    for row, step in new_steps:
-        original = step_ids.get(step.get("original"))
+    for step_row, step in new_steps:
+        restore_metadata(session, step.get("metadata") or [], step_run_id=step_row.id)
+        step_ids[step_row.uuid] = step_row.id
+    for step_row, step in new_steps:
+        original = step_ids.get(str(step.get("original")))
         if original is not None:
-            row.original_step_run_id = original
+            step_row.original_step_run_id = original
     session.flush()
     done.steps = len(new_steps)
     version_ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
@@ -322,7 +322,7 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
     wanted = []
     for version_uuid, direction, link in links:
         step = link.get("step") if isinstance(link, dict) else None
-        step_id = step_ids.get(step.get("uuid")) if isinstance(step, dict) else None
+        step_id = step_ids.get(str(step.get("uuid"))) if isinstance(step, dict) else None
         if step_id is None or version_uuid not in version_ids:
             continue
         key = (step_id, direction, str(link.get("name")))
@@ -335,7 +335,7 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
                         "name": key[2]}))
     wanted.sort(key=lambda item: item[0])
     if wanted:  # ids in the order the links were first made
-        session.execute(StepIO.__table__.insert(), [values for _, values in wanted])
+        session.execute(insert(StepIO), [values for _, values in wanted])
     done.links = len(wanted)
     bump_generation(session)
     return done
