@@ -485,20 +485,20 @@ def _stamp(value: Any) -> str | None:
     return str(value)
 
 
-def seal(data: dict[str, Any]) -> str:
-    """A digest of a manifest file's content (everything but the seal): an
-    edit by hand or a torn write shows as a seal that does not match."""
-    body = {k: v for k, v in data.items() if k != "seal"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+def seal(body: str) -> str:
+    """A digest of a manifest file's content (its JSON text without the
+    seal, as ``json.dumps`` writes it): an edit by hand or a torn write shows
+    as a seal that does not match."""
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
-def manifest_document(entries: list[ManifestEntry], record: dict[str, Any]) -> dict[str, Any]:
-    """The whole content of a manifest file: format, record, files, seal."""
+def manifest_text(entries: list[ManifestEntry], record: dict[str, Any]) -> str:
+    """The whole content of a manifest file: format, record, files, then the
+    seal of all that (one serialization: saves write one per version)."""
     data = {"format": MANIFEST_FILE_FORMAT, **record,
             "files": [{"path": e.path, "size": e.size, "mode": e.mode, "digest": e.digest} for e in entries]}
-    data = json.loads(json.dumps(data, default=str))  # as it will read back (times as text)
-    data["seal"] = seal(data)
-    return data
+    body = json.dumps(data, default=str)  # key order kept: parameters read back as given
+    return f'{body[:-1]}, "seal": "{seal(body)}"}}'
 
 
 def write_manifest_file(store: ArtifactStore, folder: str, entries: list[ManifestEntry],
@@ -508,7 +508,7 @@ def write_manifest_file(store: ArtifactStore, folder: str, entries: list[Manifes
     It goes through the store's ``open`` (object stores too)."""
     target = manifest_file(folder)
     with store.open(target, "w") as f:
-        f.write(json.dumps(manifest_document(entries, meta)))  # key order kept: parameters read back as given
+        f.write(manifest_text(entries, meta))
     return store.uri(target)
 
 
@@ -521,8 +521,10 @@ def parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[ManifestEntry]]:
         raise JournalError(f"it is not JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
         raise JournalError(f"unknown manifest file format {data.get('format') if isinstance(data, dict) else data!r}")
-    if data["format"] >= 2 and data.get("seal") != seal(data):
-        raise JournalError("its content does not match its seal: it was changed after artifactfs wrote it")
+    if data["format"] >= 2:
+        sealed = data.pop("seal", None)
+        if sealed != seal(json.dumps(data)):
+            raise JournalError("its content does not match its seal: it was changed after artifactfs wrote it")
     try:
         files = [ManifestEntry(str(f["path"]), int(f["size"]), int(f["mode"]), str(f["digest"]))
                  for f in data.pop("files")]
