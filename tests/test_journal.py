@@ -182,6 +182,9 @@ def test_a_lost_index_comes_back_whole_from_the_journal(request, afs_home, index
     assert after.keys() == before.keys()
     for key in before:
         assert after[key] == before[key], key
+    from artifactfs.gc import fsck
+
+    assert fsck(get_index(), deep=True).ok  # every manifest file, the in-place one too, agrees with the new index
     # Well past every grace: nothing tagged keep, nothing with lineage is deleted.
     with get_index().write() as session:
         session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(days=30)))
