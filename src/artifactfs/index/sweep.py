@@ -53,14 +53,18 @@ def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | No
         left = [] if ref.payload_kind == PayloadKind.FILE.value else _delete_listed(store, ref.uri, listed or [])
         if ref.payload_kind == PayloadKind.FILE.value:
             remove_quietly(store, ref.uri)
-        # Its journal, after the files: a lost index must not bring the version back.
-        remove_quietly(store, manifest_file(journal_folder(store, ref.uri, ref.uuid)))
+        remove_journal(store, ref)  # after the files: a lost index must not bring the version back
         return left
     rmtree_quietly(store, ref.uri)
     if ref.has_viz:
         rmtree_quietly(store, ref.uri + VIZ_SUFFIX)
     remove_quietly(store, manifest_file(ref.uri))
     return []
+
+
+def remove_journal(store: ArtifactStore, ref: VersionRef) -> None:
+    """Remove a version's manifest file (its journal), wherever it lies; gone already is fine."""
+    remove_quietly(store, manifest_file(journal_folder(store, ref.uri, ref.uuid)))
 
 
 def _delete_listed(store: ArtifactStore, uri: str, listed: list[str]) -> list[str]:
