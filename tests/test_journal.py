@@ -323,3 +323,15 @@ def test_moonshot_at_suite_size_lineage_and_mount_identical_after_adopt(tmp_path
                            "--keep", str(tmp_path)], capture_output=True, text=True, env=env, timeout=900, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "adopted 200 version(s)" in done.stdout and "identical" in done.stdout, done.stdout
+
+
+def test_forgetting_a_row_but_keeping_its_payload_drops_its_journal(afs_home):
+    """Else the folder, named by a manifest file and by no row, would prove
+    the index behind the store and stop every orphan sweep there."""
+    gone, kept = save_artifact(1, "f"), save_artifact(2, "f")
+    Client().delete_artifact_version(gone.id, delete_metadata=True, delete_from_artifact_store=False)
+    assert Path(gone.uri).is_dir() and not journal_of(gone).exists() and journal_of(kept).exists()
+    backdate_tree(Path(gone.uri))
+    result = gc("--orphan-grace", "1h")
+    assert result.exit_code == 0 and "older than store" not in result.output, result.output
+    assert not Path(gone.uri).exists() and load_artifact("f") == 2

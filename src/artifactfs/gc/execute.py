@@ -52,7 +52,7 @@ from artifactfs.index.gc import VersionRef
 from artifactfs.index.intents import clear_intent, database_now
 from artifactfs.index.journal import rewrite_journals, versions_linked
 from artifactfs.index.models import utcnow
-from artifactfs.index.sweep import listed_files, remove_journal
+from artifactfs.index.sweep import drop_journals, listed_files
 
 SWEEP_BATCH = 500
 # Deletions in flight per store: object stores answer slowly but in parallel.
@@ -305,27 +305,11 @@ def forget(p: _Pass) -> None:
         return
     require_swept = not p.policy.only_metadata
     if not require_swept:
-        _drop_journals(p)
+        drop_journals(p.plan.forget, _journal_store(p))
     for batch in rows.chunks(ids):
         p.checkpoint()
         with p.index.write() as session:
             p.result.forgotten.extend(rows.forget(session, batch, require_swept=require_swept))
-
-
-def _drop_journals(p: _Pass) -> None:
-    """--only-metadata: the payloads stay for the orphan sweep, their
-    manifest files go first. A payload folder that still had a manifest file
-    naming it, once its row is gone, would prove the index behind the store
-    (``gc.orphans.known_to_store``) and stop every orphan sweep there; a file
-    that cannot be removed does just that, until ``fsck --adopt``."""
-    open_store = _journal_store(p)
-    for ref in p.plan.forget:
-        store = open_store(ref.store_id)
-        if store is not None:
-            try:
-                remove_journal(store, ref)
-            except Exception:  # noqa: BLE001 - safe: the index then stays behind this store
-                pass
 
 
 def sweep_orphans(p: _Pass) -> None:

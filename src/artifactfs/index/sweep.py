@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -65,6 +66,22 @@ def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | No
 def remove_journal(store: ArtifactStore, ref: VersionRef) -> None:
     """Remove a version's manifest file (its journal), wherever it lies; gone already is fine."""
     remove_quietly(store, manifest_file(journal_folder(store, ref.uri, ref.uuid)))
+
+
+def drop_journals(refs: Iterable[VersionRef], open_store: Callable[[int], ArtifactStore | None]) -> None:
+    """Before rows are forgotten with their payloads left in place (``gc
+    --only-metadata``, a delete of metadata only): their manifest files go
+    first. A payload folder that still had a manifest file naming it, once
+    its row is gone, would prove the index behind the store
+    (``gc.orphans.known_to_store``) and stop every orphan sweep there; a
+    file that cannot be removed does just that, until ``fsck --adopt``."""
+    for ref in refs:
+        try:
+            store = open_store(ref.store_id)
+            if store is not None:
+                remove_journal(store, ref)
+        except Exception:  # noqa: BLE001 - safe: the index then stays behind this store
+            pass
 
 
 def _delete_listed(store: ArtifactStore, uri: str, listed: list[str]) -> list[str]:
