@@ -335,3 +335,34 @@ def test_forgetting_a_row_but_keeping_its_payload_drops_its_journal(afs_home):
     result = gc("--orphan-grace", "1h")
     assert result.exit_code == 0 and "older than store" not in result.output, result.output
     assert not Path(gone.uri).exists() and load_artifact("f") == 2
+
+
+def manifest_of(v) -> dict:
+    return json.loads(journal_of(v).read_text())
+
+
+def test_the_journal_follows_tags_metadata_links_and_runs(afs_home):
+    data = save_artifact([1, 2, 3, 4], "rows", tags=["a"], metadata={"k": 1})
+    data.add_tags(["b"])
+    data.remove_tags(["a"])
+    log_metadata({"checked": True}, artifact_version_id=data.id)
+    run = train.with_options(run_name="follow", quiet=True)(n=4)
+    fitted = run.steps["fit"].output
+    record = manifest_of(data)
+    assert record["tags"] == ["b"] and [m[0] for m in record["metadata"]][-2:] == ["k", "checked"]
+    assert manifest_of(run.steps["load_rows"].output)["producers"][0]["step"]["run"]["status"] == "completed"
+    consumers = manifest_of(fitted)["consumers"]
+    assert [(c["name"], c["step"]["name"], c["step"]["status"]) for c in consumers] == [("model", "report", "completed")]
+    assert consumers[0]["step"]["metadata"] == [["seen", {"v": 2}, "int"]]
+    produced = manifest_of(fitted)["producers"][0]["step"]
+    assert produced["metadata"][0][0] == "loss" and produced["run"]["name"] == "follow"
+    assert not fsck_findings()
+    cli_ok("run", "delete", "follow", "-y")
+    assert manifest_of(fitted)["producers"] == [] and manifest_of(fitted)["consumers"] == []
+    assert not fsck_findings()
+
+
+def fsck_findings() -> list:
+    from artifactfs.gc import fsck
+
+    return [f for f in fsck(get_index()).findings if f.kind.startswith("journal")]
