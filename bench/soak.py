@@ -6,7 +6,9 @@ PostgreSQL, run at once
 * loads with ``verify=True``;
 * a checkpoint watcher (``artifactfs watch``) over a trainer's folder;
 * a reader of a real FUSE mount (``artifactfs mount``);
-* a looping pruner: ``artifactfs gc -y --grace 0 --orphan-grace 0 --keep-latest 0``;
+* a looping pruner: ``artifactfs gc -y --grace 0 --orphan-grace 0 --keep-latest 0``,
+  every third pass under libfaketime two days ahead or one day behind (its
+  clock jumped; on SQLite it must refuse, on PostgreSQL the server's clock rules);
 
 then print runs, saves, loads, pruner passes and losses, which must be 0.
 
@@ -160,14 +162,26 @@ def role_mount(stop: Path, stats: dict, mountpoint: Path) -> None:
             stats["mount_misses"] += 1  # pruned between the listing and the read: ENOENT, as a removed file
 
 
+# Clocks of the pruner's passes, in turn: real, real, two days ahead, real, real, a day behind.
+JUMPS = (None, None, "+2d", None, None, "-1d")
+
+
 def role_pruner(stop: Path, stats: dict) -> None:
+    passes = 0
+    faketime = shutil.which("faketime")
     while not stop.exists():
-        proc = subprocess.run(CLI + ["gc", "-y", "--grace", "0", "--orphan-grace", "0", "--keep-latest", "0"],
+        jump = JUMPS[passes % len(JUMPS)] if faketime else None
+        passes += 1
+        prefix = [faketime, "-f", jump] if jump else []
+        proc = subprocess.run(prefix + CLI + ["gc", "-y", "--grace", "0", "--orphan-grace", "0", "--keep-latest", "0"],
                               capture_output=True, text=True)
         if proc.returncode == 0:
             stats["passes"] += 1
+            stats["jumped_passes"] += bool(jump)
         elif "another pruner" in proc.stderr:
             stats["lease_busy"] += 1
+        elif jump and "refusing to prune" in proc.stderr:
+            stats["clock_refused"] += 1
         else:
             stats["errors"].append(f"gc exited {proc.returncode}: {proc.stderr[-1000:]}")
 
@@ -175,6 +189,7 @@ def role_pruner(stop: Path, stats: dict) -> None:
 def run_role(role: str, stop: Path, out: Path, mountpoint: Path) -> None:
     stats = {"runs": 0, "saves": 0, "loads": 0, "passes": 0, "checkpoints": 0, "mount_reads": 0,
              "mount_misses": 0, "pruned_meanwhile": 0, "refused_links": 0, "lease_busy": 0, "losses": [],
+             "jumped_passes": 0, "clock_refused": 0,
              "errors": []}
     random.seed(os.getpid())
     try:
@@ -295,7 +310,8 @@ def main() -> None:
             losses, errors = totals["losses"], totals["errors"]
             print(f"{backend}: {time.monotonic() - began:.0f}s: runs {totals.get('runs', 0)}, "
                   f"saves {totals.get('saves', 0)}, loads {totals.get('loads', 0)} (verified), "
-                  f"passes {totals.get('passes', 0)}, checkpoints {totals.get('checkpoints', 0)}, "
+                  f"passes {totals.get('passes', 0)} (clock jumped: {totals.get('jumped_passes', 0)} ran, "
+                  f"{totals.get('clock_refused', 0)} refused), checkpoints {totals.get('checkpoints', 0)}, "
                   f"mount reads {totals.get('mount_reads', 0)}, pruned meanwhile {totals.get('pruned_meanwhile', 0)}, "
                   f"refused links {totals.get('refused_links', 0)}, live versions checked at the end "
                   f"{totals.get('live_checked', 0)}; losses {len(losses)}, errors {len(errors)}", flush=True)

@@ -44,7 +44,6 @@ from artifactfs.materializers import (
     qualified_name,
 )
 from artifactfs.materializers.builtin import is_jsonable
-from artifactfs.settings import machine_id
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
@@ -89,17 +88,6 @@ def store_row_id(session, store: ArtifactStore) -> int:
     return getattr(store, "index_id", None) or find_store_row(session, store.name).id
 
 
-_writer: tuple[int, str] | None = None
-
-
-def writer_id() -> str:
-    """``<machine id>@<pid>``: who holds a write intent."""
-    global _writer
-    if _writer is None or _writer[0] != os.getpid():
-        _writer = (os.getpid(), f"{machine_id()}@{os.getpid()}")
-    return _writer[1]
-
-
 def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = None) -> FreshPayload:
     """Step 1: record the intent to write ``<name>/<uuid>`` (committed before
     returning, so the pruner sees it before the folder exists). On SQLite the
@@ -109,7 +97,7 @@ def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = No
     folder = payload_folder(name, version_uuid)
     native = store.resolve(folder)
     with get_index().write(durable=False) as session:
-        intent_id = record_intent(session, store_row_id(session, store), folder, writer_id())
+        intent_id = record_intent(session, store_row_id(session, store), folder)
     fault_point("after_write_intent")
     return FreshPayload(version_uuid, folder, native, store.flavor.to_uri(native), intent_id)
 
@@ -405,9 +393,8 @@ def write_manifest_beside(store: ArtifactStore, new: NewVersion, version: str | 
     ``.artifactfs-registered/``; ``version`` None: to be numbered by the commit."""
     folder = journal_folder(store, new.uri, new.uuid)
     in_place = None if in_layout(new) else store.relpath(new.uri)
-    new.created_at = created_at or new.created_at or dt.datetime.now(dt.timezone.utc)  # the row takes it too
     record = manifest_record(new, new.name, version if version is not None else new.version,
-                             new.created_at, new.visualizations, in_place)
+                             created_at or dt.datetime.now(dt.timezone.utc), new.visualizations, in_place)
     try:
         write_manifest_file(store, folder, new.files, record)
     except Exception as exc:  # noqa: BLE001
@@ -431,11 +418,11 @@ def manifest_record(version: Any, name: str, number: str | None, created_at: dt.
 
 
 def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, created_at: dt.datetime) -> None:
-    """After the commit numbered the version: rewrite its manifest file with
-    the number. The version is committed either way, so a failure only warns
-    (``fsck --adopt`` would then number it anew)."""
-    if new.version is not None:
-        return
+    """After the commit numbered the version and the index's clock dated it:
+    rewrite its manifest file with both (the journal holds the row's own
+    time, never a host clock's). The version is committed either way, so a
+    failure only warns (``fsck`` reports the file out of date, ``--repair``
+    rewrites it)."""
     try:
         write_manifest_beside(store, new, version, created_at)
     except Exception as exc:  # noqa: BLE001 - the save itself succeeded

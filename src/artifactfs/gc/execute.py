@@ -49,9 +49,9 @@ from artifactfs.gc.scan import EntryProblem, LayoutEntry, OddEntry, printable
 from artifactfs.index import gc as rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
-from artifactfs.index.intents import clear_intent, database_now
+from artifactfs.index.clock import database_now, index_now
+from artifactfs.index.intents import clear_intent
 from artifactfs.index.journal import rewrite_journals, versions_linked
-from artifactfs.index.models import utcnow
 from artifactfs.index.sweep import drop_journals, listed_files
 
 SWEEP_BATCH = 500
@@ -157,7 +157,8 @@ def drop_runs(p: _Pass) -> None:
     with p.index.write() as session:
         linked = versions_linked(session, run_ids=[r.id for r in p.plan.runs])
         p.result.runs_deleted = rows.prune_runs(
-            session, [r.id for r in p.plan.runs], utcnow() - policy.runs_older_than, policy.keep_last_runs,
+            session, [r.id for r in p.plan.runs], database_now(session) - policy.runs_older_than,
+            policy.keep_last_runs,
             policy.run_pipeline,
         )
     # Their versions' manifest files no longer name the runs (a version the
@@ -185,8 +186,8 @@ def condemn(p: _Pass) -> None:
         return
     p.checkpoint()
     policy = p.policy
-    now = utcnow()
     with p.index.write() as session:
+        now = database_now(session)
         condemned, refused = rows.condemn(session, ids, now - policy.grace, policy.keep_tags, policy.keep_latest, now)
     p.result.condemned, p.result.refused = condemned, refused
 
@@ -203,7 +204,7 @@ def sweep(p: _Pass) -> None:
     for batch in rows.chunks(planned, SWEEP_BATCH):
         p.checkpoint()
         with p.index.read() as session:
-            due = rows.sweepable(session, batch, utcnow() - p.policy.sweep_delay)
+            due = rows.sweepable(session, batch, database_now(session) - p.policy.sweep_delay)
         owners.refresh()
         by_store: dict[int, list[VersionRef]] = defaultdict(list)
         for ref in due:
@@ -221,7 +222,7 @@ def sweep(p: _Pass) -> None:
             first = False
         if done:
             with p.index.write() as session:
-                rows.mark_swept(session, done, utcnow())
+                rows.mark_swept(session, done, index_now())
             p.result.swept.extend(done)
         p.progress.advance("sweep", len(batch))
         if problem is not None:
@@ -286,7 +287,7 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
         # Mark what was deleted before stopping, so a rerun does not redo it.
         if swept:
             with p.index.write() as session:
-                rows.mark_swept(session, swept, utcnow())
+                rows.mark_swept(session, swept, index_now())
             p.result.swept.extend(swept)
         raise failure
     return swept, (errors[0] if errors else None)

@@ -41,7 +41,7 @@ from artifactfs.gc.scan import EntryProblem, printable
 from artifactfs.index import gc as rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
-from artifactfs.index.intents import database_now
+from artifactfs.index.clock import database_now, pass_now
 from artifactfs.index.models import PayloadKind, utcnow
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
@@ -97,11 +97,13 @@ def fsck(
     """Check everything; change nothing."""
     report = FsckReport()
     stores = StoreCache(index)
-    now = utcnow()
     orphan_age = max(grace, ORPHAN_FLOOR)
     with index.read() as session:
         report.index_uuid = index_identity(session)
-        report.orphan_cutoff = min(now, database_now(session)) - orphan_age
+        # The index's clock (SQLite: refused when this host's disagrees);
+        # modification times are aged on the earlier of it and ours.
+        now = pass_now(session, orphan_age)
+        report.orphan_cutoff = min(now, utcnow()) - orphan_age
     failed: set[int] = set()
     after = 0
     while True:
@@ -313,7 +315,8 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
     by_kind: dict[str, list[Finding]] = defaultdict(list)
     for finding in fixable:
         by_kind[finding.kind].append(finding)
-    now = utcnow()
+    with index.read() as session:
+        now = database_now(session)
     lease.check()
     with index.write() as session:
         revived = set(rows.revive(session, [f.version.id for f in by_kind["referenced-condemned"]]))
