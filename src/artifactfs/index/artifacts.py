@@ -297,7 +297,7 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
     inserted = session.execute(_INSERT_VERSION, values).one()
-    row = ArtifactVersion(id=inserted.id, created_at=as_utc(inserted.created_at), **values)
+    row = ArtifactVersion(id=inserted.id, **{**values, "created_at": as_utc(inserted.created_at)})
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
     if new.files:
         session.execute(
