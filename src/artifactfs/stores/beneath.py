@@ -686,11 +686,17 @@ def lstat_below(dir_fd: int, relative: str) -> os.stat_result:
     parts = parts_of(relative)
     if len(parts) < 2:
         return os.stat(parts[0] if parts else ".", dir_fd=dir_fd, follow_symlinks=False)
-    parent = open_below(dir_fd, "/".join(parts[:-1]), os.O_RDONLY | os.O_DIRECTORY)
+    current = dir_fd
     try:
-        return os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+        for name in parts[:-1]:
+            child = open_folder(current, name)
+            if current != dir_fd:
+                os.close(current)
+            current = child
+        return os.stat(parts[-1], dir_fd=current, follow_symlinks=False)
     finally:
-        os.close(parent)
+        if current != dir_fd:
+            os.close(current)
 
 
 def files_below(dir_fd: int) -> list[str]:
