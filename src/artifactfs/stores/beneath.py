@@ -469,13 +469,7 @@ class Root:
         exactly ``file_mode``'s permission bits before a byte is written.
         A link in the way (the file itself included) raises :class:`LinkFound`."""
         fd = self.open_fd(relative, flags, 0o600 if file_mode is not None else 0o666, make_parents=True)
-        if file_mode is not None:
-            try:
-                os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
+        return given_mode(fd, file_mode)
 
     def create(self, relative: str, file_mode: int = 0o644) -> BinaryIO:
         """A fresh regular file (``O_CREAT | O_EXCL``: never an existing one, never through a link)."""
@@ -659,6 +653,19 @@ def open_below(dir_fd: int, relative: str, flags: int = os.O_RDONLY, create: boo
     parts = parts_of(relative)
     if not parts:
         raise PathEscapeError(f"{relative!r} is not a path inside the folder", "name a file below it, without '..'")
+    parent = _parent_below(dir_fd, parts, create)
+    try:
+        fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600 if file_mode is not None else mode,
+                     dir_fd=parent)
+        return given_mode(fd, file_mode)
+    finally:
+        if parent != dir_fd:
+            os.close(parent)
+
+
+def _parent_below(dir_fd: int, parts: list[str], create: bool = False) -> int:
+    """The folder holding ``parts[-1]`` below ``dir_fd`` (``dir_fd`` itself
+    for one component: do not close that one)."""
     current = dir_fd
     try:
         for name in parts[:-1]:
@@ -666,37 +673,38 @@ def open_below(dir_fd: int, relative: str, flags: int = os.O_RDONLY, create: boo
             if current != dir_fd:
                 os.close(current)
             current = child
-        fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600 if file_mode is not None else mode,
-                     dir_fd=current)
-        if file_mode is not None:
-            try:
-                os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
-    finally:
+        return current
+    except BaseException:
         if current != dir_fd:
             os.close(current)
+        raise
+
+
+def given_mode(fd: int, file_mode: int | None) -> int:
+    """``fd`` given exactly ``file_mode``'s permission bits, never setuid or
+    setgid (None: left as created); closed when that fails. A file is created
+    owner-only first, so no other user reads it before its bits are set."""
+    if file_mode is not None:
+        try:
+            os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
 
 
 def lstat_below(dir_fd: int, relative: str) -> os.stat_result:
     """The ``lstat`` of ``relative`` below ``dir_fd``; a link on the way is
     not followed (:class:`PathEscapeError`), one at the end is stat'ed."""
     parts = parts_of(relative)
-    if len(parts) < 2:
-        return os.stat(parts[0] if parts else ".", dir_fd=dir_fd, follow_symlinks=False)
-    current = dir_fd
+    if not parts:
+        return os.fstat(dir_fd)
+    parent = _parent_below(dir_fd, parts)
     try:
-        for name in parts[:-1]:
-            child = open_folder(current, name)
-            if current != dir_fd:
-                os.close(current)
-            current = child
-        return os.stat(parts[-1], dir_fd=current, follow_symlinks=False)
+        return os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
     finally:
-        if current != dir_fd:
-            os.close(current)
+        if parent != dir_fd:
+            os.close(parent)
 
 
 def files_below(dir_fd: int) -> list[str]:
@@ -946,5 +954,19 @@ class BeneathFileSystem(AbstractFileSystem):
         pass  # nothing is cached: every call reads the disk
 
 
-__all__ = ["BeneathFileSystem", "Entry", "LinkFound", "Root", "USE_OPENAT2", "files_below", "held_root",
-           "lstat_below", "open_below", "open_folder", "parts_of", "still_there", "within"]
+__all__ = [
+    "USE_OPENAT2",
+    "BeneathFileSystem",
+    "Entry",
+    "LinkFound",
+    "Root",
+    "files_below",
+    "given_mode",
+    "held_root",
+    "lstat_below",
+    "open_below",
+    "open_folder",
+    "parts_of",
+    "still_there",
+    "within",
+]

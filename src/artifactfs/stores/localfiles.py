@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from artifactfs.errors import PathEscapeError, StoreError
+from artifactfs.stores.beneath import given_mode
 from artifactfs.stores.beneath import within as _within
 
 #: Links followed while opening one file, as the kernel's own limit.
@@ -150,13 +151,8 @@ def opener_with_mode(file_mode: int) -> Callable[[str, int], int]:
     such as the executable one) before a byte is written."""
 
     def opener(path: str, flags: int) -> int:
-        fd = os.open(path, flags, 0o600)
-        try:
-            os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid: a copy made by root must not become one
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        # never setuid/setgid: a copy made by root must not become one
+        return given_mode(os.open(path, flags, 0o600), file_mode)
 
     return opener
 
