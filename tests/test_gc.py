@@ -27,9 +27,7 @@ from artifactfs.gc import (  # noqa: E402
     PolicyError,
     PrunePolicy,
     execute,
-    format_duration,
     load_policy_file,
-    parse_duration,
     plan_prune,
     run_pass,
 )
@@ -520,22 +518,6 @@ def test_migration_0003_upgrades_an_existing_index(afs_home):
 
 
 # -- durations and policies -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("text, seconds", [("24h", 86400), ("10m", 600), ("30d", 2592000), ("0", 0), ("90s", 90),
-                                           ("1h30m", 5400), ("2w", 1209600), ("15", 15), ("1.5h", 5400)])
-def test_parse_duration(text, seconds):
-    assert parse_duration(text).total_seconds() == seconds
-
-
-@pytest.mark.parametrize("text", ["", "h", "10x", "-1h", "1h-", "abc", "10 m"])
-def test_parse_duration_refuses(text):
-    with pytest.raises(PolicyError):
-        parse_duration(text)
-
-
-def test_format_duration():
-    assert [format_duration(parse_duration(t)) for t in ("24h", "10m", "0", "90s", "14d")] == ["1d", "10m", "0", "90s", "2w"]
 
 
 def test_policy_file_and_cli_precedence(tmp_path):
