@@ -8,11 +8,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import enum
 import uuid
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# The enums of the columns live at the bottom layer (artifactfs.enums), so that
+# naming one loads no SQLAlchemy; re-exported here for the index's callers.
+from artifactfs.enums import ArtifactType, PayloadKind, RunStatus, SaveType, VersionState  # noqa: F401
 
 
 def utcnow() -> dt.datetime:
@@ -87,44 +90,6 @@ class WriteIntent(Base):
 # the mount turns them into inode numbers. Users see the uuid columns.
 
 _NEVER_REUSE = {"sqlite_autoincrement": True}
-
-
-class VersionState(str, enum.Enum):
-    LIVE = "live"
-    CONDEMNED = "condemned"
-    # Its store was removed with --force while it was recorded there
-    # (``store remove``): hidden like a condemned one, listed by fsck.
-    LOST = "lost"
-
-
-class SaveType(str, enum.Enum):
-    STEP_OUTPUT = "step_output"
-    MANUAL = "manual"
-    REGISTERED = "registered"
-
-
-class ArtifactType(str, enum.Enum):
-    """ZenML's artifact types (the values are ZenML's)."""
-
-    DATA = "DataArtifact"
-    MODEL = "ModelArtifact"
-    DATA_ANALYSIS = "DataAnalysisArtifact"
-    SCHEMA = "SchemaArtifact"
-    SERVICE = "ServiceArtifact"
-    STATISTICS = "StatisticsArtifact"
-    BASE = "BaseArtifact"
-
-
-class PayloadKind(str, enum.Enum):
-    FOLDER = "folder"  # uri is a folder holding the manifest's files
-    FILE = "file"  # uri is the one file (a registered file adopted in place)
-
-
-class RunStatus(str, enum.Enum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CACHED = "cached"
 
 
 class Pipeline(Base):
