@@ -40,6 +40,7 @@ from artifactfs.index.models import (
     VersionTag,
 )
 from artifactfs.index.generation import get_generation
+from artifactfs.index.producers import producing_links
 
 LIVE = VersionState.LIVE.value
 DEFAULT_LIMIT = 50
@@ -535,9 +536,9 @@ def _version_items(session: Session, rows: Sequence) -> list[VersionItem]:
         for vid, *step in session.execute(
             select(StepIO.version_id, *_STEP_COLUMNS).join(StepRun, StepRun.id == StepIO.step_run_id)
             .join(PipelineRun, PipelineRun.id == StepRun.run_id).join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
-            .where(_ids_in(StepIO.version_id, ids), StepIO.direction == "output").order_by(StepIO.id.desc())
+            .where(StepIO.id.in_(producing_links(ids)))
         ):
-            producers[vid] = _step_ref(step)  # the first output link wins (ordered last)
+            producers[vid] = _step_ref(step)
         consumers = dict(session.execute(
             select(StepIO.version_id, func.count()).where(_ids_in(StepIO.version_id, ids), StepIO.direction == "input")
             .group_by(StepIO.version_id)).all())

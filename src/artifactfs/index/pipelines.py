@@ -34,6 +34,7 @@ from artifactfs.index.models import (
     utcnow,
 )
 from artifactfs.index.generation import bump_generation
+from artifactfs.index.producers import producing_link
 
 
 class VersionNotLiveError(ArtifactfsError):
@@ -273,10 +274,9 @@ def delete_run(session: Session, run: PipelineRun) -> None:
 
 
 def producer_of(session: Session, version_id: int) -> StepRun | None:
+    """The step run that produced the version (``index.producers``), or None."""
     return session.scalars(
-        select(StepRun).join(StepIO, StepIO.step_run_id == StepRun.id)
-        .where(StepIO.version_id == version_id, StepIO.direction == "output")
-        .order_by(StepRun.id).limit(1)
+        select(StepRun).join(StepIO, StepIO.step_run_id == StepRun.id).where(StepIO.id == producing_link(version_id))
     ).first()
 
 

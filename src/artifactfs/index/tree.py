@@ -33,10 +33,9 @@ from artifactfs.index.models import (
     VersionState,
     VersionTag,
 )
+from artifactfs.index.producers import INPUT, OUTPUT, producing_link, producing_links
 
 LIVE = VersionState.LIVE.value
-OUTPUT = "output"
-INPUT = "input"
 _CHUNK = 500  # ids per IN (...) clause
 
 
@@ -395,15 +394,13 @@ def outputs_showing(session: Session, version_ids: Iterable[int]) -> list[tuple[
 
 
 def producer(session: Session, version_id: int) -> Producer | None:
-    """The step run that first wrote the version (its first output link)."""
+    """The step run that produced the version (``index.producers``)."""
     row = session.execute(
         select(Pipeline.name, PipelineRun.name, StepRun.name, StepIO.name, StepRun.uuid)
         .join(StepRun, StepRun.id == StepIO.step_run_id)
         .join(PipelineRun, PipelineRun.id == StepRun.run_id)
         .join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
-        .where(StepIO.version_id == version_id, StepIO.direction == OUTPUT)
-        .order_by(StepIO.id)
-        .limit(1)
+        .where(StepIO.id == producing_link(version_id))
     ).first()
     return Producer(*row) if row else None
 
@@ -413,7 +410,7 @@ def producer(session: Session, version_id: int) -> Producer | None:
 def documents(session: Session, version_ids: Iterable[int]) -> dict[int, dict]:
     """What the JSON document of each version adds to its record, in a few
     queries for the whole batch: tags, metadata, the step outputs that show
-    it (the first is the producer, with the inputs that step read), and the
+    it (the producer's, ``index.producers``, also with the inputs that step read), and the
     step runs that consumed it."""
     ids = list(version_ids)
     docs: dict[int, dict] = {vid: {"tags": [], "metadata": {}, "outputs": [], "consumers": []} for vid in ids}
@@ -430,9 +427,10 @@ def documents(session: Session, version_ids: Iterable[int]) -> dict[int, dict]:
         ):
             stored = (value or {}).get("v")
             docs[vid]["metadata"][key] = float(stored) if kind == "float" and isinstance(stored, str) else stored
-        for vid, direction, pipeline, run, step, name, step_uuid in session.execute(
+        producing = producing_links(chunk)
+        for vid, direction, pipeline, run, step, name, step_uuid, produced in session.execute(
             select(StepIO.version_id, StepIO.direction, Pipeline.name, PipelineRun.name, StepRun.name, StepIO.name,
-                   StepRun.uuid)
+                   StepRun.uuid, StepIO.id.in_(producing))
             .join(StepRun, StepRun.id == StepIO.step_run_id)
             .join(PipelineRun, PipelineRun.id == StepRun.run_id)
             .join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
@@ -441,7 +439,8 @@ def documents(session: Session, version_ids: Iterable[int]) -> dict[int, dict]:
             link = {"pipeline": pipeline, "run": run, "step": step, "name": name, "step_run_id": step_uuid}
             if direction == OUTPUT:
                 docs[vid]["outputs"].append(link)
-                if len(docs[vid]["outputs"]) == 1:
+                if produced:
+                    docs[vid]["producer"] = link
                     producers.setdefault(step_uuid, []).append(vid)
             else:
                 docs[vid]["consumers"].append(link)
