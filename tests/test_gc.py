@@ -32,7 +32,7 @@ from artifactfs.gc import (  # noqa: E402
     run_pass,
 )
 from artifactfs.index import get_index  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, utcnow  # noqa: E402
 from artifactfs.index.pipelines import VersionNotLiveError, link  # noqa: E402
 from gc_helpers import backdate_all, backdate_tree, chain, root, states  # noqa: E402

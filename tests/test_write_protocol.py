@@ -44,7 +44,7 @@ from artifactfs.index import migrate_store  # noqa: E402
 from artifactfs.index.artifacts import InvalidMetadataError, InvalidNameError  # noqa: E402
 from artifactfs.index.intents import live_intent_folders  # noqa: E402
 from artifactfs.index.models import GcLease, StepIO, WriteIntent, utcnow  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 from artifactfs.index.pipelines import VersionNotLiveError, lock_live_version  # noqa: E402
 from artifactfs.materializers import BaseMaterializer, MaterializerError  # noqa: E402
 from artifactfs.stores.marker import MARKER_NAME  # noqa: E402

@@ -11,7 +11,7 @@ from typing import Any
 from artifactfs.api.artifacts import get_artifact_version
 from artifactfs.api.context import StepRunContext, current_step_run
 from artifactfs.errors import ArtifactfsError
-from artifactfs.index import artifacts as rows
+from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import StepRun
@@ -47,11 +47,11 @@ def log_metadata(
     if step_id is not None or step_name is not None:
         return _to_step(metadata, step_id, step_name, run_id_name_or_prefix, context)
     if run_id_name_or_prefix is not None:
-        get_index().run_write(lambda session: rows.set_metadata(
+        get_index().run_write(lambda session: artifact_rows.set_metadata(
             session, metadata, run_id=pipeline_rows.find_run(session, str(run_id_name_or_prefix)).id))
         return None
     if context is not None:  # inside a step, no target: the step run
-        get_index().run_write(lambda session: rows.set_metadata(session, metadata, step_run_id=context.step_run_id))
+        get_index().run_write(lambda session: artifact_rows.set_metadata(session, metadata, step_run_id=context.step_run_id))
         return None
     raise MetadataTargetError(
         "log_metadata got no target",
@@ -96,7 +96,7 @@ def _to_output(context: StepRunContext, output: str, metadata: dict[str, Any]) -
 
 
 def _to_version(version, metadata: dict[str, Any]) -> None:
-    get_index().run_write(lambda session: rows.set_metadata(session, metadata, version_id=version._pk))
+    get_index().run_write(lambda session: artifact_rows.set_metadata(session, metadata, version_id=version._pk))
 
 
 def _to_step(metadata, step_id, step_name, run, context) -> None:
@@ -115,7 +115,7 @@ def _step_metadata(session, metadata, step_id, step_name, run, context) -> None:
         step = session.scalar(select(StepRun).where(StepRun.run_id == run_id, StepRun.name == step_name))
     if step is None:
         raise MetadataTargetError(f"no step run {step_id or step_name!r}", "check the step name and the run")
-    rows.set_metadata(session, metadata, step_run_id=step.id)
+    artifact_rows.set_metadata(session, metadata, step_run_id=step.id)
 
 
 def _check(metadata: dict[str, Any]) -> None:

@@ -44,13 +44,14 @@ from artifactfs.api.writing import (
 )
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
-from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
+from artifactfs.index import find_store_row, get_index
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
 from artifactfs.index.gc import UUID4
 from artifactfs.index.intents import clear_intent
-from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import VersionRow
 from artifactfs.index.models import PayloadKind
+from artifactfs.index.stores import OpenStores, shared_stores
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.durable import sync_payload
 from artifactfs.stores.hashing import new_hasher
@@ -135,7 +136,7 @@ def migrate(
     plan = plan_migration(to, artifact, from_store)
     report = MigrationReport(target=to)
     advance = progress(sum(m.size for m in plan)) if progress else (lambda n: None)
-    sources = _SourceStores()
+    sources = shared_stores(get_index())
     for move in plan:
         source = sources.get(move.store_id)
         payload = begin_payload(target, move.name, move.uuid)  # write protocol step 1
@@ -289,7 +290,7 @@ def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = No
     return deleted
 
 
-def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sources: _SourceStores) -> list[str]:
+def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sources: OpenStores) -> list[str]:
     """Sources an earlier run re-pointed away from but was killed before deleting."""
     with get_index().read() as session:
         moved = moves.versions_moved_to(session, find_store_row(session, to).id, artifact)
@@ -316,21 +317,6 @@ def _write_manifest(move: Move, target: ArtifactStore) -> None:
         record = manifest_record(row, move.name, row.version, row.created_at, row.visualizations)
         files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in version_files(session, row.id)]
     write_manifest_file(target, payload_folder(move.name, move.uuid), files, record)
-
-
-class _SourceStores:
-    """Source stores by index id, each opened once."""
-
-    def __init__(self) -> None:
-        self._opened: dict[int, ArtifactStore] = {}
-
-    def get(self, store_id: int) -> ArtifactStore:
-        if store_id not in self._opened:
-            with get_index().read() as session:
-                for row in list_store_rows(session):
-                    if row.id == store_id:
-                        self._opened[store_id] = open_store(row)
-        return self._opened[store_id]
 
 
 def _remove_file(store: ArtifactStore, native: str) -> None:

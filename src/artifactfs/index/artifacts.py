@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from artifactfs.enums import LIVE
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.faults import fault_point
 from artifactfs.index.db import dialect_insert
@@ -27,12 +28,12 @@ from artifactfs.index.models import (
     Metadata,
     Tag,
     VersionFile,
-    VersionState,
     VersionTag,
     utcnow,
 )
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
+from artifactfs.index.sql import is_live
 
 #: Artifact names become folder names in every store: at most this many
 #: UTF-8 bytes, as a file name on ext4, XFS or APFS.
@@ -284,7 +285,7 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         artifact_type=new.artifact_type,
         size=sum(f.size for f in new.files),
         file_count=len(new.files),
-        state=VersionState.LIVE.value,
+        state=LIVE,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
         created_at=utcnow(),
@@ -334,7 +335,7 @@ def uri_owners(session: Session, uri: str, exclude_id: int | None = None, live_o
     """Every version (or every live one) whose payload is ``uri``, lies inside it, or contains it."""
     query = select(ArtifactVersion).where(ArtifactVersion.id != (exclude_id or 0), overlapping_uri(uri))
     if live_only:
-        query = query.where(ArtifactVersion.state == VersionState.LIVE.value)
+        query = query.where(is_live())
     return list(session.scalars(query))
 
 
@@ -352,7 +353,7 @@ def like_escape(text: str) -> str:
 
 
 def _live(query):
-    return query.where(ArtifactVersion.state == VersionState.LIVE.value)
+    return query.where(is_live())
 
 
 def newest_version(session: Session, name: str) -> ArtifactVersion | None:
@@ -459,7 +460,7 @@ def list_artifacts(session: Session, limit: int | None = None, after: str | None
     """Artifacts with a live version, by name: all of them, or a page of
     ``limit`` after the name ``after`` (found through the name index, then
     counted for that page only, so a page costs the same at any size)."""
-    live = ArtifactVersion.state == VersionState.LIVE.value
+    live = is_live()
     totals = select(ArtifactVersion.artifact_id, func.count(ArtifactVersion.id), func.max(ArtifactVersion.id),
                     func.coalesce(func.sum(ArtifactVersion.size), 0)).where(live).group_by(ArtifactVersion.artifact_id)
     if limit:
@@ -483,7 +484,7 @@ def count_artifacts(session: Session, after: str | None = None) -> int:
 
 def _named_with_live(after: str | None):
     has_live = exists(select(ArtifactVersion.id).where(
-        ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == VersionState.LIVE.value))
+        ArtifactVersion.artifact_id == Artifact.id, is_live()))
     query = select(Artifact.id, Artifact.name).where(has_live)
     return query.where(Artifact.name > after) if after is not None else query
 

@@ -36,22 +36,15 @@ from artifactfs.index.models import (
     Store,
     Tag,
     VersionFile,
-    VersionState,
     VersionTag,
 )
 from artifactfs.index.generation import get_generation
 from artifactfs.index.producers import producing_links
+from artifactfs.enums import LIVE
+from artifactfs.index.sql import is_live, utc
 
-LIVE = VersionState.LIVE.value
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Aware UTC datetimes (SQLite hands back naive ones)."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def seconds_between(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
@@ -262,7 +255,7 @@ def overview(session: Session) -> Overview:
         pipelines=session.scalar(select(count).select_from(Pipeline)) or 0,
         runs=session.scalar(select(count).select_from(PipelineRun)) or 0,
         artifacts=session.scalar(select(count).select_from(Artifact)) or 0,
-        versions=session.scalar(select(count).select_from(ArtifactVersion).where(ArtifactVersion.state == LIVE)) or 0,
+        versions=session.scalar(select(count).select_from(ArtifactVersion).where(is_live())) or 0,
         generation=get_generation(session),
     )
 
@@ -434,7 +427,7 @@ def _metadata_of(session: Session, **owner: int) -> dict[str, Any]:
 
 _has_live = (
     select(ArtifactVersion.id)
-    .where(ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == LIVE)
+    .where(ArtifactVersion.artifact_id == Artifact.id, is_live())
     .correlate(Artifact)
     .exists()
 )
@@ -466,7 +459,7 @@ def list_artifacts(session: Session, after: str | None = None, limit: int | None
     if rows:
         stats = {aid: (n, top) for aid, n, top in session.execute(
             select(ArtifactVersion.artifact_id, func.count(), func.max(ArtifactVersion.id))
-            .where(_ids_in(ArtifactVersion.artifact_id, [r[0] for r in rows]), ArtifactVersion.state == LIVE)
+            .where(_ids_in(ArtifactVersion.artifact_id, [r[0] for r in rows]), is_live())
             .group_by(ArtifactVersion.artifact_id))}
     newest = {}
     if stats:
@@ -496,7 +489,7 @@ def _versions(by_artifact: bool = False) -> Select:
     return (select(*_VERSION_COLUMNS)
             .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
             .join(Store, Store.id == ArtifactVersion.store_id)
-            .where(ArtifactVersion.state == LIVE if by_artifact else _live_unindexed()))
+            .where(is_live() if by_artifact else _live_unindexed()))
 
 
 def _version_page(session: Session, query: Select, before: str | None, limit: int | None,
@@ -573,14 +566,14 @@ def get_version_by_name(session: Session, artifact: str, version: str) -> str | 
     """The uuid of a live version named ``artifact`` / ``version``."""
     return session.scalar(select(ArtifactVersion.uuid).join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
                           .where(Artifact.name == artifact, ArtifactVersion.version == version,
-                                 ArtifactVersion.state == LIVE))
+                                 is_live()))
 
 
 def version_payload(session: Session, version: str) -> tuple[int, str, str, int, list] | None:
     """``(row id, uri, payload kind, store id, visualizations)`` of a live version."""
     row = session.execute(
         select(ArtifactVersion.id, ArtifactVersion.uri, ArtifactVersion.payload_kind, ArtifactVersion.store_id,
-               ArtifactVersion.visualizations).where(ArtifactVersion.uuid == version, ArtifactVersion.state == LIVE)
+               ArtifactVersion.visualizations).where(ArtifactVersion.uuid == version, is_live())
     ).first()
     return tuple(row) if row else None
 

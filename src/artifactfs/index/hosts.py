@@ -32,8 +32,9 @@ from sqlalchemy.orm import Session
 
 from artifactfs.errors import StoreError
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.models import ArtifactVersion, Store, VersionState
+from artifactfs.index.models import ArtifactVersion, Store
 from artifactfs.settings import DEFAULT_STORE, machine_id
+from artifactfs.index.sql import is_live
 
 CLAIM_SAMPLE = 20  # newest live payloads that must be here before a claim
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -107,7 +108,7 @@ def claim_if_unowned(session: Session, row: Store, machine: str) -> bool:
     store = ArtifactStore(row.name, get_flavor(row.flavor), row.root_uri, row.options)
     uris = session.scalars(
         select(ArtifactVersion.uri)
-        .where(ArtifactVersion.store_id == row.id, ArtifactVersion.state == VersionState.LIVE.value)
+        .where(ArtifactVersion.store_id == row.id, is_live())
         .order_by(ArtifactVersion.id.desc()).limit(CLAIM_SAMPLE)
     )
     for uri in uris:

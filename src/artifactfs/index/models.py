@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # The enums of the columns live at the bottom layer (artifactfs.enums), so that
 # naming one loads no SQLAlchemy; re-exported here for the index's callers.
-from artifactfs.enums import ArtifactType, PayloadKind, RunStatus, SaveType, VersionState  # noqa: F401
+from artifactfs.enums import LIVE, ArtifactType, PayloadKind, RunStatus, SaveType, VersionState  # noqa: F401
 
 
 def utcnow() -> dt.datetime:
@@ -153,7 +153,9 @@ class Artifact(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class ArtifactVersion(Base):
+class VersionRow(Base):
+    """A row of ``artifact_version`` (the API's user-facing record is ``api.artifacts.ArtifactVersion``)."""
+
     __tablename__ = "artifact_version"
     __table_args__ = (
         UniqueConstraint("artifact_id", "version"),
@@ -180,7 +182,7 @@ class ArtifactVersion(Base):
                                                server_default=ArtifactType.DATA.value)
     size: Mapped[int] = mapped_column(default=0)
     file_count: Mapped[int] = mapped_column(default=0)
-    state: Mapped[str] = mapped_column(String(16), default=VersionState.LIVE.value)
+    state: Mapped[str] = mapped_column(String(16), default=LIVE)
     save_type: Mapped[str] = mapped_column(String(16))
     visualizations: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -189,6 +191,11 @@ class ArtifactVersion(Base):
 
     artifact: Mapped[Artifact] = relationship(lazy="joined")
     store: Mapped[Store] = relationship(lazy="joined")
+
+
+#: The old name of ``VersionRow``, still spelled inside ``index/`` (one rename after the
+#: parallel branches land); code outside the index layer says ``VersionRow``.
+ArtifactVersion = VersionRow
 
 
 class VersionFile(Base):

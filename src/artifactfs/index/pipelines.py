@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from artifactfs.enums import LIVE
 from artifactfs.errors import ArtifactfsError, NotFoundError
 from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
@@ -30,7 +31,6 @@ from artifactfs.index.models import (
     RunStatus,
     StepIO,
     StepRun,
-    VersionState,
     utcnow,
 )
 from artifactfs.index.generation import bump_generation
@@ -99,7 +99,7 @@ def lock_live_version(session: Session, version_id: int) -> ArtifactVersion:
         select(ArtifactVersion).where(ArtifactVersion.id == version_id).with_for_update(of=ArtifactVersion)
         .execution_options(populate_existing=True)
     ).first()
-    if row is None or row.state != VersionState.LIVE.value:
+    if row is None or row.state != LIVE:
         raise _not_live(f"{row.artifact.name}:{row.version}" if row is not None else f"#{version_id}")
     return row
 
@@ -123,7 +123,7 @@ def lock_live_versions(session: Session, version_ids: Iterable[int]) -> None:
         .order_by(ArtifactVersion.id).with_for_update(read=True, of=ArtifactVersion)
     ).all())
     for version_id in ids:
-        if found.get(version_id) != VersionState.LIVE.value:
+        if found.get(version_id) != LIVE:
             raise _not_live(_label(session, version_id))
 
 
@@ -180,7 +180,7 @@ def find_cached_step(session: Session, cache_key: str) -> StepRun | None:
     for candidate in candidates:
         outputs = step_links(session, candidate.id, "output")
         states = {v.state for v in outputs.values()}
-        if outputs and states == {VersionState.LIVE.value}:
+        if outputs and states == {LIVE}:
             return candidate
     return None
 

@@ -34,8 +34,7 @@ from artifactfs.index.models import (
     VersionTag,
 )
 from artifactfs.index.producers import INPUT, OUTPUT, producing_link, producing_links
-
-LIVE = VersionState.LIVE.value
+from artifactfs.index.sql import chunks, is_live, utc
 _CHUNK = 500  # ids per IN (...) clause
 
 
@@ -43,9 +42,7 @@ def timestamp_ns(value: dt.datetime | None) -> int:
     """Nanoseconds since the epoch; naive datetimes (SQLite) are UTC."""
     if value is None:
         return 0
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return int(value.timestamp() * 1e9)
+    return int(utc(value).timestamp() * 1e9)
 
 
 # -- records ---------------------------------------------------------------------------
@@ -149,7 +146,7 @@ def _versions():
         select(*_VERSION_COLUMNS)
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
         .join(Store, Store.id == ArtifactVersion.store_id)
-        .where(ArtifactVersion.state == LIVE)
+        .where(is_live())
     )
 
 
@@ -254,7 +251,7 @@ def file_owner(session: Session, file_id: int) -> int | None:
 
 _has_live = (
     select(ArtifactVersion.id)
-    .where(ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == LIVE)
+    .where(ArtifactVersion.artifact_id == Artifact.id, is_live())
     .correlate(Artifact)
     .exists()
 )
@@ -358,7 +355,7 @@ def _outputs():
         .join(ArtifactVersion, ArtifactVersion.id == StepIO.version_id)
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
         .join(Store, Store.id == ArtifactVersion.store_id)
-        .where(StepIO.direction == OUTPUT, ArtifactVersion.state == LIVE)
+        .where(StepIO.direction == OUTPUT, is_live())
     )
 
 
@@ -490,7 +487,7 @@ def newest_ids_since(session: Session, after_id: int) -> dict[int, int]:
     version with an id above ``after_id``."""
     rows = session.execute(
         select(ArtifactVersion.artifact_id, func.max(ArtifactVersion.id))
-        .where(ArtifactVersion.id > after_id, ArtifactVersion.state == LIVE)
+        .where(ArtifactVersion.id > after_id, is_live())
         .group_by(ArtifactVersion.artifact_id)
     )
     return dict(rows.all())
@@ -501,7 +498,7 @@ def max_version_id(session: Session) -> int:
 
 
 _USAGE = select(func.coalesce(func.sum(ArtifactVersion.size), 0),
-                func.coalesce(func.sum(ArtifactVersion.file_count), 0)).where(ArtifactVersion.state == LIVE)
+                func.coalesce(func.sum(ArtifactVersion.file_count), 0)).where(is_live())
 
 
 def live_usage(session: Session) -> tuple[int, int]:
@@ -512,11 +509,5 @@ def live_usage(session: Session) -> tuple[int, int]:
 
 
 
-def get_store_row(session: Session, store_id: int) -> Store | None:
-    return session.get(Store, store_id)
-
-
 def _chunks(ids: Iterable[int]) -> Iterable[Sequence[int]]:
-    ids = list(ids)
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i : i + _CHUNK]
+    return chunks(ids, _CHUNK)

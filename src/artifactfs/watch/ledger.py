@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from artifactfs.index import get_index
 from artifactfs.index.artifacts import uri_owner
-from artifactfs.index.models import Artifact, ArtifactVersion, Metadata
+from artifactfs.index.models import Artifact, VersionRow, Metadata
 
 #: Metadata keys naming the local path a version's payload came from.
 SOURCE_KEYS = ("copied_from", "migrated_from")
@@ -46,8 +46,8 @@ class Ledger:
     def _load_sources(self) -> set[str]:
         query = (
             select(Metadata.value)
-            .join(ArtifactVersion, ArtifactVersion.id == Metadata.version_id)
-            .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
+            .join(VersionRow, VersionRow.id == Metadata.version_id)
+            .join(Artifact, Artifact.id == VersionRow.artifact_id)
             .where(Artifact.name == self.name, Metadata.key.in_(SOURCE_KEYS))
         )
         found: set[str] = set()

@@ -1,0 +1,47 @@
+"""Small pieces every query module of the index shares, each written once:
+which database a session talks to, a long id list cut into ``IN (...)``
+chunks, timestamps made aware (SQLite hands back naive ones), and the
+filter "this version is live"."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
+
+from artifactfs.enums import LIVE
+from artifactfs.index.models import ArtifactVersion
+
+#: Ids per ``IN (...)`` clause: well below SQLite's and PostgreSQL's limits.
+CHUNK = 1000
+
+
+def is_postgres(connection: Any) -> bool:
+    """Whether a Session or Core Connection talks to PostgreSQL."""
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    return bind.dialect.name == "postgresql"
+
+
+def chunks(items: Iterable, size: int = CHUNK) -> Iterator[Sequence]:
+    """``items`` in lists of at most ``size`` (for ``IN (...)`` clauses)."""
+    items = items if isinstance(items, Sequence) else list(items)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An aware UTC datetime: SQLite hands back naive ones, and every timestamp of the index is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def is_live(version: Any = ArtifactVersion) -> ColumnElement[bool]:
+    """The filter "the version is live" on ``version`` (the model or an alias of it)."""
+    return version.state == LIVE
+
+
+__all__ = ["CHUNK", "chunks", "is_live", "is_postgres", "utc"]
