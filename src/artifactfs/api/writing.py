@@ -387,10 +387,6 @@ def _open_source(source: ArtifactStore, tree: str, relative: str) -> Iterator[tu
         yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)
 
 
-def source_size(store: ArtifactStore, native: str) -> int:
-    return store.size(store.flavor.to_uri(native))
-
-
 def in_layout(new: NewVersion) -> bool:
     """The payload is a fresh ``<root>/<name>/<uuid>`` folder, never a user's path adopted in place."""
     return new.uri.rstrip("/").endswith(new.uuid)

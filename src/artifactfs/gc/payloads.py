@@ -14,7 +14,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from artifactfs.errors import ArtifactfsError, StoreError
+from artifactfs.errors import ArtifactfsError
 from artifactfs.gc.scan import FILE, EntryProblem, LayoutEntry
 from artifactfs.index.db import Index
 from artifactfs.index.gc import live_owner_uris, live_owner_uris_since, store_rows
@@ -239,10 +239,3 @@ class LiveOwners:
 def delete_entry(store: ArtifactStore, entry_uri: str, kind: str) -> bool:
     """Delete an orphan: a payload folder, or a manifest file."""
     return remove_quietly(store, entry_uri) if kind == FILE else rmtree_quietly(store, entry_uri)
-
-
-def check_inside(store: ArtifactStore, uri: str) -> None:
-    """Refuse (StoreError) a uri outside the store's root."""
-    native = store.resolve(uri)
-    if native == store.root:
-        raise StoreError(f"{uri} is the root of store {store.name!r}; the pruner never deletes a store root")

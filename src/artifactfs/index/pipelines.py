@@ -214,10 +214,6 @@ def step_links(session: Session, step_run_id: int, direction: str) -> dict[str, 
 # -- queries ----------------------------------------------------------------------------------
 
 
-def run_exists(session: Session, name: str) -> bool:
-    return session.scalar(select(PipelineRun.id).where(PipelineRun.name == name)) is not None
-
-
 def find_run(session: Session, name_or_id: str) -> PipelineRun:
     run = session.scalars(select(PipelineRun).where(PipelineRun.name == name_or_id)).first()
     if run is None and len(name_or_id) >= 4:

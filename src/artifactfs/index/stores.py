@@ -130,11 +130,6 @@ def retire_store(session: Session, row: Store) -> int:
     return lost
 
 
-def removed_name(stored: str) -> str:
-    """The name a removed store had (``<name>~<id>`` -> ``<name>``)."""
-    return stored.rsplit("~", 1)[0]
-
-
 def set_options(session: Session, row: Store, changes: dict[str, Any], unset: Iterable[str] = ()) -> None:
     """Change a store's options in the index (none of them secret)."""
     from artifactfs.stores import get_flavor, split_secrets
