@@ -169,7 +169,7 @@ def lose_index(request, index_backend, monkeypatch) -> None:
     reset_index_cache()
     from artifactfs.api import stores as api_stores
 
-    api_stores._opened.clear()
+    api_stores.forget_opened(None)
 
 
 @artifactfs.step

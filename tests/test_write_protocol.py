@@ -45,7 +45,7 @@ from artifactfs.index.artifacts import InvalidMetadataError, InvalidNameError  #
 from artifactfs.index.intents import live_intent_folders  # noqa: E402
 from artifactfs.index.models import GcLease, StepIO, WriteIntent, utcnow  # noqa: E402
 from artifactfs.index.models import VersionRow  # noqa: E402
-from artifactfs.index.pipelines import VersionNotLiveError, lock_live_version  # noqa: E402
+from artifactfs.index.pipelines import Link, VersionNotLiveError, create_run, create_step_run, link_all  # noqa: E402
 from artifactfs.materializers import BaseMaterializer, MaterializerError  # noqa: E402
 from artifactfs.stores.marker import MARKER_NAME  # noqa: E402
 
@@ -73,14 +73,17 @@ def condemn_behind_the_session(session, version_id: int) -> None:
 # -- item 1: a check under a lock reads the row fresh ---------------------------------------
 
 
-def test_lock_live_version_reads_the_row_not_the_sessions_cached_copy(afs_home):
+def test_linking_reads_the_row_not_the_sessions_cached_copy(afs_home):
+    """``link_all`` (what a run calls to link inputs) checks the state it reads under its lock, not the
+    session's copy from before a pruner's condemn."""
     version = save_artifact({"i": 1}, "data")
     with get_index().write() as session:
+        step_run = create_step_run(session, create_run(session, "p", "p-1", {}).id, "s", "h", None, {})
         cached = session.get(VersionRow, version._pk)  # held, so the identity map keeps it
         assert cached.state == "live"
         condemn_behind_the_session(session, version._pk)
         with pytest.raises(VersionNotLiveError, match="removed by the pruner"):
-            lock_live_version(session, version._pk)
+            link_all(session, step_run.id, [Link(version._pk, "input", "data")])
 
 
 def test_repoint_reads_the_row_fresh_under_its_lock(afs_home):

@@ -154,8 +154,8 @@ def _claim_if_safe(session, name: str) -> Store:
     return row
 
 
-def forget_opened(name: str) -> None:
-    """Drop this process's opened copy of a store whose row changed."""
+def forget_opened(name: str | None) -> None:
+    """Drop this process's opened copy of a store whose row changed (every store: None)."""
     shared_stores(get_index()).forget(name)
 
 

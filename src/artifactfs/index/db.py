@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.index import generation
 from artifactfs.index.migrate import upgrade_if_needed
+from artifactfs.index.sql import is_postgres
 from artifactfs.settings import create_private_file, get_settings
 from artifactfs.stores.secrets import remember_secrets
 
@@ -297,7 +298,7 @@ def dialect_insert(session: Session):
     """``insert`` of the session's dialect, for ``on_conflict_do_nothing``
     (SQLite and PostgreSQL both have it). Imported here: the PostgreSQL
     dialect costs every command 50 ms otherwise."""
-    if session.bind.dialect.name == "postgresql":
+    if is_postgres(session):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

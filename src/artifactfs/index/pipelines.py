@@ -87,23 +87,6 @@ def finish_by_id(session: Session, model: type[PipelineRun] | type[StepRun], row
     bump_generation(session)
 
 
-def lock_live_version(session: Session, version_id: int) -> ArtifactVersion:
-    """The version, row-locked until commit, if it is live; else VersionNotLiveError.
-
-    The row is read fresh (``populate_existing``): the session may already
-    hold it from an earlier read (``get_artifact_version``, ``step_links``),
-    and the identity map would hand back that copy, ``live`` from before the
-    pruner condemned it, even though the locking SELECT saw the new state.
-    """
-    row = session.scalars(
-        select(ArtifactVersion).where(ArtifactVersion.id == version_id).with_for_update(of=ArtifactVersion)
-        .execution_options(populate_existing=True)
-    ).first()
-    if row is None or row.state != LIVE:
-        raise _not_live(f"{row.artifact.name}:{row.version}" if row is not None else f"#{version_id}")
-    return row
-
-
 def _not_live(label: str) -> VersionNotLiveError:
     return VersionNotLiveError(
         f"artifact version {label} was removed by the pruner and cannot be used",

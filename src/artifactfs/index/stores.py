@@ -281,14 +281,14 @@ class OpenStores:
             self._seen, self._checked_at = (generation, stamp), time.monotonic()
 
 
-_shared: dict[str, OpenStores] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_stores(index) -> OpenStores:
-    """This process's opened stores of ``index`` (the API's, the mount's and the web view's)."""
+    """This process's opened stores of ``index`` (the API's and migrate's); they
+    live as long as the ``Index`` object (``reset_index_cache`` drops them)."""
     with _shared_lock:
-        found = _shared.get(index.url)
+        found = index.__dict__.get("opened_stores")
         if found is None:
-            found = _shared[index.url] = OpenStores(index)
+            found = index.__dict__["opened_stores"] = OpenStores(index)
         return found
