@@ -263,6 +263,16 @@ def test_a_store_another_index_owns_needs_force_to_claim(afs_home):
     assert gc("--grace", "0", "--orphan-grace", "0").exit_code == 0 and not orphan.exists()
 
 
+def test_the_plan_lists_no_orphans_in_a_store_another_index_owns(afs_home):
+    """What gc shows before asking is what it may delete: never the payloads
+    of a store whose marker names another index (execute reads the marker
+    again, too)."""
+    (root() / MARKER).write_text('{"format": 1, "index_uuid": "other-index", "store": "x", "created_at": ""}')
+    make_orphan()
+    plan = plan_prune(get_index(), PrunePolicy(grace=dt.timedelta(0), orphan_grace=dt.timedelta(0)))
+    assert not plan.orphans and any("other-index" in note.message for note in plan.notes)
+
+
 # -- item 4: a folder registered in place loses only what its manifest lists ------------------
 
 

@@ -112,30 +112,30 @@ LINK_AND_PAUSE = """
 import sys
 from artifactfs.index import get_index
 from artifactfs.index.pipelines import Link, create_run, create_step_run, link_all
-with get_index().write() as session:  # pauses in the commit (generation_bumped), its row locks held
+with get_index().write() as session:  # pauses with the versions checked live (link_checked), nothing linked yet
     step_run = create_step_run(session, create_run(session, "linker", "linker-1", {}).id, "s", "h", None, {})
     link_all(session, step_run.id, [Link(int(sys.argv[1]), "input", "data")])
 """
 
 
 def test_a_pruner_never_condemns_a_version_a_run_is_linking(afs_home, tmp_path):
-    """A run has checked a version live and linked it, not yet committed; a
-    pruner pass meanwhile must leave that version alone (the run's share
-    lock, the pruner's SKIP LOCKED), never end with a condemned version that
-    a run links. PostgreSQL only: SQLite's writers take turns."""
+    """A run has checked a version live and is about to link it; a pruner
+    pass meanwhile must leave that version alone (the run's share lock, the
+    pruner's SKIP LOCKED), never end with a condemned version that a run
+    links. PostgreSQL only: SQLite's writers take turns."""
     if get_index().is_sqlite:
         pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): no interleaving to force")
     version = save_artifact({"i": 1}, "data")
     pause = tmp_path / "pause"
     pause.mkdir()
-    env = {**os.environ, "ARTIFACTFS_PAUSE": "generation_bumped", "ARTIFACTFS_PAUSE_DIR": str(pause)}
+    env = {**os.environ, "ARTIFACTFS_PAUSE": "link_checked", "ARTIFACTFS_PAUSE_DIR": str(pause)}
     linker = subprocess.Popen([sys.executable, "-c", LINK_AND_PAUSE, str(version._pk)], env=env,
                               stderr=subprocess.PIPE, text=True)
     try:
         deadline = dt.datetime.now() + dt.timedelta(seconds=60)
-        while not list(pause.glob("generation_bumped.*.reached")):
+        while not list(pause.glob("link_checked.*.reached")):
             assert linker.poll() is None, linker.stderr.read()
-            assert dt.datetime.now() < deadline, "the linker never reached its commit"
+            assert dt.datetime.now() < deadline, "the linker never reached link_checked"
             threading.Event().wait(0.02)
         policy = PrunePolicy(grace=dt.timedelta(0), keep_latest=0, keep_tags=frozenset(), sweep_delay=HOUR,
                              orphan_grace=HOUR)
@@ -143,7 +143,7 @@ def test_a_pruner_never_condemns_a_version_a_run_is_linking(afs_home, tmp_path):
         pruner.start()
         pruner.join(10)  # a pruner that waits on the run's lock instead of skipping the row goes on below
     finally:
-        (pause / "generation_bumped.go").touch()
+        (pause / "link_checked.go").touch()
         assert linker.wait(60) == 0, linker.stderr.read()
     pruner.join(60)
     assert not pruner.is_alive()

@@ -48,6 +48,8 @@ class Fault(str, enum.Enum):
     ARTIFACTS_LOCKED = "artifacts_locked"
     #: api.artifacts: a cached version about to be linked as a step's input.
     BEFORE_INPUT_LINK = "before_input_link"
+    #: index.pipelines: a run's links checked live under their share locks, not yet inserted.
+    LINK_CHECKED = "link_checked"
     #: index.generation: the generation bumped, the transaction not committed.
     GENERATION_BUMPED = "generation_bumped"
     #: api.stores: this machine's default store looked up, not yet named.

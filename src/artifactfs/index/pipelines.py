@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from artifactfs.enums import LIVE
+from artifactfs.faults import fault_point
 from artifactfs.errors import ArtifactfsError, NotFoundError
 from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
@@ -136,6 +137,7 @@ def link_all(session: Session, step_run_id: int, links: Iterable[Link], fresh: I
         return
     fresh = set(fresh)
     lock_live_versions(session, [l.version_id for l in links if l.version_id not in fresh])
+    fault_point("link_checked")
     session.execute(
         dialect_insert(session)(StepIO).on_conflict_do_nothing(index_elements=["step_run_id", "direction", "name"]),
         [{"step_run_id": step_run_id, "version_id": l.version_id, "direction": l.direction, "name": l.name}
