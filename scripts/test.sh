@@ -2,7 +2,8 @@
 # Install everything the suite needs (Debian packages, Azurite, and a FRESH
 # virtual environment .venv-test built from pyproject.toml with the pinned
 # set in constraints.txt), then run pytest with that environment's Python.
-# Extra arguments go to pytest; the exit code is pytest's.
+# Extra arguments go to pytest; the exit code is pytest's (after ruff and mypy
+# on src/ pass: a lint or type error stops the run).
 #   ARTIFACTFS_CONSTRAINTS=constraints-lowest.txt  test at the lowest allowed versions
 #   ARTIFACTFS_REUSE_VENV=1                        keep an existing .venv-test (faster reruns)
 set -euo pipefail
@@ -16,4 +17,7 @@ bash scripts/venv.sh "$venv" test "$constraints"
 export PATH="$PWD/$venv/bin:$PATH"
 "$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(trio|pyfuse3|sqlalchemy|fsspec|s3fs|gcsfs|adlfs|pandas|numpy)==' | tr '\n' ' '
 echo
+# Lint and type-check the package first (rules in pyproject.toml [tool.ruff], [tool.mypy]).
+"$venv/bin/python" -m ruff check src
+"$venv/bin/python" -m mypy
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
@@ -30,6 +30,14 @@ def chunks(items: Iterable, size: int = CHUNK) -> Iterator[Sequence]:
     items = items if isinstance(items, Sequence) else list(items)
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+@overload
+def utc(value: dt.datetime) -> dt.datetime: ...
+
+
+@overload
+def utc(value: None) -> None: ...
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:

@@ -190,6 +190,7 @@ class OpenStores:
         self._open: dict[int, tuple[tuple, ArtifactStore]] = {}
         self._checked_at = time.monotonic()
         self._seen: tuple[Any, float | None] | None = None
+        self._credentials_read: tuple[tuple, dict[str, dict[str, str]]] | None = None
 
     def get(self, store_id: int) -> ArtifactStore:
         """The store of a row id, opened now or earlier; ``NotFoundError`` for a removed one."""
@@ -250,9 +251,17 @@ class OpenStores:
                 entry = self._open[row.id] = (fingerprint, store)
             return entry[1]
 
-    @staticmethod
-    def _credentials(name: str) -> dict[str, str]:
-        return get_settings().read_credentials().get(name, {})
+    def _credentials(self, name: str) -> dict[str, str]:
+        """This machine's credentials for store ``name``, the file read again only when it changed."""
+        path = get_settings().credentials_path
+        try:
+            stamp: int | None = path.stat().st_ctime_ns  # a write or a chmod
+        except OSError:
+            stamp = None
+        memo = self._credentials_read
+        if memo is None or memo[0] != (path, stamp):
+            memo = self._credentials_read = ((path, stamp), get_settings().read_credentials())
+        return memo[1].get(name, {})
 
     def _check(self) -> None:
         """Drop the stores whose row or credentials changed, at most every ``recheck`` seconds."""
@@ -273,8 +282,7 @@ class OpenStores:
                 self._checked_at = time.monotonic()
                 return
             rows = {row.id: row for row in session.scalars(select(Store))}
-            credentials = get_settings().read_credentials()
-            current = {i: _fingerprint(r, credentials.get(r.name, {})) for i, r in rows.items()}
+            current = {i: _fingerprint(r, self._credentials(r.name)) for i, r in rows.items()}
         with self._lock:
             for store_id in [i for i, (f, _) in self._open.items() if current.get(i) != f]:
                 del self._open[store_id]
