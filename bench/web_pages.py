@@ -111,15 +111,16 @@ def _runs(index, runs: int, pipelines: int, versions: int, now: dt.datetime) -> 
             session.execute(insert(StepIO), links)
 
 
-def start_ui(env: dict) -> tuple[subprocess.Popen, str]:
+def start_ui(env: dict) -> tuple[subprocess.Popen, str, str]:
+    """`artifactfs ui` as a user starts it: its base address and the token it generated."""
     proc = subprocess.Popen([*CLI, "ui", "--port", "0"], env={**env, "COLUMNS": "500"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()
-    match = re.search(r"(http://\S+)", line)
+    match = re.search(r"(http://\S+)\?token=(\S+)", line)
     if not match:
         proc.kill()
         raise SystemExit(f"artifactfs ui did not start: {line}{proc.stdout.read()}")
-    return proc, match[1].rstrip("/")
+    return proc, match[1].rstrip("/"), match[2]
 
 
 def timed(http, path: str, repeat: int) -> tuple[float, float]:
@@ -166,6 +167,9 @@ def pages(http) -> list[tuple[str, str]]:
         ("search metadata", "/search?q=epoch=7"), ("search metadata, rare", "/search?q=accuracy=0.999"),
         ("search metadata, none", "/search?q=accuracy=7"),
         ("stores", "/stores"),
+        ("runs, sorted by duration", "/runs?sort=duration"), ("runs, sorted by steps", "/runs?sort=steps&order=asc"),
+        ("runs, failed", "/runs?status=failed"), ("compare runs", f"/compare/runs?a={run['id']}&b={detail['run']['id']}"),
+        ("compare versions", f"/compare/versions?a={version}&b={version}"),
     ]
     api = {"/": "/api/v1/overview", "/pipelines/pipeline-00": "/api/v1/pipelines/pipeline-00/runs",
            f"/artifacts/{artifact}": f"/api/v1/artifacts/{artifact}/versions"}
@@ -199,8 +203,8 @@ def main() -> None:
         populate(args.versions, args.runs, args.per_artifact, args.pipelines)
         print(f"setup: {args.versions:,} versions, {args.runs:,} runs ({3 * args.runs:,} step runs) "
               f"in {time.monotonic() - began:.1f}s", flush=True)
-        proc, base = start_ui(env)
-        with httpx.Client(base_url=base, timeout=60) as http:
+        proc, base, token = start_ui(env)
+        with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
             baseline, baseline_p95 = timed(http, "/static/app.js", args.repeat)
             print(f"baseline (static file through the same server): median {baseline:.2f} ms, "
                   f"p95 {baseline_p95:.2f} ms\n")

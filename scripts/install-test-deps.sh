@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(fuse3 libfuse3-dev pkg-config postgresql pgbouncer rclone s3fs graphviz fio attr psmisc chromium)
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config postgresql pgbouncer rclone s3fs graphviz fio attr psmisc chromium faketime)
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 

@@ -1,8 +1,13 @@
 """Helpers shared by the pruner and fsck tests: the default store's root,
-back-dated payload trees, version states, and a two-step pipeline."""
+back-dated payload trees, version states, a two-step pipeline, and a save
+parked before its commit in another process."""
 
+import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -58,3 +63,39 @@ def backdate_intents(hours: float = 48) -> None:
     """Age every write intent, as time passing would (a killed writer's stays)."""
     with get_index().write() as session:
         session.execute(update(WriteIntent).values(started_at=utcnow() - dt.timedelta(hours=hours)))
+
+
+PARKED_SAVE = textwrap.dedent(
+    """
+    from artifactfs import save_artifact
+    v = save_artifact({"weights": list(range(1000))}, "inflight")
+    print(v.id)
+    """
+)
+
+
+@contextlib.contextmanager
+def parked_save(tmp_path: Path):
+    """A save of "inflight" in another process, stopped at ``before_commit``
+    (payload written, no row yet) while the block runs; then it commits, and
+    this checks that it did and that its version loads whole."""
+    from artifactfs import Client, load_artifact
+
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+    env = {**os.environ, "ARTIFACTFS_PAUSE": "before_commit", "ARTIFACTFS_PAUSE_DIR": str(rendezvous)}
+    saver = subprocess.Popen([sys.executable, "-c", PARKED_SAVE], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(rendezvous.glob("before_commit.*.reached")):
+            assert saver.poll() is None, saver.communicate()
+            assert time.monotonic() < deadline, "the save never reached before_commit"
+            time.sleep(0.05)
+        yield saver
+    finally:
+        (rendezvous / "before_commit.go").touch()
+    out, err = saver.communicate(timeout=120)
+    assert saver.returncode == 0, err
+    version = Client().get_artifact_version(out.strip())
+    assert load_artifact("inflight", version.version, verify=True) == {"weights": list(range(1000))}

@@ -21,7 +21,7 @@ from artifactfs.api import init  # noqa: E402
 from artifactfs.gc import Lease, LeaseHeldError, current_lease  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index.holders import parse_holder  # noqa: E402
-from artifactfs.index.intents import database_now  # noqa: E402
+from artifactfs.index.clock import database_now  # noqa: E402
 from artifactfs.index.models import GcLease  # noqa: E402
 
 # Takes the lease and dies without releasing it (as a killed pruner would);

@@ -10,8 +10,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -26,10 +24,11 @@ from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.gc import Lease, PrunePolicy, execute, fsck, plan_prune  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.holders import Holder, this_process  # noqa: E402
-from artifactfs.index.intents import database_now, record_intent  # noqa: E402
+from artifactfs.index.clock import database_now  # noqa: E402
+from artifactfs.index.intents import record_intent  # noqa: E402
 from artifactfs.index.models import WriteIntent  # noqa: E402
 from artifactfs.settings import machine_id  # noqa: E402
-from gc_helpers import backdate_all, backdate_tree, root, states  # noqa: E402
+from gc_helpers import backdate_all, backdate_tree, parked_save, root, states  # noqa: E402
 
 ZERO = dt.timedelta(0)
 ORPHAN_UUID = "0b6f1a3e-8c1d-4a7e-9f00-123456789abc"
@@ -75,39 +74,13 @@ def intents() -> set[str]:
 
 # -- item 2: a save in flight survives gc --grace 0 --orphan-grace 0 -------------------------
 
-PAUSED_SAVE = textwrap.dedent(
-    """
-    import sys
-    from artifactfs import save_artifact
-    v = save_artifact({"weights": list(range(1000))}, "inflight")
-    print(v.id)
-    """
-)
-
-
 def test_a_save_paused_before_its_commit_survives_gc_with_zero_grace(afs_home, tmp_path):
     save_artifact({"old": 1}, "inflight")
-    rendezvous = tmp_path / "rendezvous"
-    rendezvous.mkdir()
-    env = {**os.environ, "ARTIFACTFS_PAUSE": "before_commit", "ARTIFACTFS_PAUSE_DIR": str(rendezvous)}
-    saver = subprocess.Popen([sys.executable, "-c", PAUSED_SAVE], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not any(rendezvous.glob("before_commit.*.reached")):  # payload written, no row yet
-            assert saver.poll() is None, saver.communicate()
-            assert time.monotonic() < deadline, "the save never reached before_commit"
-            time.sleep(0.05)
+    with parked_save(tmp_path):
         backdate_all()
         result = gc("--grace", "0", "--orphan-grace", "0", "--keep-latest", "0")
         assert result.exit_code == 0, result.output
         assert "always stay" in result.output  # the floor is stated
-    finally:
-        (rendezvous / "before_commit.go").touch()
-    out, err = saver.communicate(timeout=120)
-    assert saver.returncode == 0, err
-    version = Client().get_artifact_version(out.strip())
-    assert load_artifact("inflight", version.version, verify=True) == {"weights": list(range(1000))}
     assert not fsck(get_index()).problems
 
 

@@ -9,9 +9,9 @@ pytest_plugins = ["index_fixtures"]
 
 from artifactfs.api import init  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
+from artifactfs.index.clock import database_now  # noqa: E402
 from artifactfs.index.intents import (  # noqa: E402
     clear_intent,
-    database_now,
     live_intent_folders,
     record_intent,
     stale_intents,

@@ -471,7 +471,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # killed while holding the lease
 LEASE_EXPIRED = """
 from artifactfs.gc import current_lease
 from artifactfs.index import get_index
-from artifactfs.index.intents import database_now
+from artifactfs.index.clock import database_now
 index = get_index()
 with index.read() as session:
     now = database_now(session)

@@ -127,7 +127,9 @@ def test_keyset_pages_chain_without_gaps(seeded):
         assert [r["name"] for r in runs] == list(session.scalars(select(PipelineRun.name)
                                                                  .order_by(PipelineRun.id.desc())))
     assert http.get("/api/v1/runs", params={"limit": 0}).status_code == 422
-    assert http.get("/api/v1/runs", params={"cursor": "garbage"}).status_code == 200  # starts over
+    for garbage in ["garbage", "-1", "1e9", "١٢"]:  # never page one again as if it were the next
+        refused = http.get("/api/v1/runs", params={"cursor": garbage})
+        assert refused.status_code == 400 and "not a cursor" in refused.json()["detail"], garbage
 
 
 def test_version_page_data(seeded):
@@ -319,23 +321,280 @@ def test_token_is_checked_on_every_request(seeded):
         assert http.get("/api/v1/runs", params={"token": "wrong"}).status_code == 401
         login = http.get("/runs", params={"token": TOKEN, "q": "web"}, follow_redirects=False)
         assert login.status_code == 303 and login.headers["location"] == "/runs?q=web"
-        cookie = login.headers["set-cookie"]
-        assert cookie.startswith(f"artifactfs_token={TOKEN};") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        port = http.base_url.port
+        name, _, rest = login.headers["set-cookie"].partition("=")
+        value = rest.split(";")[0]
+        assert name == f"artifactfs_token_{port}" and TOKEN not in value  # the port's own cookie, not the token
+        assert "HttpOnly" in rest and "SameSite=Strict" in rest and login.headers["cache-control"] == "no-store"
         assert http.get("/runs", params={"q": "web"}).status_code == 200  # the cookie jar carries it now
+    with serving(create_app(WebConfig(token=TOKEN))) as other, client(other) as http:
+        for name, sent in [(f"artifactfs_token_{port}", value), (f"artifactfs_token_{http.base_url.port}", value),
+                           (f"artifactfs_token_{http.base_url.port}", TOKEN), ("artifactfs_token", TOKEN)]:
+            # another server with the same token takes neither this one's cookie nor the token as a cookie
+            assert http.get("/api/v1/runs", headers={"Cookie": f"{name}={sent}"}).status_code == 401, name
+
+
+def test_foreign_host_names_are_refused(seeded):
+    """DNS rebinding: only the bound address, localhost names and names
+    given (--host-name) are answered, with or without a token."""
+    made, _ = seeded
+    from artifactfs.web.security import HostRule
+
+    with serving(create_app(WebConfig(hosts=HostRule("127.0.0.1", ("box.lan",))))) as base, client(base) as http:
+        port = http.base_url.port
+        for host in ["evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "10.0.0.1", "[::2]", ""]:
+            refused = http.get("/api/v1/stores", headers={"Host": f"{host}:{port}" if host else ""})
+            assert refused.status_code in (400, 421), host
+            assert refused.json()["status"] == refused.status_code and "stores" not in refused.text, host
+            page = http.get(f"/versions/{made['registered'].id}/files/a%20b.txt", headers={"Host": host or "x"})
+            assert page.status_code == 421 and page.headers["content-type"].startswith("text/html"), host
+        for host in ["127.0.0.1", "localhost", "LOCALHOST.", "app.localhost", "box.lan", "[::1]"]:
+            assert http.get("/api/v1/stores", headers={"Host": f"{host}:{port}"}).status_code == 200, host
+        assert "DNS rebinding" in http.get("/", headers={"Host": "evil.example"}).text
+    rule = HostRule("0.0.0.0")  # every address: any address written as a number, never a name
+    assert rule.allows("192.168.1.9") and rule.allows("localhost") and not rule.allows("evil.example")
+    assert not HostRule("10.1.2.3").allows("10.1.2.4") and HostRule("10.1.2.3").allows("10.1.2.3")
+    assert HostRule("box.lan").allows("box.lan") and not HostRule("box.lan").allows("evil.example")
+
+
+def test_errors_have_one_shape(seeded):
+    """401, 404, 405, 421 and 422 under /api/ are JSON of one shape; pages
+    answer an HTML error page; a garbage cursor is a 400."""
+    _, http = seeded
+    shape = {"status", "detail", "errors"}
+    answers = {404: http.get("/api/v1/runs/no-such-run"), 405: http.post("/api/v1/runs"),
+               422: http.get("/api/v1/runs", params={"limit": 0}), 400: http.get("/api/v1/runs", params={"cursor": "x"})}
+    answers[404.5] = http.get("/api/v1/no-such-route")
+    with serving(create_app(WebConfig(token=TOKEN))) as base, client(base) as locked:
+        answers[401] = locked.get("/api/v1/runs")
+    for status, answer in answers.items():
+        assert answer.status_code == int(status) and answer.headers["content-type"] == "application/json", status
+        body = answer.json()
+        assert set(body) == shape and body["status"] == int(status) and isinstance(body["detail"], str), body
+    assert answers[422].json()["errors"][0]["loc"] == ["query", "limit"] and "limit" in answers[422].json()["detail"]
+    for path, params, status in [("/runs", {"limit": 0}, 422), ("/runs", {"cursor": "x"}, 400),
+                                 ("/no-such-page", {}, 404), ("/runs/no-such-run", {}, 404)]:
+        page = http.get(path, params=params)
+        assert page.status_code == status and page.headers["content-type"].startswith("text/html"), path
+        assert f"<h1>{status}" in page.text and "<footer>" in page.text, path
+    assert http.post("/runs").headers["content-type"].startswith("text/html")
+
+
+def test_openapi_lists_security_and_errors(seeded):
+    with serving(create_app(WebConfig(token=TOKEN))) as base, client(base) as http:
+        document = http.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": "the token `artifactfs ui` printed or was given"}
+    assert {"bearer": []} in document["security"]
+    runs = document["paths"]["/api/v1/runs"]["get"]["responses"]
+    for status in ["400", "401", "404", "405", "421", "422"]:
+        assert runs[status]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ApiError"
+    assert set(document["components"]["schemas"]["ApiError"]["properties"]) == {"status", "detail", "errors"}
+
+
+def test_long_search_strings_are_refused(seeded):
+    _, http = seeded
+    for path in ["/api/v1/search", "/api/v1/runs", "/api/v1/artifacts", "/search", "/runs", "/artifacts"]:
+        answer = http.get(path, params={"q": "a" * 50_001})
+        assert answer.status_code == 422, path
+    assert http.get("/api/v1/search", params={"q": "a" * 1000}).status_code == 200
+
+
+def test_version_prefixes_and_latest(seeded):
+    made, http = seeded
+    newest = made["notes"][-1]
+    for prefix in [newest.id[:8], newest.id[:13], newest.id]:
+        assert http.get(f"/api/v1/versions/{prefix}").json()["detail"]["version"]["id"] == newest.id, prefix
+        assert http.get(f"/versions/{prefix}").status_code == 200
+        assert http.get(f"/api/v1/versions/{prefix}/files").status_code == 200
+        assert http.get(f"/versions/{prefix}/lineage").status_code == 200
+    registered = made["registered"]
+    assert http.get(f"/versions/{registered.id[:10]}/files/a%20b.txt").content == b"spaces in a name\n"
+    missing = http.get("/api/v1/versions/ffffffff")
+    assert missing.status_code == 404 and missing.json()["status"] == 404
+    latest = http.get("/artifacts/notes/versions/latest", follow_redirects=False)
+    assert latest.status_code == 303 and latest.headers["location"] == f"/versions/{newest.id}"
+    assert http.get("/artifacts/notes/versions/1", follow_redirects=False).headers["location"] == \
+        f"/versions/{made['notes'][0].id}"
+    assert http.get("/artifacts/no-such/versions/latest").status_code == 404
+
+
+def test_archive_streams_every_file(seeded):
+    import io
+    import tarfile
+
+    made, http = seeded
+    registered = made["registered"]
+    answer = http.get(f"/versions/{registered.id}/archive")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/x-tar"
+    top = f"checkpoint-{registered.version}"
+    assert answer.headers["content-disposition"] == f"attachment; filename*=UTF-8''{top}.tar"
+    with tarfile.open(fileobj=io.BytesIO(answer.content)) as archive:
+        got = {m.name: (archive.extractfile(m).read(), m.mode) for m in archive.getmembers()}
+    store = registered.open_store()
+    assert got == {f"{top}/{f.path}": (store.read_bytes(registered.file_uri(f.path)), f.mode & 0o7777)
+                   for f in registered.files}
+    head = http.head(f"/versions/{registered.id}/archive")
+    assert head.status_code == 200 and head.content == b""
+    assert http.get("/versions/ffffffff-0000/archive").status_code == 404
+
+
+def test_more_consumers_than_listed_say_so(seeded):
+    """A version read by more step runs than the page lists says how many
+    it left out."""
+    from artifactfs.index.browse import MAX_LIMIT
+
+    made, http = seeded
+    source = made["notes"][0]
+    extra = 3
+    with get_index().write() as session:
+        run = pipeline_rows.create_run(session, "fan_out", f"fan-{uuid.uuid4().hex[:6]}", {})
+        version_pk = session.scalar(select(VersionRow.id).where(VersionRow.uuid == source.id))
+        for i in range(MAX_LIMIT + extra):
+            step_run = pipeline_rows.create_step_run(session, run.id, f"read_{i}", "c", None, {})
+            pipeline_rows.link(session, step_run.id, version_pk, "input", "notes")
+    detail = http.get(f"/api/v1/versions/{source.id}").json()["detail"]
+    assert len(detail["consumers"]) == MAX_LIMIT and detail["more_consumers"] == extra
+    assert f"and {extra} more" in http.get(f"/versions/{source.id}").text
 
 
 def test_token_rule_of_the_command():
     from artifactfs.errors import ArtifactfsError
     from artifactfs.web.server import plan
 
-    assert plan("127.0.0.1", 0, None).token is None and plan("::1", 0, None).token is None
-    shared = plan("0.0.0.0", 8237, None)
-    assert shared.generated and len(shared.token) >= 16 and shared.url == f"http://127.0.0.1:8237/?token={shared.token}"
+    for host in ["127.0.0.1", "::1", "localhost", "0.0.0.0"]:  # loopback too: other users reach it
+        made = plan(host, 8237, None)
+        assert made.generated and len(made.token) >= 16 and made.url.endswith(f":8237/?token={made.token}"), host
+    assert plan("0.0.0.0", 8237, None).url.startswith("http://127.0.0.1:8237/")
+    assert plan("127.0.0.1", 0, None, no_token=True).token is None
+    with pytest.raises(ArtifactfsError, match="loopback only"):
+        plan("0.0.0.0", 8237, None, no_token=True)
+    with pytest.raises(ArtifactfsError, match="contradict"):
+        plan("127.0.0.1", 8237, TOKEN, no_token=True)
     given = plan("10.1.2.3", 8237, TOKEN)
     assert given.token == TOKEN and not given.generated and "token" not in given.url
     for bad in ["short", "has space in it 0123456789", "semi;colon-0123456789abc"]:
         with pytest.raises(ArtifactfsError, match="at least 16 characters"):
             plan("0.0.0.0", 8237, bad)
+
+
+RUN_KEYS = {"name": "name", "pipeline": "pipeline", "status": "status", "duration": "duration_s", "steps": "steps",
+            "cached": "cached_steps"}
+
+
+def test_runs_sort_by_any_column_and_filter(seeded):
+    """Every sort, both ways, pages through every run exactly once in
+    order; filters by pipeline, status and start day; failed runs carry
+    their error on the list."""
+    made, http = seeded
+    everything, _ = walk_pages(http, "/api/v1/runs")
+    newest_first = [r["id"] for r in everything]
+    for sort, field in RUN_KEYS.items():
+        for order in ("asc", "desc"):
+            got, pages = walk_pages(http, "/api/v1/runs", limit=2, sort=sort, order=order)
+            assert sorted(r["id"] for r in got) == sorted(newest_first) and pages > 1, (sort, order)
+            values = [-1 if r[field] is None else r[field] for r in got]
+            assert values == sorted(values, reverse=order == "desc"), (sort, order, values)
+            for a, b in zip(got, got[1:]):  # equal values: the older (asc) or newer (desc) run first
+                if (-1 if a[field] is None else a[field]) == (-1 if b[field] is None else b[field]):
+                    assert (newest_first.index(a["id"]) < newest_first.index(b["id"])) == (order == "desc")
+    oldest, _ = walk_pages(http, "/api/v1/runs", limit=2, order="asc")
+    assert [r["id"] for r in oldest] == newest_first[::-1]
+    ours, _ = walk_pages(http, "/api/v1/runs", pipeline="web_pipe")
+    assert {r["id"] for r in ours} == {made["first"].id, made["second"].id}
+    failed, _ = walk_pages(http, "/api/v1/runs", status="failed")
+    assert failed and all(r["status"] == "failed" for r in failed)
+    failing = next(r for r in failed if r["pipeline"] == "failing_pipe")
+    assert failing["error"].startswith("explode: ") and "boom" in failing["error"]
+    assert all(r["error"] is None for r in everything if r["status"] != "failed")
+    days = sorted(r["start_time"][:10] for r in everything)
+    assert len(walk_pages(http, "/api/v1/runs", since=days[0], until=days[-1])[0]) == len(everything)
+    assert walk_pages(http, "/api/v1/runs", until="2000-01-01")[0] == []
+    assert walk_pages(http, "/api/v1/runs", since="2999-01-01")[0] == []
+    assert walk_pages(http, "/api/v1/runs", status="", since="", pipeline="")[0] == everything  # an empty form
+    for bad in [{"status": "nope"}, {"since": "yesterday"}, {"until": "2026-13-45"}, {"sort": "colour"}]:
+        answer = http.get("/api/v1/runs", params=bad)
+        assert answer.status_code == 422 and answer.json()["status"] == 422, bad
+    cursor = http.get("/api/v1/runs", params={"sort": "name", "limit": 1}).json()["next_cursor"]
+    assert http.get("/api/v1/runs", params={"sort": "steps", "cursor": cursor}).status_code == 400
+    page = http.get("/runs", params={"status": "failed"}).text
+    assert "boom &lt;b&gt;bold&lt;/b&gt;" in page and 'data-sort="duration"' in page
+
+
+def test_compare_two_versions(seeded, tmp_path):
+    """Metadata side by side with differences marked, files by path with
+    size and digest: changed, only in one, the same."""
+    from artifactfs import register_artifact
+
+    made, http = seeded
+    a, b = made["notes"][1], made["notes"][2]
+    found = http.get("/api/v1/compare/versions", params={"a": a.id[:10], "b": b.id}).json()
+    states = {d["key"]: (d["a"], d["b"], d["state"]) for d in found["metadata"]}
+    for key in ["accuracy", "epochs", "owner", "ok"]:
+        assert states[key] == (a.metadata[key], b.metadata[key], "changed"), key
+    facts = {d["key"]: d["state"] for d in found["facts"]}
+    assert facts["artifact"] == "same" and facts["version"] == "changed" and facts["tags"] == "changed"
+    folder = tmp_path / "checkpoint"
+    (folder / "sub" / "dir").mkdir(parents=True)
+    (folder / "a b.txt").write_bytes(b"spaces in a name\n")  # the same
+    (folder / "sub" / "dir" / "b.bin").write_bytes(b"other bytes")  # changed
+    (folder / "new.txt").write_bytes(b"new")  # only in the new one
+    newer = register_artifact(folder, "checkpoint", copy=True, metadata={"epoch": 4})
+    old = made["registered"]
+    answer = http.get("/api/v1/compare/versions", params={"a": old.id, "b": newer.id}).json()
+    files = {f["path"]: f for f in answer["files"]}
+    assert {p: f["state"] for p, f in files.items()} == {"a b.txt": "same", "new.txt": "only_b",
+                                                         "sub/dir/b.bin": "changed"}
+    assert files["sub/dir/b.bin"]["a"]["size"] == 256 * 40 and files["sub/dir/b.bin"]["b"]["size"] == 11
+    assert files["sub/dir/b.bin"]["a"]["digest"] != files["sub/dir/b.bin"]["b"]["digest"]
+    assert [d for d in answer["metadata"] if d["key"] == "epoch"][0]["state"] == "changed"
+    assert answer["differences"] == sum(1 for group in ("facts", "metadata", "files") for d in answer[group]
+                                        if d["state"] != "same") and not answer["files_cut"]
+    page = http.get("/compare/versions", params={"a": old.id, "b": newer.id}).text
+    assert 'data-state="only_b"' in page and "new.txt" in page
+    assert "Compare with the previous version" in http.get(f"/versions/{newer.id}").text
+    assert f"/compare/versions?a={old.id}&amp;b={newer.id}" in http.get(f"/versions/{newer.id}").text
+    assert http.get("/api/v1/compare/versions", params={"a": old.id, "b": "ffffffff"}).status_code == 404
+    assert http.get("/api/v1/compare/versions", params={"a": old.id}).status_code == 422
+
+
+def test_compare_two_runs(seeded):
+    made, http = seeded
+    first, second = made["first"], made["second"]
+    found = http.get("/api/v1/compare/runs", params={"a": first.id, "b": second.name}).json()
+    assert [d["state"] for d in found["parameters"]] == ["same"] * len(found["parameters"])
+    steps = {s["name"]: s for s in found["steps"]}
+    assert list(steps) == list(first.steps)
+    for name, step in steps.items():  # the second run's steps were cached: other status, the same outputs
+        assert (step["status"]["a"], step["status"]["b"], step["status"]["state"]) == ("completed", "cached", "changed")
+        assert [(o["key"], o["a"]["id"], o["state"]) for o in step["outputs"]] == \
+            [(k, v.id, "same") for k, v in first.steps[name].outputs.items()]
+    with get_index().read() as session:
+        failing = session.scalar(select(PipelineRun.uuid).join(PipelineRun.pipeline)
+                                 .where(PipelineRun.name.like("failing_pipe%")))
+    other = http.get("/api/v1/compare/runs", params={"a": first.id, "b": failing}).json()
+    states = {s["name"]: s["status"]["state"] for s in other["steps"]}
+    assert states == {"make_numbers": "same", "double": "only_a", "summarize": "only_a",
+                      "explode": "only_b"}
+    numbers = [s for s in other["steps"] if s["name"] == "make_numbers"][0]["outputs"][0]
+    assert numbers["state"] == "changed" and numbers["a"]["id"] != numbers["b"]["id"]  # n=5 and n=3
+    page = http.get("/compare/runs", params={"a": first.id, "b": failing}).text
+    assert 'data-state="only_b" data-step="explode"' in page
+    assert f"/compare/runs?a={first.id}&amp;b={second.id}" in http.get(f"/runs/{second.id}").text
+
+
+def test_a_lost_payload_file_is_404_not_a_broken_stream(seeded):
+    import os
+
+    from artifactfs import save_artifact
+
+    _, http = seeded
+    lost = save_artifact({"n": 1}, "lost_payload")
+    entry = lost.files[0]
+    os.unlink(lost.file_uri(entry.path))
+    answer = http.get(f"/versions/{lost.id}/files/{entry.path}")
+    assert answer.status_code == 404 and "lost its file" in answer.text
+
 
 
 def test_the_web_view_sees_a_store_update(afs_home, moto_server):

@@ -10,12 +10,10 @@ screenshots (docs/screenshots/)."""
 import http.client
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -23,15 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from web_helpers import XSS_NAME, XSS_NOTE
+from web_helpers import XSS_NAME, XSS_NOTE, home_env, split_url, start_ui, stop
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+#: A foreign site's name that DNS rebinding has pointed at this machine.
+REBOUND = "rebound.test"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
-URL_LINE = re.compile(r"(http://\S+)")
+                 "--disable-component-update", "--disable-sync", "--no-proxy-server",
+                 f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"]
 
 
 def _missing(reason: str):
@@ -45,14 +44,37 @@ def home(tmp_path_factory):
     """A fresh home holding two runs of the example pipeline (the second
     cached) and a version with a hostile name and metadata."""
     folder = tmp_path_factory.mktemp("web-browser-home")
-    env = {**os.environ, "ARTIFACTFS_HOME": str(folder)}
-    for name in ("ARTIFACTFS_INDEX_URL", "ARTIFACTFS_STORE", "ARTIFACTFS_UI_TOKEN"):
-        env.pop(name, None)
+    env = home_env(folder)
     for _ in range(2):
         subprocess.run([sys.executable, str(REPO / "examples" / "training_pipeline.py")], env=env, check=True,
                        capture_output=True, timeout=300)
     hostile = f"from artifactfs import save_artifact; save_artifact([1], {XSS_NAME!r}, metadata={{'note': {XSS_NOTE!r}}})"
     subprocess.run([sys.executable, "-c", hostile], env=env, check=True, capture_output=True, timeout=120)
+    failing = textwrap.dedent("""
+        from artifactfs import pipeline, step
+
+        @step
+        def broken() -> int:
+            raise RuntimeError("disk on fire")
+
+        @pipeline
+        def fragile():
+            broken()
+
+        try:
+            fragile()
+        except RuntimeError:
+            pass
+    """)
+    subprocess.run([sys.executable, "-c", failing], env=env, check=True, capture_output=True, timeout=120)
+    scores = ("from artifactfs import save_artifact; save_artifact([1], 'scores', metadata={'f1': 0.5, 'k': 1}); "
+              "save_artifact([1, 2], 'scores', metadata={'f1': 0.7, 'k': 1})")
+    subprocess.run([sys.executable, "-c", scores], env=env, check=True, capture_output=True, timeout=120)
+    many = tmp_path_factory.mktemp("many-files")
+    for i in range(MANY_FILES):
+        (many / f"shard-{i:04d}.bin").write_bytes(b"%d" % i)
+    register = f"from artifactfs import register_artifact; register_artifact({str(many)!r}, 'shards', copy=True)"
+    subprocess.run([sys.executable, "-c", register], env=env, check=True, capture_output=True, timeout=120)
     with pytest.MonkeyPatch.context() as mp:  # this process reads the same index to check the pages
         for name, value in env.items():
             if name.startswith("ARTIFACTFS"):
@@ -66,37 +88,29 @@ def home(tmp_path_factory):
         reset_index_cache()
 
 
-def start_ui(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
-    """`artifactfs ui ARGS --port 0` in a subprocess, and the address it prints."""
-    proc = subprocess.Popen([*CLI, "ui", "--port", "0", *args], env={**env, "COLUMNS": "500"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        if match := URL_LINE.search(line):
-            return proc, match[1]
-    proc.kill()
-    raise AssertionError(f"artifactfs ui did not start:\n{proc.stdout.read()}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+MANY_FILES = 205  # more than the version page's 200 files per page
 
 
 @pytest.fixture(scope="module")
-def ui(home):
+def ui_token(home, browser):
+    """`artifactfs ui` as a user starts it (a token is generated), its base
+    address and token; the browser opened the printed address once, as the
+    user does, and holds the cookie from then on."""
     proc, url = start_ui(home)
     try:
-        yield url.rstrip("/")
+        base, token = split_url(url)
+        assert token, url
+        tab = browser.new_page()
+        assert tab.goto(url).status == 200 and tab.url == base + "/"
+        tab.close()
+        yield base, token
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def ui(ui_token):
+    return ui_token[0]
 
 
 @pytest.fixture(scope="session")
@@ -233,33 +247,159 @@ def test_hostile_names_render_as_text(ui, page):
     assert page.dialogs == [] and page.locator("main img").count() == 0
 
 
-def test_dot_dot_in_a_file_path_is_404(ui, page):
+def test_dot_dot_in_a_file_path_is_404(ui_token, page):
+    ui, token = ui_token
     data = index_runs()[0].steps["load_data"].outputs["raw_data"]
     host, port = ui.removeprefix("http://").split(":")
     for path in [f"/versions/{data.id}/files/../../../../etc/passwd", f"/versions/{data.id}/files/../{data.files[0].path}"]:
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        connection.request("GET", path)  # sent as written: browsers would normalize the dots away
+        # sent as written: browsers would normalize the dots away
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
         assert connection.getresponse().status == 404, path
         connection.close()
     answer = page.goto(f"{ui}/versions/{data.id}/files/%2e%2e/%2e%2e/etc/passwd")
     assert answer.status == 404 and "404" in page.locator("h1").inner_text()
 
 
-def test_token_required_off_loopback(home, page):
-    proc, url = start_ui(home, "--host", "0.0.0.0")
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_token_required_on_loopback_too(home, page, host):
+    """Any user of the machine reaches a loopback port: a token by default
+    everywhere, carried once in the printed address, then by a cookie named
+    after the port (this server's, not the module's other server's)."""
+    proc, url = start_ui(home, "--host", host)
     try:
-        token = url.split("?token=")[1]
-        base = url.split("?")[0].rstrip("/")
+        base, token = split_url(url)
+        assert token and base.startswith("http://127.0.0.1:")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(base + "/api/v1/runs", timeout=30)
-        assert refused.value.code == 401
+        assert refused.value.code == 401 and json.load(refused.value)["status"] == 401
         request = urllib.request.Request(base + "/api/v1/runs", headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=30) as answer:
-            assert answer.status == 200 and len(json.load(answer)["items"]) == 2
+            assert answer.status == 200 and len(json.load(answer)["items"]) == 3  # two training runs, one failed
+        assert page.goto(base + "/runs").status == 401 and "401" in page.locator("h1").inner_text()
         assert page.goto(url).status == 200 and page.url == base + "/"  # the cookie is set, the token gone
+        assert token not in page.evaluate("location.href")
         assert page.goto(base + "/runs").status == 200
+        port = base.rsplit(":", 1)[1]
+        cookies = {c["name"]: c for c in page.context.cookies(base)}
+        mine = cookies[f"artifactfs_token_{port}"]
+        assert mine["httpOnly"] and mine["sameSite"] == "Strict" and mine["value"] != token
     finally:
         stop(proc)
+
+
+def test_a_rebound_host_name_reads_nothing(home, page):
+    """DNS rebinding: a foreign name resolving to 127.0.0.1 (Chromium maps
+    it) reaches the port, but the server answers to its own names only, even
+    without a token; a name given with --host-name is answered."""
+    proc, url = start_ui(home, "--no-token")
+    try:
+        base, token = split_url(url)
+        assert token is None
+        port = base.rsplit(":", 1)[1]
+        assert page.goto(base + "/api/v1/stores").status == 200  # no token: open to its own names
+        assert page.goto(f"http://localhost:{port}/api/v1/stores").status == 200
+        for path in ["/api/v1/stores", "/"]:
+            answer = page.goto(f"http://{REBOUND}:{port}{path}")
+            assert answer.status == 421, path
+            assert "DNS rebinding" in page.locator("body").inner_text() and "store" not in answer.text().lower()
+    finally:
+        stop(proc)
+    proc, url = start_ui(home, "--no-token", "--host-name", REBOUND)
+    try:
+        port = split_url(url)[0].rsplit(":", 1)[1]
+        assert page.goto(f"http://{REBOUND}:{port}/api/v1/stores").status == 200
+    finally:
+        stop(proc)
+
+
+def test_file_pager_reaches_every_file(ui, page):
+    """The version page lists 200 files a page; Next page shows the rest."""
+    from artifactfs import Client
+
+    shards = Client().get_artifact_version("shards")
+    page.goto(f"{ui}/versions/{shards.id}")
+    first = page.locator("table.files tbody tr td:first-child").all_inner_texts()
+    assert len(first) == 200 and first[0] == "shard-0000.bin"
+    page.click("nav.pager a.next")
+    rest = page.locator("table.files tbody tr td:first-child").all_inner_texts()
+    assert rest == [f"shard-{i:04d}.bin" for i in range(200, MANY_FILES)]
+    assert page.locator("nav.pager a.next").count() == 0
+
+
+def test_runs_filter_sort_and_show_errors(ui, page):
+    """The runs list: a failed run shows its error; filter by status and
+    pipeline; a click on a column header sorts by it, a second reverses."""
+    page.goto(f"{ui}/runs")
+    failed = page.locator("table.runs tbody tr", has_text="fragile")
+    assert failed.locator(".run-error").inner_text() == "broken: RuntimeError: disk on fire"
+    page.select_option("select[name=status]", "failed")
+    page.click("form.runs-filter button")
+    assert page.locator("table.runs tbody tr").count() == 1 and "status=failed" in page.url
+    page.goto(f"{ui}/runs")
+    page.fill("input[name=pipeline]", "training_pipeline")
+    page.click("form.runs-filter button")
+    assert page.locator("table.runs tbody tr").count() == 2
+    page.goto(f"{ui}/runs")
+    page.click("th a[data-sort=steps]")
+    steps = [int(t) for t in page.locator("table.runs tbody tr td:nth-child(6)").all_inner_texts()]
+    assert steps == sorted(steps, reverse=True) and steps[0] > steps[-1]
+    page.click("th a[data-sort=steps]")
+    assert [int(t) for t in page.locator("table.runs tbody tr td:nth-child(6)").all_inner_texts()] == steps[::-1]
+    page.click("th a[data-sort=name]")
+    names = page.locator("table.runs tbody tr td:first-child").all_inner_texts()
+    assert names == sorted(names, reverse=True)
+
+
+def test_compare_versions_and_runs(ui, page):
+    """From a version, compare with the previous one: the metadata that
+    differs is marked, the same is not, and both files are listed; from a
+    run, compare with the previous run of its pipeline."""
+    page.goto(f"{ui}/artifacts/scores/versions/latest")
+    page.click("a.compare")
+    assert "/compare/versions?" in page.url
+    assert page.locator("table.metadata-compare tr[data-key=f1]").get_attribute("data-state") == "changed"
+    assert page.locator("table.metadata-compare tr[data-key=k]").get_attribute("data-state") == "same"
+    cells = page.locator("table.metadata-compare tr[data-key=f1] td").all_inner_texts()
+    assert cells == ["0.5", "0.7"]
+    changed = page.locator("table.metadata-compare tr.diff-changed td").first
+    assert changed.evaluate("e => getComputedStyle(e).backgroundColor") != \
+        page.locator("table.metadata-compare tr.diff-same td").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert page.locator("table.files-compare tbody tr").count() >= 1
+    first, second = index_runs()
+    page.goto(f"{ui}/runs/{second.id}")
+    page.click("a.compare")
+    assert page.url.endswith(f"/compare/runs?a={first.id}&b={second.id}")
+    steps = page.locator("table.steps-compare tr.step").evaluate_all("rows => rows.map(r => r.dataset.step)")
+    assert steps == list(first.steps)
+    assert page.locator("table.steps-compare tr.step[data-state=changed]").count() == len(first.steps)  # cached
+    assert page.locator("table.steps-compare tr.output[data-state=changed]").count() == 0  # the same versions
+
+
+def test_archive_download_and_latest_link(ui, page):
+    """`/artifacts/<name>/versions/latest` opens the newest version; its
+    "Download all files" gives one tar of every manifest file."""
+    import tarfile
+
+    from artifactfs import Client
+
+    newest = Client().get_artifact_version("model_weights")
+    page.goto(f"{ui}/artifacts/model_weights/versions/latest")
+    assert page.url == f"{ui}/versions/{newest.id}"
+    with page.expect_download() as info:
+        page.click("a.archive")
+    assert info.value.suggested_filename == f"model_weights-{newest.version}.tar"
+    with tarfile.open(info.value.path()) as archive:
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+    store = newest.open_store()
+    assert members == {f"model_weights-{newest.version}/{f.path}": store.read_bytes(newest.file_uri(f.path))
+                       for f in newest.files}
+    shards = Client().get_artifact_version("shards")
+    page.goto(f"{ui}/artifacts/shards/versions/latest")
+    with page.expect_download() as info:
+        page.click("a.archive")
+    with tarfile.open(info.value.path()) as archive:
+        assert len(archive.getnames()) == MANY_FILES  # more than one manifest page
 
 
 def test_running_run_refreshes_live(ui, page):

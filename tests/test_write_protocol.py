@@ -42,6 +42,7 @@ from artifactfs.index import find_store_row, get_index  # noqa: E402
 from artifactfs.index import gc as gc_rows  # noqa: E402
 from artifactfs.index import migrate_store  # noqa: E402
 from artifactfs.index.artifacts import InvalidMetadataError, InvalidNameError  # noqa: E402
+from artifactfs.index.holders import alive_here, parse_holder, this_process  # noqa: E402
 from artifactfs.index.intents import live_intent_folders  # noqa: E402
 from artifactfs.index.models import GcLease, StepIO, WriteIntent, utcnow  # noqa: E402
 from artifactfs.index.models import VersionRow  # noqa: E402
@@ -98,13 +99,13 @@ def test_repoint_reads_the_row_fresh_under_its_lock(afs_home):
 
 def test_the_lease_is_read_fresh_under_its_lock(afs_home):
     with get_index().write() as session:
-        assert gc_rows.take_lease(session, "me", HOUR, lambda state: False)[0]
+        assert gc_rows.take_lease(session, "me", HOUR, lambda *_: False)[0]
     with get_index().write() as session:
         cached = session.get(GcLease, gc_rows.PRUNER_LEASE)
         assert cached.holder == "me"
         later = utcnow() + 2 * HOUR  # unexpired by the database's clock
         session.connection().execute(update(GcLease.__table__).values(holder="other", expires_at=later))
-        taken, found, _ = gc_rows.take_lease(session, "me", HOUR, lambda state: False)
+        taken, found, _ = gc_rows.take_lease(session, "me", HOUR, lambda *_: False)
         assert (taken, found.holder) == (False, "other")
 
 
@@ -216,7 +217,7 @@ def assert_protocol_order(store):
         version = save_artifact({"a": 1}, "proto", store=store.name)
     folder, holder, existed = seen["intent"]
     assert folder == f"proto/{version.id}" and not existed  # recorded before the folder existed
-    assert holder.endswith(f"@{os.getpid()}")
+    assert alive_here(holder) and parse_holder(holder).same_process(this_process())  # the one holder format
     assert seen["before_commit"] == ([(folder, holder)], True)  # written, intent still held
     assert intents() == []  # the commit cleared it
     assert load_artifact("proto") == {"a": 1}

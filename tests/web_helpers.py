@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import posixpath
+import re
+import subprocess
+import sys
 import threading
 import time
 from typing import Annotated
@@ -44,6 +48,49 @@ def serving(app):
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
+URL_LINE = re.compile(r"(http://\S+)")
+
+
+def start_ui(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
+    """`artifactfs ui ARGS --port 0` in a subprocess, as a user starts it,
+    and the address it prints (with its token, when one was generated)."""
+    proc = subprocess.Popen([*CLI, "ui", "--port", "0", *args], env={**env, "COLUMNS": "500"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        if match := URL_LINE.search(line):
+            return proc, match[1]
+    proc.kill()
+    raise AssertionError(f"artifactfs ui did not start:\n{proc.stdout.read()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """``(base address, token)`` of the address `artifactfs ui` printed."""
+    base, _, query = url.partition("?token=")
+    return base.rstrip("/"), query or None
+
+
+def home_env(home) -> dict:
+    """The environment of a process using the index under ``home`` (and nothing the caller set)."""
+    env = {**os.environ, "ARTIFACTFS_HOME": str(home)}
+    for name in ("ARTIFACTFS_INDEX_URL", "ARTIFACTFS_STORE", "ARTIFACTFS_UI_TOKEN"):
+        env.pop(name, None)
+    return env
 
 
 class Report:

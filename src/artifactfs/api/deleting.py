@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from artifactfs.api.stores import get_store
 from artifactfs.index import get_index
 from artifactfs.index import gc as gc_rows
-from artifactfs.index.models import utcnow
+from artifactfs.index.clock import index_now
 from artifactfs.index.sweep import delete_payload, listed_files, live_overlap
 
 
@@ -34,7 +34,7 @@ def delete_versions(ids: Sequence[int], delete_metadata: bool, delete_from_artif
     if not (delete_metadata or delete_from_artifact_store):
         return []
     index = get_index()
-    condemned = index.run_write(gc_rows.condemn_requested, ids, utcnow())
+    condemned = index.run_write(gc_rows.condemn_requested, ids, index_now())
     if delete_from_artifact_store:
         _sweep(condemned)
     if delete_metadata:
@@ -45,7 +45,7 @@ def delete_versions(ids: Sequence[int], delete_metadata: bool, delete_from_artif
 def _sweep(ids: Sequence[int]) -> None:
     index = get_index()
     with index.read() as session:
-        refs = gc_rows.sweepable(session, ids, utcnow())
+        refs = gc_rows.sweepable(session, ids, index_now())
         names = {row.id: row.name for row in gc_rows.store_rows(session)}
         listed = listed_files(session, refs)
     swept = []
@@ -55,10 +55,10 @@ def _sweep(ids: Sequence[int]) -> None:
         if shared is None:
             delete_payload(get_store(names[ref.store_id]), ref, listed.get(ref.id))
         swept.append(ref.id)
-    index.run_write(gc_rows.mark_swept, swept, utcnow())
+    index.run_write(gc_rows.mark_swept, swept, index_now())
 
 
 def unused_version_ids() -> list[int]:
     """Live versions no step run links (ZenML's "unused"), any age."""
     with get_index().read() as session:
-        return [ref.id for ref in gc_rows.candidate_versions(session, utcnow(), (), 0)]
+        return [ref.id for ref in gc_rows.candidate_versions(session, index_now(), (), 0)]

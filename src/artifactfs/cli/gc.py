@@ -278,8 +278,10 @@ def stop_on_signals(event: threading.Event):
 # -- gc -------------------------------------------------------------------------------------
 
 
-def run_gc(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> None:
+def run_gc(ctx: click.Context, yes: bool, dry_run: bool, trust_clock: bool = False, **kwargs) -> None:
     policy = build_policy(ctx, PrunePolicy(), **_policy_values(kwargs))
+    if trust_clock:
+        policy = policy.replace(trust_clock=True)
     index = get_index()
     if dry_run:
         plan = plan_prune(index, policy)
@@ -320,6 +322,9 @@ def gc_options(func):
     func = policy_options(func)
     func = click.option("--strict", is_flag=True,
                         help=f"Exit with code {EXIT_STRICT} when a store was unreachable or an entry was left alone.")(func)
+    func = click.option("--trust-clock", is_flag=True,
+                        help="SQLite: take this host's clock as right when it disagrees with the latest time a "
+                             "writer of the index saw (check it with `date` first).")(func)
     func = click.option("--dry-run", is_flag=True, help="Print the plan, delete nothing.")(func)
     func = click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting.")(func)
     return func

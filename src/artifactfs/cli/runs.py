@@ -12,7 +12,7 @@ from artifactfs.cli.output import confirm, console, table
 from artifactfs.cli.params import DURATION
 from artifactfs.index import get_index
 from artifactfs.index.gc import prune_runs, runs_to_prune
-from artifactfs.index.models import utcnow
+from artifactfs.index.clock import pass_now
 from artifactfs.index.pipelines import list_pipelines
 
 STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow"}
@@ -110,9 +110,10 @@ def run_delete(run: str, yes: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="List the runs, delete nothing.")
 def run_prune(older_than: dt.timedelta, keep_last: int, pipeline: str | None, yes: bool, dry_run: bool) -> None:
     """Delete old runs (never one still running). Their artifacts stay until `artifactfs gc` finds them unreferenced."""
-    cutoff = utcnow() - older_than
+    age = older_than
     index = get_index()
     with index.read() as session:
+        cutoff = pass_now(session, age) - age  # the index's clock; SQLite: refused if ours jumped
         found = runs_to_prune(session, cutoff, keep_last, pipeline)
     if not found:
         console.print("No runs to delete.")

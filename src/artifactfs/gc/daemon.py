@@ -2,8 +2,12 @@
 
 Each pass takes the lease, plans, executes and releases it, then logs one
 line with counts and bytes. A pass that finds the lease held by another
-pruner is skipped. ``stop`` (set by SIGTERM/SIGINT) ends the wait at once
-and makes a running pass stop between two steps.
+pruner, or (SQLite) a clock that disagrees with the index's, is skipped with
+one line saying why. While the index's database cannot be reached, passes
+are skipped with one line per outage, and one more when it is back; the
+lease a pass interrupted by the outage left behind is this process's own,
+taken back at the next pass. ``stop`` (set by SIGTERM/SIGINT) ends the wait
+at once and makes a running pass stop between two steps.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 
 from artifactfs.gc.execute import PruneResult, execute
 from artifactfs.gc.lease import DEFAULT_TTL, Lease, LeaseHeldError
 from artifactfs.gc.orphans import payload_count
 from artifactfs.gc.plan import PrunePlan, plan_prune
 from artifactfs.gc.policy import PrunePolicy
-from artifactfs.index.db import Index
+from artifactfs.index.clock import ClockJumpError
+from artifactfs.index.db import Index, describe_index_error, is_unreachable
 from artifactfs.units import human_bytes
 
 log = logging.getLogger("artifactfs.gc")
@@ -71,15 +77,24 @@ def run_daemon(
 ) -> int:
     """Run passes every ``every`` until ``stop`` is set; returns the number of passes."""
     passes = 0
+    down_since: float | None = None  # when the index's database stopped answering
     log.info("gc daemon started: every %s; %s", every, policy.describe())
     while not stop.is_set():
         try:
             plan, result = run_pass(index_factory(), policy, cancel=stop, lease_ttl=lease_ttl)
+            if down_since is not None:
+                log.info("gc: the index's database answers again (down about %.0f s); pruning again",
+                         time.monotonic() - down_since)
+                down_since = None
             log.info("%s", pass_line(plan, result))
-        except LeaseHeldError as exc:
+        except (LeaseHeldError, ClockJumpError) as exc:
             log.info("gc pass skipped: %s", exc.message)
         except Exception as exc:  # noqa: BLE001 - one failed pass must not end the daemon
-            log.error("gc pass failed: %s: %s", type(exc).__name__, getattr(exc, "message", exc))
+            if not is_unreachable(exc):
+                log.error("gc pass failed: %s", describe_index_error(exc))
+            elif down_since is None:
+                down_since = time.monotonic()
+                log.warning("gc: %s; passes are skipped until it answers again", describe_index_error(exc))
         passes += 1
         if max_passes is not None and passes >= max_passes:
             break

@@ -49,9 +49,10 @@ from artifactfs.gc.scan import EntryProblem, LayoutEntry, OddEntry, printable
 from artifactfs.index import gc as rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
-from artifactfs.index.intents import clear_intent, database_now
-from artifactfs.index.models import utcnow
+from artifactfs.index.clock import database_now, index_now
+from artifactfs.index.intents import clear_intent
 from artifactfs.index.sweep import listed_files
+from artifactfs.stores.beneath import LinkFound
 
 SWEEP_BATCH = 500
 # Deletions in flight per store: object stores answer slowly but in parallel.
@@ -155,7 +156,8 @@ def drop_runs(p: _Pass) -> None:
     policy = p.policy
     with p.index.write() as session:
         p.result.runs_deleted = rows.prune_runs(
-            session, [r.id for r in p.plan.runs], utcnow() - policy.runs_older_than, policy.keep_last_runs,
+            session, [r.id for r in p.plan.runs], database_now(session) - policy.runs_older_than,
+            policy.keep_last_runs,
             policy.run_pipeline,
         )
 
@@ -168,8 +170,8 @@ def condemn(p: _Pass) -> None:
         return
     p.checkpoint()
     policy = p.policy
-    now = utcnow()
     with p.index.write() as session:
+        now = database_now(session)
         condemned, refused = rows.condemn(session, ids, now - policy.grace, policy.keep_tags, policy.keep_latest, now)
     p.result.condemned, p.result.refused = condemned, refused
 
@@ -186,7 +188,7 @@ def sweep(p: _Pass) -> None:
     for batch in rows.chunks(planned, SWEEP_BATCH):
         p.checkpoint()
         with p.index.read() as session:
-            due = rows.sweepable(session, batch, utcnow() - p.policy.sweep_delay)
+            due = rows.sweepable(session, batch, database_now(session) - p.policy.sweep_delay)
         owners.refresh()
         by_store: dict[int, list[VersionRef]] = defaultdict(list)
         for ref in due:
@@ -204,7 +206,7 @@ def sweep(p: _Pass) -> None:
             first = False
         if done:
             with p.index.write() as session:
-                rows.mark_swept(session, done, utcnow())
+                rows.mark_swept(session, done, index_now())
             p.result.swept.extend(done)
         p.progress.advance("sweep", len(batch))
         if problem is not None:
@@ -269,7 +271,7 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
         # Mark what was deleted before stopping, so a rerun does not redo it.
         if swept:
             with p.index.write() as session:
-                rows.mark_swept(session, swept, utcnow())
+                rows.mark_swept(session, swept, index_now())
             p.result.swept.extend(swept)
         raise failure
     return swept, (errors[0] if errors else None)
@@ -277,7 +279,9 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
 
 # Errors that concern one entry, not the store: a local permission problem, a
 # name the filesystem refuses, a file where a folder should be.
-ENTRY_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, UnicodeError, EntryProblem)
+# A link where a payload should be (``stores.beneath.LinkFound``) is one too:
+# reported, never followed, and the pass goes on.
+ENTRY_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, UnicodeError, EntryProblem, LinkFound)
 
 
 def forget(p: _Pass) -> None:
@@ -370,7 +374,7 @@ def _still_orphan(p: _Pass, orphan: OrphanRef) -> bool:
     with p.index.read() as session:
         if rows.uri_named(session, _folder_uri(orphan), orphan.uuid) is not None:
             return False
-    entry = LayoutEntry(orphan.uri, store.resolve(orphan.uri), orphan.uuid, orphan.kind, "", "")
+    entry = LayoutEntry(orphan.uri, store.confine(orphan.uri), orphan.uuid, orphan.kind, "", "")
     try:
         age = entry_age(store, entry)
     except ENTRY_ERRORS as exc:

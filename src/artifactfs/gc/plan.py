@@ -25,7 +25,7 @@ from artifactfs.index.gc import (
     old_run_ids,
     runs_to_prune,
 )
-from artifactfs.index.intents import database_now
+from artifactfs.index.clock import advance_mark, is_sqlite, pass_now
 from artifactfs.index.models import utcnow
 from artifactfs.index.stores import index_identity
 
@@ -128,18 +128,21 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
     and listed in ``errors``; an entry that cannot be read is left alone and
     listed in ``odd``.
 
-    ``now`` is for tests only (the time the pass pretends it is). Otherwise
-    orphans are aged by the earlier of the database's clock and this host's,
-    so a host whose clock runs ahead never makes a young folder look old."""
+    Every age is measured on the index's clock (``index.clock``): on SQLite
+    a host clock that disagrees with the index's raises
+    :class:`~artifactfs.index.clock.ClockJumpError` before anything is
+    planned. ``now`` is for tests only (the time the pass pretends it is)."""
     stores = stores or StoreCache(index)
+    if now is None:
+        now = _checked_now(index, policy)
+        # Modification times are written by a host's clock (the store's
+        # machine), not the index's: aged on the earlier of the two, so
+        # neither clock running ahead makes a fresh payload look old.
+        orphan_cutoff = min(now, utcnow()) - policy.orphan_cutoff_age
+    else:
+        orphan_cutoff = now - policy.orphan_cutoff_age
     with index.read() as session:
         index_uuid = index_identity(session)
-        clock = database_now(session)
-        if now is None:
-            now = utcnow()
-            orphan_cutoff = min(now, clock) - policy.orphan_cutoff_age
-        else:
-            orphan_cutoff = now - policy.orphan_cutoff_age
         runs: list[RunRef] = []
         ignored = None
         if policy.drops_runs:
@@ -179,6 +182,19 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
     )
     object.__setattr__(plan, "stats", _stats(plan, found.young))
     return plan
+
+
+def _checked_now(index: Index, policy: PrunePolicy) -> dt.datetime:
+    """The pass's time on the index's clock; on SQLite, once checked, this
+    host's clock moves the index's mark (a pruner keeps a quiet index's
+    mark fresh)."""
+    with index.read() as session:
+        now = pass_now(session, policy.clock_tolerance, trust_host=policy.trust_clock)
+        sqlite = is_sqlite(session)
+    if sqlite:
+        with index.write() as session:
+            advance_mark(session, to=now if policy.trust_clock else None)
+    return now
 
 
 @dataclass

@@ -53,6 +53,8 @@ class PrunePolicy:
             folder whose save is still in flight (a live write intent) is never touched.
         scan_limit: name folders of one remote store listed for orphans per pass (None:
             all); the rest are listed by later passes, those listed longest ago first.
+        trust_clock: (SQLite) take this host's clock as the index's even when it
+            disagrees with the latest time a writer saw (a user checked it).
     """
 
     grace: dt.timedelta = DEFAULT_GRACE
@@ -68,6 +70,7 @@ class PrunePolicy:
     orphan_grace: dt.timedelta | None = None
     strict: bool = False
     scan_limit: int | None = DEFAULT_SCAN_LIMIT
+    trust_clock: bool = False
 
     def __post_init__(self) -> None:
         if self.only_artifact and self.only_metadata:
@@ -89,6 +92,18 @@ class PrunePolicy:
         """How old an orphan must be: the orphan grace (default: the grace), never below the floor."""
         asked = self.grace if self.orphan_grace is None else self.orphan_grace
         return max(asked, ORPHAN_FLOOR)
+
+    @property
+    def clock_tolerance(self) -> dt.timedelta:
+        """How far (SQLite) this pass's clock may run ahead of the latest time
+        a writer of the index saw: its smallest protecting age (a jump beyond
+        it could make the freshest data look old enough to go)."""
+        ages = [self.grace, self.orphan_cutoff_age]
+        if self.drops_runs:
+            ages.append(self.runs_older_than)
+        if self.sweep_delay > dt.timedelta(0):
+            ages.append(self.sweep_delay)
+        return min(ages)
 
     @property
     def drops_runs(self) -> bool:

@@ -29,8 +29,8 @@ from artifactfs.index.models import (
     Tag,
     VersionFile,
     VersionTag,
-    utcnow,
 )
+from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 from artifactfs.index.sql import is_live
@@ -166,10 +166,9 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
         return {}
     ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
     if len(ids) < len(ordered):
-        now = utcnow()
         session.execute(
             dialect_insert(session)(Artifact)
-            .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
+            .values([{"name": n, "created_at": index_now()} for n in ordered if n not in ids])
             .on_conflict_do_nothing(index_elements=["name"])
         )
         ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
@@ -233,7 +232,9 @@ class NewVersion:
     wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
 
 
-_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id)
+# created_at: the index's clock (its column default), read back with the id.
+_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
+                                                              ArtifactVersion.__table__.c.created_at)
 
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
@@ -288,12 +289,12 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         state=LIVE,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
-        created_at=utcnow(),
     )
     # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
-    row = ArtifactVersion(id=session.execute(_INSERT_VERSION, values).scalar_one(), **values)
+    inserted = session.execute(_INSERT_VERSION, values).one()
+    row = ArtifactVersion(id=inserted.id, created_at=as_utc(inserted.created_at), **values)
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
     if new.files:
         session.execute(

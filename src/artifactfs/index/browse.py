@@ -15,15 +15,17 @@ Results are plain frozen records that serialize to JSON as they are.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, cast, func, select, String
+from sqlalchemy import Float, Select, String, case, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from artifactfs.index import artifacts, names
 from artifactfs.index.artifacts import like_escape
 from artifactfs.index.models import (
     Artifact,
@@ -121,6 +123,7 @@ class RunItem:
     steps: int
     cached_steps: int
     failed_steps: int
+    error: str | None = None  # a failed run's first failed step, "<step>: <its error>"
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ class VersionDetail:
     artifact_type: str
     visualizations: list[Visualization]
     consumers: list[StepRef]
+    more_consumers: int  # consumers beyond those listed (the first MAX_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -237,9 +241,18 @@ def _cut(rows: Sequence, limit: int, cursor: Callable[[Any], Any]) -> tuple[list
     return rows[:limit], str(cursor(rows[limit - 1]))
 
 
+class BadCursor(ValueError):
+    """A cursor no page of this list handed out (a newest-first list's is a row id)."""
+
+
 def _id_cursor(text: str | None) -> int | None:
-    """Newest-first lists continue below an id; a bad cursor starts over."""
-    return int(text) if text and text.isdigit() else None
+    """Newest-first lists continue below an id; anything else is refused
+    (starting over would show page one as if it were the next)."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise BadCursor(f"{text[:40]!r} is not a cursor of this list: pass back a `next_cursor` as it was given")
+    return int(text)
 
 
 def _ids_in(column, ids: Iterable[int]):
@@ -303,30 +316,121 @@ def pipeline_id(session: Session, name: str) -> int | None:
     return session.scalar(select(Pipeline.id).where(Pipeline.name == name))
 
 
+#: What a run list sorts by: each an expression and the run id after it,
+#: so that keyset pages stay exact among equal values.
+RUN_SORTS = ("started", "name", "pipeline", "status", "duration", "steps", "cached")
+
+
+def _run_sort_key(session: Session, sort: str):
+    if sort == "name":
+        return PipelineRun.name
+    if sort == "pipeline":
+        return Pipeline.name
+    if sort == "status":
+        return PipelineRun.status
+    if sort == "duration":  # still running: -1, below every finished run
+        if session.get_bind().dialect.name == "postgresql":
+            seconds = cast(func.extract("epoch", PipelineRun.end_time - PipelineRun.start_time), Float)
+        else:
+            seconds = (func.julianday(PipelineRun.end_time) - func.julianday(PipelineRun.start_time)) * 86400.0
+        return func.coalesce(seconds, -1.0)
+    if sort == "steps":  # a count per run, answered from the (run_id, name) index alone
+        return (select(func.count()).select_from(StepRun).where(StepRun.run_id == PipelineRun.id)
+                .correlate(PipelineRun).scalar_subquery())
+    return None  # cached: the status is not in that index; counted for every run at once (_cached_counts)
+
+
+def _cached_counts():
+    """Cached-step counts of the runs that have any, in one grouped pass
+    (per run, each count would read every step row: 4x slower on 10,000 runs)."""
+    return (select(StepRun.run_id.label("run_id"), func.count().label("cached"))
+            .where(StepRun.status == "cached").group_by(StepRun.run_id).subquery())
+
+
+def _value_cursor(sort: str, descending: bool, value: Any, row_id: int) -> str:
+    raw = json.dumps([sort, descending, value, row_id], separators=(",", ":")).encode()
+    return "k" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_value_cursor(text: str, sort: str, descending: bool) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(text[1:] + "=" * (-len(text[1:]) % 4))
+        got_sort, got_descending, value, row_id = json.loads(raw)
+    except (ValueError, TypeError):
+        raise BadCursor(f"{text[:40]!r} is not a cursor of this list: pass back a `next_cursor` as it was given"
+                        ) from None
+    if (got_sort, got_descending) != (sort, descending) or not isinstance(row_id, int):
+        raise BadCursor("this cursor belongs to another order of the list: start again from the first page")
+    return value, row_id
+
+
 def list_runs(session: Session, pipeline: int | None = None, before: str | None = None,
-              limit: int | None = None, name_contains: str | None = None) -> Page:
-    """Runs newest first (of one pipeline when ``pipeline`` is its id)."""
+              limit: int | None = None, name_contains: str | None = None, *, pipeline_name: str | None = None,
+              status: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+              sort: str = "started", descending: bool = True) -> Page:
+    """Runs newest first (of one pipeline when ``pipeline`` is its id, or
+    ``pipeline_name``), filtered by ``status`` and start time (``since`` <=
+    start < ``until``), or sorted by any of ``RUN_SORTS``."""
     limit = clamp(limit)
-    query = _runs().order_by(PipelineRun.id.desc()).limit(limit + 1)
+    if sort not in RUN_SORTS:
+        raise BadCursor(f"cannot sort runs by {sort!r}: one of {', '.join(RUN_SORTS)}")
+    query = _runs().limit(limit + 1)
     if pipeline is not None:
         query = query.where(PipelineRun.pipeline_id == pipeline)
-    if (below := _id_cursor(before)) is not None:
-        query = query.where(PipelineRun.id < below)
+    if pipeline_name is not None:
+        query = query.where(Pipeline.name == pipeline_name)
+    if status is not None:
+        query = query.where(PipelineRun.status == status)
+    if since is not None:
+        query = query.where(PipelineRun.start_time >= since)
+    if until is not None:
+        query = query.where(PipelineRun.start_time < until)
     if name_contains:
         query = query.where(_contains(PipelineRun.name, name_contains))
-    rows, cursor = _cut(session.execute(query).all(), limit, lambda r: r[0])
-    return Page(_run_items(session, rows), cursor)
+    if sort == "started":  # ids grow with start: the id is the key, and the cursor is an id
+        query = query.order_by(PipelineRun.id.desc() if descending else PipelineRun.id.asc())
+        if (edge := _id_cursor(before)) is not None:
+            query = query.where(PipelineRun.id < edge if descending else PipelineRun.id > edge)
+        rows, cursor = _cut(session.execute(query).all(), limit, lambda r: r[0])
+        return Page(_run_items(session, rows), cursor)
+    key = _run_sort_key(session, sort)
+    if key is None:
+        counts = _cached_counts()
+        query = query.outerjoin(counts, counts.c.run_id == PipelineRun.id)
+        key = func.coalesce(counts.c.cached, 0)
+    query = query.add_columns(key.label("sort_value"))
+    query = query.order_by(*((key.desc(), PipelineRun.id.desc()) if descending else (key.asc(), PipelineRun.id.asc())))
+    if before:
+        value, edge = _read_value_cursor(before, sort, descending)
+        # one row-value comparison (SQLite and PostgreSQL): the sort key is computed once per row, not twice
+        after = tuple_(key, PipelineRun.id)
+        query = query.where(after < tuple_(value, edge) if descending else after > tuple_(value, edge))
+    rows, cursor = _cut(session.execute(query).all(), limit, lambda r: (r[-1], r[0]))
+    if cursor is not None:
+        value, edge = rows[-1][-1], rows[-1][0]
+        cursor = _value_cursor(sort, descending, float(value) if sort == "duration" else value, edge)
+    return Page(_run_items(session, [r[:-1] for r in rows]), cursor)
 
 
 def _run_items(session: Session, rows: Sequence) -> list[RunItem]:
-    counts = {}
+    counts: dict[int, tuple[int, int, int]] = {}
+    errors: dict[int, str] = {}
     if rows:
         counts = {run_id: (n, cached or 0, failed or 0) for run_id, n, cached, failed in session.execute(
             select(StepRun.run_id, func.count(), func.sum(case((StepRun.status == "cached", 1), else_=0)),
                    func.sum(case((StepRun.status == "failed", 1), else_=0)))
             .where(_ids_in(StepRun.run_id, [r[0] for r in rows])).group_by(StepRun.run_id))}
+        failed = [r[0] for r in rows if counts.get(r[0], (0, 0, 0))[2]]
+        if failed:
+            for run_id, step, value, kind in session.execute(
+                select(StepRun.run_id, StepRun.name, Metadata.value, Metadata.type)
+                .join(Metadata, Metadata.step_run_id == StepRun.id)
+                .where(_ids_in(StepRun.run_id, failed), StepRun.status == "failed", Metadata.key == "error")
+                .order_by(StepRun.id.desc())
+            ):
+                errors[run_id] = f"{step}: {metadata_value(value, kind)}"  # the first failed step wins (ordered last)
     return [RunItem(uuid, name, pipeline, status, utc(start), utc(end), seconds_between(start, end),
-                    *counts.get(pk, (0, 0, 0)))
+                    *counts.get(pk, (0, 0, 0)), errors.get(pk))
             for pk, uuid, name, pipeline, status, start, end in rows]
 
 
@@ -345,6 +449,16 @@ def get_run(session: Session, run: str) -> RunDetail | None:
     steps = session.execute(_steps().where(StepRun.run_id == row[0]).order_by(StepRun.id)).all()
     return RunDetail(_run_items(session, [row])[0], dict(parameters or {}), _metadata_of(session, run_id=row[0]),
                      _step_details(session, steps))
+
+
+def previous_run(session: Session, run: str) -> str | None:
+    """The uuid of the run of the same pipeline started before ``run`` (for "compare with the previous")."""
+    row = _find_run_row(session, run)
+    if row is None:
+        return None
+    return session.scalar(select(PipelineRun.uuid).where(
+        PipelineRun.pipeline_id == select(PipelineRun.pipeline_id).where(PipelineRun.id == row[0]).scalar_subquery(),
+        PipelineRun.id < row[0]).order_by(PipelineRun.id.desc()).limit(1))
 
 
 def run_progress(session: Session, run: str) -> tuple[str, int, list[tuple[str, str]]] | None:
@@ -558,15 +672,45 @@ def get_version(session: Session, version: str) -> VersionDetail | None:
         .join(PipelineRun, PipelineRun.id == StepRun.run_id).join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
         .where(StepIO.version_id == row[0], StepIO.direction == "input").order_by(StepIO.id).limit(MAX_LIMIT))]
     shown = [Visualization(i, str(v.get("kind", ""))) for i, v in enumerate(visualizations or [])]
-    return VersionDetail(_version_items(session, [row[:width]])[0], uri, payload_kind, content_hash, algorithm,
-                         artifact_type, shown, consumers)
+    item = _version_items(session, [row[:width]])[0]
+    return VersionDetail(item, uri, payload_kind, content_hash, algorithm, artifact_type, shown, consumers,
+                         max(0, item.consumers - len(consumers)))
+
+
+def previous_version(session: Session, version: str) -> str | None:
+    """The uuid of the live version of the same artifact saved before ``version``."""
+    row = session.execute(select(ArtifactVersion.id, ArtifactVersion.artifact_id)
+                          .where(ArtifactVersion.uuid == version)).first()
+    if row is None:
+        return None
+    return session.scalar(select(ArtifactVersion.uuid).where(
+        ArtifactVersion.artifact_id == row[1], is_live(), ArtifactVersion.id < row[0])
+        .order_by(ArtifactVersion.id.desc()).limit(1))
 
 
 def get_version_by_name(session: Session, artifact: str, version: str) -> str | None:
-    """The uuid of a live version named ``artifact`` / ``version``."""
+    """The uuid of a live version named ``artifact`` / ``version``; ``latest``
+    is the newest, as in the mount (``artifacts.newest_version`` decides)."""
+    if version == names.LATEST:
+        newest = artifacts.newest_version(session, artifact)
+        return newest.uuid if newest is not None else None
     return session.scalar(select(ArtifactVersion.uuid).join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
                           .where(Artifact.name == artifact, ArtifactVersion.version == version,
                                  is_live()))
+
+
+def version_uuid(session: Session, version: str) -> str:
+    """The uuid of the live version that ``version`` names: its id, or what
+    the CLI and ``Client`` accept besides (``artifacts.find_version``: an
+    unambiguous id prefix, or an artifact name for its newest version).
+
+    Raises:
+        NotFoundError: nothing, or more than one version, matches.
+    """
+    if session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uuid == version,
+                                                       is_live())) is not None:
+        return version
+    return artifacts.find_version(session, version).uuid
 
 
 def version_payload(session: Session, version: str) -> tuple[int, str, str, int, list] | None:

@@ -43,7 +43,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import overlapping_uri
-from artifactfs.index.intents import database_now
+from artifactfs.index.clock import database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
 from artifactfs.enums import CONDEMNED, LIVE
@@ -441,15 +441,17 @@ def lease_state(session: Session, name: str = PRUNER_LEASE) -> LeaseState:
 def take_lease(
     session: Session, holder: str, ttl: dt.timedelta, may_take, name: str = PRUNER_LEASE
 ) -> tuple[bool, LeaseState, dt.datetime]:
-    """Take the lease for ``holder`` unless another holder's lease is
-    unexpired by the database's clock and ``may_take(state)`` (e.g. "its
-    holder died on this machine") says no. Returns ``(taken, the state
-    found, the database's now)``."""
+    """Take the lease for ``holder`` unless another holder has it and
+    ``may_take(state, expired)`` says no (``expired``: by the index's
+    clock; the caller knows whether a holder of this machine is alive,
+    whatever the clocks say). Returns ``(taken, the state found, the
+    index's now)``."""
     row = _lease_row(session, name)
     now = database_now(session)
     found = LeaseState(row.holder, utc(row.acquired_at), utc(row.heartbeat_at), utc(row.expires_at))
-    held = row.holder not in (None, holder) and found.expires_at is not None and found.expires_at > now
-    if held and not may_take(found):
+    other = row.holder not in (None, holder)
+    expired = found.expires_at is None or found.expires_at <= now
+    if other and not may_take(found, expired):
         return False, found, now
     row.holder, row.acquired_at, row.heartbeat_at, row.expires_at = holder, now, now, now + ttl
     return True, found, now

@@ -8,7 +8,8 @@ when the transaction commits (the ``before_commit`` hook installed by
 ``index.db``), after everything else, so it is the last thing a writer
 touches:
 
-* SQLite: ``UPDATE index_state SET generation = generation + 1``. Writers
+* SQLite: ``UPDATE index_state SET generation = generation + 1`` (and the
+  clock mark of ``index.clock`` moves to this writer's time). Writers
   are serialized by the database anyway, and the counter commits with the
   data, so a reader that sees it also sees the data.
 * PostgreSQL: ``nextval('index_generation')``, which takes no row lock and
@@ -42,6 +43,7 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
 from artifactfs.faults import fault_point
+from artifactfs.index.clock import index_now
 from artifactfs.index.models import IndexState
 from artifactfs.index.sql import is_postgres
 
@@ -50,7 +52,9 @@ SEQUENCE = "index_generation"
 # Core, not ORM: an ORM UPDATE also evaluates its WHERE against the session's
 # objects (about 0.2 ms on every save).
 _STATE = IndexState.__table__
-_SQLITE_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1)
+# SQLite: the same statement advances the index's clock mark (``index.clock``): free.
+_SQLITE_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
+                                                             clock_mark=index_now())
 _PG_BUMP = text(f"SELECT nextval('{SEQUENCE}')")
 _PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
 _PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")

@@ -4,7 +4,9 @@ A save records its intent (store, folder relative to the store root) in a
 transaction of its own before it writes a byte; the transaction that
 commits the version deletes it. The pruner never touches a folder with an
 intent younger than the orphan floor, whatever flags it was given, and
-ages intents by the database's clock, so hosts with skewed clocks agree.
+ages intents by the index's clock (``index.clock``), so hosts with skewed
+clocks agree. Its holder is this process (``index.holders``): while that
+process runs on this machine, its intent is live whatever its age.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
+from artifactfs.index.clock import database_now
+from artifactfs.index.holders import this_process
 from artifactfs.index.models import WriteIntent
 
 
 def record_intent(session: Session, store_id: int, folder: str, holder: str | None = None) -> str:
     """Record that ``folder`` (relative to the store root) is about to be
-    written; returns the intent's id. Commit before writing the payload."""
+    written by ``holder`` (default: this process, ``index.holders``);
+    returns the intent's id. Commit before writing the payload."""
+    if holder is None:
+        holder = str(this_process())
     intent_id = str(uuid.uuid4())
     session.execute(_RECORD, {"uuid": intent_id, "store_id": store_id, "folder": folder.strip("/"), "holder": holder})
     return intent_id
@@ -37,20 +44,9 @@ _RECORD = insert(WriteIntent.__table__)
 _CLEAR = delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid == bindparam("intent"))
 
 
-def database_now(session: Session) -> dt.datetime:
-    """The database's clock (timezone-aware UTC): the one clock every host shares."""
-    if session.bind.dialect.name == "sqlite":  # CURRENT_TIMESTAMP has whole seconds only
-        now = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
-    else:
-        now = session.scalar(select(func.now()))
-    if isinstance(now, str):  # SQLite answers as text, in UTC
-        now = dt.datetime.fromisoformat(now)
-    return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
-
-
 def live_intent_folders(session: Session, store_id: int, younger_than: dt.timedelta) -> set[str]:
     """Folders of ``store_id`` whose intents are younger than ``younger_than``
-    by the database's clock: payloads being written that no sweep may touch."""
+    by the index's clock: payloads being written that no sweep may touch."""
     cutoff = database_now(session) - younger_than
     rows = session.scalars(
         select(WriteIntent.folder).where(WriteIntent.store_id == store_id, WriteIntent.started_at > cutoff)

@@ -13,12 +13,15 @@ import uuid
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from artifactfs.index.clock import index_now
 # The enums of the columns live at the bottom layer (artifactfs.enums), so that
 # naming one loads no SQLAlchemy; re-exported here for the index's callers.
 from artifactfs.enums import LIVE, ArtifactType, PayloadKind, RunStatus, SaveType, VersionState  # noqa: F401
 
 
 def utcnow() -> dt.datetime:
+    """This host's clock: for display and names only. Every time an age is
+    measured from is written by the index's clock (``index.clock``)."""
     return dt.datetime.now(dt.timezone.utc)
 
 
@@ -47,7 +50,7 @@ class Store(Base):
     flavor: Mapped[str] = mapped_column(String(64))
     root_uri: Mapped[str]
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=index_now())
     # The machine a local store belongs to (migration 0004; see index.hosts);
     # NULL: a remote store, or a local one recorded before owners were.
     host_id: Mapped[str | None] = mapped_column(String(64))
@@ -67,13 +70,15 @@ class IndexState(Base):
     # This index's identity (migration 0004), written into the marker of
     # every store root it owns.
     index_uuid: Mapped[str | None] = mapped_column(String(36))
+    # SQLite: the latest time any writer has seen (migration 0008; ``index.clock``).
+    clock_mark: Mapped[dt.datetime | None]
 
 
 class WriteIntent(Base):
     """A save in flight (migration 0004): recorded before the first byte of
     its payload folder is written, deleted by the transaction that commits
-    the version. ``started_at`` comes from the database's clock, so hosts
-    with skewed clocks agree on its age."""
+    the version. ``started_at`` comes from the index's clock
+    (``index.clock``), so hosts with skewed clocks agree on its age."""
 
     __tablename__ = "write_intent"
     __table_args__ = (Index("ix_write_intent_store", "store_id", "started_at"),)
@@ -82,7 +87,7 @@ class WriteIntent(Base):
     store_id: Mapped[int] = mapped_column(ForeignKey("store.id", ondelete="CASCADE"))
     folder: Mapped[str] = mapped_column(String(2048))  # relative to the store root
     holder: Mapped[str | None] = mapped_column(String(255))
-    started_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[dt.datetime] = mapped_column(default=index_now(), server_default=func.now())
 
 
 # -- lineage ------------------------------------------------------------------
@@ -98,7 +103,7 @@ class Pipeline(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=index_now())
 
 
 class PipelineRun(Base):
@@ -115,7 +120,7 @@ class PipelineRun(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    start_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    start_time: Mapped[dt.datetime] = mapped_column(default=index_now())
     end_time: Mapped[dt.datetime | None]
 
     pipeline: Mapped[Pipeline] = relationship(lazy="joined")
@@ -138,7 +143,7 @@ class StepRun(Base):
     cache_key: Mapped[str | None] = mapped_column(String(64))
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     original_step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_run.id", ondelete="SET NULL"))
-    start_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    start_time: Mapped[dt.datetime] = mapped_column(default=index_now())
     end_time: Mapped[dt.datetime | None]
 
     run: Mapped[PipelineRun] = relationship(lazy="joined")
@@ -150,7 +155,7 @@ class Artifact(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=index_now())
 
 
 class VersionRow(Base):
@@ -185,7 +190,7 @@ class VersionRow(Base):
     state: Mapped[str] = mapped_column(String(16), default=LIVE)
     save_type: Mapped[str] = mapped_column(String(16))
     visualizations: Mapped[list[Any]] = mapped_column(default=list)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=index_now())
     condemned_at: Mapped[dt.datetime | None]
     swept_at: Mapped[dt.datetime | None]  # payload deleted by the pruner (migration 0003)
 

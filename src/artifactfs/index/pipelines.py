@@ -32,8 +32,8 @@ from artifactfs.index.models import (
     RunStatus,
     StepIO,
     StepRun,
-    utcnow,
 )
+from artifactfs.index.clock import index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.index.producers import producing_link
 
@@ -46,7 +46,7 @@ def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
     query = select(Pipeline).where(Pipeline.name == name)
     pipeline = session.scalars(query).first()  # the common case: one statement
     if pipeline is None:
-        session.execute(dialect_insert(session)(Pipeline).values(name=name, created_at=utcnow())
+        session.execute(dialect_insert(session)(Pipeline).values(name=name, created_at=index_now())
                         .on_conflict_do_nothing(index_elements=["name"]))
         pipeline = session.scalars(query).one()
     return pipeline
@@ -66,7 +66,7 @@ def create_step_run(
     original_step_run_id: int | None = None, status: RunStatus = RunStatus.RUNNING,
 ) -> StepRun:
     """A step run; ``status`` CACHED (with the original it reuses) records it finished at once."""
-    now = utcnow()  # one reading: a cached step ends when it starts (never a negative duration)
+    now = index_now()  # one statement, one reading: a cached step ends when it starts
     step = StepRun(run_id=run_id, name=name, code_hash=code_hash, cache_key=cache_key, parameters=parameters,
                    status=status.value, original_step_run_id=original_step_run_id, start_time=now,
                    end_time=None if status == RunStatus.RUNNING else now)
@@ -78,13 +78,13 @@ def create_step_run(
 
 def finish(session: Session, row: PipelineRun | StepRun, status: RunStatus) -> None:
     row.status = status.value
-    row.end_time = utcnow()
+    row.end_time = index_now()
     bump_generation(session)
 
 
 def finish_by_id(session: Session, model: type[PipelineRun] | type[StepRun], row_id: int, status: RunStatus) -> None:
     """:func:`finish` in one UPDATE, without loading the row first."""
-    session.execute(update(model).where(model.id == row_id).values(status=status.value, end_time=utcnow()))
+    session.execute(update(model).where(model.id == row_id).values(status=status.value, end_time=index_now()))
     bump_generation(session)
 
 

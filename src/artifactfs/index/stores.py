@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from artifactfs.errors import AlreadyExistsError, NotFoundError, StoreError
 from artifactfs.index.generation import bump_generation, get_generation  # noqa: F401 - their old home
 from artifactfs.index.hosts import check_usable
-from artifactfs.index.models import Artifact, ArtifactVersion, IndexState, Store, VersionState, utcnow
+from artifactfs.index.clock import index_now
+from artifactfs.index.models import Artifact, ArtifactVersion, IndexState, Store, VersionState
 from artifactfs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -120,12 +121,12 @@ def retire_store(session: Session, row: Store) -> int:
     lost = session.execute(
         update(ArtifactVersion)
         .where(ArtifactVersion.store_id == row.id, ArtifactVersion.state != VersionState.LOST.value)
-        .values(state=VersionState.LOST.value, condemned_at=func.now())
+        .values(state=VersionState.LOST.value, condemned_at=index_now())
     ).rowcount
     if session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.store_id == row.id).limit(1)) is None:
         session.delete(row)
     else:
-        row.name, row.removed_at = f"{row.name}~{row.id}", utcnow()
+        row.name, row.removed_at = f"{row.name}~{row.id}", index_now()
     bump_generation(session)
     return lost
 

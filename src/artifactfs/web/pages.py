@@ -6,6 +6,7 @@ every one runs in one read transaction of the index.
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from artifactfs.index import browse, lineage, names
+from artifactfs.index.models import RunStatus
 from artifactfs.index.browse import (
     ArtifactItem,
     FileItem,
@@ -29,13 +31,29 @@ from artifactfs.index.browse import (
     VersionDetail,
     VersionItem,
 )
-from artifactfs.web import payloads
+from artifactfs.web import compare, payloads
+from artifactfs.web.errors import RESPONSES
 from artifactfs.web.views import lineage_graph, run_graph
 from artifactfs.web.security import mask_url, public_options
 
 T = TypeVar("T")
-Cursor = Query(None, description="`next_cursor` of the page before; leave out for the first page")
-Limit = Query(browse.DEFAULT_LIMIT, ge=1, le=browse.MAX_LIMIT, description="rows per page")
+#: Search and filter strings longer than this are refused (422), not run.
+MAX_QUERY = 1000
+
+
+# Each parameter gets its own Query: FastAPI records a parameter's name in
+# the object, so one shared between `cursor` and `files_cursor` answered
+# to `cursor` in both places (the version page's pager showed page one again).
+def Cursor():  # noqa: N802 - reads as the parameter's kind
+    return Query(None, max_length=4096, description="`next_cursor` of the page before; leave out for the first page")
+
+
+def Limit():  # noqa: N802
+    return Query(browse.DEFAULT_LIMIT, ge=1, le=browse.MAX_LIMIT, description="rows per page")
+
+
+def Contains(what: str):  # noqa: N802
+    return Query(None, max_length=MAX_QUERY, description=f"only {what} whose name contains this")
 
 
 class PageOf(BaseModel, Generic[T]):
@@ -73,6 +91,7 @@ class VersionPage:
     files: PageOf[FileItem]
     mount_path: str
     python: str
+    previous: str | None = None  # the artifact's version before this one, to compare with
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,8 @@ class SearchResults:
     versions: PageOf[VersionItem] | None
     runs: list[RunItem]
     tags: list[str]
+    more_runs: bool = False  # more runs match than ``runs`` lists (see /runs?q=)
+    more_tags: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,7 @@ def register(app: FastAPI, templates: Jinja2Templates) -> None:
     for path, api, template, loader, extra in PAGES:
         hints = inspect.get_annotations(loader, eval_str=True)
         app.add_api_route("/api/v1" + api, loader, methods=["GET"], response_model=hints["return"],
-                          summary=(loader.__doc__ or "").splitlines()[0], tags=["browse"])
+                          summary=(loader.__doc__ or "").splitlines()[0], tags=["browse"], responses=RESPONSES)
         if path is not None:
             app.add_api_route(path, _html(loader, template, extra, templates), methods=["GET"],
                               include_in_schema=False, response_class=HTMLResponse)
@@ -147,24 +168,49 @@ def home(request: Request) -> Home:
                     browse.recent_versions(session, limit=10))
 
 
-def pipelines(request: Request, cursor: str | None = Cursor, limit: int = Limit) -> PageOf[PipelineItem]:
+def pipelines(request: Request, cursor: str | None = Cursor(), limit: int = Limit()) -> PageOf[PipelineItem]:
     """Pipelines in name order, with run counts and their newest run."""
     with _read(request) as session:
         return browse.list_pipelines(session, cursor, limit)
 
 
-def pipeline_runs(request: Request, name: str, cursor: str | None = Cursor, limit: int = Limit) -> PipelineRuns:
+def pipeline_runs(request: Request, name: str, cursor: str | None = Cursor(), limit: int = Limit()) -> PipelineRuns:
     """The runs of one pipeline, newest first."""
     with _read(request) as session:
         pid = _found(browse.pipeline_id(session, name), f"pipeline named {name!r}")
         return PipelineRuns(name, browse.list_runs(session, pid, cursor, limit))
 
 
-def runs(request: Request, cursor: str | None = Cursor, limit: int = Limit,
-         q: str | None = Query(None, description="only runs whose name contains this")) -> PageOf[RunItem]:
-    """Every run, newest first: status, start, duration, step and cached-step counts."""
+_STATUSES = tuple(s.value for s in RunStatus)
+_DAY = r"^(\d{4}-\d{2}-\d{2})?$"  # empty: no filter (what a form's empty field sends)
+
+
+def runs(request: Request, cursor: str | None = Cursor(), limit: int = Limit(), q: str | None = Contains("runs"),
+         pipeline: str | None = Query(None, max_length=MAX_QUERY, description="only runs of this pipeline"),
+         status: str | None = Query(None, pattern=f"^({'|'.join(_STATUSES)})?$", description="only runs in this state"),
+         since: str | None = Query(None, pattern=_DAY, description="only runs started on or after this day (UTC)"),
+         until: str | None = Query(None, pattern=_DAY, description="only runs started on or before this day (UTC)"),
+         sort: Literal[browse.RUN_SORTS] = Query(  # type: ignore[valid-type]
+             "started", description="the column to sort by"),
+         order: Literal["desc", "asc"] = Query("desc", description="descending (default) or ascending")
+         ) -> PageOf[RunItem]:
+    """Every run, newest first, or filtered and sorted: status, start, duration, steps, cached steps, and a
+    failed run's error."""
     with _read(request) as session:
-        return browse.list_runs(session, None, cursor, limit, q)
+        return browse.list_runs(session, None, cursor, limit, q, pipeline_name=pipeline or None,
+                                status=status or None, since=_day("since", since), until=_day("until", until, 1),
+                                sort=sort, descending=order == "desc")
+
+
+def _day(name: str, text: str | None, after: int = 0) -> dt.datetime | None:
+    """Midnight UTC starting day ``text`` (``after`` days later)."""
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(422, f"{name}: {text!r} is not a day (YYYY-MM-DD)") from None
+    return dt.datetime.combine(day + dt.timedelta(days=after), dt.time(), tzinfo=dt.timezone.utc)
 
 
 def run(request: Request, run: str) -> RunDetail:
@@ -185,15 +231,15 @@ def step(request: Request, step: str) -> StepDetail:
         return _found(browse.get_step(session, step), f"step run {step!r}")
 
 
-def artifacts(request: Request, cursor: str | None = Cursor, limit: int = Limit,
-              q: str | None = Query(None, description="only artifacts whose name contains this")
+def artifacts(request: Request, cursor: str | None = Cursor(), limit: int = Limit(),
+              q: str | None = Contains("artifacts")
               ) -> PageOf[ArtifactItem]:
     """Artifacts with a live version, in name order."""
     with _read(request) as session:
         return browse.list_artifacts(session, cursor, limit, q)
 
 
-def artifact_versions(request: Request, name: str, cursor: str | None = Cursor, limit: int = Limit
+def artifact_versions(request: Request, name: str, cursor: str | None = Cursor(), limit: int = Limit()
                       ) -> ArtifactVersions:
     """The live versions of one artifact, newest first, with tags, metadata, producer, consumers."""
     with _read(request) as session:
@@ -201,23 +247,27 @@ def artifact_versions(request: Request, name: str, cursor: str | None = Cursor, 
         return ArtifactVersions(name, browse.list_versions(session, aid, cursor, limit))
 
 
-def version(request: Request, version: str, files_cursor: str | None = Cursor) -> VersionPage:
+def version(request: Request, version: str, files_cursor: str | None = Cursor()) -> VersionPage:
     """One version: record, metadata, visualizations, files, its path in the mount, how to load it."""
     with _read(request) as session:
+        version = browse.version_uuid(session, version)
         detail = _found(browse.get_version(session, version), f"live version {version!r}")
         files = browse.list_files(session, browse.version_payload(session, version)[0], files_cursor, 200)
+        previous = browse.previous_version(session, version)
     item = detail.version
     root = request.app.state.config.mount_root or "<mountpoint>"
     python = ("from artifactfs import load_artifact\n\n"
               f"value = load_artifact({item.artifact!r}, version={item.version!r})\n")
-    return VersionPage(detail, files, root.rstrip("/") + names.version_path(item.artifact, item.version), python)
+    return VersionPage(detail, files, root.rstrip("/") + names.version_path(item.artifact, item.version), python,
+                       previous)
 
 
-def version_files(request: Request, version: str, cursor: str | None = Cursor, limit: int = Limit
+def version_files(request: Request, version: str, cursor: str | None = Cursor(), limit: int = Limit()
                   ) -> PageOf[FileItem]:
     """A version's manifest in path order (download each at /versions/{version}/files/{path})."""
     with _read(request) as session:
-        payload = _found(browse.version_payload(session, version), f"live version {version!r}")
+        payload = _found(browse.version_payload(session, browse.version_uuid(session, version)),
+                         f"live version {version!r}")
         return browse.list_files(session, payload[0], cursor, limit)
 
 
@@ -228,13 +278,15 @@ def version_lineage(request: Request, version: str,
                     ) -> lineage.Lineage:
     """Versions and step runs around a version, up- and/or downstream."""
     with _read(request) as session:
-        payload = _found(browse.version_payload(session, version), f"live version {version!r}")
+        payload = _found(browse.version_payload(session, browse.version_uuid(session, version)),
+                         f"live version {version!r}")
         return lineage.walk(session, payload[0], direction != "downstream", direction != "upstream", depth,
                             max_steps)
 
 
-def search(request: Request, q: str = Query("", description="`tag:NAME`, `KEY=VALUE` (metadata) or part of a name"),
-           cursor: str | None = Cursor, limit: int = Limit) -> SearchResults:
+def search(request: Request, q: str = Query("", max_length=MAX_QUERY,
+                                            description="`tag:NAME`, `KEY=VALUE` (metadata) or part of a name"),
+           cursor: str | None = Cursor(), limit: int = Limit()) -> SearchResults:
     """Artifacts and runs by name, versions by tag or by metadata."""
     q = q.strip()
     with _read(request) as session:
@@ -246,9 +298,36 @@ def search(request: Request, q: str = Query("", description="`tag:NAME`, `KEY=VA
         if equals and key.strip():
             found = browse.versions_with_metadata(session, key.strip(), value.strip() or None, cursor, limit)
             return SearchResults(q, "metadata", None, found, [], [])
-        return SearchResults(q, "name", browse.list_artifacts(session, cursor, limit, q), None,
-                             browse.list_runs(session, None, None, 20, q).items if not cursor else [],
-                             browse.tags_like(session, q) if not cursor else [])
+        if cursor:  # later pages hold artifacts only
+            return SearchResults(q, "name", browse.list_artifacts(session, cursor, limit, q), None, [], [])
+        runs_ = browse.list_runs(session, None, None, SHOWN_MATCHES, q)
+        tags = browse.tags_like(session, q, SHOWN_MATCHES + 1)
+        return SearchResults(q, "name", browse.list_artifacts(session, cursor, limit, q), None, runs_.items,
+                             tags[:SHOWN_MATCHES], runs_.next_cursor is not None, len(tags) > SHOWN_MATCHES)
+
+
+#: Runs and tags a name search shows (the rest: ``more_runs`` / ``more_tags``).
+SHOWN_MATCHES = 20
+
+
+def compare_versions(request: Request,
+                     a: str = Query(..., max_length=MAX_QUERY, description="a version id (or prefix)"),
+                     b: str = Query(..., max_length=MAX_QUERY, description="another version id (or prefix)")
+                     ) -> compare.VersionComparison:
+    """Two versions side by side: facts, metadata and files (size, digest), differences marked."""
+    with _read(request) as session:
+        found = [_found(browse.get_version(session, browse.version_uuid(session, v)), f"live version {v!r}")
+                 for v in (a, b)]
+        return compare.versions(session, *found)
+
+
+def compare_runs(request: Request, a: str = Query(..., max_length=MAX_QUERY, description="a run id or name"),
+                 b: str = Query(..., max_length=MAX_QUERY, description="another run id or name")
+                 ) -> compare.RunComparison:
+    """Two runs side by side: parameters, and each step's status and outputs, differences marked."""
+    with _read(request) as session:
+        found = [_found(browse.get_run(session, r), f"run {r!r}") for r in (a, b)]
+    return compare.runs(*found)
 
 
 def stores(request: Request) -> StoresPage:
@@ -266,8 +345,15 @@ def _version_extra(request: Request, data: VersionPage) -> dict[str, Any]:
                       for v in data.detail.visualizations]}
 
 
+def _runs_extra(request: Request, data: PageOf[RunItem]) -> dict[str, Any]:
+    return {"statuses": _STATUSES}
+
+
 def _run_extra(request: Request, data: RunDetail) -> dict[str, Any]:
-    return {"graph": run_graph(data)}
+    with _read(request) as session:
+        previous = browse.previous_run(session, data.run.id)
+    return {"graph": run_graph(data), "previous": previous}
+
 
 
 def _lineage_extra(request: Request, data: lineage.Lineage) -> dict[str, Any]:
@@ -278,7 +364,7 @@ PAGES: list[tuple[str | None, str, str, Callable, Callable | None]] = [
     ("/", "/overview", "home.html", home, None),
     ("/pipelines", "/pipelines", "pipelines.html", pipelines, None),
     ("/pipelines/{name}", "/pipelines/{name}/runs", "pipeline.html", pipeline_runs, None),
-    ("/runs", "/runs", "runs.html", runs, None),
+    ("/runs", "/runs", "runs.html", runs, _runs_extra),
     ("/runs/{run}", "/runs/{run}", "run.html", run, _run_extra),
     (None, "/runs/{run}/progress", "", run_progress, None),
     ("/steps/{step}", "/steps/{step}", "step.html", step, None),
@@ -289,4 +375,6 @@ PAGES: list[tuple[str | None, str, str, Callable, Callable | None]] = [
     ("/versions/{version}/lineage", "/versions/{version}/lineage", "lineage.html", version_lineage, _lineage_extra),
     ("/search", "/search", "search.html", search, None),
     ("/stores", "/stores", "stores.html", stores, None),
+    ("/compare/versions", "/compare/versions", "compare_versions.html", compare_versions, None),
+    ("/compare/runs", "/compare/runs", "compare_runs.html", compare_runs, None),
 ]

@@ -13,19 +13,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import posixpath
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
 
-from artifactfs.index import browse
+from artifactfs.index import browse, names
 from artifactfs.index.db import Index
 from artifactfs.index.models import PayloadKind
 from artifactfs.index.stores import OpenStores
+from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.beneath import LinkFound
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+SNIFF_BYTES = 64  # what media_type looks at
 SHOWN_BYTES = 1 << 20  # at most this much of a visualization is read to show inline
 CSV_ROWS = 100
 
@@ -49,41 +56,97 @@ class Stores(OpenStores):
 
 @dataclass(frozen=True)
 class Download:
+    """A manifest file found in the index; nothing of it read yet."""
+
     name: str
     size: int
-    chunks: Iterator[bytes]
+    store_id: int
+    uri: str
+
+    def open(self, stores: Stores):
+        """Its file, opened now (a missing one raises here, before any answer is sent)."""
+        return open_payload(stores.get(self.store_id), self.uri)
+
+    def chunks(self, stores: Stores, handle=None) -> Iterator[bytes]:
+        """Its bytes in chunks of ``CHUNK``, from ``handle`` or opened when the first is asked for."""
+        return _chunks(lambda: handle if handle is not None else self.open(stores))
 
 
-def open_file(stores: Stores, version: str, path: str) -> Download:
-    """A manifest file of a live version, opened, streamed in chunks."""
+def find_file(stores: Stores, version: str, path: str) -> Download:
+    """A manifest file of a live version (only the index is read)."""
     with stores.index.read() as session:
         payload = browse.version_payload(session, version)
         entry = browse.find_file(session, payload[0], path) if payload else None
     if entry is None:
         raise NotInManifest(path)
-    _, uri, kind, store_id, _ = payload
-    store = stores.get(store_id)
-    handle = store.open(uri if kind == PayloadKind.FILE.value else posixpath.join(uri, entry.path), "rb")
-    return Download(posixpath.basename(entry.path), entry.size, _chunks(handle))
+    return Download(posixpath.basename(entry.path), entry.size, payload[3], file_uri(payload, entry.path))
 
 
-def _chunks(handle) -> Iterator[bytes]:
-    with handle:
+def file_uri(payload: tuple, path: str) -> str:
+    """The URI of manifest path ``path`` in a version's payload (``browse.version_payload``)."""
+    _, uri, kind, _, _ = payload
+    return uri if kind == PayloadKind.FILE.value else posixpath.join(uri, path)
+
+
+def open_payload(store: ArtifactStore, uri: str):
+    """A stored file opened for reading: on a local store beneath its root
+    without following links, then streamed from that descriptor. A link
+    there is logged and answered as a missing file (FileNotFoundError):
+    what it points to is never served."""
+    try:
+        return store.open(uri, "rb")
+    except LinkFound as exc:
+        log.warning("not serving %s: %s", uri, exc)
+        raise FileNotFoundError(f"{uri} is not served (a symbolic link)") from None
+
+
+def _chunks(opener: Callable[[], Any]) -> Iterator[bytes]:
+    with opener() as handle:
         while chunk := handle.read(CHUNK):
             yield chunk
 
 
 def read_visualization(stores: Stores, version: str, number: int, limit: int | None = None) -> tuple[str, bytes]:
     """``(kind, bytes)`` of a version's visualization, at most ``limit`` bytes."""
+    kind, store, uri = _visualization(stores, version, number)
+    with open_payload(store, uri) as f:
+        return kind, f.read(limit) if limit else f.read()
+
+
+def open_visualization(stores: Stores, version: str, number: int, body: bool = True
+                       ) -> tuple[str, str, Iterator[bytes]]:
+    """``(kind, media type, chunks)`` of a version's visualization, streamed
+    (never read whole: one may be gigabytes); ``body`` False reads only the
+    few bytes its media type is told by."""
+    kind, store, uri = _visualization(stores, version, number)
+    handle = open_payload(store, uri)
+    try:
+        head = handle.read(SNIFF_BYTES)
+    except BaseException:
+        handle.close()
+        raise
+    if not body:
+        handle.close()
+        return kind, media_type(kind, head), iter(())
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            if head:
+                yield head
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    return kind, media_type(kind, head), chunks()
+
+
+def _visualization(stores: Stores, version: str, number: int) -> tuple[str, ArtifactStore, str]:
     with stores.index.read() as session:
         payload = browse.version_payload(session, version)
     items = payload[4] if payload else []
     if not 0 <= number < len(items or []):
         raise NotInManifest(f"visualization {number}")
     item = items[number]
-    store = stores.get(payload[3])
-    data = store.read_bytes(item["uri"], 0, limit) if limit else store.read_bytes(item["uri"])
-    return str(item.get("kind", "")), data
+    return str(item.get("kind", "")), stores.get(payload[3]), item["uri"]
 
 
 def media_type(kind: str, data: bytes) -> str:
@@ -160,3 +223,53 @@ def pretty_value(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, indent=1, ensure_ascii=False)
     return json.dumps(value, ensure_ascii=False) if value is None or isinstance(value, bool) else str(value)
+
+
+# -- a whole version as one archive ----------------------------------------------------------------
+
+_BLOCK = tarfile.BLOCKSIZE
+
+
+class ArchiveBroken(RuntimeError):
+    """A payload file's size differs from its manifest row: the archive is
+    cut off (the client sees an incomplete download), never sent wrong."""
+
+
+def archive(stores: Stores, version: str) -> tuple[str, Iterator[bytes]]:
+    """``(file name, chunks)`` of a tar archive of a live version's manifest
+    files under one folder ``<artifact>-<version>/``, streamed: one manifest
+    page and one file chunk in memory at a time. Nothing is read until the
+    first chunk is asked for."""
+    with stores.index.read() as session:
+        payload = browse.version_payload(session, version)
+        detail = browse.get_version(session, version) if payload else None
+    if payload is None or detail is None:
+        raise NotInManifest(version)
+    item = detail.version
+    top = f"{names.escape(item.artifact)}-{names.escape(item.version)}"
+    return top + ".tar", _tar(stores, payload, top, item.created_at.timestamp())
+
+
+def _tar(stores: Stores, payload: tuple, top: str, mtime: float) -> Iterator[bytes]:
+    after = None
+    while True:
+        with stores.index.read() as session:
+            page = browse.list_files(session, payload[0], after, browse.MAX_LIMIT)
+        for entry in page.items:
+            info = tarfile.TarInfo(f"{top}/{entry.path}")
+            info.size, info.mode, info.mtime = entry.size, entry.mode & 0o7777, int(mtime)
+            yield info.tobuf(tarfile.PAX_FORMAT)
+            sent = 0
+            for chunk in Download(entry.path, entry.size, payload[3], file_uri(payload, entry.path)).chunks(stores):
+                sent += len(chunk)
+                if sent > entry.size:
+                    break
+                yield chunk
+            if sent != entry.size:
+                raise ArchiveBroken(f"{entry.path}: the manifest says {entry.size} bytes, the store holds "
+                                    f"{'more' if sent > entry.size else sent}")
+            yield b"\0" * (-entry.size % _BLOCK)
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    yield b"\0" * (2 * _BLOCK)
