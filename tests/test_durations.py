@@ -39,7 +39,7 @@ CASES = {
 #: Option names that smell of a time: each must be a DURATION.
 TIME_WORDS = ("grace", "delay", "older", "every", "timeout", "refresh", "settle", "ttl", "after", "interval")
 #: ... except these, which are no duration.
-NOT_DURATIONS = {("artifact list", "--after"): "a date"}
+NOT_DURATIONS = {("artifact list", "--after"): "a name", ("watch", "--folder-complete"): "closed or a file name"}
 
 
 def _commands(group: click.Group, prefix: str = ""):

@@ -24,7 +24,8 @@ COMMANDS = {
     "pipeline": ("artifactfs.cli.runs:pipeline_group", "Pipelines that have run."),
     "run": ("artifactfs.cli.runs:run_group", "Pipeline runs: list, show, delete."),
     "watch": ("artifactfs.cli.watch:watch_command", "Register each new checkpoint file or folder directly under "
-              "FOLDER as the next version of --name, once it is complete."),
+              "FOLDER as the next version of --name, once it is complete: its writer closed it "
+              "and its format checks pass (quiet time alone never is)."),
     "migrate": ("artifactfs.cli.migrate:migrate_command", "Copy versions' payloads into store --to, verify sizes and "
                 "digests against their manifests, then re-point each version in one transaction."),
     "lineage": ("artifactfs.cli.lineage:lineage_command",
