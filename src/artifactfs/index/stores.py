@@ -11,9 +11,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import AlreadyExistsError, NotFoundError, StoreError
@@ -38,6 +38,8 @@ def index_identity(session: Session) -> str:
         session.execute(update(IndexState).where(IndexState.id == 1, IndexState.index_uuid.is_(None))
                         .values(index_uuid=value))
         value = session.scalar(select(IndexState.index_uuid).where(IndexState.id == 1))
+    if value is None:
+        raise StoreError("the index has no identity row (index_state)", "run `artifactfs init` to repair it")
     return value
 
 
@@ -118,11 +120,11 @@ def retire_store(session: Session, row: Store) -> int:
     recorded versions keeps its row, renamed ``<name>~<id>`` (a name no user
     can register) and stamped ``removed_at``, so they still say where they
     were; one that never did is deleted. Returns how many became lost."""
-    lost = session.execute(
+    lost = cast(CursorResult, session.execute(
         update(ArtifactVersion)
         .where(ArtifactVersion.store_id == row.id, ArtifactVersion.state != VersionState.LOST.value)
         .values(state=VersionState.LOST.value, condemned_at=index_now())
-    ).rowcount
+    )).rowcount
     if session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.store_id == row.id).limit(1)) is None:
         session.delete(row)
     else:
