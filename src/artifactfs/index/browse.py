@@ -43,7 +43,7 @@ from artifactfs.index.models import (
 from artifactfs.index.generation import get_generation
 from artifactfs.index.producers import producing_links
 from artifactfs.enums import LIVE
-from artifactfs.index.sql import is_live, utc
+from artifactfs.index.sql import is_live, is_postgres, utc
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -329,7 +329,7 @@ def _run_sort_key(session: Session, sort: str):
     if sort == "status":
         return PipelineRun.status
     if sort == "duration":  # still running: -1, below every finished run
-        if session.get_bind().dialect.name == "postgresql":
+        if is_postgres(session):
             seconds = cast(func.extract("epoch", PipelineRun.end_time - PipelineRun.start_time), Float)
         else:
             seconds = (func.julianday(PipelineRun.end_time) - func.julianday(PipelineRun.start_time)) * 86400.0

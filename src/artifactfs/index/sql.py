@@ -13,10 +13,15 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from artifactfs.enums import LIVE
-from artifactfs.index.models import ArtifactVersion
 
 #: Ids per ``IN (...)`` clause: well below SQLite's and PostgreSQL's limits.
 CHUNK = 1000
+
+
+def is_sqlite(connection: Any) -> bool:
+    """Whether a Session or Core Connection talks to SQLite."""
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    return bind.dialect.name == "sqlite"
 
 
 def is_postgres(connection: Any) -> bool:
@@ -47,9 +52,12 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def is_live(version: Any = ArtifactVersion) -> ColumnElement[bool]:
-    """The filter "the version is live" on ``version`` (the model or an alias of it)."""
+def is_live(version: Any = None) -> ColumnElement[bool]:
+    """The filter "the version is live" on ``version`` (the model, by default, or an alias of it)."""
+    if version is None:
+        from artifactfs.index.models import VersionRow as version  # models imports index.clock, which imports this
+
     return version.state == LIVE
 
 
-__all__ = ["CHUNK", "chunks", "is_live", "is_postgres", "utc"]
+__all__ = ["CHUNK", "chunks", "is_live", "is_postgres", "is_sqlite", "utc"]
