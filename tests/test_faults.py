@@ -12,6 +12,8 @@ from artifactfs.gc.execute import PHASES
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "artifactfs"
 CALL = re.compile(r"fault_point\(\s*(f?)[\"']([^\"']+)[\"']|fault_point\(\s*Fault\.(\w+)")
+# A point handed on by name (``WriteBatch(store, fault="migrate_before_repoint")``, its default).
+HANDED = re.compile(r"\bfault(?::\s*str)?\s*=\s*[\"']([a-z_]+)[\"']")
 
 
 def points_in_the_code() -> set[str]:
@@ -27,6 +29,7 @@ def points_in_the_code() -> set[str]:
                 found |= {f"gc_after_{name}" for name, _ in PHASES}
             else:
                 found.add(literal)
+        found |= set(HANDED.findall(path.read_text()))
     return found
 
 

@@ -42,7 +42,7 @@ class Fault(str, enum.Enum):
     COPY_INTO_OPEN = "copy_into_open"
     #: stores.durable: payload files written, not yet made durable.
     BEFORE_FSYNC = "before_fsync"
-    #: api.artifacts / pipelines.runner: payload and manifest down, the commit transaction not begun (step 4).
+    #: api.writing.WriteBatch: payloads and manifest files down, the commit transaction not begun (step 4).
     BEFORE_COMMIT = "before_commit"
     #: index.artifacts: the artifact rows are locked inside the commit transaction.
     ARTIFACTS_LOCKED = "artifacts_locked"
@@ -58,7 +58,7 @@ class Fault(str, enum.Enum):
     DEFAULT_STORE_NAMED = "default_store_named"
     #: api.migrate: half of a version's payload copied to the target store.
     MIGRATE_MID_COPY = "migrate_mid_copy"
-    #: api.migrate: the copy is complete and verified, the row not re-pointed.
+    #: api.migrate (its WriteBatch): the copy is complete and verified, the row not re-pointed.
     MIGRATE_BEFORE_REPOINT = "migrate_before_repoint"
     #: api.migrate: the row re-pointed, the source payload not deleted.
     MIGRATE_BEFORE_DELETE = "migrate_before_delete"
