@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.journal import update_journals
+from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.artifacts import get_metadata
@@ -122,13 +124,18 @@ def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) ->
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
+    linked: list[int] = []
+
     def delete(session) -> PipelineRunView:
         run = pipeline_rows.find_run(session, name_or_id)
         view = run_view(session, run)
+        linked[:] = versions_linked(session, run_ids=[run.id])
         pipeline_rows.delete_run(session, run)
         return view
 
-    return get_index().run_write(delete)
+    view = get_index().run_write(delete)
+    update_journals(linked)  # their manifest files no longer name the run
+    return view
 
 
 # -- lineage of versions --------------------------------------------------------------------
