@@ -5,7 +5,9 @@ what is there; a key logged again is replaced."""
 
 from __future__ import annotations
 
+import enum
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from artifactfs.api.artifacts import get_artifact_version
@@ -58,6 +60,42 @@ def log_metadata(
         "pass artifact_version_id=, artifact_name= (and artifact_version=), step_name= with "
         "run_id_name_or_prefix=, or run_id_name_or_prefix=; or call it inside a step",
     )
+
+
+class MetadataResourceTypes(str, enum.Enum):
+    """What ``Client().create_run_metadata`` can attach metadata to (ZenML's
+    names; ``model_versions`` and ``schedules`` are absent here)."""
+
+    PIPELINE_RUN = "pipeline_runs"
+    STEP_RUN = "step_runs"
+    ARTIFACT_VERSION = "artifact_versions"
+
+
+@dataclass(frozen=True)
+class RunMetadataResource:
+    """One target of ``create_run_metadata``: an id and its kind."""
+
+    id: str | uuid.UUID
+    type: MetadataResourceTypes | str
+
+
+def create_run_metadata(metadata: dict[str, Any], resources: list[RunMetadataResource]) -> None:
+    """Attach ``metadata`` to every resource, each found by its id."""
+    _check(metadata)
+    for resource in resources:
+        try:
+            kind = MetadataResourceTypes(getattr(resource.type, "value", resource.type))
+        except ValueError:
+            raise MetadataTargetError(
+                f"cannot attach metadata to a {resource.type!r}",
+                f"use one of: {', '.join(t.value for t in MetadataResourceTypes)} (artifactfs has no models)",
+            ) from None
+        if kind is MetadataResourceTypes.ARTIFACT_VERSION:
+            _to_version(get_artifact_version(resource.id), metadata)
+        elif kind is MetadataResourceTypes.STEP_RUN:
+            _to_step(metadata, resource.id, None, None, None)
+        else:
+            log_metadata(metadata, run_id_name_or_prefix=resource.id)
 
 
 def log_artifact_metadata(

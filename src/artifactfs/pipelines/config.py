@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.errors import ArtifactfsError
 from artifactfs.index.models import ArtifactType
 
 
@@ -36,11 +37,15 @@ class ArtifactConfig:
             self.artifact_type = ArtifactType(self.artifact_type)
 
 
+class ExternalArtifactError(ArtifactfsError, ValueError):
+    """An ExternalArtifact asked for something it cannot do."""
+
+
 @dataclass(eq=False)
 class ExternalArtifact:
     """A value passed to a step inside a pipeline, saved as an artifact when
-    the step runs (named ``<pipeline>::<step>::<input>``); or an existing
-    version named by ``id`` / ``name`` (+ ``version``)."""
+    the step runs (named ``<pipeline>::<step>::<input>``). As in ZenML 0.98,
+    ``id`` / ``name`` / ``version`` are refused: pass the version itself."""
 
     value: Any = None
     id: Any = None
@@ -50,6 +55,14 @@ class ExternalArtifact:
     store_artifact_metadata: bool = True
     store_artifact_visualizations: bool = True
     tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        given = [key for key in ("id", "name", "version") if getattr(self, key) is not None]
+        if given:
+            raise ExternalArtifactError(
+                f"ExternalArtifact({'=..., '.join(given)}=...) is no longer supported (ZenML 0.98 refuses it too)",
+                "pass Client().get_artifact_version(name_or_id, version) to the step instead",
+            )
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version, save_artifact
+from artifactfs.api.artifacts import ArtifactVersion, save_artifact
 from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
@@ -198,8 +198,6 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
     if isinstance(ref, LazyArtifactVersion):
         return ref.resolve()
     if isinstance(ref, ExternalArtifact):
-        if ref.value is None:
-            return get_artifact_version(ref.id or ref.name, ref.version)
         name = check_name(f"{options.pipeline}::{planned.invocation.name}::{key}")
         return save_artifact(ref.value, name, materializer=ref.materializer, tags=list(ref.tags),
                              extract_metadata=ref.store_artifact_metadata,
