@@ -235,7 +235,16 @@ def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs:
     outputs = rows.step_links(session, original.id, "output")
     # One call for inputs and outputs: every version is locked in id order.
     rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs.items()])
-    return {name: ArtifactVersion.from_row(v) for name, v in outputs.items()}
+    output_of = {link: output for output, link in _link_names(planned).items()}
+    return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs.items()}
+
+
+def _link_names(planned: PlannedStep) -> dict[str, str]:
+    """Output name -> the name the run records it under: a named output's
+    resolved name (``x_{date}`` is recorded as ``x_2026_12_06``, as ZenML
+    keys ``run.steps[...].outputs``), an unnamed one's output name."""
+    return {spec.name: planned.artifact_names[spec.name] if spec.named else spec.name
+            for spec in planned.invocation.step.outputs}
 
 
 def _load_inputs(planned: PlannedStep, inputs: dict[str, ArtifactVersion]) -> dict[str, Any]:
@@ -282,13 +291,14 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
             )
     pending = []
     step = planned.invocation.step
+    links = _link_names(planned)
     try:
         for spec in step.outputs:
             output, value = spec.name, values[spec.name]
             new, metadata = write_value(value, planned.artifact_names[output], store,
                                         step.output_materializers.get(output), save_type=SaveType.STEP_OUTPUT)
             _configure_output(new, metadata, spec.config, context, output)
-            pending.append((output, new))
+            pending.append((links[output], new))
         for _, new in pending:  # what `fsck --adopt` re-indexes after losing the index
             write_manifest_beside(store, new)
         outputs = _commit_outputs(context, pending, store)
@@ -296,9 +306,9 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
         for _, new in pending:  # never committed: do not wait for the orphan sweep
             abandon(store, new.uri, new.intent_id, committing=True)
         raise
-    for output, new in pending:
-        number_manifest_beside(store, new, outputs[output].version, outputs[output].created_at)
-    return outputs
+    for link, new in pending:
+        number_manifest_beside(store, new, outputs[link].version, outputs[link].created_at)
+    return {output: outputs[link] for output, link in links.items()}
 
 
 def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | None, context: StepRunContext,
