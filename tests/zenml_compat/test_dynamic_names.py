@@ -65,3 +65,14 @@ def test_custom_substitutions_from_step_pipeline_and_with_options():
     finally:
         custom.configure(substitutions={"who": "step"})
     assert Client().get_artifact_version("for_ads").load() == "b"
+
+
+def test_substitutions_are_recorded_on_the_run():
+    run = dated_pipeline()
+    (key,) = run.steps["dated"].outputs
+    substitutions = run.config.substitutions
+    assert key == f"x_{substitutions['date']}" and re.fullmatch(r"\d{2}_\d{2}_\d{2}_\d+", substitutions["time"])
+    assert run.config.enable_cache is True
+    run = custom_pipeline.with_options(substitutions={"team": "ads"}, enable_cache=False)()
+    assert run.config.substitutions["team"] == "ads" and run.config.substitutions["who"] == "pipeline"
+    assert Client().get_pipeline_run(run.name).config.enable_cache is False

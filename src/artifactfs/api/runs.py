@@ -130,6 +130,20 @@ class StepRunView:
             return get_metadata(session, step_run_id=self._pk)
 
 
+@dataclass(frozen=True)
+class RunConfigView:
+    """What ZenML's ``run.config`` tells that the index records: the
+    substitutions the run's names were filled with (``date``, ``time`` and
+    the pipeline's own) and whether caching was on. Empty for runs recorded
+    before artifactfs kept it."""
+
+    substitutions: dict[str, str] = field(default_factory=dict)
+    enable_cache: bool | None = None
+
+
+RUN_CONFIG_KEYS = frozenset({"substitutions", "enable_cache"})
+
+
 @dataclass
 class PipelineRunView:
     id: str
@@ -140,6 +154,7 @@ class PipelineRunView:
     start_time: dt.datetime
     end_time: dt.datetime | None
     steps: dict[str, StepRunView] = field(default_factory=dict)
+    config: RunConfigView = field(default_factory=RunConfigView)
     _pk: int = field(default=0, repr=False)
 
     def __str__(self) -> str:
@@ -172,6 +187,7 @@ def run_view(session, run: RunRow) -> PipelineRunView:
     view = PipelineRunView(
         id=run.uuid, name=run.name, pipeline=PipelineView(run.pipeline.name), status=run.status,
         parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time, _pk=run.id,
+        config=RunConfigView(**{k: v for k, v in (run.config or {}).items() if k in RUN_CONFIG_KEYS}),
     )
     steps = rows.steps_of(session, run.id)
     links = rows.links_of_steps(session, [s.id for s in steps])

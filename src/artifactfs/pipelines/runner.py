@@ -82,7 +82,8 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     plan = [_plan_step(inv, options, start) for inv in trace.invocations]
     run_name = _run_name(options, start)
     store = get_store(options.store)
-    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters)
+    config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache}
+    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
     with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
         try:
@@ -103,9 +104,9 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
     return check_name(name, "run name")
 
 
-def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any]) -> int:
+def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any]) -> int:
     try:
-        return rows.create_run(session, pipeline, run_name, parameters).id
+        return rows.create_run(session, pipeline, run_name, parameters, config).id
     except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
         raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
 
