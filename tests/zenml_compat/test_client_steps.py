@@ -229,3 +229,15 @@ def test_base_materializer_save_and_load_are_no_ops():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert save_artifact(7, "chained", materializer=Chained).load() == 7
+
+
+def test_load_artifact_visualization():
+    import artifactfs
+    from artifactfs.enums import VisualizationType
+    from artifactfs.types import HTMLString
+
+    version = save_artifact(HTMLString("<h1>hi</h1>"), "page")
+    loaded = artifactfs.load_artifact_visualization(version)
+    assert loaded.type == VisualizationType.HTML and "<h1>hi</h1>" in loaded.value
+    with pytest.raises(KeyError, match="none at index 5"):
+        artifactfs.load_artifact_visualization(version, index=5)
