@@ -241,3 +241,40 @@ def test_load_artifact_visualization():
     assert loaded.type == VisualizationType.HTML and "<h1>hi</h1>" in loaded.value
     with pytest.raises(KeyError, match="none at index 5"):
         artifactfs.load_artifact_visualization(version, index=5)
+
+
+@step
+def logs_bulk() -> Tuple[Annotated[int, "left"], Annotated[int, "right"]]:
+    import artifactfs
+
+    artifactfs.bulk_log_metadata({"bulk": True}, infer_artifacts=True)
+    return 1, 2
+
+
+def test_bulk_log_metadata_on_runs_steps_versions_and_outputs():
+    import artifactfs
+    from artifactfs.api.metadata import ArtifactVersionIdentifier, PipelineRunIdentifier, StepRunIdentifier
+
+    @pipeline
+    def bulk():
+        logs_bulk()
+
+    run = bulk()
+    manual = save_artifact(1, "manual")
+    artifactfs.bulk_log_metadata(
+        {"k": 2},
+        pipeline_runs=[PipelineRunIdentifier(name=run.name)],
+        step_runs=[StepRunIdentifier(name="logs_bulk", run=PipelineRunIdentifier(id=run.id))],
+        artifact_versions=[ArtifactVersionIdentifier(name="manual", version=manual.version),
+                           ArtifactVersionIdentifier(id=Client().get_artifact_version("left").id)],
+    )
+    assert Client().get_pipeline_run(run.name).run_metadata["k"] == 2
+    assert Client().get_run_step(run.steps["logs_bulk"].id).run_metadata["k"] == 2
+    assert Client().get_artifact_version("manual").run_metadata["k"] == 2
+    left = Client().get_artifact_version("left").run_metadata
+    assert left["bulk"] is True and left["k"] == 2
+    assert Client().get_artifact_version("right").run_metadata["bulk"] is True
+    with pytest.raises(ValueError, match="no target"):
+        artifactfs.bulk_log_metadata({"k": 1})
+    with pytest.raises(ValueError, match="inside a running step"):
+        artifactfs.bulk_log_metadata({"k": 1}, infer_artifacts=True)
