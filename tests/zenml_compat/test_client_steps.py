@@ -5,11 +5,18 @@ user's code relies on."""
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Tuple
+from typing import Annotated
 
 import pytest
 
-from artifactfs import Client, ExternalArtifact, get_step_context, pipeline, save_artifact, step
+from artifactfs import (
+    Client,
+    ExternalArtifact,
+    get_step_context,
+    pipeline,
+    save_artifact,
+    step,
+)
 from artifactfs.errors import NotFoundError
 from artifactfs.materializers import BaseMaterializer
 from artifactfs.pipelines import StepDefinitionError
@@ -79,7 +86,10 @@ def test_pipelines_by_name_and_id():
 
 
 def test_create_run_metadata_on_each_resource():
-    from artifactfs.api.metadata import MetadataResourceTypes, RunMetadataResource  # absent before issue 19
+    from artifactfs.api.metadata import (  # absent before issue 19
+        MetadataResourceTypes,
+        RunMetadataResource,
+    )
 
     run = two_steps()
     version = save_artifact(1, "one")
@@ -113,7 +123,7 @@ def test_version_step_run_config_and_inputs():
     number = Client().get_artifact_version("number")
     assert number.step.name == "make" and number.run.id == run.id
     with pytest.raises(RuntimeError, match="not produced by a step"):
-        save_artifact(1, "manual").step
+        _ = save_artifact(1, "manual").step
     assert run.steps["double"].config.name == "double"
     assert run.steps["double"].config.enable_cache is True
 
@@ -160,7 +170,7 @@ def b() -> int:
 
 
 @step
-def pair() -> Tuple[Annotated[int, "p"], Annotated[int, "q"]]:
+def pair() -> tuple[Annotated[int, "p"], Annotated[int, "q"]]:
     return 1, 2
 
 
@@ -196,7 +206,7 @@ def test_unimportable_materializer_path_is_refused_where_defined():
 def test_unpacking_one_output_is_a_clear_error():
     @pipeline
     def unpacks():
-        x, y = a()
+        _x, _y = a()
 
     with pytest.raises(StepDefinitionError, match="has one output .* cannot be unpacked"):
         unpacks()
@@ -244,7 +254,7 @@ def test_load_artifact_visualization():
 
 
 @step
-def logs_bulk() -> Tuple[Annotated[int, "left"], Annotated[int, "right"]]:
+def logs_bulk() -> tuple[Annotated[int, "left"], Annotated[int, "right"]]:
     import artifactfs
 
     artifactfs.bulk_log_metadata({"bulk": True}, infer_artifacts=True)
@@ -253,7 +263,11 @@ def logs_bulk() -> Tuple[Annotated[int, "left"], Annotated[int, "right"]]:
 
 def test_bulk_log_metadata_on_runs_steps_versions_and_outputs():
     import artifactfs
-    from artifactfs.api.metadata import ArtifactVersionIdentifier, PipelineRunIdentifier, StepRunIdentifier
+    from artifactfs.api.metadata import (
+        ArtifactVersionIdentifier,
+        PipelineRunIdentifier,
+        StepRunIdentifier,
+    )
 
     @pipeline
     def bulk():

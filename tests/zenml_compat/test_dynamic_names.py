@@ -5,7 +5,7 @@ substitutions come from the step, the pipeline and ``with_options``."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Tuple
+from typing import Annotated
 
 from artifactfs import Client, pipeline, step
 
@@ -44,7 +44,7 @@ def test_a_cached_run_keys_outputs_the_same_way():
 
 
 @step(substitutions={"who": "step"})
-def custom() -> Tuple[Annotated[str, "by_{who}"], Annotated[str, "for_{team}"]]:
+def custom() -> tuple[Annotated[str, "by_{who}"], Annotated[str, "for_{team}"]]:
     return "a", "b"
 
 
