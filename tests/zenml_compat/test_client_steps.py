@@ -292,3 +292,9 @@ def test_bulk_log_metadata_on_runs_steps_versions_and_outputs():
         artifactfs.bulk_log_metadata({"k": 1})
     with pytest.raises(ValueError, match="inside a running step"):
         artifactfs.bulk_log_metadata({"k": 1}, infer_artifacts=True)
+
+
+def test_external_artifact_upload_by_value():
+    version_id = ExternalArtifact(value=[1, 2]).upload_by_value()
+    version = Client().get_artifact_version(version_id)
+    assert version.load() == [1, 2] and version.name.startswith("external_")

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.artifacts import ArtifactVersion, save_artifact
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.models import ArtifactType
 
@@ -63,6 +64,17 @@ class ExternalArtifact:
                 f"ExternalArtifact({'=..., '.join(given)}=...) is no longer supported (ZenML 0.98 refuses it too)",
                 "pass Client().get_artifact_version(name_or_id, version) to the step instead",
             )
+
+    def upload_by_value(self) -> uuid.UUID:
+        """Save the value now, as ``external_<uuid>`` (ZenML's name), and
+        return the new version's id."""
+        return uuid.UUID(self.save(f"external_{uuid.uuid4()}").id)
+
+    def save(self, name: str, store: Any = None) -> ArtifactVersion:
+        """Save the value as ``name`` with this artifact's options."""
+        return save_artifact(self.value, name, materializer=self.materializer, tags=list(self.tags),
+                             extract_metadata=self.store_artifact_metadata,
+                             include_visualizations=self.store_artifact_visualizations, store=store)
 
 
 @dataclass

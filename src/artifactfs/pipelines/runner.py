@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from artifactfs.api.artifacts import ArtifactVersion, save_artifact
+from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
@@ -199,10 +199,7 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
     if isinstance(ref, LazyArtifactVersion):
         return ref.resolve()
     if isinstance(ref, ExternalArtifact):
-        name = check_name(f"{options.pipeline}::{planned.invocation.name}::{key}")
-        return save_artifact(ref.value, name, materializer=ref.materializer, tags=list(ref.tags),
-                             extract_metadata=ref.store_artifact_metadata,
-                             include_visualizations=ref.store_artifact_visualizations, store=store)
+        return ref.save(check_name(f"{options.pipeline}::{planned.invocation.name}::{key}"), store)
     return ref
 
 
