@@ -9,6 +9,11 @@ PostgreSQL, run at once
 * a looping pruner: ``artifactfs gc -y --grace 0 --orphan-grace 0 --keep-latest 0``,
   every third pass under libfaketime two days ahead or one day behind (its
   clock jumped; on SQLite it must refuse, on PostgreSQL the server's clock rules);
+* a link-swapper: someone who can write the store keeps swapping a payload
+  folder and a payload file of live versions for links to root-only files
+  outside the store and back (``renameat2(RENAME_EXCHANGE)``); the mount
+  must never serve those files, nothing outside the store may go, and a
+  load that meets a link is refused (counted, not a loss);
 
 then print runs, saves, loads, pruner passes and losses, which must be 0.
 
@@ -39,7 +44,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # servers.py (PostgreSQL), race_rounds.py (the pipeline race)
 CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
-ROLES = ("pipelines", "saves", "loads", "watcher", "mount", "pruner")
+ROLES = ("pipelines", "saves", "loads", "watcher", "mount", "pruner", "swapper")
+SECRET = b"ROOT-ONLY-SECRET "  # what the swapper's links lead to
 
 
 # -- the roles, each in a process of its own -------------------------------------------------
@@ -59,12 +65,15 @@ def check_load(version_id: str, stats: dict) -> None:
     """Load with verify; a failure of a version still live is a loss."""
     from artifactfs import load_artifact
     from artifactfs.errors import NotFoundError
+    from artifactfs.stores.beneath import LinkFound
 
     try:
         load_artifact(version_id, verify=True)
         stats["loads"] += 1
     except NotFoundError:
         stats["pruned_meanwhile"] += 1
+    except LinkFound:
+        stats["link_refusals"] += 1  # met the swapper's link: refused, never followed
     except Exception as exc:  # noqa: BLE001
         if is_live(version_id):
             stats["losses"].append(f"live version {version_id}: {type(exc).__name__}: {exc}"[:500])
@@ -89,7 +98,7 @@ def role_loads(stop: Path, stats: dict) -> None:
     from artifactfs import Client
 
     while not stop.exists():
-        versions = [v for name in ("soak-a", "soak-b", "data") for v in _versions(Client(), name)]
+        versions = [v for name in ("soak-a", "soak-b", "data", "soak-swap") for v in _versions(Client(), name)]
         if not versions:
             time.sleep(0.1)
             continue
@@ -155,8 +164,9 @@ def role_mount(stop: Path, stats: dict, mountpoint: Path) -> None:
                 time.sleep(0.1)
                 continue
             with open(random.choice(files), "rb") as f:
-                while f.read(1 << 20):
-                    pass
+                while piece := f.read(1 << 20):
+                    if SECRET in piece:
+                        stats["losses"].append(f"the mount served a root-only file through a link ({f.name})")
             stats["mount_reads"] += 1
         except OSError:
             stats["mount_misses"] += 1  # pruned between the listing and the read: ENOENT, as a removed file
@@ -186,10 +196,47 @@ def role_pruner(stop: Path, stats: dict) -> None:
             stats["errors"].append(f"gc exited {proc.returncode}: {proc.stderr[-1000:]}")
 
 
+def role_swapper(stop: Path, stats: dict) -> None:
+    """Swap the payload folder of one live version, and a payload file of
+    another, for links to root-only files outside the store and back."""
+    from link_swaps import exchange
+
+    from artifactfs import save_artifact
+
+    outside = Path(tempfile.mkdtemp(prefix="artifactfs-soak-outside-"))  # 0700, root's
+    kept = [save_artifact({"swap": i, "pad": "x" * 200}, "soak-swap", tags=["keep"]) for i in range(2)]
+    size = (Path(kept[0].uri) / "data.json").stat().st_size
+    secrets = [outside / "folder" / "data.json", outside / "file.json"]
+    for secret in secrets:
+        secret.parent.mkdir(exist_ok=True)
+        secret.write_bytes((SECRET * size)[:size])  # the payload's size: a size check alone would take it
+        secret.chmod(0o600)
+    pairs = [(Path(kept[0].uri), Path(kept[0].uri + ".swap"), outside / "folder"),
+             (Path(kept[1].uri) / "data.json", Path(kept[1].uri) / "data.json.swap", secrets[1])]
+    for _, link, target in pairs:
+        link.symlink_to(target)
+    try:
+        while not stop.exists():
+            for real, link, _ in pairs:
+                exchange(real, link)  # the link takes the payload's name
+            time.sleep(random.random() * 0.01)
+            for real, link, _ in pairs:
+                exchange(real, link)  # and the payload comes back
+            stats["swaps"] += 1
+            time.sleep(random.random() * 0.01)
+    finally:
+        for real, link, _ in pairs:
+            if real.is_symlink():
+                exchange(real, link)
+            link.unlink()
+        stats["losses"] += [f"{secret} outside the store was deleted" for secret in secrets if not secret.exists()]
+        shutil.rmtree(outside, ignore_errors=True)
+
+
 def run_role(role: str, stop: Path, out: Path, mountpoint: Path) -> None:
     stats = {"runs": 0, "saves": 0, "loads": 0, "passes": 0, "checkpoints": 0, "mount_reads": 0,
-             "mount_misses": 0, "pruned_meanwhile": 0, "refused_links": 0, "lease_busy": 0, "losses": [],
-             "jumped_passes": 0, "clock_refused": 0,
+             "mount_misses": 0, "pruned_meanwhile": 0, "refused_links": 0, "lease_busy": 0, "swaps": 0,
+             "link_refusals": 0, "jumped_passes": 0, "clock_refused": 0, "losses": [],
              "errors": []}
     random.seed(os.getpid())
     try:
@@ -313,7 +360,8 @@ def main() -> None:
                   f"passes {totals.get('passes', 0)} (clock jumped: {totals.get('jumped_passes', 0)} ran, "
                   f"{totals.get('clock_refused', 0)} refused), checkpoints {totals.get('checkpoints', 0)}, "
                   f"mount reads {totals.get('mount_reads', 0)}, pruned meanwhile {totals.get('pruned_meanwhile', 0)}, "
-                  f"refused links {totals.get('refused_links', 0)}, live versions checked at the end "
+                  f"refused links {totals.get('refused_links', 0)}, link swaps {totals.get('swaps', 0)} "
+                  f"(loads refused {totals.get('link_refusals', 0)}), live versions checked at the end "
                   f"{totals.get('live_checked', 0)}; losses {len(losses)}, errors {len(errors)}", flush=True)
             for line in (losses + errors)[:10]:
                 print(f"  {line}")

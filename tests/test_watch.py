@@ -26,6 +26,16 @@ SETTLE = 1.0
 @pytest.fixture
 def ckpt_dir(sqlite_home, tmp_path):
     """A checkpoint folder inside a registered local store."""
+    return checkpoint_folder(tmp_path)
+
+
+@pytest.fixture
+def ckpt_dir_any_index(afs_home, tmp_path):
+    """The same, with the index on SQLite or on PostgreSQL."""
+    return checkpoint_folder(tmp_path)
+
+
+def checkpoint_folder(tmp_path: Path) -> Path:
     root = tmp_path / "ckpt-store"
     register_store("ckpts", "local", str(root))
     folder = root / "run-1"
@@ -126,7 +136,8 @@ def age(path: Path, seconds: float = 60.0) -> None:
     os.utime(path, (past, past))
 
 
-def test_restart_catches_up_and_registers_nothing_twice(ckpt_dir):
+def test_restart_catches_up_and_registers_nothing_twice(ckpt_dir_any_index):
+    ckpt_dir = ckpt_dir_any_index
     for epoch in range(2):
         (ckpt_dir / f"epoch={epoch}.ckpt").write_bytes(os.urandom(1000))
         age(ckpt_dir / f"epoch={epoch}.ckpt")
@@ -159,6 +170,15 @@ def test_restart_catches_up_and_registers_nothing_twice(ckpt_dir):
     out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
     assert "0 registered, 4 already registered" in out.output
 
+    # rewritten while no watcher ran: its new content is registered (a copy), once
+    (ckpt_dir / "epoch=2.ckpt").write_bytes(os.urandom(1000))
+    age(ckpt_dir / "epoch=2.ckpt")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
+    assert "1 registered, 3 already registered" in out.output, out.output
+    assert versions("ckpt")[-1].metadata["copied_from"] == str(ckpt_dir / "epoch=2.ckpt")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
+    assert "0 registered, 4 already registered" in out.output, out.output
+
 
 def test_copy_mode_outside_stores(sqlite_home, tmp_path):
     folder = tmp_path / "outside"
@@ -187,13 +207,22 @@ def test_changed_after_registration_is_reported(ckpt_dir, caplog):
         (ckpt_dir / "last.ckpt").write_bytes(b"1" * 100)
         wait_for(lambda: len(watcher.stats.registered) == 1)
         with caplog.at_level("WARNING", logger="artifactfs.watch"):
-            (ckpt_dir / "last.ckpt").write_bytes(b"2" * 100)  # rewritten in place: not a new version
+            os.chmod(ckpt_dir / "last.ckpt", 0o600)  # attributes only, and a close with nothing written:
+            open(ckpt_dir / "last.ckpt", "ab").close()  # the same content, nothing to register or warn about
+            time.sleep(1.0)
+            assert "changed after" not in caplog.text and watcher.pending == []
+            (ckpt_dir / "last.ckpt").write_bytes(b"2" * 100)  # rewritten in place: new content, a new version
             wait_for(lambda: "changed after it was registered" in caplog.text, timeout=5)
+            wait_for(lambda: len(watcher.stats.registered) == 2)
         time.sleep(0.5)
     finally:
         watcher.stop()
         thread.join(10)
-    assert len(versions("ckpt")) == 1
+    first, second = versions("ckpt")
+    assert first.uri == str(ckpt_dir / "last.ckpt")  # adopted in place: fsck reports it changed
+    assert second.uri != first.uri and second.metadata["copied_from"] == first.uri  # the new content, copied
+    assert Path(second.uri, "last.ckpt").read_bytes() == b"2" * 100 if Path(second.uri).is_dir() \
+        else Path(second.uri).read_bytes() == b"2" * 100
 
 
 # -- completeness: a trainer that dies mid-write -------------------------------------------------------
@@ -236,7 +265,7 @@ def npy_checkpoint(n: int = 1000) -> bytes:
 
 def test_format_checks_find_every_cut():
     """Every proper prefix of a zip, safetensors or .npy checkpoint is incomplete; the whole is not."""
-    from artifactfs.watch.complete import incomplete_reason
+    from artifactfs.checkpoints.complete import incomplete_reason
 
     import tempfile
 
@@ -303,3 +332,130 @@ def test_watch_once_reports_incomplete(ckpt_dir):
     assert out.exit_code == 0, out.output
     assert "0 registered, 0 already registered, 0 failed, 1 incomplete (not registered)" in out.output
     assert "epoch=1.ckpt is not complete" in out.output and versions("ckpt") == []
+
+
+# -- a trainer that pauses longer than --settle, in its own process -------------------------------------
+
+TRAINER = Path(__file__).with_name("checkpoint_trainer.py")
+PAUSE = 0.6  # between the pieces of one file: twice the watcher's settle time
+QUIET = 0.3  # the watcher's --settle
+
+
+def run_trainer(mode: str, folder: Path, count: int, **env) -> list[dict]:
+    """Run the simulated trainer to its end; what it finished, in order."""
+    import json
+    import subprocess
+    import sys
+
+    log_path = folder.parent / f"{mode}-trainer.log"
+    subprocess.run([sys.executable, str(TRAINER), mode, str(folder), str(log_path), str(PAUSE), str(count)],
+                   check=True, timeout=120, env={**os.environ, **env})
+    return [json.loads(line) for line in log_path.read_text().splitlines()]
+
+
+def manifest_digest(version) -> str:
+    """The digest a version recorded of its one file."""
+    (entry,) = version.files
+    return entry.digest
+
+
+def watching(folder: Path, **options) -> tuple[Watcher, threading.Thread]:
+    registrar = CheckpointRegistrar("ckpt", folder_complete=options.pop("folder_complete", "closed"))
+    watcher = Watcher(folder, registrar, Ledger("ckpt"), settle=QUIET, **options)  # the registrar's signal
+    return watcher, start(watcher)
+
+
+def stop(watcher: Watcher, thread: threading.Thread) -> None:
+    time.sleep(1.5)  # anything still to come comes now
+    watcher.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_raw_files_written_in_pieces_are_registered_whole(ckpt_dir):
+    """Raw-format files (no format check can tell their end) written through one handle with pauses
+    longer than --settle: never registered half-written; each complete file registered once."""
+    watcher, thread = watching(ckpt_dir, pattern="*.bin")
+    try:
+        finished = run_trainer("raw", ckpt_dir, 3)
+    finally:
+        stop(watcher, thread)
+    found = versions("ckpt")
+    assert [(v.uri, manifest_digest(v)) for v in found] == [(f["path"], f["digest"]) for f in finished]
+    assert watcher.stats.failed == [] and watcher.pending == []
+
+
+@pytest.mark.parametrize("signal, file_gap", [("closed", "0.05"), ("COMPLETE", str(PAUSE))])
+def test_folders_of_five_files_are_never_registered_with_fewer(ckpt_dir, signal, file_gap):
+    """Folders whose 5 files are each written in pieces with pauses longer than --settle; with a
+    COMPLETE marker the trainer may also pause between files. Each folder is registered once, whole."""
+    watcher, thread = watching(ckpt_dir, folder_complete=signal)
+    try:
+        run_trainer("folder", ckpt_dir, 2, TRAINER_FILE_GAP=file_gap)
+    finally:
+        stop(watcher, thread)
+    found = versions("ckpt")
+    assert [Path(v.uri).name for v in found] == ["checkpoint-0", "checkpoint-1"]
+    for v in found:
+        assert {f.path: f.digest for f in v.files} == digest(Path(v.uri))
+        assert {f.path for f in v.files} == {f"part-{i}.bin" for i in range(5)} | {"COMPLETE"}
+
+
+def test_rewritten_and_reused_names_register_every_content(ckpt_dir):
+    """last.bin rewritten in place 8 times and best.bin replaced 3 times: each content is registered
+    once (the first in place, later ones as copies); a restarted watcher registers only what changed
+    while it was down."""
+    watcher, thread = watching(ckpt_dir, pattern="*.bin")
+    try:
+        finished = run_trainer("rewrite", ckpt_dir, 8)
+    finally:
+        stop(watcher, thread)
+    assert sum(f["path"].endswith("last.bin") for f in finished) == 8
+    assert sum(f["path"].endswith("best.bin") for f in finished) == 3
+
+    def registered() -> list[tuple[str, str]]:
+        return [(v.metadata.get("copied_from", v.uri), manifest_digest(v)) for v in versions("ckpt")]
+
+    assert sorted(registered()) == sorted((f["path"], f["digest"]) for f in finished)
+    assert [v.uri for v in versions("ckpt")][:1] == [str(ckpt_dir / "last.bin")]  # the first in place
+    assert watcher.stats.failed == []
+
+    # restarted: nothing twice; then the trainer rewrites last.bin while no watcher runs
+    assert Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=0).catch_up() == []
+    (ckpt_dir / "last.bin").write_bytes(b"while down")
+    age(ckpt_dir / "last.bin")
+    again = Watcher(ckpt_dir, CheckpointRegistrar("ckpt"), Ledger("ckpt"), settle=QUIET).catch_up()
+    assert [r.path for r in again] == [str(ckpt_dir / "last.bin")]
+    assert versions("ckpt")[-1].metadata["copied_from"] == str(ckpt_dir / "last.bin")
+    out = CliRunner().invoke(cli, ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once"])
+    assert out.exit_code == 0 and "0 registered" in out.output, out.output
+
+
+def test_folder_marker_option_and_registrar_refuse_incomplete(ckpt_dir):
+    """`--folder-complete FILE` and CheckpointRegistrar(folder_complete=FILE): a folder without its
+    marker is not registered; the registrar refuses a file still open for writing, by any process."""
+    from artifactfs.checkpoints import IncompleteCheckpointError
+
+    (ckpt_dir / "checkpoint-1").mkdir()
+    (ckpt_dir / "checkpoint-1" / "model.bin").write_bytes(b"m" * 100)
+    age(ckpt_dir / "checkpoint-1" / "model.bin")
+    age(ckpt_dir / "checkpoint-1")
+    args = ["watch", str(ckpt_dir), "--name", "ckpt", "--settle", "0s", "--once", "--folder-complete", "COMPLETE"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0 and "0 registered" in out.output and "1 incomplete" in out.output, out.output
+    assert "no completion marker COMPLETE" in out.output
+    with pytest.raises(IncompleteCheckpointError, match="no completion marker COMPLETE"):
+        CheckpointRegistrar("ckpt", folder_complete="COMPLETE").register(ckpt_dir / "checkpoint-1")
+    (ckpt_dir / "checkpoint-1" / "COMPLETE").touch()
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0 and "1 registered" in out.output, out.output
+
+    out = CliRunner().invoke(cli, [*args[:-1], "a/b"])
+    assert out.exit_code != 0 and "not a folder completion signal" in out.output and "COMPLETE" in out.output
+
+    with open(ckpt_dir / "step=5.bin", "wb") as writer:
+        writer.write(b"half")
+        writer.flush()
+        with pytest.raises(IncompleteCheckpointError, match="still open for writing"):
+            CheckpointRegistrar("ckpt").register(ckpt_dir / "step=5.bin")
+    assert CheckpointRegistrar("ckpt").register(ckpt_dir / "step=5.bin").version == "2"

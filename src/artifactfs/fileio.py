@@ -83,6 +83,8 @@ def stat(path: str) -> os.stat_result:
     a local path, one built from the store's ``info`` (mode, size, mtime)
     for an object store."""
     store, path = _located(path)
+    if store.holds_root:  # beneath the root's descriptor: a link is stat'ed, never followed
+        return store.beneath.lstat(store.local_relative(path))
     if store.is_local:
         return os.stat(store.resolve(path))
     info = store.stat(path)
@@ -119,7 +121,7 @@ def mkdir(path: str) -> None:
     """One folder; its parent must exist (``makedirs`` creates parents)."""
     store, path = _located(path)
     parent = posixpath.dirname(path.rstrip("/"))
-    if store.is_local and not os.path.isdir(store.resolve(parent)):
+    if store.is_local and not store.isdir(parent):
         raise FileNotFoundError(f"cannot create {path}: its parent folder {parent} does not exist")
     store.mkdir(path)
 
@@ -160,9 +162,9 @@ def copy(src: str, dst: str, overwrite: bool = False) -> None:
             raise FileExistsError(f"{dst} already exists; pass overwrite=True to replace it")
         if target.isdir(dst):
             raise IsADirectoryError(f"{dst} is a folder in store {target.name!r}")
-    if source.is_local:
+    if source.is_local and not source.holds_root:  # the user's own file
         target.put(source.resolve(src), dst)
-    elif target.is_local:
+    elif target.is_local and not target.holds_root:
         target.makedirs(posixpath.dirname(target.resolve(dst)))
         source.get(src, target.resolve(dst))
     else:

@@ -277,8 +277,10 @@ def store_for_uri(uri: str) -> ArtifactStore | None:
 
 
 def local_filesystem() -> ArtifactStore:
-    """Local files outside every store, for ``fileio`` on plain paths."""
-    return ArtifactStore("<local files>", get_flavor("local"), "/")
+    """Local files outside every store, for ``fileio`` on plain paths: the
+    user's own paths, whose links are followed as any program would (a
+    store root's never are: ``stores.beneath``)."""
+    return ArtifactStore("<local files>", get_flavor("local"), "/", follow_links=True)
 
 
 def store_or_local(uri: str) -> ArtifactStore:

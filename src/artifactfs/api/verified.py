@@ -3,7 +3,9 @@ records: each file is read once, hashed with the version's algorithm while
 it is read, compared with its manifest row, and handed out from that same
 copy (in memory, or beyond ``SPOOL_MEMORY`` an unlinked temporary file only
 this process holds). Bytes swapped in the store after the check are never
-read, so a pickle is only ever built from verified bytes.
+read, so a pickle is only ever built from verified bytes. A local file is
+opened beneath the store's root descriptor without following links
+(``stores.beneath``): a payload file swapped for a link is refused, not read.
 
 :class:`VerifiedReads` is the store a materializer loading such a version
 is given (every materializer that may unpickle, and any load with
@@ -65,7 +67,7 @@ def copy_verified(store: ArtifactStore, version: ArtifactVersion, entry: Artifac
     bytes copied are not the manifest's. Returns the size."""
     hasher, size = new_hasher(version.hash_algorithm), 0
     try:
-        with store.fs.open(store.resolve(version.file_uri(entry.path)), "rb") as f:
+        with store.fs.open(store.confine(version.file_uri(entry.path)), "rb") as f:
             while chunk := f.read(COPY_CHUNK):
                 hasher.update(chunk)
                 out.write(chunk)
@@ -80,7 +82,7 @@ def read_verified(store: ArtifactStore, version: ArtifactVersion, entry: Artifac
     """The verified bytes of one payload file, positioned at the start."""
     if entry.size <= SPOOL_MEMORY:  # one read into memory, hashed in place (BLAKE3 on every core)
         try:
-            with store.fs.open(store.resolve(version.file_uri(entry.path)), "rb") as f:
+            with store.fs.open(store.confine(version.file_uri(entry.path)), "rb") as f:
                 data = f.read(SPOOL_MEMORY + 1)
         except FileNotFoundError:
             raise missing(version, entry) from None
@@ -115,14 +117,14 @@ class VerifiedReads:
 
     def __init__(self, store: ArtifactStore, version: ArtifactVersion, stream: bool = False) -> None:
         self.store, self.version, self.stream = store, version, stream
-        self._entries = {store.resolve(version.file_uri(e.path)): e for e in version.files}
+        self._entries = {store.confine(version.file_uri(e.path)): e for e in version.files}
         self._read: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     def _entry(self, path: str) -> tuple[str, ArtifactFile]:
-        native = self.store.resolve(path)
+        native = self.store.confine(path)
         entry = self._entries.get(native)
         if entry is None:
             raise IntegrityError(
@@ -176,11 +178,11 @@ class VerifiedReads:
     # -- listings: the manifest's, never the store's ---------------------------------------
 
     def find(self, top: str = "") -> list[str]:
-        prefix = self.store.resolve(top).rstrip("/") + "/"
+        prefix = self.store.confine(top).rstrip("/") + "/"
         return sorted(native[len(prefix):] for native in self._entries if native.startswith(prefix))
 
     def isfile(self, path: str) -> bool:
-        return self.store.resolve(path) in self._entries
+        return self.store.confine(path) in self._entries
 
     def isdir(self, path: str) -> bool:
         return bool(self.find(path))

@@ -23,7 +23,6 @@ from typing import IO, TYPE_CHECKING
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.localfiles import open_beneath
 
 if TYPE_CHECKING:
     from artifactfs.api.artifacts import ArtifactVersion
@@ -61,11 +60,7 @@ class PayloadView:
             )
         name = self._name(path)
         uri = self.version.file_uri(name)
-        if self._store.is_local:
-            native = self._store.resolve(uri)  # confined to the store's root
-            raw: IO[bytes] = open_beneath(posixpath.dirname(native), posixpath.basename(native))
-        else:
-            raw = self._store.open(uri, "rb")
+        raw: IO[bytes] = self._store.open(uri, "rb")  # local: beneath the root's descriptor, no link followed
         return raw if "b" in mode else io.TextIOWrapper(raw, encoding=encoding or "utf-8")
 
     def read_bytes(self, path: str | None = None) -> bytes:

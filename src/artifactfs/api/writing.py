@@ -45,6 +45,7 @@ from artifactfs.materializers import (
 )
 from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
+from artifactfs.stores.beneath import LinkFound, within
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
     DEFAULT_FILE_MODE,
@@ -130,8 +131,9 @@ def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: 
         paths = [posixpath.join(native, min(relatives))] if relatives else []
     for path in paths:
         try:
-            if store.is_local:
-                os.stat(path)
+            if store.is_local:  # beneath the root: a payload swapped for a link raises LinkFound
+                if store.beneath.kind(store.local_relative(path)) is None:
+                    raise FileNotFoundError(path)
             else:
                 store.fs.invalidate_cache(path)  # a listing cached before the delete would still show it
                 store.fs.info(path)
@@ -289,7 +291,7 @@ def check_local_links(folder: str) -> None:
             path = os.path.join(current, entry)
             if os.path.islink(path):
                 target = os.path.realpath(path)
-                if os.path.commonpath([target, real_root]) != real_root:
+                if not within(target, real_root):
                     raise ArtifactfsError(
                         f"{path} is a symlink to {target}, outside {folder}",
                         "copy the target into the folder or remove the link",
@@ -300,16 +302,26 @@ def check_local_links(folder: str) -> None:
                 raise ArtifactfsError(f"{path} is not a regular file", "remove it before registering")
 
 
+def refuse_links(store: ArtifactStore, native: str) -> None:
+    """A folder inside a local store holds no link: none is ever followed
+    there, so one would be a file the version silently lacks (LinkFound names it)."""
+    def refuse(relative: str) -> None:
+        raise LinkFound(store.beneath.full(relative), f"{native} cannot be registered")
+
+    for _ in store.beneath.walk(store.local_relative(native), on_link=refuse):
+        pass
+
+
 def manifest_in_place(store: ArtifactStore, native: str) -> tuple[str, list[ManifestEntry]]:
-    """``(payload kind, manifest)`` of an existing file or folder, hashing each file once."""
-    if store.is_local:
-        resolve_named(native)  # a link named here may not lead out of its own folder
+    """``(payload kind, manifest)`` of an existing file or folder inside a
+    store, hashing each file once; a local one is read beneath the store's
+    root without following any link (a link in it is refused)."""
     if store.fs.isfile(native):
         return PayloadKind.FILE.value, [manifest_entry(store, native, posixpath.basename(native))]
     if not store.fs.isdir(native):
         raise FileNotFoundError(f"nothing to register at {store.flavor.to_uri(native)}")
     if store.is_local:
-        check_local_links(native)
+        refuse_links(store, native)
     entries = []
     for relative in store.find(store.flavor.to_uri(native)):
         check_relative(relative, store.flavor.to_uri(native))
@@ -332,12 +344,15 @@ def copy_into(
     file: out of its own folder), and each copy keeps its source's
     permission bits, in the copy and in the manifest."""
     name_in_copy = posixpath.basename(source_native)
-    if source.is_local:
+    in_store = source.is_local and source.holds_root
+    if source.is_local and not in_store:
         source_native = resolve_named(source_native)
     if source.fs.isfile(source_native):
         tree, pairs = posixpath.dirname(source_native), [(posixpath.basename(source_native), name_in_copy)]
     elif source.fs.isdir(source_native):
-        if source.is_local:
+        if in_store:
+            refuse_links(source, source_native)
+        elif source.is_local:
             check_local_links(source_native)
         tree = source_native
         pairs = [(rel, check_relative(rel, source.flavor.to_uri(source_native)))
@@ -370,6 +385,10 @@ def _open_source(source: ArtifactStore, tree: str, relative: str) -> Iterator[tu
     if not source.is_local:
         with source.fs.open(posixpath.join(tree, relative), "rb") as f:
             yield f, DEFAULT_FILE_MODE
+        return
+    if source.holds_root:  # a store's own files: beneath its root, no link followed at all
+        with source.beneath.open_read(source.local_relative(posixpath.join(tree, relative))) as f:
+            yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)
         return
     with open_beneath(tree, relative) as f:
         yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)

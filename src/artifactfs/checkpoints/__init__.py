@@ -15,6 +15,11 @@ Inside a step run every checkpoint is also linked as an output of the step
 PyTorch Lightning users take :class:`artifactfs.checkpoints.lightning.ArtifactfsModelCheckpoint`
 (importable only when Lightning is installed).
 
+A checkpoint is registered only when it is complete (``checkpoints.complete``
+owns the rule: no writer holds it open, a folder has its completion signal,
+formats that say where they end are whole); anything else raises
+:class:`IncompleteCheckpointError`.
+
 A registrar is also the ``register(path, metadata)`` callable that
 ``artifactfs.watch.Watcher`` expects: the ``artifactfs watch`` command wires
 the two together, so that ``watch`` needs nothing from the API layer.
@@ -32,10 +37,15 @@ from typing import Any
 from artifactfs.api.artifacts import ArtifactVersion, register_artifact
 from artifactfs.api.context import current_step_run
 from artifactfs.api.stores import store_for_uri
+from artifactfs.checkpoints.complete import CLOSED, folder_marker, incomplete_reason
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.artifacts import check_name
+
+
+class IncompleteCheckpointError(ArtifactfsError):
+    """A checkpoint was handed over before its writer finished it."""
 
 
 class CheckpointRegistrar:
@@ -51,6 +61,11 @@ class CheckpointRegistrar:
         tags: tags put on every version.
         store: the store copies go to (with ``copy``); default: the active one.
         metadata: extra metadata put on every version.
+        folder_complete: when a checkpoint folder is complete: ``"closed"``
+            (every file in it closed by its writer; the default) or the name
+            of a file the trainer writes last into each folder (a marker such
+            as ``COMPLETE``, or the framework's own last file): a folder
+            without it is not registered.
     """
 
     def __init__(
@@ -60,8 +75,11 @@ class CheckpointRegistrar:
         tags: Iterable[str] = (),
         store: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        folder_complete: str = CLOSED,
     ) -> None:
         self.name = check_name(name)
+        self.folder_complete = folder_complete
+        self.marker = folder_marker(folder_complete)
         self.copy = bool(copy)
         self.tags = [tags] if isinstance(tags, str) else list(tags)
         self.store = store
@@ -76,24 +94,50 @@ class CheckpointRegistrar:
         step: int | None = None,
         epoch: int | None = None,
         metrics: Mapping[str, Any] | None = None,
+        copy: bool | None = None,
     ) -> ArtifactVersion:
-        """Register one checkpoint (a file or a folder) as the next version."""
+        """Register one checkpoint (a file or a folder) as the next version.
+
+        ``copy`` overrides the registrar's own choice for this checkpoint: a
+        copy goes to ``store``, or else the store holding ``path``.
+
+        Raises:
+            IncompleteCheckpointError: a writer still holds it open, a folder
+                lacks its completion signal, or its format says it is cut short.
+        """
+        local = os.path.abspath(os.fspath(path))
+        # Only a local file or folder can be checked; register_artifact names a missing path or a remote URI.
+        checkable = "://" not in os.fspath(path) and os.path.lexists(local)
+        reason = incomplete_reason(local, self.marker) if checkable else None
+        if reason is not None:
+            raise IncompleteCheckpointError(
+                f"checkpoint {os.fspath(path)} is not complete: {reason}",
+                "register it once the trainer has finished writing it",
+            )
+        copy = self.copy if copy is None else bool(copy)
+        store = self.store
+        if copy and not self.copy and store is None:  # a rewritten in-place checkpoint: keep it beside the original
+            holder = store_for_uri(local)
+            store = holder.name if holder is not None else None
         metadata = {**self.metadata, **{_key(k): _plain(v) for k, v in (metrics or {}).items()}}
         for key, value in (("step", step), ("epoch", epoch)):
             if value is not None:
                 metadata[key] = _counter(key, value)
         version = register_artifact(
-            path, self.name, tags=self.tags, metadata=metadata, copy=self.copy, store=self.store
+            path, self.name, tags=self.tags, metadata=metadata, copy=copy, store=store
         )
         _link_to_current_step(version)
         return version
 
-    def __call__(self, path: str, metadata: Mapping[str, Any]) -> ArtifactVersion:
-        """The ``register(path, metadata)`` callable of ``artifactfs.watch``:
+    def __call__(self, path: str, metadata: Mapping[str, Any], copy: bool = False) -> ArtifactVersion:
+        """The ``register(path, metadata, copy)`` callable of ``artifactfs.watch``:
         ``step`` and ``epoch`` parsed from the name become those fields, any
-        other number a metric."""
+        other value a metric; ``copy``: register a copy even when adopting in
+        place (the watcher asks so for a checkpoint rewritten after it was
+        registered in place)."""
         rest = dict(metadata)
-        return self.register(path, step=rest.pop("step", None), epoch=rest.pop("epoch", None), metrics=rest)
+        return self.register(path, step=rest.pop("step", None), epoch=rest.pop("epoch", None), metrics=rest,
+                             copy=True if copy else None)
 
     def check_folder(self, folder: str | os.PathLike) -> None:
         """Refuse to watch a folder whose checkpoints could not be adopted in place."""
@@ -161,4 +205,4 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["CheckpointRegistrar"]
+__all__ = ["CheckpointRegistrar", "IncompleteCheckpointError"]

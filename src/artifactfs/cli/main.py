@@ -8,6 +8,7 @@ a few tens of milliseconds.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 
@@ -90,6 +91,9 @@ def cli(debug: bool) -> None:
     from artifactfs.stores.secrets import install_log_redaction
 
     install_log_redaction()  # no log line of any command shows a password
+    # psycopg warns "error ignored terminating <Pipeline ...>" about the error the
+    # command reports itself, in words (index.health, index.db): once is enough.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
 
 
 @cli.command("init")

@@ -56,18 +56,28 @@ def _console_logging() -> None:
 @click.option("--pattern", "-p", default="*", show_default=True,
               help="Shell pattern a checkpoint's name must match (e.g. '*.ckpt').")
 @click.option("--settle", default="5s", show_default=True, callback=lambda _c, _p, v: parse_duration(v),
-              help="A checkpoint is complete after this long without writes (or once closed after writing).")
+              help="How long a checkpoint whose writer's close was not seen (found at start, lost events) "
+                   "must be quiet. Never enough alone: a checkpoint is complete when no process has it open "
+                   "for writing and its format checks pass.")
+@click.option("--folder-complete", "folder_complete", default="closed", show_default=True, metavar="closed|FILE",
+              help="When a checkpoint folder is complete: 'closed' (every file in it closed by its writer and "
+                   "quiet for --settle), or the name of a file the trainer writes last into each folder "
+                   "(a marker such as COMPLETE, or the framework's own last file). Use a marker when the "
+                   "trainer pauses between files longer than --settle.")
 @click.option("--copy", is_flag=True,
               help="Copy each checkpoint into the active store (needed when FOLDER is in no store).")
 @click.option("--store", help="Store to copy into (with --copy).")
 @click.option("--tag", "-t", "tags", multiple=True, help="Tag put on every version (repeatable).")
 @click.option("--once", is_flag=True, help="Register what is complete now and exit, instead of watching.")
-def watch_command(folder: str, name: str, pattern: str, settle: float, copy: bool, store: str | None,
-                  tags: tuple[str, ...], once: bool) -> None:
+def watch_command(folder: str, name: str, pattern: str, settle: float, folder_complete: str, copy: bool,
+                  store: str | None, tags: tuple[str, ...], once: bool) -> None:
     """Register each new checkpoint file or folder directly under FOLDER as the
-    next version of --name, once it is complete. Restarting registers nothing
-    twice and catches up on what appeared meanwhile. Stop with Ctrl-C."""
-    registrar = CheckpointRegistrar(name, copy=copy, tags=tags, store=store)
+    next version of --name, once it is complete: its writer closed it and its
+    format checks pass (quiet time alone never is). A checkpoint that changes
+    after it was registered (last.ckpt rewritten, best.ckpt replaced) is
+    registered again, as a copy. Restarting registers nothing twice and
+    catches up on what appeared or changed meanwhile. Stop with Ctrl-C."""
+    registrar = CheckpointRegistrar(name, copy=copy, tags=tags, store=store, folder_complete=folder_complete)
     registrar.check_folder(folder)
     watcher = Watcher(folder, registrar, Ledger(name), pattern=pattern, settle=settle, warn_changes=not copy)
     _console_logging()
@@ -75,8 +85,9 @@ def watch_command(folder: str, name: str, pattern: str, settle: float, copy: boo
         watcher.catch_up()
     else:
         how = "copying into the store" if copy else "adopting in place"
-        console.print(f"Watching {watcher.folder} for {pattern!r} ({how}, settle {settle:g} s); Ctrl-C stops.",
-                      highlight=False)
+        done = "every file closed" if folder_complete == "closed" else f"a {folder_complete} file in it"
+        console.print(f"Watching {watcher.folder} for {pattern!r} ({how}, settle {settle:g} s, a folder is "
+                      f"complete with {done}); Ctrl-C stops.", highlight=False)
         _stop_on_signals(watcher)
         watcher.run()
     stats = watcher.stats

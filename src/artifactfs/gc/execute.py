@@ -52,6 +52,7 @@ from artifactfs.index.gc import VersionRef
 from artifactfs.index.clock import database_now, index_now
 from artifactfs.index.intents import clear_intent
 from artifactfs.index.sweep import listed_files
+from artifactfs.stores.beneath import LinkFound
 
 SWEEP_BATCH = 500
 # Deletions in flight per store: object stores answer slowly but in parallel.
@@ -278,7 +279,9 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
 
 # Errors that concern one entry, not the store: a local permission problem, a
 # name the filesystem refuses, a file where a folder should be.
-ENTRY_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, UnicodeError, EntryProblem)
+# A link where a payload should be (``stores.beneath.LinkFound``) is one too:
+# reported, never followed, and the pass goes on.
+ENTRY_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, UnicodeError, EntryProblem, LinkFound)
 
 
 def forget(p: _Pass) -> None:
@@ -371,7 +374,7 @@ def _still_orphan(p: _Pass, orphan: OrphanRef) -> bool:
     with p.index.read() as session:
         if rows.uri_named(session, _folder_uri(orphan), orphan.uuid) is not None:
             return False
-    entry = LayoutEntry(orphan.uri, store.resolve(orphan.uri), orphan.uuid, orphan.kind, "", "")
+    entry = LayoutEntry(orphan.uri, store.confine(orphan.uri), orphan.uuid, orphan.kind, "", "")
     try:
         age = entry_age(store, entry)
     except ENTRY_ERRORS as exc:

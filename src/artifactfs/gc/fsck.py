@@ -24,7 +24,6 @@ only the user can say which side is right.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -43,6 +42,7 @@ from artifactfs.index.clock import database_now, pass_now
 from artifactfs.index.models import PayloadKind, utcnow
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.beneath import LinkFound
 from artifactfs.stores.manifest import hash_store_file
 
 DEFAULT_STUCK_AFTER = dt.timedelta(hours=1)
@@ -169,7 +169,7 @@ def fsck(
 
 
 def _check_version(report: FsckReport, store: ArtifactStore, ref: VersionRef, manifest, links: int, deep: bool) -> None:
-    native = store.resolve(ref.uri)
+    native = store.confine(ref.uri)
     found = _payload_files(store, native, ref.payload_kind)
     name = store.name
     if found is None or (not found and manifest):
@@ -213,18 +213,25 @@ def _payload_files(store: ArtifactStore, native: str, kind: str) -> dict[str, in
             info = store.fs.info(native)
         except FileNotFoundError:
             return None
+        except LinkFound as exc:
+            raise EntryProblem(f"{exc.path} is a symbolic link, never followed") from None
         if info.get("type") != "file":
             return None
         return {posixpath.basename(native): int(info.get("size") or 0)}
-    if store.is_local:
-        if not os.path.isdir(native) or os.path.islink(native):
-            return None
-        found = {}
-        errors: list[OSError] = []
-        for folder, _dirs, names in os.walk(native, onerror=errors.append, followlinks=False):
-            for entry in names:
-                full = os.path.join(folder, entry)
-                found[os.path.relpath(full, native).replace(os.sep, "/")] = os.lstat(full).st_size
+    if store.is_local:  # beneath the root's descriptor: a link is an entry of its own, never followed
+        root, top = store.beneath, store.local_relative(native)
+        try:
+            if root.kind(top) != "folder":
+                return None
+            found = {}
+            errors: list[OSError] = []
+            for folder, entries in root.walk(top, on_error=errors.append):
+                inner = folder[len(top):].lstrip("/")
+                for entry in entries:
+                    if entry.kind != "folder":
+                        found[f"{inner}/{entry.name}" if inner else entry.name] = entry.stat.st_size
+        except LinkFound as exc:
+            raise EntryProblem(f"{exc.path} is a symbolic link, never followed") from None
         if errors:  # a listing that skipped a folder would report its files missing
             raise EntryProblem(f"part of it cannot be read ({errors[0].strerror or errors[0]})")
         return found

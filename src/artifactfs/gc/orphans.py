@@ -145,7 +145,7 @@ def _entries_of(store: ArtifactStore, folder: str, uuid: str) -> list[LayoutEntr
     try:
         folder_uri = store.uri(folder)
         for suffix, kind in (("", FOLDER), (VIZ_SUFFIX, FOLDER), (MANIFEST_SUFFIX, FILE)):
-            native = store.resolve(folder + suffix)
+            native = store.confine(folder + suffix)
             if store.fs.isdir(native) if kind == FOLDER else store.fs.isfile(native):
                 entries.append(LayoutEntry(store.flavor.to_uri(native), native, uuid, kind, folder, folder_uri))
     except Exception:  # noqa: BLE001 - any flavor error, or a folder name the store refuses

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import os
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from artifactfs.index.models import Store
 from artifactfs.index.stores import open_store
 from artifactfs.index.sweep import delete_payload, remove_quietly, rmtree_quietly  # noqa: F401 - the pruner's names
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.beneath import LinkFound
 
 
 class StoreFailure(ArtifactfsError):
@@ -44,6 +44,8 @@ class StoreProblem:
 
 
 def describe_error(store: ArtifactStore | None, exc: BaseException) -> str:
+    if isinstance(exc, LinkFound):  # the one line a report needs: which path, and that it was not followed
+        return f"{exc.path} is a symbolic link, never followed"
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = text.splitlines()[0][:300]
     return store.redact(text) if store is not None else text
@@ -127,7 +129,10 @@ def folder_age(store: ArtifactStore, native: str) -> FolderAge:
     the prefix), with its file count and bytes. A part that cannot be read
     raises :class:`EntryProblem`: an age that skipped it could be wrong."""
     if store.is_local:
-        return _local_age(native)
+        try:
+            return _local_age(store, native)
+        except LinkFound as exc:  # swapped for a link: reported, never followed
+            raise EntryProblem(f"is a symbolic link ({exc.path}); left alone") from None
     try:
         infos = store.fs.find(native, detail=True, withdirs=False)
     except FileNotFoundError:
@@ -148,23 +153,22 @@ def folder_age(store: ArtifactStore, native: str) -> FolderAge:
     return FolderAge(newest, files, size)
 
 
-def _local_age(native: str) -> FolderAge:
+def _local_age(store: ArtifactStore, native: str) -> FolderAge:
+    """Walked beneath the store's root descriptor: a link inside is an
+    entry with its own time, never followed (``stores.beneath``)."""
+    root, relative = store.beneath, store.local_relative(native)
     try:
-        newest = os.lstat(native).st_mtime
+        newest = root.lstat(relative).st_mtime
     except FileNotFoundError:
         return FolderAge(None, 0, 0)
     files = size = 0
     errors: list[OSError] = []
-    for folder, dirs, names in os.walk(native, onerror=errors.append, followlinks=False):
-        for entry in dirs + names:
-            try:
-                st = os.lstat(os.path.join(folder, entry))
-            except FileNotFoundError:
-                continue
-            newest = max(newest, st.st_mtime)
-            if entry in names:
+    for _folder, entries in root.walk(relative, on_link=lambda _path: None, on_error=errors.append):
+        for entry in entries:
+            newest = max(newest, entry.stat.st_mtime)
+            if entry.kind != "folder":
                 files += 1
-                size += st.st_size
+                size += entry.stat.st_size if entry.kind == "file" else 0
     problems = [e for e in errors if not isinstance(e, FileNotFoundError)]
     if problems:
         raise EntryProblem(f"cannot be read whole ({problems[0].strerror or problems[0]}); left alone")
@@ -177,7 +181,7 @@ def entry_age(store: ArtifactStore, entry: LayoutEntry) -> FolderAge:
         return folder_age(store, entry.native)
     if store.is_local:
         try:
-            st = os.lstat(entry.native)
+            st = store.beneath.lstat(store.local_relative(entry.native))
         except FileNotFoundError:
             return FolderAge(None, 0, 0)
         return FolderAge(dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc), 1, st.st_size)
@@ -244,6 +248,6 @@ def delete_entry(store: ArtifactStore, entry_uri: str, kind: str) -> bool:
 
 def check_inside(store: ArtifactStore, uri: str) -> None:
     """Refuse (StoreError) a uri outside the store's root."""
-    native = store.resolve(uri)
+    native = store.confine(uri)
     if native == store.root:
         raise StoreError(f"{uri} is the root of store {store.name!r}; the pruner never deletes a store root")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from artifactfs.index.gc import UUID4, VIZ_SUFFIX
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.beneath import LinkFound
 from artifactfs.stores.manifest import MANIFEST_SUFFIX
 
 #: Name folders listed at once on a remote store.
@@ -169,9 +170,10 @@ def _entries(store: ArtifactStore, native: str) -> list[tuple[str, bool]]:
     for a folder that cannot be read (root failures propagate to the caller
     as they are: the store failed)."""
     if store.is_local:
-        try:
-            with os.scandir(native) as found:
-                return [(e.name, e.is_dir(follow_symlinks=False)) for e in found]
+        try:  # beneath the root's descriptor: a name folder swapped for a link is never listed
+            return [(e.name, e.kind == "folder") for e in store.beneath.scandir(store.local_relative(native))]
+        except LinkFound as exc:
+            raise EntryProblem(f"is a symbolic link ({exc.path}); never followed, left alone") from None
         except (FileNotFoundError, NotADirectoryError):
             return []
         except PermissionError as exc:

@@ -16,15 +16,23 @@ need more at the same moment open short-lived extras, closed on return).
 No session state is used (no SET, no session-level advisory lock, no
 server-side prepared statement), so the index works behind PgBouncer in
 transaction pooling mode.
+
+An index that cannot be used says why in words (``index.health``): a full
+device, a file that is not a database or is damaged, a newer schema. A
+SQLite index on a full device is opened read only (when its write-ahead log
+holds nothing, so the file alone is the whole index): commands that only
+read go on working, a write fails with the full device named.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.index import generation
+from artifactfs.index.health import IndexFullError, device_full, explain, full_error, sqlite_path
 from artifactfs.index.migrate import upgrade_if_needed
 from artifactfs.settings import create_private_file, get_settings
 from artifactfs.stores.secrets import remember_secrets
@@ -58,6 +67,7 @@ POOL_SIZE, POOL_OVERFLOW = 1, 2
 IDLE_PING_S = 10.0  # a connection idle this long is checked before use
 
 T = TypeVar("T")
+log = logging.getLogger("artifactfs.index")
 
 
 class IndexRetryableError(ArtifactfsError):
@@ -85,26 +95,56 @@ LIGHT_COMMIT = "artifactfs_light_commit"
 class Index:
     """The lineage index behind one SQLAlchemy URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, full: IndexFullError | None = None) -> None:
+        """``full``: the device holding this SQLite index is full; open it read
+        only, and fail every write with this error."""
         self.url = url
         parsed = make_url(url)
         remember_secrets([parsed.password])  # masked in every error and log line from now on
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        self.engine = _make_engine(url, begin="DEFERRED")
-        # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE.
-        self._write_engine = _make_engine(url, begin="IMMEDIATE") if self.is_sqlite else self.engine
+        self._reconnecting = threading.Lock()
+        self._connect(full)
+        self._retried = 0
+
+    def _connect(self, full: IndexFullError | None) -> None:
+        self.full = full
+        if full is not None:
+            self.engine = self._write_engine = _make_read_only_engine(self.url)
+        else:
+            self.engine = _make_engine(self.url, begin="DEFERRED")
+            # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE.
+            self._write_engine = _make_engine(self.url, begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
         generation.install(self._writer)
-        self._retried = 0
+
+    def _writable_again(self) -> bool:
+        """A read-only index (its device was full) opened for writing again
+        once its device has space (a long-running daemon must not stay read only)."""
+        path = sqlite_path(self.url)
+        with self._reconnecting:
+            if self.full is None:
+                return True  # another thread did it
+            if path is None or device_full(path) is not None:
+                return False
+            self.dispose()
+            self._connect(None)
+        log.warning("the device holding the index %s has space again: writing to it", path)
+        return True
 
     def __repr__(self) -> str:
         return f"Index({make_url(self.url).render_as_string(hide_password=True)!r})"
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._reader() as session, session.begin():
-            yield session
+        try:
+            with self._reader() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            explained = explain(exc, self.url)
+            if explained is None:
+                raise
+            raise explained from exc
 
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[Session]:
@@ -116,6 +156,8 @@ class Index:
         cut (never to a crash of the process, and never out of order: a
         later durable commit makes it durable too). Write intents use it.
         """
+        if self.full is not None and not self._writable_again():
+            raise self.full
         with self._writer() as session:
             transaction = session.begin()
             try:
@@ -124,14 +166,14 @@ class Index:
                 yield session
             except BaseException as exc:
                 _rollback(transaction)
-                translated = _translated(exc, committing=False) if isinstance(exc, DBAPIError) else exc
+                translated = _translated(exc, committing=False, url=self.url) if isinstance(exc, DBAPIError) else exc
                 if translated is exc:
                     raise
                 raise translated from exc
             try:
                 transaction.commit()
             except DBAPIError as exc:
-                translated = _translated(exc, committing=True)
+                translated = _translated(exc, committing=True, url=self.url)
                 if translated is exc:
                     raise
                 raise translated from exc
@@ -200,6 +242,24 @@ def _make_engine(url: str, begin: str) -> Engine:
         _tune_sqlite(engine, begin)
     else:
         _ping_when_idle(engine)
+    return engine
+
+
+def _make_read_only_engine(url: str) -> Engine:
+    """A SQLite index opened read only and as immutable: no lock, no
+    write-ahead log, no shared-memory file, so a full device cannot stop it
+    (only used when the log is empty: the file then holds everything)."""
+    uri = f"file:{urllib.parse.quote(str(sqlite_path(url)))}?mode=ro&immutable=1"
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
     return engine
 
 
@@ -286,10 +346,35 @@ def get_index(url: str | None = None) -> Index:
     with _lock:
         index = _indexes.get(key)
         if index is None:
-            index = Index(url)
-            upgrade_if_needed(index, settings.cache_dir)
+            index = _open(url, settings.cache_dir)
             _indexes[key] = index
         return index
+
+
+def _open(url: str, cache_dir: Path) -> Index:
+    """The index at ``url``, migrated; read only when its device is full."""
+    index = Index(url)
+    try:
+        upgrade_if_needed(index, cache_dir)
+        return index
+    except IndexFullError as exc:
+        index.dispose()
+        path = sqlite_path(url)
+        if path is None:
+            raise
+        if _wal_holds_commits(path):
+            raise full_error(path, *(device_full(path) or (None, None)), reads_work=False) from exc
+        read_only = Index(url, full=exc)
+        upgrade_if_needed(read_only, cache_dir)  # a check only: a schema to migrate fails with ``exc``
+        log.warning("warning: %s: it is read only until there is space (commands that only read work)", exc.message)
+        return read_only
+
+
+def _wal_holds_commits(path: Path) -> bool:
+    try:
+        return os.stat(f"{path}-wal").st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def reset_index_cache() -> None:
@@ -318,8 +403,11 @@ def _rollback(transaction) -> None:
         pass  # a lost connection rolled it back already; the original error is the one to show
 
 
-def _translated(exc: DBAPIError, committing: bool) -> Exception:
+def _translated(exc: DBAPIError, committing: bool, url: str) -> Exception:
     """The one-line error for a failed write, or ``exc`` itself."""
+    explained = explain(exc, url)
+    if explained is not None:
+        return explained
     reason = conflict_reason(exc)
     if reason is not None:  # aborted by the server: nothing was kept, also when it happened at COMMIT
         return IndexConflictError(f"the index aborted a write for a {reason} with another writer",

@@ -112,9 +112,9 @@ def claim_if_unowned(session: Session, row: Store, machine: str) -> bool:
     )
     for uri in uris:
         try:
-            if not os.path.exists(store.resolve(uri)):
+            if not store.exists(uri):  # beneath the root, no link followed
                 return False
-        except StoreError:
+        except (StoreError, OSError):
             return False
     claim(session, row, machine)
     return True

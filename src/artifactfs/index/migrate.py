@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from artifactfs.errors import ConfigError
+from artifactfs.index.health import explain, too_new_error
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -89,7 +90,25 @@ def _stamped_revision(connection) -> str | None:
     return rows[0] if len(rows) == 1 else None
 
 
+def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(_alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def upgrade_if_needed(index: Index, cache_dir: Path) -> None:
+    """Bring the index's schema up to date (a no-op, one query, when it is).
+
+    Raises:
+        IndexUnusableError: the index's device is full, its file is damaged or
+            not a database, or its schema is newer than this artifactfs knows
+            (``index.health`` words each).
+        ConfigError: the index cannot be reached at all.
+    """
     try:
         with index.engine.connect() as conn:
             if _stamped_revision(conn) == known_head(cache_dir):
@@ -99,12 +118,20 @@ def upgrade_if_needed(index: Index, cache_dir: Path) -> None:
         with index.write_connection() as conn:
             if not index.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            if current_revision(conn) == head_revision():
+            revision = current_revision(conn)
+            if revision == head_revision():
                 return  # another process migrated while we waited
+            if revision is not None and not _known_revision(revision):
+                raise too_new_error(index.url, revision)
             config = _alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        explained = explain(exc, index.url)
+        if explained is not None:
+            raise explained from exc
+        if not isinstance(exc, OperationalError):
+            raise
         raise ConfigError(
             f"cannot open the index at {index!r}: {exc.orig}",
             "check ARTIFACTFS_INDEX_URL and that the database server is running",

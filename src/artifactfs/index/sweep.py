@@ -6,12 +6,14 @@ in ``index`` because ``api`` sits below ``gc`` and may not import it.
 
 A payload that a live version overlaps (adopted paths may nest) is never
 deleted: the row goes, the files stay. A folder registered in place loses
-only the files its manifest lists.
+only the files its manifest lists. Every local delete goes through the
+store, beneath its root's descriptor without following links
+(``stores.beneath``): a payload (or a folder on the way to it) swapped for
+a link raises ``LinkFound`` and nothing is deleted through it.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
 
 from sqlalchemy.orm import Session
@@ -70,12 +72,13 @@ def _delete_listed(store: ArtifactStore, uri: str, listed: list[str]) -> list[st
     for path in listed:
         while path := posixpath.dirname(path):
             folders.add(path)
+    root, top = store.beneath, store.local_relative(uri)  # no link followed (stores.beneath)
     for folder in sorted(folders, key=lambda p: (p.count("/") if p else -1), reverse=True):
         try:
-            os.rmdir(store.resolve(posixpath.join(uri, folder) if folder else uri))  # only when empty
+            root.rmdir(posixpath.join(top, folder) if folder else top)  # only when empty
         except OSError:
             pass
-    return store.find(uri) if os.path.isdir(store.resolve(uri)) else []
+    return store.find(uri) if root.kind(top) == "folder" else []
 
 
 def listed_files(session: Session, refs: list[VersionRef]) -> dict[int, list[str]]:

@@ -40,11 +40,8 @@ from typing import Any
 from artifactfs.enums import ArtifactType
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError, _hooks
 from artifactfs.stores.base import COPY_CHUNK
+from artifactfs.stores.beneath import within as _within
 from artifactfs.stores.localfiles import open_beneath, resolve_named
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or os.path.commonpath([path, root]) == root
 
 
 def plan_folder(root: str) -> list[tuple[str, str]]:

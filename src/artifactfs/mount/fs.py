@@ -43,6 +43,7 @@ from artifactfs.mount.nodes import (
     file_node,
     folder_node,
     latest_node,
+    shown_mode,
     named_node,
     split,
 )
@@ -138,7 +139,7 @@ class Tree:
             version, record = self.records.file(payload)
             uri = version.uri if version.payload_kind == PAYLOAD_FILE else version.uri.rstrip("/") + "/" + record.path
             return Payload(inode, version.id, version.uuid, version.store_id, version.store, uri, record.path,
-                           record.size)
+                           record.size, shown_mode(record))
         if kind in (Kind.VERSION_DOC, Kind.OUTPUT_DOC):
             return Document(inode, self.documents.data(self._doc_version(kind, payload)))
         node = self.getattr(inode)

@@ -104,6 +104,7 @@ class Payload:
     uri: str  # the file's full URI in its store
     path: str  # its manifest path
     size: int
+    mode: int | None = None  # the permission bits the mount shows (None: not checked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +164,15 @@ def folder_node(view: View, number: int, subfolders: int = 0) -> Node:
     return Node(inode, DIR_MODE, 0, view.version.created_ns, 2 + subfolders if number else 1, False)
 
 
+def shown_mode(record: q.FileRecord) -> int:
+    """The permission bits the mount shows for a payload file: its manifest's."""
+    return record.mode & PERMISSION_BITS if record.mode else UNKNOWN_FILE_MODE
+
+
 def file_node(version: q.VersionRecord, record: q.FileRecord) -> Node:
     """A payload file with its recorded permission bits (the owner is the
     mounting user; ``default_permissions`` makes the kernel enforce them)."""
-    bits = record.mode & PERMISSION_BITS if record.mode else UNKNOWN_FILE_MODE
+    bits = shown_mode(record)
     return Node(inodes.make(Kind.FILE, record.id), stat.S_IFREG | bits, record.size, version.created_ns,
                 version.links, False)
 

@@ -32,12 +32,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
 
 import trio
 
+from artifactfs.errors import ArtifactfsError
 from artifactfs.index import list_store_rows, open_store
 from artifactfs.index import tree as q
 from artifactfs.index.db import Index
@@ -320,12 +322,19 @@ class Reader:
             raise StoreFailure(str(exc)) from exc
 
     async def _open_local(self, store: ArtifactStore, target: Payload, quiet: bool) -> LocalFile:
-        def open_file() -> LocalFile:  # in a worker thread: resolving and opening touch the disk
-            fd = os.open(store.resolve(target.uri), os.O_RDONLY | os.O_CLOEXEC)
+        def open_file() -> LocalFile:  # in a worker thread: opening touches the disk
+            # One open beneath the store's root descriptor, no link followed
+            # (stores.beneath); size and mode come from that descriptor, never
+            # from a second lookup of the name.
+            fd = store.beneath.open_read_fd(store.local_relative(target.uri))
             try:
-                size = os.fstat(fd).st_size
-                if size != target.size:
-                    raise OSError(errno.EIO, f"payload is {size} bytes, its manifest says {target.size}")
+                info = os.fstat(fd)
+                if info.st_size != target.size:
+                    raise OSError(errno.EIO, f"payload is {info.st_size} bytes, its manifest says {target.size}")
+                hidden = (target.mode or 0) & ~stat.S_IMODE(info.st_mode)
+                if hidden:  # the mount would show (and let others read) more than the file allows
+                    raise OSError(errno.EACCES, f"payload file has mode {stat.S_IMODE(info.st_mode):o}, "
+                                                f"the mount shows {target.mode:o}; not served")
             except BaseException:
                 os.close(fd)
                 raise
@@ -333,7 +342,7 @@ class Reader:
 
         try:
             return await trio.to_thread.run_sync(open_file, limiter=self.disk_threads)
-        except OSError as exc:
+        except (OSError, ArtifactfsError) as exc:  # a link or a special file where the payload was, too
             if not quiet:
                 log.error("store %s: cannot open %s: %s", store.name, target.uri, exc)
             raise StoreFailure(str(exc)) from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import posixpath
 from collections.abc import Iterable
@@ -30,13 +31,18 @@ _pool_pid = 0
 
 def fsync_path(path: str) -> None:
     """fsync one file or folder by path (read-only open is enough on Linux).
-    A path deleted meanwhile is skipped: the commit's payload check, which
+    A path deleted meanwhile, or swapped for a link (never followed) or a
+    FIFO (never waited on), is skipped: the commit's payload check, which
     always follows, refuses the save with a clear error."""
     fault_point("before_fsync")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
         return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return
+        raise
     try:
         os.fsync(fd)
     finally:

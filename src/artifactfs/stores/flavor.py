@@ -144,6 +144,13 @@ class Flavor:
             ) from exc
 
 
+    @classmethod
+    def filesystem_at(cls, root: str, options: dict[str, Any]) -> fsspec.AbstractFileSystem:
+        """The filesystem of a store rooted at ``root`` (native); most
+        flavors need only the options (the local one holds the root open)."""
+        return cls.filesystem(options)
+
+
 def parse_option_value(text: str) -> Any:
     """``--option k=v`` values: JSON when they parse (numbers, booleans,
     objects for client_kwargs), a plain string otherwise."""

@@ -41,3 +41,10 @@ class LocalFlavor(Flavor):
     @classmethod
     def filesystem_options(cls, options):
         return {"auto_mkdir": True, **options}
+
+    @classmethod
+    def filesystem_at(cls, root, options):
+        """Every path beneath the root, reached from its descriptor without following links."""
+        from artifactfs.stores.beneath import BeneathFileSystem
+
+        return BeneathFileSystem(root)

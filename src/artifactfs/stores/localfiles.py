@@ -1,6 +1,7 @@
-"""Opening a local file that lies in a tree someone else may write to (a
+"""Opening a local file that lies in a tree a user named as a source (a
 watched checkpoint folder, a folder registered with ``copy=True``) without
-ever following a symlink out of that tree.
+ever following a symlink out of that tree. Paths beneath a store root are
+``beneath``'s: there no link is followed at all.
 
 Another user can plant ``ln -s /etc/shadow shared/epoch=1.ckpt``, or swap a
 checked file for such a link between the check and the copy. So nothing is
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from artifactfs.errors import PathEscapeError, StoreError
+from artifactfs.stores.beneath import within as _within
 
 #: Links followed while opening one file, as the kernel's own limit.
 MAX_LINKS = 40
@@ -157,10 +159,6 @@ def opener_with_mode(file_mode: int) -> Callable[[str, int], int]:
         return fd
 
     return opener
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 __all__ = ["MAX_LINKS", "open_beneath", "opener_with_mode", "resolve_named"]

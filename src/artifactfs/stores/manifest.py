@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import posixpath
 import stat as stat_module
 from collections import deque
@@ -30,7 +29,7 @@ from typing import IO, Any
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.durable import SyncJob, payload_paths, start_sync, start_writeback
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
-from artifactfs.stores.localfiles import opener_with_mode
+from artifactfs.stores.beneath import LinkFound
 
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
 PARALLEL_HASH_CHUNK = 1024 * 1024
@@ -211,7 +210,7 @@ class RecordingStore:
         if native in self._modes:
             return self._modes[native] & 0o777
         if self.store.is_local:
-            return stat_module.S_IMODE(os.stat(native).st_mode)
+            return stat_module.S_IMODE(self.store.beneath.lstat(self.store.local_relative(native)).st_mode)
         return DEFAULT_FILE_MODE
 
     def open(self, path: str, mode: str = "r", file_mode: int | None = None, **kwargs: Any) -> IO:
@@ -225,9 +224,8 @@ class RecordingStore:
             return self.store.open(path, mode, file_mode=file_mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
-        if self.store.is_local and not kwargs:  # a plain file: no fsspec layer, no second lookup of the path
-            os.makedirs(posixpath.dirname(native), exist_ok=True)
-            raw = open(native, binary_mode, opener=opener_with_mode(file_mode) if file_mode is not None else None)  # noqa: SIM115
+        if self.store.is_local and not kwargs:  # a plain file beneath the root's descriptor, folders made, no link followed
+            raw = open(native, binary_mode, opener=self.store.fs.opener(native, binary_mode, file_mode))  # noqa: SIM115
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
         return _HashingWriter(raw, lambda size, h: self._record(native, size, h), "b" not in mode, encoding,
@@ -252,7 +250,7 @@ class RecordingStore:
             entries.append(entry)
         if self.durable:
             if not entries:
-                os.makedirs(self.folder, exist_ok=True)  # an empty payload is an empty folder
+                self.store.beneath.makedirs(self.store.local_relative(self.folder))  # an empty payload is an empty folder
             self._sync_job = start_sync(payload_paths(self.store.root, self.folder, [e.path for e in entries]))
             if wait:
                 self.wait_durable()
@@ -266,11 +264,8 @@ class RecordingStore:
     def _find(self) -> list[str]:
         if not self.store.is_local:
             return self.store.find(self.folder_uri)
-        found = []
-        for current, _, files in os.walk(self.folder):  # os.walk: far cheaper than fsspec's find
-            base = current[len(self.folder) + 1:]
-            found.extend(posixpath.join(base, name) if base else name for name in files)
-        return sorted(found)
+        # Beneath the root's descriptor; a link is no payload file: it is never followed, and refused.
+        return self.store.beneath.files(self.store.local_relative(self.folder), on_link=_refuse_link(self.store))
 
     def _hash_existing(self, relative: str) -> ManifestEntry:
         native = posixpath.join(self.folder, relative)
@@ -377,10 +372,21 @@ def hash_store_file(store: ArtifactStore, native: str, algorithm: str = DEFAULT_
 
 def manifest_entry(store: ArtifactStore, native: str, relative: str,
                    algorithm: str = DEFAULT_ALGORITHM) -> ManifestEntry:
-    """The manifest row of an existing file: read once; the real mode on a local store."""
+    """The manifest row of an existing file: read once; on a local store
+    opened beneath the root without following links, with the mode of
+    what was opened."""
+    if store.is_local:
+        size, digest, mode = store.beneath.hash_file(store.local_relative(native), algorithm)
+        return ManifestEntry(relative, size, mode, digest)
     size, digest = hash_store_file(store, native, algorithm)
-    mode = stat_module.S_IMODE(os.stat(native).st_mode) if store.is_local else DEFAULT_FILE_MODE
-    return ManifestEntry(relative, size, mode, digest)
+    return ManifestEntry(relative, size, DEFAULT_FILE_MODE, digest)
+
+
+def _refuse_link(store: ArtifactStore):
+    """An ``on_link`` for walks of a payload: a link in it is refused, naming it."""
+    def refuse(relative: str) -> None:
+        raise LinkFound(store.beneath.full(relative))
+    return refuse
 
 
 # -- the manifest file beside a payload folder -----------------------------------------

@@ -1,10 +1,11 @@
 """Watched checkpoint folders: register each new checkpoint file or folder
-a training loop writes, once it is complete, exactly once.
+a training loop writes, once it is complete (its writer closed it and
+``checkpoints.complete`` passes), once per content.
 
-This layer sits beside ``mount`` and ``gc`` and imports only ``index`` (to
-learn what is already registered) and ``watchdog``. Registering is not its
-job: :class:`Watcher` calls a ``register(path, metadata)`` callable that its
-caller supplies; the ``artifactfs watch`` command passes an
+This layer sits beside ``mount`` and ``gc`` and imports ``index`` (to learn
+what is already registered), ``checkpoints.complete`` (the completeness rule)
+and ``watchdog``. Registering is not its job: :class:`Watcher` calls a
+``register(path, metadata, copy)`` callable that its caller supplies; the ``artifactfs watch`` command passes an
 ``artifactfs.checkpoints.CheckpointRegistrar``, which calls
 ``register_artifact``.
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import posixpath
 import tarfile
 import threading
@@ -27,6 +28,9 @@ from artifactfs.index.db import Index
 from artifactfs.index.models import PayloadKind
 from artifactfs.index.tree import get_store_row
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.beneath import LinkFound
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 SNIFF_BYTES = 64  # what media_type looks at
@@ -73,7 +77,7 @@ class Download:
 
     def open(self, stores: Stores):
         """Its file, opened now (a missing one raises here, before any answer is sent)."""
-        return stores.get(self.store_id).open(self.uri, "rb")
+        return open_payload(stores.get(self.store_id), self.uri)
 
     def chunks(self, stores: Stores, handle=None) -> Iterator[bytes]:
         """Its bytes in chunks of ``CHUNK``, from ``handle`` or opened when the first is asked for."""
@@ -96,6 +100,18 @@ def file_uri(payload: tuple, path: str) -> str:
     return uri if kind == PayloadKind.FILE.value else posixpath.join(uri, path)
 
 
+def open_payload(store: ArtifactStore, uri: str):
+    """A stored file opened for reading: on a local store beneath its root
+    without following links, then streamed from that descriptor. A link
+    there is logged and answered as a missing file (FileNotFoundError):
+    what it points to is never served."""
+    try:
+        return store.open(uri, "rb")
+    except LinkFound as exc:
+        log.warning("not serving %s: %s", uri, exc)
+        raise FileNotFoundError(f"{uri} is not served (a symbolic link)") from None
+
+
 def _chunks(opener: Callable[[], Any]) -> Iterator[bytes]:
     with opener() as handle:
         while chunk := handle.read(CHUNK):
@@ -105,8 +121,8 @@ def _chunks(opener: Callable[[], Any]) -> Iterator[bytes]:
 def read_visualization(stores: Stores, version: str, number: int, limit: int | None = None) -> tuple[str, bytes]:
     """``(kind, bytes)`` of a version's visualization, at most ``limit`` bytes."""
     kind, store, uri = _visualization(stores, version, number)
-    data = store.read_bytes(uri, 0, limit) if limit else store.read_bytes(uri)
-    return kind, data
+    with open_payload(store, uri) as f:
+        return kind, f.read(limit) if limit else f.read()
 
 
 def open_visualization(stores: Stores, version: str, number: int, body: bool = True
@@ -115,7 +131,7 @@ def open_visualization(stores: Stores, version: str, number: int, body: bool = T
     (never read whole: one may be gigabytes); ``body`` False reads only the
     few bytes its media type is told by."""
     kind, store, uri = _visualization(stores, version, number)
-    handle = store.open(uri, "rb")
+    handle = open_payload(store, uri)
     try:
         head = handle.read(SNIFF_BYTES)
     except BaseException:
