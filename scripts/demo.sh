@@ -4,7 +4,9 @@
 # cached), save and load artifacts, register a checkpoint folder, mount the
 # index and read it with ls/find/du/cp/numpy, and show what the pruner would
 # remove (dry run).
-# Everything lives under $DEMO_HOME (default: a fresh temporary folder).
+# Everything lives under $DEMO_HOME (default: a fresh temporary folder, which
+# the demo names at the end with how to look at it and how to remove it).
+# Running it again with the same DEMO_HOME works.
 # DEMO_SKIP_INSTALL=1 uses the artifactfs and python already first on PATH
 # instead of installing .venv (the README test runs the demo so, in the
 # suite's own environment, built by the same scripts/venv.sh).
@@ -52,11 +54,13 @@ PY
 
 step "register a training checkpoint folder in place"
 CKPT="$ARTIFACTFS_HOME/data/store/checkpoints/epoch=3-step=300"
-mkdir -p "$CKPT/optimizer"
-head -c 200000 /dev/urandom > "$CKPT/model.bin"
-head -c 50000 /dev/urandom > "$CKPT/optimizer/state.bin"
-echo '{"epoch": 3, "step": 300}' > "$CKPT/meta.json"
-artifactfs artifact register "$CKPT" --name classifier-checkpoint --tag best
+if [[ ! -e $CKPT ]]; then  # a rerun in the same DEMO_HOME: registered already (a folder belongs to one version)
+    mkdir -p "$CKPT/optimizer"
+    head -c 200000 /dev/urandom > "$CKPT/model.bin"
+    head -c 50000 /dev/urandom > "$CKPT/optimizer/state.bin"
+    echo '{"epoch": 3, "step": 300}' > "$CKPT/meta.json"
+    artifactfs artifact register "$CKPT" --name classifier-checkpoint --tag best
+fi
 artifactfs artifact list
 artifactfs artifact show classifier-checkpoint
 
@@ -69,6 +73,7 @@ ls "$MNT" "$MNT/pipelines/training_pipeline"
 find "$MNT/artifacts/classifier-checkpoint" | sort
 ls -l "$MNT/artifacts/classifier-checkpoint/"
 du -sh "$MNT/artifacts/classifier-checkpoint/latest/"
+rm -rf "$ARTIFACTFS_HOME/restored"
 cp -r "$MNT/artifacts/classifier-checkpoint/latest/" "$ARTIFACTFS_HOME/restored"
 cmp "$CKPT/model.bin" "$ARTIFACTFS_HOME/restored/model.bin" && echo "copied out through the mount: identical bytes"
 python3 -c "import numpy, sys; print('numpy.load through the mount:', numpy.load(sys.argv[1]))" \
@@ -88,3 +93,13 @@ save_artifact({"lr": 0.02, "batch_size": 32}, "hyperparameters")  # supersedes v
 PY
 # --grace 0: versions of any age qualify; payload folders without a row only after 24 h.
 artifactfs gc --dry-run --grace 0 --orphan-grace 24h
+
+step "done: everything of this demo is in $ARTIFACTFS_HOME"
+cat <<EOF
+Look at it again with (the demo's index, stores and mount folder live there):
+    export ARTIFACTFS_HOME=$ARTIFACTFS_HOME
+    $(command -v artifactfs) artifact list
+    $(command -v artifactfs) mount $MNT    # then: artifactfs umount $MNT
+Remove it with:
+    rm -rf $ARTIFACTFS_HOME
+EOF

@@ -4,6 +4,7 @@
 # side is a fresh virtual environment made by scripts/venv.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/apt.sh
 
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config postgresql pgbouncer rclone s3fs graphviz fio attr psmisc chromium faketime)
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
@@ -20,8 +21,8 @@ done
 if ((${#missing[@]})); then
     echo "install-test-deps: apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt_get update -q
+    apt_get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 AZURITE=tools/azurite

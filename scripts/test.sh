@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Install everything the suite needs (Debian packages, Azurite, and a FRESH
+# Install everything the suite needs (Debian packages, Azurite, and a
 # virtual environment .venv-test built from pyproject.toml with the pinned
-# set in constraints.txt), then run pytest with that environment's Python.
-# Extra arguments go to pytest; the exit code is pytest's.
+# set in constraints.txt), then run pytest with that environment's Python,
+# never the system's. Extra arguments go to pytest; the exit code is pytest's.
+# .venv-test is built from scratch when it is missing (a fresh clone, CI) or
+# when pyproject.toml or the constraints file changed; otherwise it is reused
+# and only artifactfs is reinstalled (scripts/venv.sh).
 #   ARTIFACTFS_CONSTRAINTS=constraints-lowest.txt  test at the lowest allowed versions
-#   ARTIFACTFS_REUSE_VENV=1                        keep an existing .venv-test (faster reruns)
+#   ARTIFACTFS_FRESH_VENV=1                        rebuild the environment from scratch anyway
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

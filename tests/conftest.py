@@ -1,6 +1,7 @@
 """Shared pytest fixtures: real servers for each session, a fresh ARTIFACTFS_HOME per test."""
 
 import os
+import time
 
 # Must be set before anything imports gcsfs (see tests/servers.py).
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
@@ -21,12 +22,25 @@ def _start_or_skip(start):
     pytest.skip(reason)
 
 
+STOP_SECONDS: dict[str, float] = {}  # server name -> seconds its stop took (printed at the end)
+
+
 def _serve(start):
     server = _start_or_skip(start)
     try:
         yield server
     finally:
+        began = time.monotonic()
         server.stop()
+        STOP_SECONDS[server.name] = time.monotonic() - began
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name each session server's stop time: they run in the last test's
+    teardown, so a slow one shows there in --durations without its name."""
+    if STOP_SECONDS:
+        stops = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in STOP_SECONDS.items())
+        terminalreporter.write_line(f"server stops: {stops}")
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +58,28 @@ def gcs_server():
     yield from _serve(servers.start_fake_gcs)
 
 
+_POSTGRES: list = []  # the session's PostgreSQL server, once a test asked for it
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
-    yield from _serve(servers.start_postgres)
+    for server in _serve(servers.start_postgres):
+        _POSTGRES.append(server)
+        yield server
+        _POSTGRES.remove(server)
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """Drop the databases a test created when it ends (after its other
+    fixtures, which close their connections): left to the end, hundreds of
+    them made stopping the server take minutes. Databases of module- and
+    session-scoped fixtures were made before this snapshot and stay."""
+    before = {id(server): set(server.created) for server in _POSTGRES}
+    yield
+    for server in _POSTGRES:
+        for name in [n for n in server.created if n not in before.get(id(server), set())]:
+            server.drop_database(name)
 
 
 @pytest.fixture(scope="session")

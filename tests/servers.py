@@ -363,6 +363,7 @@ class PostgresServer(Server):
         super().__init__()
         self.user = "postgres" if os.geteuid() == 0 else getpass.getuser()
         self.datadir = self.workdir / "data"
+        self.created: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.workdir, user="postgres", group="postgres")
         self._initdb()
@@ -430,12 +431,26 @@ class PostgresServer(Server):
         return row is not None
 
     def create_database(self, name: str) -> str:
-        """Create an empty database and return its SQLAlchemy URL."""
+        """Create an empty database and return its SQLAlchemy URL (listed in
+        ``created`` until :meth:`drop_database`)."""
         from psycopg import sql
 
         with self._connect() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append(name)
         return self.url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, ending the connections still open to it. The
+        suite drops each test's databases when the test ends: a cluster left
+        with hundreds of them (3 GB, 90,000 files) took minutes to delete at
+        the end of a run."""
+        from psycopg import sql
+
+        with self._connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if name in self.created:
+            self.created.remove(name)
 
 
 def start_postgres() -> PostgresServer:

@@ -17,6 +17,7 @@ from artifactfs import register_artifact, save_artifact
 from artifactfs.cli.lazy import LazyGroup
 from artifactfs.cli.main import COMMANDS, cli
 from artifactfs.errors import NotFoundError, PathNotFoundError
+from artifactfs.index.migrate import NEW_INDEX
 
 pytest_plugins = ["index_fixtures"]
 
@@ -31,7 +32,7 @@ def run(*args: str, expect: int, stdin=subprocess.DEVNULL) -> subprocess.Complet
 
 def one_error(stderr: str) -> tuple[str, str | None]:
     """The (error, hint) of an output that must be exactly one error line and at most one hint."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(NEW_INDEX)]
     assert lines and lines[0].startswith("Error: "), stderr
     assert len(lines) <= 2 and all(line.startswith("Hint: ") for line in lines[1:]), stderr
     assert "Traceback" not in stderr and "Usage:" not in stderr

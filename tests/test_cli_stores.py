@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import servers
+from artifactfs.index.migrate import NEW_INDEX
 from artifactfs import fileio
 from artifactfs.api import check_store, get_store, list_stores, register_store
 from artifactfs.cli.main import cli
@@ -57,7 +58,7 @@ def run(*args: str, env: dict | None = None, expect: int | None = 0, timeout: fl
 
 def assert_one_line_error(stderr: str, *fragments: str) -> None:
     """An error is one 'Error:' line (plus an optional 'Hint:' line), no traceback."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(NEW_INDEX)]
     assert lines, "no error output"
     assert lines[0].startswith("Error: "), stderr
     assert len(lines) <= 2 and all(line.startswith("Hint: ") for line in lines[1:]), stderr

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -314,8 +315,30 @@ def test_modes_owner_and_allow_other(shared):
 
 
 @pytest.mark.parametrize("shared", ["local"], indirect=True)
+def test_another_user_copies_out_and_deletes_the_copy(shared):
+    """The README's `cp -rL .../latest ./restored`, as a second Unix user on
+    an --allow-other mount: folders show 0755, so the copy's folders are the
+    copier's to write and `rm -rf restored` works."""
+    from unix_users import second_user
+
+    user = second_user()
+    latest = shared.mount.path / "artifacts/ckpt/latest"
+    work = user.folder()
+    try:
+        copied = user.run("cp", "-rL", str(latest), "restored", cwd=work)
+        assert copied.returncode == 0, copied.stderr
+        assert (work / "restored/optim/deep/notes.txt").read_bytes() == b"hello\n"
+        removed = user.run("rm", "-rf", "restored", cwd=work)
+        assert removed.returncode == 0 and not (work / "restored").exists(), removed.stderr
+        assert stat.S_IMODE(os.stat(latest).st_mode) == 0o755
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.parametrize("shared", ["local"], indirect=True)
 def test_statfs_open_append_and_foreign_xattrs(shared):
-    """df shows the bytes and files the index holds; open(O_RDONLY|O_APPEND)
+    """df shows the bytes and files the index holds and the free space under
+    the local store; open(O_RDONLY|O_APPEND)
     reads as on a read-only ext4; getfattr finds our names only."""
     from artifactfs.index import get_index
     from artifactfs.index.tree import live_usage
@@ -326,7 +349,11 @@ def test_statfs_open_append_and_foreign_xattrs(shared):
     assert size == sum(v.size for v in shared.versions) and files == sum(len(v.files) for v in shared.versions)
     df = subprocess.run(["df", "-B1", "--output=size,used,avail,itotal,iused", str(root)], capture_output=True,
                         text=True, check=True, timeout=30).stdout.split("\n")[1].split()
-    assert [int(x) for x in df] == [-(-size // 4096) * 4096, -(-size // 4096) * 4096, 0, files, files]
+    total, used, avail, itotal, iused = (int(x) for x in df)
+    assert (used, itotal, iused) == (-(-size // 4096) * 4096, files, files)
+    # Available: the free space of the disk under the local store (not "100% used, 0 available").
+    store_free = os.statvfs(shared.store.path).f_bavail * os.statvfs(shared.store.path).f_frsize
+    assert avail > 0 and abs(avail - store_free) < 256 * MiB and total == used + avail
     fd = os.open(root / "artifacts/ckpt/1/optim/deep/notes.txt", os.O_RDONLY | os.O_APPEND)
     try:
         assert os.read(fd, 100) == b"hello\n"

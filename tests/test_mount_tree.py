@@ -160,10 +160,13 @@ def test_tree_shape(tree, data):
     assert stat.S_ISLNK(listing["artifacts/arr/latest"].mode)
     assert tree.readlink(listing["artifacts/arr/latest"].inode) == b"2"
     assert tree.readlink(listing["artifacts/weird/latest"].inode) == names.escape("é" * 200, True).encode()
-    # Folders and documents are read-only; payload files show the mode their manifest records.
+    # Folders are 0755 (a copy out of the mount can be deleted), documents read-only; payload
+    # files show the mode their manifest records.
     for path, node in listing.items():
-        if stat.S_ISDIR(node.mode) or path.endswith(".json") and not path.endswith("data.json"):
-            assert stat.S_IMODE(node.mode) in (0o555, 0o444), path
+        if stat.S_ISDIR(node.mode):
+            assert stat.S_IMODE(node.mode) == 0o755, path
+        elif path.endswith(".json") and not path.endswith("data.json"):
+            assert stat.S_IMODE(node.mode) == 0o444, path
     for f in data["ckpt"].files:
         assert stat.S_IMODE(listing[f"artifacts/ckpt/1/{f.path}"].mode) == f.mode & 0o777 == 0o644
     # Same file under /artifacts and /pipelines: one inode (hard link); folders differ.

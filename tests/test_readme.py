@@ -1,6 +1,7 @@
 """README.md runs as written: every ```bash and ```python block is run, in
 order, in one fresh home folder, as a reader would run them one after the
-other (the mount ones mount for real). A block preceded by
+other (the mount ones mount for real), and then all of them once more in the
+same home. A block preceded by
 ``<!-- not run: REASON -->`` is skipped with that reason and counted; one
 preceded by ``<!-- serves: URL ... -->`` holds servers: each line runs until
 URL answers, then is stopped. The
@@ -96,8 +97,13 @@ def _unmount_below(root: Path) -> None:
             subprocess.run(["fusermount3", "-u", "-z", point], check=False)
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.id)
-def test_block(block: Block, reader):
+# Every block runs twice, in the same home: a reader reruns a block, or the
+# whole page, and nothing may fail because it already ran (issue 22, item 9).
+ROUNDS = [(round_, block) for round_ in (1, 2) for block in RUNNABLE]
+
+
+@pytest.mark.parametrize("round_, block", ROUNDS, ids=[f"round{r}-{b.id}" for r, b in ROUNDS])
+def test_block(round_: int, block: Block, reader):
     if block.not_run:
         pytest.skip(f"README marks it not run: {block.not_run}")
     if reader["failed"]:

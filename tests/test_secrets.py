@@ -99,7 +99,7 @@ def test_no_command_prints_or_logs_a_secret(planted, tmp_path, caplog, capfd):
         return tiny().id
 
     commands = [
-        ("init",),
+        ("init",), ("info",),
         ("store", "register", "s3", "-f", "s3", "-p", f"s3://{bucket}/a", "-o", f"endpoint_url={endpoint}",
          "-o", f"client_kwargs={client_kwargs}"),
         ("store", "register", "s3url", "-f", "s3", "-p", f"s3://{bucket}/b",

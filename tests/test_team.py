@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -496,3 +497,77 @@ def test_the_pruner_lease_across_machines_with_one_hostname(team):
     one_line_error(b.cli("gc", "-y", expect=None), "another pruner")
     _wait_for(lambda: "expired" in b.py(LEASE_EXPIRED).stdout, "the lease to expire by the database's clock")
     b.cli("gc", "-y")
+
+
+# -- 6. two homes on one machine, and a cloned machine ---------------------------------------
+
+
+def test_two_homes_on_one_machine_each_get_their_own_default_store(team):
+    """Two users (two homes) of one server on the team index: the second
+    home's init gets a store of its own in its own folder, never the first
+    home's (issue 22 item 10)."""
+    first, second = team(2)
+    second.machine_id = first.machine_id  # the same machine, another home
+    first.cli("init")
+    out = second.cli("init").stdout
+    assert str(second.home) in out and "default (" not in out, out
+    second.py("from artifactfs import save_artifact; save_artifact([3], 'from_second')")
+    (saved,) = _versions(second, "from_second")
+    assert saved["store"].startswith(f"default-{first.short}") and saved["uri"].startswith(str(second.home)), saved
+    first.py("from artifactfs import save_artifact; save_artifact([1], 'from_first')")
+    assert _versions(first, "from_first")[0]["store"] == "default"
+    assert first.cli("init").stdout == first.cli("init").stdout  # each home keeps finding its own
+
+
+def test_a_clone_with_the_same_machine_id_never_takes_the_first_machines_store(team):
+    """A VM cloned without a new /etc/machine-id has the same id and the same
+    home path, but not the first machine's folder: init refuses in one line
+    naming the cause and the fix, and takes nothing."""
+    original, clone = team(2)
+    clone.machine_id, clone.home = original.machine_id, original.home
+    original.cli("init")
+    original.py("from artifactfs import save_artifact; save_artifact([1], 'x')")
+    original.home.rename(original.home.with_name("on-the-original-machine"))  # its disk is elsewhere
+    error = one_line_error(clone.cli("init", expect=None), "/etc/machine-id", "ARTIFACTFS_MACHINE_ID")
+    assert "does not exist here" in error
+    saved = clone.py("from artifactfs import save_artifact; save_artifact([2], 'y')", expect=None)
+    assert saved.returncode != 0 and "/etc/machine-id" in saved.stderr
+
+
+def test_artifact_list_marks_versions_only_another_machine_can_read(team):
+    a, b = team(2)
+    a.py("from artifactfs import save_artifact; save_artifact([1], 'mine'); save_artifact([2], 'mine')")
+    b.py("from artifactfs import save_artifact; save_artifact([3], 'shared_name')")
+    mine = [line for line in b.cli("artifact", "list").stdout.splitlines() if " mine " in f" {line} "]
+    assert mine and "2 (2 not readable here)" in mine[0], mine
+    assert "another machine's local store" in b.cli("artifact", "list").stdout
+    listing = a.cli("artifact", "list").stdout
+    assert "not readable here" in listing and "1 (1 not readable here)" in listing  # b's version, seen from a
+    assert "2 (" not in listing  # a's own versions are readable on a
+
+
+def test_a_second_unix_user_on_the_same_machine_gets_a_store_of_its_own(team, tmp_path):
+    """Two Unix users of one server (the real machine id, homes under their
+    own HOME) on the team index: the second user's init and saves go to its
+    own folder, never into the first user's 0700 store."""
+    from unix_users import second_user
+
+    user = second_user()
+    if user.run(sys.executable, "-c", "import artifactfs").returncode != 0:
+        pytest.skip(f"{user.name} cannot run this suite's Python ({sys.executable})")
+    (first,) = team(1)
+    root_home, user_home = tmp_path / "root-home", user.folder(prefix="artifactfs-teammate-")
+    try:
+        base = {k: v for k, v in first.env().items()
+                if not k.startswith(("ARTIFACTFS_HOME", "ARTIFACTFS_MACHINE_ID", "XDG_"))}
+        mine = subprocess.run([ARTIFACTFS, "init"], env={**base, "HOME": str(root_home)}, capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        assert mine.returncode == 0 and f"default ({root_home}" in mine.stdout, mine.stdout + mine.stderr
+        theirs = user.run(ARTIFACTFS, "init", env={**base, "HOME": str(user_home)}, timeout=TIMEOUT)
+        assert theirs.returncode == 0, theirs.stderr
+        assert f"({user_home}/.local/share/artifactfs/store)" in theirs.stdout, theirs.stdout
+        saved = user.run(sys.executable, "-c", "from artifactfs import save_artifact; print(save_artifact([1], 'x').uri)",
+                         env={**base, "HOME": str(user_home)}, timeout=TIMEOUT)
+        assert saved.returncode == 0 and saved.stdout.strip().startswith(str(user_home)), saved.stderr
+    finally:
+        shutil.rmtree(user_home, ignore_errors=True)

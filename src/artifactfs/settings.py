@@ -7,6 +7,9 @@ Resolution order, highest first:
     ``XDG_CACHE_HOME``), each with an ``artifactfs`` sub-folder;
   * ``ARTIFACTFS_CONFIG_DIR`` overrides the config folder alone;
   * ``ARTIFACTFS_INDEX_URL`` overrides the index URL (any SQLAlchemy URL);
+    else ``index_url`` in ``config.json`` (``artifactfs init --index-url``
+    writes it; its password lives in the owner-only credentials file), else
+    the SQLite index in the data folder;
   * ``ARTIFACTFS_STORE`` overrides the active store named in ``config.json``;
   * ``ARTIFACTFS_MACHINE_ID`` overrides this machine's id (tests that play
     several machines on one host set it).
@@ -24,7 +27,7 @@ import os
 import stat
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -123,10 +126,26 @@ class Settings:
         _write_private(self.credentials_path, creds, mode=0o600)
 
 
+#: What to do when a folder of artifactfs's own cannot be made (a read-only home, no HOME).
+HOME_HINT = ("artifactfs keeps its index, default store and cache under ARTIFACTFS_HOME if set, else under "
+             "XDG_DATA_HOME, XDG_CONFIG_HOME and XDG_CACHE_HOME (default ~/.local/share, ~/.config, ~/.cache): "
+             "set ARTIFACTFS_HOME to a writable folder (`artifactfs info` shows the folders in use)")
+
+
+class HomeNotWritableError(ConfigError):
+    """A folder or file of artifactfs's own cannot be made where settings put it."""
+
+
+def _not_writable(what: Path, exc: OSError) -> HomeNotWritableError:
+    return HomeNotWritableError(f"cannot create {what}: {exc.strerror or exc}", HOME_HINT)
+
+
 def private_dir(path: Path) -> Path:
     """Create the folder ``path`` and any missing parents, each 0700 (umask
     can only narrow that). Folders that already exist are left as they are:
-    they are the user's."""
+    they are the user's. A folder that cannot be made (read-only file
+    system, no permission) raises :class:`HomeNotWritableError`, which names
+    the variables that move artifactfs's folders."""
     missing = []
     current = Path(path)
     while not current.is_dir():
@@ -139,6 +158,8 @@ def private_dir(path: Path) -> Path:
             os.mkdir(folder, 0o700)
         except FileExistsError:
             pass  # made by another process meanwhile
+        except OSError as exc:
+            raise _not_writable(folder, exc) from exc
     return Path(path)
 
 
@@ -150,6 +171,8 @@ def create_private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
         pass
+    except OSError as exc:
+        raise _not_writable(Path(path), exc) from exc
 
 
 def machine_id() -> str:
@@ -187,7 +210,10 @@ def _write_private(path: Path, data: dict, mode: int) -> None:
     """Write JSON atomically, creating the file with ``mode`` from the start."""
     private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    except OSError as exc:
+        raise _not_writable(path, exc) from exc
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True)
@@ -210,10 +236,68 @@ _ENVIRONMENT = ("ARTIFACTFS_HOME", "ARTIFACTFS_INDEX_URL", "XDG_CONFIG_HOME", "X
                 ENV_CONFIG_DIR)
 
 
+#: Where the index URL's password is kept in the credentials file (no store has this name).
+INDEX_CREDENTIALS = ":index"
+
+
 def get_settings() -> Settings:
-    """Settings from the environment; follows changes to it (tests and
-    notebooks change ``ARTIFACTFS_HOME`` on the fly)."""
-    return _settings_for(*(os.environ.get(name) for name in _ENVIRONMENT), os.getcwd())
+    """Settings from the environment and the config file; follows changes to
+    both (tests and notebooks change ``ARTIFACTFS_HOME`` on the fly)."""
+    settings = _settings_for(*(os.environ.get(name) for name in _ENVIRONMENT), os.getcwd())
+    if os.environ.get("ARTIFACTFS_INDEX_URL"):
+        return settings
+    configured = _configured_index_url(settings, _file_stamp(settings.config_path),
+                                       _file_stamp(settings.credentials_path))
+    return replace(settings, index_url=configured) if configured else settings
+
+
+def index_url_source() -> str:
+    """What chose the index URL in use, for ``artifactfs info``."""
+    if os.environ.get("ARTIFACTFS_INDEX_URL"):
+        return "ARTIFACTFS_INDEX_URL"
+    settings = get_settings()
+    if settings.read_config().get("index_url"):
+        return f"index_url in {settings.config_path}"
+    return "the default: SQLite in the data folder"
+
+
+def save_index_url(url: str) -> None:
+    """Keep ``url`` as this user's index (``artifactfs init --index-url``):
+    the URL without its password in ``config.json``, the password in the
+    owner-only credentials file."""
+    from sqlalchemy.engine import URL, make_url
+
+    settings = get_settings()
+    parsed = make_url(url)
+    if parsed.password:
+        settings.write_credentials(INDEX_CREDENTIALS, {"password": str(parsed.password)})
+    else:
+        settings.forget_credentials(INDEX_CREDENTIALS)
+    bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database, parsed.query)
+    settings.write_config(index_url=bare.render_as_string(hide_password=False))
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+@lru_cache(maxsize=16)
+def _configured_index_url(settings: Settings, config_stamp, credentials_stamp) -> str | None:
+    """``index_url`` of the config file with its password put back; cached
+    while neither file changes (the stamps are part of the key)."""
+    url = settings.read_config().get("index_url") if config_stamp else None
+    if not url:
+        return None
+    password = settings.read_credentials().get(INDEX_CREDENTIALS, {}).get("password") if credentials_stamp else None
+    if not password:
+        return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
 
 
 @lru_cache(maxsize=16)

@@ -20,7 +20,7 @@ from artifactfs.index import find_store_row, get_index, hosts, open_store
 from artifactfs.index import stores as store_rows
 from artifactfs.index.models import Store, VersionState
 from artifactfs.settings import get_settings, machine_id
-from artifactfs.stores import env_secrets, get_flavor
+from artifactfs.stores import env_prefix, env_secrets, get_flavor
 
 LIVE, CONDEMNED = VersionState.LIVE.value, VersionState.CONDEMNED.value
 
@@ -32,6 +32,7 @@ LIVE, CONDEMNED = VersionState.LIVE.value, VersionState.CONDEMNED.value
 class LoginResult:
     saved: tuple[str, ...]  # option names written to the credentials file (never values)
     check: CheckResult
+    variables: tuple[str, ...] = ()  # the environment variables --from-env read them from
 
 
 def login_store(name: str, options: dict[str, Any] | None = None, from_env: bool = False,
@@ -55,8 +56,10 @@ def login_store(name: str, options: dict[str, Any] | None = None, from_env: bool
         if "profile" not in flavor.machine_options:
             raise StoreError(f"the {flavor.name} flavor has no credentials profiles", "pass -o KEY=VALUE instead")
         values["profile"] = profile
+    variables: dict[str, str] = {}
     if from_env:
-        values = {**_from_environment(name, flavor), **values}
+        variables = _from_environment(name, flavor)
+        values = {**{option: os.environ[variable] for option, variable in variables.items()}, **values}
     if not values:
         raise StoreError(
             f"no credentials given for store {name!r}",
@@ -64,22 +67,23 @@ def login_store(name: str, options: dict[str, Any] | None = None, from_env: bool
         )
     get_settings().write_credentials(name, values)
     forget_opened(name)
-    return LoginResult(tuple(sorted(values)), check_store(name))
+    return LoginResult(tuple(sorted(values)), check_store(name), tuple(sorted(set(variables.values()))))
 
 
-def _from_environment(name: str, flavor) -> dict[str, Any]:
-    """This store's ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` variables, else the
-    provider's own (``AWS_ACCESS_KEY_ID``...)."""
-    found = {k: v for k, v in env_secrets(name, flavor.secret_options).items()
+def _from_environment(name: str, flavor) -> dict[str, str]:
+    """``{option: variable}``: this store's ``ARTIFACTFS_STORE_<NAME>_<OPTION>``
+    variables, else the provider's own (``AWS_ACCESS_KEY_ID``...)."""
+    prefix = env_prefix(name)
+    found = {k: prefix + k.upper() for k in env_secrets(name, flavor.secret_options)
              if k in flavor.secret_options | flavor.machine_options}
     for option, variable in flavor.env_credentials.items():
         if option not in found and os.environ.get(variable):
-            found[option] = os.environ[variable]
+            found[option] = variable
     if not found:
         names = ", ".join(sorted(flavor.env_credentials.values())) or "none known"
         raise StoreError(
             f"no credentials for store {name!r} in the environment",
-            f"set ARTIFACTFS_STORE_{name.upper().replace('-', '_')}_<OPTION> or the provider's variables ({names})",
+            f"set {env_prefix(name)}<OPTION> or the provider's variables ({names})",
         )
     return found
 

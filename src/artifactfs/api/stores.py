@@ -4,6 +4,7 @@ active, and check that a store really works."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import uuid
@@ -57,7 +58,8 @@ def init() -> ArtifactStore:
         if row is None:
             private_dir(settings.default_store_root)
             return add_store(session, name, "local", str(settings.default_store_root), {}, host_id=machine)
-        if row.host_id != machine:  # another machine took the name since we looked: look again
+        if row.host_id != machine or row.root_uri != os.path.normpath(settings.default_store_root):
+            # another machine or home took the name since we looked: look again
             raise AlreadyExistsError(f"store {name!r} was just created by another machine")
         return row
 
@@ -92,7 +94,9 @@ def own_default_store_name() -> str:
             fault_point("default_store_looked_up")
             # Ours, checked again: each statement has its own snapshot on PostgreSQL,
             # and another machine may have taken the name since the line above.
-            exists = session.scalar(select(Store.id).where(Store.name == name, Store.host_id == machine)) is not None
+            exists = session.scalar(select(Store.id).where(
+                Store.name == name, Store.host_id == machine,
+                Store.root_uri == os.path.normpath(get_settings().default_store_root))) is not None
             legacy = session.scalar(select(Store).where(Store.name == DEFAULT_STORE))
         claimable = legacy is not None and legacy.host_id is None \
             and legacy.root_uri == str(get_settings().default_store_root)

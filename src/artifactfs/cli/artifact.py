@@ -67,15 +67,25 @@ def list_command(limit: int, after: str | None) -> None:
     """List artifacts by name with their number of versions, a page at a time."""
     from artifactfs.index import get_index
     from artifactfs.index.artifacts import count_artifacts, list_artifacts
+    from artifactfs.index.hosts import unreadable_here
 
     with get_index().read() as session:  # the index alone: a page costs the same at any size
         summaries = list_artifacts(session, limit=limit or None, after=after)
         more = count_artifacts(session, after=summaries[-1].name) if limit and len(summaries) == limit else 0
+        elsewhere = unreadable_here(session, [s.name for s in summaries])
     if not summaries:
         console.print("No artifacts yet." if after is None else f"No artifacts after {after!r}.")
         return
+
+    def counted(s) -> str:
+        return f"{s.versions} ({elsewhere[s.name]} not readable here)" if s.name in elsewhere else str(s.versions)
+
     console.print(table("Artifacts", ["name", "versions", "newest", "size"],
-                        [(s.name, s.versions, s.newest, human_bytes(s.size)) for s in summaries]))
+                        [(s.name, counted(s), s.newest, human_bytes(s.size)) for s in summaries]))
+    if elsewhere:
+        console.print("Versions not readable here are in another machine's local store (`artifactfs store list` "
+                      "names it); keep what several machines need in a shared store.", highlight=False,
+                      soft_wrap=True, markup=False)
     if more:
         console.print(f"... {more} more artifact(s): `artifactfs artifact list --after {summaries[-1].name}` "
                       "for the next page, --limit 0 for all.", highlight=False, soft_wrap=True, markup=False)
@@ -139,7 +149,7 @@ def _print_lineage(v) -> None:
 @artifact_group.command("register")
 @click.argument("path")
 @click.option("--name", "-n", required=True, help="Artifact name.")
-@click.option("--version", "-v", "version", help="Version string (default: next number).")
+@click.option("--version", "-v", "version", help="Version string [default: the next number].")
 @click.option("--tag", "-t", "tags", multiple=True, help="Tag (repeatable).")
 @click.option("--copy", is_flag=True, help="Copy into the active store (needed for paths outside every store).")
 @click.option("--store", help="Store to copy into (with --copy).")

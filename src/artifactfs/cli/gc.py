@@ -88,7 +88,7 @@ def policy_options(func):
                      help="Also delete finished runs started longer ago than this."),
         click.option("--keep-last-runs", type=click.IntRange(min=0), default=None,
                      help="With --runs-older-than: keep the newest N runs of each pipeline."),
-        click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
+        click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="TOML or JSON file of settings; options given on the command line win."),
     ]
     for option in reversed(options):
@@ -127,7 +127,7 @@ def _when(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-def print_plan(plan: PrunePlan) -> None:
+def print_plan(plan: PrunePlan, dry_run: bool = False) -> None:
     policy = plan.policy
     console.print(f"Policy: {policy.describe()}", highlight=False)
     asked = policy.grace if policy.orphan_grace is None else policy.orphan_grace
@@ -195,7 +195,8 @@ def print_plan(plan: PrunePlan) -> None:
                      "`artifactfs gc` removes after the grace period, registered-in-place files are left to you.")
     if plan.claims:
         notes.append(f"Store(s) {', '.join(plan.store_name(i) for i in plan.claims)} hold only this index's payloads "
-                     "and get a marker naming it.")
+                     + ("and would get a marker naming it (a dry run writes nothing)." if dry_run
+                        else "and get a marker naming it."))
     if plan.clear_intents:
         notes.append(f"{len(plan.clear_intents)} stale write intent(s) of saves that died, whose folders are gone, "
                      "are cleared.")
@@ -301,7 +302,7 @@ def run_gc(ctx: click.Context, yes: bool, dry_run: bool, trust_clock: bool = Fal
     index = get_index()
     if dry_run:
         plan = plan_prune(index, policy)
-        print_plan(plan)
+        print_plan(plan, dry_run=True)
         console.print("Dry run: nothing was deleted.")
         _exit_strict(ctx, policy, plan, None)
         return

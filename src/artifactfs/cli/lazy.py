@@ -58,9 +58,11 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-def usage_error(exc: click.UsageError) -> tuple[str, str]:
+def usage_error(exc: click.UsageError, command_path: str = "artifactfs") -> tuple[str, str]:
     """``(message, hint)`` for a usage error: what is wrong with which option,
-    and the command's usage line (or the hint the parameter type gave)."""
+    and the command's usage line (or the hint the parameter type gave).
+    ``command_path``: the command the arguments name, for an error click
+    raised without a context (an option missing its value)."""
     ctx = exc.ctx
     message = exc.format_message()
     if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter):
@@ -72,7 +74,7 @@ def usage_error(exc: click.UsageError) -> tuple[str, str]:
         if ctx is not None and name:
             return message, f"see `{ctx.command_path} --help` for {name}"
     if ctx is None:
-        return message, "see `artifactfs --help`"
+        return message, f"see `{command_path} --help`"
     usage = " ".join([ctx.command_path, *ctx.command.collect_usage_pieces(ctx)])
     return message, f"usage: {usage} (more with `{ctx.command_path} --help`)"
 

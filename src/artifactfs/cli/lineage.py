@@ -16,11 +16,11 @@ from artifactfs.cli.output import console
 @click.command("lineage")
 @click.argument("spec", metavar="NAME[:VERSION]|ID")
 @click.option("--upstream/--downstream", "upstream", default=None,
-              help="Only what led to the version, or only what came of it (default: both).")
-@click.option("--depth", type=click.IntRange(min=0), help="At most this many step runs away (default: no limit).")
+              help="Only what led to the version, or only what came of it [default: both].")
+@click.option("--depth", type=click.IntRange(min=0), help="At most this many step runs away [default: no limit].")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS),
-              help="Output format (default: from the -o suffix, else dot).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File to write (default: stdout).")
+              help="Output format [default: from the -o suffix, else dot].")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File to write [default: stdout].")
 def lineage_command(spec: str, upstream: bool | None, depth: int | None, fmt: str | None, output: str | None) -> None:
     """Draw the lineage of a version: artifacts and the step runs that made or read them."""
     fmt = fmt or _format_of(output)

@@ -9,6 +9,7 @@ a few tens of milliseconds.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -24,7 +25,8 @@ COMMANDS = {
     "pipeline": ("artifactfs.cli.runs:pipeline_group", "Pipelines that have run."),
     "run": ("artifactfs.cli.runs:run_group", "Pipeline runs: list, show, delete."),
     "watch": ("artifactfs.cli.watch:watch_command", "Register each new checkpoint file or folder directly under "
-              "FOLDER as the next version of --name, once it is complete."),
+              "FOLDER as the next version of --name, once it is complete: its writer closed it and its format "
+              "checks pass (quiet time alone never is)."),
     "migrate": ("artifactfs.cli.migrate:migrate_command", "Copy versions' payloads into store --to, verify sizes and "
                 "digests against their manifests, then re-point each version in one transaction."),
     "lineage": ("artifactfs.cli.lineage:lineage_command",
@@ -34,6 +36,7 @@ COMMANDS = {
     "gc": ("artifactfs.cli.gc:gc_group", "Remove artifact versions nothing references, and orphan payloads."),
     "fsck": ("artifactfs.cli.gc:fsck_command",
              "Check that the index and the stores agree; report, and with --repair fix what is safe."),
+    "info": ("artifactfs.cli.info:info_command", "Show the index, home, config and stores in use, and what chose each."),
     "ui": ("artifactfs.cli.ui:ui_command",
            "Serve a read-only web view of runs, artifacts and lineage, with a JSON API under /api/v1/."),
 }
@@ -44,10 +47,19 @@ class ArtifactfsGroup(LazyGroup):
     non-zero exit code (2 for usage errors, as click has it, else 1)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = _debug_first(sys.argv[1:] if args is None else list(args))
+        completing = complete_var or f"_{(prog_name or 'artifactfs').replace('-', '_').upper()}_COMPLETE"
+        if not args and completing not in os.environ:  # plain `artifactfs`: the help, once, and success
+            with self.make_context(prog_name or "artifactfs", ["--help"], resilient_parsing=True) as ctx:
+                click.echo(ctx.get_help())
+            code = 0
+            if standalone_mode:
+                sys.exit(code)
+            return code
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
-            code = _report(*usage_error(exc), code=exc.exit_code)
+            code = _report(*usage_error(exc, self._command_path(args)), code=exc.exit_code)
         except click.ClickException as exc:
             code = _report(exc.format_message(), None, code=exc.exit_code)
         except click.Abort:
@@ -58,6 +70,20 @@ class ArtifactfsGroup(LazyGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def _command_path(self, args: list[str]) -> str:
+        """``artifactfs gc daemon`` for the arguments ``gc daemon --grace``:
+        the deepest command the leading names reach."""
+        path, group = ["artifactfs"], self
+        for arg in args:
+            if arg.startswith("-"):
+                continue
+            command = group.get_command(click.Context(group), arg) if isinstance(group, click.Group) else None
+            if command is None:
+                break
+            path.append(arg)
+            group = command
+        return " ".join(path)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -74,6 +100,16 @@ class ArtifactfsGroup(LazyGroup):
             else:
                 _report(f"{type(exc).__name__}: {exc}", "run again with --debug for the traceback", code=1)
             ctx.exit(1)
+
+
+def _debug_first(args: list[str]) -> list[str]:
+    """``--debug`` is accepted anywhere on the line (``artifactfs artifact
+    show x --debug``): it moves to the front, where the group reads it.
+    Arguments after ``--`` are left alone."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
 
 
 def _report(message: str, hint: str | None, code: int) -> int:
@@ -97,20 +133,37 @@ def cli(debug: bool) -> None:
 
 
 @cli.command("init")
-def init_command() -> None:
+@click.option("--index-url", metavar="URL",
+              help="Use this index from now on (any SQLAlchemy URL, e.g. postgresql+psycopg://me@db.team/artifacts): "
+                   "kept in the config file, its password in the owner-only credentials file. "
+                   "ARTIFACTFS_INDEX_URL, when set, still wins.")
+def init_command(index_url: str | None) -> None:
     """Create the index and this machine's default local store (safe to run
     again): `default` on the index's first machine, `default-<machine id>` on
-    every other one."""
+    every other one (and on another home of the same machine)."""
     from artifactfs.api import init
     from artifactfs.api.stores import active_store_name
     from artifactfs.cli.output import console
-    from artifactfs.settings import get_settings
+    from artifactfs.settings import get_settings, save_index_url
     from artifactfs.stores.secrets import mask_url
 
+    if index_url:
+        _check_index_url(index_url)
+        save_index_url(index_url)
     store = init()
     for label, value in (("index", mask_url(get_settings().index_url)), ("default store", f"{store.name} ({store.path})"),
                          ("active store", active_store_name())):
         console.print(f"{label + ':':<15}{value}", highlight=False, soft_wrap=True)
+
+
+def _check_index_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise click.BadParameter("not a SQLAlchemy URL", param_hint="--index-url") from None
 
 
 def main() -> None:

@@ -8,11 +8,12 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 import click
 
 from artifactfs.cli.output import console, error_line, table
-from artifactfs.errors import ArtifactfsError
+from artifactfs.errors import ArtifactfsError, ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.I)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
@@ -64,7 +65,8 @@ def _duration_option(ctx, param, value):
 @click.option("--verbose", "-v", is_flag=True, help="Log debug details.")
 @click.option("--local-reads", type=click.Choice(["auto", "inline", "thread"]), default="auto", hidden=True)
 @click.option("--read-ahead-kb", type=int, default=4096, hidden=True)
-@click.option("--log-file", hidden=True)
+@click.option("--log-file", type=click.Path(dir_okay=False),
+              help="Where the background daemon logs [default: <data dir>/logs/mount-<mountpoint>.log].")
 def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, refresh, timeout, status, clean_dead,
                   verbose, local_reads, read_ahead_kb, log_file) -> None:
     """Mount artifacts and pipeline runs read-only at MOUNTPOINT.
@@ -77,6 +79,8 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     from artifactfs.mount import daemon
 
     if status:
+        if mountpoint:
+            raise click.UsageError(f"--status lists every mount and takes no MOUNTPOINT (got {mountpoint!r})")
         _print_status(daemon.list_mounts())
         return
     if not mountpoint:
@@ -93,7 +97,7 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
         daemon.run(options, log_file)
         return
     path = daemon.check_mountpoint(mountpoint, clean_dead)
-    log_path = daemon.log_path_for(path)
+    log_path = Path(os.path.abspath(log_file)) if log_file else daemon.log_path_for(path)
     argv = [sys.executable, "-m", "artifactfs.cli.mount", str(path), "--foreground",
             "--cache-size", str(cache_size), "--refresh", f"{refresh}s", "--timeout", f"{timeout}s",
             "--local-reads", local_reads, "--read-ahead-kb", str(read_ahead_kb), "--log-file", str(log_path)]
@@ -104,7 +108,13 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     if verbose:
         argv.append("--verbose")
     started = time.monotonic()
-    proc = daemon.spawn(argv, path, log_path)
+    try:
+        proc = daemon.spawn(argv, path, log_path)
+    except (OSError, ConfigError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else exc.message
+        raise daemon.MountError(f"cannot write the mount's log file {log_path}: {why}",
+                                "pass --log-file FILE in a writable folder (and --cache-dir DIR, where the "
+                                "mount keeps its cache; ARTIFACTFS_HOME moves both defaults)") from None
     try:
         daemon.wait_until_mounted(path, proc)
     except daemon.MountError as exc:

@@ -50,7 +50,7 @@ def run_group() -> None:
 
 @run_group.command("list")
 @click.option("--pipeline", "-p", help="Only runs of this pipeline.")
-@click.option("--limit", "-n", default=50, show_default=True)
+@click.option("--limit", "-n", default=50, show_default=True, help="Show at most this many runs.")
 def run_list(pipeline: str | None, limit: int) -> None:
     """List runs, newest first."""
     runs = Client().list_pipeline_runs(pipeline=pipeline, limit=limit)

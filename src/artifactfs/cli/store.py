@@ -13,6 +13,7 @@ from rich.markup import escape
 from artifactfs.api import store_admin
 from artifactfs.api import stores as api
 from artifactfs.cli.output import console, error_line, table
+from artifactfs.errors import AlreadyExistsError
 from artifactfs.settings import get_settings
 from artifactfs.stores import get_flavor, list_flavors, parse_options, split_secrets
 from artifactfs.stores.secrets import secret_names
@@ -33,13 +34,28 @@ def register(name: str, flavor: str, path: str, options: tuple[str, ...]) -> Non
     """Register a store NAME rooted at --path."""
     flavor_cls = get_flavor(flavor)
     parsed = parse_options(options, flavor_cls.secret_options)
-    store = api.register_store(name, flavor, path, parsed)
+    try:
+        store = api.register_store(name, flavor, path, parsed)
+    except AlreadyExistsError:
+        if not _registered_as_given(name, flavor_cls, path, parsed):
+            raise
+        # Running the same command again (a script, the README run twice) changes nothing.
+        _say(f"Store [bold]{name}[/] is already registered as given ({flavor} at {escape(path)}); nothing changed.")
+        return
     _say(f"Registered store [bold]{name}[/] ({flavor}) at {escape(store.path)}")
     _, secret = split_secrets(flavor_cls, parsed)
     if secret:
         path = escape(str(get_settings().credentials_path))
         _say(f"Secret options {', '.join(secret_names(secret))} saved to {path} (mode 600), not to the index.")
     _say(f"Check it with: artifactfs store check {name}")
+
+
+def _registered_as_given(name: str, flavor_cls, path: str, options: dict) -> bool:
+    """The store ``name`` exists with this flavor, root and options, and no secret is being given."""
+    public, secret = split_secrets(flavor_cls, options)
+    info = api.describe_store(name)
+    return not secret and info.flavor == flavor_cls.name and info.path == flavor_cls.canonical_root(path)[1] \
+        and info.options == public
 
 
 @store_group.command("list")
@@ -151,7 +167,9 @@ def _report_check(name: str, result: api.CheckResult) -> None:
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="A credential of this machine (key, secret, token, connection_string...; repeatable).")
 @click.option("--from-env", is_flag=True,
-              help="Take them from ARTIFACTFS_STORE_<NAME>_<OPTION> or the provider's variables (AWS_ACCESS_KEY_ID...).")
+              help="Take them from ARTIFACTFS_STORE_<NAME>_<OPTION> variables, else the provider's: "
+                   "S3 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; GCS GOOGLE_APPLICATION_CREDENTIALS; "
+                   "Azure AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, ... (it says which it read).")
 @click.option("--profile", help="Use this credentials profile of this machine (S3: ~/.aws/credentials).")
 def login(name: str, options: tuple[str, ...], from_env: bool, profile: str | None) -> None:
     """Save this machine's credentials for store NAME (owner-only credentials
@@ -160,7 +178,8 @@ def login(name: str, options: tuple[str, ...], from_env: bool, profile: str | No
     parsed = parse_options(options, flavor.secret_options)
     result = store_admin.login_store(name, parsed, from_env=from_env, profile=profile)
     path = escape(str(get_settings().credentials_path))
-    _say(f"Saved {', '.join(result.saved)} for store [bold]{name}[/] to {path} (mode 600).")
+    read = f" (read from {', '.join(result.variables)})" if result.variables else ""
+    _say(f"Saved {', '.join(result.saved)}{read} for store [bold]{name}[/] to {path} (mode 600).")
     _report_check(name, result.check)
 
 

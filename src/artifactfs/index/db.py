@@ -55,7 +55,6 @@ from artifactfs.index import generation
 from artifactfs.index.health import IndexFullError, device_full, explain, full_error, sqlite_path
 from artifactfs.index.migrate import upgrade_if_needed
 from artifactfs.settings import create_private_file, get_settings
-from artifactfs.stores.secrets import remember_secrets
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # PostgreSQL SQLSTATEs after which the whole transaction may simply run again.
@@ -100,7 +99,8 @@ class Index:
         only, and fail every write with this error."""
         self.url = url
         parsed = make_url(url)
-        remember_secrets([parsed.password])  # masked in every error and log line from now on
+        # Its password is masked where it stands, in a URL's password field (redact,
+        # mask_url), never as free text: a password `team` must not mask /tmp/team/homes.
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._reconnecting = threading.Lock()
         self._connect(full)

@@ -19,21 +19,26 @@ folder here that holds the newest payloads of its live versions;
 
 Default store names: the first machine of an index owns ``default``; every
 other machine's own default local store is ``default-<machine id, first 8
-characters>`` (longer if two machines share those).
+characters>`` (longer if two machines share those). A local store belongs to
+a machine and a folder: a second home on the same machine (another user, or
+another ARTIFACTFS_HOME) gets ``default-<machine>-<user>`` (or
+``-<hash of its folder>``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from artifactfs.errors import StoreError
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.models import ArtifactVersion, Store, VersionState
-from artifactfs.settings import DEFAULT_STORE, machine_id
+from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionState
+from artifactfs.settings import DEFAULT_STORE, get_settings, machine_id
 
 CLAIM_SAMPLE = 20  # newest live payloads that must be here before a claim
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -85,15 +90,42 @@ def check_usable(row: Store, pruning: bool = False) -> None:
             "does not exist on this machine", hint)
 
 
-def default_store_name(session: Session, machine: str) -> str:
-    """The name of ``machine``'s own default local store (it may not exist yet)."""
-    candidates = (DEFAULT_STORE, f"{DEFAULT_STORE}-{short_id(machine)}", f"{DEFAULT_STORE}-{short_id(machine, 48)}")
+def default_store_name(session: Session, machine: str, root: str | None = None) -> str:
+    """The name of the default local store of ``machine`` and of the home
+    whose default store folder is ``root`` (default: this process's); it may
+    not exist yet. A local store belongs to a machine and a folder: two
+    homes on one machine (two users, or two ARTIFACTFS_HOMEs) each get their
+    own. A row of this machine and this folder whose folder is missing here
+    is refused, never taken: a VM cloned with the first machine's
+    /etc/machine-id looks exactly so."""
+    root = os.path.normpath(str(root or get_settings().default_store_root))  # as add_store records it
+    short = short_id(machine)
+    candidates = (DEFAULT_STORE, f"{DEFAULT_STORE}-{short}", f"{DEFAULT_STORE}-{short_id(machine, 48)}",
+                  f"{DEFAULT_STORE}-{short}-{short_id(_user())}",
+                  f"{DEFAULT_STORE}-{short}-{hashlib.sha256(root.encode()).hexdigest()[:8]}")
     for name in candidates:
         row = session.scalar(select(Store).where(Store.name == name))
-        if row is None or row.host_id == machine:
+        if row is None:
             return name
+        if row.host_id != machine or row.root_uri != root:
+            continue  # another machine's, or another home's on this machine
+        if os.path.isdir(root):
+            return name
+        raise StoreError(
+            f"store {name!r} is recorded as this machine's ({short}) default store in {root}, but that folder "
+            "does not exist here: this may be a clone of that machine with the same /etc/machine-id",
+            "on a cloned machine give it an id of its own (`rm /etc/machine-id && systemd-machine-id-setup`, or set "
+            f"ARTIFACTFS_MACHINE_ID); if you deleted the folder yourself, `mkdir -p {root}` to use the store again")
     raise StoreError(f"machine ids collide on store names {', '.join(candidates)}",
                      "set ARTIFACTFS_STORE to a store of your own")
+
+
+def _user() -> str:
+    """The name of the user this process runs as (not $USER: setpriv and sudo keep it)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def claim_if_unowned(session: Session, row: Store, machine: str) -> bool:
@@ -123,3 +155,31 @@ def claim_if_unowned(session: Session, row: Store, machine: str) -> bool:
 def claim(session: Session, row: Store, machine: str) -> None:
     row.host_id = machine
     bump_generation(session)
+
+
+def unreadable_here(session: Session, names: list[str], machine: str | None = None) -> dict[str, int]:
+    """``{artifact name: live versions kept in another machine's local store}``
+    for ``names``: listings count them, but this machine can never read them."""
+    machine = machine or machine_id()
+    foreign = [row.id for row in session.scalars(select(Store).where(Store.host_id.is_not(None),
+                                                                       Store.host_id != machine))
+               if is_local_row(row)]
+    if not foreign or not names:
+        return {}
+    counted = (select(Artifact.name, func.count(ArtifactVersion.id))
+               .join(ArtifactVersion, ArtifactVersion.artifact_id == Artifact.id)
+               .where(Artifact.name.in_(names), ArtifactVersion.store_id.in_(foreign),
+                      ArtifactVersion.state == VersionState.LIVE.value)
+               .group_by(Artifact.name))
+    return {name: count for name, count in session.execute(counted)}
+
+
+def local_roots_here(session: Session, machine: str | None = None) -> list[str]:
+    """Root folders of the local stores this machine owns (the mount's ``df``
+    reports the free space of the file systems holding them)."""
+    from artifactfs.stores import get_flavor
+
+    machine = machine or machine_id()
+    rows = session.execute(select(Store.root_uri, Store.flavor).where(Store.host_id == machine,
+                                                                      Store.removed_at.is_(None)))
+    return sorted(root for root, flavor in rows if get_flavor(flavor).protocol == "file")

@@ -12,6 +12,7 @@ migrate twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from functools import lru_cache
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from artifactfs.index.db import Index
 
 VERSIONS = Path(__file__).with_name("migrations") / "versions"
+#: How the line that announces a new index begins (stderr, once per new index).
+NEW_INDEX = "artifactfs: created a new index at "
 # Any constant: the key of PostgreSQL's advisory lock for migrations.
 _PG_MIGRATION_LOCK = 0x4152_5446
 
@@ -48,6 +51,16 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _say_created(index: Index) -> None:
+    """One line on stderr (through logging: a program's own configuration
+    decides; without one, Python's last-resort handler prints warnings)."""
+    from artifactfs.stores.secrets import mask_url
+
+    logging.getLogger("artifactfs.index").warning(
+        NEW_INDEX + "%s (`artifactfs info` shows the index, home and stores in use; "
+        "ARTIFACTFS_HOME or ARTIFACTFS_INDEX_URL choose another)", mask_url(index.url))
 
 
 def current_revision(connection) -> str | None:
@@ -101,7 +114,10 @@ def _known_revision(revision: str) -> bool:
 
 
 def upgrade_if_needed(index: Index, cache_dir: Path) -> None:
-    """Bring the index's schema up to date (a no-op, one query, when it is).
+    """Bring the index's schema up to date (a no-op, one query, when it is);
+    an empty database gets the whole schema, and the user is told where (a
+    mistyped ``ARTIFACTFS_HOME`` must not pass for an index whose artifacts
+    are gone).
 
     Raises:
         IndexUnusableError: the index's device is full, its file is damaged or
@@ -123,9 +139,12 @@ def upgrade_if_needed(index: Index, cache_dir: Path) -> None:
                 return  # another process migrated while we waited
             if revision is not None and not _known_revision(revision):
                 raise too_new_error(index.url, revision)
+            created = revision is None
             config = _alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+        if created:
+            _say_created(index)
     except DBAPIError as exc:
         explained = explain(exc, index.url)
         if explained is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from artifactfs.errors import ArtifactfsError
+from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.settings import get_settings, private_dir
 from artifactfs.stores.secrets import install_log_redaction
 
@@ -284,6 +284,11 @@ def run(options: MountOptions, log_path: str | None = None) -> None:
         cache = BlockCache(options.resolved_cache_dir() / "blocks", options.cache_size)
     except CacheInUse as exc:
         raise MountError(str(exc), "give each mount its own --cache-dir") from None
+    except (OSError, ConfigError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else exc.message
+        raise MountError(f"cannot use the mount's cache folder {options.resolved_cache_dir()}: {why}",
+                         "pass --cache-dir DIR in a writable folder (ARTIFACTFS_HOME or XDG_CACHE_HOME move "
+                         "the default)") from None
     ops = Operations(tree, Timeouts(moving=options.refresh))
     fuse_options = {f"fsname={FS_NAME}", "subtype=artifactfs", "ro", "default_permissions"}
     if options.allow_other:

@@ -13,9 +13,10 @@ querying, so the adapter can answer cache hits without a thread.
 
 from __future__ import annotations
 
+import os
 import time
 
-from artifactfs.index import names
+from artifactfs.index import hosts, names
 from artifactfs.index import tree as q
 from artifactfs.index.db import Index
 from artifactfs.mount import inodes
@@ -159,9 +160,11 @@ class Tree:
     # -- statfs --------------------------------------------------------------------------------
 
     def usage(self) -> Usage:
-        """Bytes and files of the live versions (what ``df`` shows), per generation."""
+        """Bytes and files of the live versions (what ``df`` shows), per
+        generation, and the free space where this machine's local stores live."""
         total = self.records.moving_memo(("usage",), q.live_usage)
-        return Usage(*total)
+        roots = self.records.moving_memo(("local roots",), hosts.local_roots_here)
+        return Usage(*total, free=_free_bytes(roots))
 
     # -- refresh -------------------------------------------------------------------------------
 
@@ -209,3 +212,16 @@ class Tree:
             self._generation, self._not_live = generation, not_live
             self._max_version = max(self._max_version, max_id)
         return changes
+
+
+def _free_bytes(roots: list[str]) -> int:
+    """Free bytes (for unprivileged writers) of the file systems holding
+    ``roots``, each file system counted once; a root that is gone counts 0."""
+    free: dict[int, int] = {}
+    for root in roots:
+        try:
+            device, info = os.stat(root).st_dev, os.statvfs(root)
+        except OSError:
+            continue
+        free[device] = info.f_bavail * info.f_frsize
+    return sum(free.values())

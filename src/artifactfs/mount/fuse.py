@@ -227,8 +227,11 @@ class Operations(pyfuse3.Operations):
         stats = pyfuse3.StatvfsData()
         stats.f_bsize = 1 << 20  # the preferred read size
         stats.f_frsize = _STATFS_BLOCK
-        stats.f_blocks = -(-usage.bytes // _STATFS_BLOCK)
-        stats.f_bfree = stats.f_bavail = 0  # read-only: nothing can be written
+        # Used: the live payload; available: the free space of this machine's local stores
+        # (the mount itself is read-only, but a full disk under the store is worth seeing).
+        free = usage.free // _STATFS_BLOCK
+        stats.f_blocks = -(-usage.bytes // _STATFS_BLOCK) + free
+        stats.f_bfree = stats.f_bavail = free
         stats.f_files = usage.files
         stats.f_ffree = stats.f_favail = 0
         stats.f_namemax = 255

@@ -18,7 +18,9 @@ from artifactfs.index import tree as q
 from artifactfs.mount import inodes
 from artifactfs.mount.inodes import Kind
 
-DIR_MODE = stat.S_IFDIR | 0o555
+# Folders are 0755 like any folder a user makes, so a `cp -r` out of the mount can be
+# deleted again; writes still get EROFS (a read-only mount), as rclone and mountpoint-s3 do.
+DIR_MODE = stat.S_IFDIR | 0o755
 LINK_MODE = stat.S_IFLNK | 0o777
 UNKNOWN_FILE_MODE = 0o444  # a manifest row without a mode (read-only for all, as before modes were kept)
 PERMISSION_BITS = 0o777  # set-id and sticky bits of a payload never reach the mount
@@ -126,10 +128,13 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What ``statfs`` reports: the live payload the index holds."""
+    """What ``statfs`` reports: the live payload the index holds, and the
+    free space of the file systems of this machine's local stores (0 when
+    it has none: a remote store has no free space to show)."""
 
     bytes: int
     files: int
+    free: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from artifactfs.lazy_import import lazy_names
 _LAZY = {
     "ArtifactStore": "artifactfs.stores.base",
     "Flavor": "artifactfs.stores.flavor",
+    "env_prefix": "artifactfs.stores.flavor",
     "env_secrets": "artifactfs.stores.flavor",
     "parse_options": "artifactfs.stores.flavor",
     "split_secrets": "artifactfs.stores.flavor",
@@ -33,7 +34,7 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from artifactfs.stores.base import ArtifactStore
-    from artifactfs.stores.flavor import Flavor, env_secrets, parse_options, split_secrets
+    from artifactfs.stores.flavor import Flavor, env_prefix, env_secrets, parse_options, split_secrets
     from artifactfs.stores.registry import (
         ENTRY_POINT_GROUP,
         FlavorInfo,

@@ -173,10 +173,15 @@ def parse_options(pairs: list[str] | tuple[str, ...], text_keys: frozenset[str] 
     return options
 
 
+def env_prefix(store_name: str) -> str:
+    """``ARTIFACTFS_STORE_<NAME>_``: the prefix of a store's option variables."""
+    return "ARTIFACTFS_STORE_" + re.sub(r"[^A-Za-z0-9]", "_", store_name).upper() + "_"
+
+
 def env_secrets(store_name: str, text_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Options from ``ARTIFACTFS_STORE_<NAME>_<OPTION>`` environment variables
     (values of ``text_keys`` stay text, see :func:`parse_options`)."""
-    prefix = "ARTIFACTFS_STORE_" + re.sub(r"[^A-Za-z0-9]", "_", store_name).upper() + "_"
+    prefix = env_prefix(store_name)
     options = {}
     for key, value in os.environ.items():
         if key.startswith(prefix):
@@ -189,4 +194,4 @@ def is_local_uri(uri: str) -> bool:
     return infer_storage_options(uri)["protocol"] in ("file", "local")
 
 
-__all__ = ["Flavor", "env_secrets", "is_local_uri", "parse_option_value", "parse_options", "split_secrets"]
+__all__ = ["Flavor", "env_prefix", "env_secrets", "is_local_uri", "parse_option_value", "parse_options", "split_secrets"]

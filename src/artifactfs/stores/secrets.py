@@ -12,8 +12,10 @@ credentials, and how a URL or a line of text looks with its secrets masked.
   (``postgresql+psycopg://user:***@host/db``); :func:`redact` masks every
   URL password, signed-URL and connection-string secret, and every secret
   value this process has been given (:func:`remember_secrets`: a store's
-  credentials, the index URL's password), in free text (errors, log lines,
-  a library's debug output that quotes a header).
+  credentials), in free text (errors, log lines, a library's debug output
+  that quotes a header). The index URL's password is masked where it
+  stands, in a URL's password field: a short password (``team``) masked as
+  free text would mask paths (``/tmp/team/homes``) too.
 - :func:`install_log_redaction` makes every log record of the process pass
   through :func:`redact` (the command line installs it).
 """
@@ -138,7 +140,7 @@ def mask_url(url: str) -> str:
 
 def remember_secrets(values: Iterable[str | None]) -> None:
     """Secret values this process holds (where they enter it: a store's
-    credentials, the index URL's password): :func:`redact` masks them
+    credentials): :func:`redact` masks them
     wherever they appear."""
     with _known_lock:
         _known.update(v for v in values if isinstance(v, str) and len(v) >= 4)
