@@ -8,7 +8,8 @@ Small saves (issue 13: >= 550/s with durability) are compared with a plain
 loop that writes the same bytes durably (new folder, file, fsync of the
 file, the folder and its parent) and with artifactfs itself with
 durability off (no payload fsync, SQLite synchronous=NORMAL: what saves did
-before the write protocol made them durable). The array save (target
+before the write protocol made them durable); then each step of the write
+protocol is timed (wall and main-thread CPU, median of ``--small`` saves). The array save (target
 >= 0.8) is compared with ``numpy.save`` and with ``numpy.save`` plus fsync
 (artifactfs's save is durable); the load, plain and with ``verify=True``
 (target >= 0.9), with ``numpy.load``. Every figure is the best of
@@ -35,20 +36,20 @@ SMALL = {"lr": 0.01, "epochs": 10, "layers": [64, 32], "name": "mlp"}
 def durability_off() -> Iterator[None]:
     """Saves as they were before durability: no payload fsync, SQLite NORMAL
     (for the comparison only; artifactfs has no switch for it)."""
+    from artifactfs.api import writing
     from artifactfs.index import db
-    from artifactfs.stores import manifest
 
     class NoSync:
         def wait(self) -> None:
             pass
 
-    set_synchronous, start_sync = db._set_synchronous, manifest.start_sync
+    set_synchronous, start_sync = db._set_synchronous, writing.start_sync
     db._set_synchronous = lambda conn, level: set_synchronous(conn, "NORMAL")
-    manifest.start_sync = lambda paths: NoSync()
+    writing.start_sync = lambda tasks: NoSync()
     try:
         yield
     finally:
-        db._set_synchronous, manifest.start_sync = set_synchronous, start_sync
+        db._set_synchronous, writing.start_sync = set_synchronous, start_sync
 
 
 def fsync_path(path: str) -> None:
@@ -106,7 +107,42 @@ def small_artifacts(count: int, rounds: int, workdir: str) -> dict[str, float]:
         for key in order:
             best[key] = max(best[key], sides[key]())
     best["loads"] = timed_rate(count, lambda i: load_artifact("params", version=i + 1))
+    best["steps"] = save_steps(count)
     return best
+
+
+#: The write protocol's steps as a small save passes them (fault points mark the boundaries).
+STEPS = (("after_write_intent", "checks + intent transaction"),
+         ("before_commit", "folder + materialize + manifest file"),
+         (None, "fsync wait + commit transaction"))
+
+
+def save_steps(count: int) -> dict[str, tuple[float, float]]:
+    """Median wall and main-thread CPU milliseconds of each step of a small
+    durable save (``STEPS``)."""
+    import statistics
+
+    from artifactfs import save_artifact
+    from artifactfs.faults import fault_action
+
+    marks: list[tuple[float, float]] = []
+
+    def mark() -> None:
+        marks.append((time.perf_counter(), time.thread_time()))
+
+    samples: dict[str, list[tuple[float, float]]] = {label: [] for _, label in STEPS}
+    with contextlib.ExitStack() as stack:
+        for point, _ in STEPS[:-1]:
+            stack.enter_context(fault_action(point, mark))
+        for _ in range(count):
+            marks.clear()
+            mark()
+            save_artifact(SMALL, "steps")
+            mark()
+            for (_, label), (w0, c0), (w1, c1) in zip(STEPS, marks, marks[1:]):
+                samples[label].append(((w1 - w0) * 1000, (c1 - c0) * 1000))
+    return {label: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+            for label, got in samples.items()}
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -179,6 +215,8 @@ def main() -> None:
         print(f"small saves, durability off: {s['off']:7.0f} saves/s; durability costs "
               f"{1 - s['durable'] / s['off']:.0%} ({1000 / s['durable'] - 1000 / s['off']:.2f} ms per save)")
         print(f"small loads:                 {s['loads']:7.0f} loads/s (target >= 830)")
+        for label, (wall, cpu) in s["steps"].items():
+            print(f"  small save step {label + ':':40s} {wall:6.3f} ms wall, {cpu:6.3f} ms CPU (median)")
         t = big_array(args.array_mib, home, args.rounds)
         mib = args.array_mib
 

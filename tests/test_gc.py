@@ -37,6 +37,7 @@ from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, utcnow  # noqa: E402
 from artifactfs.index.pipelines import VersionNotLiveError, link  # noqa: E402
+from artifactfs.stores.layout import count_payloads  # noqa: E402
 from gc_helpers import backdate_all, backdate_tree, chain, root, states  # noqa: E402
 
 HOUR = dt.timedelta(hours=1)
@@ -344,6 +345,22 @@ def test_orphan_rules(afs_home):
         assert kept.exists(), kept
     assert not old.exists() and not old_viz.exists()
     assert (root() / "w" / "8b6f1a3e-8c1d-4a7e-9f00-123456789abc").is_symlink()  # never followed
+
+
+def test_orphan_payloads_are_counted_once_each_by_plan_and_result(afs_home):
+    """A folder, its .viz folder and its manifest file are one payload; two
+    payload folders are two even when a copy gave them the same uuid (the
+    plan once counted uuids, the CLI's result line folders)."""
+    first = make_orphan("a")
+    make_orphan("a", ORPHAN_UUID + ".viz")
+    manifest = first.parent / (ORPHAN_UUID + ".manifest.json")
+    manifest.write_text("{}")
+    backdate_tree(manifest)
+    make_orphan("b")  # the same folder copied under another name
+    plan, result = prune()
+    assert len(plan.orphans) == 4
+    assert plan.stats.orphans == plan.stats.stores[0].orphans == 2
+    assert count_payloads(result.orphans_deleted) == 2
 
 
 def test_orphan_touched_after_plan_is_kept(afs_home):

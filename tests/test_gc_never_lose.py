@@ -21,7 +21,8 @@ pytest_plugins = ["index_fixtures"]
 import artifactfs  # noqa: E402
 from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
-from artifactfs.gc import PrunePolicy, fsck, plan_prune  # noqa: E402
+from artifactfs.faults import fault_action  # noqa: E402
+from artifactfs.gc import PrunePolicy, fsck, plan_prune, run_pass  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.holders import Holder, this_process  # noqa: E402
 from artifactfs.index.clock import database_now  # noqa: E402
@@ -111,6 +112,28 @@ def test_stale_intents_go_with_their_folder_or_when_it_is_gone(afs_home):
     assert young_elsewhere.exists()
     assert intents() == {"lost/" + young_elsewhere.name}
     assert "Cleared 3 stale write intent(s)" in result.output
+
+
+def test_a_stale_intent_stays_until_every_entry_of_its_payload_is_gone(afs_home):
+    """A crashed save leaves a folder and a numbered manifest file under one
+    intent: a pass stopped between deleting the two keeps the intent, so the
+    manifest file is never mistaken for a committed payload the index lost."""
+    folder = make_orphan()
+    manifest = folder.parent / (ORPHAN_UUID + ".manifest.json")
+    manifest.write_text('{"version": "7"}')
+    backdate_tree(manifest)
+    dead_here = str(Holder("host", dead_pid(), machine_id(), "dead"))
+    intent("lost/" + ORPHAN_UUID, dead_here, dt.timedelta(days=2))
+
+    def stop_the_pass():
+        raise KeyboardInterrupt  # as Ctrl-C between two deletions
+
+    with fault_action("gc_mid_orphans", stop_the_pass), pytest.raises(KeyboardInterrupt):
+        run_pass(get_index(), PrunePolicy(grace=ZERO, orphan_grace=ZERO))
+    assert folder.exists() != manifest.exists()  # one of the two went
+    assert intents() == {"lost/" + ORPHAN_UUID}
+    assert gc("--grace", "0", "--orphan-grace", "0").exit_code == 0  # the next pass finishes the job
+    assert not folder.exists() and not manifest.exists() and intents() == set()
 
 
 def test_orphans_are_aged_by_the_database_clock_not_a_fast_local_one(afs_home, monkeypatch):

@@ -32,6 +32,7 @@ from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index import gc as gc_rows  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, StepIO, VersionFile, utcnow  # noqa: E402
+from artifactfs.stores import layout  # noqa: E402
 from gc_helpers import backdate_intents, backdate_tree, chain, root  # noqa: E402
 
 R1_WORKERS, R1_ROUNDS, R1_PASSES = 3, 12, 10
@@ -63,8 +64,8 @@ def unnamed_old_payloads(grace_hours: float = 1) -> list[str]:
         if not name.is_dir():
             continue
         for entry in name.iterdir():
-            uuid = gc_rows.UUID4.match(entry.name.removesuffix(".viz"))
-            if entry.is_dir() and uuid and entry.name.removesuffix(".viz") not in uuids:
+            layout_entry = layout.classify(entry.name)
+            if entry.is_dir() and layout_entry and layout_entry[1] != layout.MANIFEST and layout_entry[0] not in uuids:
                 newest = max([p.stat().st_mtime for p in entry.rglob("*")] + [entry.stat().st_mtime])
                 if newest < cutoff:
                     found.append(str(entry))

@@ -145,6 +145,23 @@ def test_a_deadlock_without_retry_is_one_line(pg_home, postgres_server, pause):
     assert caught.value.hint
 
 
+def test_a_save_that_waited_for_the_artifact_lock_numbers_after_the_one_that_held_it(pg_home, postgres_server, pause):
+    """Versions are numbered with the write intent: a save that waited for
+    another's artifact lock must see the number that one's intent took
+    (its number is read in a statement after the lock, with a fresh
+    snapshot), or both would hold one number and one commit would fail."""
+    from artifactfs import save_artifact
+
+    save_artifact(0, "numbered")
+    wait_reached, release = pause("artifacts_locked")
+    first = Worker(lambda: save_artifact({"first": 1}, "numbered"))
+    wait_reached()  # holds the artifact's row lock, has not numbered yet
+    second = Worker(lambda: save_artifact({"second": 1}, "numbered"))
+    _until(lambda: _waiting_on_lock(postgres_server, pg_home) == 1, "the second save to wait for the lock")
+    release()
+    assert sorted([first.outcome().version, second.outcome().version]) == ["2", "3"]
+
+
 def test_a_writer_never_waits_for_another_ones_generation_bump(pg_home, pause):
     """The first save stops after its change-clock bump, before COMMIT; a
     second save commits meanwhile (main's index_state row made it wait)."""

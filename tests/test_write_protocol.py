@@ -36,6 +36,7 @@ from artifactfs import (  # noqa: E402
 )
 from artifactfs.api.migrate import migrate  # noqa: E402
 from artifactfs.api.writing import PayloadMissingError  # noqa: E402
+from artifactfs.errors import AlreadyExistsError, PathEscapeError  # noqa: E402
 from artifactfs.faults import fault_action  # noqa: E402
 from artifactfs.gc import PrunePolicy, run_pass  # noqa: E402
 from artifactfs.index import find_store_row, get_index  # noqa: E402
@@ -281,8 +282,118 @@ def test_a_writer_killed_before_its_commit_leaves_a_live_intent(afs_home):
     (folder, holder), = intents()
     store = get_store()
     assert store.isfile(folder + "/data.json") and version_count() == 0
+    # A crashed save: its manifest file is numbered, and its intent says so (and names its uuid).
+    assert intent_versions() == [(folder, "1")]
+    assert manifest_file_of(store, folder)["version"] == "1" and folder.endswith(manifest_file_of(store, folder)["uuid"])
     with get_index().read() as session:  # the pruner's question: still protected
         assert live_intent_folders(session, store_id_of(store), HOUR) == {folder}
+
+
+# -- one write batch: numbered with the intent, one manifest file write ------------------------
+
+
+def intent_versions() -> list[tuple[str, str | None]]:
+    """(folder, version) of every write intent."""
+    with get_index().read() as session:
+        return [tuple(r) for r in session.execute(select(WriteIntent.folder, WriteIntent.version)).all()]
+
+
+def manifest_file_of(store, folder: str) -> dict:
+    import json
+
+    return json.loads(store.read_bytes(folder + ".manifest.json"))
+
+
+def test_the_version_is_numbered_with_its_intent_and_its_manifest_file_written_once(afs_home, monkeypatch):
+    store = get_store()
+    save_artifact({"v": 1}, "numbered")
+    seen = {}
+    writes = []
+    real_open = os.open
+
+    def counting_open(path, flags, *args, **kwargs):
+        if str(path).endswith(".manifest.json") and flags & os.O_CREAT:
+            writes.append(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def before_commit():
+        (folder, version), = intent_versions()
+        seen.update(folder=folder, version=version, manifest=manifest_file_of(store, folder))
+
+    monkeypatch.setattr(os, "open", counting_open)
+    with fault_action("before_commit", before_commit):
+        version = save_artifact({"v": 2}, "numbered")
+    assert version.version == "2" and seen["version"] == "2"
+    assert seen["manifest"]["version"] == "2" and seen["manifest"]["uuid"] == version.id  # numbered before the commit
+    assert len(writes) == 1  # and never rewritten after it
+    after = manifest_file_of(store, seen["folder"])
+    assert after == seen["manifest"] and after["created_at"] == version.created_at.isoformat()
+
+
+def test_two_saves_in_flight_hold_their_own_numbers(afs_home):
+    """A save that records its intent second gets the next number, even when
+    it commits first; the first keeps the number its manifest file says."""
+    inner = {}
+
+    def second_save():
+        if not inner:
+            inner["started"] = True  # the second save passes this point too
+            inner["version"] = save_artifact({"second": True}, "race")
+
+    with fault_action("after_write_intent", second_save):
+        first = save_artifact({"first": True}, "race")
+    assert (first.version, inner["version"].version) == ("1", "2")
+    assert load_artifact("race", 1) == {"first": True} and load_artifact("race", 2) == {"second": True}
+
+
+def test_an_explicit_version_a_save_in_flight_holds_is_refused_before_writing(afs_home):
+    store = get_store()
+    refused = []
+
+    def same_version():
+        if not refused:
+            refused.append("started")
+            with pytest.raises(AlreadyExistsError, match="already has a version 'v1'") as info:
+                save_artifact({"second": True}, "pinned", version="v1")
+            refused.append(info.value)
+            assert len(intents()) == 1 and payload_folders(store, "pinned") == []  # nothing of the second
+
+    with fault_action("after_write_intent", same_version):
+        version = save_artifact({"first": True}, "pinned", version="v1")
+    assert len(refused) == 2 and version.version == "v1" and load_artifact("pinned", "v1") == {"first": True}
+
+
+def test_a_payload_that_cannot_be_removed_keeps_its_intent_for_the_pruner(afs_home, monkeypatch):
+    from artifactfs.api import writing
+
+    def cannot(store, path):
+        raise PermissionError(f"cannot delete {path}")
+
+    monkeypatch.setattr(writing, "rmtree_quietly", cannot)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_artifact(1, "stuck", materializer=HalfWriting)
+    (folder, _), = intents()  # the folder stays, and so does the intent that protects and explains it
+    assert get_store().isdir(folder)
+
+
+def test_a_link_where_a_name_folder_belongs_is_never_followed(afs_home):
+    """The payload folder is made beneath the root's descriptor: a link
+    planted as ``<root>/<name>`` (even one staying inside the root) is
+    refused, and nothing is written through it."""
+    root = Path(get_store().path)
+    (root / "elsewhere").mkdir(parents=True)
+    (root / "linked").symlink_to(root / "elsewhere")
+    with pytest.raises(PathEscapeError, match="link"):
+        save_artifact({"x": 1}, "linked")
+    assert list((root / "elsewhere").iterdir()) == [] and intents() == [] and version_count() == 0
+
+
+def test_registered_in_place_keeps_its_artifact_type(afs_home):
+    inside = Path(get_store().path) / "mine" / "model.bin"
+    inside.parent.mkdir()
+    inside.write_bytes(b"m" * 10)
+    version = register_artifact(inside, "adopted", artifact_type="ModelArtifact")
+    assert version.artifact_type == "ModelArtifact" and version.payload_kind == "file"
 
 
 # -- item 5: names and metadata refused before anything is written ----------------------------

@@ -1,8 +1,9 @@
 """The artifact API: ``save_artifact``, ``load_artifact``, ``register_artifact``
 and the ``ArtifactVersion`` a user holds.
 
-Writes follow DESIGN.md's protocol: payload first (``api.writing``), then
-one transaction (``index.artifacts.insert_version``). Loads never hand out a
+Writes follow DESIGN.md's protocol through one code path
+(``api.writing.WriteBatch``): intent, payload, manifest file and
+durability, then one transaction. Loads never hand out a
 way to change what is stored (a file or folder comes back as a private copy,
 or as a read-only view: ``api.views``), and a load that may unpickle reads
 each file once, verified (``api.verified``).
@@ -25,20 +26,17 @@ from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.verified import IntegrityError, VerifiedReads, missing, verify_payload
 from artifactfs.api.views import PayloadView
 from artifactfs.api.writing import (
-    abandon,
-    check_payload,
+    WriteBatch,
     copy_into,
+    copy_plan,
     manifest_in_place,
-    number_manifest_beside,
-    store_row_id,
-    write_manifest_beside,
+    pick_materializer,
     write_value,
 )
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathNotFoundError
 from artifactfs.faults import fault_point
 from artifactfs.index import get_index
 from artifactfs.index import artifacts as rows
-from artifactfs.index.gc import is_in_place
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.enums import SAVE_TYPES
@@ -47,6 +45,7 @@ from artifactfs.materializers import BaseMaterializer, PathMaterializer, import_
 from artifactfs.materializers.path import private_folder
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.flavor import is_local_uri
+from artifactfs.stores.layout import registered_in_place
 from artifactfs.stores.manifest import ManifestEntry, content_hash
 
 
@@ -260,17 +259,15 @@ def save_artifact(
     tags = rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
     metadata = rows.check_metadata(user_metadata if user_metadata is not None else metadata)
     target = store if isinstance(store, ArtifactStore) else get_store(store)
-    index = get_index()
-    if version is not None:
-        with index.read() as session:  # fail before writing any payload
-            if rows.version_exists(session, name, version):
-                raise rows.duplicate_version_error(name, version)
-    new, extracted = write_value(data, name, target, materializer, extract_metadata=extract_metadata,
-                                 include_visualizations=include_visualizations)
-    new.version, new.tags = version, tags
-    new.artifact_type = kind or new.artifact_type
-    new.metadata = {**extracted, **metadata}
-    return commit_version(new, target, link=_link_to_step("output", name))
+    cls = pick_materializer(data, materializer)
+    with WriteBatch(target) as batch:
+        payload, = batch.begin([(name, version)])  # a version taken already is refused here
+        new, extracted = write_value(batch, payload, data, cls, extract_metadata=extract_metadata,
+                                     include_visualizations=include_visualizations)
+        new.tags = tags
+        new.artifact_type = kind or new.artifact_type
+        new.metadata = {**extracted, **metadata}
+        return commit_version(batch, link=_link_to_step("output", name))
 
 
 def _artifact_type(value: ArtifactType | str | None) -> str | None:
@@ -296,32 +293,13 @@ def _link_to_step(direction: str, name: str) -> Callable | None:
         session, context.step_run_id, [pipeline_rows.Link(row.id, direction, name)], fresh=[row.id])
 
 
-def commit_version(new: rows.NewVersion, store: ArtifactStore, link: Callable | None = None) -> ArtifactVersion:
-    """Step 4 of the write protocol: one transaction checks the payload is
-    still there, inserts the version (clearing its write intent) and runs
-    ``link(session, row)`` (the pipeline runner links step outputs there).
-    On failure a fresh payload is removed at once; the pruner is the safety net."""
-    try:
-        write_manifest_beside(store, new)  # what `fsck --adopt` re-indexes after losing the index
-        fault_point("before_commit")
-        committed = get_index().run_write(_insert, new, store, link)
-    except BaseException:
-        abandon(store, new.uri, new.intent_id, committing=True)
-        raise
-    number_manifest_beside(store, new, committed.version, committed.created_at)
-    return committed
-
-
-def _insert(session, new: rows.NewVersion, store: ArtifactStore, link: Callable | None) -> ArtifactVersion:
-    """The commit transaction (run again by ``run_write`` after a deadlock:
-    it only works on the database and re-checks the payload)."""
-    new.store_id = store_row_id(session, store)
-    row = rows.insert_version(session, new)
-    if link is not None:
-        link(session, row)
-    version = ArtifactVersion.from_row(row, store.name)
-    check_payload(store, new)  # last: durable and still there
-    return version
+def commit_version(batch: WriteBatch, link: Callable | None = None) -> ArtifactVersion:
+    """Steps 3-4 for the one version ``batch`` holds: checked, inserted, and
+    ``link(session, row)`` run in its transaction (a step's output link, the
+    in-place ownership check). See ``api.writing.WriteBatch``."""
+    links = (lambda session, rows: link(session, rows[0])) if link is not None else None
+    row, = batch.commit_versions(links)
+    return ArtifactVersion.from_row(row, batch.store.name)
 
 
 def _version_string(version: str | int | None) -> str | None:
@@ -484,14 +462,16 @@ def register_artifact(
     if native == source.root:
         raise ArtifactfsError(f"{uri} is the root of store {source.name!r}", "register a folder inside it")
     _refuse_owned(source.flavor.to_uri(native))  # early, before hashing; again under the lock below
-    kind, files = manifest_in_place(source, native)
+    payload_kind, files = manifest_in_place(source, native)
     new = rows.NewVersion(
         uuid=str(uuid.uuid4()), name=name, version=version, store_id=0, uri=source.flavor.to_uri(native),
-        payload_kind=kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
+        payload_kind=payload_kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
         save_type=SaveType.REGISTERED.value, files=files, tags=tags, metadata=_registered_meta(files, metadata),
         artifact_type=kind,
     )
-    return commit_version(new, source, link=_registered_link(name))
+    with WriteBatch(source) as batch:
+        batch.adopt(new)
+        return commit_version(batch, link=_registered_link(name))
 
 
 def _check_exists(uri: str, source: ArtifactStore | None) -> None:
@@ -515,16 +495,19 @@ def _register_copy(uri, source, name, version, tags, metadata, store_name, progr
             raise ArtifactfsError(f"no registered store holds {uri}", "register a store for it first")
         source = local_filesystem()
     target = get_store(store_name)
-    native = source.resolve(uri)
+    plan = copy_plan(source, source.resolve(uri))
     callback = progress(source.size(uri)) if progress else None
-    payload, files = copy_into(source, native, target, name, callback)
-    new = rows.NewVersion(
-        uuid=payload.uuid, name=name, version=version, store_id=0, uri=payload.uri,
-        payload_kind=PayloadKind.FOLDER.value, materializer=None, data_type="pathlib.Path",
-        content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=tags,
-        metadata=_registered_meta(files, metadata, source=uri), artifact_type=kind, intent_id=payload.intent_id,
-    )
-    return commit_version(new, target, link=_registered_link(name))
+    with WriteBatch(target) as batch:
+        payload, = batch.begin([(name, version)])
+        files = copy_into(source, plan, batch, payload, callback)
+        new = rows.NewVersion(
+            uuid=payload.uuid, name=name, version=payload.version, store_id=0, uri=payload.uri,
+            payload_kind=PayloadKind.FOLDER.value, materializer=None, data_type="pathlib.Path",
+            content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=tags,
+            metadata=_registered_meta(files, metadata, source=uri), artifact_type=kind, artifact_id=payload.artifact_id,
+        )
+        batch.written(payload, files, new)
+        return commit_version(batch, link=_registered_link(name))
 
 
 def _registered_link(name: str) -> Callable:
@@ -556,7 +539,7 @@ def _refuse_owned(uri: str, session=None, exclude_id: int | None = None) -> None
         with get_index().read() as session:
             return _refuse_owned(uri, session)
     for owner in rows.uri_owners(session, uri, exclude_id):
-        if owner.uri.rstrip("/") == uri.rstrip("/") or not is_in_place(owner.uri, owner.uuid, owner.payload_kind):
+        if owner.uri.rstrip("/") == uri.rstrip("/") or not registered_in_place(owner.uri, owner.uuid, owner.payload_kind):
             raise AlreadyExistsError(
                 f"{uri} is already owned by version {owner.artifact.name}:{owner.version} ({owner.uri})",
                 "a payload belongs to one version; register another path, or use copy=True",

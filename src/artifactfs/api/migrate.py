@@ -26,35 +26,25 @@ tree, stay the same; ``load()`` then returns the folder.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from artifactfs.api.artifacts import IntegrityError
 from artifactfs.api.stores import get_store, store_for_uri
-from artifactfs.api.writing import (
-    VISUALIZATION_SUFFIX,
-    PayloadMissingError,
-    manifest_record,
-    abandon,
-    begin_payload,
-    payload_folder,
-    require_payload,
-    store_row_id,
-)
+from artifactfs.api.writing import PayloadMissingError, WriteBatch, manifest_record
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
-from artifactfs.index.gc import UUID4
-from artifactfs.index.intents import clear_intent
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
-from artifactfs.stores.durable import sync_payload
 from artifactfs.stores.hashing import new_hasher
-from artifactfs.stores.manifest import ManifestEntry, hash_store_file, manifest_file, write_manifest_file
+from artifactfs.stores.layout import manifest_file, payload_folder, payload_uuid, viz_folder
+from artifactfs.stores.manifest import ManifestEntry, hash_store_file
 
 #: ``progress(total_bytes)`` returns a callback fed with copied byte counts.
 Progress = Callable[[int], Callable[[int], None]]
@@ -138,22 +128,19 @@ def migrate(
     sources = _SourceStores()
     for move in plan:
         source = sources.get(move.store_id)
-        payload = begin_payload(target, move.name, move.uuid)  # write protocol step 1
         try:
-            new_uri, visualizations = _copy_version(move, source, target, report, advance)
-            _write_manifest(move, target)  # what `fsck --adopt` re-indexes after losing the index
-            fault_point("migrate_before_repoint")
-            moved = _repoint(move, payload.intent_id, target, new_uri, visualizations)
+            with WriteBatch(target, fault="migrate_before_repoint") as batch:  # the write protocol, as a save's
+                payload, = batch.begin([(move.name, None)], numbered=False, uuids=[move.uuid])
+                payload.label = move.label
+                new_uri, visualizations = _copy_version(move, source, target, report, advance)
+                files, record = _manifest_of(move)  # the manifest file beside the copy
+                batch.written(payload, files, record=record)
+                batch.commit(functools.partial(_repoint, move, batch, new_uri, visualizations))
         except (IntegrityError, FileNotFoundError, PayloadMissingError) as exc:
-            abandon(target, payload.uri, payload.intent_id, committing=True)
             report.failed.append((move.label, getattr(exc, "message", None) or str(exc)))
             continue
-        except BaseException:
-            abandon(target, payload.uri, payload.intent_id, committing=True)
-            raise
-        if not moved:
+        except _Changed:  # the copy is abandoned; kept if another run moved it here
             report.skipped.append((move.label, "it changed while being copied (condemned, or moved by another run)"))
-            abandon(target, payload.uri, payload.intent_id, committing=True)  # kept if another run moved it here
             continue
         report.moved.append(move.label)
         fault_point("migrate_before_delete")
@@ -164,20 +151,21 @@ def migrate(
     return report
 
 
-def _repoint(move: Move, intent_id: str, target: ArtifactStore, new_uri: str, visualizations: list[dict]) -> bool:
-    """Write protocol step 4: check the copy is still there, re-point the row
-    at it and clear the intent, in one transaction. Whether it moved."""
-    with get_index().write() as session:
-        change = moves.Repoint(
-            version_id=move.version_pk, old_store_id=move.store_id, old_uri=move.uri,
-            store_id=store_row_id(session, target), uri=new_uri, payload_kind=PayloadKind.FOLDER.value,
-            visualizations=visualizations,
-        )
-        require_payload(target, move.label, new_uri, PayloadKind.FOLDER.value, [f.path for f in move.files])
-        moved = moves.repoint(session, change)
-        if moved:
-            clear_intent(session, intent_id)
-    return moved
+class _Changed(Exception):
+    """The version changed while it was copied: nothing is re-pointed."""
+
+
+def _repoint(move: Move, batch: WriteBatch, new_uri: str, visualizations: list[dict], session) -> None:
+    """The commit's change (write protocol step 4, in the batch's transaction,
+    which also checks the copy and clears the intent): re-point the row at
+    the copy, if it is still live and where it was copied from."""
+    change = moves.Repoint(
+        version_id=move.version_pk, old_store_id=move.store_id, old_uri=move.uri,
+        store_id=batch.store_id(session), uri=new_uri, payload_kind=PayloadKind.FOLDER.value,
+        visualizations=visualizations,
+    )
+    if not moves.repoint(session, change):
+        raise _Changed()
 
 
 # -- copying -----------------------------------------------------------------------------
@@ -198,9 +186,7 @@ def _copy_version(move: Move, source: ArtifactStore, target: ArtifactStore, repo
         _copy_file(move, entry, source, src, target, dst, advance)
         report.bytes_copied += entry.size
         fault_point("migrate_mid_copy")
-    if target.is_local:  # durable before the row points at it
-        sync_payload(target.root, target.resolve(folder), [entry.path for entry in move.files])
-    return target.uri(folder), _copy_visualizations(move, source, target, folder)
+    return target.uri(folder), _copy_visualizations(move, source, target, folder)  # made durable by the batch
 
 
 def _copy_file(move: Move, entry: ManifestFile, source: ArtifactStore, src: str, target: ArtifactStore, dst: str,
@@ -243,11 +229,11 @@ def _intact(store: ArtifactStore, native: str, entry: ManifestFile, algorithm: s
 def _copy_visualizations(move: Move, source: ArtifactStore, target: ArtifactStore, folder: str) -> list[dict]:
     """Visualizations are not in the manifest: copied when present, sizes checked."""
     copied = []
-    old_prefix = move.uri.rstrip("/") + VISUALIZATION_SUFFIX + "/"
+    old_prefix = viz_folder(move.uri) + "/"
     for item in move.visualizations:
         uri = item.get("uri", "")
         relative = uri[len(old_prefix):] if uri.startswith(old_prefix) else posixpath.basename(uri)
-        new_uri = target.uri(f"{folder}{VISUALIZATION_SUFFIX}/{relative}")
+        new_uri = target.uri(f"{viz_folder(folder)}/{relative}")
         try:
             src = source.resolve(uri)
             size = int(source.fs.info(src)["size"])
@@ -281,10 +267,10 @@ def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = No
     elif kind != PayloadKind.FILE.value and native != store.root and store.isdir(uri):
         store.rmtree(uri)
         deleted.append(uri)
-    viz = uri.rstrip("/") + VISUALIZATION_SUFFIX
+    viz = viz_folder(uri)
     if kind != PayloadKind.FILE.value and store.contains(viz) and store.isdir(viz):
         store.rmtree(viz)
-    if UUID4.match(posixpath.basename(uri.rstrip("/"))):  # a saved payload's manifest file goes with it
+    if payload_uuid(uri) is not None:  # a saved payload's manifest file goes with it
         _remove_file(store, store.resolve(manifest_file(uri)))
     return deleted
 
@@ -307,15 +293,16 @@ def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sou
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _write_manifest(move: Move, target: ArtifactStore) -> None:
-    """The manifest file beside the copy, written before the re-point commits."""
+def _manifest_of(move: Move) -> tuple[list[ManifestEntry], dict | None]:
+    """The files of a version and the record of its manifest file, read from
+    its row (None: forgotten meanwhile, and the re-point will refuse it)."""
     with get_index().read() as session:
         row = session.get(VersionRow, move.version_pk)
         if row is None:
-            return  # forgotten meanwhile: the re-point refuses it
+            return [ManifestEntry(f.path, f.size, 0, f.digest or "") for f in move.files], None
         record = manifest_record(row, move.name, row.version, row.created_at, row.visualizations)
         files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in version_files(session, row.id)]
-    write_manifest_file(target, payload_folder(move.name, move.uuid), files, record)
+    return files, record
 
 
 class _SourceStores:

@@ -1,37 +1,62 @@
-"""The write protocol of DESIGN.md, shared by ``save_artifact``,
-``register_artifact``, the pipeline runner, ``migrate`` and checkpoints:
+"""The write protocol of DESIGN.md, steps 1-4, in one place: a
+:class:`WriteBatch` is the only code path by which ``save_artifact``,
+``register_artifact``, the pipeline runner's outputs and ``migrate`` put a
+payload in a store and commit it. It owns:
 
-1. a write intent is recorded in the index, in a transaction of its own,
-   before a byte of the payload is written (:func:`begin_payload`);
-2. the payload goes to a fresh folder ``<root>/<artifact name>/<uuid>/``;
-3. manifest, size and hash are computed while writing, and a local payload
-   is fsynced with the folders naming it (``RecordingStore(durable=True)``);
-4. one transaction checks the payload is still there (:func:`check_payload`),
-   inserts the version and clears the intent (``index.artifacts.insert_version``).
+1. the write intents, recorded in one transaction of their own before a
+   byte of any payload is written, each numbering its version (so the
+   manifest file beside the payload is written once, with its number);
+2. the fresh payload folders ``<root>/<name>/<uuid>/`` (``stores.layout``),
+   made beneath the store root's descriptor on a local store, no link
+   followed, and held open while they are written;
+3. the manifest file beside each folder, then every payload file, folder
+   and manifest file made durable as one batch of fsyncs, started before the
+   commit's transaction is prepared and waited for inside it;
+4. the commit: one transaction runs the caller's changes (insert the
+   versions and their links, or re-point a migrated row), clears the
+   intents and, last, checks that every payload is durable and still
+   there; the fault point before it keeps its name.
 
-A save that fails removes its folder and its intent at once (:func:`abandon`);
-a crash leaves both to the pruner, which never touches a folder whose
-intent is younger than its floor.
+A batch that fails removes its folders and then their intents at once
+(:meth:`WriteBatch.abandon`); after a failed commit a folder goes only once
+the index says no row names it. A crash leaves both to the pruner, which
+never touches a folder whose intent is younger than its floor; the intent
+names the version's uuid (its folder) and number, so a numbered manifest
+file with an intent is a crashed save, and one with neither row nor
+intent is not.
+
+What goes into a payload is decided below the batch: a materialized value
+(:func:`write_value`), a copy of existing files (:func:`copy_into`), or a
+user's own file or folder adopted in place (:func:`manifest_in_place`, no
+intent, never removed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import posixpath
 import stat
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any
+from dataclasses import dataclass, field
+from typing import IO, Any, TypeVar
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
-from artifactfs.index.artifacts import NewVersion, check_name, check_metadata, version_at
-from artifactfs.index.intents import clear_intent, record_intent
+from artifactfs.index.artifacts import (
+    NewVersion,
+    check_metadata,
+    check_name,
+    insert_versions,
+    reserve_versions,
+    version_at,
+)
+from artifactfs.index.intents import PlannedWrite, clear_intents, record_intents
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.index.sweep import remove_quietly, rmtree_quietly
 from artifactfs.materializers import (
@@ -44,42 +69,30 @@ from artifactfs.materializers import (
     qualified_name,
 )
 from artifactfs.materializers.builtin import is_jsonable
+from artifactfs.stores import layout
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.beneath import LinkFound, within
-from artifactfs.stores.localfiles import open_beneath, resolve_named
+from artifactfs.stores.durable import fsync_beneath, fsync_fd, start_sync
+from artifactfs.stores.localfiles import folder_beneath, open_beneath, resolve_named, root_fd
 from artifactfs.stores.manifest import (
     DEFAULT_FILE_MODE,
     ManifestEntry,
     RecordingStore,
     content_hash,
+    manifest_bytes,
     manifest_entry,
-    manifest_file,
     write_manifest_file,
 )
 
-VISUALIZATION_SUFFIX = ".viz"
+T = TypeVar("T")
+#: The manifest file's permission bits (before the umask), as ``open`` gives.
+MANIFEST_FILE_MODE = 0o666
 
 
 class PayloadMissingError(ArtifactfsError):
     """A payload vanished between being written and being committed."""
 
 
-def payload_folder(name: str, version_uuid: str) -> str:
-    return f"{name}/{version_uuid}"
-
-
-# -- steps 1 and 4: the intent, the check, the cleanup ------------------------------------
-
-
-@dataclass(frozen=True)
-class FreshPayload:
-    """A payload folder being written, with its write intent."""
-
-    uuid: str
-    folder: str  # relative to the store root
-    native: str  # resolved, in the store's filesystem
-    uri: str
-    intent_id: str
 
 
 def store_row_id(session, store: ArtifactStore) -> int:
@@ -87,36 +100,338 @@ def store_row_id(session, store: ArtifactStore) -> int:
     return getattr(store, "index_id", None) or find_store_row(session, store.name).id
 
 
-def begin_payload(store: ArtifactStore, name: str, version_uuid: str | None = None) -> FreshPayload:
-    """Step 1: record the intent to write ``<name>/<uuid>`` (committed before
-    returning, so the pruner sees it before the folder exists). On SQLite the
-    commit is not fsynced: a power cut that loses it also stops the writer,
-    and the orphan grace covers the folder it leaves."""
-    version_uuid = version_uuid or str(uuid.uuid4())
-    folder = payload_folder(name, version_uuid)
-    native = store.resolve(folder)
-    with get_index().write(durable=False) as session:
-        intent_id = record_intent(session, store_row_id(session, store), folder)
-    fault_point("after_write_intent")
-    return FreshPayload(version_uuid, folder, native, store.flavor.to_uri(native), intent_id)
+@dataclass(eq=False)
+class Payload:
+    """One fresh payload folder of a batch, under its write intent."""
+
+    uuid: str
+    name: str
+    folder: str  # relative to the store root: layout.payload_folder(name, uuid)
+    native: str  # in the store's filesystem
+    uri: str
+    version: str | None  # numbered with the intent; None: not a new version (migrate's copies)
+    artifact_id: int | None
+    intent_id: str = ""
+    label: str = ""  # how errors name it
+    folder_fd: int = -1  # local stores: the folder and its name folder, held open
+    name_fd: int = -1
+    files: list[ManifestEntry] = field(default_factory=list)  # what the check and the fsyncs cover
+    new: NewVersion | None = None  # the version it holds: its manifest file says what the row will
+    record: dict[str, Any] | None = None  # or this record (migrate); neither: no manifest file
 
 
-def check_payload(store: ArtifactStore, new: NewVersion) -> None:
-    """Last in the commit's transaction: wait until the payload is durable
-    (its fsyncs ran while the transaction was prepared), then refuse to
-    commit a payload that is no longer there (deleted while the save ran)."""
-    if new.wait_durable is not None:
-        new.wait_durable()
-    require_payload(store, repr(new.name), new.uri, new.payload_kind, [f.path for f in new.files])
+class WriteBatch:
+    """Steps 1-4 of the write protocol for the payloads of one commit, in
+    one store. Use as a context manager: leaving it by an exception abandons
+    every payload not committed (see the module docstring)::
+
+        with WriteBatch(store) as batch:
+            payload, = batch.begin([("model", None)])          # step 1
+            new, _ = write_value(batch, payload, value, cls)     # steps 2-3
+            row, = batch.commit_versions()                       # steps 3-4
+    """
+
+    def __init__(self, store: ArtifactStore, fault: str = "before_commit") -> None:
+        """``fault``: the name of the fault point just before the commit's transaction."""
+        self.store = store
+        self.fault = fault
+        self.index = get_index()
+        self.payloads: list[Payload] = []
+        self.adopted: list[NewVersion] = []  # registered in place: checked, never removed
+        self._store_id: int | None = None
+        self._created: dt.datetime | None = None
+        self._root_fd = -1
+        self._syncs: list = []  # fsyncs started (durable.SyncJob), waited for before the commit
+        self._done = False
+
+    def __enter__(self) -> WriteBatch:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is not None and not self._done:
+                self.abandon()
+        finally:
+            self.close()
+
+    # -- step 1 ------------------------------------------------------------------------
+
+    def begin(self, wanted: list[tuple[str, str | None]], numbered: bool = True,
+              uuids: list[str] | None = None) -> list[Payload]:
+        """Record the write intents of fresh payload folders for ``(artifact
+        name, version or None)``, numbering each version (``numbered``; a
+        version taken already is refused here, before any byte is written),
+        in one transaction committed before returning; then make the
+        folders. ``uuids``: the folders' uuids (a migrated version keeps its
+        own). On SQLite the intents' commit is not fsynced: a power cut that
+        loses it also stops the writer, and the orphan grace covers what it
+        leaves."""
+        if not wanted:
+            return []
+        for name, _ in wanted:  # a folder name: one component, no link walked through a '/'
+            check_name(name)
+        uuids = uuids or [str(uuid.uuid4()) for _ in wanted]
+        folders = [layout.payload_folder(name, version_uuid) for (name, _), version_uuid in zip(wanted, uuids)]
+        reserved, intent_ids = self.index.run_write(self._record, wanted, folders, numbered, durable=False)
+        fresh = []
+        for (name, _), version_uuid, folder, (artifact_id, version), intent_id in zip(
+                wanted, uuids, folders, reserved, intent_ids):
+            native = self._native(folder)
+            payload = Payload(version_uuid, name, folder, native, self.store.flavor.to_uri(native), version,
+                              artifact_id, intent_id, repr(name))
+            self.payloads.append(payload)
+            fresh.append(payload)
+        fault_point("after_write_intent")
+        if self.store.is_local:
+            for payload in fresh:
+                self._make_folder(payload)
+        return fresh
+
+    def _record(self, session, wanted: list[tuple[str, str | None]], folders: list[str], numbered: bool):
+        """The intents' transaction (run again after a deadlock: database work only)."""
+        self._store_id = store_row_id(session, self.store)
+        reserved = reserve_versions(session, wanted) if numbered else [(None, None)] * len(wanted)
+        writes = [PlannedWrite(folder, artifact_id, version) for folder, (artifact_id, version) in zip(folders, reserved)]
+        intent_ids, started = record_intents(session, self._store_id, writes)
+        # The versions' created_at: when their intents started, on the index's
+        # clock (``index.clock``); the manifest files and the rows say the same.
+        self._created = started
+        return reserved, intent_ids
+
+    def _native(self, folder: str) -> str:
+        """A layout folder in the store's filesystem. Built, not resolved:
+        its name and uuid are single checked components, and a local store's
+        folders are made beneath the root's descriptor without following a link."""
+        if self.store.is_local:
+            return self.store.root.rstrip("/") + "/" + folder
+        return self.store.resolve(folder)
+
+    def _make_folder(self, payload: Payload) -> None:
+        if self._root_fd < 0:
+            self._root_fd = root_fd(self.store.root)
+        payload.name_fd = folder_beneath(self._root_fd, payload.name, create=True)
+        payload.folder_fd = folder_beneath(payload.name_fd, payload.uuid, create=True)
+
+    # -- steps 2 and 3: what goes into a payload ---------------------------------------------
+
+    def recorder(self, payload: Payload) -> RecordingStore:
+        """The store as a materializer or a copy writes ``payload`` through it:
+        every file hashed as written, created beneath the folder's descriptor."""
+        return RecordingStore(self.store, payload.folder, durable=True, native=payload.native,
+                              dir_fd=payload.folder_fd if payload.folder_fd >= 0 else None)
+
+    def written(self, payload: Payload, files: list[ManifestEntry], new: NewVersion | None = None,
+                record: dict[str, Any] | None = None) -> None:
+        """``payload`` holds ``files``: the version ``new`` (its manifest file
+        is written from it at commit), or, for a payload that is not a new
+        version, ``record`` (None: no manifest file). Its files and folders
+        start to be made durable now, while the rest of the save goes on."""
+        payload.files, payload.new, payload.record = list(files), new, record
+        if payload.folder_fd >= 0:
+            self._syncs.append(start_sync(_payload_syncs(payload)))
+
+    def adopt(self, new: NewVersion) -> None:
+        """A user's own file or folder registered in place: committed with the
+        batch, checked like any payload, never written to or removed."""
+        self.adopted.append(new)
+
+    # -- steps 3 and 4 -----------------------------------------------------------------------
+
+    def commit(self, transaction: Callable[..., T]) -> T:
+        """Write each manifest file beside its folder and start making every
+        payload durable; then, at the fault point, one transaction runs
+        ``transaction(session)`` (it may run again after a deadlock: only
+        database work), clears the intents and checks the payloads, last.
+        On failure everything fresh is abandoned (see :meth:`abandon`)."""
+        created = self._created  # set by begin(), which every payload passed
+        for payload in self.payloads:
+            self._write_manifest(payload, created)
+        if self.store.is_local:
+            self._syncs.append(start_sync(self._beside_syncs()))
+        fault_point(self.fault)
+        result = self.index.run_write(self._transaction, transaction)
+        self._done = True
+        return result
+
+    def commit_versions(self, link: Callable | None = None) -> list:
+        """:meth:`commit` of every version the batch holds (fresh payloads in
+        the order begun, then those adopted): inserted, then
+        ``link(session, rows)`` (step-run links). Returns the rows, detached."""
+        news = [p.new for p in self.payloads if p.new is not None] + self.adopted
+
+        def insert(session) -> list:
+            store_id = self.store_id(session)
+            for new in news:
+                new.store_id = store_id
+            rows = insert_versions(session, news)
+            if link is not None:
+                link(session, rows)
+            return rows
+
+        return self.commit(insert)
+
+    def store_id(self, session) -> int:
+        """The store's index id (known since :meth:`begin`, else looked up)."""
+        if self._store_id is None:
+            self._store_id = store_row_id(session, self.store)
+        return self._store_id
+
+    def _write_manifest(self, payload: Payload, created: dt.datetime) -> None:
+        """The manifest file beside the folder: what ``fsck --adopt`` reads
+        after losing the index. Written once, with the version's number."""
+        if payload.new is not None:
+            payload.new.version, payload.new.artifact_id = payload.version, payload.artifact_id
+            payload.new.created_at = created
+            record = manifest_record(payload.new, payload.new.name, payload.version, created,
+                                     payload.new.visualizations)
+        elif payload.record is not None:
+            record = payload.record
+        else:
+            return
+        if payload.name_fd < 0:
+            write_manifest_file(self.store, payload.folder, payload.files, record)
+            return
+        fd = os.open(payload.uuid + layout.MANIFEST_SUFFIX,
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, MANIFEST_FILE_MODE,
+                     dir_fd=payload.name_fd)
+        with open(fd, "wb") as f:
+            f.write(manifest_bytes(payload.files, record))
+
+    def _beside_syncs(self) -> list[Callable[[], None]]:
+        """The fsyncs that make what lies beside the payload folders durable,
+        once the manifest files are written (the folders' own were started
+        by :meth:`written`): each manifest file, each name folder (once) and
+        the root."""
+        tasks: list[Callable[[], None]] = []
+        names: dict[str, int] = {}
+        for p in self.payloads:
+            if p.folder_fd < 0:
+                continue
+            if p.new is not None or p.record is not None:
+                tasks.append(functools.partial(fsync_beneath, p.name_fd, p.uuid + layout.MANIFEST_SUFFIX))
+            names.setdefault(p.name, p.name_fd)
+        tasks.extend(functools.partial(fsync_fd, fd) for fd in names.values())
+        if names:
+            tasks.append(functools.partial(fsync_fd, self._root_fd))
+        return tasks
+
+    def _wait_durable(self) -> None:
+        for job in self._syncs:
+            job.wait()
+
+    def _transaction(self, session, transaction: Callable[..., T]) -> T:
+        result = transaction(session)
+        clear_intents(session, [p.intent_id for p in self.payloads])
+        self._wait_durable()  # the payloads are durable before the commit
+        for payload in self.payloads:
+            self._check(payload)
+        for new in self.adopted:
+            require_payload(self.store, repr(new.name), new.uri, new.payload_kind, [f.path for f in new.files])
+        return result
+
+    def _check(self, payload: Payload) -> None:
+        """Refuse to commit a payload that is no longer there (deleted while
+        the save ran): on a local store, the folders at its names are still
+        the ones made (same inodes) and hold every file."""
+        relatives = [f.path for f in payload.files]
+        if payload.folder_fd < 0:
+            require_payload(self.store, payload.label, payload.uri, PayloadKind.FOLDER.value, relatives)
+            return
+        missing = None
+        if not (_same(self._root_fd, payload.name, payload.name_fd)
+                and _same(payload.name_fd, payload.uuid, payload.folder_fd)):
+            missing = payload.uri
+        else:
+            for relative in relatives:
+                try:
+                    os.stat(relative, dir_fd=payload.folder_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    missing = posixpath.join(payload.uri, relative)
+                    break
+        if missing is not None:
+            raise _missing(payload.label, missing)
+
+    # -- failure -----------------------------------------------------------------------------
+
+    def abandon(self) -> None:
+        """Remove every fresh payload that will never be committed (folder,
+        ``.viz`` folder, manifest file), then their intents; an intent whose
+        payload could not be removed whole stays, for the pruner. A folder
+        goes only once the index says no row names it (a commit can fail
+        after it happened). Never raises: cleanup must not hide the real
+        error."""
+        try:
+            with contextlib.suppress(Exception):
+                self._wait_durable()  # nothing may still use the descriptors
+            if not self.payloads:
+                return
+            with self.index.read() as session:  # a commit can fail after it happened; a migrated
+                # version's folder is named by its uuid, and another run may have moved it there
+                named = {p.uri for p in self.payloads if version_at(session, p.uri) is not None}
+            cleared = [p.intent_id for p in self.payloads
+                       if p.uri in named or not self._made(p) or _remove_leftovers(self.store, p.uri)]
+            if cleared:
+                with self.index.write(durable=False) as session:
+                    clear_intents(session, cleared)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+            pass
+
+    def _made(self, payload: Payload) -> bool:
+        """Whether anything of ``payload`` may exist: a local folder this
+        batch never made (a link where its name folder belongs) has nothing."""
+        return not self.store.is_local or payload.folder_fd >= 0
+
+    def close(self) -> None:
+        """Let go of the folders' descriptors (after any fsync using them)."""
+        with contextlib.suppress(Exception):
+            self._wait_durable()
+        self._syncs = []
+        for payload in self.payloads:
+            for fd in (payload.folder_fd, payload.name_fd):
+                if fd >= 0:
+                    os.close(fd)
+            payload.folder_fd = payload.name_fd = -1
+
+
+def _payload_syncs(p: Payload) -> list[Callable[[], None]]:
+    """The fsyncs that make a local payload folder durable: its files, the
+    folders inside it, and the folder itself."""
+    tasks: list[Callable[[], None]] = []
+    inside: set[str] = set()
+    for entry in p.files:
+        tasks.append(functools.partial(fsync_beneath, p.folder_fd, entry.path))
+        parent = posixpath.dirname(entry.path)
+        while parent and parent not in inside:
+            inside.add(parent)
+            parent = posixpath.dirname(parent)
+    tasks.extend(functools.partial(fsync_beneath, p.folder_fd, sub) for sub in sorted(inside))
+    tasks.append(functools.partial(fsync_fd, p.folder_fd))
+    return tasks
+
+
+def _same(dir_fd: int, name: str, held: int) -> bool:
+    """Whether ``name`` in ``dir_fd`` is still the folder ``held`` (no link followed)."""
+    try:
+        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(held)
+    return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _missing(label: str, what: str) -> PayloadMissingError:
+    return PayloadMissingError(
+        f"the payload of {label} vanished before it was committed ({what} is gone); nothing was saved",
+        "something deleted it while the save ran (a pruner with a grace shorter than the save?); save it again",
+    )
 
 
 def require_payload(store: ArtifactStore, label: str, uri: str, payload_kind: str, relatives: list[str]) -> None:
+    """Refuse a payload (of a remote store, or registered in place) that is
+    no longer there."""
     missing = first_missing(store, uri, payload_kind, relatives)
     if missing is not None:
-        raise PayloadMissingError(
-            f"the payload of {label} vanished before it was committed ({missing} is gone); nothing was saved",
-            "something deleted it while the save ran (a pruner with a grace shorter than the save?); save it again",
-        )
+        raise _missing(label, missing)
 
 
 def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: list[str]) -> str | None:
@@ -142,23 +457,30 @@ def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: 
     return None
 
 
-def abandon(store: ArtifactStore, uri: str, intent_id: str | None, committing: bool = False) -> None:
-    """Remove a fresh payload that will never be committed (and its ``.viz``
-    sibling and manifest file), then its intent. After a failed commit
-    (``committing``) the folder goes only once the index says no row names it: a commit can fail
-    after it happened. Whatever cannot be done here is left to the pruner."""
-    if intent_id is None:
-        return  # a path registered in place: never ours to delete
-    try:
-        if committing:
-            with get_index().read() as session:
-                named = version_at(session, uri) is not None
-        if not (committing and named):
-            _remove_leftovers(store, uri)
-        with get_index().write(durable=False) as session:
-            clear_intent(session, intent_id)
-    except Exception:  # noqa: BLE001 - cleanup must not hide the real error
-        pass
+def manifest_record(version: Any, name: str, number: str | None, created_at: dt.datetime,
+                    visualizations: list | None) -> dict[str, Any]:
+    """What the manifest file says of a version (a ``NewVersion`` or a version row)."""
+    return {
+        "uuid": version.uuid, "name": name, "version": number, "payload_kind": version.payload_kind,
+        "materializer": version.materializer, "data_type": version.data_type, "artifact_type": version.artifact_type,
+        "hash_algorithm": version.hash_algorithm, "content_hash": version.content_hash,
+        "save_type": version.save_type, "visualizations": list(visualizations or []),
+        "created_at": created_at.isoformat(),
+    }
+
+
+def _remove_leftovers(store: ArtifactStore, uri: str) -> bool:
+    """Best effort, each on its own (the pruner's orphan sweep is the safety
+    net): the payload folder, its visualizations, its manifest file. Whether
+    all of them are gone."""
+    gone = True
+    for path, what in layout.payload_entries(uri):
+        delete = remove_quietly if what == layout.MANIFEST else rmtree_quietly
+        try:
+            delete(store, path)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+            gone = False
+    return gone
 
 
 def pick_materializer(data: Any, materializer: type[BaseMaterializer] | str | None) -> type[BaseMaterializer]:
@@ -182,52 +504,40 @@ def pick_materializer(data: Any, materializer: type[BaseMaterializer] | str | No
 
 
 def write_value(
+    batch: WriteBatch,
+    payload: Payload,
     data: Any,
-    name: str,
-    store: ArtifactStore,
-    materializer: type[BaseMaterializer] | str | None = None,
+    cls: type[BaseMaterializer],
     save_type: SaveType = SaveType.MANUAL,
     extract_metadata: bool = True,
     include_visualizations: bool = True,
 ) -> tuple[NewVersion, dict[str, Any]]:
-    """Steps 1-3: materialize ``data`` into a fresh, durable payload folder
-    under a write intent. Returns the version to insert (holding the intent)
-    and the metadata the materializer extracted (ZenML's
-    ``extract_metadata``/``include_visualizations`` switches turn the two
-    extras off). On failure nothing is left."""
-    check_name(name)
-    cls = pick_materializer(data, materializer)
-    payload = begin_payload(store, name)
-    try:
-        return _materialize(data, name, store, cls, payload, save_type, extract_metadata, include_visualizations)
-    except BaseException:
-        abandon(store, payload.uri, payload.intent_id)
-        raise
-
-
-def _materialize(data: Any, name: str, store: ArtifactStore, cls: type[BaseMaterializer], payload: FreshPayload,
-                 save_type: SaveType, extract_metadata: bool,
-                 include_visualizations: bool) -> tuple[NewVersion, dict[str, Any]]:
-    recorder = RecordingStore(store, payload.folder, durable=True, native=payload.native)
-    instance = cls(payload.uri, recorder, payload.uri + VISUALIZATION_SUFFIX)
+    """Steps 2-3 for a value: materialize ``data`` with ``cls`` (see
+    :func:`pick_materializer`) into ``payload``'s fresh folder. Returns the
+    version to commit (the batch holds it) and the metadata the materializer
+    extracted (ZenML's ``extract_metadata``/``include_visualizations``
+    switches turn the two extras off)."""
+    recorder = batch.recorder(payload)
+    instance = cls(payload.uri, recorder, layout.viz_folder(payload.uri))
     try:
         instance.save(data)
     except ArtifactfsError:
         raise
     except (TypeError, ValueError) as exc:
         raise MaterializerError(
-            f"{cls.__name__} could not save {name!r} ({type(data).__name__}): {exc}",
+            f"{cls.__name__} could not save {payload.name!r} ({type(data).__name__}): {exc}",
             "pass materializer=... or convert the value to a supported type",
         ) from exc
-    files = recorder.finish(wait=False)  # durable by the commit: check_payload waits
+    files = recorder.finish()
+    batch.written(payload, files)  # its fsyncs start now, beside what follows
     metadata = {"storage_size": sum(f.size for f in files)}
     if extract_metadata:
-        metadata.update(_safe(instance.extract_metadata, data, name))
+        metadata.update(_safe(instance.extract_metadata, data, payload.name))
     new = NewVersion(
         uuid=payload.uuid,
-        name=name,
-        version=None,
-        store_id=0,  # filled by the caller, who knows the store row
+        name=payload.name,
+        version=payload.version,
+        store_id=0,  # filled by the commit, which knows the store row
         uri=payload.uri,
         payload_kind=PayloadKind.FOLDER.value,
         materializer=qualified_name(cls),
@@ -235,11 +545,11 @@ def _materialize(data: Any, name: str, store: ArtifactStore, cls: type[BaseMater
         content_hash=instance.compute_content_hash(data) or content_hash(files),
         save_type=save_type.value,
         files=files,
-        visualizations=_visualizations(instance, data, name) if include_visualizations else [],
+        visualizations=_visualizations(instance, data, payload.name) if include_visualizations else [],
         artifact_type=ArtifactType(cls.ASSOCIATED_ARTIFACT_TYPE).value,
-        intent_id=payload.intent_id,
-        wait_durable=recorder.wait_durable,
+        artifact_id=payload.artifact_id,
     )
+    payload.new = new  # its manifest file is written from it at the commit
     return new, metadata
 
 
@@ -329,54 +639,47 @@ def manifest_in_place(store: ArtifactStore, native: str) -> tuple[str, list[Mani
     return PayloadKind.FOLDER.value, entries
 
 
-def copy_into(
-    source: ArtifactStore,
-    source_native: str,
-    target: ArtifactStore,
-    name: str,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[FreshPayload, list[ManifestEntry]]:
-    """Copy a file or folder into a fresh, durable payload folder of
-    ``target`` under a write intent; returns ``(payload, manifest)``. A
-    single file keeps its name inside the folder. On failure nothing is left.
-
-    A local source is read without following a symlink out of it (a single
-    file: out of its own folder), and each copy keeps its source's
-    permission bits, in the copy and in the manifest."""
+def copy_plan(source: ArtifactStore, source_native: str) -> tuple[str, list[tuple[str, str]]]:
+    """What :func:`copy_into` copies, checked before any intent is recorded:
+    ``(tree, [(path in tree, path in the copy)])``. A single file keeps its
+    name inside the folder; a local source may not lead out of itself by a
+    link (a single file: out of its own folder)."""
     name_in_copy = posixpath.basename(source_native)
     in_store = source.is_local and source.holds_root
     if source.is_local and not in_store:
         source_native = resolve_named(source_native)
     if source.fs.isfile(source_native):
-        tree, pairs = posixpath.dirname(source_native), [(posixpath.basename(source_native), name_in_copy)]
-    elif source.fs.isdir(source_native):
+        return posixpath.dirname(source_native), [(posixpath.basename(source_native), name_in_copy)]
+    if source.fs.isdir(source_native):
         if in_store:
             refuse_links(source, source_native)
         elif source.is_local:
             check_local_links(source_native)
-        tree = source_native
-        pairs = [(rel, check_relative(rel, source.flavor.to_uri(source_native)))
-                 for rel in source.find(source.flavor.to_uri(source_native))]
-    elif source.is_local and os.path.exists(source_native):
+        return source_native, [(rel, check_relative(rel, source.flavor.to_uri(source_native)))
+                               for rel in source.find(source.flavor.to_uri(source_native))]
+    if source.is_local and os.path.exists(source_native):
         raise ArtifactfsError(f"{source_native} is not a regular file (a FIFO, socket or device)",
                               "register regular files and folders only")
-    else:
-        raise FileNotFoundError(f"nothing to register at {source.flavor.to_uri(source_native)}")
-    payload = begin_payload(target, name)
-    try:
-        recorder = RecordingStore(target, payload.folder, durable=True, native=payload.native)
-        for src, relative in pairs:
-            fault_point("copy_into_open")
-            with _open_source(source, tree, src) as (fin, mode), \
-                    recorder.open(posixpath.join(payload.folder, relative), "wb", file_mode=mode) as fout:
-                while chunk := fin.read(COPY_CHUNK):
-                    fout.write(chunk)
-                    if progress:
-                        progress(len(chunk))
-        return payload, recorder.finish()
-    except BaseException:
-        abandon(target, payload.uri, payload.intent_id)
-        raise
+    raise FileNotFoundError(f"nothing to register at {source.flavor.to_uri(source_native)}")
+
+
+def copy_into(source: ArtifactStore, plan: tuple[str, list[tuple[str, str]]], batch: WriteBatch, payload: Payload,
+              progress: Callable[[int], None] | None = None) -> list[ManifestEntry]:
+    """Steps 2-3 for existing files: copy what :func:`copy_plan` chose into
+    ``payload``'s fresh folder; returns the manifest. A local source is read
+    without following a symlink out of it, and each copy keeps its source's
+    permission bits, in the copy and in the manifest."""
+    tree, pairs = plan
+    recorder = batch.recorder(payload)
+    for src, relative in pairs:
+        fault_point("copy_into_open")
+        with _open_source(source, tree, src) as (fin, mode), \
+                recorder.open(posixpath.join(payload.uri, relative), "wb", file_mode=mode) as fout:
+            while chunk := fin.read(COPY_CHUNK):
+                fout.write(chunk)
+                if progress:
+                    progress(len(chunk))
+    return recorder.finish()
 
 
 @contextlib.contextmanager
@@ -392,59 +695,3 @@ def _open_source(source: ArtifactStore, tree: str, relative: str) -> Iterator[tu
         return
     with open_beneath(tree, relative) as f:
         yield f, stat.S_IMODE(os.fstat(f.fileno()).st_mode)
-
-
-def source_size(store: ArtifactStore, native: str) -> int:
-    return store.size(store.flavor.to_uri(native))
-
-
-def in_layout(new: NewVersion) -> bool:
-    """The payload is a fresh ``<root>/<name>/<uuid>`` folder, never a user's path adopted in place."""
-    return new.uri.rstrip("/").endswith(new.uuid)
-
-
-def write_manifest_beside(store: ArtifactStore, new: NewVersion, version: str | None = None,
-                          created_at: dt.datetime | None = None) -> bool:
-    """Write the version's manifest file beside its payload folder (layout
-    payloads only); ``version`` None: to be numbered by the commit."""
-    if not in_layout(new):
-        return False
-    record = manifest_record(new, new.name, version if version is not None else new.version,
-                             created_at or dt.datetime.now(dt.timezone.utc), new.visualizations)
-    write_manifest_file(store, store.relpath(new.uri), new.files, record)
-    return True
-
-
-def manifest_record(version: Any, name: str, number: str | None, created_at: dt.datetime,
-                    visualizations: list | None) -> dict[str, Any]:
-    """What the manifest file says of a version (a ``NewVersion`` or a version row)."""
-    return {
-        "uuid": version.uuid, "name": name, "version": number, "payload_kind": version.payload_kind,
-        "materializer": version.materializer, "data_type": version.data_type, "artifact_type": version.artifact_type,
-        "hash_algorithm": version.hash_algorithm, "content_hash": version.content_hash,
-        "save_type": version.save_type, "visualizations": list(visualizations or []),
-        "created_at": created_at.isoformat(),
-    }
-
-
-def number_manifest_beside(store: ArtifactStore, new: NewVersion, version: str, created_at: dt.datetime) -> None:
-    """After the commit numbered the version: rewrite its manifest file with
-    the number. The version is committed either way, so a failure only warns
-    (``fsck --adopt`` would then number it anew)."""
-    if new.version is not None or not in_layout(new):
-        return
-    try:
-        write_manifest_beside(store, new, version, created_at)
-    except Exception as exc:  # noqa: BLE001 - the save itself succeeded
-        warnings.warn(f"could not record version {version} in the manifest file of {new.uri}: {exc}", stacklevel=3)
-
-
-def _remove_leftovers(store: ArtifactStore, uri: str) -> None:
-    """Best effort, each on its own (the pruner's orphan sweep is the safety
-    net): the payload folder, its visualizations, its manifest file."""
-    for delete, path in ((rmtree_quietly, uri), (rmtree_quietly, uri + VISUALIZATION_SUFFIX),
-                         (remove_quietly, manifest_file(uri))):
-        try:
-            delete(store, path)
-        except Exception:  # noqa: BLE001 - cleanup must not hide the real error
-            pass

@@ -41,7 +41,7 @@ from artifactfs.gc import (
 )
 from artifactfs.gc.adopt import adopt_store
 from artifactfs.gc.fsck import DEFAULT_STUCK_AFTER, INFO
-from artifactfs.gc.orphans import payload_count
+from artifactfs.stores.layout import count_payloads
 from artifactfs.gc.payloads import StoreCache, describe_error
 from artifactfs.gc.policy import DEFAULT_GRACE, PolicyError
 from artifactfs.index import get_index
@@ -228,7 +228,7 @@ def print_summary(result: PruneResult) -> None:
     parts = [f"condemned {len(result.condemned)} version(s)",
              f"swept {len(result.swept)} payload(s) ({result.swept_files} files)",
              f"forgot {len(result.forgotten)} row(s)",
-             f"deleted {payload_count(result.orphans_deleted)} orphan payload(s)"]
+             f"deleted {count_payloads(result.orphans_deleted)} orphan payload(s)"]
     if result.runs_deleted:
         parts.insert(0, f"deleted {len(result.runs_deleted)} run(s)")
     console.print(f"Freed {human_bytes(result.freed)}: {', '.join(parts)} in {result.seconds:.1f}s.", highlight=False)
@@ -238,7 +238,7 @@ def print_summary(result: PruneResult) -> None:
         console.print(f"{len(result.shared)} payload(s) stay because a live version owns them: "
                       + ", ".join(owner for _, owner in result.shared[:5]), highlight=False)
     if result.orphans_kept:
-        console.print(f"{payload_count(result.orphans_kept)} orphan payload(s) were claimed or written to meanwhile and stay.",
+        console.print(f"{count_payloads(result.orphans_kept)} orphan payload(s) were claimed or written to meanwhile and stay.",
                       highlight=False)
     for label, uri, left in result.kept_extra:
         console.print(f"{label}: kept {len(left)} file(s) in {uri} that its manifest does not list (added after "

@@ -19,7 +19,7 @@ import time
 
 from artifactfs.gc.execute import PruneResult, execute
 from artifactfs.gc.lease import DEFAULT_TTL, Lease, LeaseHeldError
-from artifactfs.gc.orphans import payload_count
+from artifactfs.stores.layout import count_payloads
 from artifactfs.gc.plan import PrunePlan, plan_prune
 from artifactfs.gc.policy import PrunePolicy
 from artifactfs.index.clock import ClockJumpError
@@ -53,7 +53,7 @@ def pass_line(plan: PrunePlan, result: PruneResult) -> str:
         f"condemned {len(result.condemned)}" + (f" (refused {len(result.refused)})" if result.refused else ""),
         f"swept {len(result.swept)} ({result.swept_files} files, {human_bytes(result.swept_bytes)})",
         f"forgot {len(result.forgotten)}",
-        f"orphan payloads {payload_count(result.orphans_deleted)} ({human_bytes(result.orphan_bytes)})",
+        f"orphan payloads {count_payloads(result.orphans_deleted)} ({human_bytes(result.orphan_bytes)})",
     ]
     if plan.policy.drops_runs:
         parts.append(f"runs {len(result.runs_deleted)}")

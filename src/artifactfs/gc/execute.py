@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +52,7 @@ from artifactfs.index.gc import VersionRef
 from artifactfs.index.clock import database_now, index_now
 from artifactfs.index.intents import clear_intent
 from artifactfs.index.sweep import listed_files
+from artifactfs.stores import layout
 from artifactfs.stores.beneath import LinkFound
 
 SWEEP_BATCH = 500
@@ -308,6 +309,10 @@ def sweep_orphans(p: _Pass) -> None:
     if plan.orphans:
         p.progress.start("orphans", len(plan.orphans))
     first = True
+    # A stale intent goes once every entry of its payload is gone: a numbered
+    # manifest file left without its intent would look like a committed
+    # payload the index does not know.
+    entries_left = Counter(o.intent for o in plan.orphans if o.intent is not None)
     for orphan in plan.orphans:
         p.progress.advance("orphans")
         if orphan.store_id in p.failed or orphan.store_id not in owned:
@@ -330,7 +335,9 @@ def sweep_orphans(p: _Pass) -> None:
         p.result.orphans_deleted.append(orphan.uri)
         p.result.orphan_bytes += orphan.bytes
         if orphan.intent is not None:
-            _clear_intents(p, [orphan.intent])
+            entries_left[orphan.intent] -= 1
+            if not entries_left[orphan.intent]:
+                _clear_intents(p, [orphan.intent])
         if first:
             fault_point("gc_mid_orphans")
             first = False
@@ -387,8 +394,7 @@ def _still_orphan(p: _Pass, orphan: OrphanRef) -> bool:
 
 
 def _folder_uri(orphan: OrphanRef) -> str:
-    head, _, _ = orphan.uri.rstrip("/").rpartition("/")
-    return f"{head}/{orphan.uuid}"
+    return layout.payload_of(orphan.uri)
 
 
 def _clear_intents(p: _Pass, intent_ids: list[str]) -> None:
@@ -406,7 +412,7 @@ def _clear_gone_intents(p: _Pass) -> None:
             continue
         try:
             store = p.stores.get(intent.store_id)
-            if any(store.exists(intent.folder + suffix) for suffix in ("", ".viz", ".manifest.json")):
+            if any(store.exists(path) for path, _ in layout.payload_entries(intent.folder)):
                 continue
         except Exception:  # noqa: BLE001 - cannot tell: a later pass clears it
             continue

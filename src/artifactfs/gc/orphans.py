@@ -22,11 +22,11 @@ from artifactfs.gc.ownership import FOREIGN, UNMARKED, Ownership, decide_unmarke
 from artifactfs.gc.payloads import entry_age
 from artifactfs.gc.scan import FILE, FOLDER, EntryProblem, LayoutEntry, OddEntry, printable, scan_layout
 from artifactfs.index.db import Index
-from artifactfs.index.gc import VIZ_SUFFIX, chunks, named_uuids, scan_marks, uri_named
+from artifactfs.index.gc import chunks, named_uuids, scan_marks, uri_named
 from artifactfs.index.holders import alive_here
 from artifactfs.index.intents import live_intent_folders, stale_intents
+from artifactfs.stores import layout
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.manifest import MANIFEST_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,19 +104,6 @@ def find_orphans(index: Index, store: ArtifactStore, store_id: int, index_uuid: 
     return found
 
 
-def payload_count(uris) -> int:
-    """How many payloads these orphan entries make up: a folder, its
-    ``.viz`` sibling and its manifest file count once."""
-    folders = set()
-    for uri in uris:
-        for suffix in (VIZ_SUFFIX, MANIFEST_SUFFIX):
-            if uri.endswith(suffix):
-                uri = uri[: -len(suffix)]
-                break
-        folders.add(uri)
-    return len(folders)
-
-
 def _intent_entries(store: ArtifactStore, dead: dict[str, StaleIntent], scan, found: StoreOrphans) -> list[LayoutEntry]:
     """The entries of stale intents' folders in name folders this pass did
     not list (a bounded scan skips some); stale intents whose folder is gone
@@ -127,7 +114,7 @@ def _intent_entries(store: ArtifactStore, dead: dict[str, StaleIntent], scan, fo
     for folder, intent in sorted(dead.items()):
         if folder in seen:
             continue
-        name, _, uuid = folder.rpartition("/")
+        name, _, uuid = folder.rpartition("/")  # layout.payload_folder(name, uuid)
         entries = [] if name in listed else _entries_of(store, folder, uuid)
         if entries is None:
             continue  # cannot tell now: the intent stays for a later pass
@@ -144,8 +131,9 @@ def _entries_of(store: ArtifactStore, folder: str, uuid: str) -> list[LayoutEntr
     entries = []
     try:
         folder_uri = store.uri(folder)
-        for suffix, kind in (("", FOLDER), (VIZ_SUFFIX, FOLDER), (MANIFEST_SUFFIX, FILE)):
-            native = store.confine(folder + suffix)
+        for path, what in layout.payload_entries(folder):
+            kind = FILE if what == layout.MANIFEST else FOLDER
+            native = store.confine(path)
             if store.fs.isdir(native) if kind == FOLDER else store.fs.isfile(native):
                 entries.append(LayoutEntry(store.flavor.to_uri(native), native, uuid, kind, folder, folder_uri))
     except Exception:  # noqa: BLE001 - any flavor error, or a folder name the store refuses
@@ -174,4 +162,4 @@ def unnamed_entries(index: Index, entries: list[LayoutEntry], exact: bool = True
     return unnamed
 
 
-__all__ = ["OrphanRef", "StaleIntent", "StoreOrphans", "find_orphans", "payload_count", "unnamed_entries"]
+__all__ = ["OrphanRef", "StaleIntent", "StoreOrphans", "find_orphans", "unnamed_entries"]

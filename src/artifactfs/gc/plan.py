@@ -28,6 +28,7 @@ from artifactfs.index.gc import (
 from artifactfs.index.clock import advance_mark, is_sqlite, pass_now
 from artifactfs.index.models import utcnow
 from artifactfs.index.stores import index_identity
+from artifactfs.stores.layout import count_payloads
 
 
 @dataclass(frozen=True)
@@ -266,15 +267,15 @@ def _stats(plan: PrunePlan, young: int) -> PruneStats:
     for v in plan.condemn + plan.sweep + plan.forget:
         if v.in_place:
             in_place[v.store_id].add(v.id)
-    payloads: dict[int, set[str]] = defaultdict(set)  # a folder, its .viz and its manifest file are one
+    orphans: dict[int, list[str]] = defaultdict(list)
     for o in plan.orphans:
-        payloads[o.store_id].add(o.uuid)
+        orphans[o.store_id].append(o.uri)
         per[o.store_id]["orphan_files"] += o.files
         per[o.store_id]["orphan_bytes"] += o.bytes
     for v in plan.waiting:
         per[v.store_id]["waiting"] += 1
-    for store_id, uuids in payloads.items():
-        per[store_id]["orphans"] = len(uuids)
+    for store_id, uris in orphans.items():
+        per[store_id]["orphans"] = count_payloads(uris)
     rows = []
     for store_id, name in plan.stores:
         counts = per.get(store_id, {})
@@ -287,6 +288,6 @@ def _stats(plan: PrunePlan, young: int) -> PruneStats:
         rows.append(stats)
     return PruneStats(
         runs=len(plan.runs), condemn=len(plan.condemn), sweep=len(plan.sweep), forget=len(plan.forget),
-        orphans=sum(len(uuids) for uuids in payloads.values()), waiting=len(plan.waiting), young_orphans=young,
+        orphans=sum(count_payloads(uris) for uris in orphans.values()), waiting=len(plan.waiting), young_orphans=young,
         files=sum(s.files for s in rows), bytes=sum(s.bytes for s in rows), stores=tuple(rows),
     )

@@ -1,6 +1,6 @@
-"""Listing a store's payload layout for the orphan sweep: which entries of
-``<root>/<name>/`` are payload folders (``<uuid>``, ``<uuid>.viz``) or
-manifest files (``<uuid>.manifest.json``), and which entries are odd.
+"""Listing a store's payload layout (``stores.layout``) for the orphan
+sweep: which entries of ``<root>/<name>/`` are payload folders, their
+``.viz`` folders or manifest files, and which entries are odd.
 
 A remote store is listed concurrently, one name folder per request, and at
 most ``limit`` name folders per pass (those listed longest ago first, as
@@ -20,10 +20,9 @@ import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from artifactfs.index.gc import UUID4, VIZ_SUFFIX
+from artifactfs.stores import layout
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.beneath import LinkFound
-from artifactfs.stores.manifest import MANIFEST_SUFFIX
 
 #: Name folders listed at once on a remote store.
 LIST_WORKERS = 16
@@ -50,8 +49,8 @@ class OddEntry:
 
 @dataclass(frozen=True)
 class LayoutEntry:
-    """A payload folder (``<uuid>``, ``<uuid>.viz``) or a manifest file
-    (``<uuid>.manifest.json``) under ``<root>/<name>/``."""
+    """A payload folder, its ``.viz`` folder (both ``FOLDER``) or its
+    manifest file (``FILE``) under ``<root>/<name>/`` (``stores.layout``)."""
 
     uri: str
     native: str
@@ -91,12 +90,15 @@ def decodable(text: str) -> bool:
 
 
 def layout_kind(entry: str, is_dir: bool) -> tuple[str, str] | None:
-    """``(uuid, kind)`` when an entry of ``<root>/<name>/`` belongs to the layout."""
-    if entry.endswith(MANIFEST_SUFFIX):
-        base = entry[: -len(MANIFEST_SUFFIX)]
-        return (base, FILE) if UUID4.match(base) and not is_dir else None
-    base = entry[: -len(VIZ_SUFFIX)] if entry.endswith(VIZ_SUFFIX) else entry
-    return (base, FOLDER) if UUID4.match(base) else None
+    """``(uuid, FOLDER or FILE)`` when an entry of ``<root>/<name>/`` belongs
+    to the layout (a folder where a manifest file belongs does not)."""
+    found = layout.classify(entry)
+    if found is None:
+        return None
+    uuid, what = found
+    if what == layout.MANIFEST:
+        return None if is_dir else (uuid, FILE)
+    return uuid, FOLDER
 
 
 def scan_layout(store: ArtifactStore, limit: int | None,
@@ -159,7 +161,7 @@ def _list_name(store: ArtifactStore, name: str) -> tuple[list[LayoutEntry], list
         if not decodable(native):
             odd.append(OddEntry(store.name, printable(native), "the name is not valid UTF-8; left alone"))
             continue
-        entries.append(LayoutEntry(store.flavor.to_uri(native), native, uuid, what, f"{name}/{uuid}",
+        entries.append(LayoutEntry(store.flavor.to_uri(native), native, uuid, what, layout.payload_folder(name, uuid),
                                    store.flavor.to_uri(posixpath.join(parent, uuid))))
     return entries, odd
 

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.faults import fault_point
 from artifactfs.index.db import dialect_insert
-from artifactfs.index.intents import clear_intent
 from artifactfs.index.models import (
     Artifact,
     ArtifactType,
@@ -29,6 +28,7 @@ from artifactfs.index.models import (
     VersionFile,
     VersionState,
     VersionTag,
+    WriteIntent,
 )
 from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
@@ -138,8 +138,8 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
-# Built once, Core (not ORM): every save runs it, and an ORM entity query
-# costs several times more. Only ids are read, under the locks, in name order.
+# Built once, Core (not ORM): every save runs them, and an ORM entity query
+# costs several times more. Only ids are read under the locks, in name order.
 _ARTIFACT = Artifact.__table__
 _LOCK_ARTIFACTS = (
     select(_ARTIFACT.c.name, _ARTIFACT.c.id)
@@ -147,6 +147,44 @@ _LOCK_ARTIFACTS = (
     .order_by(_ARTIFACT.c.name)
     .with_for_update()
 )
+# The highest number an artifact's versions have and the highest one a save
+# in flight holds (its write intent): each a max over an index. A statement
+# of its own, AFTER the lock: on PostgreSQL (READ COMMITTED) its snapshot is
+# taken once the lock is held, so it sees the intent of a save that held the
+# lock before and committed (a subquery of the locking statement would not).
+_HIGHEST = select(
+    select(func.max(ArtifactVersion.version_number))
+    .where(ArtifactVersion.artifact_id == bindparam("artifact")).scalar_subquery(),
+    select(func.max(WriteIntent.version_number))
+    .where(WriteIntent.artifact_id == bindparam("artifact")).scalar_subquery(),
+)
+
+
+def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
+    """``name -> artifact id``, the rows locked (see :func:`lock_artifacts`)."""
+    ordered = sorted(set(names))
+    if not ordered:
+        return {}
+    connection = session.connection()
+    ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+    if len(ids) < len(ordered):
+        now = index_now()
+        connection.execute(
+            dialect_insert(session)(Artifact)
+            .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+    fault_point("artifacts_locked")
+    return ids
+
+
+def highest_number(session: Session, artifact_id: int) -> int:
+    """The highest version number of an artifact, counting the numbers saves
+    in flight hold: the next number is one more. Call with the artifact's
+    row locked, in a statement after the lock's."""
+    committed, held = session.connection().execute(_HIGHEST, {"artifact": artifact_id}).one()
+    return max(committed or 0, held or 0)
 
 
 def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact]:
@@ -160,31 +198,39 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
     saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking. Names that
     do not exist yet are inserted in name order and then every row is locked
     again in name order (a concurrent insert of the same name waits for ours)."""
-    ordered = sorted(set(names))
-    if not ordered:
-        return {}
-    ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
-    if len(ids) < len(ordered):
-        session.execute(
-            dialect_insert(session)(Artifact)
-            .values([{"name": n, "created_at": index_now()} for n in ordered if n not in ids])
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        ids = dict(session.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
-    fault_point("artifacts_locked")
-    return {name: Artifact(id=ids[name], name=name) for name in ordered}
+    return {name: Artifact(id=i, name=name) for name, i in _lock(session, names).items()}
 
 
 def lock_artifact(session: Session, name: str) -> Artifact:
     return lock_artifacts(session, [name])[name]
 
 
-_HIGHEST = select(func.max(ArtifactVersion.version_number)).where(ArtifactVersion.artifact_id == bindparam("artifact"))
-
-
-def next_version(session: Session, artifact: Artifact) -> str:
-    highest = session.scalar(_HIGHEST, {"artifact": artifact.id})
-    return str((highest or 0) + 1)
+def reserve_versions(session: Session, wanted: list[tuple[str, str | None]]) -> list[tuple[int, str]]:
+    """Number the versions about to be written, in the transaction that
+    records their write intents: ``(artifact name, version or None for the
+    next number)`` -> ``(artifact id, version)``. The artifact rows are
+    locked first, in name order (:func:`lock_artifacts`), and the next
+    number counts the numbers saves in flight hold, so two saves of one name
+    never take one number; an explicit version already taken (by a version
+    or by a save in flight) is refused before anything is written."""
+    ids = _lock(session, [name for name, _ in wanted])
+    numbered = {name for name, version in wanted if version is None}
+    highest = {name: highest_number(session, ids[name]) for name in sorted(numbered)}
+    taken: set[tuple[str, str]] = set()
+    reserved = []
+    for name, version in wanted:
+        if version is None:
+            highest[name] += 1
+            version = str(highest[name])
+        elif (name, version) in taken:
+            raise duplicate_version_error(name, version)
+        else:
+            check_new_version(session, Artifact(id=ids[name], name=name), version)
+            if name in highest:
+                highest[name] = max(highest[name], version_number_of(version) or 0)
+        taken.add((name, version))
+        reserved.append((ids[name], version))
+    return reserved
 
 
 def version_exists(session: Session, name: str, version: str) -> bool:
@@ -201,8 +247,12 @@ def duplicate_version_error(name: str, version: str) -> AlreadyExistsError:
 
 
 def check_new_version(session: Session, artifact: Artifact, version: str) -> None:
+    """Refuse a version string that a version of ``artifact``, or a save in
+    flight (its write intent), already has."""
     if session.scalar(
         select(ArtifactVersion.id).where(ArtifactVersion.artifact_id == artifact.id, ArtifactVersion.version == version)
+    ) is not None or session.scalar(
+        select(WriteIntent.uuid).where(WriteIntent.artifact_id == artifact.id, WriteIntent.version == version)
     ) is not None:
         raise duplicate_version_error(artifact.name, version)
 
@@ -227,49 +277,43 @@ class NewVersion:
     tags: Iterable[str] = ()
     metadata: dict[str, Any] | None = None
     visualizations: list | None = None
-    intent_id: str | None = None  # the write intent of a fresh payload folder, cleared by the insert
-    wait_durable: Any = None  # callable: blocks until the payload is on disk (called before the commit)
+    # Numbered with the write intent (``reserve_versions``): the insert uses
+    # this artifact row and ``version`` as they are.
+    artifact_id: int | None = None
+    created_at: Any = None  # datetime: as the manifest file beside the payload says; None: now
 
 
-# created_at: the index's clock (its column default), read back with the id.
+# created_at: as the write batch read the index's clock (its manifest file says
+# the same), else the column default (the index's clock); read back with the id.
 _INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
                                                               ArtifactVersion.__table__.c.created_at)
+_INSERT_FILES = insert(VersionFile.__table__)
+_INSERT_METADATA = insert(Metadata.__table__)
 
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
-    """Several versions in one transaction (a step's outputs): every artifact
-    row is locked first, in name order, then the versions go in, numbered
-    from one query for all of them."""
-    artifacts = lock_artifacts(session, [new.name for new in news])
-    numbered = [artifacts[new.name].id for new in news if new.version is None]
-    highest = dict(session.execute(
-        select(ArtifactVersion.artifact_id, func.max(ArtifactVersion.version_number))
-        .where(ArtifactVersion.artifact_id.in_(numbered)).group_by(ArtifactVersion.artifact_id)
-    ).all()) if numbered else {}
+    """Several versions in one transaction (a step's outputs): those not
+    numbered with their write intent are numbered here, every artifact row
+    locked first, in name order."""
+    numbered = reserve_versions(session, [(new.name, new.version) for new in news if new.artifact_id is None])
     rows = []
     for new in news:
-        artifact, number = artifacts[new.name], None
-        if new.version is None:  # under the lock: cannot exist yet
-            number = highest[artifact.id] = (highest.get(artifact.id) or 0) + 1
-        rows.append(insert_version(session, new, artifact, number))
+        artifact_id, version = (new.artifact_id, new.version) if new.artifact_id is not None else numbered.pop(0)
+        rows.append(insert_version(session, new, Artifact(id=artifact_id, name=new.name), version))
     return rows
 
 
 def insert_version(session: Session, new: NewVersion, artifact: Artifact | None = None,
-                   number: int | None = None) -> ArtifactVersion:
-    """One transaction's worth: the version row, its manifest, tags, metadata,
-    and the end of its write intent. ``artifact``: its row, when the caller
-    already locked it; ``number``: the version number the caller found for
-    it under that lock."""
-    if artifact is None:
-        artifact = lock_artifact(session, new.name)
-    if number is not None:
-        version = str(number)
-    elif new.version is None:
-        version = next_version(session, artifact)  # under the lock: cannot exist yet
-    else:
-        version = new.version
-        check_new_version(session, artifact, version)
+                   version: str | None = None) -> ArtifactVersion:
+    """One transaction's worth: the version row, its manifest, tags and
+    metadata. ``artifact`` and ``version``: as numbered already (with the
+    write intent, or by :func:`insert_versions`); else numbered here, under
+    the artifact's lock."""
+    if new.artifact_id is not None and artifact is None:
+        artifact, version = Artifact(id=new.artifact_id, name=new.name), new.version
+    if artifact is None or version is None:
+        (artifact_id, version), = reserve_versions(session, [(new.name, new.version)])
+        artifact = Artifact(id=artifact_id, name=new.name)
     values = dict(
         uuid=new.uuid,
         artifact_id=artifact.id,
@@ -292,19 +336,21 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
     # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
-    inserted = session.execute(_INSERT_VERSION, values).one()
-    row = ArtifactVersion(id=inserted.id, created_at=as_utc(inserted.created_at), **values)
+    if new.created_at is not None:
+        values["created_at"] = new.created_at
+    connection = session.connection()  # Core statements: no ORM layer between them and the database
+    inserted = connection.execute(_INSERT_VERSION, values).one()
+    row = ArtifactVersion(id=inserted.id, **{**values, "created_at": as_utc(inserted.created_at)})
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
     if new.files:
-        session.execute(
-            VersionFile.__table__.insert(),
+        connection.execute(
+            _INSERT_FILES,
             [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode, "digest": f.digest}
              for f in new.files],
         )
-    add_tags(session, row, new.tags)
+    if new.tags:
+        add_tags(session, row, new.tags)
     set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
-    if new.intent_id is not None:
-        clear_intent(session, new.intent_id)
     bump_generation(session)
     return row
 
@@ -574,7 +620,7 @@ def set_metadata(session: Session, values: dict[str, Any], replace: bool = True,
         if replace:
             column = getattr(Metadata, owner_column)
             session.execute(delete(Metadata).where(column == owner_id, Metadata.key.in_(list(values))))
-        session.execute(Metadata.__table__.insert(), rows)
+        session.connection().execute(_INSERT_METADATA, rows)
 
 
 def get_metadata(session: Session, **owner: int) -> dict[str, Any]:

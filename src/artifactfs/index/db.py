@@ -87,8 +87,6 @@ class IndexConnectionError(IndexRetryableError):
     def __init__(self, message: str, hint: str | None = None, retryable: bool = True) -> None:
         super().__init__(message, hint)
         self.retryable = retryable
-#: Execution option of a SQLite write whose commit need not reach the disk at once.
-LIGHT_COMMIT = "artifactfs_light_commit"
 
 
 class Index:
@@ -109,14 +107,23 @@ class Index:
     def _connect(self, full: IndexFullError | None) -> None:
         self.full = full
         if full is not None:
-            self.engine = self._write_engine = _make_read_only_engine(self.url)
+            self.engine = self._write_engine = self._light_engine = _make_read_only_engine(self.url)
         else:
             self.engine = _make_engine(self.url, begin="DEFERRED")
-            # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE.
+            # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE,
+            # and a third for commits that need not reach the disk at once (its
+            # connections stay at synchronous=NORMAL: no PRAGMA back and forth on
+            # every save, which writes one intent and then one durable commit).
             self._write_engine = _make_engine(self.url, begin="IMMEDIATE") if self.is_sqlite else self.engine
+            self._light_engine = (_make_engine(self.url, begin="IMMEDIATE", light=True) if self.is_sqlite
+                                  else self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._light_writer = (sessionmaker(self._light_engine, expire_on_commit=False)
+                              if self._light_engine is not self._write_engine else self._writer)
         generation.install(self._writer)
+        if self._light_writer is not self._writer:
+            generation.install(self._light_writer)
 
     def _writable_again(self) -> bool:
         """A read-only index (its device was full) opened for writing again
@@ -158,11 +165,9 @@ class Index:
         """
         if self.full is not None and not self._writable_again():
             raise self.full
-        with self._writer() as session:
+        with (self._writer if durable else self._light_writer)() as session:
             transaction = session.begin()
             try:
-                if not durable and self.is_sqlite:  # options apply as the connection is first taken
-                    session.connection(execution_options={LIGHT_COMMIT: True})
                 yield session
             except BaseException as exc:
                 _rollback(transaction)
@@ -178,15 +183,16 @@ class Index:
                     raise
                 raise translated from exc
 
-    def run_write(self, fn: Callable[..., T], *args, **kwargs) -> T:
+    def run_write(self, fn: Callable[..., T], *args, durable: bool = True, **kwargs) -> T:
         """``fn(session, *args, **kwargs)`` in a write transaction, run again
         (up to :data:`WRITE_ATTEMPTS` times, after a jittered exponential
         wait) when PostgreSQL aborted it for a deadlock or a serialization
         failure, or its connection was lost before COMMIT (nothing of it was
-        kept). ``fn`` may run several times: it must only work on the database."""
+        kept). ``fn`` may run several times: it must only work on the database.
+        ``durable``: as for :meth:`write`."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self.write() as session:
+                with self.write(durable) as session:
                     return fn(session, *args, **kwargs)
             except IndexRetryableError as exc:
                 if not exc.retryable:
@@ -215,9 +221,11 @@ class Index:
         self.engine.dispose()
         if self._write_engine is not self.engine:
             self._write_engine.dispose()
+        if self._light_engine is not self.engine:
+            self._light_engine.dispose()
 
 
-def _make_engine(url: str, begin: str) -> Engine:
+def _make_engine(url: str, begin: str, light: bool = False) -> Engine:
     parsed = make_url(url)
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
@@ -239,7 +247,7 @@ def _make_engine(url: str, begin: str) -> Engine:
             "set ARTIFACTFS_INDEX_URL to a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db",
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        _tune_sqlite(engine, begin)
+        _tune_sqlite(engine, begin, light)
     else:
         _ping_when_idle(engine)
     return engine
@@ -288,9 +296,10 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"connection lost while idle: {exc}") from exc
 
 
-def _tune_sqlite(engine: Engine, begin: str) -> None:
+def _tune_sqlite(engine: Engine, begin: str, light: bool = False) -> None:
     """WAL, foreign keys, a busy timeout, and transactions we begin ourselves
-    (pysqlite's own implicit BEGIN cannot say IMMEDIATE)."""
+    (pysqlite's own implicit BEGIN cannot say IMMEDIATE); ``light``: every
+    commit at synchronous=NORMAL (see :meth:`Index.write`)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -306,7 +315,7 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        _set_synchronous(conn, "NORMAL" if conn.get_execution_options().get(LIGHT_COMMIT) else "FULL")
+        _set_synchronous(conn, "NORMAL" if light else "FULL")
         conn.exec_driver_sql(f"BEGIN {begin}")
 
 

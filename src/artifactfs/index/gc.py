@@ -14,8 +14,6 @@ not live.
 from __future__ import annotations
 
 import datetime as dt
-import posixpath
-import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +26,6 @@ from artifactfs.index.models import (
     ArtifactVersion,
     GcLease,
     GcScan,
-    PayloadKind,
     Pipeline,
     PipelineRun,
     RunStatus,
@@ -46,6 +43,7 @@ from artifactfs.index.artifacts import overlapping_uri
 from artifactfs.index.clock import database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
+from artifactfs.stores.layout import registered_in_place
 
 AV = ArtifactVersion
 LIVE = VersionState.LIVE.value
@@ -53,10 +51,6 @@ CONDEMNED = VersionState.CONDEMNED.value
 PRUNER_LEASE = "pruner"
 # Statement batches: well below SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 1000
-
-# Payload folders are named by the version's uuid4, as api.writing makes them.
-UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-VIZ_SUFFIX = ".viz"
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -95,7 +89,7 @@ class VersionRef:
     state: str
     condemned_at: dt.datetime | None
     swept_at: dt.datetime | None
-    has_viz: bool = False  # the row lists visualizations (in ``<uri>.viz``)
+    has_viz: bool = False  # the row lists visualizations (in ``layout.viz_folder(uri)``)
     hash_algorithm: str = "sha256"  # of the manifest digests
 
     @property
@@ -105,12 +99,8 @@ class VersionRef:
     @property
     def in_place(self) -> bool:
         """Registered in place: the payload is a user's file or folder, not a
-        ``<root>/<name>/<uuid>`` folder artifactfs made."""
-        return is_in_place(self.uri, self.uuid, self.payload_kind)
-
-
-def is_in_place(uri: str, uuid: str, payload_kind: str) -> bool:
-    return payload_kind == PayloadKind.FILE.value or posixpath.basename(uri.rstrip("/")) != uuid
+        folder of the store's payload layout (``stores.layout``)."""
+        return registered_in_place(self.uri, self.uuid, self.payload_kind)
 
 
 _REF_COLUMNS = (
@@ -594,8 +584,6 @@ __all__ = [
     "LeaseState",
     "PRUNER_LEASE",
     "RunRef",
-    "UUID4",
-    "VIZ_SUFFIX",
     "VersionRef",
     "candidate_versions",
     "chunks",
@@ -603,7 +591,6 @@ __all__ = [
     "condemn_missing",
     "condemned_versions",
     "forget",
-    "is_in_place",
     "is_postgres",
     "lease_state",
     "link_counts",

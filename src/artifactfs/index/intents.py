@@ -1,8 +1,10 @@
 """Write intents: the index's record of payload folders being written.
 
-A save records its intent (store, folder relative to the store root) in a
-transaction of its own before it writes a byte; the transaction that
-commits the version deletes it. The pruner never touches a folder with an
+A save records its intent (store, folder relative to the store root, and
+the version it will commit, numbered now) in a transaction of its own
+before it writes a byte; the transaction that commits the version deletes
+it. The folder is ``<name>/<uuid>`` (``stores.layout``): an intent names
+the version uuid of a save in flight, or of one that crashed. The pruner never touches a folder with an
 intent younger than the orphan floor, whatever flags it was given, and
 ages intents by the index's clock (``index.clock``), so hosts with skewed
 clocks agree. Its holder is this process (``index.holders``): while that
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from artifactfs.index.clock import database_now
+from artifactfs.index.artifacts import version_number_of
+from artifactfs.index.clock import as_utc, database_now
 from artifactfs.index.holders import this_process
 from artifactfs.index.models import WriteIntent
 
@@ -26,22 +30,51 @@ def record_intent(session: Session, store_id: int, folder: str, holder: str | No
     """Record that ``folder`` (relative to the store root) is about to be
     written by ``holder`` (default: this process, ``index.holders``);
     returns the intent's id. Commit before writing the payload."""
+    return record_intents(session, store_id, [PlannedWrite(folder)], holder)[0][0]
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One payload folder about to be written (relative to the store root)
+    and, for a new version, the number it will commit under."""
+
+    folder: str
+    artifact_id: int | None = None
+    version: str | None = None
+
+
+def record_intents(session: Session, store_id: int, writes: list[PlannedWrite],
+                   holder: str | None = None) -> tuple[list[str], dt.datetime]:
+    """Record the intents of several payload folders in one statement, held
+    by ``holder`` (default: this process); returns their ids, in order, and
+    when they started (the index's clock). Commit before writing the payloads."""
     if holder is None:
         holder = str(this_process())
-    intent_id = str(uuid.uuid4())
-    session.execute(_RECORD, {"uuid": intent_id, "store_id": store_id, "folder": folder.strip("/"), "holder": holder})
-    return intent_id
+    ids = [str(uuid.uuid4()) for _ in writes]
+    started = session.connection().execute(_RECORD, [
+        {"uuid": intent_id, "store_id": store_id, "folder": write.folder.strip("/"), "holder": holder,
+         "artifact_id": write.artifact_id, "version": write.version,
+         "version_number": version_number_of(write.version) if write.version is not None else None}
+        for intent_id, write in zip(ids, writes)
+    ]).scalars().all()
+    return ids, as_utc(min(started))
 
 
 def clear_intent(session: Session, intent_id: str) -> None:
     """Forget an intent: in the commit's transaction, or after a failed save
     removed its folder."""
-    session.execute(_CLEAR, {"intent": intent_id})
+    clear_intents(session, [intent_id])
+
+
+def clear_intents(session: Session, intent_ids: list[str]) -> None:
+    """Forget several intents in one statement."""
+    if intent_ids:
+        session.connection().execute(_CLEAR, {"intents": list(intent_ids)})
 
 
 # Built once: every save runs both.
-_RECORD = insert(WriteIntent.__table__)
-_CLEAR = delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid == bindparam("intent"))
+_RECORD = insert(WriteIntent.__table__).returning(WriteIntent.__table__.c.started_at)
+_CLEAR = delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid.in_(bindparam("intents", expanding=True)))
 
 
 def live_intent_folders(session: Session, store_id: int, younger_than: dt.timedelta) -> set[str]:

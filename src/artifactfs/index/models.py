@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, S
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from artifactfs.index.clock import index_now
+from artifactfs.stores import layout
 
 
 def utcnow() -> dt.datetime:
@@ -75,8 +76,11 @@ class IndexState(Base):
 class WriteIntent(Base):
     """A save in flight (migration 0004): recorded before the first byte of
     its payload folder is written, deleted by the transaction that commits
-    the version. ``started_at`` comes from the index's clock
-    (``index.clock``), so hosts with skewed clocks agree on its age."""
+    the version. Its folder is ``stores.layout.payload_folder(name, uuid)``,
+    so it names the version's uuid: a payload with an intent is a save in
+    flight (or a crashed one), a payload with neither row nor intent is not.
+    ``started_at`` comes from the index's clock (``index.clock``), so hosts
+    with skewed clocks agree on its age."""
 
     __tablename__ = "write_intent"
     __table_args__ = (Index("ix_write_intent_store", "store_id", "started_at"),)
@@ -86,6 +90,12 @@ class WriteIntent(Base):
     folder: Mapped[str] = mapped_column(String(2048))  # relative to the store root
     holder: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[dt.datetime] = mapped_column(default=index_now(), server_default=func.now())
+    # The version the save will commit (migration 0009): numbered with the
+    # intent, so the manifest file beside the payload is written once. NULL
+    # for a payload that is not a new version (``migrate``'s copies).
+    artifact_id: Mapped[int | None]
+    version: Mapped[str | None] = mapped_column(String(255))
+    version_number: Mapped[int | None]
 
 
 # -- lineage ------------------------------------------------------------------
@@ -122,8 +132,8 @@ class ArtifactType(str, enum.Enum):
 
 
 class PayloadKind(str, enum.Enum):
-    FOLDER = "folder"  # uri is a folder holding the manifest's files
-    FILE = "file"  # uri is the one file (a registered file adopted in place)
+    FOLDER = layout.FOLDER  # uri is a folder holding the manifest's files
+    FILE = layout.FILE  # uri is the one file (a registered file adopted in place)
 
 
 class RunStatus(str, enum.Enum):
@@ -156,7 +166,7 @@ class PipelineRun(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    config: Mapped[dict[str, Any] | None]  # migration 0009: substitutions, enable_cache
+    config: Mapped[dict[str, Any] | None]  # migration 0010: substitutions, enable_cache
     start_time: Mapped[dt.datetime] = mapped_column(default=index_now())
     end_time: Mapped[dt.datetime | None]
 

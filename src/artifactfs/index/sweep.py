@@ -19,10 +19,10 @@ import posixpath
 from sqlalchemy.orm import Session
 
 from artifactfs.index.artifacts import uri_owners
-from artifactfs.index.gc import VIZ_SUFFIX, VersionRef, manifests
+from artifactfs.index.gc import VersionRef, manifests
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.manifest import manifest_file
+from artifactfs.stores.layout import manifest_file, viz_folder
 
 
 def _gone(delete, uri: str) -> bool:
@@ -58,7 +58,7 @@ def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | No
         return _delete_listed(store, ref.uri, listed or [])
     rmtree_quietly(store, ref.uri)
     if ref.has_viz:
-        rmtree_quietly(store, ref.uri + VIZ_SUFFIX)
+        rmtree_quietly(store, viz_folder(ref.uri))
     remove_quietly(store, manifest_file(ref.uri))
     return []
 

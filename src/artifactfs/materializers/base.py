@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from artifactfs.enums import ArtifactType, StorageSize
 from artifactfs.errors import ArtifactfsError
+from artifactfs.stores.layout import viz_folder
 
 if TYPE_CHECKING:
     from artifactfs.stores.base import ArtifactStore
@@ -207,7 +208,7 @@ class BaseMaterializer:
     @property
     def visualization_folder(self) -> str:
         """Where visualizations go: beside the payload, never inside it."""
-        return self.visualization_uri or self.uri.rstrip("/") + ".viz"
+        return self.visualization_uri or viz_folder(self.uri)
 
 
 class MaterializerRegistry:

@@ -26,16 +26,8 @@ from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
 from artifactfs.api.stores import get_store
-from artifactfs.api.writing import (
-    abandon,
-    check_payload,
-    number_manifest_beside,
-    store_row_id,
-    write_manifest_beside,
-    write_value,
-)
+from artifactfs.api.writing import WriteBatch, pick_materializer, write_value
 from artifactfs.errors import AlreadyExistsError
-from artifactfs.faults import fault_point
 from artifactfs.index import get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
@@ -287,26 +279,28 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
                 f"step {step_name!r}: output {spec.name!r} is {type(values[spec.name]).__qualname__}, "
                 f"but the step is annotated to return {type_label(spec.annotation)}"
             )
-    pending = []
     step = planned.invocation.step
-    links = _link_names(planned)
-    try:
-        for spec in step.outputs:
-            output, value = spec.name, values[spec.name]
-            new, metadata = write_value(value, planned.artifact_names[output], store,
-                                        step.output_materializers.get(output), save_type=SaveType.STEP_OUTPUT)
-            _configure_output(new, metadata, spec.config, context, output)
-            pending.append((links[output], new))
-        for _, new in pending:  # what `fsck --adopt` re-indexes after losing the index
-            write_manifest_beside(store, new)
-        outputs = _commit_outputs(context, pending, store)
-    except BaseException:
-        for _, new in pending:  # never committed: do not wait for the orphan sweep
-            abandon(store, new.uri, new.intent_id, committing=True)
-        raise
-    for link, new in pending:
-        number_manifest_beside(store, new, outputs[link].version, outputs[link].created_at)
-    return {output: outputs[link] for output, link in links.items()}
+    chosen = [(spec, pick_materializer(values[spec.name], step.output_materializers.get(spec.name)))
+              for spec in step.outputs]
+    with WriteBatch(store) as batch:  # one write batch: every output's intent, payload and commit
+        payloads = batch.begin([(planned.artifact_names[spec.name], _configured_version(spec.config))
+                                for spec in step.outputs])
+        pending = []
+        for (spec, cls), payload in zip(chosen, payloads):
+            new, metadata = write_value(batch, payload, values[spec.name], cls, save_type=SaveType.STEP_OUTPUT)
+            _configure_output(new, metadata, spec.config, context, spec.name)
+            pending.append(spec.name)
+        links = _link_names(planned)
+        inserted = batch.commit_versions(lambda session, versions: _link_outputs(
+            session, context.step_run_id, [links[output] for output in pending], versions))
+        return {output: ArtifactVersion.from_row(row, store.name) for output, row in zip(pending, inserted)}
+
+
+def _configured_version(config: ArtifactConfig | None) -> str | None:
+    """The version an output's ArtifactConfig asks for (None: the next number)."""
+    if config is None or config.version is None:
+        return None
+    return check_name(str(config.version), "version")
 
 
 def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | None, context: StepRunContext,
@@ -315,8 +309,6 @@ def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | No
     then from what the step logged for it while running."""
     new.metadata = metadata
     if config is not None:
-        if config.version is not None:
-            new.version = check_name(str(config.version), "version")
         new.tags = list(config.tags or [])
         new.metadata.update(config.run_metadata or {})
         if config.artifact_type is not None:
@@ -327,24 +319,13 @@ def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | No
     new.tags = list(new.tags or []) + context.output_tags.get(output, [])
 
 
-def _commit_outputs(context: StepRunContext, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
-    """Step 4 of the write protocol for every output at once, with the links
-    and the step run's completion."""
-    fault_point("before_commit")  # inside _save_outputs' cleanup
-    return get_index().run_write(_insert_outputs, context.step_run_id, pending, store)
-
-
-def _insert_outputs(session, step_run_id: int, pending: list, store: ArtifactStore) -> dict[str, ArtifactVersion]:
-    store_id = store_row_id(session, store)
-    for _, new in pending:
-        new.store_id = store_id
-    inserted = version_rows.insert_versions(session, [new for _, new in pending])
-    links = [Link(row.id, "output", output) for (output, _), row in zip(pending, inserted)]
+def _link_outputs(session, step_run_id: int, outputs: list[str], inserted: list) -> None:
+    """In the commit's transaction: link every output to its step run and
+    complete the run (the versions were inserted by this very transaction:
+    they need no lock)."""
+    links = [Link(row.id, "output", output) for output, row in zip(outputs, inserted)]
     rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
     rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
-    for _, new in pending:  # last: durable and still there
-        check_payload(store, new)
-    return {output: ArtifactVersion.from_row(row, store.name) for (output, _), row in zip(pending, inserted)}
 
 
 ERROR_TEXT_LIMIT = 4000

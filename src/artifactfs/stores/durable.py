@@ -5,9 +5,10 @@ did not reach the disk (DESIGN.md, write protocol step 3).
 A file's data is durable after ``fsync`` of the file; its name only after
 ``fsync`` of the folder holding the name, and that folder's name only after
 ``fsync`` of its parent. A fresh payload ``<root>/<name>/<uuid>/...`` so
-needs its files, every folder inside it, ``<name>/`` and the root. The
-calls run concurrently on a few threads: the filesystem's journal then
-commits them together instead of once each.
+needs its files, every folder inside it, its manifest file, ``<name>/`` and
+the root (which ones: ``api.writing``). The calls run concurrently on a few
+threads: the filesystem's journal then commits them together instead of
+once each.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from artifactfs.faults import fault_point
+from artifactfs.stores.localfiles import open_beneath_fd
 
 #: Threads that issue fsyncs at once (they mostly wait on the disk).
 SYNC_THREADS = 4
@@ -29,14 +30,20 @@ _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 
 
-def fsync_path(path: str) -> None:
-    """fsync one file or folder by path (read-only open is enough on Linux).
-    A path deleted meanwhile, or swapped for a link (never followed) or a
-    FIFO (never waited on), is skipped: the commit's payload check, which
-    always follows, refuses the save with a clear error."""
+def fsync_fd(fd: int) -> None:
+    """fsync a descriptor the caller holds (a folder a save made)."""
+    fault_point("before_fsync")
+    os.fsync(fd)
+
+
+def fsync_beneath(dir_fd: int, relative: str) -> None:
+    """fsync the file or folder ``relative`` below ``dir_fd``, reached
+    without following a link. One deleted meanwhile, or swapped for a link
+    (never followed) or a FIFO (never waited on), is skipped: the commit's
+    payload check, which always follows, refuses the save with a clear error."""
     fault_point("before_fsync")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = open_beneath_fd(dir_fd, relative, os.O_RDONLY | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as exc:
@@ -49,41 +56,14 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def folders_to_sync(root: str, folder: str, files: Iterable[str]) -> list[str]:
-    """Every folder whose entries make ``files`` (relative to ``folder``)
-    reachable from ``root``: the folders inside the payload, the payload
-    folder and each ancestor up to and including the root."""
-    folders = {folder}
-    for relative in files:
-        parent = posixpath.dirname(posixpath.join(folder, relative))
-        while parent != folder and parent not in folders:
-            folders.add(parent)
-            parent = posixpath.dirname(parent)
-    ancestor = folder
-    while ancestor != root and posixpath.dirname(ancestor) != ancestor:
-        ancestor = posixpath.dirname(ancestor)
-        folders.add(ancestor)
-    return sorted(folders, key=len, reverse=True)
-
-
-def sync_payload(root: str, folder: str, relatives: list[str]) -> None:
-    """Make a local payload folder durable: its files (relative to
-    ``folder``), the folders inside it, and its ancestors up to ``root``."""
-    start_sync(payload_paths(root, folder, relatives)).wait()
-
-
-def payload_paths(root: str, folder: str, relatives: list[str]) -> list[str]:
-    """What :func:`sync_payload` fsyncs: files first, then folders, deepest first."""
-    files = [posixpath.join(folder, relative) for relative in relatives]
-    return files + folders_to_sync(root, folder, relatives)
-
-
 class SyncJob:
     """fsyncs running on helper threads, so that a save can prepare its
-    index transaction meanwhile; :meth:`wait` before committing."""
+    index transaction meanwhile; :meth:`wait` before committing. ``tasks``:
+    calls that each fsync one thing (:func:`fsync_fd`, :func:`fsync_beneath`)."""
 
-    def __init__(self, paths: list[str]) -> None:
-        self._futures = [_executor().submit(fsync_path, path) for path in paths]
+    def __init__(self, tasks: list[Callable[[], None]]) -> None:
+        pool = _executor()
+        self._futures = [pool.submit(task) for task in tasks]
 
     def wait(self) -> None:
         """Block until every path is durable; raise the first failure."""
@@ -91,9 +71,10 @@ class SyncJob:
             future.result()
 
 
-def start_sync(paths: list[str]) -> SyncJob:
-    """fsync every path concurrently (the journal commits them together)."""
-    return SyncJob(paths)
+def start_sync(tasks: list[Callable[[], None]]) -> SyncJob:
+    """Run every fsync call concurrently: the filesystem's journal then
+    commits them together."""
+    return SyncJob(tasks)
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:

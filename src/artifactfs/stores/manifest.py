@@ -7,10 +7,10 @@ the version's (``stores.hashing``; BLAKE3 for new versions).
 for writing through it (or uploaded with ``put``) is hashed on the way, and
 recorded with its real mode: the one a local file has, or the one asked for
 with ``file_mode`` (a copy keeps its source's; an object store has none).
-With ``durable`` a local folder is fsynced before ``finish`` returns.
+Making a payload durable is the write protocol's (``api.writing``).
 
 A copy of each version's record also lies beside its payload folder, in
-``<root>/<name>/<uuid>.manifest.json`` (:func:`write_manifest_file`): a lost
+its manifest file (``stores.layout.manifest_file``; :func:`write_manifest_file`): a lost
 index is recovered by re-adopting payloads from these files
 (``artifactfs fsck --adopt``).
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import posixpath
 import stat as stat_module
 from collections import deque
@@ -27,9 +28,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.durable import SyncJob, payload_paths, start_sync, start_writeback
+from artifactfs.stores.durable import start_writeback
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
 from artifactfs.stores.beneath import LinkFound
+from artifactfs.stores.layout import manifest_file
+from artifactfs.stores.localfiles import files_beneath, open_beneath_fd
 
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
 PARALLEL_HASH_CHUNK = 1024 * 1024
@@ -173,29 +176,39 @@ class RecordingStore:
     and a manifest of everything written below ``folder``."""
 
     def __init__(self, store: ArtifactStore, folder: str, algorithm: str = DEFAULT_ALGORITHM,
-                 durable: bool = False, native: str | None = None) -> None:
-        """``native``: ``folder`` already resolved by the caller (saves a lookup)."""
+                 durable: bool = False, native: str | None = None, dir_fd: int | None = None) -> None:
+        """``native``: ``folder`` already resolved by the caller (saves a
+        lookup). ``dir_fd``: a descriptor of the local folder, which the
+        caller made: files below it are created from it, no link followed.
+        ``durable``: the caller will fsync the files (``api.writing``), so
+        large writes start their write-back at once."""
         self.store = store
         self.algorithm = algorithm
         self.durable = durable and store.is_local  # object stores acknowledge a PUT once it is stored
         self.folder = native or store.resolve(folder)
         self.folder_uri = store.flavor.to_uri(self.folder)
+        self.dir_fd = dir_fd if store.is_local else None
         self._entries: dict[str, ManifestEntry] = {}
-        self._modes: dict[str, int] = {}  # native path -> file_mode asked for
-        self._sync_job: SyncJob | None = None
+        self._modes: dict[str, int] = {}  # native path -> file_mode asked for, or found when created
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    def _resolve(self, path: str) -> str:
-        """``store.resolve``, without its symlink lookups for a plain path
-        inside the folder being written: nothing but this save writes there."""
+    def _inside(self, path: str) -> str | None:
+        """``path`` relative to the folder being written when it is a plain
+        path below it (no ``..``, no empty part), else None."""
         if path.startswith(self.folder_uri + "/"):
             relative = path[len(self.folder_uri) + 1:]
             parts = relative.split("/")
             if "\x00" not in relative and not any(p in ("", ".", "..") for p in parts):
-                return self.folder + "/" + relative
-        return self.store.resolve(path)
+                return relative
+        return None
+
+    def _resolve(self, path: str) -> str:
+        """``store.resolve``, without its symlink lookups for a plain path
+        inside the folder being written: nothing but this save writes there."""
+        relative = self._inside(path)
+        return self.folder + "/" + relative if relative is not None else self.store.resolve(path)
 
     def _relative(self, native: str) -> str | None:
         prefix = self.folder.rstrip("/") + "/"
@@ -224,7 +237,15 @@ class RecordingStore:
             return self.store.open(path, mode, file_mode=file_mode, **kwargs)
         encoding = kwargs.pop("encoding", None) or "utf-8"
         binary_mode = mode.replace("t", "").replace("b", "") + "b"
-        if self.store.is_local and not kwargs:  # a plain file beneath the root's descriptor, folders made, no link followed
+        relative = self._inside(path) if self.dir_fd is not None else None
+        raw: IO
+        if self.dir_fd is not None and relative is not None and not kwargs:  # created from the folder's descriptor
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if "x" in mode else os.O_TRUNC)
+            fd = open_beneath_fd(self.dir_fd, relative, flags, create=True, file_mode=file_mode)
+            if file_mode is None:
+                self._modes[native] = os.fstat(fd).st_mode
+            raw = open(fd, "wb")  # noqa: SIM115
+        elif self.store.is_local and not kwargs:  # a plain file beneath the root's descriptor, folders made, no link followed
             raw = open(native, binary_mode, opener=self.store.fs.opener(native, binary_mode, file_mode))  # noqa: SIM115
         else:
             raw = self.store.fs.open(native, binary_mode, **kwargs)
@@ -237,33 +258,23 @@ class RecordingStore:
         self.store.put(local_path, path)
         self._record(native, size, digest)
 
-    def finish(self, wait: bool = True) -> list[ManifestEntry]:
+    def finish(self) -> list[ManifestEntry]:
         """The manifest of the folder: recorded hashes for what went through
-        this wrapper, a read for anything written by other means. With
-        ``durable``, files and folders are on disk when it returns, or, with
-        ``wait=False``, once :meth:`wait_durable` returns."""
+        this wrapper, a read for anything written by other means. Making it
+        durable is the caller's (``api.writing``)."""
         entries = []
         for relative in self._find():  # a missing folder finds nothing
             entry = self._entries.get(relative)
             if entry is None:
                 entry = self._hash_existing(relative)
             entries.append(entry)
-        if self.durable:
-            if not entries:
-                self.store.beneath.makedirs(self.store.local_relative(self.folder))  # an empty payload is an empty folder
-            self._sync_job = start_sync(payload_paths(self.store.root, self.folder, [e.path for e in entries]))
-            if wait:
-                self.wait_durable()
         return entries
-
-    def wait_durable(self) -> None:
-        """Block until what :meth:`finish` started to fsync is on disk."""
-        if self._sync_job is not None:
-            self._sync_job.wait()
 
     def _find(self) -> list[str]:
         if not self.store.is_local:
             return self.store.find(self.folder_uri)
+        if self.dir_fd is not None:
+            return files_beneath(self.dir_fd)
         # Beneath the root's descriptor; a link is no payload file: it is never followed, and refused.
         return self.store.beneath.files(self.store.local_relative(self.folder), on_link=_refuse_link(self.store))
 
@@ -391,25 +402,24 @@ def _refuse_link(store: ArtifactStore):
 
 # -- the manifest file beside a payload folder -----------------------------------------
 
-MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FILE_FORMAT = 1
 
 
-def manifest_file(folder: str) -> str:
-    """Where the manifest file of payload folder ``folder`` lies: beside it, never inside."""
-    return folder.rstrip("/") + MANIFEST_SUFFIX
+def manifest_bytes(entries: list[ManifestEntry], meta: dict[str, Any]) -> bytes:
+    """The manifest file of a version: its record (``meta``: name, version,
+    uuid, materializer, data type, hash algorithm, ...) and its files."""
+    data = {"format": MANIFEST_FILE_FORMAT, **meta,
+            "files": [{"path": e.path, "size": e.size, "mode": e.mode, "digest": e.digest} for e in entries]}
+    return json.dumps(data, sort_keys=True, default=str).encode()
 
 
 def write_manifest_file(store: ArtifactStore, folder: str, entries: list[ManifestEntry],
                         meta: dict[str, Any]) -> str:
-    """Write ``<folder>.manifest.json``: the version's record (``meta``: name,
-    version, uuid, materializer, data type, hash algorithm, ...) and its
-    files. Returns the file's URI."""
-    data = {"format": MANIFEST_FILE_FORMAT, **meta,
-            "files": [{"path": e.path, "size": e.size, "mode": e.mode, "digest": e.digest} for e in entries]}
+    """Write ``folder``'s manifest file (:func:`manifest_bytes`) beside it.
+    Returns the file's URI."""
     target = manifest_file(folder)
-    with store.open(target, "w") as f:
-        f.write(json.dumps(data, sort_keys=True, default=str))
+    with store.open(target, "wb") as f:
+        f.write(manifest_bytes(entries, meta))
     return store.uri(target)
 
 

@@ -5,15 +5,15 @@
   names were filled with (``date``, ``time`` and custom ones) and whether
   caching was on. NULL for runs recorded before.
 
-Revision ID: 0009_run_config
-Revises: 0008_index_clock
+Revision ID: 0010_run_config
+Revises: 0009_intent_number
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_run_config"
-down_revision = "0008_index_clock"
+revision = "0010_run_config"
+down_revision = "0009_intent_number"
 branch_labels = None
 depends_on = None
 
