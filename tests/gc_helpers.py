@@ -34,8 +34,14 @@ def backdate_tree(path: Path, hours: float = 48) -> None:
 
 
 def backdate_all(hours: float = 48) -> None:
+    """Every version as if saved ``hours`` ago: its row, and its manifest
+    file (the store's journal of the row), which a save would have written so."""
+    from artifactfs.api.journal import update_journals
+
     with get_index().write() as session:
         session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(hours=hours)))
+        ids = list(session.scalars(select(VersionRow.id)))
+    update_journals(ids)
 
 
 def states() -> dict[str, str]:

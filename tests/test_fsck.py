@@ -15,7 +15,7 @@ from artifactfs.gc import Lease, PrunePolicy, fsck, repair, run_pass  # noqa: E4
 from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, utcnow  # noqa: E402
-from gc_helpers import backdate_tree, root, states  # noqa: E402
+from gc_helpers import backdate_all, backdate_tree, root, states  # noqa: E402
 
 
 @step
@@ -136,8 +136,7 @@ def test_fsck_cli_repair(afs_home):
 def test_only_artifact_leftovers_are_notes_not_problems(afs_home):
     v = save_artifact(1, "oa")
     save_artifact(2, "oa")
-    with get_index().write() as session:
-        session.execute(update(VersionRow).values(created_at=utcnow() - dt.timedelta(days=2)))
+    backdate_all(hours=48)
     run_pass(get_index(), PrunePolicy(only_artifact=True))
     report = fsck(get_index())
     assert report.ok and kinds(report) == {"payload-removed": {"oa:1"}}

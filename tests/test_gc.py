@@ -187,8 +187,10 @@ def test_plan_equals_what_is_deleted(afs_home):
     assert result.swept_bytes == plan.stats.bytes and result.swept_files == plan.stats.files
     removed = before - tree(root())
     targets = {str(Path(v.uri).relative_to(root())) for v in plan.sweep} | {str(orphan.relative_to(root()))}
-    for path in removed:  # nothing outside the planned payloads went
-        assert any(path in (t, t + ".manifest.json") or path.startswith(t + "/") for t in targets), path
+    journals = {f".artifactfs-registered/{v.uuid}.manifest.json" for v in plan.sweep if v.in_place}
+    for path in removed:  # nothing outside the planned payloads (and their manifest files) went
+        assert path in journals or any(path in (t, t + ".manifest.json") or path.startswith(t + "/")
+                                       for t in targets), path
     assert targets <= removed
     assert not ckpt.exists() and (root() / "user").exists()
     assert rows_count() == len(versions) + 2 + 2 - 7  # two pipeline outputs, two ckpt versions

@@ -7,6 +7,7 @@ while the pruner runs), never with sleeps.
 """
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -203,8 +204,10 @@ def test_a_lost_index_deletes_nothing_and_fsck_adopt_brings_every_version_back(r
     assert tree(root()) == before  # not one file deleted
 
     result = CliRunner().invoke(cli, ["fsck", "--adopt"])
-    assert result.exit_code == 0, result.output
+    # The old index's crashed save has no manifest file: never garbage, kept, reported, the store unclaimed.
+    assert result.exit_code == 1, result.output
     assert f"adopted {len(saved)} version(s)" in result.output, result.output
+    assert f"left alone {root() / 'lost' / ORPHAN_UUID}" in result.output and "--quarantine" in result.output
     for v in saved:
         back = Client().get_artifact_version(v.id)
         assert (back.name, back.version, back.content_hash, back.hash_algorithm) == \
@@ -212,12 +215,18 @@ def test_a_lost_index_deletes_nothing_and_fsck_adopt_brings_every_version_back(r
         back.load(verify=True)
     assert load_artifact("data", "golden", verify=True) == [1, 2, 3]
     assert load_artifact("one_step::produce::output", verify=True) == {"n": 5}
-    again = CliRunner().invoke(cli, ["fsck", "--adopt"])  # idempotent
+    # (the adopted versions are as old as their manifest files say: 48 h; --keep-latest keeps them here)
+    assert gc("--orphan-grace", "0", "--keep-latest", "10").exit_code == 0
+    assert (root() / "lost" / ORPHAN_UUID).exists()
+    # Quarantined, it is a version tagged keep, and the store is this index's.
+    again = CliRunner().invoke(cli, ["fsck", "--adopt", "--quarantine"])
     assert again.exit_code == 0 and "adopted 0 version(s)" in again.output, again.output
-    # The store is this index's now: the old index's crashed save is an orphan like any other.
-    result = gc("--grace", "1h")
+    assert f"quarantined quarantine::{ORPHAN_UUID}:1" in again.output, again.output
+    result = gc("--grace", "1h", "--keep-latest", "10")
     assert result.exit_code == 0, result.output
-    assert not (root() / "lost" / ORPHAN_UUID).exists()
+    quarantined = Client().get_artifact_version(f"quarantine::{ORPHAN_UUID}")
+    assert "keep" in quarantined.tags and (root() / "lost" / ORPHAN_UUID).exists()
+    assert json.loads((quarantined.load() / "data.json").read_text()) == {"half": "written"}
     for v in saved:
         Client().get_artifact_version(v.id).load(verify=True)
 

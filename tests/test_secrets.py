@@ -164,6 +164,15 @@ def test_no_command_prints_or_logs_a_secret(planted, tmp_path, caplog, capfd):
     # the store works with its secrets merged back
     save_artifact({"a": 1}, "doc", store="s3")
 
+    # the stores' journals (manifest files, remote ones too) hold none of them
+    from artifactfs.api import get_store
+
+    fs = get_store("s3").fs  # its credentials read the whole bucket: both stores' prefixes
+    journals = [fs.cat_file(p).decode() for p in fs.find(bucket) if p.endswith(".manifest.json")]
+    assert len(journals) >= 3 and all('"seal"' in text for text in journals)
+    for secret in SECRETS:
+        assert not any(secret in text for text in journals), f"{secret} in a manifest file"
+
     # what `artifactfs ui` serves about the index and the stores
     from web_helpers import client, serving
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.api.context import current_step_run, pipeline_tracing
+from artifactfs.api.journal import update_journals
 from artifactfs.api.lazy import lazy_version
 from artifactfs.api.stores import get_store, local_filesystem, store_for_uri
 from artifactfs.api.verified import IntegrityError, VerifiedReads, missing, verify_payload
@@ -162,10 +163,12 @@ class ArtifactVersion:
 
     def add_tags(self, tags: Iterable[str]) -> None:
         get_index().run_write(lambda session: rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
+        update_journals([self._pk])
 
     def remove_tags(self, tags: Iterable[str]) -> None:
         get_index().run_write(
             lambda session: rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
+        update_journals([self._pk])
 
     def verify(self) -> None:
         """Re-read every payload file and compare with the manifest."""
@@ -331,6 +334,7 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
     # under its row lock and refuses (VersionNotLiveError) if it did.
     fault_point("before_input_link")
     get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", str(found))
+    update_journals([found._pk])  # its manifest file names this step run as a consumer
     return found
 
 

@@ -26,7 +26,7 @@ from artifactfs.api.stores import get_store
 from artifactfs.index import get_index
 from artifactfs.index import gc as gc_rows
 from artifactfs.index.clock import index_now
-from artifactfs.index.sweep import delete_payload, listed_files, live_overlap
+from artifactfs.index.sweep import delete_payload, drop_journals, listed_files, live_overlap
 
 
 def delete_versions(ids: Sequence[int], delete_metadata: bool, delete_from_artifact_store: bool) -> list[int]:
@@ -38,6 +38,12 @@ def delete_versions(ids: Sequence[int], delete_metadata: bool, delete_from_artif
     if delete_from_artifact_store:
         _sweep(condemned)
     if delete_metadata:
+        if not delete_from_artifact_store:  # the payloads stay for the orphan sweep: their manifest files go
+            with index.read() as session:
+                wanted = set(condemned)
+                refs = [ref for ref in gc_rows.condemned_versions(session) if ref.id in wanted]
+                names = {row.id: row.name for row in gc_rows.store_rows(session)}
+            drop_journals(refs, lambda store_id: get_store(names[store_id]))
         index.run_write(gc_rows.forget, condemned, require_swept=delete_from_artifact_store)
     return condemned
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from artifactfs.api.artifacts import get_artifact_version
 from artifactfs.api.context import StepRunContext, current_step_run
+from artifactfs.api.journal import update_journals, update_linked_journals
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index import artifacts as rows
 from artifactfs.index import get_index
@@ -49,11 +50,12 @@ def log_metadata(
     if step_id is not None or step_name is not None:
         return _to_step(metadata, step_id, step_name, run_id_name_or_prefix, context)
     if run_id_name_or_prefix is not None:
-        get_index().run_write(lambda session: rows.set_metadata(
-            session, metadata, run_id=pipeline_rows.find_run(session, str(run_id_name_or_prefix)).id))
+        run_id = get_index().run_write(_run_metadata, metadata, str(run_id_name_or_prefix))
+        update_linked_journals(run_ids=[run_id])  # the run's record in its versions' manifest files
         return None
     if context is not None:  # inside a step, no target: the step run
         get_index().run_write(lambda session: rows.set_metadata(session, metadata, step_run_id=context.step_run_id))
+        update_linked_journals(step_run_ids=[context.step_run_id])
         return None
     raise MetadataTargetError(
         "log_metadata got no target",
@@ -211,10 +213,18 @@ def _to_output(context: StepRunContext, output: str, metadata: dict[str, Any]) -
 
 def _to_version(version, metadata: dict[str, Any]) -> None:
     get_index().run_write(lambda session: rows.set_metadata(session, metadata, version_id=version._pk))
+    update_journals([version._pk])  # one rewrite per call, whatever the number of keys
+
+
+def _run_metadata(session, metadata: dict[str, Any], run: str) -> int:
+    run_id = pipeline_rows.find_run(session, run).id
+    rows.set_metadata(session, metadata, run_id=run_id)
+    return run_id
 
 
 def _to_step(metadata, step_id, step_name, run, context) -> None:
-    get_index().run_write(_step_metadata, metadata, step_id, step_name, run, context)
+    step_run_id = get_index().run_write(_step_metadata, metadata, step_id, step_name, run, context)
+    update_linked_journals(step_run_ids=[step_run_id])
 
 
 def _step_metadata(session, metadata, step_id, step_name, run, context) -> None:
@@ -230,6 +240,7 @@ def _step_metadata(session, metadata, step_id, step_name, run, context) -> None:
     if step is None:
         raise MetadataTargetError(f"no step run {step_id or step_name!r}", "check the step name and the run")
     rows.set_metadata(session, metadata, step_run_id=step.id)
+    return step.id
 
 
 def _check(metadata: dict[str, Any]) -> None:

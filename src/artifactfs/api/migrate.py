@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 
 from artifactfs.api.artifacts import IntegrityError
 from artifactfs.api.stores import get_store, store_for_uri
-from artifactfs.api.writing import PayloadMissingError, WriteBatch, manifest_record
+from artifactfs.api.writing import PayloadMissingError, WriteBatch
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
+from artifactfs.index.journal import gather
 from artifactfs.index.models import ArtifactVersion as VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
@@ -133,7 +134,7 @@ def migrate(
                 payload, = batch.begin([(move.name, None)], numbered=False, uuids=[move.uuid])
                 payload.label = move.label
                 new_uri, visualizations = _copy_version(move, source, target, report, advance)
-                files, record = _manifest_of(move)  # the manifest file beside the copy
+                files, record = _manifest_of(move, target)  # the manifest file beside the copy
                 batch.written(payload, files, record=record)
                 batch.commit(functools.partial(_repoint, move, batch, new_uri, visualizations))
         except (IntegrityError, FileNotFoundError, PayloadMissingError) as exc:
@@ -293,15 +294,16 @@ def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sou
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _manifest_of(move: Move) -> tuple[list[ManifestEntry], dict | None]:
+def _manifest_of(move: Move, target: ArtifactStore) -> tuple[list[ManifestEntry], dict | None]:
     """The files of a version and the record of its manifest file, read from
     its row (None: forgotten meanwhile, and the re-point will refuse it)."""
     with get_index().read() as session:
         row = session.get(VersionRow, move.version_pk)
         if row is None:
             return [ManifestEntry(f.path, f.size, 0, f.digest or "") for f in move.files], None
-        record = manifest_record(row, move.name, row.version, row.created_at, row.visualizations)
-        files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in version_files(session, row.id)]
+        gathered = gather(session, [row.id])[row.id]  # the whole journal: tags, metadata, links
+        record = gathered.record(target, target.uri(payload_folder(move.name, move.uuid)))
+        files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in gathered.files]
     return files, record
 
 

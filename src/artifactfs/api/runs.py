@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import select
 
 from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.journal import update_journals
+from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as rows
 from artifactfs.index.artifacts import get_metadata
@@ -252,13 +254,18 @@ def list_pipelines() -> list[PipelineView]:
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
+    linked: list[int] = []
+
     def delete(session) -> PipelineRunView:
         run = rows.find_run(session, name_or_id)
         view = run_view(session, run)
+        linked[:] = versions_linked(session, run_ids=[run.id])
         rows.delete_run(session, run)
         return view
 
-    return get_index().run_write(delete)
+    view = get_index().run_write(delete)
+    update_journals(linked)  # their manifest files no longer name the run
+    return view
 
 
 # -- lineage of versions --------------------------------------------------------------------

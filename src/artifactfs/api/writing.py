@@ -53,6 +53,7 @@ from artifactfs.index.artifacts import (
     check_metadata,
     check_name,
     insert_versions,
+    metadata_value,
     reserve_versions,
     version_at,
 )
@@ -79,6 +80,8 @@ from artifactfs.stores.manifest import (
     ManifestEntry,
     RecordingStore,
     content_hash,
+    journal_folder,
+    journal_record,
     manifest_bytes,
     manifest_entry,
     write_manifest_file,
@@ -268,7 +271,10 @@ class WriteBatch:
                 link(session, rows)
             return rows
 
-        return self.commit(insert)
+        rows = self.commit(insert)
+        for new, row in zip(news[len(news) - len(self.adopted):], rows[len(news) - len(self.adopted):]):
+            journal_in_place(self.store, new, row)
+        return rows
 
     def store_id(self, session) -> int:
         """The store's index id (known since :meth:`begin`, else looked up)."""
@@ -458,15 +464,27 @@ def first_missing(store: ArtifactStore, uri: str, payload_kind: str, relatives: 
 
 
 def manifest_record(version: Any, name: str, number: str | None, created_at: dt.datetime,
-                    visualizations: list | None) -> dict[str, Any]:
-    """What the manifest file says of a version (a ``NewVersion`` or a version row)."""
-    return {
-        "uuid": version.uuid, "name": name, "version": number, "payload_kind": version.payload_kind,
-        "materializer": version.materializer, "data_type": version.data_type, "artifact_type": version.artifact_type,
-        "hash_algorithm": version.hash_algorithm, "content_hash": version.content_hash,
-        "save_type": version.save_type, "visualizations": list(visualizations or []),
-        "created_at": created_at.isoformat(),
-    }
+                    visualizations: list | None = None, in_place: str | None = None) -> dict[str, Any]:
+    """What the manifest file says of a ``NewVersion`` as it is committed:
+    ``stores.manifest.journal_record`` with its tags, metadata and producing
+    step run (``visualizations``: taken from ``version`` itself)."""
+    metadata = [(key, *metadata_value(key, value)) for key, value in (getattr(version, "metadata", None) or {}).items()]
+    return journal_record(version, name, number, created_at, in_place=in_place,
+                          tags=getattr(version, "tags", None) or (), metadata=metadata,
+                          producers=getattr(version, "producers", None) or ())
+
+
+def journal_in_place(store: ArtifactStore, new: NewVersion, row: Any) -> None:
+    """The manifest file of a version registered in place, under
+    ``.artifactfs-registered/`` (never in the user's folder), written once
+    the commit numbered and dated it. The version is committed either way,
+    so a failure only warns (``fsck`` reports it, ``--repair`` rewrites it)."""
+    try:
+        record = manifest_record(new, new.name, row.version, row.created_at, in_place=store.relpath(new.uri))
+        write_manifest_file(store, journal_folder(store, new.uri, new.uuid), new.files, record)
+    except Exception as exc:  # noqa: BLE001 - the save itself succeeded
+        warnings.warn(f"{new.name}: the manifest file of a path registered in place could not be written "
+                      f"({type(exc).__name__}); `fsck --adopt` will not know it", stacklevel=3)
 
 
 def _remove_leftovers(store: ArtifactStore, uri: str) -> bool:

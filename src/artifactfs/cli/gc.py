@@ -406,21 +406,24 @@ def gc_daemon(ctx: click.Context, every: dt.timedelta, lease_ttl, max_passes, **
               help="Re-index the payloads the stores hold from the manifest files beside them (after losing the "
                    "index), then mark each store whose payloads are all known as this index's.")
 @click.option("--store", "store_name", default=None, help="With --adopt: only this store.")
+@click.option("--quarantine", is_flag=True,
+              help="With --adopt: adopt each payload no manifest file accounts for as quarantine::<uuid> "
+                   "(tagged keep), instead of leaving the store unclaimed.")
 @click.option("--grace", type=DURATION, default=None, help="Orphan folders younger than this are left alone (default 24h).")
 @click.option("--stuck-after", type=DURATION, default=None,
               help="A condemned version not swept after this long is stuck (default 1h).")
 @click.option("--strict", is_flag=True, help=f"Exit with code {EXIT_STRICT} when a store could not be checked.")
 @click.pass_context
-def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, adopt: bool, store_name: str | None, grace,
-                 stuck_after, strict: bool) -> None:
+def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, adopt: bool, store_name: str | None,
+                 quarantine: bool, grace, stuck_after, strict: bool) -> None:
     """Check that the index and the stores agree; report, and with --repair fix what is safe."""
     grace = grace if grace is not None else DEFAULT_GRACE
     index = get_index()
     if adopt:
-        _adopt(ctx, index, store_name)
+        _adopt(ctx, index, store_name, quarantine)
         return
-    if store_name is not None:
-        raise click.UsageError("--store works with --adopt only")
+    if store_name is not None or quarantine:
+        raise click.UsageError("--store and --quarantine work with --adopt only")
     report = fsck(index, deep=deep, grace=grace, stuck_after=stuck_after or DEFAULT_STUCK_AFTER)
     if do_repair and any(f.repair for f in report.findings):
         with Lease(index) as lease:
@@ -448,7 +451,7 @@ def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, adopt: bool, s
         ctx.exit(EXIT_STRICT)
 
 
-def _adopt(ctx: click.Context, index, store_name: str | None) -> None:
+def _adopt(ctx: click.Context, index, store_name: str | None, quarantine: bool) -> None:
     stores = StoreCache(index)
     wanted = [i for i in sorted(stores.rows) if store_name in (None, stores.name(i))]
     if not wanted:
@@ -458,7 +461,7 @@ def _adopt(ctx: click.Context, index, store_name: str | None) -> None:
         for store_id in wanted:
             name = stores.name(store_id)
             try:
-                report = adopt_store(index, stores.get(store_id), store_id)
+                report = adopt_store(index, stores.get(store_id), store_id, quarantine=quarantine)
             except Exception as exc:  # noqa: BLE001 - one store failing never blocks the others
                 err_console.print(f"[red]Store {escape(name)} not adopted:[/] "
                                   f"{escape(describe_error(stores.get_if_open(store_id), exc))}", highlight=False)
@@ -469,9 +472,16 @@ def _adopt(ctx: click.Context, index, store_name: str | None) -> None:
             for label in report.adopted[:MAX_LISTED]:
                 console.print(f"  adopted {label}", highlight=False, markup=False)
             _more(len(report.adopted))
-            if report.uncommitted:
-                console.print(f"  {len(report.uncommitted)} folder(s) without a manifest file are saves that never "
-                              "committed: gc removes them after the orphan grace.", highlight=False)
+            if report.runs or report.steps or report.links:
+                console.print(f"  rebuilt {report.runs} run(s), {report.steps} step run(s), {report.links} link(s).",
+                              highlight=False)
+            for problem in report.lineage[:MAX_LISTED]:
+                console.print(f"  not rebuilt: {problem}", highlight=False, markup=False, soft_wrap=True)
+            _more(len(report.lineage))
+            for label in report.quarantined[:MAX_LISTED]:
+                console.print(f"  quarantined {label} (tagged keep: look at it, then untag or delete it)",
+                              highlight=False, markup=False)
+            _more(len(report.quarantined))
             for where, why in report.skipped[:MAX_LISTED]:
                 console.print(f"  left alone {where}: {why}", highlight=False, markup=False, soft_wrap=True)
             _more(len(report.skipped))

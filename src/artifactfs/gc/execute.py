@@ -51,7 +51,8 @@ from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
 from artifactfs.index.clock import database_now, index_now
 from artifactfs.index.intents import clear_intent
-from artifactfs.index.sweep import listed_files
+from artifactfs.index.journal import rewrite_journals, versions_linked
+from artifactfs.index.sweep import drop_journals, listed_files
 from artifactfs.stores import layout
 from artifactfs.stores.beneath import LinkFound
 
@@ -156,11 +157,27 @@ def drop_runs(p: _Pass) -> None:
     p.checkpoint()
     policy = p.policy
     with p.index.write() as session:
+        linked = versions_linked(session, run_ids=[r.id for r in p.plan.runs])
         p.result.runs_deleted = rows.prune_runs(
             session, [r.id for r in p.plan.runs], database_now(session) - policy.runs_older_than,
             policy.keep_last_runs,
             policy.run_pipeline,
         )
+    # Their versions' manifest files no longer name the runs (a version the
+    # pass then condemns goes with its file); a store that fails is fsck's to report.
+    rewrite_journals(p.index, linked, _journal_store(p))
+
+
+def _journal_store(p: _Pass):
+    def open_store(store_id: int):
+        if store_id in p.failed or not p.stores.here(store_id):
+            return None
+        try:
+            return p.stores.get(store_id)
+        except StoreFailure:
+            return None
+
+    return open_store
 
 
 def condemn(p: _Pass) -> None:
@@ -292,6 +309,8 @@ def forget(p: _Pass) -> None:
     if not ids:
         return
     require_swept = not p.policy.only_metadata
+    if not require_swept:
+        drop_journals(p.plan.forget, _journal_store(p))
     for batch in rows.chunks(ids):
         p.checkpoint()
         with p.index.write() as session:

@@ -24,6 +24,7 @@ only the user can say which side is right.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from artifactfs.gc.execute import ENTRY_ERRORS, PruneResult, execute
 from artifactfs.gc.lease import Lease
 from artifactfs.gc.orphans import OrphanRef, StaleIntent, find_orphans
+from artifactfs.gc.ownership import BEHIND
 from artifactfs.gc.payloads import StoreCache, StoreFailure, StoreProblem, describe_error
 from artifactfs.gc.plan import PrunePlan, PruneStats
 from artifactfs.gc.policy import DEFAULT_GRACE, ORPHAN_FLOOR, PrunePolicy
@@ -42,13 +44,15 @@ from artifactfs.index.clock import database_now, pass_now
 from artifactfs.index.models import PayloadKind, utcnow
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.index.journal import Gathered, gather, rewrite_journals, runs_in_progress
 from artifactfs.stores.beneath import LinkFound
-from artifactfs.stores.manifest import hash_store_file
+from artifactfs.stores.manifest import JournalError, hash_store_file, journal_folder, manifest_file, read_manifest_file
 
 DEFAULT_STUCK_AFTER = dt.timedelta(hours=1)
 BATCH = 500
 
 PROBLEM, INFO = "problem", "info"
+JOURNAL_KINDS = ("journal-missing", "journal-unreadable", "journal-differs")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ def fsck(
                 break
             manifests = rows.manifests(session, [v.id for v in batch])
             links = rows.link_counts(session, [v.id for v in batch])
+            journals = gather(session, [v.id for v in batch if v.state == rows.LIVE])
+            running = runs_in_progress(journals)
         after = batch[-1].id
         for ref in batch:
             if ref.store_id in failed or not stores.here(ref.store_id):
@@ -117,6 +123,8 @@ def fsck(
                 store = stores.get(ref.store_id)
                 report.versions += 1
                 _check_version(report, store, ref, manifests[ref.id], links.get(ref.id, 0), deep)
+                if ref.id in journals:
+                    _check_journal(report, store, ref, journals[ref.id], ref.id in running)
             except ENTRY_ERRORS as exc:  # this payload only: report it, check the others
                 report.findings.append(Finding("unreadable", PROBLEM, stores.name(ref.store_id), ref.label,
                                                f"cannot be read ({describe_error(None, exc)}): {printable(ref.uri)}",
@@ -206,6 +214,42 @@ def _check_version(report: FsckReport, store: ArtifactStore, ref: VersionRef, ma
                                        f"{path} is not in the manifest", version=ref))
 
 
+def _check_journal(report: FsckReport, store: ArtifactStore, ref: VersionRef, gathered: Gathered,
+                   in_progress: bool) -> None:
+    """The version's manifest file (the store's journal) against the index:
+    missing, unreadable or changed by hand, or out of date. While a run that
+    links it is in progress its links are still being written: only the
+    version's own facts are compared then."""
+    folder = journal_folder(store, ref.uri, ref.uuid)
+    where = store.uri(manifest_file(folder))
+    fix = "rewrite it from the index"
+    try:
+        record, files = read_manifest_file(store, folder)
+    except FileNotFoundError:
+        report.findings.append(Finding("journal-missing", PROBLEM, store.name, ref.label,
+                                       f"its manifest file is missing: {where}", version=ref, repair=fix))
+        return
+    except JournalError as exc:
+        report.findings.append(Finding("journal-unreadable", PROBLEM, store.name, ref.label,
+                                       f"its manifest file cannot be trusted ({exc}): {where}", version=ref,
+                                       repair=fix))
+        return
+    expected = gathered.record(store)
+    keys = [k for k in expected if k not in ("producers", "consumers") or not in_progress]
+    differ = [k for k in keys if record.get(k) != _as_read(expected[k])]
+    if files != gathered.files:
+        differ.append("files")
+    if differ:
+        report.findings.append(Finding("journal-differs", PROBLEM, store.name, ref.label,
+                                       f"its manifest file disagrees with the index on {', '.join(differ)}: {where}",
+                                       version=ref, repair=fix))
+
+
+def _as_read(value):
+    """A value as a manifest file reads back (JSON: tuples become lists, times text)."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _payload_files(store: ArtifactStore, native: str, kind: str) -> dict[str, int] | None:
     """``{relative path: size}`` of a payload, None when it does not exist."""
     if kind == PayloadKind.FILE.value:
@@ -249,7 +293,9 @@ def _check_orphans(report: FsckReport, index: Index, stores: StoreCache, store_i
                    orphan_age: dt.timedelta) -> None:
     store = stores.get(store_id)
     found = find_orphans(index, store, store_id, report.index_uuid, report.orphan_cutoff, orphan_age, None)
-    if found.ownership.reason:
+    if found.ownership.state == BEHIND:
+        report.findings.append(Finding("index-behind", PROBLEM, store.name, store.path, found.ownership.reason))
+    elif found.ownership.reason:
         report.findings.append(Finding("store-not-owned", INFO, store.name, store.path, found.ownership.reason))
     for orphan in found.orphans:
         report.findings.append(Finding(
@@ -301,6 +347,9 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
         orphan_cutoff=report.orphan_cutoff, clear_intents=intents, index_uuid=report.index_uuid,
     )
     result = execute(index, plan, lease)
+    journals = [f for f in fixable if f.kind in JOURNAL_KINDS]
+    stores = StoreCache(index)
+    problems = rewrite_journals(index, [f.version.id for f in journals], stores.get) if journals else []
     forgotten = set(result.forgotten)
     swept = set(result.swept)
     deleted = set(result.orphans_deleted)
@@ -318,6 +367,8 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
                 done = finding.orphan.uri in deleted
             elif finding.kind == "stale-intent":
                 done = result.intents_cleared > 0
+            elif finding.kind in JOURNAL_KINDS:
+                done = not any(f"of {finding.version.label} " in problem for problem in problems)
         findings.append(replace(finding, repaired=True) if done else finding)
     report.findings = findings
     report.repair_result = result

@@ -18,7 +18,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from artifactfs.gc.ownership import FOREIGN, UNMARKED, Ownership, decide_unmarked, read_ownership
+from artifactfs.gc.ownership import (
+    BEHIND,
+    FOREIGN,
+    UNMARKED,
+    Ownership,
+    behind_reason,
+    decide_unmarked,
+    read_ownership,
+)
 from artifactfs.gc.payloads import entry_age
 from artifactfs.gc.scan import FILE, FOLDER, EntryProblem, LayoutEntry, OddEntry, printable, scan_layout
 from artifactfs.index.db import Index
@@ -27,6 +35,7 @@ from artifactfs.index.holders import alive_here
 from artifactfs.index.intents import live_intent_folders, stale_intents
 from artifactfs.stores import layout
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.manifest import read_manifest_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,11 @@ def find_orphans(index: Index, store: ArtifactStore, store_id: int, index_uuid: 
         found.ownership = decide_unmarked(store, len(mine), scan.complete)
         if not found.ownership.sweeps:
             return found
+    proof = known_to_store(store, [e for e in mine if e.folder not in dead], scan.entries)
+    if proof is not None:  # the index is behind the store: nothing it does not know is an orphan
+        found.ownership = Ownership(BEHIND, behind_reason(store, proof), ownership.marker)
+        found.young.extend(e.uri for e in mine)
+        return found
     for entry in mine:
         try:
             age = entry_age(store, entry)
@@ -102,6 +116,26 @@ def find_orphans(index: Index, store: ArtifactStore, store_id: int, index_uuid: 
         found.orphans.append(OrphanRef(store_id, store.name, entry.uri, entry.uuid, age.files, age.bytes,
                                        age.newest, entry.kind, intent.uuid if intent else None))
     return found
+
+
+def known_to_store(store: ArtifactStore, unknown: list[LayoutEntry], listed: list[LayoutEntry]) -> str | None:
+    """The URI of a payload folder that proves the store knows more than
+    the index: no row names it and no write intent covers it (``unknown``),
+    yet a manifest file beside it names it. A save writes its manifest file
+    under its write intent, so a crashed save (its intent still there) is no
+    proof; a committed version is. One read per candidate, up to the first
+    proof; None when there is none."""
+    with_manifest = {e.folder for e in listed if e.kind == FILE}
+    for entry in unknown:
+        if entry.kind != FOLDER or entry.uri.endswith(layout.VIZ_SUFFIX) or entry.folder not in with_manifest:
+            continue
+        try:
+            record, _ = read_manifest_file(store, entry.folder)
+        except Exception:  # noqa: BLE001 - unreadable: no proof (fsck reports the file)
+            continue
+        if record.get("uuid") == entry.uuid and record.get("name") == entry.folder.rpartition("/")[0]:
+            return entry.uri
+    return None
 
 
 def _intent_entries(store: ArtifactStore, dead: dict[str, StaleIntent], scan, found: StoreOrphans) -> list[LayoutEntry]:

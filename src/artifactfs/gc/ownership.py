@@ -8,6 +8,10 @@
 - unmarked: no marker and payloads this index does not know: never swept
   until ``artifactfs fsck --adopt`` re-indexes them or ``artifactfs store
   claim`` says this index owns them.
+- behind: owned, but the store holds a payload folder with a manifest file
+  naming it that this index has neither a version row nor a write intent
+  for: the index is older than the store (restored from a backup), so
+  nothing it does not know is an orphan: never swept until ``fsck --adopt``.
 
 So a new index, or ``init`` after losing ``index.db``, never takes another
 index's payloads for orphans.
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.marker import MarkerError, StoreMarker, read_marker, write_marker
 
-OWNED, CLAIMABLE, FOREIGN, UNMARKED = "owned", "claimable", "foreign", "unmarked"
+OWNED, CLAIMABLE, FOREIGN, UNMARKED, BEHIND = "owned", "claimable", "foreign", "unmarked", "behind"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,12 @@ def unmarked_reason(store: ArtifactStore, unknown: int, complete: bool) -> str:
     return (f"store {store.name!r} has no marker and {what}: orphans are not swept here; run "
             f"`artifactfs fsck --adopt --store {store.name}` to re-index its payloads, or "
             f"`artifactfs store claim {store.name}` to let this index remove what it does not know")
+
+
+def behind_reason(store: ArtifactStore, uri: str) -> str:
+    return (f"this index is older than store {store.name!r}: run `artifactfs fsck --adopt --store {store.name}` "
+            f"({uri} has a manifest file naming it, and the index has no version or write intent for it: "
+            "restored from a backup? no orphan is swept there until then)")
 
 
 def decide_unmarked(store: ArtifactStore, unknown: int, complete: bool) -> Ownership:

@@ -280,7 +280,8 @@ class NewVersion:
     # Numbered with the write intent (``reserve_versions``): the insert uses
     # this artifact row and ``version`` as they are.
     artifact_id: int | None = None
-    created_at: Any = None  # datetime: as the manifest file beside the payload says; None: now
+    created_at: Any = None  # datetime: as the manifest file beside the payload says (fsck --adopt restores the journal's); None: now
+    producers: list | None = None  # the step run that links it as an output, for its manifest file (link records)
 
 
 # created_at: as the write batch read the index's clock (its manifest file says
@@ -333,11 +334,11 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
     )
+    if new.created_at is not None:  # restored from its manifest file (fsck --adopt); else the index's clock
+        values["created_at"] = new.created_at
     # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
-    if new.created_at is not None:
-        values["created_at"] = new.created_at
     connection = session.connection()  # Core statements: no ORM layer between them and the database
     inserted = connection.execute(_INSERT_VERSION, values).one()
     row = ArtifactVersion(id=inserted.id, **{**values, "created_at": as_utc(inserted.created_at)})
@@ -402,10 +403,46 @@ def _live(query):
     return query.where(ArtifactVersion.state == VersionState.LIVE.value)
 
 
+def newest_order(newest: bool = True) -> tuple:
+    """THE order of "newest" among the versions of one artifact (its one
+    owner: ``load_artifact``, the mount's ``latest``, ``gc --keep-latest``
+    and the web view all use it): the highest version number first; versions
+    named by a string (no number) after every numbered one, the one created
+    last first; the row id only breaks ties. Never the row id alone: ``fsck
+    --adopt`` inserts rows in whatever order it finds payloads.
+    ``newest=False``: the same order reversed (oldest first)."""
+    if newest:
+        return (ArtifactVersion.version_number.desc().nulls_last(), ArtifactVersion.created_at.desc(),
+                ArtifactVersion.id.desc())
+    return (ArtifactVersion.version_number.asc().nulls_first(), ArtifactVersion.created_at.asc(),
+            ArtifactVersion.id.asc())
+
+
+def newest_rank(artifact_ids: Iterable[int] | None = None):
+    """A subquery of live versions, ``(vid, artifact_id, rank)``: rank 1 is
+    each artifact's newest (:func:`newest_order`)."""
+    ranked = select(
+        ArtifactVersion.id.label("vid"), ArtifactVersion.artifact_id.label("artifact_id"),
+        func.row_number().over(partition_by=ArtifactVersion.artifact_id, order_by=newest_order()).label("rank"),
+    ).where(ArtifactVersion.state == VersionState.LIVE.value)
+    if artifact_ids is not None:
+        ranked = ranked.where(ArtifactVersion.artifact_id.in_(list(artifact_ids)))
+    return ranked.subquery()
+
+
+def newest_versions(session: Session, artifact_ids: list[int] | None) -> dict[int, str]:
+    """``{artifact id: version string of its newest live version}`` (of
+    every artifact when ``artifact_ids`` is None)."""
+    ranked = newest_rank(artifact_ids)
+    return dict(session.execute(
+        select(ranked.c.artifact_id, ArtifactVersion.version).join(ArtifactVersion, ArtifactVersion.id == ranked.c.vid)
+        .where(ranked.c.rank == 1)).all())
+
+
 def newest_version(session: Session, name: str) -> ArtifactVersion | None:
     return session.scalars(
         _live(select(ArtifactVersion).join(Artifact).where(Artifact.name == name))
-        .order_by(ArtifactVersion.id.desc())
+        .order_by(*newest_order())
         .limit(1)
     ).first()
 
@@ -466,7 +503,7 @@ def _unknown_version(session: Session, name: str, version: str) -> NotFoundError
         session.scalars(
             _live(select(ArtifactVersion.version))
             .where(ArtifactVersion.artifact_id == artifact.id)
-            .order_by(ArtifactVersion.id.desc())
+            .order_by(*newest_order())
             .limit(10)
         )
     )
@@ -488,7 +525,7 @@ def list_versions(
         query = query.where(Artifact.name == name)
     if tag is not None:
         query = query.join(VersionTag, VersionTag.version_id == ArtifactVersion.id).join(Tag).where(Tag.name == tag)
-    query = query.order_by(ArtifactVersion.id.desc() if newest_first else ArtifactVersion.id)
+    query = query.order_by(*newest_order(newest_first))
     if limit:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -507,7 +544,7 @@ def list_artifacts(session: Session, limit: int | None = None, after: str | None
     ``limit`` after the name ``after`` (found through the name index, then
     counted for that page only, so a page costs the same at any size)."""
     live = ArtifactVersion.state == VersionState.LIVE.value
-    totals = select(ArtifactVersion.artifact_id, func.count(ArtifactVersion.id), func.max(ArtifactVersion.id),
+    totals = select(ArtifactVersion.artifact_id, func.count(ArtifactVersion.id),
                     func.coalesce(func.sum(ArtifactVersion.size), 0)).where(live).group_by(ArtifactVersion.artifact_id)
     if limit:
         page = _named_with_live(after).order_by(Artifact.name).limit(limit)
@@ -516,10 +553,8 @@ def list_artifacts(session: Session, limit: int | None = None, after: str | None
     else:
         names = dict(session.execute(_named_with_live(after)).all())
     rows = {artifact_id: rest for artifact_id, *rest in session.execute(totals)} if names else {}
-    newest = dict(session.execute(
-        select(ArtifactVersion.id, ArtifactVersion.version).where(ArtifactVersion.id.in_([r[1] for r in rows.values()]))
-    ).all()) if rows else {}
-    found = [ArtifactSummary(names[i], count, newest.get(top), int(size)) for i, (count, top, size) in rows.items()]
+    newest = newest_versions(session, list(rows) if limit else None) if rows else {}
+    found = [ArtifactSummary(names[i], count, newest.get(i), int(size)) for i, (count, size) in rows.items()]
     return sorted(found, key=lambda s: s.name)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import Float, Select, String, case, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from artifactfs.index import artifacts, names
-from artifactfs.index.artifacts import like_escape
+from artifactfs.index.artifacts import like_escape, newest_rank
 from artifactfs.index.models import (
     Artifact,
     ArtifactVersion,
@@ -577,9 +577,12 @@ def list_artifacts(session: Session, after: str | None = None, limit: int | None
     rows, cursor = _cut(session.execute(query).all(), limit, lambda r: r[1])
     stats = {}
     if rows:
-        stats = {aid: (n, top) for aid, n, top in session.execute(
-            select(ArtifactVersion.artifact_id, func.count(), func.max(ArtifactVersion.id))
-            .where(_ids_in(ArtifactVersion.artifact_id, [r[0] for r in rows]), ArtifactVersion.state == LIVE)
+        ids = [r[0] for r in rows]
+        ranked = newest_rank(ids)  # the one order of "newest"
+        tops = dict(session.execute(select(ranked.c.artifact_id, ranked.c.vid).where(ranked.c.rank == 1)).all())
+        stats = {aid: (n, tops.get(aid)) for aid, n in session.execute(
+            select(ArtifactVersion.artifact_id, func.count())
+            .where(_ids_in(ArtifactVersion.artifact_id, ids), ArtifactVersion.state == LIVE)
             .group_by(ArtifactVersion.artifact_id))}
     newest = {}
     if stats:

@@ -39,7 +39,7 @@ from artifactfs.index.models import (
     VersionTag,
 )
 from artifactfs.errors import ArtifactfsError
-from artifactfs.index.artifacts import overlapping_uri
+from artifactfs.index.artifacts import newest_rank, overlapping_uri
 from artifactfs.index.clock import database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
@@ -149,17 +149,6 @@ def _unprotected(keep_tags: Iterable[str]):
     )
 
 
-def _ranked(artifact_ids: Sequence[int] | None = None):
-    """Live versions numbered newest first within each artifact."""
-    ranked = select(
-        AV.id.label("vid"),
-        func.row_number().over(partition_by=AV.artifact_id, order_by=AV.id.desc()).label("rank"),
-    ).where(AV.state == LIVE)
-    if artifact_ids is not None:
-        ranked = ranked.where(AV.artifact_id.in_(artifact_ids))
-    return ranked.subquery()
-
-
 def _candidates(
     cutoff: dt.datetime,
     keep_tags: Iterable[str],
@@ -172,7 +161,7 @@ def _candidates(
     if unprotected is not None:
         query = query.where(unprotected)
     if keep_latest > 0:
-        ranked = _ranked(artifact_ids)
+        ranked = newest_rank(artifact_ids)  # the one order of "newest"
         query = query.join(ranked, ranked.c.vid == AV.id).where(ranked.c.rank > keep_latest)
     return query
 

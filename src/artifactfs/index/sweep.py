@@ -15,6 +15,7 @@ a link raises ``LinkFound`` and nothing is deleted through it.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from artifactfs.index.gc import VersionRef, manifests
 from artifactfs.index.models import PayloadKind
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.layout import manifest_file, viz_folder
+from artifactfs.stores.manifest import journal_folder
 
 
 def _gone(delete, uri: str) -> bool:
@@ -51,16 +53,38 @@ def delete_payload(store: ArtifactStore, ref: VersionRef, listed: list[str] | No
     the files its manifest lists (``listed``: :func:`listed_files`), then the
     sub-folders those leave empty: anything added to it later stays. Returns
     what stayed there (paths relative to the payload)."""
-    if ref.payload_kind == PayloadKind.FILE.value:
-        remove_quietly(store, ref.uri)
-        return []
-    if ref.in_place:
-        return _delete_listed(store, ref.uri, listed or [])
+    if ref.payload_kind == PayloadKind.FILE.value or ref.in_place:
+        left = [] if ref.payload_kind == PayloadKind.FILE.value else _delete_listed(store, ref.uri, listed or [])
+        if ref.payload_kind == PayloadKind.FILE.value:
+            remove_quietly(store, ref.uri)
+        remove_journal(store, ref)  # after the files: a lost index must not bring the version back
+        return left
     rmtree_quietly(store, ref.uri)
     if ref.has_viz:
         rmtree_quietly(store, viz_folder(ref.uri))
     remove_quietly(store, manifest_file(ref.uri))
     return []
+
+
+def remove_journal(store: ArtifactStore, ref: VersionRef) -> None:
+    """Remove a version's manifest file (its journal), wherever it lies; gone already is fine."""
+    remove_quietly(store, manifest_file(journal_folder(store, ref.uri, ref.uuid)))
+
+
+def drop_journals(refs: Iterable[VersionRef], open_store: Callable[[int], ArtifactStore | None]) -> None:
+    """Before rows are forgotten with their payloads left in place (``gc
+    --only-metadata``, a delete of metadata only): their manifest files go
+    first. A payload folder that still had a manifest file naming it, once
+    its row is gone, would prove the index behind the store
+    (``gc.orphans.known_to_store``) and stop every orphan sweep there; a
+    file that cannot be removed does just that, until ``fsck --adopt``."""
+    for ref in refs:
+        try:
+            store = open_store(ref.store_id)
+            if store is not None:
+                remove_journal(store, ref)
+        except Exception:  # noqa: BLE001 - safe: the index then stays behind this store
+            pass
 
 
 def _delete_listed(store: ArtifactStore, uri: str, listed: list[str]) -> list[str]:

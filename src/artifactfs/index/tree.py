@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from artifactfs.index.artifacts import newest_order
 from artifactfs.index.models import (
     Artifact,
     ArtifactVersion,
@@ -226,7 +227,7 @@ def list_versions(session: Session, artifact_id: int) -> list[VersionRecord]:
 
 def newest_version(session: Session, artifact_id: int) -> VersionRecord | None:
     row = session.execute(
-        _versions().where(ArtifactVersion.artifact_id == artifact_id).order_by(ArtifactVersion.id.desc()).limit(1)
+        _versions().where(ArtifactVersion.artifact_id == artifact_id).order_by(*newest_order()).limit(1)
     ).first()
     return _version(row) if row else None
 

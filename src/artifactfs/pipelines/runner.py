@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.journal import update_journals, update_linked_journals
 from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
 from artifactfs.api.runs import PipelineRunView, get_pipeline_run
@@ -32,6 +33,8 @@ from artifactfs.index import get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
 from artifactfs.index.artifacts import check_name
+from artifactfs.index.journal import step_records
+from artifactfs.stores.manifest import link_record
 from artifactfs.index.models import ArtifactType, PipelineRun, RunStatus, SaveType, StepRun, utcnow
 from artifactfs.pipelines.config import ArtifactConfig, ExternalArtifact, UnmaterializedArtifact
 from artifactfs.index.pipelines import Link, VersionNotLiveError
@@ -105,6 +108,7 @@ def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any
 
 def _finish_run(run_id: int, status: RunStatus) -> None:
     get_index().run_write(rows.finish_by_id, PipelineRun, run_id, status)
+    update_linked_journals(run_ids=[run_id])  # the run's end, in the manifest file of every version it touched
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -166,6 +170,7 @@ def _run_step(
         if cached is not None:
             return cached, True
     step_run_id, step_run_uuid = get_index().run_write(_start_step, planned, run_id, key, inputs)
+    update_journals([v._pk for v in inputs.values()])  # each input's manifest file names this consumer
     context = StepRunContext(step_run_id, step_run_uuid, options.pipeline, run_name, planned.invocation.name,
                              output_names=tuple(spec.name for spec in step.outputs))
     try:
@@ -210,9 +215,12 @@ def _input_links(inputs: dict[str, ArtifactVersion]) -> list[Link]:
 def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
     """Record a cached step run linked to the original outputs, or None."""
     try:
-        return get_index().run_write(_record_cached, planned, run_id, key, inputs)
+        outputs = get_index().run_write(_record_cached, planned, run_id, key, inputs)
     except VersionNotLiveError:
         return None  # the pruner got there first: run the step for real
+    if outputs is not None:
+        update_journals([v._pk for v in [*inputs.values(), *outputs.values()]])
+    return outputs
 
 
 def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
@@ -286,9 +294,11 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
         payloads = batch.begin([(planned.artifact_names[spec.name], _configured_version(spec.config))
                                 for spec in step.outputs])
         pending = []
+        producer = _producer_record(context.step_run_id)  # what `fsck --adopt` re-indexes after losing the index
         for (spec, cls), payload in zip(chosen, payloads):
             new, metadata = write_value(batch, payload, values[spec.name], cls, save_type=SaveType.STEP_OUTPUT)
             _configure_output(new, metadata, spec.config, context, spec.name)
+            new.producers = [link_record(spec.name, producer)]
             pending.append(spec.name)
         links = _link_names(planned)
         inserted = batch.commit_versions(lambda session, versions: _link_outputs(
@@ -301,6 +311,14 @@ def _configured_version(config: ArtifactConfig | None) -> str | None:
     if config is None or config.version is None:
         return None
     return check_name(str(config.version), "version")
+
+
+def _producer_record(step_run_id: int) -> dict[str, Any]:
+    """The step run as its outputs' manifest files name it before the
+    commit, which completes it (the run's end rewrites them from the index)."""
+    with get_index().read() as session:
+        record = step_records(session, [step_run_id])[step_run_id]
+    return {**record, "status": RunStatus.COMPLETED.value}
 
 
 def _configure_output(new, metadata: dict[str, Any], config: ArtifactConfig | None, context: StepRunContext,

@@ -9,20 +9,26 @@ recorded with its real mode: the one a local file has, or the one asked for
 with ``file_mode`` (a copy keeps its source's; an object store has none).
 Making a payload durable is the write protocol's (``api.writing``).
 
-A copy of each version's record also lies beside its payload folder, in
-its manifest file (``stores.layout.manifest_file``; :func:`write_manifest_file`): a lost
-index is recovered by re-adopting payloads from these files
-(``artifactfs fsck --adopt``).
+Each version's record also lies beside its payload folder, in
+``<root>/<name>/<uuid>.manifest.json`` (``stores.layout.manifest_file``; :func:`write_manifest_file`; for a
+path registered in place, in ``<root>/.artifactfs-registered/<uuid>.manifest.json``):
+the store's journal of everything the index knows of the version (its
+files, tags, metadata, the step runs that wrote and read it), built by one
+function (:func:`journal_record`) and sealed, so that a lost or restored
+index is rebuilt from the store (``artifactfs fsck --adopt``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
 import json
 import os
 import posixpath
 import stat as stat_module
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
@@ -400,35 +406,152 @@ def _refuse_link(store: ArtifactStore):
     return refuse
 
 
-# -- the manifest file beside a payload folder -----------------------------------------
+# -- the manifest file beside a payload folder: the store's journal of the index ----------
 
-MANIFEST_FILE_FORMAT = 1
+#: 2: the complete journal (tags, metadata, producers, consumers, a seal); 1 is still read.
+MANIFEST_FILE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+#: Where the manifest files of versions registered in place lie (a registered
+#: folder is the user's: nothing of ours goes into it or beside it).
+REGISTERED_JOURNAL = ".artifactfs-registered"
+#: The version facts a manifest file carries, in this order.
+VERSION_FIELDS = ("uuid", "name", "version", "version_number", "payload_kind", "materializer", "data_type",
+                  "artifact_type", "hash_algorithm", "content_hash", "save_type", "visualizations", "created_at",
+                  "in_place")
 
 
-def manifest_bytes(entries: list[ManifestEntry], meta: dict[str, Any]) -> bytes:
-    """The manifest file of a version: its record (``meta``: name, version,
-    uuid, materializer, data type, hash algorithm, ...) and its files."""
-    data = {"format": MANIFEST_FILE_FORMAT, **meta,
+class JournalError(ValueError):
+    """A manifest file that cannot be trusted: unreadable, of an unknown
+    format, or changed since artifactfs wrote it (its seal does not match)."""
+
+
+def journal_folder(store: ArtifactStore, uri: str, uuid: str) -> str:
+    """The folder (relative to the store root) whose manifest file is the
+    journal of version ``uuid`` at ``uri``: its own payload folder
+    ``<name>/<uuid>``, or, for a path registered in place,
+    ``.artifactfs-registered/<uuid>``."""
+    relative = store.relpath(uri).rstrip("/")
+    if relative.rpartition("/")[2] == uuid:
+        return relative
+    return f"{REGISTERED_JOURNAL}/{uuid}"
+
+
+def journal_record(version: Any, name: str, number: str | None, created_at: Any, *,
+                   in_place: str | None = None, tags: Iterable[str] = (),
+                   metadata: Iterable[tuple[str, Any, str]] = (), producers: Iterable[dict] = (),
+                   consumers: Iterable[dict] = ()) -> dict[str, Any]:
+    """THE record a manifest file keeps of a version (one builder: the
+    commit and every later update write this shape). ``version``: anything
+    with the version's attributes (a ``NewVersion`` or a version row);
+    ``metadata``: ``(key, stored value, type)`` as the index keeps them, in
+    order; ``producers``/``consumers``: :func:`link_record` of the step runs
+    that wrote or read it. Nothing secret is in the index, so nothing secret
+    is here: store options and credentials never are."""
+    number_value = None if number is None else (int(number) if str(number).isdigit() and len(str(number)) < 19
+                                                else None)
+    stamp = _stamp(created_at)
+    return {
+        "uuid": version.uuid, "name": name, "version": number, "version_number": number_value,
+        "payload_kind": version.payload_kind, "materializer": version.materializer, "data_type": version.data_type,
+        "artifact_type": version.artifact_type, "hash_algorithm": version.hash_algorithm,
+        "content_hash": version.content_hash, "save_type": version.save_type,
+        "visualizations": list(getattr(version, "visualizations", None) or []), "created_at": stamp,
+        "in_place": in_place,
+        "tags": sorted(set(tags)),
+        "metadata": [[key, value, kind] for key, value, kind in metadata],
+        "producers": list(producers), "consumers": list(consumers),
+    }
+
+
+def link_record(name: str, step: dict[str, Any], seq: int | None = None) -> dict[str, Any]:
+    """One link of a version's journal: the step run (:func:`step_record`)
+    that wrote or read it under ``name``; ``seq`` keeps the order links were
+    made in (the index's link id, None before the commit)."""
+    return {"name": name, "seq": seq, "step": step}
+
+
+def step_record(uuid: str, name: str, status: str, *, code_hash: str | None, cache_key: str | None,
+                parameters: Any, start_time: Any, end_time: Any, original: str | None, seq: int | None,
+                metadata: Iterable[tuple[str, Any, str]], run: dict[str, Any]) -> dict[str, Any]:
+    """A step run as the journal keeps it: enough to rebuild its row."""
+    return {"uuid": uuid, "name": name, "status": status, "code_hash": code_hash, "cache_key": cache_key,
+            "parameters": parameters, "start_time": _stamp(start_time), "end_time": _stamp(end_time),
+            "original": original, "seq": seq, "metadata": [[k, v, t] for k, v, t in metadata], "run": run}
+
+
+def run_record(uuid: str, name: str, pipeline: str, status: str, *, parameters: Any, start_time: Any,
+               end_time: Any, seq: int | None, metadata: Iterable[tuple[str, Any, str]]) -> dict[str, Any]:
+    """A pipeline run as the journal keeps it: enough to rebuild its row."""
+    return {"uuid": uuid, "name": name, "pipeline": pipeline, "status": status, "parameters": parameters,
+            "start_time": _stamp(start_time), "end_time": _stamp(end_time), "seq": seq,
+            "metadata": [[k, v, t] for k, v, t in metadata]}
+
+
+def _stamp(value: Any) -> str | None:
+    """A time as ISO 8601 text, UTC (a naive time, as SQLite returns them, is UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+    return str(value)
+
+
+def seal(body: str) -> str:
+    """A digest of a manifest file's content (its JSON text without the
+    seal, as ``json.dumps`` writes it): an edit by hand or a torn write shows
+    as a seal that does not match."""
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def manifest_text(entries: list[ManifestEntry], record: dict[str, Any]) -> str:
+    """The whole content of a manifest file: format, record, files, then the
+    seal of all that (one serialization: saves write one per version)."""
+    data = {"format": MANIFEST_FILE_FORMAT, **record,
             "files": [{"path": e.path, "size": e.size, "mode": e.mode, "digest": e.digest} for e in entries]}
-    return json.dumps(data, sort_keys=True, default=str).encode()
+    body = json.dumps(data, default=str)  # key order kept: parameters read back as given
+    return f'{body[:-1]}, "seal": "{seal(body)}"}}'
+
+
+def manifest_bytes(entries: list[ManifestEntry], record: dict[str, Any]) -> bytes:
+    """:func:`manifest_text` as the bytes a writer puts in the file."""
+    return manifest_text(entries, record).encode()
 
 
 def write_manifest_file(store: ArtifactStore, folder: str, entries: list[ManifestEntry],
                         meta: dict[str, Any]) -> str:
-    """Write ``folder``'s manifest file (:func:`manifest_bytes`) beside it.
-    Returns the file's URI."""
+    """Write ``<folder>.manifest.json``: the version's record (``meta``, from
+    :func:`journal_record`) and its files, sealed. Returns the file's URI.
+    It goes through the store's ``open`` (object stores too)."""
     target = manifest_file(folder)
-    with store.open(target, "wb") as f:
-        f.write(manifest_bytes(entries, meta))
+    with store.open(target, "w") as f:
+        f.write(manifest_text(entries, meta))
     return store.uri(target)
+
+
+def parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[ManifestEntry]]:
+    """``(record, files)`` of a manifest file's bytes; :class:`JournalError`
+    when it cannot be trusted (format 1 files have no seal)."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise JournalError(f"it is not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
+        raise JournalError(f"unknown manifest file format {data.get('format') if isinstance(data, dict) else data!r}")
+    if data["format"] >= 2:
+        sealed = data.pop("seal", None)
+        if sealed != seal(json.dumps(data)):
+            raise JournalError("its content does not match its seal: it was changed after artifactfs wrote it")
+    try:
+        files = [ManifestEntry(str(f["path"]), int(f["size"]), int(f["mode"]), str(f["digest"]))
+                 for f in data.pop("files")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JournalError(f"its file list cannot be read ({type(exc).__name__}: {exc})") from None
+    data.pop("seal", None)
+    return data, files
 
 
 def read_manifest_file(store: ArtifactStore, folder: str) -> tuple[dict[str, Any], list[ManifestEntry]]:
     """``(record, files)`` of a payload folder's manifest file.
-    FileNotFoundError when there is none; ValueError when it cannot be read."""
-    data = json.loads(store.read_bytes(manifest_file(folder)))
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FILE_FORMAT:
-        raise ValueError(f"unknown manifest file format {data.get('format') if isinstance(data, dict) else data!r}")
-    files = [ManifestEntry(str(f["path"]), int(f["size"]), int(f["mode"]), str(f["digest"]))
-             for f in data.pop("files")]
-    return data, files
+    FileNotFoundError when there is none; :class:`JournalError` (a
+    ValueError) when it cannot be read or trusted."""
+    return parse_manifest(store.read_bytes(manifest_file(folder)))
