@@ -190,6 +190,20 @@ class ArtifactVersion:
 
         return runs.consumers(self)
 
+    @property
+    def step(self):
+        """ZenML's ``artifact_version.step``: the producing step run; a
+        RuntimeError for a version no step produced (as ZenML's)."""
+        found = self.producer
+        if found is None:
+            raise RuntimeError(f"{self} was not produced by a step (saved or registered outside a pipeline run)")
+        return found
+
+    @property
+    def run(self):
+        """ZenML's ``artifact_version.run``: the pipeline run of :attr:`step`."""
+        return self.step.pipeline_run
+
     def upstream(self, depth: int = 1) -> list[ArtifactVersion]:
         from artifactfs.api import runs
 

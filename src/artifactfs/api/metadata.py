@@ -5,7 +5,9 @@ what is there; a key logged again is replaced."""
 
 from __future__ import annotations
 
+import enum
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from artifactfs.api.artifacts import get_artifact_version
@@ -60,6 +62,118 @@ def log_metadata(
         "pass artifact_version_id=, artifact_name= (and artifact_version=), step_name= with "
         "run_id_name_or_prefix=, or run_id_name_or_prefix=; or call it inside a step",
     )
+
+
+class MetadataResourceTypes(str, enum.Enum):
+    """What ``Client().create_run_metadata`` can attach metadata to (ZenML's
+    names; ``model_versions`` and ``schedules`` are absent here)."""
+
+    PIPELINE_RUN = "pipeline_runs"
+    STEP_RUN = "step_runs"
+    ARTIFACT_VERSION = "artifact_versions"
+
+
+@dataclass(frozen=True)
+class RunMetadataResource:
+    """One target of ``create_run_metadata``: an id and its kind."""
+
+    id: str | uuid.UUID
+    type: MetadataResourceTypes | str
+
+
+def create_run_metadata(metadata: dict[str, Any], resources: list[RunMetadataResource]) -> None:
+    """Attach ``metadata`` to every resource, each found by its id."""
+    _check(metadata)
+    for resource in resources:
+        try:
+            kind = MetadataResourceTypes(getattr(resource.type, "value", resource.type))
+        except ValueError:
+            raise MetadataTargetError(
+                f"cannot attach metadata to a {resource.type!r}",
+                f"use one of: {', '.join(t.value for t in MetadataResourceTypes)} (artifactfs has no models)",
+            ) from None
+        if kind is MetadataResourceTypes.ARTIFACT_VERSION:
+            _to_version(get_artifact_version(resource.id), metadata)
+        elif kind is MetadataResourceTypes.STEP_RUN:
+            _to_step(metadata, resource.id, None, None, None)
+        else:
+            log_metadata(metadata, run_id_name_or_prefix=resource.id)
+
+
+@dataclass
+class PipelineRunIdentifier:
+    """A pipeline run for ``bulk_log_metadata``: by id, name or id prefix."""
+
+    id: str | uuid.UUID | None = None
+    name: str | None = None
+    prefix: str | None = None
+
+    @property
+    def value(self) -> str:
+        return str(self.id or self.name or self.prefix or "")
+
+
+@dataclass
+class StepRunIdentifier:
+    """A step run for ``bulk_log_metadata``: by id, or by name within ``run``."""
+
+    id: str | uuid.UUID | None = None
+    name: str | None = None
+    run: PipelineRunIdentifier | None = None
+
+
+@dataclass
+class ArtifactVersionIdentifier:
+    """An artifact version for ``bulk_log_metadata``: by id, or name and version."""
+
+    id: str | uuid.UUID | None = None
+    name: str | None = None
+    version: str | int | None = None
+
+
+def bulk_log_metadata(
+    metadata: dict[str, Any],
+    pipeline_runs: list[PipelineRunIdentifier] | None = None,
+    step_runs: list[StepRunIdentifier] | None = None,
+    artifact_versions: list[ArtifactVersionIdentifier] | None = None,
+    model_versions: list[Any] | None = None,
+    infer_models: bool = False,
+    infer_artifacts: bool = False,
+) -> None:
+    """Attach ``metadata`` to several targets at once (ZenML's
+    ``bulk_log_metadata``); ``infer_artifacts`` means every output of the
+    running step. Model versions are refused: artifactfs has no models.
+
+    Raises:
+        MetadataTargetError: no metadata, no target, a model target, or
+            ``infer_artifacts`` outside a step (also a ValueError).
+    """
+    if not metadata:
+        raise MetadataTargetError("bulk_log_metadata got no metadata", "pass e.g. {'accuracy': 0.9}")
+    if model_versions or infer_models:
+        raise MetadataTargetError("artifactfs has no model versions to log metadata to",
+                                  "log it to the artifact versions or runs instead")
+    if not (pipeline_runs or step_runs or artifact_versions or infer_artifacts):
+        raise MetadataTargetError("bulk_log_metadata got no target",
+                                  "pass pipeline_runs=, step_runs=, artifact_versions= or infer_artifacts=True")
+    context = current_step_run()
+    if infer_artifacts and context is None:
+        raise MetadataTargetError("bulk_log_metadata(infer_artifacts=True) works inside a running step only",
+                                  "name the artifact versions with artifact_versions=")
+    _check(metadata)
+    for run in pipeline_runs or []:
+        log_metadata(metadata, run_id_name_or_prefix=run.value)
+    for step in step_runs or []:
+        if step.id is not None:
+            log_metadata(metadata, step_id=step.id)
+        else:
+            log_metadata(metadata, step_name=step.name, run_id_name_or_prefix=step.run.value if step.run else None)
+    for version in artifact_versions or []:
+        _to_version(get_artifact_version(version.id if version.id is not None else version.name,
+                                         None if version.id is not None else version.version), metadata)
+    if infer_artifacts:
+        for output in context.output_names:
+            _to_output(context, output, metadata)
 
 
 def log_artifact_metadata(

@@ -129,6 +129,7 @@ class PipelineRun(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config: Mapped[dict[str, Any] | None]  # migration 0010: substitutions, enable_cache
     start_time: Mapped[dt.datetime] = mapped_column(default=index_now())
     end_time: Mapped[dt.datetime | None]
 

@@ -52,9 +52,12 @@ def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
     return pipeline
 
 
-def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any]) -> PipelineRun:
+def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any],
+               config: dict[str, Any] | None = None) -> PipelineRun:
+    """A running run; ``config`` is what it was configured with besides its parameters."""
     pipeline = get_or_create_pipeline(session, pipeline_name)
-    run = PipelineRun(pipeline_id=pipeline.id, name=run_name, parameters=parameters, status=RunStatus.RUNNING.value)
+    run = PipelineRun(pipeline_id=pipeline.id, name=run_name, parameters=parameters, config=config,
+                      status=RunStatus.RUNNING.value)
     session.add(run)
     session.flush()
     bump_generation(session)
