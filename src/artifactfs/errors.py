@@ -41,10 +41,6 @@ class MissingExtraError(StoreError, ImportError):
     """The library a flavor needs is not installed."""
 
 
-class StoreUnavailableError(StoreError, OSError):
-    """The store could not be reached or refused the credentials."""
-
-
 class NotFoundError(ArtifactfsError, KeyError):
     """A named thing (store, artifact, version, run) does not exist.
 

@@ -39,7 +39,7 @@ from artifactfs.faults import fault_point
 from artifactfs.index import get_index
 from artifactfs.index import artifacts as rows
 from artifactfs.index import pipelines as pipeline_rows
-from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import VersionRow
 from artifactfs.enums import SAVE_TYPES
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import BaseMaterializer, PathMaterializer, import_by_name, qualified_name, registry

@@ -19,10 +19,10 @@ from artifactfs.api.metadata import RunMetadataResource, create_run_metadata
 from artifactfs.api.runs import PipelineRunView, PipelineView, StepRunView
 from artifactfs.api.stores import get_store
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
-from artifactfs.index import artifacts as rows
+from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
-from artifactfs.index.models import Artifact, ArtifactTag, ArtifactVersion as VersionRow, StepIO, StepRun, Tag
+from artifactfs.index.models import Artifact, ArtifactTag, VersionRow, StepIO, StepRun, Tag
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.base import ArtifactStore
 
@@ -76,7 +76,7 @@ class ArtifactView:
     def versions(self) -> dict[str, ArtifactVersion]:
         """Live versions by version string, oldest first."""
         with get_index().read() as session:
-            found = rows.list_versions(session, self.name, newest_first=False)
+            found = artifact_rows.list_versions(session, self.name, newest_first=False)
             return {row.version: ArtifactVersion.from_row(row) for row in found}
 
     @property
@@ -166,7 +166,7 @@ class Client:
         tag/tags, has_custom_name; sort_by "created" or "name", "desc:"
         reverses). Each also tells ``newest`` version and total ``size``."""
         with get_index().read() as session:
-            summaries = {s.name: s for s in rows.list_artifacts(session)}
+            summaries = {s.name: s for s in artifact_rows.list_artifacts(session)}
             found = [ArtifactView.from_row(a) for a in session.scalars(select(Artifact).where(Artifact.name.in_(summaries)))]
         wanted = _as_set(tags) | _as_set(tag)
         found = [a for a in found if (name is None or a.name == name)
@@ -192,7 +192,7 @@ class Client:
         def update(session) -> ArtifactView:
             row = session.get(Artifact, artifact._pk)
             if new_name is not None and new_name != row.name:
-                rows.check_name(new_name)
+                artifact_rows.check_name(new_name)
                 if session.scalar(select(Artifact.id).where(Artifact.name == new_name)) is not None:
                     raise AlreadyExistsError(f"an artifact named {new_name!r} exists", "pick another name")
                 row.name = new_name
@@ -262,7 +262,7 @@ class Client:
         if artifact is not None:
             name = self.get_artifact(artifact).name
         with get_index().read() as session:
-            found = rows.list_versions(session, name, tag, None)
+            found = artifact_rows.list_versions(session, name, tag, None)
             if pipeline_run is not None:
                 run = pipeline_rows.find_run(session, str(pipeline_run))
                 ids = set(session.scalars(select(StepIO.version_id).join(StepRun, StepRun.id == StepIO.step_run_id)
@@ -399,9 +399,9 @@ def _by_start(sort_by: str) -> str:
 
 
 def _tag_artifact(session, artifact_pk: int, add: Iterable[str], remove: Iterable[str]) -> None:
-    names = sorted({rows.check_name(t, "tag") for t in add})
+    names = sorted({artifact_rows.check_name(t, "tag") for t in add})
     if names:
-        rows.ensure_tags(session, names)
+        artifact_rows.ensure_tags(session, names)
         for tag_id in session.scalars(select(Tag.id).where(Tag.name.in_(names))):
             if session.get(ArtifactTag, (artifact_pk, tag_id)) is None:
                 session.add(ArtifactTag(artifact_id=artifact_pk, tag_id=tag_id))

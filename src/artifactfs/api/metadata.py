@@ -14,7 +14,7 @@ from artifactfs.api.artifacts import get_artifact_version
 from artifactfs.api.context import StepRunContext, current_step_run
 from artifactfs.api.journal import update_journals, update_linked_journals
 from artifactfs.errors import ArtifactfsError
-from artifactfs.index import artifacts as rows
+from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import StepRun
@@ -54,7 +54,7 @@ def log_metadata(
         update_linked_journals(run_ids=[run_id])  # the run's record in its versions' manifest files
         return None
     if context is not None:  # inside a step, no target: the step run
-        get_index().run_write(lambda session: rows.set_metadata(session, metadata, step_run_id=context.step_run_id))
+        get_index().run_write(lambda session: artifact_rows.set_metadata(session, metadata, step_run_id=context.step_run_id))
         update_linked_journals(step_run_ids=[context.step_run_id])
         return None
     raise MetadataTargetError(
@@ -212,13 +212,13 @@ def _to_output(context: StepRunContext, output: str, metadata: dict[str, Any]) -
 
 
 def _to_version(version, metadata: dict[str, Any]) -> None:
-    get_index().run_write(lambda session: rows.set_metadata(session, metadata, version_id=version._pk))
+    get_index().run_write(lambda session: artifact_rows.set_metadata(session, metadata, version_id=version._pk))
     update_journals([version._pk])  # one rewrite per call, whatever the number of keys
 
 
 def _run_metadata(session, metadata: dict[str, Any], run: str) -> int:
     run_id = pipeline_rows.find_run(session, run).id
-    rows.set_metadata(session, metadata, run_id=run_id)
+    artifact_rows.set_metadata(session, metadata, run_id=run_id)
     return run_id
 
 
@@ -239,7 +239,7 @@ def _step_metadata(session, metadata, step_id, step_name, run, context) -> None:
         step = session.scalar(select(StepRun).where(StepRun.run_id == run_id, StepRun.name == step_name))
     if step is None:
         raise MetadataTargetError(f"no step run {step_id or step_name!r}", "check the step name and the run")
-    rows.set_metadata(session, metadata, step_run_id=step.id)
+    artifact_rows.set_metadata(session, metadata, step_run_id=step.id)
     return step.id
 
 

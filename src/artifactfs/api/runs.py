@@ -14,7 +14,7 @@ from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.api.journal import update_journals
 from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
-from artifactfs.index import pipelines as rows
+from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.artifacts import get_metadata
 from artifactfs.errors import NotFoundError
 from artifactfs.index.models import Pipeline as PipelineRow
@@ -169,7 +169,7 @@ class PipelineRunView:
 
 
 def step_view(session, step: StepRow, with_links: bool = True, links: dict | None = None) -> StepRunView:
-    """``links``: the step's links from :func:`rows.links_of_steps`, when
+    """``links``: the step's links from :func:`pipeline_rows.links_of_steps`, when
     the caller fetched them for several steps at once."""
     view = StepRunView(
         id=step.uuid, name=step.name, status=step.status, parameters=dict(step.parameters or {}),
@@ -177,7 +177,7 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
     )
     if with_links:
-        links = links if links is not None else rows.links_of_steps(session, [step.id])
+        links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
         for name, version in links.get((step.id, "input"), {}).items():
             view.inputs[name] = ArtifactVersion.from_row(version)
         for name, version in links.get((step.id, "output"), {}).items():
@@ -191,20 +191,20 @@ def run_view(session, run: RunRow) -> PipelineRunView:
         parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time, _pk=run.id,
         config=RunConfigView(**{k: v for k, v in (run.config or {}).items() if k in RUN_CONFIG_KEYS}),
     )
-    steps = rows.steps_of(session, run.id)
-    links = rows.links_of_steps(session, [s.id for s in steps])
+    steps = pipeline_rows.steps_of(session, run.id)
+    links = pipeline_rows.links_of_steps(session, [s.id for s in steps])
     view.steps = {s.name: step_view(session, s, links=links) for s in steps}
     return view
 
 
 def get_pipeline_run(name_or_id: str) -> PipelineRunView:
     with get_index().read() as session:
-        return run_view(session, rows.find_run(session, name_or_id))
+        return run_view(session, pipeline_rows.find_run(session, name_or_id))
 
 
 def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
     with get_index().read() as session:
-        return [run_view(session, r) for r in rows.list_runs(session, pipeline, limit)]
+        return [run_view(session, r) for r in pipeline_rows.list_runs(session, pipeline, limit)]
 
 
 def get_step_run(step_run_id: str | uuid.UUID) -> StepRunView:
@@ -223,11 +223,11 @@ def list_step_runs(pipeline_run: str | None = None, name: str | None = None) -> 
     with get_index().read() as session:
         query = select(StepRow).order_by(StepRow.id)
         if pipeline_run is not None:
-            query = query.where(StepRow.run_id == rows.find_run(session, pipeline_run).id)
+            query = query.where(StepRow.run_id == pipeline_rows.find_run(session, pipeline_run).id)
         if name is not None:
             query = query.where(StepRow.name == name)
         steps = list(session.scalars(query))
-        links = rows.links_of_steps(session, [s.id for s in steps])
+        links = pipeline_rows.links_of_steps(session, [s.id for s in steps])
         return [step_view(session, s, links=links) for s in steps]
 
 
@@ -250,17 +250,17 @@ def get_pipeline(name_id_or_prefix: str | uuid.UUID) -> PipelineView:
 def list_pipelines() -> list[PipelineView]:
     """Every pipeline that has run, by name."""
     with get_index().read() as session:
-        return [PipelineView(p.name) for p, _, _ in rows.list_pipelines(session)]
+        return [PipelineView(p.name) for p, _, _ in pipeline_rows.list_pipelines(session)]
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
     linked: list[int] = []
 
     def delete(session) -> PipelineRunView:
-        run = rows.find_run(session, name_or_id)
+        run = pipeline_rows.find_run(session, name_or_id)
         view = run_view(session, run)
         linked[:] = versions_linked(session, run_ids=[run.id])
-        rows.delete_run(session, run)
+        pipeline_rows.delete_run(session, run)
         return view
 
     view = get_index().run_write(delete)
@@ -273,13 +273,13 @@ def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
 
 def producer(version: ArtifactVersion) -> StepRunView | None:
     with get_index().read() as session:
-        step = rows.producer_of(session, version._pk)
+        step = pipeline_rows.producer_of(session, version._pk)
         return step_view(session, step) if step is not None else None
 
 
 def consumers(version: ArtifactVersion) -> list[StepRunView]:
     with get_index().read() as session:
-        return [step_view(session, s) for s in rows.consumers_of(session, version._pk)]
+        return [step_view(session, s) for s in pipeline_rows.consumers_of(session, version._pk)]
 
 
 def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactVersion]:
@@ -292,13 +292,13 @@ def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactV
             following = []
             for current in frontier:
                 if upstream:
-                    step = rows.producer_of(session, current._pk)
+                    step = pipeline_rows.producer_of(session, current._pk)
                     steps = [step] if step is not None else []
                     direction = "input"
                 else:
-                    steps, direction = rows.consumers_of(session, current._pk), "output"
+                    steps, direction = pipeline_rows.consumers_of(session, current._pk), "output"
                 for step in steps:
-                    for linked in rows.step_links(session, step.id, direction).values():
+                    for linked in pipeline_rows.step_links(session, step.id, direction).values():
                         if linked.uuid not in seen:
                             seen.add(linked.uuid)
                             following.append(ArtifactVersion.from_row(linked))
