@@ -123,7 +123,7 @@ def main() -> int:
     for path in get_settings().data_dir.glob("index.db*"):
         path.unlink()
     reset_index_cache()
-    api_stores._opened.clear()
+    api_stores.forget_opened(None)
     runner = CliRunner()
     assert runner.invoke(cli, ["init"]).exit_code == 0
     began = time.perf_counter()

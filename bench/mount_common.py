@@ -151,9 +151,9 @@ def populate_index(artifacts: int, versions: int, files: tuple[str, ...], store_
     """Insert ``artifacts`` x ``versions`` live versions straight into the
     index (no payload written: listing and stat never touch a store), each
     with the manifest ``files``; artifacts are named ``<prefix><id:05d>``.
-    Returns how many versions were inserted (``index.bulk``)."""
+    Returns how many versions were inserted (``tests/bulk_rows.py``)."""
     from artifactfs.index import get_index
-    from artifactfs.index.bulk import insert_live_versions
+    from bulk_rows import insert_live_versions  # tests/ is on sys.path (above)
 
     return insert_live_versions(get_index(), artifacts, versions, files, store_name, file_size, root_uri, prefix)
 

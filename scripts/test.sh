@@ -2,7 +2,8 @@
 # Install everything the suite needs (Debian packages, Azurite, and a
 # virtual environment .venv-test built from pyproject.toml with the pinned
 # set in constraints.txt), then run pytest with that environment's Python,
-# never the system's. Extra arguments go to pytest; the exit code is pytest's.
+# never the system's. Extra arguments go to pytest; the exit code is pytest's (after ruff and
+# mypy on src/ pass: a lint or type error stops the run).
 # .venv-test is built from scratch when it is missing (a fresh clone, CI) or
 # when pyproject.toml or the constraints file changed; otherwise it is reused
 # and only artifactfs is reinstalled (scripts/venv.sh).
@@ -19,4 +20,7 @@ bash scripts/venv.sh "$venv" test "$constraints"
 export PATH="$PWD/$venv/bin:$PATH"
 "$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(trio|pyfuse3|sqlalchemy|fsspec|s3fs|gcsfs|adlfs|pandas|numpy)==' | tr '\n' ' '
 echo
+# Lint and type-check the package first (rules in pyproject.toml [tool.ruff], [tool.mypy]).
+"$venv/bin/python" -m ruff check src
+"$venv/bin/python" -m mypy
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"

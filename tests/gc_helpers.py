@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 import artifactfs
 from artifactfs import pipeline, step
 from artifactfs.index import get_index
-from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import VersionRow
 from artifactfs.index.models import WriteIntent, utcnow
 
 

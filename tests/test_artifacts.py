@@ -23,7 +23,7 @@ from artifactfs.api.artifacts import IntegrityError  # noqa: E402
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index.artifacts import InvalidNameError  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 
 
 def version_rows():

@@ -77,31 +77,8 @@ def test_lightning_adapter_without_lightning(monkeypatch):
         importlib.import_module("artifactfs.checkpoints.lightning")
 
 
-def test_lightning_adapter(sqlite_home, tmp_path):
-    pytest.importorskip("lightning", reason="PyTorch Lightning is not installed")
-    import torch
-    from lightning.pytorch import LightningModule, Trainer
-
-    from artifactfs.checkpoints.lightning import ArtifactfsModelCheckpoint
-
-    class Tiny(LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.layer = torch.nn.Linear(2, 1)
-
-        def training_step(self, batch, _):
-            x, y = batch
-            loss = torch.nn.functional.mse_loss(self.layer(x), y)
-            self.log("train_loss", loss)
-            return loss
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 2), torch.randn(8, 1)),
-                                       batch_size=4)
-    callback = ArtifactfsModelCheckpoint(artifact_name="tiny", copy=True, dirpath=tmp_path, save_top_k=-1)
-    Trainer(max_epochs=2, callbacks=[callback], logger=False, enable_progress_bar=False,
-            enable_model_summary=False).fit(Tiny(), data)
-    found = Client().list_artifact_versions(name="tiny")
-    assert len(found) == 2 and {v.metadata["epoch"] for v in found} == {0, 1}
+# No test runs the Lightning adapter (checkpoints/lightning.py) itself: Lightning needs PyTorch, which
+# is in no extra of this project and too heavy for its test environment (about 2 GB of wheels), so a
+# test of it was skipped on every run and checked nothing. What it does is CheckpointRegistrar.register
+# (tested above and in test_watch.py) called from ModelCheckpoint._save_checkpoint; the import
+# error without Lightning is tested above. README says the adapter is untested here.

@@ -182,6 +182,15 @@ def test_artifact_list_imports_only_the_index(sqlite_home):
     assert not unwanted & modules, sorted(unwanted & modules)
 
 
+@pytest.mark.parametrize("module", ["artifactfs.enums", "artifactfs.materializers", "artifactfs.durations"])
+def test_naming_an_enum_or_a_materializer_loads_no_sqlalchemy(module):
+    """The bottom layers name the index's enums without loading the index (SQLAlchemy is most of a cold start)."""
+    code = f"import sys, {module}; loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy' " \
+           "or m.startswith('artifactfs.index')); assert not loaded, loaded"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_schema_check_remembers_the_head(sqlite_home, tmp_path):
     from artifactfs.index import migrate
 

@@ -28,7 +28,7 @@ from artifactfs import save_artifact  # noqa: E402
 from artifactfs.gc import current_lease, fsck  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.clock import database_now  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 from artifactfs.index.models import PipelineRun, WriteIntent  # noqa: E402
 from gc_helpers import backdate_tree, chain, parked_save, root, states  # noqa: E402
 

@@ -13,7 +13,7 @@ from artifactfs import load_artifact, pipeline, save_artifact, step  # noqa: E40
 from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.gc import Lease, PrunePolicy, fsck, repair, run_pass  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, utcnow  # noqa: E402
 from gc_helpers import backdate_all, backdate_tree, root, states  # noqa: E402
 

@@ -27,14 +27,13 @@ from artifactfs.gc import (  # noqa: E402
     PolicyError,
     PrunePolicy,
     execute,
-    format_duration,
     load_policy_file,
-    parse_duration,
     plan_prune,
     run_pass,
 )
 from artifactfs.index import get_index  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index import gc as gc_rows  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, utcnow  # noqa: E402
 from artifactfs.index.pipelines import VersionNotLiveError, link  # noqa: E402
 from artifactfs.stores.layout import count_payloads  # noqa: E402
@@ -158,6 +157,48 @@ def test_link_refuses_condemned_version(afs_home):
 
 
 # -- the plan and the phases --------------------------------------------------------------
+
+
+def test_condemn_rechecks_what_changed_after_the_plan(afs_home):
+    """A version planned for condemning that a user protects before the pass
+    runs (a keep tag) stays live: condemn re-checks inside its transaction."""
+    v = save_artifact(1, "late-keep")
+    save_artifact(2, "late-keep")
+    backdate(v)
+    index = get_index()
+    plan = plan_prune(index, PrunePolicy(grace=HOUR))
+    assert [r.id for r in plan.condemn] == [v._pk]
+    v.add_tags(["keep"])
+    with Lease(index) as lease:
+        result = execute(index, plan, lease)
+    assert result.condemned == [] and states()[v.id] == "live"
+
+
+def test_sweep_rechecks_state_and_delay_after_the_plan(afs_home):
+    """Versions planned for sweeping that changed before the sweep ran: one
+    revived (``fsck --repair``) keeps its payload and stays live; one revived
+    and condemned again waits out its new sweep delay."""
+    revived, recondemned = save_artifact(1, "a"), save_artifact(1, "b")
+    save_artifact(2, "a"), save_artifact(2, "b")
+    backdate(revived, recondemned)
+    prune(sweep_delay=dt.timedelta(minutes=10))  # condemned now, swept only after the delay
+    with get_index().write() as session:
+        session.execute(update(VersionRow).values(condemned_at=utcnow() - dt.timedelta(minutes=11))
+                        .where(VersionRow.id.in_([revived._pk, recondemned._pk])))
+    index = get_index()
+    plan = plan_prune(index, PrunePolicy(grace=HOUR, sweep_delay=dt.timedelta(minutes=10)))
+    assert sorted(r.id for r in plan.sweep) == sorted([revived._pk, recondemned._pk])
+    with index.write() as session:
+        gc_rows.revive(session, [revived._pk, recondemned._pk])
+        session.execute(update(VersionRow).values(state="condemned", condemned_at=utcnow())
+                        .where(VersionRow.id == recondemned._pk))
+    with Lease(index) as lease:
+        result = execute(index, plan, lease)
+    assert result.swept == []
+    assert Path(revived.uri).exists() and Path(recondemned.uri).exists()
+    assert (states()[revived.id], states()[recondemned.id]) == ("live", "condemned")
+
+
 
 
 def test_plan_equals_what_is_deleted(afs_home):
@@ -539,22 +580,6 @@ def test_migration_0003_upgrades_an_existing_index(afs_home):
 
 
 # -- durations and policies -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("text, seconds", [("24h", 86400), ("10m", 600), ("30d", 2592000), ("0", 0), ("90s", 90),
-                                           ("1h30m", 5400), ("2w", 1209600), ("15", 15), ("1.5h", 5400)])
-def test_parse_duration(text, seconds):
-    assert parse_duration(text).total_seconds() == seconds
-
-
-@pytest.mark.parametrize("text", ["", "h", "10x", "-1h", "1h-", "abc", "10 m"])
-def test_parse_duration_refuses(text):
-    with pytest.raises(PolicyError):
-        parse_duration(text)
-
-
-def test_format_duration():
-    assert [format_duration(parse_duration(t)) for t in ("24h", "10m", "0", "90s", "14d")] == ["1d", "10m", "0", "90s", "2w"]
 
 
 def test_policy_file_and_cli_precedence(tmp_path):

@@ -23,7 +23,7 @@ import artifactfs  # noqa: E402
 from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.faults import fault_action  # noqa: E402
-from artifactfs.gc import PrunePolicy, fsck, plan_prune, run_pass  # noqa: E402
+from artifactfs.gc import Lease, PrunePolicy, execute, fsck, plan_prune, run_pass  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.holders import Holder, this_process  # noqa: E402
 from artifactfs.index.clock import database_now  # noqa: E402
@@ -166,7 +166,7 @@ def lose_index(request, index_backend, monkeypatch) -> None:
     reset_index_cache()
     from artifactfs.api import stores as api_stores
 
-    api_stores._opened.clear()
+    api_stores.forget_opened(None)
 
 
 @artifactfs.step
@@ -266,6 +266,30 @@ def test_a_store_another_index_owns_needs_force_to_claim(afs_home):
     result = CliRunner().invoke(cli, ["store", "claim", "default", "--force"])
     assert result.exit_code == 0, result.output
     assert gc("--grace", "0", "--orphan-grace", "0").exit_code == 0 and not orphan.exists()
+
+
+def test_the_plan_lists_no_orphans_in_a_store_another_index_owns(afs_home):
+    """What gc shows before asking is what it may delete: never the payloads
+    of a store whose marker names another index (execute reads the marker
+    again, too)."""
+    (root() / MARKER).write_text('{"format": 1, "index_uuid": "other-index", "store": "x", "created_at": ""}')
+    make_orphan()
+    plan = plan_prune(get_index(), PrunePolicy(grace=dt.timedelta(0), orphan_grace=dt.timedelta(0)))
+    assert not plan.orphans and any("other-index" in note.message for note in plan.notes)
+
+
+def test_a_store_claimed_by_another_index_after_the_plan_is_not_swept(afs_home):
+    """The pass reads each store's marker again before deleting its orphans:
+    a store another index claimed after the plan was shown loses nothing."""
+    save_artifact(1, "marks-the-store")
+    orphan = make_orphan()
+    index = get_index()
+    plan = plan_prune(index, PrunePolicy(grace=dt.timedelta(0), orphan_grace=dt.timedelta(0)))
+    assert [o.uuid for o in plan.orphans] == [orphan.name]
+    (root() / MARKER).write_text('{"format": 1, "index_uuid": "other-index", "store": "x", "created_at": ""}')
+    with Lease(index) as lease:
+        result = execute(index, plan, lease)
+    assert orphan.exists() and not result.orphans_deleted
 
 
 # -- item 4: a folder registered in place loses only what its manifest lists ------------------

@@ -30,7 +30,7 @@ pytest_plugins = ["index_fixtures"]
 from artifactfs import Client, load_artifact, register_artifact, save_artifact  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
 from artifactfs.index import gc as gc_rows  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 from artifactfs.index.models import GcLease, PipelineRun, StepIO, VersionFile, utcnow  # noqa: E402
 from artifactfs.stores import layout  # noqa: E402
 from gc_helpers import backdate_intents, backdate_tree, chain, root  # noqa: E402
@@ -106,7 +106,7 @@ R1_PRUNER = textwrap.dedent(
     from artifactfs.gc import PrunePolicy, LeaseHeldError, run_pass
     from artifactfs.index import get_index
     from artifactfs.index import gc as gc_rows
-    from artifactfs.index.models import ArtifactVersion
+    from artifactfs.index.models import VersionRow
 
     passes, out, progress_files = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     policy = PrunePolicy(grace=dt.timedelta(0), keep_latest=0, sweep_delay=dt.timedelta(0),
@@ -142,7 +142,7 @@ R1_PRUNER = textwrap.dedent(
             stats["errors"].append(f"{result.stopped} {result.errors}")
         with index.read() as session:
             bad = gc_rows.referenced_condemned(session)
-            live = session.execute(select(ArtifactVersion.uri).where(ArtifactVersion.state == "live")).scalars().all()
+            live = session.execute(select(VersionRow.uri).where(VersionRow.state == "live")).scalars().all()
         stats["violations"] += [f"referenced but condemned: {v.label}" for v in bad]
         stats["violations"] += [f"live row without payload: {uri}" for uri in live if not Path(uri).exists()]
     json.dump(stats, open(out, "w"))

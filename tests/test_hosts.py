@@ -25,7 +25,7 @@ def _forget_owner(name: str = "default") -> None:
     with get_index().write() as session:
         session.execute(update(Store).where(Store.name == name).values(host_id=None))
     stores._defaults.clear()
-    stores._opened.clear()
+    stores.forget_opened(None)
 
 
 def _owner(name: str) -> str | None:
@@ -84,7 +84,7 @@ def test_another_machines_local_store_is_refused_in_one_line(sqlite_home, monkey
     from artifactfs.api import stores
 
     stores._defaults.clear()
-    stores._opened.clear()
+    stores.forget_opened(None)
     result = _invoke("artifact", "export", "x", "out", expect=1)
     assert "local store of machine machine" in result.stderr and "shared store" in result.stderr
     assert result.stderr.count("Error:") == 1 and "Traceback" not in result.stderr

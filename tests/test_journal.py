@@ -16,7 +16,7 @@ from gc_helpers import states
 from artifactfs import load_artifact, save_artifact
 from artifactfs.cli.main import cli
 from artifactfs.index import get_index
-from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import VersionRow
 from artifactfs.index.models import utcnow
 
 

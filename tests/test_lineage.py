@@ -104,3 +104,34 @@ def test_cached_rerun_shows_both_step_runs(example_run):
     statuses = sorted(n.attrs["status"] for n in graph.nodes.values() if n.kind == "step")
     assert statuses == ["cached"] * 4 + ["completed"] * 4
     assert render(graph, "dot").count("dashed") == 4
+
+
+def test_the_api_the_mount_and_the_web_view_name_one_producer(afs_home):
+    """A version linked as the output of two step runs, the later step run
+    linking it first: every reader names the step run of its first output
+    link (``index.producers``), whatever the order of the step run ids."""
+    from artifactfs import save_artifact
+    from artifactfs.index import browse, get_index, tree
+    from artifactfs.index.pipelines import create_run, create_step_run, link
+    from artifactfs.mount.documents import render
+
+    version = save_artifact({"x": 1}, "shared")
+    index = get_index()
+    with index.write() as session:
+        run = create_run(session, "twice", "twice-1", {})
+        earlier = create_step_run(session, run.id, "earlier", "h", None, {})
+        later = create_step_run(session, run.id, "later", "h", None, {})
+        assert earlier.id < later.id
+        link(session, later.id, version._pk, "output", "out")  # the first link: the producer
+        link(session, earlier.id, version._pk, "output", "out")
+
+    assert version.producer.name == "later"  # the API
+    with index.read() as session:
+        assert tree.producer(session, version._pk).step == "later"  # the mount's xattrs
+        extra = tree.documents(session, [version._pk])[version._pk]
+        record, _ = tree.get_version_with_files(session, version._pk, 0)
+        artifact = browse.artifact_id(session, "shared")
+        items = browse.list_versions(session, artifact).items  # the web view
+    assert extra["producer"]["step"] == "later" and [o["step"] for o in extra["outputs"]] == ["later", "earlier"]
+    assert json.loads(render(record, extra))["producer"]["step"] == "later"  # the mount's <version>.json
+    assert [item.producer.name for item in items] == ["later"]

@@ -19,7 +19,7 @@ def _names(output: str) -> list[str]:
 def test_artifact_list_pages(afs_home):
     from artifactfs import init, save_artifact
     from artifactfs.index import get_index
-    from artifactfs.index.bulk import insert_live_versions
+    from bulk_rows import insert_live_versions
 
     init()
     insert_live_versions(get_index(), 120, 3, ("model.bin",), prefix="p")

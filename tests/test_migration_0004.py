@@ -16,7 +16,7 @@ from artifactfs.api.artifacts import IntegrityError  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.db import Index  # noqa: E402
 from artifactfs.index.migrate import _alembic_config, current_revision, head_revision  # noqa: E402
-from artifactfs.index.models import ArtifactVersion, IndexState  # noqa: E402
+from artifactfs.index.models import VersionRow, IndexState  # noqa: E402
 from artifactfs.settings import get_settings  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def test_an_index_from_0003_upgrades_and_its_sha256_versions_still_verify(afs_ho
     with get_index().engine.connect() as conn:  # first use upgrades to the head
         assert current_revision(conn) == head_revision()
     with get_index().read() as session:
-        row = session.get(ArtifactVersion, v._pk)
+        row = session.get(VersionRow, v._pk)
         assert row.hash_algorithm == "sha256" and row.artifact_type == "DataArtifact"
         assert session.scalar(select(IndexState.index_uuid)) is not None
     assert load_artifact("old", verify=True) == payload[0]
@@ -56,7 +56,7 @@ def test_an_index_from_0003_upgrades_and_its_sha256_versions_still_verify(afs_ho
     new = save_artifact([1, 2], "new")
     assert new._pk > v._pk
     with get_index().read() as session:
-        assert session.get(ArtifactVersion, new._pk).hash_algorithm == "blake3"
+        assert session.get(VersionRow, new._pk).hash_algorithm == "blake3"
     new_file = afs_home / "data" / "store" / "new" / new.id / new.files[0].path
     assert new.files[0].digest == blake3.blake3(new_file.read_bytes()).hexdigest()
     assert load_artifact("new", verify=True) == [1, 2]
@@ -65,6 +65,6 @@ def test_an_index_from_0003_upgrades_and_its_sha256_versions_still_verify(afs_ho
 def test_0004_keeps_sqlite_ids_from_being_reused(sqlite_home):
     first = save_artifact(1, "x")
     with get_index().write() as session:
-        session.delete(session.get(ArtifactVersion, first._pk))
+        session.delete(session.get(VersionRow, first._pk))
     again = save_artifact(2, "x")
     assert again._pk > first._pk  # AUTOINCREMENT survived the column rename

@@ -70,10 +70,10 @@ def condemn(version) -> None:
     from sqlalchemy import update
 
     from artifactfs.index import bump_generation, get_index
-    from artifactfs.index.models import ArtifactVersion
+    from artifactfs.index.models import VersionRow
 
     with get_index().write() as session:
-        session.execute(update(ArtifactVersion).where(ArtifactVersion.id == version._pk).values(
+        session.execute(update(VersionRow).where(VersionRow.id == version._pk).values(
             state="condemned", condemned_at=dt.datetime.now(dt.timezone.utc)))
         bump_generation(session)
 

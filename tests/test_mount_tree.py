@@ -472,19 +472,19 @@ def test_repointed_versions_are_followed(tree, data, tmp_path):
     from sqlalchemy import update
 
     from artifactfs.index import bump_generation, get_index
-    from artifactfs.index.models import ArtifactVersion
+    from artifactfs.index.models import VersionRow
 
     tree.refresh()
     node = resolve(tree, "artifacts/ckpt/1/model.bin")
     old = tree.open(node.inode)
     with get_index().write() as session:
-        session.execute(update(ArtifactVersion).where(ArtifactVersion.id == data["ckpt"]._pk).values(
+        session.execute(update(VersionRow).where(VersionRow.id == data["ckpt"]._pk).values(
             uri=str(tmp_path / "moved")))
         bump_generation(session)
     assert tree.open(node.inode).uri == old.uri  # still the cached record
     assert tree.reopen(node.inode).uri == str(tmp_path / "moved" / "model.bin")
     with get_index().write() as session:
-        session.execute(update(ArtifactVersion).where(ArtifactVersion.id == data["ckpt"]._pk).values(
+        session.execute(update(VersionRow).where(VersionRow.id == data["ckpt"]._pk).values(
             uri=str(tmp_path / "again")))
         bump_generation(session)
     assert tree.refresh() is not None

@@ -17,7 +17,7 @@ pytest_plugins = ["index_fixtures"]
 from artifactfs import Client, load_artifact, pipeline, save_artifact, step  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
 from artifactfs.index.models import PipelineRun, StepRun  # noqa: E402
 from artifactfs.pipelines import StepDefinitionError, get_step_context  # noqa: E402
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from artifactfs.index.migrate import NEW_INDEX
 from artifactfs import pipeline, step
 
 pytest_plugins = ["index_fixtures"]
@@ -112,7 +113,11 @@ def test_stderr_unless_the_program_configures_logging(sqlite_home, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     sections, current = {}, None
-    for line in result.stderr.splitlines():
+    lines = result.stderr.splitlines()
+    assert sum(line.startswith(NEW_INDEX) for line in lines) == 1  # the fresh home's index, announced once
+    for line in lines:
+        if line.startswith(NEW_INDEX):
+            continue
         if line.startswith("== "):
             current = sections.setdefault(line[3:], [])
         elif current is not None:

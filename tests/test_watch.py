@@ -17,7 +17,6 @@ from artifactfs import Client, get_artifact_version, register_store  # noqa: E40
 from artifactfs.api.artifacts import IntegrityError  # noqa: E402
 from artifactfs.checkpoints import CheckpointRegistrar  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
-from artifactfs.cli.watch import parse_duration  # noqa: E402
 from artifactfs.watch import Ledger, Watcher, is_candidate, metadata_from_name  # noqa: E402
 
 SETTLE = 1.0
@@ -84,7 +83,6 @@ def test_names():
     assert metadata_from_name("last.ckpt") == {}
     assert is_candidate("epoch=1.ckpt", "*.ckpt") and not is_candidate("metrics.csv", "*.ckpt")
     assert not is_candidate(".epoch=1.ckpt") and not is_candidate("epoch=1.ckpt.tmp", "*")
-    assert parse_duration("5s") == 5 and parse_duration("500ms") == 0.5 and parse_duration("2m") == 120
 
 
 def test_fake_training_loop_registers_each_checkpoint_once_in_order(ckpt_dir, caplog):

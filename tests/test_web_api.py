@@ -13,10 +13,12 @@ from sqlalchemy import func, select
 import web_helpers
 from artifactfs.index import get_generation, get_index, reset_index_cache
 from artifactfs.index import pipelines as pipeline_rows
-from artifactfs.index.models import Artifact, ArtifactVersion, PipelineRun, RunStatus, StepRun, VersionFile
+from artifactfs.index.models import Artifact, VersionRow, PipelineRun, RunStatus, StepRun, VersionFile
 from artifactfs.web import WebConfig, create_app
 from artifactfs.web.security import mask_url
 from web_helpers import XSS_NAME, XSS_NOTE, client, serving
+
+pytest_plugins = ["index_fixtures"]
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -69,7 +71,7 @@ def test_overview_counts_are_the_index(seeded):
     with get_index().read() as session:
         assert overview["runs"] == session.scalar(select(func.count()).select_from(PipelineRun))
         assert overview["versions"] == session.scalar(
-            select(func.count()).select_from(ArtifactVersion).where(ArtifactVersion.state == "live"))
+            select(func.count()).select_from(VersionRow).where(VersionRow.state == "live"))
         assert overview["generation"] == get_generation(session)
 
 
@@ -447,7 +449,7 @@ def test_more_consumers_than_listed_say_so(seeded):
     extra = 3
     with get_index().write() as session:
         run = pipeline_rows.create_run(session, "fan_out", f"fan-{uuid.uuid4().hex[:6]}", {})
-        version_pk = session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uuid == source.id))
+        version_pk = session.scalar(select(VersionRow.id).where(VersionRow.uuid == source.id))
         for i in range(MAX_LIMIT + extra):
             step_run = pipeline_rows.create_step_run(session, run.id, f"read_{i}", "c", None, {})
             pipeline_rows.link(session, step_run.id, version_pk, "input", "notes")
@@ -593,3 +595,30 @@ def test_a_lost_payload_file_is_404_not_a_broken_stream(seeded):
     answer = http.get(f"/versions/{lost.id}/files/{entry.path}")
     assert answer.status_code == 404 and "lost its file" in answer.text
 
+
+
+def test_the_web_view_sees_a_store_update(afs_home, moto_server):
+    """Store rows change (``store update``, ``store login``): the web view,
+    a long-running process, opens the store again instead of keeping the
+    copy it opened first. Here a wrong endpoint, put right by another
+    process, must not need a restart of the server."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from artifactfs import register_store, save_artifact, set_active_store
+    from servers import s3_bucket
+
+    bucket = f"web-update-{uuid.uuid4().hex[:8]}"
+    s3_bucket(moto_server, bucket)
+    register_store("remote", "s3", f"s3://{bucket}/root", dict(moto_server.options))
+    set_active_store("remote")
+    version = save_artifact(b"bytes in a remote store", "blob")
+    path = version.files[0].path
+    cli = [str(Path(sys.executable).with_name("artifactfs")), "store", "update", "remote", "-o"]
+    subprocess.run([*cli, "endpoint_url=http://127.0.0.1:9"], check=True, capture_output=True, timeout=60)
+    with serving(create_app(WebConfig())) as base, client(base) as http:
+        assert http.get(f"/versions/{version.id}/files/{path}").status_code != 200  # opened with the wrong endpoint
+        subprocess.run([*cli, f"endpoint_url={moto_server.endpoint_url}"], check=True, capture_output=True, timeout=60)
+        answer = http.get(f"/versions/{version.id}/files/{path}")
+        assert answer.status_code == 200 and answer.content == b"bytes in a remote store"

@@ -46,8 +46,8 @@ from artifactfs.index.artifacts import InvalidMetadataError, InvalidNameError  #
 from artifactfs.index.holders import alive_here, parse_holder, this_process  # noqa: E402
 from artifactfs.index.intents import live_intent_folders  # noqa: E402
 from artifactfs.index.models import GcLease, StepIO, WriteIntent, utcnow  # noqa: E402
-from artifactfs.index.models import ArtifactVersion as VersionRow  # noqa: E402
-from artifactfs.index.pipelines import VersionNotLiveError, lock_live_version  # noqa: E402
+from artifactfs.index.models import VersionRow  # noqa: E402
+from artifactfs.index.pipelines import Link, VersionNotLiveError, create_run, create_step_run, link_all  # noqa: E402
 from artifactfs.materializers import BaseMaterializer, MaterializerError  # noqa: E402
 from artifactfs.stores.marker import MARKER_NAME  # noqa: E402
 
@@ -75,14 +75,17 @@ def condemn_behind_the_session(session, version_id: int) -> None:
 # -- item 1: a check under a lock reads the row fresh ---------------------------------------
 
 
-def test_lock_live_version_reads_the_row_not_the_sessions_cached_copy(afs_home):
+def test_linking_reads_the_row_not_the_sessions_cached_copy(afs_home):
+    """``link_all`` (what a run calls to link inputs) checks the state it reads under its lock, not the
+    session's copy from before a pruner's condemn."""
     version = save_artifact({"i": 1}, "data")
     with get_index().write() as session:
+        step_run = create_step_run(session, create_run(session, "p", "p-1", {}).id, "s", "h", None, {})
         cached = session.get(VersionRow, version._pk)  # held, so the identity map keeps it
         assert cached.state == "live"
         condemn_behind_the_session(session, version._pk)
         with pytest.raises(VersionNotLiveError, match="removed by the pruner"):
-            lock_live_version(session, version._pk)
+            link_all(session, step_run.id, [Link(version._pk, "input", "data")])
 
 
 def test_repoint_reads_the_row_fresh_under_its_lock(afs_home):
@@ -105,6 +108,48 @@ def test_the_lease_is_read_fresh_under_its_lock(afs_home):
         session.connection().execute(update(GcLease.__table__).values(holder="other", expires_at=later))
         taken, found, _ = gc_rows.take_lease(session, "me", HOUR, lambda *_: False)
         assert (taken, found.holder) == (False, "other")
+
+
+LINK_AND_PAUSE = """
+import sys
+from artifactfs.index import get_index
+from artifactfs.index.pipelines import Link, create_run, create_step_run, link_all
+with get_index().write() as session:  # pauses with the versions checked live (link_checked), nothing linked yet
+    step_run = create_step_run(session, create_run(session, "linker", "linker-1", {}).id, "s", "h", None, {})
+    link_all(session, step_run.id, [Link(int(sys.argv[1]), "input", "data")])
+"""
+
+
+def test_a_pruner_never_condemns_a_version_a_run_is_linking(afs_home, tmp_path):
+    """A run has checked a version live and is about to link it; a pruner
+    pass meanwhile must leave that version alone (the run's share lock, the
+    pruner's SKIP LOCKED), never end with a condemned version that a run
+    links. PostgreSQL only: SQLite's writers take turns."""
+    if get_index().is_sqlite:
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): no interleaving to force")
+    version = save_artifact({"i": 1}, "data")
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {**os.environ, "ARTIFACTFS_PAUSE": "link_checked", "ARTIFACTFS_PAUSE_DIR": str(pause)}
+    linker = subprocess.Popen([sys.executable, "-c", LINK_AND_PAUSE, str(version._pk)], env=env,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = dt.datetime.now() + dt.timedelta(seconds=60)
+        while not list(pause.glob("link_checked.*.reached")):
+            assert linker.poll() is None, linker.stderr.read()
+            assert dt.datetime.now() < deadline, "the linker never reached link_checked"
+            threading.Event().wait(0.02)
+        policy = PrunePolicy(grace=dt.timedelta(0), keep_latest=0, keep_tags=frozenset(), sweep_delay=HOUR,
+                             orphan_grace=HOUR)
+        pruner = threading.Thread(target=run_pass, args=(get_index(), policy), daemon=True)
+        pruner.start()
+        pruner.join(10)  # a pruner that waits on the run's lock instead of skipping the row goes on below
+    finally:
+        (pause / "link_checked.go").touch()
+        assert linker.wait(60) == 0, linker.stderr.read()
+    pruner.join(60)
+    assert not pruner.is_alive()
+    assert (links_to(version), state_of(version)) == (1, "live")
 
 
 @step

@@ -39,6 +39,8 @@ _LAZY = {
     "ExternalArtifact": "artifactfs.pipelines",
     "log_artifact_metadata": "artifactfs.api.metadata",
     "log_metadata": "artifactfs.api.metadata",
+    "bulk_log_metadata": "artifactfs.api.metadata",
+    "load_artifact_visualization": "artifactfs.api.visualize",
     "ArtifactSaveType": "artifactfs.enums",
     "ArtifactType": "artifactfs.enums",
     "ExecutionMode": "artifactfs.enums",
@@ -64,7 +66,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         save_artifact,
         set_active_store,
     )
-    from artifactfs.api.metadata import log_artifact_metadata, log_metadata
+    from artifactfs.api.metadata import bulk_log_metadata, log_artifact_metadata, log_metadata
+    from artifactfs.api.visualize import load_artifact_visualization
     from artifactfs.enums import ArtifactSaveType, ArtifactType, ExecutionMode, VisualizationType
     from artifactfs.pipelines import (
         ArtifactConfig,

@@ -1,16 +1,68 @@
 """ZenML's enums and metadata marker types, with ZenML's values, so code
 written for ZenML compares and annotates against the same names.
 
-``ArtifactType`` is the index's own (``index.models``); the others describe
-how a version was saved, what a visualization is, how a pipeline run treats
-a failed step, and which metadata values are special strings or sizes.
+Also the enums of the index's columns (``VersionState``, ``SaveType``,
+``ArtifactType``, ``PayloadKind``, ``RunStatus``): they live here, at the
+bottom layer, so that naming one (a materializer naming its artifact type)
+loads no SQLAlchemy; ``index.models`` uses and re-exports them. The others
+describe how a version was saved, what a visualization is, how a pipeline
+run treats a failed step, and which metadata values are special strings or
+sizes.
 """
 
 from __future__ import annotations
 
 import enum
 
-from artifactfs.index.models import ArtifactType
+
+class VersionState(str, enum.Enum):
+    """Where a version is in its life: live (visible), condemned by the pruner, or lost with its store."""
+
+    LIVE = "live"
+    CONDEMNED = "condemned"
+    # Its store was removed with --force while it was recorded there
+    # (``store remove``): hidden like a condemned one, listed by fsck.
+    LOST = "lost"
+
+
+class SaveType(str, enum.Enum):
+    """How a version came to be, as the index stores it (``ArtifactSaveType`` is ZenML's view)."""
+
+    STEP_OUTPUT = "step_output"
+    MANUAL = "manual"
+    REGISTERED = "registered"
+
+
+class ArtifactType(str, enum.Enum):
+    """ZenML's artifact types (the values are ZenML's)."""
+
+    DATA = "DataArtifact"
+    MODEL = "ModelArtifact"
+    DATA_ANALYSIS = "DataAnalysisArtifact"
+    SCHEMA = "SchemaArtifact"
+    SERVICE = "ServiceArtifact"
+    STATISTICS = "StatisticsArtifact"
+    BASE = "BaseArtifact"
+
+
+class PayloadKind(str, enum.Enum):
+    """What a version's uri names."""
+
+    FOLDER = "folder"  # uri is a folder holding the manifest's files
+    FILE = "file"  # uri is the one file (a registered file adopted in place)
+
+
+class RunStatus(str, enum.Enum):
+    """Where a pipeline or step run is."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CACHED = "cached"
+
+
+#: The one spelling of the states as stored in the ``artifact_version.state`` column.
+LIVE, CONDEMNED, LOST = VersionState.LIVE.value, VersionState.CONDEMNED.value, VersionState.LOST.value
 
 
 class ArtifactSaveType(str, enum.Enum):
@@ -75,8 +127,15 @@ MetadataType = str | int | float | bool | dict | list | set | tuple
 MetadataTypeTuple = (str, int, float, bool, dict, list, set, tuple, Uri, Path, DType, StorageSize)
 
 __all__ = [
+    "CONDEMNED",
+    "LIVE",
+    "LOST",
     "ArtifactSaveType",
     "ArtifactType",
+    "PayloadKind",
+    "RunStatus",
+    "SaveType",
+    "VersionState",
     "DType",
     "ExecutionMode",
     "MetadataType",

@@ -41,12 +41,11 @@ class MissingExtraError(StoreError, ImportError):
     """The library a flavor needs is not installed."""
 
 
-class StoreUnavailableError(StoreError, OSError):
-    """The store could not be reached or refused the credentials."""
-
-
-class NotFoundError(ArtifactfsError, LookupError):
+class NotFoundError(ArtifactfsError, KeyError):
     """A named thing (store, artifact, version, run) does not exist.
+
+    A ``KeyError`` too, as ZenML's ``Client`` getters raise one
+    (``except KeyError`` in a ZenML user's code keeps working).
 
     Given the ``name`` asked for and the names that do exist (``known``), the
     message ends with the closest one ("did you mean 'hyperparameters'?"),
@@ -59,6 +58,9 @@ class NotFoundError(ArtifactfsError, LookupError):
         if self.suggestion is not None:
             message = f"{message}; did you mean {self.suggestion!r}?"
         super().__init__(message, hint)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
 
 
 class PathNotFoundError(NotFoundError, FileNotFoundError):

@@ -18,11 +18,11 @@ from typing import IO, Any
 
 from artifactfs.api.stores import store_or_local
 from artifactfs.errors import ArtifactfsError, StoreError
+from artifactfs.stores.base import COPY_CHUNK
 
 
 class NotAFolderError(ArtifactfsError, TypeError):
     """``rmtree`` of a file (ZenML raises TypeError there)."""
-from artifactfs.stores.base import COPY_CHUNK
 
 
 

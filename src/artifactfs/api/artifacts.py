@@ -39,7 +39,7 @@ from artifactfs.faults import fault_point
 from artifactfs.index import get_index
 from artifactfs.index import artifacts as rows
 from artifactfs.index import pipelines as pipeline_rows
-from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import VersionRow
 from artifactfs.enums import SAVE_TYPES
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import BaseMaterializer, PathMaterializer, import_by_name, qualified_name, registry
@@ -189,6 +189,20 @@ class ArtifactVersion:
         from artifactfs.api import runs
 
         return runs.consumers(self)
+
+    @property
+    def step(self):
+        """ZenML's ``artifact_version.step``: the producing step run; a
+        RuntimeError for a version no step produced (as ZenML's)."""
+        found = self.producer
+        if found is None:
+            raise RuntimeError(f"{self} was not produced by a step (saved or registered outside a pipeline run)")
+        return found
+
+    @property
+    def run(self):
+        """ZenML's ``artifact_version.run``: the pipeline run of :attr:`step`."""
+        return self.step.pipeline_run
 
     def upstream(self, depth: int = 1) -> list[ArtifactVersion]:
         from artifactfs.api import runs

@@ -15,13 +15,14 @@ from sqlalchemy import select
 
 from artifactfs.api import deleting, runs
 from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version
-from artifactfs.api.runs import PipelineRunView
+from artifactfs.api.metadata import RunMetadataResource, create_run_metadata
+from artifactfs.api.runs import PipelineRunView, PipelineView, StepRunView
 from artifactfs.api.stores import get_store
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
-from artifactfs.index import artifacts as rows
+from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
-from artifactfs.index.models import Artifact, ArtifactTag, ArtifactVersion as VersionRow, StepIO, StepRun, Tag
+from artifactfs.index.models import Artifact, ArtifactTag, VersionRow, StepIO, StepRun, Tag
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.base import ArtifactStore
 
@@ -75,7 +76,7 @@ class ArtifactView:
     def versions(self) -> dict[str, ArtifactVersion]:
         """Live versions by version string, oldest first."""
         with get_index().read() as session:
-            found = rows.list_versions(session, self.name, newest_first=False)
+            found = artifact_rows.list_versions(session, self.name, newest_first=False)
             return {row.version: ArtifactVersion.from_row(row) for row in found}
 
     @property
@@ -165,7 +166,7 @@ class Client:
         tag/tags, has_custom_name; sort_by "created" or "name", "desc:"
         reverses). Each also tells ``newest`` version and total ``size``."""
         with get_index().read() as session:
-            summaries = {s.name: s for s in rows.list_artifacts(session)}
+            summaries = {s.name: s for s in artifact_rows.list_artifacts(session)}
             found = [ArtifactView.from_row(a) for a in session.scalars(select(Artifact).where(Artifact.name.in_(summaries)))]
         wanted = _as_set(tags) | _as_set(tag)
         found = [a for a in found if (name is None or a.name == name)
@@ -191,7 +192,7 @@ class Client:
         def update(session) -> ArtifactView:
             row = session.get(Artifact, artifact._pk)
             if new_name is not None and new_name != row.name:
-                rows.check_name(new_name)
+                artifact_rows.check_name(new_name)
                 if session.scalar(select(Artifact.id).where(Artifact.name == new_name)) is not None:
                     raise AlreadyExistsError(f"an artifact named {new_name!r} exists", "pick another name")
                 row.name = new_name
@@ -261,7 +262,7 @@ class Client:
         if artifact is not None:
             name = self.get_artifact(artifact).name
         with get_index().read() as session:
-            found = rows.list_versions(session, name, tag, None)
+            found = artifact_rows.list_versions(session, name, tag, None)
             if pipeline_run is not None:
                 run = pipeline_rows.find_run(session, str(pipeline_run))
                 ids = set(session.scalars(select(StepIO.version_id).join(StepRun, StepRun.id == StepIO.step_run_id)
@@ -325,6 +326,55 @@ class Client:
         """Remove a run's rows; its artifacts stay until the pruner finds them unreferenced."""
         return runs.delete_pipeline_run(str(name_id_or_prefix))
 
+    def get_run_step(self, step_run_id: str | uuid.UUID, hydrate: bool = True) -> StepRunView:
+        """A step run by its id (ZenML's ``get_run_step``)."""
+        return runs.get_step_run(step_run_id)
+
+    def list_run_steps(
+        self,
+        sort_by: str = "created",
+        page: int = 1,
+        size: int | None = None,
+        name: str | None = None,
+        pipeline_run_id: str | uuid.UUID | None = None,
+        status: str | None = None,
+        cache_key: str | None = None,
+        code_hash: str | None = None,
+        **ignored: Any,
+    ) -> Page:
+        """Step runs (ZenML's filters: name, pipeline_run_id, status,
+        cache_key, code_hash; sort_by "created" or "name", "desc:" reverses)."""
+        found = runs.list_step_runs(None if pipeline_run_id is None else str(pipeline_run_id), name)
+        wanted = str(getattr(status, "value", status)) if status is not None else None
+        found = [s for s in found if (wanted is None or s.status == wanted)
+                 and (cache_key is None or s.cache_key == cache_key)
+                 and (code_hash is None or s.code_hash == code_hash)]
+        return _page(_sorted(found, _by_start(sort_by)), page, size)
+
+    # -- pipelines --------------------------------------------------------------------------
+
+    def get_pipeline(self, name_id_or_prefix: str | uuid.UUID, project: Any = None, hydrate: bool = True) -> PipelineView:
+        """A pipeline that has run, by name, id or unique id prefix."""
+        return runs.get_pipeline(name_id_or_prefix)
+
+    def list_pipelines(self, sort_by: str = "created", page: int = 1, size: int | None = None,
+                       name: str | None = None, latest_run_status: str | None = None, **ignored: Any) -> Page:
+        """Pipelines that have run (ZenML's filters: name, latest_run_status;
+        sort_by "name" ("desc:" reverses); otherwise in name order)."""
+        found = [p for p in runs.list_pipelines() if name is None or p.name == name]
+        if latest_run_status is not None:
+            wanted = str(getattr(latest_run_status, "value", latest_run_status))
+            found = [p for p in found if p.latest_run_status == wanted]
+        return _page(_sorted(found, sort_by) if sort_by.endswith("name") else found, page, size)
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def create_run_metadata(self, metadata: dict[str, Any], resources: list[RunMetadataResource],
+                            stack_component_id: Any = None, publisher_step_id: Any = None) -> None:
+        """Attach ``metadata`` to each resource (a pipeline run, step run or
+        artifact version, by id), as ZenML's ``create_run_metadata``."""
+        create_run_metadata(metadata, resources)
+
 
 def _as_set(values: Iterable[str] | str | None) -> set[str]:
     if values is None:
@@ -342,10 +392,16 @@ def _sorted(items: list, sort_by: str) -> list:
     return result[::-1] if order == "desc" else result
 
 
+def _by_start(sort_by: str) -> str:
+    """Step runs are "created" when they start."""
+    order, _, key = sort_by.rpartition(":")
+    return f"{order}:start_time" if key == "created" else sort_by
+
+
 def _tag_artifact(session, artifact_pk: int, add: Iterable[str], remove: Iterable[str]) -> None:
-    names = sorted({rows.check_name(t, "tag") for t in add})
+    names = sorted({artifact_rows.check_name(t, "tag") for t in add})
     if names:
-        rows.ensure_tags(session, names)
+        artifact_rows.ensure_tags(session, names)
         for tag_id in session.scalars(select(Tag.id).where(Tag.name.in_(names))):
             if session.get(ArtifactTag, (artifact_pk, tag_id)) is None:
                 session.add(ArtifactTag(artifact_id=artifact_pk, tag_id=tag_id))

@@ -25,7 +25,7 @@ from artifactfs.errors import ArtifactfsError
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.lineage import version_links
-from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import VersionRow
 from artifactfs.index.models import StepIO, StepRun
 
 FORMATS = ("dot", "svg", "png", "json")

@@ -36,12 +36,13 @@ from artifactfs.api.stores import get_store, store_for_uri
 from artifactfs.api.writing import PayloadMissingError, WriteBatch
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
-from artifactfs.index import find_store_row, get_index, list_store_rows, open_store
+from artifactfs.index import find_store_row, get_index
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
 from artifactfs.index.journal import gather
-from artifactfs.index.models import ArtifactVersion as VersionRow
+from artifactfs.index.models import VersionRow
 from artifactfs.index.models import PayloadKind
+from artifactfs.index.stores import OpenStores, shared_stores
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.hashing import new_hasher
 from artifactfs.stores.layout import manifest_file, payload_folder, payload_uuid, viz_folder
@@ -126,7 +127,7 @@ def migrate(
     plan = plan_migration(to, artifact, from_store)
     report = MigrationReport(target=to)
     advance = progress(sum(m.size for m in plan)) if progress else (lambda n: None)
-    sources = _SourceStores()
+    sources = shared_stores(get_index())
     for move in plan:
         source = sources.get(move.store_id)
         try:
@@ -276,7 +277,7 @@ def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = No
     return deleted
 
 
-def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sources: _SourceStores) -> list[str]:
+def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sources: OpenStores) -> list[str]:
     """Sources an earlier run re-pointed away from but was killed before deleting."""
     with get_index().read() as session:
         moved = moves.versions_moved_to(session, find_store_row(session, to).id, artifact)
@@ -305,21 +306,6 @@ def _manifest_of(move: Move, target: ArtifactStore) -> tuple[list[ManifestEntry]
         record = gathered.record(target, target.uri(payload_folder(move.name, move.uuid)))
         files = [ManifestEntry(f.path, f.size, f.mode, f.digest or "") for f in gathered.files]
     return files, record
-
-
-class _SourceStores:
-    """Source stores by index id, each opened once."""
-
-    def __init__(self) -> None:
-        self._opened: dict[int, ArtifactStore] = {}
-
-    def get(self, store_id: int) -> ArtifactStore:
-        if store_id not in self._opened:
-            with get_index().read() as session:
-                for row in list_store_rows(session):
-                    if row.id == store_id:
-                        self._opened[store_id] = open_store(row)
-        return self._opened[store_id]
 
 
 def _remove_file(store: ArtifactStore, native: str) -> None:

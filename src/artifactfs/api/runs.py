@@ -4,17 +4,72 @@ versions (producer, consumers, upstream, downstream)."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import select
 
 from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.api.journal import update_journals
 from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
-from artifactfs.index import pipelines as rows
+from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.artifacts import get_metadata
+from artifactfs.errors import NotFoundError
+from artifactfs.index.models import Pipeline as PipelineRow
 from artifactfs.index.models import PipelineRun as RunRow
 from artifactfs.index.models import StepRun as StepRow
+
+
+def pipeline_id(name: str) -> str:
+    """A stable id for a pipeline name (the index keys pipelines by name)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"artifactfs:pipeline:{name}"))
+
+
+class PipelineView(str):
+    """A pipeline, as ZenML's ``PipelineResponse`` (``.name``, ``.id``,
+    ``.runs``, ``.last_run``). It is also the pipeline's name as a ``str``,
+    so code written when ``run.pipeline`` was a string keeps working."""
+
+    @property
+    def name(self) -> str:
+        return str.__str__(self)
+
+    @property
+    def id(self) -> str:
+        return pipeline_id(self.name)
+
+    @property
+    def runs(self) -> list[PipelineRunView]:
+        """Its recorded runs, newest first."""
+        return list_pipeline_runs(self.name)
+
+    @property
+    def num_runs(self) -> int:
+        return len(self.runs)
+
+    @property
+    def last_run(self) -> PipelineRunView:
+        found = list_pipeline_runs(self.name, limit=1)
+        if not found:
+            raise NotFoundError(f"pipeline {self.name!r} has no runs yet", "call the pipeline first")
+        return found[0]
+
+    @property
+    def latest_run_status(self) -> str | None:
+        found = list_pipeline_runs(self.name, limit=1)
+        return found[0].status if found else None
+
+
+@dataclass(frozen=True)
+class StepConfigView:
+    """What ZenML's ``step_run.config`` tells that the index records: the
+    invocation name, its parameters and whether caching was on."""
+
+    name: str
+    parameters: dict[str, Any]
+    enable_cache: bool
 
 
 class OutputVersions(list):
@@ -41,7 +96,7 @@ class StepRunView:
     cache_key: str | None
     start_time: dt.datetime
     end_time: dt.datetime | None
-    pipeline: str
+    pipeline: PipelineView
     run: str
     inputs: dict[str, ArtifactVersion] = field(default_factory=dict)
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
@@ -50,6 +105,19 @@ class StepRunView:
     @property
     def is_cached(self) -> bool:
         return self.status == "cached"
+
+    @property
+    def config(self) -> StepConfigView:
+        return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
+
+    @property
+    def pipeline_run(self) -> PipelineRunView:
+        """The run this step run belongs to (ZenML's ``pipeline_run_id`` resolved)."""
+        return get_pipeline_run(self.run)
+
+    @property
+    def pipeline_run_id(self) -> str:
+        return self.pipeline_run.id
 
     @property
     def output(self) -> ArtifactVersion:
@@ -64,16 +132,31 @@ class StepRunView:
             return get_metadata(session, step_run_id=self._pk)
 
 
+@dataclass(frozen=True)
+class RunConfigView:
+    """What ZenML's ``run.config`` tells that the index records: the
+    substitutions the run's names were filled with (``date``, ``time`` and
+    the pipeline's own) and whether caching was on. Empty for runs recorded
+    before artifactfs kept it."""
+
+    substitutions: dict[str, str] = field(default_factory=dict)
+    enable_cache: bool | None = None
+
+
+RUN_CONFIG_KEYS = frozenset({"substitutions", "enable_cache"})
+
+
 @dataclass
 class PipelineRunView:
     id: str
     name: str
-    pipeline: str
+    pipeline: PipelineView
     status: str
     parameters: dict[str, Any]
     start_time: dt.datetime
     end_time: dt.datetime | None
     steps: dict[str, StepRunView] = field(default_factory=dict)
+    config: RunConfigView = field(default_factory=RunConfigView)
     _pk: int = field(default=0, repr=False)
 
     def __str__(self) -> str:
@@ -86,15 +169,15 @@ class PipelineRunView:
 
 
 def step_view(session, step: StepRow, with_links: bool = True, links: dict | None = None) -> StepRunView:
-    """``links``: the step's links from :func:`rows.links_of_steps`, when
+    """``links``: the step's links from :func:`pipeline_rows.links_of_steps`, when
     the caller fetched them for several steps at once."""
     view = StepRunView(
         id=step.uuid, name=step.name, status=step.status, parameters=dict(step.parameters or {}),
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
-        pipeline=step.run.pipeline.name, run=step.run.name, _pk=step.id,
+        pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
     )
     if with_links:
-        links = links if links is not None else rows.links_of_steps(session, [step.id])
+        links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
         for name, version in links.get((step.id, "input"), {}).items():
             view.inputs[name] = ArtifactVersion.from_row(version)
         for name, version in links.get((step.id, "output"), {}).items():
@@ -104,33 +187,80 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
 
 def run_view(session, run: RunRow) -> PipelineRunView:
     view = PipelineRunView(
-        id=run.uuid, name=run.name, pipeline=run.pipeline.name, status=run.status,
+        id=run.uuid, name=run.name, pipeline=PipelineView(run.pipeline.name), status=run.status,
         parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time, _pk=run.id,
+        config=RunConfigView(**{k: v for k, v in (run.config or {}).items() if k in RUN_CONFIG_KEYS}),
     )
-    steps = rows.steps_of(session, run.id)
-    links = rows.links_of_steps(session, [s.id for s in steps])
+    steps = pipeline_rows.steps_of(session, run.id)
+    links = pipeline_rows.links_of_steps(session, [s.id for s in steps])
     view.steps = {s.name: step_view(session, s, links=links) for s in steps}
     return view
 
 
 def get_pipeline_run(name_or_id: str) -> PipelineRunView:
     with get_index().read() as session:
-        return run_view(session, rows.find_run(session, name_or_id))
+        return run_view(session, pipeline_rows.find_run(session, name_or_id))
 
 
 def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
     with get_index().read() as session:
-        return [run_view(session, r) for r in rows.list_runs(session, pipeline, limit)]
+        return [run_view(session, r) for r in pipeline_rows.list_runs(session, pipeline, limit)]
+
+
+def get_step_run(step_run_id: str | uuid.UUID) -> StepRunView:
+    """A step run by its id (or a unique id prefix of at least 4 characters)."""
+    key = str(step_run_id)
+    with get_index().read() as session:
+        found = list(session.scalars(select(StepRow).where(StepRow.uuid.like(key + "%")).limit(2))) if len(key) >= 4 else []
+        if len(found) != 1:
+            raise NotFoundError(f"no step run with id {key!r}" if not found else f"step run id prefix {key!r} is ambiguous",
+                                "list step runs with Client().list_run_steps()")
+        return step_view(session, found[0])
+
+
+def list_step_runs(pipeline_run: str | None = None, name: str | None = None) -> list[StepRunView]:
+    """Step runs, oldest first; of one run (name or id) and/or with one name."""
+    with get_index().read() as session:
+        query = select(StepRow).order_by(StepRow.id)
+        if pipeline_run is not None:
+            query = query.where(StepRow.run_id == pipeline_rows.find_run(session, pipeline_run).id)
+        if name is not None:
+            query = query.where(StepRow.name == name)
+        steps = list(session.scalars(query))
+        links = pipeline_rows.links_of_steps(session, [s.id for s in steps])
+        return [step_view(session, s, links=links) for s in steps]
+
+
+def get_pipeline(name_id_or_prefix: str | uuid.UUID) -> PipelineView:
+    """A pipeline that has run, by name, id or unique id prefix (4+ characters)."""
+    key = str(name_id_or_prefix)
+    with get_index().read() as session:
+        names = list(session.scalars(select(PipelineRow.name)))
+    if key in names:
+        return PipelineView(key)
+    matches = [n for n in names if len(key) >= 4 and pipeline_id(n).startswith(key.lower())]
+    if len(matches) == 1:
+        return PipelineView(matches[0])
+    if matches:
+        raise NotFoundError(f"pipeline id prefix {key!r} is ambiguous", "give more characters of the id")
+    raise NotFoundError(f"no pipeline named {key!r} and no pipeline with that id",
+                        "list pipelines with `artifactfs pipeline list`", name=key, known=names)
+
+
+def list_pipelines() -> list[PipelineView]:
+    """Every pipeline that has run, by name."""
+    with get_index().read() as session:
+        return [PipelineView(p.name) for p, _, _ in pipeline_rows.list_pipelines(session)]
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
     linked: list[int] = []
 
     def delete(session) -> PipelineRunView:
-        run = rows.find_run(session, name_or_id)
+        run = pipeline_rows.find_run(session, name_or_id)
         view = run_view(session, run)
         linked[:] = versions_linked(session, run_ids=[run.id])
-        rows.delete_run(session, run)
+        pipeline_rows.delete_run(session, run)
         return view
 
     view = get_index().run_write(delete)
@@ -143,13 +273,13 @@ def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
 
 def producer(version: ArtifactVersion) -> StepRunView | None:
     with get_index().read() as session:
-        step = rows.producer_of(session, version._pk)
+        step = pipeline_rows.producer_of(session, version._pk)
         return step_view(session, step) if step is not None else None
 
 
 def consumers(version: ArtifactVersion) -> list[StepRunView]:
     with get_index().read() as session:
-        return [step_view(session, s) for s in rows.consumers_of(session, version._pk)]
+        return [step_view(session, s) for s in pipeline_rows.consumers_of(session, version._pk)]
 
 
 def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactVersion]:
@@ -162,13 +292,13 @@ def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactV
             following = []
             for current in frontier:
                 if upstream:
-                    step = rows.producer_of(session, current._pk)
+                    step = pipeline_rows.producer_of(session, current._pk)
                     steps = [step] if step is not None else []
                     direction = "input"
                 else:
-                    steps, direction = rows.consumers_of(session, current._pk), "output"
+                    steps, direction = pipeline_rows.consumers_of(session, current._pk), "output"
                 for step in steps:
-                    for linked in rows.step_links(session, step.id, direction).values():
+                    for linked in pipeline_rows.step_links(session, step.id, direction).values():
                         if linked.uuid not in seen:
                             seen.add(linked.uuid)
                             following.append(ArtifactVersion.from_row(linked))

@@ -18,11 +18,10 @@ from artifactfs.api.stores import CheckResult, check_store, describe_store, forg
 from artifactfs.errors import ArtifactfsError, StoreError
 from artifactfs.index import find_store_row, get_index, hosts, open_store
 from artifactfs.index import stores as store_rows
-from artifactfs.index.models import Store, VersionState
+from artifactfs.index.models import Store
 from artifactfs.settings import get_settings, machine_id
 from artifactfs.stores import env_prefix, env_secrets, get_flavor
-
-LIVE, CONDEMNED = VersionState.LIVE.value, VersionState.CONDEMNED.value
+from artifactfs.enums import CONDEMNED, LIVE
 
 
 # -- login: this machine's credentials ------------------------------------------------

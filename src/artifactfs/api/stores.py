@@ -25,7 +25,7 @@ from artifactfs.settings import DEFAULT_STORE, get_settings, machine_id, private
 from artifactfs.stores import ArtifactStore, get_flavor, split_secrets
 from artifactfs.stores.flavor import is_local_uri
 from artifactfs.stores.secrets import secret_names
-from artifactfs.index.stores import index_identity
+from artifactfs.index.stores import index_identity, shared_stores
 from artifactfs.stores.marker import read_marker, write_marker
 
 log = logging.getLogger("artifactfs")
@@ -136,21 +136,19 @@ def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | 
 
 # A process keeps each store it opened (and its fsspec filesystem, with its
 # connections) for reuse; `store update` and `store login` drop the copy.
-_opened: dict[tuple[str, str], ArtifactStore] = {}
-
-
 def get_store(name: str | None = None) -> ArtifactStore:
     """The named store, or the active one (this machine's default unless changed)."""
     name = name or active_store_name()
     index = get_index()
-    key = (index.url, name)
-    store = _opened.get(key)
+    stores = shared_stores(index)
+    store = stores.find(name)
     if store is None:
         with index.read() as session:
             row = find_store_row(session, name)
         if row.host_id is None and hosts.is_local_row(row):
             row = index.run_write(_claim_if_safe, name)  # recorded before owners were: ours?
-        return _open_once(index.url, row, mark=True)
+        store = stores.open_row(row)
+        mark_new_store(store)  # a process's first use of the store
     return store
 
 
@@ -160,20 +158,9 @@ def _claim_if_safe(session, name: str) -> Store:
     return row
 
 
-def forget_opened(name: str) -> None:
-    """Drop this process's opened copy of a store whose row changed."""
-    for key in [k for k in _opened if k[1] == name]:
-        del _opened[key]
-
-
-def _open_once(index_url: str, row: Store, mark: bool = False) -> ArtifactStore:
-    key = (index_url, row.name)
-    store = _opened.get(key)
-    if store is None:
-        store = _opened[key] = open_store(row)
-        if mark:  # a process's first use of the store
-            mark_new_store(store)
-    return store
+def forget_opened(name: str | None) -> None:
+    """Drop this process's opened copy of a store whose row changed (every store: None)."""
+    shared_stores(get_index()).forget(name)
 
 
 def mark_new_store(store: ArtifactStore) -> None:
@@ -272,7 +259,7 @@ def store_for_uri(uri: str) -> ArtifactStore | None:
         if flavor.split_uri(uri)[0] not in flavor.schemes:
             continue
         try:
-            store = _open_once(index.url, row)
+            store = shared_stores(index).open_row(row)
         except hosts.ForeignStoreError:
             continue  # a path here is never inside another machine's folder
         if store.contains(uri) and (best is None or len(store.root) > len(best.root)):

@@ -22,8 +22,8 @@ from click.core import ParameterSource
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from artifactfs.cli.lazy import ParamError
 from artifactfs.cli.output import confirm, console, err_console, human_bytes, table
+from artifactfs.cli.params import DURATION, POSITIVE_DURATION
 from artifactfs.gc import (
     DEFAULT_DAEMON_SWEEP_DELAY,
     Lease,
@@ -34,7 +34,6 @@ from artifactfs.gc import (
     format_duration,
     fsck,
     load_policy_file,
-    parse_duration,
     plan_prune,
     repair,
     run_daemon,
@@ -43,26 +42,11 @@ from artifactfs.gc.adopt import adopt_store
 from artifactfs.gc.fsck import DEFAULT_STUCK_AFTER, INFO
 from artifactfs.stores.layout import count_payloads
 from artifactfs.gc.payloads import StoreCache, describe_error
-from artifactfs.gc.policy import DEFAULT_GRACE, PolicyError
+from artifactfs.gc.policy import DEFAULT_GRACE
 from artifactfs.index import get_index
 
 MAX_LISTED = 20
 EXIT_STRICT = 3  # --strict: a store was unreachable or failed, or an entry was left alone
-
-
-class Duration(click.ParamType):
-    name = "duration"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, dt.timedelta):
-            return value
-        try:
-            return parse_duration(value)
-        except PolicyError as exc:
-            raise ParamError(exc.message, exc.hint, ctx=ctx, param=param) from None
-
-
-DURATION = Duration()
 
 
 def policy_options(func):
@@ -371,15 +355,13 @@ def artifact_prune(ctx: click.Context, yes: bool, dry_run: bool, **kwargs) -> No
 
 
 @gc_group.command("daemon")
-@click.option("--every", type=DURATION, default="6h", show_default=True, help="Time between two passes.")
+@click.option("--every", type=POSITIVE_DURATION, default="6h", show_default=True, help="Time between two passes.")
 @policy_options
-@click.option("--lease-ttl", type=DURATION, default=None, hidden=True)
+@click.option("--lease-ttl", type=POSITIVE_DURATION, default=None, hidden=True)
 @click.option("--max-passes", type=int, default=None, hidden=True)
 @click.pass_context
 def gc_daemon(ctx: click.Context, every: dt.timedelta, lease_ttl, max_passes, **kwargs) -> None:
     """Run gc passes on a schedule (sweep delay 10m unless set); stops cleanly on SIGTERM."""
-    if every <= dt.timedelta(0):
-        raise click.BadParameter("must be more than 0", param_hint="--every")
     policy = build_policy(ctx, PrunePolicy(sweep_delay=DEFAULT_DAEMON_SWEEP_DELAY), **_policy_values(kwargs))
     logger = logging.getLogger("artifactfs.gc")
     handler = logging.StreamHandler(sys.stderr)

@@ -74,7 +74,8 @@ class ArtifactfsGroup(LazyGroup):
     def _command_path(self, args: list[str]) -> str:
         """``artifactfs gc daemon`` for the arguments ``gc daemon --grace``:
         the deepest command the leading names reach."""
-        path, group = ["artifactfs"], self
+        path = ["artifactfs"]
+        group: click.Command = self
         for arg in args:
             if arg.startswith("-"):
                 continue

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 
 from artifactfs.cli.output import console, error_line, table
+from artifactfs.cli.params import POSITIVE_SECONDS
 from artifactfs.errors import ArtifactfsError, ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.I)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
 
 
 def parse_size(text: str) -> int:
@@ -28,24 +28,8 @@ def parse_size(text: str) -> int:
     return int(number * 1024 ** "_kmgtp".index(unit)) if unit else int(number)
 
 
-def parse_duration(text: str) -> float:
-    """``1s``, ``500ms``, ``2m``, ``0.5`` -> seconds."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration like 1s, 500ms or 2m")
-    number, unit = float(match[1]), (match[2] or "s").lower()
-    seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    if seconds <= 0:
-        raise click.BadParameter("must be more than zero")
-    return seconds
-
-
 def _size_option(ctx, param, value):
     return parse_size(value)
-
-
-def _duration_option(ctx, param, value):
-    return parse_duration(value)
 
 
 @click.command("mount")
@@ -55,9 +39,9 @@ def _duration_option(ctx, param, value):
 @click.option("--cache-size", default="20G", show_default=True, callback=_size_option,
               help="Bound of the on-disk cache (files that are open are never evicted).")
 @click.option("--allow-other", is_flag=True, help="Let other users read the mount (needs user_allow_other when not root).")
-@click.option("--refresh", default="1s", show_default=True, callback=_duration_option,
+@click.option("--refresh", default="1s", show_default=True, type=POSITIVE_SECONDS,
               help="How often to look for new runs and versions.")
-@click.option("--timeout", default="30s", show_default=True, callback=_duration_option,
+@click.option("--timeout", default="30s", show_default=True, type=POSITIVE_SECONDS,
               help="How long a read may wait on a store before it fails with EIO.")
 @click.option("--status", is_flag=True, help="List the artifactfs mounts of this machine and exit.")
 @click.option("--clean-dead", is_flag=True,
@@ -99,7 +83,7 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     path = daemon.check_mountpoint(mountpoint, clean_dead)
     log_path = Path(os.path.abspath(log_file)) if log_file else daemon.log_path_for(path)
     argv = [sys.executable, "-m", "artifactfs.cli.mount", str(path), "--foreground",
-            "--cache-size", str(cache_size), "--refresh", f"{refresh}s", "--timeout", f"{timeout}s",
+            "--cache-size", str(cache_size), "--refresh", repr(refresh), "--timeout", repr(timeout),
             "--local-reads", local_reads, "--read-ahead-kb", str(read_ahead_kb), "--log-file", str(log_path)]
     if cache_dir:
         argv += ["--cache-dir", os.path.abspath(cache_dir)]
@@ -130,7 +114,7 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
 @click.argument("mountpoint", type=click.Path(file_okay=False))
 @click.option("--lazy", is_flag=True,
               help="Detach even while processes use the mount; they keep reading until they let go.")
-@click.option("--timeout", default="30s", show_default=True, callback=_duration_option,
+@click.option("--timeout", default="30s", show_default=True, type=POSITIVE_SECONDS,
               help="How long to wait for the mount to go away.")
 def umount_command(mountpoint: str, lazy: bool, timeout: float) -> None:
     """Unmount an artifactfs mount (its daemon exits).
@@ -197,7 +181,7 @@ def _daemon_main() -> None:
     os._exit(code)
 
 
-__all__ = ["mount_command", "parse_duration", "parse_size", "umount_command"]
+__all__ = ["mount_command", "parse_size", "umount_command"]
 
 if __name__ == "__main__":
     _daemon_main()

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from artifactfs.stores.secrets import redact
 from artifactfs.units import human_bytes  # noqa: F401 - the commands import it from here
 
 console = Console()
@@ -30,6 +29,8 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[obj
 
 def error_line(message: str, hint: str | None = None) -> None:
     """One error (and its hint), passwords in URLs and other secrets masked."""
+    from artifactfs.stores.secrets import redact  # (logging, urllib) only when there is an error to print
+
     # Messages are plain text: "pip install 'artifactfs[s3]'" must not lose "[s3]" as markup.
     err_console.print(f"[bold red]Error:[/] {escape(redact(message))}", highlight=False, soft_wrap=True)
     if hint:

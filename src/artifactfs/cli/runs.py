@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from artifactfs.api.client import Client
 from artifactfs.api.runs import PipelineRunView
 from artifactfs.cli.output import confirm, console, table
-from artifactfs.gc.policy import parse_duration
+from artifactfs.cli.params import DURATION
 from artifactfs.index import get_index
 from artifactfs.index.gc import prune_runs, runs_to_prune
 from artifactfs.index.clock import pass_now
@@ -100,15 +102,15 @@ def run_delete(run: str, yes: bool) -> None:
 
 
 @run_group.command("prune")
-@click.option("--older-than", required=True, help="Delete finished runs started longer ago than this (e.g. 30d, 12h, 0).")
+@click.option("--older-than", type=DURATION, required=True, help="Delete finished runs started longer ago than this (e.g. 30d, 12h, 0).")
 @click.option("--keep-last", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep the newest N runs of each pipeline whatever their age.")
 @click.option("--pipeline", "-p", help="Only runs of this pipeline.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="List the runs, delete nothing.")
-def run_prune(older_than: str, keep_last: int, pipeline: str | None, yes: bool, dry_run: bool) -> None:
+def run_prune(older_than: dt.timedelta, keep_last: int, pipeline: str | None, yes: bool, dry_run: bool) -> None:
     """Delete old runs (never one still running). Their artifacts stay until `artifactfs gc` finds them unreferenced."""
-    age = parse_duration(older_than)
+    age = older_than
     index = get_index()
     with index.read() as session:
         cutoff = pass_now(session, age) - age  # the index's clock; SQLite: refused if ours jumped

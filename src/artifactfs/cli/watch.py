@@ -8,7 +8,6 @@ registers it through the artifact API.
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import threading
 
@@ -16,19 +15,8 @@ import click
 
 from artifactfs.checkpoints import CheckpointRegistrar
 from artifactfs.cli.output import console, err_console
+from artifactfs.cli.params import SECONDS
 from artifactfs.watch import Ledger, Watcher
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(text: str) -> float:
-    """``"5s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or plain seconds."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration; use e.g. 5s, 500ms, 2m")
-    return float(match[1]) * _UNITS[match[2]]
-
 
 class _ConsoleHandler(logging.Handler):
     """The watcher's log lines on the console: info plain, problems in colour."""
@@ -55,7 +43,7 @@ def _console_logging() -> None:
 @click.option("--name", "-n", required=True, help="Artifact every checkpoint becomes a version of.")
 @click.option("--pattern", "-p", default="*", show_default=True,
               help="Shell pattern a checkpoint's name must match (e.g. '*.ckpt').")
-@click.option("--settle", default="5s", show_default=True, callback=lambda _c, _p, v: parse_duration(v),
+@click.option("--settle", default="5s", show_default=True, type=SECONDS,
               help="How long a checkpoint whose writer's close was not seen (found at start, lost events) "
                    "must be quiet. Never enough alone: a checkpoint is complete when no process has it open "
                    "for writing and its format checks pass.")

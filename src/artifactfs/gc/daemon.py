@@ -24,16 +24,9 @@ from artifactfs.gc.plan import PrunePlan, plan_prune
 from artifactfs.gc.policy import PrunePolicy
 from artifactfs.index.clock import ClockJumpError
 from artifactfs.index.db import Index, describe_index_error, is_unreachable
+from artifactfs.units import human_bytes
 
 log = logging.getLogger("artifactfs.gc")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def run_pass(

@@ -13,13 +13,14 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from artifactfs.errors import ArtifactfsError, StoreError
+from artifactfs.errors import ArtifactfsError
 from artifactfs.gc.scan import FILE, EntryProblem, LayoutEntry
 from artifactfs.index.db import Index
 from artifactfs.index.gc import live_owner_uris, live_owner_uris_since, store_rows
 from artifactfs.index.hosts import ForeignStoreError, check_usable
 from artifactfs.index.models import Store
-from artifactfs.index.stores import open_store
+from artifactfs.index.sql import utc
+from artifactfs.index.stores import OpenStores
 from artifactfs.index.sweep import delete_payload, remove_quietly, rmtree_quietly  # noqa: F401 - the pruner's names
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.beneath import LinkFound
@@ -52,15 +53,16 @@ def describe_error(store: ArtifactStore | None, exc: BaseException) -> str:
 
 
 class StoreCache:
-    """The stores of one pass, opened once each; a store that failed to open
-    keeps failing with the same message. ``elsewhere``: stores this machine
+    """The stores of one pass, opened once each (``index.stores.OpenStores``,
+    with the rows as they were when the pass started); a store that failed
+    to open keeps failing with the same message. ``elsewhere``: stores this machine
     leaves alone (another machine's local store, or one with no recorded
     owner: see ``index.hosts``), with the reason; they are not failures."""
 
     def __init__(self, index: Index) -> None:
         with index.read() as session:
             self.rows: dict[int, Store] = {row.id: row for row in store_rows(session)}
-        self._open: dict[int, ArtifactStore] = {}
+        self._open = OpenStores(index, pruning=True, recheck=None)
         self._broken: dict[int, str] = {}
         self.elsewhere: dict[int, str] = {}
         for store_id, row in self.rows.items():
@@ -78,21 +80,18 @@ class StoreCache:
 
     def get_if_open(self, store_id: int) -> ArtifactStore | None:
         """The store if it was opened (for redacting its secrets from a message)."""
-        return self._open.get(store_id)
+        return self._open.get_if_open(store_id)
 
     def get(self, store_id: int) -> ArtifactStore:
         if store_id in self._broken:
             raise StoreFailure(self.name(store_id), self._broken[store_id])
-        store = self._open.get(store_id)
-        if store is None:
-            try:
-                # pruning=True: never another machine's local store, nor one with no recorded owner.
-                store = open_store(self.rows[store_id], pruning=True)
-                store.fs  # noqa: B018 - build the filesystem now: a missing library fails here
-            except Exception as exc:  # noqa: BLE001 - any flavor library error
-                self._broken[store_id] = describe_error(None, exc)
-                raise StoreFailure(self.name(store_id), self._broken[store_id]) from exc
-            self._open[store_id] = store
+        try:
+            # pruning=True: never another machine's local store, nor one with no recorded owner.
+            store = self._open.open_row(self.rows[store_id])
+            store.fs  # noqa: B018 - build the filesystem now: a missing library fails here
+        except Exception as exc:  # noqa: BLE001 - any flavor library error
+            self._broken[store_id] = describe_error(None, exc)
+            raise StoreFailure(self.name(store_id), self._broken[store_id]) from exc
         return store
 
 
@@ -119,7 +118,7 @@ def _timestamp(info: dict[str, Any]) -> dt.datetime | None:
             except ValueError:
                 continue
         if isinstance(value, dt.datetime):
-            return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+            return utc(value)
     return None
 
 
@@ -244,10 +243,3 @@ class LiveOwners:
 def delete_entry(store: ArtifactStore, entry_uri: str, kind: str) -> bool:
     """Delete an orphan: a payload folder, or a manifest file."""
     return remove_quietly(store, entry_uri) if kind == FILE else rmtree_quietly(store, entry_uri)
-
-
-def check_inside(store: ArtifactStore, uri: str) -> None:
-    """Refuse (StoreError) a uri outside the store's root."""
-    native = store.confine(uri)
-    if native == store.root:
-        raise StoreError(f"{uri} is the root of store {store.name!r}; the pruner never deletes a store root")

@@ -1,17 +1,18 @@
 """What a prune pass may remove: the policy (grace, sweep delay, protected
-tags, newest versions kept, run retention, -a/-m/-i), durations like
-``24h``, and policy files for the daemon. Nothing here touches the index."""
+tags, newest versions kept, run retention, -a/-m/-i) and policy files for
+the daemon; durations are read by ``artifactfs.durations``. Nothing here
+touches the index."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artifactfs.durations import DurationError, format_duration, parse_duration
 from artifactfs.errors import ArtifactfsError
 
 DEFAULT_GRACE = dt.timedelta(hours=24)
@@ -23,45 +24,9 @@ DEFAULT_SCAN_LIMIT = 64
 DEFAULT_DAEMON_SWEEP_DELAY = dt.timedelta(minutes=10)
 DEFAULT_KEEP_TAG = "keep"
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
 
 class PolicyError(ArtifactfsError, ValueError):
-    """A duration, a policy file or a combination of options that cannot be used."""
-
-
-def parse_duration(text: str | int | float | dt.timedelta) -> dt.timedelta:
-    """``"24h"``, ``"10m"``, ``"30d"``, ``"1h30m"``, ``"90s"``, ``"2w"``, ``"0"``
-    (a bare number is seconds)."""
-    if isinstance(text, dt.timedelta):
-        return text
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        raw = str(text).strip().lower()
-        if re.fullmatch(r"\d+(?:\.\d+)?", raw):
-            seconds = float(raw)
-        elif raw and _PART.sub("", raw) == "" and _PART.match(raw):
-            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(raw))
-        else:
-            raise PolicyError(
-                f"cannot read the duration {text!r}",
-                "write a number with a unit: 90s, 10m, 24h, 30d, 2w (or 0)",
-            )
-    if seconds < 0:
-        raise PolicyError(f"duration {text!r} is negative")
-    return dt.timedelta(seconds=seconds)
-
-
-def format_duration(value: dt.timedelta) -> str:
-    seconds = int(value.total_seconds())
-    if seconds == 0:
-        return "0"
-    for unit, size in (("w", _UNITS["w"]), ("d", _UNITS["d"]), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """A policy file or a combination of options that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +152,10 @@ def policy_from_mapping(data: dict[str, Any], base: PrunePolicy | None = None, w
     for key, value in data.items():
         if key in ("grace", "sweep_delay", "runs_older_than", "orphan_grace"):
             nullable = key in ("runs_older_than", "orphan_grace")
-            changes[key] = None if value is None and nullable else parse_duration(value)
+            try:
+                changes[key] = None if value is None and nullable else parse_duration(value)
+            except DurationError as exc:
+                raise PolicyError(f"{where}: {key}: {exc.message}", exc.hint) from None
         elif key == "keep_tags":
             tags = [value] if isinstance(value, str) else list(value or [])
             changes[key] = frozenset(str(t) for t in tags)

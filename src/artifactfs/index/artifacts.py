@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from artifactfs.enums import LIVE
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.faults import fault_point
 from artifactfs.index.db import dialect_insert
@@ -26,13 +27,13 @@ from artifactfs.index.models import (
     Metadata,
     Tag,
     VersionFile,
-    VersionState,
     VersionTag,
     WriteIntent,
 )
 from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
+from artifactfs.index.sql import is_live
 
 #: Artifact names become folder names in every store: at most this many
 #: UTF-8 bytes, as a file name on ext4, XFS or APFS.
@@ -330,7 +331,7 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
         artifact_type=new.artifact_type,
         size=sum(f.size for f in new.files),
         file_count=len(new.files),
-        state=VersionState.LIVE.value,
+        state=LIVE,
         save_type=new.save_type,
         visualizations=list(new.visualizations or []),
     )
@@ -382,7 +383,7 @@ def uri_owners(session: Session, uri: str, exclude_id: int | None = None, live_o
     """Every version (or every live one) whose payload is ``uri``, lies inside it, or contains it."""
     query = select(ArtifactVersion).where(ArtifactVersion.id != (exclude_id or 0), overlapping_uri(uri))
     if live_only:
-        query = query.where(ArtifactVersion.state == VersionState.LIVE.value)
+        query = query.where(is_live())
     return list(session.scalars(query))
 
 
@@ -400,7 +401,7 @@ def like_escape(text: str) -> str:
 
 
 def _live(query):
-    return query.where(ArtifactVersion.state == VersionState.LIVE.value)
+    return query.where(is_live())
 
 
 def newest_order(newest: bool = True) -> tuple:
@@ -424,7 +425,7 @@ def newest_rank(artifact_ids: Iterable[int] | None = None):
     ranked = select(
         ArtifactVersion.id.label("vid"), ArtifactVersion.artifact_id.label("artifact_id"),
         func.row_number().over(partition_by=ArtifactVersion.artifact_id, order_by=newest_order()).label("rank"),
-    ).where(ArtifactVersion.state == VersionState.LIVE.value)
+    ).where(is_live())
     if artifact_ids is not None:
         ranked = ranked.where(ArtifactVersion.artifact_id.in_(list(artifact_ids)))
     return ranked.subquery()
@@ -543,7 +544,7 @@ def list_artifacts(session: Session, limit: int | None = None, after: str | None
     """Artifacts with a live version, by name: all of them, or a page of
     ``limit`` after the name ``after`` (found through the name index, then
     counted for that page only, so a page costs the same at any size)."""
-    live = ArtifactVersion.state == VersionState.LIVE.value
+    live = is_live()
     totals = select(ArtifactVersion.artifact_id, func.count(ArtifactVersion.id),
                     func.coalesce(func.sum(ArtifactVersion.size), 0)).where(live).group_by(ArtifactVersion.artifact_id)
     if limit:
@@ -565,7 +566,7 @@ def count_artifacts(session: Session, after: str | None = None) -> int:
 
 def _named_with_live(after: str | None):
     has_live = exists(select(ArtifactVersion.id).where(
-        ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == VersionState.LIVE.value))
+        ArtifactVersion.artifact_id == Artifact.id, is_live()))
     query = select(Artifact.id, Artifact.name).where(has_live)
     return query.where(Artifact.name > after) if after is not None else query
 

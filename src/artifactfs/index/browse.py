@@ -38,21 +38,15 @@ from artifactfs.index.models import (
     Store,
     Tag,
     VersionFile,
-    VersionState,
     VersionTag,
 )
 from artifactfs.index.generation import get_generation
+from artifactfs.index.producers import producing_links
+from artifactfs.enums import LIVE
+from artifactfs.index.sql import is_live, is_postgres, utc
 
-LIVE = VersionState.LIVE.value
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Aware UTC datetimes (SQLite hands back naive ones)."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def seconds_between(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
@@ -274,7 +268,7 @@ def overview(session: Session) -> Overview:
         pipelines=session.scalar(select(count).select_from(Pipeline)) or 0,
         runs=session.scalar(select(count).select_from(PipelineRun)) or 0,
         artifacts=session.scalar(select(count).select_from(Artifact)) or 0,
-        versions=session.scalar(select(count).select_from(ArtifactVersion).where(ArtifactVersion.state == LIVE)) or 0,
+        versions=session.scalar(select(count).select_from(ArtifactVersion).where(is_live())) or 0,
         generation=get_generation(session),
     )
 
@@ -335,7 +329,7 @@ def _run_sort_key(session: Session, sort: str):
     if sort == "status":
         return PipelineRun.status
     if sort == "duration":  # still running: -1, below every finished run
-        if session.get_bind().dialect.name == "postgresql":
+        if is_postgres(session):
             seconds = cast(func.extract("epoch", PipelineRun.end_time - PipelineRun.start_time), Float)
         else:
             seconds = (func.julianday(PipelineRun.end_time) - func.julianday(PipelineRun.start_time)) * 86400.0
@@ -547,7 +541,7 @@ def _metadata_of(session: Session, **owner: int) -> dict[str, Any]:
 
 _has_live = (
     select(ArtifactVersion.id)
-    .where(ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == LIVE)
+    .where(ArtifactVersion.artifact_id == Artifact.id, is_live())
     .correlate(Artifact)
     .exists()
 )
@@ -582,7 +576,7 @@ def list_artifacts(session: Session, after: str | None = None, limit: int | None
         tops = dict(session.execute(select(ranked.c.artifact_id, ranked.c.vid).where(ranked.c.rank == 1)).all())
         stats = {aid: (n, tops.get(aid)) for aid, n in session.execute(
             select(ArtifactVersion.artifact_id, func.count())
-            .where(_ids_in(ArtifactVersion.artifact_id, ids), ArtifactVersion.state == LIVE)
+            .where(_ids_in(ArtifactVersion.artifact_id, ids), is_live())
             .group_by(ArtifactVersion.artifact_id))}
     newest = {}
     if stats:
@@ -612,7 +606,7 @@ def _versions(by_artifact: bool = False) -> Select:
     return (select(*_VERSION_COLUMNS)
             .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
             .join(Store, Store.id == ArtifactVersion.store_id)
-            .where(ArtifactVersion.state == LIVE if by_artifact else _live_unindexed()))
+            .where(is_live() if by_artifact else _live_unindexed()))
 
 
 def _version_page(session: Session, query: Select, before: str | None, limit: int | None,
@@ -652,9 +646,9 @@ def _version_items(session: Session, rows: Sequence) -> list[VersionItem]:
         for vid, *step in session.execute(
             select(StepIO.version_id, *_STEP_COLUMNS).join(StepRun, StepRun.id == StepIO.step_run_id)
             .join(PipelineRun, PipelineRun.id == StepRun.run_id).join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
-            .where(_ids_in(StepIO.version_id, ids), StepIO.direction == "output").order_by(StepIO.id.desc())
+            .where(StepIO.id.in_(producing_links(ids)))
         ):
-            producers[vid] = _step_ref(step)  # the first output link wins (ordered last)
+            producers[vid] = _step_ref(step)
         consumers = dict(session.execute(
             select(StepIO.version_id, func.count()).where(_ids_in(StepIO.version_id, ids), StepIO.direction == "input")
             .group_by(StepIO.version_id)).all())
@@ -693,7 +687,7 @@ def previous_version(session: Session, version: str) -> str | None:
     if row is None:
         return None
     return session.scalar(select(ArtifactVersion.uuid).where(
-        ArtifactVersion.artifact_id == row[1], ArtifactVersion.state == LIVE, ArtifactVersion.id < row[0])
+        ArtifactVersion.artifact_id == row[1], is_live(), ArtifactVersion.id < row[0])
         .order_by(ArtifactVersion.id.desc()).limit(1))
 
 
@@ -705,7 +699,7 @@ def get_version_by_name(session: Session, artifact: str, version: str) -> str | 
         return newest.uuid if newest is not None else None
     return session.scalar(select(ArtifactVersion.uuid).join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
                           .where(Artifact.name == artifact, ArtifactVersion.version == version,
-                                 ArtifactVersion.state == LIVE))
+                                 is_live()))
 
 
 def version_uuid(session: Session, version: str) -> str:
@@ -717,7 +711,7 @@ def version_uuid(session: Session, version: str) -> str:
         NotFoundError: nothing, or more than one version, matches.
     """
     if session.scalar(select(ArtifactVersion.id).where(ArtifactVersion.uuid == version,
-                                                       ArtifactVersion.state == LIVE)) is not None:
+                                                       is_live())) is not None:
         return version
     return artifacts.find_version(session, version).uuid
 
@@ -726,7 +720,7 @@ def version_payload(session: Session, version: str) -> tuple[int, str, str, int,
     """``(row id, uri, payload kind, store id, visualizations)`` of a live version."""
     row = session.execute(
         select(ArtifactVersion.id, ArtifactVersion.uri, ArtifactVersion.payload_kind, ArtifactVersion.store_id,
-               ArtifactVersion.visualizations).where(ArtifactVersion.uuid == version, ArtifactVersion.state == LIVE)
+               ArtifactVersion.visualizations).where(ArtifactVersion.uuid == version, is_live())
     ).first()
     return tuple(row) if row else None
 

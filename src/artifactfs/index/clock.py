@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from artifactfs.errors import ArtifactfsError
+from artifactfs.index.sql import is_sqlite, utc
 
 #: How far a SQLite pass's clock may run behind the mark (clocks of one host
 #: agree; this covers an NTP step), and ahead of it at least, whatever the grace.
@@ -67,11 +68,7 @@ def as_utc(value) -> dt.datetime | None:
         return None
     if isinstance(value, str):  # SQLite answers text, in UTC
         value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
-def is_sqlite(session: Session) -> bool:
-    return session.get_bind().dialect.name == "sqlite"
+    return utc(value)
 
 
 def database_now(session: Session) -> dt.datetime:

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -54,6 +54,7 @@ from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.index import generation
 from artifactfs.index.health import IndexFullError, device_full, explain, full_error, sqlite_path
 from artifactfs.index.migrate import upgrade_if_needed
+from artifactfs.index.sql import is_postgres
 from artifactfs.settings import create_private_file, get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -398,7 +399,7 @@ def dialect_insert(session: Session):
     """``insert`` of the session's dialect, for ``on_conflict_do_nothing``
     (SQLite and PostgreSQL both have it). Imported here: the PostgreSQL
     dialect costs every command 50 ms otherwise."""
-    if session.bind.dialect.name == "postgresql":
+    if is_postgres(session):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
@@ -462,7 +463,3 @@ def describe_index_error(exc: BaseException) -> str:
         return exc.message
     return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
 
-
-def ping(index: Index) -> None:
-    with index.read() as session:
-        session.execute(text("SELECT 1"))

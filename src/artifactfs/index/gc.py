@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -43,30 +43,12 @@ from artifactfs.index.artifacts import newest_rank, overlapping_uri
 from artifactfs.index.clock import database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
+from artifactfs.enums import CONDEMNED, LIVE
+from artifactfs.index.sql import CHUNK, chunks, is_live, is_postgres, utc
 from artifactfs.stores.layout import registered_in_place
 
 AV = ArtifactVersion
-LIVE = VersionState.LIVE.value
-CONDEMNED = VersionState.CONDEMNED.value
 PRUNER_LEASE = "pruner"
-# Statement batches: well below SQLite's and PostgreSQL's bound-parameter limits.
-CHUNK = 1000
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; every timestamp here is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
-
-
-def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def is_postgres(session: Session) -> bool:
-    return session.bind.dialect.name == "postgresql"
 
 
 # -- versions as the pruner sees them -------------------------------------------------
@@ -156,7 +138,7 @@ def _candidates(
     ignored_runs=(),
     artifact_ids: Sequence[int] | None = None,
 ):
-    query = _ref_query().where(AV.state == LIVE, AV.created_at < cutoff, _unreferenced(ignored_runs))
+    query = _ref_query().where(is_live(AV), AV.created_at < cutoff, _unreferenced(ignored_runs))
     unprotected = _unprotected(keep_tags)
     if unprotected is not None:
         query = query.where(unprotected)
@@ -218,7 +200,7 @@ def condemn(
     bump_generation(session)
     condemned: list[int] = []
     for chunk in chunks(sorted(ids)):
-        lock = select(AV.id).where(AV.id.in_(chunk), AV.state == LIVE).order_by(AV.id)
+        lock = select(AV.id).where(AV.id.in_(chunk), is_live(AV)).order_by(AV.id)
         if is_postgres(session):
             lock = lock.with_for_update(skip_locked=True)
         locked = list(session.scalars(lock))
@@ -229,7 +211,7 @@ def condemn(
         still = [ref.id for ref in _refs(session, recheck)]
         if still:
             session.execute(
-                update(AV).where(AV.id.in_(still), AV.state == LIVE).values(state=CONDEMNED, condemned_at=now)
+                update(AV).where(AV.id.in_(still), is_live(AV)).values(state=CONDEMNED, condemned_at=now)
             )
             condemned.extend(still)
     done = set(condemned)
@@ -249,7 +231,7 @@ def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) ->
     if not ids:
         return []
     bump_generation(session)
-    lock = select(AV.id).where(AV.id.in_(list(ids)), AV.state == LIVE).order_by(AV.id)
+    lock = select(AV.id).where(AV.id.in_(list(ids)), is_live(AV)).order_by(AV.id)
     if is_postgres(session):
         lock = lock.with_for_update()
     locked = list(session.scalars(lock))
@@ -267,7 +249,7 @@ def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) ->
             f"delete that run first (Client().delete_pipeline_run({run!r}) or `artifactfs run delete {run}`)",
         )
     if locked:
-        session.execute(update(AV).where(AV.id.in_(locked), AV.state == LIVE).values(state=CONDEMNED, condemned_at=now))
+        session.execute(update(AV).where(AV.id.in_(locked), is_live(AV)).values(state=CONDEMNED, condemned_at=now))
     return locked
 
 
@@ -311,7 +293,7 @@ def live_owner_uris(session: Session) -> tuple[int, list[str]]:
     :func:`live_owner_uris_since`."""
     top = session.scalar(select(func.max(AV.id))) or 0
     uris = session.scalars(
-        select(AV.uri).where(AV.state == LIVE, AV.save_type == SaveType.REGISTERED.value, AV.id <= top)
+        select(AV.uri).where(is_live(AV), AV.save_type == SaveType.REGISTERED.value, AV.id <= top)
     )
     return top, list(uris)
 
@@ -320,7 +302,7 @@ def live_owner_uris_since(session: Session, watermark: int) -> tuple[int, list[s
     """Live registered uris of rows inserted after ``watermark`` (by primary key)."""
     top = session.scalar(select(func.max(AV.id))) or 0
     uris = session.scalars(
-        select(AV.uri).where(AV.id > watermark, AV.id <= top, AV.state == LIVE, AV.save_type == SaveType.REGISTERED.value)
+        select(AV.uri).where(AV.id > watermark, AV.id <= top, is_live(AV), AV.save_type == SaveType.REGISTERED.value)
     )
     return top, list(uris)
 
@@ -498,7 +480,7 @@ def versions_to_check(session: Session, after_id: int, limit: int) -> list[Versi
     """Versions whose payload should exist (live, or condemned and not yet swept), by id."""
     return _refs(
         session,
-        _ref_query().where(AV.id > after_id, or_(AV.state == LIVE, and_(AV.state == CONDEMNED, AV.swept_at.is_(None))))
+        _ref_query().where(AV.id > after_id, or_(is_live(AV), and_(AV.state == CONDEMNED, AV.swept_at.is_(None))))
         .order_by(AV.id).limit(limit),
     )
 
@@ -555,7 +537,7 @@ def condemn_missing(session: Session, ids: Sequence[int], now: dt.datetime) -> l
     bump_generation(session)
     done = []
     for chunk in chunks(sorted(ids)):
-        lock = select(AV.id).where(AV.id.in_(chunk), AV.state == LIVE).order_by(AV.id)
+        lock = select(AV.id).where(AV.id.in_(chunk), is_live(AV)).order_by(AV.id)
         if is_postgres(session):
             lock = lock.with_for_update(skip_locked=True)
         locked = list(session.scalars(lock))

@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 from artifactfs.faults import fault_point
 from artifactfs.index.clock import index_now
 from artifactfs.index.models import IndexState
+from artifactfs.index.sql import is_postgres
 
 SEQUENCE = "index_generation"
 
@@ -96,12 +97,6 @@ def get_generation(connection) -> Generation:
         counter = connection.execute(_PG_COUNTER).scalar() or 0
         return _reading(counter, connection.execute(_PG_SNAPSHOT).scalar())
     return Generation(connection.execute(select(IndexState.generation).where(IndexState.id == 1)).scalar() or 0)
-
-
-def is_postgres(connection) -> bool:
-    """Whether a Session or Core Connection talks to PostgreSQL."""
-    bind = connection.get_bind() if isinstance(connection, Session) else connection
-    return bind.dialect.name == "postgresql"
 
 
 def _reading(counter: int, snapshot: str) -> Generation:

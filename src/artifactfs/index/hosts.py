@@ -37,8 +37,9 @@ from sqlalchemy.orm import Session
 
 from artifactfs.errors import StoreError
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionState
+from artifactfs.index.models import Artifact, ArtifactVersion, Store
 from artifactfs.settings import DEFAULT_STORE, get_settings, machine_id
+from artifactfs.index.sql import is_live
 
 CLAIM_SAMPLE = 20  # newest live payloads that must be here before a claim
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -139,7 +140,7 @@ def claim_if_unowned(session: Session, row: Store, machine: str) -> bool:
     store = ArtifactStore(row.name, get_flavor(row.flavor), row.root_uri, row.options)
     uris = session.scalars(
         select(ArtifactVersion.uri)
-        .where(ArtifactVersion.store_id == row.id, ArtifactVersion.state == VersionState.LIVE.value)
+        .where(ArtifactVersion.store_id == row.id, is_live())
         .order_by(ArtifactVersion.id.desc()).limit(CLAIM_SAMPLE)
     )
     for uri in uris:
@@ -169,7 +170,7 @@ def unreadable_here(session: Session, names: list[str], machine: str | None = No
     counted = (select(Artifact.name, func.count(ArtifactVersion.id))
                .join(ArtifactVersion, ArtifactVersion.artifact_id == Artifact.id)
                .where(Artifact.name.in_(names), ArtifactVersion.store_id.in_(foreign),
-                      ArtifactVersion.state == VersionState.LIVE.value)
+                      is_live())
                .group_by(Artifact.name))
     return {name: count for name, count in session.execute(counted)}
 

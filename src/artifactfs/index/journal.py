@@ -33,10 +33,10 @@ from artifactfs.index.models import (
     StepRun,
     Tag,
     VersionFile,
-    VersionState,
     VersionTag,
 )
 from artifactfs.index.pipelines import get_or_create_pipeline
+from artifactfs.index.sql import is_live
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.manifest import (
     REGISTERED_JOURNAL,
@@ -167,8 +167,7 @@ def rewrite_journals(index: Index, version_ids: Iterable[int],
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
         with index.write(durable=False) as session:
-            lock = select(ArtifactVersion.id).where(ArtifactVersion.id.in_(chunk),
-                                                    ArtifactVersion.state == VersionState.LIVE.value)
+            lock = select(ArtifactVersion.id).where(ArtifactVersion.id.in_(chunk), is_live())
             live = list(session.scalars(lock.order_by(ArtifactVersion.id).with_for_update(of=ArtifactVersion)))
             for gathered in gather(session, live).values():
                 problem = write_journal(gathered, open_store)

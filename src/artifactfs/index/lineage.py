@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.browse import StepRef, VersionRef
-from artifactfs.index.models import Artifact, ArtifactVersion, Pipeline, PipelineRun, StepIO, StepRun, VersionState
+from artifactfs.index.models import Artifact, ArtifactVersion, Pipeline, PipelineRun, StepIO, StepRun
+from artifactfs.index.sql import is_live
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _lineage_records(session: Session, root: int, links: dict, truncated: bool) 
         select(ArtifactVersion.id, ArtifactVersion.uuid, Artifact.name, ArtifactVersion.version,
                ArtifactVersion.data_type, ArtifactVersion.size)
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
-        .where(ArtifactVersion.id.in_(version_ids), ArtifactVersion.state == VersionState.LIVE.value)
+        .where(ArtifactVersion.id.in_(version_ids), is_live())
         .order_by(ArtifactVersion.id))}
     steps = {}
     if links:

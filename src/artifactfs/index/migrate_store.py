@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from artifactfs.enums import LIVE
 from artifactfs.index.artifacts import get_metadata, set_metadata
-from artifactfs.index.models import Artifact, ArtifactVersion, Metadata, VersionState
+from artifactfs.index.models import Artifact, ArtifactVersion, Metadata
 from artifactfs.index.generation import bump_generation
+from artifactfs.index.sql import is_live
 
 MIGRATED_FROM = "migrated_from"
 
@@ -29,7 +31,7 @@ def versions_to_move(
     query = (
         select(ArtifactVersion)
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
-        .where(ArtifactVersion.state == VersionState.LIVE.value, ArtifactVersion.store_id != target_store_id)
+        .where(is_live(), ArtifactVersion.store_id != target_store_id)
         .order_by(ArtifactVersion.id)
     )
     if artifact is not None:
@@ -48,7 +50,7 @@ def versions_moved_to(
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
         .join(Metadata, Metadata.version_id == ArtifactVersion.id)
         .where(
-            ArtifactVersion.state == VersionState.LIVE.value,
+            is_live(),
             ArtifactVersion.store_id == store_id,
             Metadata.key == MIGRATED_FROM,
         )
@@ -84,7 +86,7 @@ def repoint(session: Session, change: Repoint) -> bool:
     ).first()
     if (
         row is None
-        or row.state != VersionState.LIVE.value
+        or row.state != LIVE
         or row.uri != change.old_uri
         or row.store_id != change.old_store_id
     ):

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from artifactfs.enums import LIVE
+from artifactfs.faults import fault_point
 from artifactfs.errors import ArtifactfsError, NotFoundError
 from artifactfs.index.db import dialect_insert
 from artifactfs.index.models import (
@@ -30,10 +32,10 @@ from artifactfs.index.models import (
     RunStatus,
     StepIO,
     StepRun,
-    VersionState,
 )
 from artifactfs.index.clock import index_now
 from artifactfs.index.generation import bump_generation
+from artifactfs.index.producers import producing_link
 
 
 class VersionNotLiveError(ArtifactfsError):
@@ -50,9 +52,12 @@ def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
     return pipeline
 
 
-def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any]) -> PipelineRun:
+def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any],
+               config: dict[str, Any] | None = None) -> PipelineRun:
+    """A running run; ``config`` is what it was configured with besides its parameters."""
     pipeline = get_or_create_pipeline(session, pipeline_name)
-    run = PipelineRun(pipeline_id=pipeline.id, name=run_name, parameters=parameters, status=RunStatus.RUNNING.value)
+    run = PipelineRun(pipeline_id=pipeline.id, name=run_name, parameters=parameters, config=config,
+                      status=RunStatus.RUNNING.value)
     session.add(run)
     session.flush()
     bump_generation(session)
@@ -86,23 +91,6 @@ def finish_by_id(session: Session, model: type[PipelineRun] | type[StepRun], row
     bump_generation(session)
 
 
-def lock_live_version(session: Session, version_id: int) -> ArtifactVersion:
-    """The version, row-locked until commit, if it is live; else VersionNotLiveError.
-
-    The row is read fresh (``populate_existing``): the session may already
-    hold it from an earlier read (``get_artifact_version``, ``step_links``),
-    and the identity map would hand back that copy, ``live`` from before the
-    pruner condemned it, even though the locking SELECT saw the new state.
-    """
-    row = session.scalars(
-        select(ArtifactVersion).where(ArtifactVersion.id == version_id).with_for_update(of=ArtifactVersion)
-        .execution_options(populate_existing=True)
-    ).first()
-    if row is None or row.state != VersionState.LIVE.value:
-        raise _not_live(f"{row.artifact.name}:{row.version}" if row is not None else f"#{version_id}")
-    return row
-
-
 def _not_live(label: str) -> VersionNotLiveError:
     return VersionNotLiveError(
         f"artifact version {label} was removed by the pruner and cannot be used",
@@ -122,7 +110,7 @@ def lock_live_versions(session: Session, version_ids: Iterable[int]) -> None:
         .order_by(ArtifactVersion.id).with_for_update(read=True, of=ArtifactVersion)
     ).all())
     for version_id in ids:
-        if found.get(version_id) != VersionState.LIVE.value:
+        if found.get(version_id) != LIVE:
             raise _not_live(_label(session, version_id))
 
 
@@ -152,6 +140,7 @@ def link_all(session: Session, step_run_id: int, links: Iterable[Link], fresh: I
         return
     fresh = set(fresh)
     lock_live_versions(session, [l.version_id for l in links if l.version_id not in fresh])
+    fault_point("link_checked")
     session.execute(
         dialect_insert(session)(StepIO).on_conflict_do_nothing(index_elements=["step_run_id", "direction", "name"]),
         [{"step_run_id": step_run_id, "version_id": l.version_id, "direction": l.direction, "name": l.name}
@@ -179,7 +168,7 @@ def find_cached_step(session: Session, cache_key: str) -> StepRun | None:
     for candidate in candidates:
         outputs = step_links(session, candidate.id, "output")
         states = {v.state for v in outputs.values()}
-        if outputs and states == {VersionState.LIVE.value}:
+        if outputs and states == {LIVE}:
             return candidate
     return None
 
@@ -211,10 +200,6 @@ def step_links(session: Session, step_run_id: int, direction: str) -> dict[str, 
 
 
 # -- queries ----------------------------------------------------------------------------------
-
-
-def run_exists(session: Session, name: str) -> bool:
-    return session.scalar(select(PipelineRun.id).where(PipelineRun.name == name)) is not None
 
 
 def find_run(session: Session, name_or_id: str) -> PipelineRun:
@@ -273,10 +258,9 @@ def delete_run(session: Session, run: PipelineRun) -> None:
 
 
 def producer_of(session: Session, version_id: int) -> StepRun | None:
+    """The step run that produced the version (``index.producers``), or None."""
     return session.scalars(
-        select(StepRun).join(StepIO, StepIO.step_run_id == StepRun.id)
-        .where(StepIO.version_id == version_id, StepIO.direction == "output")
-        .order_by(StepRun.id).limit(1)
+        select(StepRun).join(StepIO, StepIO.step_run_id == StepRun.id).where(StepIO.id == producing_link(version_id))
     ).first()
 
 

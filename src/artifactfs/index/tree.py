@@ -34,10 +34,8 @@ from artifactfs.index.models import (
     VersionState,
     VersionTag,
 )
-
-LIVE = VersionState.LIVE.value
-OUTPUT = "output"
-INPUT = "input"
+from artifactfs.index.producers import INPUT, OUTPUT, producing_link, producing_links
+from artifactfs.index.sql import chunks, is_live, utc
 _CHUNK = 500  # ids per IN (...) clause
 
 
@@ -45,9 +43,7 @@ def timestamp_ns(value: dt.datetime | None) -> int:
     """Nanoseconds since the epoch; naive datetimes (SQLite) are UTC."""
     if value is None:
         return 0
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return int(value.timestamp() * 1e9)
+    return int(utc(value).timestamp() * 1e9)
 
 
 # -- records ---------------------------------------------------------------------------
@@ -151,7 +147,7 @@ def _versions():
         select(*_VERSION_COLUMNS)
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
         .join(Store, Store.id == ArtifactVersion.store_id)
-        .where(ArtifactVersion.state == LIVE)
+        .where(is_live())
     )
 
 
@@ -256,7 +252,7 @@ def file_owner(session: Session, file_id: int) -> int | None:
 
 _has_live = (
     select(ArtifactVersion.id)
-    .where(ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.state == LIVE)
+    .where(ArtifactVersion.artifact_id == Artifact.id, is_live())
     .correlate(Artifact)
     .exists()
 )
@@ -360,7 +356,7 @@ def _outputs():
         .join(ArtifactVersion, ArtifactVersion.id == StepIO.version_id)
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
         .join(Store, Store.id == ArtifactVersion.store_id)
-        .where(StepIO.direction == OUTPUT, ArtifactVersion.state == LIVE)
+        .where(StepIO.direction == OUTPUT, is_live())
     )
 
 
@@ -396,15 +392,13 @@ def outputs_showing(session: Session, version_ids: Iterable[int]) -> list[tuple[
 
 
 def producer(session: Session, version_id: int) -> Producer | None:
-    """The step run that first wrote the version (its first output link)."""
+    """The step run that produced the version (``index.producers``)."""
     row = session.execute(
         select(Pipeline.name, PipelineRun.name, StepRun.name, StepIO.name, StepRun.uuid)
         .join(StepRun, StepRun.id == StepIO.step_run_id)
         .join(PipelineRun, PipelineRun.id == StepRun.run_id)
         .join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
-        .where(StepIO.version_id == version_id, StepIO.direction == OUTPUT)
-        .order_by(StepIO.id)
-        .limit(1)
+        .where(StepIO.id == producing_link(version_id))
     ).first()
     return Producer(*row) if row else None
 
@@ -414,7 +408,7 @@ def producer(session: Session, version_id: int) -> Producer | None:
 def documents(session: Session, version_ids: Iterable[int]) -> dict[int, dict]:
     """What the JSON document of each version adds to its record, in a few
     queries for the whole batch: tags, metadata, the step outputs that show
-    it (the first is the producer, with the inputs that step read), and the
+    it (the producer's, ``index.producers``, also with the inputs that step read), and the
     step runs that consumed it."""
     ids = list(version_ids)
     docs: dict[int, dict] = {vid: {"tags": [], "metadata": {}, "outputs": [], "consumers": []} for vid in ids}
@@ -431,9 +425,10 @@ def documents(session: Session, version_ids: Iterable[int]) -> dict[int, dict]:
         ):
             stored = (value or {}).get("v")
             docs[vid]["metadata"][key] = float(stored) if kind == "float" and isinstance(stored, str) else stored
-        for vid, direction, pipeline, run, step, name, step_uuid in session.execute(
+        producing = producing_links(chunk)
+        for vid, direction, pipeline, run, step, name, step_uuid, produced in session.execute(
             select(StepIO.version_id, StepIO.direction, Pipeline.name, PipelineRun.name, StepRun.name, StepIO.name,
-                   StepRun.uuid)
+                   StepRun.uuid, StepIO.id.in_(producing))
             .join(StepRun, StepRun.id == StepIO.step_run_id)
             .join(PipelineRun, PipelineRun.id == StepRun.run_id)
             .join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
@@ -442,7 +437,8 @@ def documents(session: Session, version_ids: Iterable[int]) -> dict[int, dict]:
             link = {"pipeline": pipeline, "run": run, "step": step, "name": name, "step_run_id": step_uuid}
             if direction == OUTPUT:
                 docs[vid]["outputs"].append(link)
-                if len(docs[vid]["outputs"]) == 1:
+                if produced:
+                    docs[vid]["producer"] = link
                     producers.setdefault(step_uuid, []).append(vid)
             else:
                 docs[vid]["consumers"].append(link)
@@ -492,7 +488,7 @@ def newest_ids_since(session: Session, after_id: int) -> dict[int, int]:
     version with an id above ``after_id``."""
     rows = session.execute(
         select(ArtifactVersion.artifact_id, func.max(ArtifactVersion.id))
-        .where(ArtifactVersion.id > after_id, ArtifactVersion.state == LIVE)
+        .where(ArtifactVersion.id > after_id, is_live())
         .group_by(ArtifactVersion.artifact_id)
     )
     return dict(rows.all())
@@ -503,7 +499,7 @@ def max_version_id(session: Session) -> int:
 
 
 _USAGE = select(func.coalesce(func.sum(ArtifactVersion.size), 0),
-                func.coalesce(func.sum(ArtifactVersion.file_count), 0)).where(ArtifactVersion.state == LIVE)
+                func.coalesce(func.sum(ArtifactVersion.file_count), 0)).where(is_live())
 
 
 def live_usage(session: Session) -> tuple[int, int]:
@@ -514,11 +510,5 @@ def live_usage(session: Session) -> tuple[int, int]:
 
 
 
-def get_store_row(session: Session, store_id: int) -> Store | None:
-    return session.get(Store, store_id)
-
-
 def _chunks(ids: Iterable[int]) -> Iterable[Sequence[int]]:
-    ids = list(ids)
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i : i + _CHUNK]
+    return chunks(ids, _CHUNK)

@@ -131,10 +131,13 @@ class BaseMaterializer:
     # -- the contract ------------------------------------------------------------
 
     def save(self, data: Any) -> None:
-        raise NotImplementedError
+        """Write ``data`` beneath ``self.uri``. A subclass overrides it; this
+        base does nothing, so ``super().save(data)`` is safe (as in ZenML)."""
 
     def load(self, data_type: type) -> Any:
-        raise NotImplementedError
+        """Read the value back. A subclass overrides it; this base returns
+        None, so ``super().load(data_type)`` is safe (as in ZenML)."""
+        return None
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
         """JSON-able facts about ``data`` (shape, dtype, ...). Storage size is

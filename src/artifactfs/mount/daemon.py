@@ -277,7 +277,7 @@ def run(options: MountOptions, log_path: str | None = None) -> None:
     # Until trio listens for signals, SIGTERM must still end in the clean-up below.
     signal.signal(signal.SIGTERM, _interrupt)
     index = get_index()
-    stores = Stores(index)
+    stores = Stores(index, recheck=options.refresh)
     _prepare(stores)
     tree = Tree(index, uid=os.getuid(), gid=os.getgid())
     try:

@@ -27,7 +27,8 @@ def iso(ns: int) -> str:
 
 def render(version: q.VersionRecord, extra: dict) -> bytes:
     outputs = extra.get("outputs", [])
-    producer = dict(outputs[0], inputs=extra.get("producer_inputs", [])) if outputs else None
+    producer = extra.get("producer")
+    producer = dict(producer, inputs=extra.get("producer_inputs", [])) if producer else None
     fields = (
         ("id", version.uuid),
         ("name", version.artifact),

@@ -33,15 +33,14 @@ import errno
 import logging
 import os
 import stat
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
 from artifactfs.errors import ArtifactfsError
-from artifactfs.index import list_store_rows, open_store
-from artifactfs.index import tree as q
+from artifactfs.index import list_store_rows
+from artifactfs.index.stores import OpenStores
 from artifactfs.index.db import Index
 from artifactfs.mount.cache import BlockCache, CachedFile, CacheKey
 from artifactfs.mount.nodes import Document, FsError, Payload
@@ -209,13 +208,10 @@ class Handle:
 # -- the reader --------------------------------------------------------------------------------
 
 
-@dataclass
-class Stores:
-    """The stores of one index, opened once each (thread-safe)."""
-
-    index: Index
-    stores: dict[int, ArtifactStore] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class Stores(OpenStores):
+    """The mount's opened stores: ``index.stores.OpenStores`` (thread-safe,
+    opened again after a ``store update``), checked for row changes at most
+    every ``recheck`` seconds (the mount's refresh interval)."""
 
     def warm_up(self) -> None:
         """In a worker thread: open every store and build its client now, so
@@ -224,23 +220,9 @@ class Stores:
             ids = [row.id for row in list_store_rows(session)]
         for store_id in ids:
             try:
-                self.get(store_id).fs
+                self.get(store_id).fs  # noqa: B018 - builds the client now
             except Exception as exc:  # a broken store fails its own reads later, loudly
                 log.debug("store %d could not be prepared: %s", store_id, exc)
-
-    def get(self, store_id: int) -> ArtifactStore:
-        """In a worker thread: the store of a version (one object per store)."""
-        with self.lock:
-            store = self.stores.get(store_id)
-        if store is not None:
-            return store
-        with self.index.read() as session:
-            row = q.get_store_row(session, store_id)
-            if row is None:
-                raise StoreFailure(f"store {store_id} is not in the index any more")
-            store = open_store(row)
-        with self.lock:
-            return self.stores.setdefault(store_id, store)
 
 
 class Reader:

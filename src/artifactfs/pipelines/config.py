@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.artifacts import ArtifactVersion, save_artifact
+from artifactfs.errors import ArtifactfsError
 from artifactfs.index.models import ArtifactType
 
 
@@ -36,11 +38,15 @@ class ArtifactConfig:
             self.artifact_type = ArtifactType(self.artifact_type)
 
 
+class ExternalArtifactError(ArtifactfsError, ValueError):
+    """An ExternalArtifact asked for something it cannot do."""
+
+
 @dataclass(eq=False)
 class ExternalArtifact:
     """A value passed to a step inside a pipeline, saved as an artifact when
-    the step runs (named ``<pipeline>::<step>::<input>``); or an existing
-    version named by ``id`` / ``name`` (+ ``version``)."""
+    the step runs (named ``<pipeline>::<step>::<input>``). As in ZenML 0.98,
+    ``id`` / ``name`` / ``version`` are refused: pass the version itself."""
 
     value: Any = None
     id: Any = None
@@ -50,6 +56,25 @@ class ExternalArtifact:
     store_artifact_metadata: bool = True
     store_artifact_visualizations: bool = True
     tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        given = [key for key in ("id", "name", "version") if getattr(self, key) is not None]
+        if given:
+            raise ExternalArtifactError(
+                f"ExternalArtifact({'=..., '.join(given)}=...) is no longer supported (ZenML 0.98 refuses it too)",
+                "pass Client().get_artifact_version(name_or_id, version) to the step instead",
+            )
+
+    def upload_by_value(self) -> uuid.UUID:
+        """Save the value now, as ``external_<uuid>`` (ZenML's name), and
+        return the new version's id."""
+        return uuid.UUID(self.save(f"external_{uuid.uuid4()}").id)
+
+    def save(self, name: str, store: Any = None) -> ArtifactVersion:
+        """Save the value as ``name`` with this artifact's options."""
+        return save_artifact(self.value, name, materializer=self.materializer, tags=list(self.tags),
+                             extract_metadata=self.store_artifact_metadata,
+                             include_visualizations=self.store_artifact_visualizations, store=store)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import Any
 
 from artifactfs.api.context import StepRunContext, current_step_run
 from artifactfs.api.metadata import _output_name, _to_output
-from artifactfs.api.runs import PipelineRunView, StepRunView, get_pipeline_run
+from artifactfs.api.artifacts import ArtifactVersion
+from artifactfs.api.runs import PipelineRunView, PipelineView, StepRunView, get_pipeline_run
 
 
 class StepContext:
@@ -18,8 +19,9 @@ class StepContext:
 
     # the names earlier artifactfs code reads
     @property
-    def pipeline(self) -> str:
-        return self._state.pipeline
+    def pipeline(self) -> PipelineView:
+        """The pipeline (``.name``, ``.id``); also its name as a ``str``."""
+        return PipelineView(self._state.pipeline)
 
     @property
     def run(self) -> str:
@@ -48,6 +50,11 @@ class StepContext:
     @property
     def step_run(self) -> StepRunView:
         return self.pipeline_run.steps[self._state.step]
+
+    @property
+    def inputs(self) -> dict[str, ArtifactVersion]:
+        """The versions this step run reads, by input name."""
+        return dict(self.step_run.inputs)
 
     def add_output_metadata(self, metadata: dict[str, Any], output_name: str | None = None) -> None:
         """Metadata for an output (the only one when no name is given), stored

@@ -8,13 +8,12 @@ import copy
 import functools
 import inspect
 import json
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from artifactfs.api.runs import PipelineRunView, list_pipeline_runs
+from artifactfs.api.runs import PipelineRunView, PipelineView
 from artifactfs.enums import ExecutionMode
-from artifactfs.errors import NotFoundError
 from artifactfs.index.artifacts import check_name
 from artifactfs.pipelines.outputs import StepDefinitionError
 from artifactfs.pipelines.runner import RunOptions, run_pipeline
@@ -25,25 +24,9 @@ from artifactfs.pipelines.trace import tracing
 IGNORED_OPTIONS = frozenset({"settings", "extra", "model", "on_failure", "on_success", "tags",
                              "enable_artifact_metadata", "enable_artifact_visualization", "enable_step_logs",
                              "config_path", "schedule", "build", "parameters"})
+#: ZenML options deprecated in 0.98 and without effect there: accepted with a warning.
+DEPRECATED_OPTIONS = frozenset({"unlisted"})
 _OPTIONS = {"enable_cache", "substitutions", "run_name", "store", "name", "execution_mode", "quiet"}
-
-
-@dataclass(frozen=True)
-class PipelineModel:
-    """What ZenML's ``my_pipeline.model`` offers: the pipeline's recorded runs."""
-
-    name: str
-
-    @property
-    def runs(self) -> list[PipelineRunView]:
-        return list_pipeline_runs(self.name)
-
-    @property
-    def last_run(self) -> PipelineRunView:
-        found = list_pipeline_runs(self.name, limit=1)
-        if not found:
-            raise NotFoundError(f"pipeline {self.name!r} has no runs yet", "call the pipeline first")
-        return found[0]
 
 
 class Pipeline:
@@ -72,20 +55,25 @@ class Pipeline:
         return f"<pipeline {self.name}>"
 
     @property
-    def model(self) -> PipelineModel:
-        return PipelineModel(self.name)
+    def model(self) -> PipelineView:
+        """ZenML's ``my_pipeline.model``: the pipeline's recorded runs (``.runs``, ``.last_run``)."""
+        return PipelineView(self.name)
 
     @property
     def last_run(self) -> PipelineRunView:
         return self.model.last_run
 
     def with_options(self, **options: Any) -> Pipeline:
-        """A copy with other options: enable_cache, substitutions, run_name,
-        store, name, execution_mode, quiet (ZenML's orchestration options are ignored)."""
-        unknown = set(options) - _OPTIONS - IGNORED_OPTIONS
-        if unknown:
-            raise StepDefinitionError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
+        """A copy with other options (see :meth:`configure`); this pipeline is unchanged."""
         clone = copy.copy(self)
+        clone.substitutions = dict(self.substitutions)
+        return clone.configure(**options)
+
+    def configure(self, **options: Any) -> Pipeline:
+        """Change this pipeline's options in place, as ZenML does, and return
+        it: enable_cache, substitutions (merged), run_name, store, name,
+        execution_mode, quiet. ZenML's orchestration options are ignored."""
+        _check_options(options)
         for key, value in options.items():
             if key not in _OPTIONS:
                 continue
@@ -93,10 +81,8 @@ class Pipeline:
                 value = {**self.substitutions, **(value or {})}
             if key == "execution_mode":
                 value = ExecutionMode(value)
-            setattr(clone, key, value)
-        return clone
-
-    configure = with_options  # ZenML configures in place; a copy serves every use here
+            setattr(self, key, value)
+        return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> PipelineRunView:
         parameters = self._parameters(args, kwargs)
@@ -127,6 +113,16 @@ class Pipeline:
         return dict(bound.arguments)
 
 
+def _check_options(options: dict[str, Any], allowed: frozenset[str] = frozenset(_OPTIONS)) -> None:
+    """Refuse unknown options; warn about deprecated ones."""
+    unknown = set(options) - allowed - IGNORED_OPTIONS - DEPRECATED_OPTIONS
+    if unknown:
+        raise StepDefinitionError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
+    for key in sorted(DEPRECATED_OPTIONS & set(options)):
+        warnings.warn(f"pipeline option {key!r} is deprecated in ZenML and has no effect", DeprecationWarning,
+                      stacklevel=3)
+
+
 def pipeline(
     func: Callable | None = None,
     *,
@@ -145,9 +141,7 @@ def pipeline(
     A run logs one line per step as it starts and ends (logger
     ``artifactfs.pipelines``, on stderr unless logging is configured);
     ``quiet=True`` turns that off."""
-    unknown = set(options) - IGNORED_OPTIONS
-    if unknown:
-        raise StepDefinitionError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
+    _check_options(options, allowed=frozenset())
 
     def wrap(f: Callable) -> Pipeline:
         return Pipeline(f, name=name, enable_cache=enable_cache, substitutions=substitutions,

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from artifactfs.api.artifacts import ArtifactVersion, get_artifact_version, save_artifact
+from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.api.journal import update_journals, update_linked_journals
 from artifactfs.api.lazy import LazyArtifactVersion
 from artifactfs.api.context import StepRunContext, inside_step_run
@@ -77,7 +77,8 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     plan = [_plan_step(inv, options, start) for inv in trace.invocations]
     run_name = _run_name(options, start)
     store = get_store(options.store)
-    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters)
+    config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache}
+    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
     with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
         try:
@@ -98,9 +99,9 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
     return check_name(name, "run name")
 
 
-def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any]) -> int:
+def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any]) -> int:
     try:
-        return rows.create_run(session, pipeline, run_name, parameters).id
+        return rows.create_run(session, pipeline, run_name, parameters, config).id
     except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
         raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
 
@@ -195,12 +196,7 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
     if isinstance(ref, LazyArtifactVersion):
         return ref.resolve()
     if isinstance(ref, ExternalArtifact):
-        if ref.value is None:
-            return get_artifact_version(ref.id or ref.name, ref.version)
-        name = check_name(f"{options.pipeline}::{planned.invocation.name}::{key}")
-        return save_artifact(ref.value, name, materializer=ref.materializer, tags=list(ref.tags),
-                             extract_metadata=ref.store_artifact_metadata,
-                             include_visualizations=ref.store_artifact_visualizations, store=store)
+        return ref.save(check_name(f"{options.pipeline}::{planned.invocation.name}::{key}"), store)
     return ref
 
 
@@ -237,7 +233,16 @@ def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs:
     outputs = rows.step_links(session, original.id, "output")
     # One call for inputs and outputs: every version is locked in id order.
     rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs.items()])
-    return {name: ArtifactVersion.from_row(v) for name, v in outputs.items()}
+    output_of = {link: output for output, link in _link_names(planned).items()}
+    return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs.items()}
+
+
+def _link_names(planned: PlannedStep) -> dict[str, str]:
+    """Output name -> the name the run records it under: a named output's
+    resolved name (``x_{date}`` is recorded as ``x_2026_12_06``, as ZenML
+    keys ``run.steps[...].outputs``), an unnamed one's output name."""
+    return {spec.name: planned.artifact_names[spec.name] if spec.named else spec.name
+            for spec in planned.invocation.step.outputs}
 
 
 def _load_inputs(planned: PlannedStep, inputs: dict[str, ArtifactVersion]) -> dict[str, Any]:
@@ -295,8 +300,9 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
             _configure_output(new, metadata, spec.config, context, spec.name)
             new.producers = [link_record(spec.name, producer)]
             pending.append(spec.name)
-        inserted = batch.commit_versions(lambda session, versions: _link_outputs(session, context.step_run_id,
-                                                                                  pending, versions))
+        links = _link_names(planned)
+        inserted = batch.commit_versions(lambda session, versions: _link_outputs(
+            session, context.step_run_id, [links[output] for output in pending], versions))
         return {output: ArtifactVersion.from_row(row, store.name) for output, row in zip(pending, inserted)}
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from artifactfs.materializers.base import BaseMaterializer, MaterializerError, import_by_name
 from artifactfs.pipelines.outputs import OutputSpec, StepDefinitionError, parse_outputs
 from artifactfs.pipelines.trace import current_trace
 
@@ -29,6 +30,13 @@ class StepOutput:
 
     def __repr__(self) -> str:
         return f"<output {self.output!r} of step {self.invocation!r}>"
+
+    def __iter__(self):
+        # Only a step with several outputs returns a tuple to unpack.
+        raise StepDefinitionError(
+            f"step {self.invocation!r} has one output ({self.output!r}), which cannot be unpacked",
+            "assign it to one name, or annotate the step to return Tuple[...] / several Annotated outputs",
+        )
 
 
 #: ZenML step options that configure remote orchestration; accepted and
@@ -53,6 +61,7 @@ class Step:
         self.enable_cache = enable_cache
         self.substitutions = dict(substitutions or {})
         self.signature = inspect.signature(func)
+        _check_parameters(self.name, self.signature)
         self.outputs: list[OutputSpec] = parse_outputs(func)
         self.output_materializers: dict[str, Any] = {}
         self._set_materializers(output_materializers)
@@ -73,7 +82,23 @@ class Step:
                 f"step {self.name!r} has no output {', '.join(map(repr, unknown))} to give a materializer",
                 f"its outputs are: {', '.join(s.name for s in self.outputs) or 'none'}",
             )
-        self.output_materializers = {**self.output_materializers, **materializers}
+        resolved = {output: self._materializer_class(output, given) for output, given in materializers.items()}
+        self.output_materializers = {**self.output_materializers, **resolved}
+
+    def _materializer_class(self, output: str, given: Any) -> type[BaseMaterializer]:
+        """An import path is imported now, as ZenML does, so a typo fails
+        where the step is defined rather than after the step has run."""
+        what = f"output {output!r} of step {self.name!r}"
+        if isinstance(given, str):
+            try:
+                given = import_by_name(given, what)
+            except MaterializerError as exc:
+                raise StepDefinitionError(f"materializer {given!r} for {what} cannot be imported: {exc.message}",
+                                          "give the class itself or its full import path (module.Class)") from None
+        if not (isinstance(given, type) and issubclass(given, BaseMaterializer)):
+            raise StepDefinitionError(f"materializer for {what} is {given!r}, not a BaseMaterializer subclass",
+                                      "give a BaseMaterializer subclass or its import path")
+        return given
 
     def configure(
         self,
@@ -136,6 +161,16 @@ class Step:
             func_code = self.entrypoint.__code__
             code = func_code.co_code + repr(func_code.co_consts).encode()
         return hashlib.sha256(code).hexdigest()
+
+
+def _check_parameters(name: str, signature: inspect.Signature) -> None:
+    """Every step input needs a name (inputs are linked by name), so
+    ``*args`` and ``**kwargs`` are refused, as ZenML refuses them."""
+    stars = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
+    variadic = [stars[p.kind] + p.name for p in signature.parameters.values() if p.kind in stars]
+    if variadic:
+        raise StepDefinitionError(f"step {name!r} takes {', '.join(variadic)}: step inputs must each have a name",
+                                  "list every input as a named parameter")
 
 
 def step(

@@ -54,13 +54,21 @@ class Trace:
         later or unknown one cannot be waited for."""
         if after is None:
             return
-        for item in after if isinstance(after, (list, tuple, set)) else [after]:
-            wanted = item if isinstance(item, str) else getattr(item, "name", None)
+        for item in _flatten(after):
+            # a step's name, the step, or an output of its invocation (ZenML's `after=[a()]`)
+            wanted = item if isinstance(item, str) else getattr(item, "invocation", getattr(item, "name", None))
             if wanted not in taken:
                 raise StepDefinitionError(
                     f"step {name!r} is to run after {wanted!r}, which was not called before it in the pipeline",
                     "call that step earlier in the pipeline function (steps run in the order they are called)",
                 )
+
+
+def _flatten(after: Any) -> list:
+    """``after=`` items; a multi-output step's tuple of outputs counts as its step."""
+    if not isinstance(after, (list, tuple, set)):
+        return [after]
+    return [inner for item in after for inner in _flatten(item)]
 
 
 _current: ContextVar[Trace | None] = ContextVar("artifactfs_trace", default=None)

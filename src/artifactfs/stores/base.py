@@ -93,6 +93,7 @@ class ArtifactStore:
         self.root, self.path = flavor.canonical_root(root)
         self.options = dict(options or {})
         self._secrets = dict(secrets or {})
+        self.index_id: int | None = None  # its row in the index (set by index.stores.open_store)
         remember_secrets(secret_values(self._secrets))  # masked in every error and log line from now on
 
     def __repr__(self) -> str:  # never shows secrets

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from artifactfs.index import get_index
 from artifactfs.index.artifacts import uri_owner
-from artifactfs.index.models import Artifact, ArtifactVersion, Metadata
+from artifactfs.index.models import Artifact, VersionRow, Metadata
 
 #: Metadata keys naming the local path a version's payload came from.
 SOURCE_KEYS = ("copied_from", "migrated_from")
@@ -89,9 +89,9 @@ class Ledger:
         """path -> stamps of the versions registered from it (``None``: a
         version from before stamps were recorded)."""
         query = (
-            select(ArtifactVersion.id, ArtifactVersion.uri, Metadata.key, Metadata.value)
-            .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
-            .outerjoin(Metadata, (Metadata.version_id == ArtifactVersion.id)
+            select(VersionRow.id, VersionRow.uri, Metadata.key, Metadata.value)
+            .join(Artifact, Artifact.id == VersionRow.artifact_id)
+            .outerjoin(Metadata, (Metadata.version_id == VersionRow.id)
                        & Metadata.key.in_((*SOURCE_KEYS, STAMP_KEY)))
             .where(Artifact.name == self.name)
         )

@@ -71,7 +71,8 @@ def line_up(a: dict[str, Any], b: dict[str, Any], same: Callable[[Any, Any], boo
             ) -> list[Difference]:
     """Every key of ``a`` and ``b``, in ``a``'s order then ``b``'s new ones."""
     keys = list(a) + [k for k in b if k not in a]
-    return [Difference(k, a.get(k), b.get(k), _state(k in a, k in b, lambda: same(a[k], b[k]))) for k in keys]
+    return [Difference(k, a.get(k), b.get(k), _state(k in a, k in b, lambda: same(a[k], b[k])))  # noqa: B023 - called at once
+            for k in keys]
 
 
 def _state(in_a: bool, in_b: bool, same: Callable[[], bool]) -> State:
@@ -103,7 +104,8 @@ def versions(session: Session, a: VersionDetail, b: VersionDetail) -> VersionCom
     files_b, cut_b = _files(session, b.version.id)
     by_a, by_b = {f.path: f for f in files_a}, {f.path: f for f in files_b}
     files = [FileDifference(path, by_a.get(path), by_b.get(path),
-                            _state(path in by_a, path in by_b, lambda: _same_file(by_a[path], by_b[path])))
+                            _state(path in by_a, path in by_b,
+                                   lambda: _same_file(by_a[path], by_b[path])))  # noqa: B023 - called at once
              for path in sorted(by_a.keys() | by_b.keys())]
     return VersionComparison(a.version, b.version, facts, metadata, files, cut_a or cut_b,
                              _count(facts, metadata, files))
@@ -131,7 +133,8 @@ def runs(a: RunDetail, b: RunDetail) -> RunComparison:
     for name in list(steps_a) + [n for n in steps_b if n not in steps_a]:
         sa, sb = steps_a.get(name), steps_b.get(name)
         status = Difference("status", sa and sa.status, sb and sb.status,
-                            _state(sa is not None, sb is not None, lambda: sa.status == sb.status))
+                            _state(sa is not None, sb is not None,
+                                   lambda: sa.status == sb.status))  # noqa: B023 - called at once
         outputs = line_up({o.name: o.version for o in (sa.outputs if sa else [])},
                           {o.name: o.version for o in (sb.outputs if sb else [])}, _same_version)
         steps.append(StepDifference(name, status, outputs))

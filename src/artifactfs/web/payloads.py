@@ -16,17 +16,16 @@ import json
 import logging
 import posixpath
 import tarfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
 
-from artifactfs.index import browse, names, open_store
+from artifactfs.index import browse, names
 from artifactfs.index.db import Index
 from artifactfs.index.models import PayloadKind
-from artifactfs.index.tree import get_store_row
+from artifactfs.index.stores import OpenStores
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.beneath import LinkFound
 
@@ -47,23 +46,12 @@ class NotInManifest(LookupError):
     """The version is not live, or has no such file or visualization."""
 
 
-class Stores:
-    """The stores a server reads, opened once each (store rows never change)."""
+class Stores(OpenStores):
+    """The stores a server reads: ``index.stores.OpenStores``, checked for a
+    changed row (``store update``, ``store login``) on every request."""
 
     def __init__(self, index: Index) -> None:
-        self.index = index
-        self._opened: dict[int, ArtifactStore] = {}
-        self._lock = threading.Lock()
-
-    def get(self, store_id: int) -> ArtifactStore:
-        with self._lock:
-            store = self._opened.get(store_id)
-        if store is None:
-            with self.index.read() as session:
-                store = open_store(get_store_row(session, store_id))
-            with self._lock:
-                store = self._opened.setdefault(store_id, store)
-        return store
+        super().__init__(index, recheck=0)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Many versions at once, for benchmarks only: live version rows and their
+"""Many versions at once, for tests and benchmarks only (kept out of the
+package: nothing in the product may insert rows this way): live version rows and their
 manifests inserted straight into the index, as saves would leave them
 (artifact, version and manifest rows, sizes, hashes), in large batches,
 without writing payloads. Listing, stat and the index's own queries never touch a store,
@@ -16,7 +17,7 @@ from sqlalchemy import insert, select
 
 from artifactfs.index.db import Index
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.models import Artifact, ArtifactVersion, Store, VersionFile, utcnow
+from artifactfs.index.models import Artifact, VersionRow, Store, VersionFile, utcnow
 
 
 BATCH = 5000  # versions per transaction
@@ -43,10 +44,10 @@ def insert_live_versions(index: Index, artifacts: int, versions: int, files: tup
         rows = [_version_row(artifact_id, number, store.id, root, prefix, file_size * len(files), len(files), now)
                 for artifact_id in batch for number in range(1, versions + 1)]
         with index.write() as session:
-            session.execute(insert(ArtifactVersion), rows)
+            session.execute(insert(VersionRow), rows)
             if files:
-                ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id)
-                                           .where(ArtifactVersion.artifact_id.in_(batch))).all())
+                ids = dict(session.execute(select(VersionRow.uuid, VersionRow.id)
+                                           .where(VersionRow.artifact_id.in_(batch))).all())
                 session.execute(insert(VersionFile), [
                     {"version_id": ids[r["uuid"]], "path": path, "size": file_size, "mode": 0o644, "digest": None}
                     for r in rows for path in files])

@@ -1,0 +1,78 @@
+"""artifactfs's own tests of dynamic output names (issue 19, not ported from
+ZenML): a step's outputs are keyed by the resolved artifact name, and custom
+substitutions come from the step, the pipeline and ``with_options``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from artifactfs import Client, pipeline, step
+
+
+@step
+def dated() -> Annotated[str, "x_{date}"]:
+    return "hello"
+
+
+@step
+def takes(text: str) -> Annotated[str, "plain"]:
+    return text.upper()
+
+
+@pipeline
+def dated_pipeline():
+    takes(dated())
+
+
+def test_outputs_are_keyed_by_the_resolved_name():
+    run = dated_pipeline()
+    (key,) = run.steps["dated"].outputs
+    assert re.fullmatch(r"x_\d{4}_\d{2}_\d{2}", key)
+    assert run.steps["dated"].outputs[key].name == key
+    assert run.steps["takes"].outputs["plain"].load() == "HELLO"  # a fixed name stays as it is
+    assert run.steps["takes"].inputs["text"].name == key
+
+
+def test_a_cached_run_keys_outputs_the_same_way():
+    dated_pipeline()
+    run = dated_pipeline()  # same day, same code: cached, and the next step still finds its input
+    assert run.steps["dated"].is_cached
+    (key,) = run.steps["dated"].outputs
+    assert re.fullmatch(r"x_\d{4}_\d{2}_\d{2}", key)
+    assert run.steps["takes"].outputs["plain"].load() == "HELLO"
+
+
+@step(substitutions={"who": "step"})
+def custom() -> tuple[Annotated[str, "by_{who}"], Annotated[str, "for_{team}"]]:
+    return "a", "b"
+
+
+@pipeline(substitutions={"team": "search", "who": "pipeline"})
+def custom_pipeline():
+    custom()
+
+
+def test_custom_substitutions_from_step_pipeline_and_with_options():
+    run = custom_pipeline()
+    assert set(run.steps["custom"].outputs) == {"by_step", "for_search"}  # the step's own value wins
+    run = custom_pipeline.with_options(substitutions={"team": "ads"})()
+    assert set(run.steps["custom"].outputs) == {"by_step", "for_ads"}
+    custom.configure(substitutions={"who": "configured"})
+    try:
+        run = custom_pipeline()
+        assert set(run.steps["custom"].outputs) == {"by_configured", "for_search"}
+    finally:
+        custom.configure(substitutions={"who": "step"})
+    assert Client().get_artifact_version("for_ads").load() == "b"
+
+
+def test_substitutions_are_recorded_on_the_run():
+    run = dated_pipeline()
+    (key,) = run.steps["dated"].outputs
+    substitutions = run.config.substitutions
+    assert key == f"x_{substitutions['date']}" and re.fullmatch(r"\d{2}_\d{2}_\d{2}_\d+", substitutions["time"])
+    assert run.config.enable_cache is True
+    run = custom_pipeline.with_options(substitutions={"team": "ads"}, enable_cache=False)()
+    assert run.config.substitutions["team"] == "ads" and run.config.substitutions["who"] == "pipeline"
+    assert Client().get_pipeline_run(run.name).config.enable_cache is False
