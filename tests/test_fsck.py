@@ -141,3 +141,20 @@ def test_only_artifact_leftovers_are_notes_not_problems(afs_home):
     report = fsck(get_index())
     assert report.ok and kinds(report) == {"payload-removed": {"oa:1"}}
     assert states()[v.id] == "condemned"
+
+
+def test_many_leftovers_of_an_interrupted_pass_are_one_row_naming_the_command(afs_home):
+    """Versions swept but not yet forgotten (as a pass killed between sweep
+    and forget leaves them) are summarised in one row that says what
+    happened and which command finishes it, not one row each."""
+    for n in range(10):
+        save_artifact(n, "left")
+    save_artifact("keep", "left")  # the newest stays
+    backdate_all(hours=48)
+    run_pass(get_index(), PrunePolicy(only_artifact=True, keep_latest=1))
+    assert sum(state == "condemned" for state in states().values()) == 10
+    result = CliRunner().invoke(cli, ["fsck"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("payload-removed") == 1
+    assert "10 versions" in result.output and "stopped between sweep and forget" in result.output
+    assert "`artifactfs gc` forgets it" in result.output and "10 note(s)" in result.output

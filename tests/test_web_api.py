@@ -465,7 +465,12 @@ def test_token_rule_of_the_command():
     for host in ["127.0.0.1", "::1", "localhost", "0.0.0.0"]:  # loopback too: other users reach it
         made = plan(host, 8237, None)
         assert made.generated and len(made.token) >= 16 and made.url.endswith(f":8237/?token={made.token}"), host
-    assert plan("0.0.0.0", 8237, None).url.startswith("http://127.0.0.1:8237/")
+    from artifactfs.web.security import HostRule, machine_name
+
+    # Bound to every address: the printed address names this machine, and the Host check accepts that name.
+    assert plan("0.0.0.0", 8237, None).url.startswith(f"http://{machine_name()}:8237/")
+    assert machine_name() not in ("", "127.0.0.1") and HostRule("0.0.0.0").allows(machine_name())
+    assert not HostRule("0.0.0.0").allows("rebound.example") and not HostRule("127.0.0.1").allows("rebound.example")
     assert plan("127.0.0.1", 0, None, no_token=True).token is None
     with pytest.raises(ArtifactfsError, match="loopback only"):
         plan("0.0.0.0", 8237, None, no_token=True)

@@ -411,11 +411,8 @@ def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, adopt: bool, s
         with Lease(index) as lease:
             report = repair(index, report, lease, grace=grace)
     if report.findings:
-        console.print(table("Findings", ["kind", "store", "version or folder", "detail", "repair"], [
-            (f.kind, f.store, f.subject, f.detail,
-             "repaired" if f.repaired else (f.repair or "report only") if f.severity != INFO else "-")
-            for f in report.findings
-        ]))
+        console.print(table("Findings", ["kind", "store", "version or folder", "detail", "repair"],
+                            _finding_rows(report.findings)))
     for problem in report.errors:
         err_console.print(f"[red]Store {escape(problem.store)} not checked:[/] {escape(problem.message)}",
                           highlight=False)
@@ -431,6 +428,33 @@ def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, adopt: bool, s
         ctx.exit(1)
     if report.errors and strict:
         ctx.exit(EXIT_STRICT)
+
+
+#: Notes of one kind, store and detail beyond this many are one row (an
+#: interrupted pass can leave hundreds of the same note).
+GROUP_NOTES_OVER = 3
+
+
+def _finding_rows(findings) -> list[tuple[str, ...]]:
+    """The findings table's rows: problems one per row; notes that say the
+    same of many versions summarised in one row that counts them."""
+    groups: dict[tuple[str, str, str], list] = {}
+    for f in findings:
+        if f.severity == INFO:
+            groups.setdefault((f.kind, f.store, f.detail), []).append(f)
+    rows, shown = [], set()
+    for f in findings:
+        key = (f.kind, f.store, f.detail)
+        same = groups.get(key, [])
+        if len(same) > GROUP_NOTES_OVER:
+            if key not in shown:
+                shown.add(key)
+                examples = ", ".join(g.subject for g in same[:2])
+                rows.append((f.kind, f.store, f"{len(same)} versions ({examples}, ...)", f.detail, "-"))
+            continue
+        rows.append((f.kind, f.store, f.subject, f.detail,
+                     "repaired" if f.repaired else (f.repair or "report only") if f.severity != INFO else "-"))
+    return rows
 
 
 def _adopt(ctx: click.Context, index, store_name: str | None, quarantine: bool) -> None:

@@ -155,7 +155,8 @@ def fsck(
         elif ref.swept_at is not None:
             report.findings.append(Finding(
                 "payload-removed", INFO, name, ref.label,
-                "payload deleted with --only-artifact; the hidden row stays until `artifactfs gc` forgets it",
+                "payload deleted, row kept hidden: a gc pass stopped between sweep and forget, or "
+                "`gc --only-artifact` was used; `artifactfs gc` forgets it",
                 version=ref))
         elif ref.condemned_at is not None and now - ref.condemned_at > stuck_after:
             report.findings.append(Finding(

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import socket
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -117,6 +118,12 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def machine_name() -> str:
+    """This machine's own name, as teammates reach a server bound to every
+    address (no DNS lookup: the kernel's host name)."""
+    return socket.gethostname().lower().rstrip(".")
+
+
 class HostRule:
     """Which ``Host`` headers a server answers to: DNS rebinding gives a
     foreign page's name the address 127.0.0.1, and the browser then lets
@@ -125,13 +132,16 @@ class HostRule:
     resolves to loopback only), the bound address itself (any loopback
     address when bound to loopback, any address written as a number when
     bound to every address: a number cannot be rebound), and the names
-    given with ``--host-name``."""
+    given with ``--host-name`` (and, bound to every address, this machine's
+    own name, which is what the printed address names)."""
 
     def __init__(self, bound: str, names: tuple[str, ...] = ()) -> None:
         self.bound = _ip(bound)
         self.loopback = is_loopback(bound)
         if self.bound is None:  # bound by name: that name is its own
             names = (*names, bound)
+        elif self.bound.is_unspecified:  # served to the network: under this machine's name too
+            names = (*names, machine_name())
         self.names = frozenset(n.strip().lower().rstrip(".") for n in names if n.strip())
 
     def allows(self, host: str | None) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from artifactfs.errors import ArtifactfsError
-from artifactfs.web.security import HostRule, check_token, is_loopback, new_token
+from artifactfs.web.security import HostRule, check_token, is_loopback, machine_name, new_token
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8237
@@ -37,7 +37,8 @@ class Serving:
 
     @property
     def base(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        # Bound to every address: teammates need this machine's name, not loopback.
+        host = machine_name() if self.host in ("0.0.0.0", "::") else self.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/"
 
