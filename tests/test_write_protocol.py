@@ -298,6 +298,27 @@ def test_register_copy_and_in_place_check_their_payload(afs_home, tmp_path):
     assert intents() == [] and (Path(version.uri) / "weights.bin").read_bytes() == b"w" * 1000
 
 
+def test_a_commit_refuses_a_payload_folder_swapped_for_a_link(afs_home, tmp_path):
+    """The commit's payload check reaches each file from the held folder
+    descriptor without following a link on the way: a folder inside the
+    payload moved out of the store and replaced by a link to it is refused,
+    not committed as if the file were still there."""
+    source = tmp_path / "run"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "w.bin").write_bytes(b"w" * 100)
+    store = get_store()
+    outside = tmp_path / "outside"
+
+    def swap() -> None:
+        inner = Path(store.path) / intents()[0][0] / "sub"
+        os.rename(inner, outside)
+        os.symlink(outside, inner)
+
+    with fault_action("before_commit", swap), pytest.raises(PathEscapeError, match="sub"):
+        register_artifact(source, "swapped", copy=True)
+    assert version_count() == 0 and (outside / "w.bin").read_bytes() == b"w" * 100
+
+
 def test_migrate_copies_under_an_intent_and_checks_the_copy(afs_home, tmp_path):
     version = save_artifact({"m": 1}, "moving")
     other = register_store("other", "local", str(tmp_path / "other"))

@@ -72,9 +72,9 @@ from artifactfs.materializers import (
 from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.stores import layout
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
-from artifactfs.stores.beneath import LinkFound, within
+from artifactfs.stores.beneath import LinkFound, held_root, lstat_below, open_below, open_folder, still_there, within
 from artifactfs.stores.durable import fsync_beneath, fsync_fd, start_sync
-from artifactfs.stores.localfiles import folder_beneath, open_beneath, resolve_named, root_fd
+from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
     DEFAULT_FILE_MODE,
     ManifestEntry,
@@ -211,9 +211,9 @@ class WriteBatch:
 
     def _make_folder(self, payload: Payload) -> None:
         if self._root_fd < 0:
-            self._root_fd = root_fd(self.store.root)
-        payload.name_fd = folder_beneath(self._root_fd, payload.name, create=True)
-        payload.folder_fd = folder_beneath(payload.name_fd, payload.uuid, create=True)
+            self._root_fd = held_root(self.store.root).held_fd()
+        payload.name_fd = open_folder(self._root_fd, payload.name, create=True)
+        payload.folder_fd = open_folder(payload.name_fd, payload.uuid, create=True)
 
     # -- steps 2 and 3: what goes into a payload ---------------------------------------------
 
@@ -297,9 +297,8 @@ class WriteBatch:
         if payload.name_fd < 0:
             write_manifest_file(self.store, payload.folder, payload.files, record)
             return
-        fd = os.open(payload.uuid + layout.MANIFEST_SUFFIX,
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, MANIFEST_FILE_MODE,
-                     dir_fd=payload.name_fd)
+        fd = open_below(payload.name_fd, payload.uuid + layout.MANIFEST_SUFFIX,
+                        os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode=MANIFEST_FILE_MODE)
         with open(fd, "wb") as f:
             f.write(manifest_bytes(payload.files, record))
 
@@ -344,14 +343,14 @@ class WriteBatch:
             require_payload(self.store, payload.label, payload.uri, PayloadKind.FOLDER.value, relatives)
             return
         missing = None
-        if not (_same(self._root_fd, payload.name, payload.name_fd)
-                and _same(payload.name_fd, payload.uuid, payload.folder_fd)):
+        if not (still_there(self._root_fd, payload.name, payload.name_fd)
+                and still_there(payload.name_fd, payload.uuid, payload.folder_fd)):
             missing = payload.uri
         else:
             for relative in relatives:
                 try:
-                    os.stat(relative, dir_fd=payload.folder_fd, follow_symlinks=False)
-                except FileNotFoundError:
+                    lstat_below(payload.folder_fd, relative)  # a link swapped in on the way is refused
+                except (FileNotFoundError, NotADirectoryError):
                     missing = posixpath.join(payload.uri, relative)
                     break
         if missing is not None:
@@ -413,16 +412,6 @@ def _payload_syncs(p: Payload) -> list[Callable[[], None]]:
     tasks.extend(functools.partial(fsync_beneath, p.folder_fd, sub) for sub in sorted(inside))
     tasks.append(functools.partial(fsync_fd, p.folder_fd))
     return tasks
-
-
-def _same(dir_fd: int, name: str, held: int) -> bool:
-    """Whether ``name`` in ``dir_fd`` is still the folder ``held`` (no link followed)."""
-    try:
-        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(held)
-    return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _missing(label: str, what: str) -> PayloadMissingError:

@@ -18,8 +18,10 @@ reader).
 
 It owns: the root descriptor (:class:`Root`), opening for reading and for
 writing, lstat, listing, walking, hashing, copying out, deleting files,
-empty folders and trees, and the one component-wise containment check
-(:func:`within`). Confinement of URIs (``..``, other schemes) is
+empty folders and trees, the one component-wise containment check
+(:func:`within`), and the same operations below a folder descriptor the
+write path holds open (:func:`open_folder`, :func:`open_below`,
+:func:`lstat_below`, :func:`files_below`, :func:`still_there`). Confinement of URIs (``..``, other schemes) is
 ``base.ArtifactStore.resolve``'s; following links that stay inside a tree a
 user named (a watched or registered source folder) is ``localfiles``'s.
 """
@@ -154,6 +156,7 @@ class Root:
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._retired: list[int] = []
+        self._identity: tuple[int, int, int] | None = None  # (fd, st_dev, st_ino) checked by held_fd()
 
     def __repr__(self) -> str:
         return f"Root({self.path!r})"
@@ -175,6 +178,32 @@ class Root:
                     self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 fd = self._fd
         return fd
+
+    def held_fd(self) -> int:
+        """The root's descriptor for a save that holds it across its steps
+        (``api.writing``): the folder made when missing, and checked with one
+        ``stat`` against the folder now at the root's path, opened again when
+        that is no longer the one held (deleted and made again). Folders made
+        from it are then held too: no path the save built is looked up again."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            os.makedirs(self.path, exist_ok=True)
+            now = os.stat(self.path)
+        held = self._identity
+        if held is not None and held[0] == self._fd and held[1:] == (now.st_dev, now.st_ino):
+            return held[0]
+        with self._lock:
+            if self._fd is not None:
+                opened = os.fstat(self._fd)
+                if (opened.st_dev, opened.st_ino) == (now.st_dev, now.st_ino):
+                    self._identity = (self._fd, opened.st_dev, opened.st_ino)
+                    return self._fd
+                self._retired.append(self._fd)  # another thread may still use it: closed with the object
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            opened = os.fstat(self._fd)
+            self._identity = (self._fd, opened.st_dev, opened.st_ino)
+            return self._fd
 
     def _reopened(self) -> bool:
         """After ENOENT: whether the root was removed and made again (then
@@ -440,13 +469,7 @@ class Root:
         exactly ``file_mode``'s permission bits before a byte is written.
         A link in the way (the file itself included) raises :class:`LinkFound`."""
         fd = self.open_fd(relative, flags, 0o600 if file_mode is not None else 0o666, make_parents=True)
-        if file_mode is not None:
-            try:
-                os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
+        return given_mode(fd, file_mode)
 
     def create(self, relative: str, file_mode: int = 0o644) -> BinaryIO:
         """A fresh regular file (``O_CREAT | O_EXCL``: never an existing one, never through a link)."""
@@ -578,6 +601,142 @@ def _is_link(name: str, dir_fd: int, error: OSError | None = None) -> bool:
     return stat.S_ISLNK(mode) or (error is not None and error.errno == errno.ENOTDIR and stat.S_ISDIR(mode))
 
 
+
+
+# -- below a folder descriptor a save holds ---------------------------------------------------
+#
+# The write path (``api.writing``, ``stores.manifest``, ``stores.durable``)
+# makes a payload's folders from the root's descriptor (:meth:`Root.held_fd`)
+# and keeps them open until the commit: what it creates, lists, fsyncs and
+# checks there is reached from those descriptors, never by a path looked up
+# again, and never through a link.
+
+_held_roots: dict[str, Root] = {}
+_held_lock = threading.Lock()
+
+
+def held_root(path: str) -> Root:
+    """The one :class:`Root` of the local store root ``path`` for this
+    process, whose :meth:`Root.held_fd` the write path uses."""
+    root = _held_roots.get(path)
+    if root is None:
+        with _held_lock:
+            root = _held_roots.setdefault(path, Root(path))
+    return root
+
+
+def open_folder(dir_fd: int, name: str, create: bool = False) -> int:
+    """A descriptor of the folder ``name`` (one component) of ``dir_fd``,
+    made first when ``create``, opened without following a link (a link or
+    a file there raises :class:`PathEscapeError`)."""
+    if create:
+        try:
+            os.mkdir(name, 0o777, dir_fd=dir_fd)
+        except FileExistsError:
+            pass
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise PathEscapeError(f"{name!r} is a link or a file where a folder belongs; it is not followed",
+                                  "remove it (a payload folder is made by artifactfs alone)") from None
+        raise
+
+
+def open_below(dir_fd: int, relative: str, flags: int = os.O_RDONLY, create: bool = False,
+               file_mode: int | None = None, mode: int = 0o666) -> int:
+    """A descriptor of ``relative`` below ``dir_fd`` opened with ``flags``
+    (``O_NOFOLLOW`` and ``O_CLOEXEC`` added), no component a link; with
+    ``create``, missing folders are made. A file ``flags`` create gets
+    ``file_mode``'s bits exactly (``fchmod`` before a byte is written), else
+    ``mode`` narrowed by the umask."""
+    parts = parts_of(relative)
+    if not parts:
+        raise PathEscapeError(f"{relative!r} is not a path inside the folder", "name a file below it, without '..'")
+    parent = _parent_below(dir_fd, parts, create)
+    try:
+        fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600 if file_mode is not None else mode,
+                     dir_fd=parent)
+        return given_mode(fd, file_mode)
+    finally:
+        if parent != dir_fd:
+            os.close(parent)
+
+
+def _parent_below(dir_fd: int, parts: list[str], create: bool = False) -> int:
+    """The folder holding ``parts[-1]`` below ``dir_fd`` (``dir_fd`` itself
+    for one component: do not close that one)."""
+    current = dir_fd
+    try:
+        for name in parts[:-1]:
+            child = open_folder(current, name, create)
+            if current != dir_fd:
+                os.close(current)
+            current = child
+        return current
+    except BaseException:
+        if current != dir_fd:
+            os.close(current)
+        raise
+
+
+def given_mode(fd: int, file_mode: int | None) -> int:
+    """``fd`` given exactly ``file_mode``'s permission bits, never setuid or
+    setgid (None: left as created); closed when that fails. A file is created
+    owner-only first, so no other user reads it before its bits are set."""
+    if file_mode is not None:
+        try:
+            os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
+
+
+def lstat_below(dir_fd: int, relative: str) -> os.stat_result:
+    """The ``lstat`` of ``relative`` below ``dir_fd``; a link on the way is
+    not followed (:class:`PathEscapeError`), one at the end is stat'ed."""
+    parts = parts_of(relative)
+    if not parts:
+        return os.fstat(dir_fd)
+    parent = _parent_below(dir_fd, parts)
+    try:
+        return os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+    finally:
+        if parent != dir_fd:
+            os.close(parent)
+
+
+def files_below(dir_fd: int) -> list[str]:
+    """Every entry below the folder ``dir_fd`` that is not a folder
+    (relative paths, sorted); links are listed, never followed."""
+    found: list[str] = []
+    pending = [("", dir_fd)]
+    while pending:
+        base, fd = pending.pop()
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    relative = f"{base}{entry.name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((relative + "/", open_folder(fd, entry.name)))
+                    else:
+                        found.append(relative)
+        finally:
+            if fd != dir_fd:
+                os.close(fd)
+    return sorted(found)
+
+
+def still_there(dir_fd: int, name: str, held: int) -> bool:
+    """Whether ``name`` in ``dir_fd`` is still the file or folder ``held``
+    (same device and inode; no link followed)."""
+    try:
+        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(held)
+    return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 # -- the local flavor's filesystem -----------------------------------------------------------
@@ -795,4 +954,19 @@ class BeneathFileSystem(AbstractFileSystem):
         pass  # nothing is cached: every call reads the disk
 
 
-__all__ = ["BeneathFileSystem", "Entry", "LinkFound", "Root", "USE_OPENAT2", "parts_of", "within"]
+__all__ = [
+    "USE_OPENAT2",
+    "BeneathFileSystem",
+    "Entry",
+    "LinkFound",
+    "Root",
+    "files_below",
+    "given_mode",
+    "held_root",
+    "lstat_below",
+    "open_below",
+    "open_folder",
+    "parts_of",
+    "still_there",
+    "within",
+]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from artifactfs.faults import fault_point
-from artifactfs.stores.localfiles import open_beneath_fd
+from artifactfs.stores.beneath import open_below
 
 #: Threads that issue fsyncs at once (they mostly wait on the disk).
 SYNC_THREADS = 4
@@ -43,7 +43,7 @@ def fsync_beneath(dir_fd: int, relative: str) -> None:
     payload check, which always follows, refuses the save with a clear error."""
     fault_point("before_fsync")
     try:
-        fd = open_beneath_fd(dir_fd, relative, os.O_RDONLY | os.O_NONBLOCK)
+        fd = open_below(dir_fd, relative, os.O_RDONLY | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as exc:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from artifactfs.errors import PathEscapeError, StoreError
+from artifactfs.stores.beneath import given_mode
 from artifactfs.stores.beneath import within as _within
 
 #: Links followed while opening one file, as the kernel's own limit.
@@ -144,116 +145,16 @@ def _retarget(parts: list[str], link: _Link, roots: set[str], tree: str, relativ
     return _parts(posixpath.join(resolved, *parts[link.depth + 1:]))
 
 
-# -- creating beneath a folder descriptor -----------------------------------------------
-#
-# Minimal, for the write path only (``api.writing``): the folders a save makes
-# and the files it creates there are reached from descriptors it holds, never
-# by a path looked up again, and never through a link.
-
-_roots: dict[str, tuple[int, int, int]] = {}  # root path -> (fd, st_dev, st_ino)
-
-
-def root_fd(root: str) -> int:
-    """A descriptor of a local store's root folder (made when missing), held
-    open for the process; opened again when the folder at that path is no
-    longer the one held (deleted and made again)."""
-    try:
-        info = os.stat(root)
-    except FileNotFoundError:
-        os.makedirs(root, exist_ok=True)
-        info = os.stat(root)
-    held = _roots.get(root)
-    if held is not None and held[1:] == (info.st_dev, info.st_ino):
-        return held[0]
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    opened = os.fstat(fd)
-    # The one held before is not closed: another thread may still be using it
-    # (one descriptor per root made again, for the life of the process).
-    _roots[root] = (fd, opened.st_dev, opened.st_ino)
-    return fd
-
-
-def folder_beneath(dir_fd: int, name: str, create: bool = False) -> int:
-    """The folder ``name`` (one component) of ``dir_fd``, made first when
-    ``create``, opened without following a link."""
-    if create:
-        try:
-            os.mkdir(name, 0o777, dir_fd=dir_fd)
-        except FileExistsError:
-            pass
-    try:
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise PathEscapeError(f"{name!r} is a link or a file where a folder belongs; it is not followed",
-                                  "remove it (a payload folder is made by artifactfs alone)") from None
-        raise
-
-
-def open_beneath_fd(dir_fd: int, relative: str, flags: int = os.O_RDONLY, create: bool = False,
-                    file_mode: int | None = None) -> int:
-    """``relative`` below ``dir_fd``, no component a link; with ``create``,
-    missing folders are made and ``flags`` should create the file (it gets
-    ``file_mode``'s bits exactly, else the umask's)."""
-    parts = _parts(relative)
-    current = dir_fd
-    try:
-        for name in parts[:-1]:
-            child = folder_beneath(current, name, create)
-            if current != dir_fd:
-                os.close(current)
-            current = child
-        fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600 if file_mode is not None else 0o666,
-                     dir_fd=current)
-        if file_mode is not None:
-            try:
-                os.fchmod(fd, file_mode & 0o777)
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
-    finally:
-        if current != dir_fd:
-            os.close(current)
-
-
-def files_beneath(dir_fd: int) -> list[str]:
-    """Every non-folder entry below ``dir_fd`` (relative paths, sorted);
-    links are listed, never followed."""
-    found: list[str] = []
-    pending = [("", dir_fd)]
-    while pending:
-        base, fd = pending.pop()
-        try:
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    relative = f"{base}{entry.name}"
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append((relative + "/", folder_beneath(fd, entry.name)))
-                    else:
-                        found.append(relative)
-        finally:
-            if fd != dir_fd:
-                os.close(fd)
-    return sorted(found)
-
-
 def opener_with_mode(file_mode: int) -> Callable[[str, int], int]:
     """An ``opener`` for ``open()`` that creates the file owner-only, then
     sets exactly ``file_mode``'s rwx bits (umask may only narrow, never restore, bits
     such as the executable one) before a byte is written."""
 
     def opener(path: str, flags: int) -> int:
-        fd = os.open(path, flags, 0o600)
-        try:
-            os.fchmod(fd, file_mode & 0o777)  # never setuid/setgid: a copy made by root must not become one
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        # never setuid/setgid: a copy made by root must not become one
+        return given_mode(os.open(path, flags, 0o600), file_mode)
 
     return opener
 
 
-__all__ = ["MAX_LINKS", "files_beneath", "folder_beneath", "open_beneath", "open_beneath_fd", "opener_with_mode",
-           "resolve_named", "root_fd"]
+__all__ = ["MAX_LINKS", "open_beneath", "opener_with_mode", "resolve_named"]

@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from artifactfs.stores.base import ArtifactStore
+from artifactfs.stores.beneath import LinkFound, files_below, open_below
 from artifactfs.stores.durable import start_writeback
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM, new_hasher
-from artifactfs.stores.beneath import LinkFound
 from artifactfs.stores.layout import manifest_file
-from artifactfs.stores.localfiles import files_beneath, open_beneath_fd
 
 #: Chunks at least this large are hashed on a helper thread while writing goes on.
 PARALLEL_HASH_CHUNK = 1024 * 1024
@@ -247,7 +246,7 @@ class RecordingStore:
         raw: IO
         if self.dir_fd is not None and relative is not None and not kwargs:  # created from the folder's descriptor
             flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if "x" in mode else os.O_TRUNC)
-            fd = open_beneath_fd(self.dir_fd, relative, flags, create=True, file_mode=file_mode)
+            fd = open_below(self.dir_fd, relative, flags, create=True, file_mode=file_mode)
             if file_mode is None:
                 self._modes[native] = os.fstat(fd).st_mode
             raw = open(fd, "wb")  # noqa: SIM115
@@ -280,7 +279,7 @@ class RecordingStore:
         if not self.store.is_local:
             return self.store.find(self.folder_uri)
         if self.dir_fd is not None:
-            return files_beneath(self.dir_fd)
+            return files_below(self.dir_fd)
         # Beneath the root's descriptor; a link is no payload file: it is never followed, and refused.
         return self.store.beneath.files(self.store.local_relative(self.folder), on_link=_refuse_link(self.store))
 
