@@ -166,16 +166,32 @@ def rewrite_journals(index: Index, version_ids: Iterable[int],
     ids = sorted(set(version_ids))
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
+        opened = _open_stores(index, chunk, open_store)  # before the write: one connection at a time
         with index.write(durable=False) as session:
             lock = select(ArtifactVersion.id).where(ArtifactVersion.id.in_(chunk), is_live())
             live = list(session.scalars(lock.order_by(ArtifactVersion.id).with_for_update(of=ArtifactVersion)))
             for gathered in gather(session, live).values():
-                problem = write_journal(gathered, open_store)
+                problem = write_journal(gathered, opened.get)
                 if problem:
                     problems.append(problem)
     for problem in problems:
         warnings.warn(problem, stacklevel=3)
     return problems
+
+
+def _open_stores(index: Index, version_ids: list[int],
+                 open_store: Callable[[int], ArtifactStore | None]) -> dict[int, ArtifactStore | None]:
+    """The stores of these versions, opened (opening may read the index, so
+    never inside the write transaction that holds the versions' rows)."""
+    with index.read() as session:
+        store_ids = set(session.scalars(select(ArtifactVersion.store_id).where(ArtifactVersion.id.in_(version_ids))))
+    opened: dict[int, ArtifactStore | None] = {}
+    for store_id in store_ids:
+        try:
+            opened[store_id] = open_store(store_id)
+        except Exception:  # noqa: BLE001 - a store that cannot be opened is reported per version
+            opened[store_id] = None
+    return opened
 
 
 def write_journal(gathered: Gathered, open_store: Callable[[int], ArtifactStore | None]) -> str | None:
