@@ -73,7 +73,7 @@ from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.stores import layout
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.beneath import LinkFound, held_root, lstat_below, open_below, open_folder, still_there, within
-from artifactfs.stores.durable import fsync_beneath, fsync_fd, start_sync
+from artifactfs.stores.durable import entry_durable, folder_identity, fsync_beneath, fsync_fd, fsync_root, start_sync
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
     DEFAULT_FILE_MODE,
@@ -316,8 +316,11 @@ class WriteBatch:
                 tasks.append(functools.partial(fsync_beneath, p.name_fd, p.uuid + layout.MANIFEST_SUFFIX))
             names.setdefault(p.name, p.name_fd)
         tasks.extend(functools.partial(fsync_fd, fd) for fd in names.values())
-        if names:
-            tasks.append(functools.partial(fsync_fd, self._root_fd))
+        # The root only when a name folder's entry in it may not be on disk yet
+        # (made by this save, or by one still in flight): ``stores.durable``.
+        identities = [folder_identity(fd) for fd in names.values()]
+        if not all(entry_durable(identity) for identity in identities):
+            tasks.append(functools.partial(fsync_root, self._root_fd, identities))
         return tasks
 
     def _wait_durable(self) -> None:
