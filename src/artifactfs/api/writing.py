@@ -72,7 +72,7 @@ from artifactfs.materializers import (
 from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.stores import layout
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
-from artifactfs.stores.beneath import LinkFound, held_root, lstat_below, open_below, open_folder, still_there, within
+from artifactfs.stores.beneath import LinkFound, lstat_below, open_below, open_folder, still_there, within
 from artifactfs.stores.durable import entry_durable, folder_identity, fsync_beneath, fsync_fd, fsync_root, start_sync
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
@@ -211,7 +211,7 @@ class WriteBatch:
 
     def _make_folder(self, payload: Payload) -> None:
         if self._root_fd < 0:
-            self._root_fd = held_root(self.store.root).held_fd()
+            self._root_fd = self.store.beneath.held_fd()
         payload.name_fd = open_folder(self._root_fd, payload.name, create=True)
         payload.folder_fd = open_folder(payload.name_fd, payload.uuid, create=True)
 

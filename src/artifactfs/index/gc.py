@@ -47,7 +47,7 @@ from artifactfs.enums import CONDEMNED, LIVE
 from artifactfs.index.sql import CHUNK, chunks, is_live, is_postgres, utc
 from artifactfs.stores.layout import registered_in_place
 
-AV = ArtifactVersion
+
 PRUNER_LEASE = "pruner"
 
 
@@ -86,8 +86,8 @@ class VersionRef:
 
 
 _REF_COLUMNS = (
-    AV.id, AV.uuid, Artifact.name, AV.version, AV.store_id, AV.uri, AV.payload_kind, AV.size, AV.file_count,
-    AV.save_type, AV.state, AV.condemned_at, AV.swept_at, AV.visualizations, AV.hash_algorithm,
+    ArtifactVersion.id, ArtifactVersion.uuid, Artifact.name, ArtifactVersion.version, ArtifactVersion.store_id, ArtifactVersion.uri, ArtifactVersion.payload_kind, ArtifactVersion.size, ArtifactVersion.file_count,
+    ArtifactVersion.save_type, ArtifactVersion.state, ArtifactVersion.condemned_at, ArtifactVersion.swept_at, ArtifactVersion.visualizations, ArtifactVersion.hash_algorithm,
 )
 
 
@@ -104,7 +104,7 @@ def _refs(session: Session, query) -> list[VersionRef]:
 
 
 def _ref_query():
-    return select(*_REF_COLUMNS).join(Artifact, Artifact.id == AV.artifact_id)
+    return select(*_REF_COLUMNS).join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
 
 
 # -- the candidate rule -------------------------------------------------------------------
@@ -113,7 +113,7 @@ def _ref_query():
 def _unreferenced(ignored_runs=()):
     """No step run links the version, as input or output (runs being dropped
     in the same pass, a list of ids or a select of them, do not count)."""
-    links = select(StepIO.id).where(StepIO.version_id == AV.id)
+    links = select(StepIO.id).where(StepIO.version_id == ArtifactVersion.id)
     empty = ignored_runs is None or (isinstance(ignored_runs, (list, tuple)) and not ignored_runs)
     if not empty:
         links = links.join(StepRun, StepRun.id == StepIO.step_run_id).where(StepRun.run_id.not_in(ignored_runs))
@@ -127,7 +127,7 @@ def _unprotected(keep_tags: Iterable[str]):
     return ~exists(
         select(VersionTag.version_id)
         .join(Tag, Tag.id == VersionTag.tag_id)
-        .where(VersionTag.version_id == AV.id, Tag.name.in_(names))
+        .where(VersionTag.version_id == ArtifactVersion.id, Tag.name.in_(names))
     )
 
 
@@ -138,13 +138,13 @@ def _candidates(
     ignored_runs=(),
     artifact_ids: Sequence[int] | None = None,
 ):
-    query = _ref_query().where(is_live(AV), AV.created_at < cutoff, _unreferenced(ignored_runs))
+    query = _ref_query().where(is_live(ArtifactVersion), ArtifactVersion.created_at < cutoff, _unreferenced(ignored_runs))
     unprotected = _unprotected(keep_tags)
     if unprotected is not None:
         query = query.where(unprotected)
     if keep_latest > 0:
         ranked = newest_rank(artifact_ids)  # the one order of "newest"
-        query = query.join(ranked, ranked.c.vid == AV.id).where(ranked.c.rank > keep_latest)
+        query = query.join(ranked, ranked.c.vid == ArtifactVersion.id).where(ranked.c.rank > keep_latest)
     return query
 
 
@@ -158,17 +158,17 @@ def candidate_versions(
     """Live versions that no step run links, not tagged with a protected tag,
     not among the newest ``keep_latest`` of their name, created before ``cutoff``.
     Links from ``ignored_runs`` (ids, or a select of ids: see :func:`old_run_ids`) do not count."""
-    return _refs(session, _candidates(cutoff, keep_tags, keep_latest, ignored_runs).order_by(AV.id))
+    return _refs(session, _candidates(cutoff, keep_tags, keep_latest, ignored_runs).order_by(ArtifactVersion.id))
 
 
 def condemned_versions(session: Session) -> list[VersionRef]:
-    return _refs(session, _ref_query().where(AV.state == CONDEMNED).order_by(AV.id))
+    return _refs(session, _ref_query().where(ArtifactVersion.state == CONDEMNED).order_by(ArtifactVersion.id))
 
 
 def lost_versions(session: Session) -> list[tuple[VersionRef, str]]:
     """Versions lost with a store removed by ``store remove --force``, with
     the name that store had (fsck lists them)."""
-    refs = _refs(session, _ref_query().where(AV.state == VersionState.LOST.value).order_by(AV.id))
+    refs = _refs(session, _ref_query().where(ArtifactVersion.state == VersionState.LOST.value).order_by(ArtifactVersion.id))
     stores = dict(session.execute(select(Store.id, Store.name).where(Store.id.in_({r.store_id for r in refs}))).all())
     return [(ref, stores.get(ref.store_id, f"#{ref.store_id}").rsplit("~", 1)[0]) for ref in refs]
 
@@ -200,18 +200,18 @@ def condemn(
     bump_generation(session)
     condemned: list[int] = []
     for chunk in chunks(sorted(ids)):
-        lock = select(AV.id).where(AV.id.in_(chunk), is_live(AV)).order_by(AV.id)
+        lock = select(ArtifactVersion.id).where(ArtifactVersion.id.in_(chunk), is_live(ArtifactVersion)).order_by(ArtifactVersion.id)
         if is_postgres(session):
             lock = lock.with_for_update(skip_locked=True)
         locked = list(session.scalars(lock))
         if not locked:
             continue
-        artifact_ids = list(session.scalars(select(AV.artifact_id).where(AV.id.in_(locked)).distinct()))
-        recheck = _candidates(cutoff, keep_tags, keep_latest, artifact_ids=artifact_ids).where(AV.id.in_(locked))
+        artifact_ids = list(session.scalars(select(ArtifactVersion.artifact_id).where(ArtifactVersion.id.in_(locked)).distinct()))
+        recheck = _candidates(cutoff, keep_tags, keep_latest, artifact_ids=artifact_ids).where(ArtifactVersion.id.in_(locked))
         still = [ref.id for ref in _refs(session, recheck)]
         if still:
             session.execute(
-                update(AV).where(AV.id.in_(still), is_live(AV)).values(state=CONDEMNED, condemned_at=now)
+                update(ArtifactVersion).where(ArtifactVersion.id.in_(still), is_live(ArtifactVersion)).values(state=CONDEMNED, condemned_at=now)
             )
             condemned.extend(still)
     done = set(condemned)
@@ -231,15 +231,15 @@ def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) ->
     if not ids:
         return []
     bump_generation(session)
-    lock = select(AV.id).where(AV.id.in_(list(ids)), is_live(AV)).order_by(AV.id)
+    lock = select(ArtifactVersion.id).where(ArtifactVersion.id.in_(list(ids)), is_live(ArtifactVersion)).order_by(ArtifactVersion.id)
     if is_postgres(session):
         lock = lock.with_for_update()
     locked = list(session.scalars(lock))
     linked = session.execute(
-        select(Artifact.name, AV.version, StepIO.direction, StepRun.name, PipelineRun.name)
-        .join(AV, AV.artifact_id == Artifact.id).join(StepIO, StepIO.version_id == AV.id)
+        select(Artifact.name, ArtifactVersion.version, StepIO.direction, StepRun.name, PipelineRun.name)
+        .join(ArtifactVersion, ArtifactVersion.artifact_id == Artifact.id).join(StepIO, StepIO.version_id == ArtifactVersion.id)
         .join(StepRun, StepRun.id == StepIO.step_run_id).join(PipelineRun, PipelineRun.id == StepRun.run_id)
-        .where(AV.id.in_(locked)).limit(1)
+        .where(ArtifactVersion.id.in_(locked)).limit(1)
     ).first()
     if linked is not None:
         name, version, direction, step, run = linked
@@ -249,7 +249,7 @@ def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) ->
             f"delete that run first (Client().delete_pipeline_run({run!r}) or `artifactfs run delete {run}`)",
         )
     if locked:
-        session.execute(update(AV).where(AV.id.in_(locked), is_live(AV)).values(state=CONDEMNED, condemned_at=now))
+        session.execute(update(ArtifactVersion).where(ArtifactVersion.id.in_(locked), is_live(ArtifactVersion)).values(state=CONDEMNED, condemned_at=now))
     return locked
 
 
@@ -258,15 +258,15 @@ def sweepable(session: Session, ids: Sequence[int], cutoff: dt.datetime) -> list
     return _refs(
         session,
         _ref_query().where(
-            AV.id.in_(ids), AV.state == CONDEMNED, AV.swept_at.is_(None), AV.condemned_at <= cutoff
-        ).order_by(AV.id),
+            ArtifactVersion.id.in_(ids), ArtifactVersion.state == CONDEMNED, ArtifactVersion.swept_at.is_(None), ArtifactVersion.condemned_at <= cutoff
+        ).order_by(ArtifactVersion.id),
     )
 
 
 def mark_swept(session: Session, ids: Sequence[int], now: dt.datetime) -> None:
     for chunk in chunks(list(ids)):
         session.execute(
-            update(AV).where(AV.id.in_(chunk), AV.state == CONDEMNED, AV.swept_at.is_(None)).values(swept_at=now)
+            update(ArtifactVersion).where(ArtifactVersion.id.in_(chunk), ArtifactVersion.state == CONDEMNED, ArtifactVersion.swept_at.is_(None)).values(swept_at=now)
         )
 
 
@@ -276,12 +276,12 @@ def forget(session: Session, ids: Sequence[int], require_swept: bool = True) -> 
     refuse anyway)."""
     gone: list[int] = []
     for chunk in chunks(sorted(ids)):
-        where = [AV.id.in_(chunk), AV.state == CONDEMNED, ~exists(select(StepIO.id).where(StepIO.version_id == AV.id))]
+        where = [ArtifactVersion.id.in_(chunk), ArtifactVersion.state == CONDEMNED, ~exists(select(StepIO.id).where(StepIO.version_id == ArtifactVersion.id))]
         if require_swept:
-            where.append(AV.swept_at.is_not(None))
-        doomed = list(session.scalars(select(AV.id).where(*where)))
+            where.append(ArtifactVersion.swept_at.is_not(None))
+        doomed = list(session.scalars(select(ArtifactVersion.id).where(*where)))
         if doomed:
-            session.execute(delete(AV).where(AV.id.in_(doomed)))
+            session.execute(delete(ArtifactVersion).where(ArtifactVersion.id.in_(doomed)))
             gone.extend(doomed)
     return gone
 
@@ -291,18 +291,18 @@ def live_owner_uris(session: Session) -> tuple[int, list[str]]:
     rows whose payload can overlap another version's (layout payloads are
     ``<root>/<name>/<uuid>`` and cannot nest). The id is a watermark for
     :func:`live_owner_uris_since`."""
-    top = session.scalar(select(func.max(AV.id))) or 0
+    top = session.scalar(select(func.max(ArtifactVersion.id))) or 0
     uris = session.scalars(
-        select(AV.uri).where(is_live(AV), AV.save_type == SaveType.REGISTERED.value, AV.id <= top)
+        select(ArtifactVersion.uri).where(is_live(ArtifactVersion), ArtifactVersion.save_type == SaveType.REGISTERED.value, ArtifactVersion.id <= top)
     )
     return top, list(uris)
 
 
 def live_owner_uris_since(session: Session, watermark: int) -> tuple[int, list[str]]:
     """Live registered uris of rows inserted after ``watermark`` (by primary key)."""
-    top = session.scalar(select(func.max(AV.id))) or 0
+    top = session.scalar(select(func.max(ArtifactVersion.id))) or 0
     uris = session.scalars(
-        select(AV.uri).where(AV.id > watermark, AV.id <= top, is_live(AV), AV.save_type == SaveType.REGISTERED.value)
+        select(ArtifactVersion.uri).where(ArtifactVersion.id > watermark, ArtifactVersion.id <= top, is_live(ArtifactVersion), ArtifactVersion.save_type == SaveType.REGISTERED.value)
     )
     return top, list(uris)
 
@@ -311,16 +311,16 @@ def named_uuids(session: Session, uuids: Sequence[str]) -> set[str]:
     """Which of ``uuids`` are versions (any state)."""
     found: set[str] = set()
     for chunk in chunks(list(uuids)):
-        found.update(session.scalars(select(AV.uuid).where(AV.uuid.in_(chunk))))
+        found.update(session.scalars(select(ArtifactVersion.uuid).where(ArtifactVersion.uuid.in_(chunk))))
     return found
 
 
 def uri_named(session: Session, uri: str, uuid: str | None = None) -> str | None:
     """The label of a version (any state) whose uuid is ``uuid`` or whose
     payload is ``uri``, lies inside it, or contains it; None when no row names it."""
-    condition = overlapping_uri(uri) if uuid is None else or_(overlapping_uri(uri), AV.uuid == uuid)
+    condition = overlapping_uri(uri) if uuid is None else or_(overlapping_uri(uri), ArtifactVersion.uuid == uuid)
     row = session.execute(
-        select(Artifact.name, AV.version).join(Artifact, Artifact.id == AV.artifact_id).where(condition).limit(1)
+        select(Artifact.name, ArtifactVersion.version).join(Artifact, Artifact.id == ArtifactVersion.artifact_id).where(condition).limit(1)
     ).first()
     return f"{row[0]}:{row[1]}" if row else None
 
@@ -480,8 +480,8 @@ def versions_to_check(session: Session, after_id: int, limit: int) -> list[Versi
     """Versions whose payload should exist (live, or condemned and not yet swept), by id."""
     return _refs(
         session,
-        _ref_query().where(AV.id > after_id, or_(is_live(AV), and_(AV.state == CONDEMNED, AV.swept_at.is_(None))))
-        .order_by(AV.id).limit(limit),
+        _ref_query().where(ArtifactVersion.id > after_id, or_(is_live(ArtifactVersion), and_(ArtifactVersion.state == CONDEMNED, ArtifactVersion.swept_at.is_(None))))
+        .order_by(ArtifactVersion.id).limit(limit),
     )
 
 
@@ -507,7 +507,7 @@ def referenced_condemned(session: Session) -> list[VersionRef]:
     """Condemned versions a step run links: the pruner must never make these."""
     return _refs(
         session,
-        _ref_query().where(AV.state == CONDEMNED, exists(select(StepIO.id).where(StepIO.version_id == AV.id))).order_by(AV.id),
+        _ref_query().where(ArtifactVersion.state == CONDEMNED, exists(select(StepIO.id).where(StepIO.version_id == ArtifactVersion.id))).order_by(ArtifactVersion.id),
     )
 
 
@@ -520,10 +520,10 @@ def revive(session: Session, ids: Sequence[int]) -> list[int]:
     revived = []
     for chunk in chunks(ids):
         rows = list(session.scalars(
-            select(AV.id).where(AV.id.in_(chunk), AV.state == CONDEMNED, AV.swept_at.is_(None)).with_for_update()
+            select(ArtifactVersion.id).where(ArtifactVersion.id.in_(chunk), ArtifactVersion.state == CONDEMNED, ArtifactVersion.swept_at.is_(None)).with_for_update()
         ))
         if rows:
-            session.execute(update(AV).where(AV.id.in_(rows)).values(state=LIVE, condemned_at=None))
+            session.execute(update(ArtifactVersion).where(ArtifactVersion.id.in_(rows)).values(state=LIVE, condemned_at=None))
             revived.extend(rows)
     return revived
 
@@ -537,13 +537,13 @@ def condemn_missing(session: Session, ids: Sequence[int], now: dt.datetime) -> l
     bump_generation(session)
     done = []
     for chunk in chunks(sorted(ids)):
-        lock = select(AV.id).where(AV.id.in_(chunk), is_live(AV)).order_by(AV.id)
+        lock = select(ArtifactVersion.id).where(ArtifactVersion.id.in_(chunk), is_live(ArtifactVersion)).order_by(ArtifactVersion.id)
         if is_postgres(session):
             lock = lock.with_for_update(skip_locked=True)
         locked = list(session.scalars(lock))
-        still = list(session.scalars(select(AV.id).where(AV.id.in_(locked), _unreferenced())))
+        still = list(session.scalars(select(ArtifactVersion.id).where(ArtifactVersion.id.in_(locked), _unreferenced())))
         if still:
-            session.execute(update(AV).where(AV.id.in_(still)).values(state=CONDEMNED, condemned_at=now, swept_at=now))
+            session.execute(update(ArtifactVersion).where(ArtifactVersion.id.in_(still)).values(state=CONDEMNED, condemned_at=now, swept_at=now))
             done.extend(still)
     return done
 

@@ -30,8 +30,8 @@ from artifactfs.api.stores import get_store
 from artifactfs.api.writing import WriteBatch, pick_materializer, write_value
 from artifactfs.errors import AlreadyExistsError
 from artifactfs.index import get_index
-from artifactfs.index import artifacts as version_rows
-from artifactfs.index import pipelines as rows
+from artifactfs.index import artifacts as artifact_rows
+from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.artifacts import check_name
 from artifactfs.index.journal import step_records
 from artifactfs.stores.manifest import link_record
@@ -101,13 +101,13 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
 
 def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any]) -> int:
     try:
-        return rows.create_run(session, pipeline, run_name, parameters, config).id
+        return pipeline_rows.create_run(session, pipeline, run_name, parameters, config).id
     except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
         raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
 
 
 def _finish_run(run_id: int, status: RunStatus) -> None:
-    get_index().run_write(rows.finish_by_id, PipelineRun, run_id, status)
+    get_index().run_write(pipeline_rows.finish_by_id, PipelineRun, run_id, status)
     update_linked_journals(run_ids=[run_id])  # the run's end, in the manifest file of every version it touched
 
 
@@ -202,9 +202,9 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
 
 def _start_step(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
     step = planned.invocation.step
-    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
+    row = pipeline_rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
                                key if planned.use_cache else None, planned.parameters)
-    rows.link_all(session, row.id, _input_links(inputs))
+    pipeline_rows.link_all(session, row.id, _input_links(inputs))
     return row.id, row.uuid
 
 
@@ -224,15 +224,15 @@ def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str,
 
 
 def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
-    original = rows.find_cached_step(session, key)
+    original = pipeline_rows.find_cached_step(session, key)
     if original is None:
         return None
     step = planned.invocation.step
-    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
+    row = pipeline_rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
                                original_step_run_id=original.id, status=RunStatus.CACHED)
-    outputs = rows.step_links(session, original.id, "output")
+    outputs = pipeline_rows.step_links(session, original.id, "output")
     # One call for inputs and outputs: every version is locked in id order.
-    rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs.items()])
+    pipeline_rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs.items()])
     output_of = {link: output for output, link in _link_names(planned).items()}
     return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs.items()}
 
@@ -342,8 +342,8 @@ def _link_outputs(session, step_run_id: int, outputs: list[str], inserted: list)
     complete the run (the versions were inserted by this very transaction:
     they need no lock)."""
     links = [Link(row.id, "output", output) for output, row in zip(outputs, inserted)]
-    rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
-    rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
+    pipeline_rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
+    pipeline_rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
 
 
 ERROR_TEXT_LIMIT = 4000
@@ -358,8 +358,8 @@ def _finish_step(step_run_id: int, status: RunStatus, error: BaseException | Non
         metadata = {"error": f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT], "traceback": text[-ERROR_TEXT_LIMIT:]}
 
     def finish(session) -> None:
-        rows.finish_by_id(session, StepRun, step_run_id, status)
+        pipeline_rows.finish_by_id(session, StepRun, step_run_id, status)
         if metadata is not None:
-            version_rows.set_metadata(session, metadata, step_run_id=step_run_id)
+            artifact_rows.set_metadata(session, metadata, step_run_id=step_run_id)
 
     get_index().run_write(finish)

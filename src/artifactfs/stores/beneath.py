@@ -611,13 +611,16 @@ def _is_link(name: str, dir_fd: int, error: OSError | None = None) -> bool:
 # checks there is reached from those descriptors, never by a path looked up
 # again, and never through a link.
 
-_held_roots: dict[str, Root] = {}
+_held_roots: dict[str, Root] = {}  # by the root's path, as Root normalises it
 _held_lock = threading.Lock()
 
 
 def held_root(path: str) -> Root:
     """The one :class:`Root` of the local store root ``path`` for this
-    process, whose :meth:`Root.held_fd` the write path uses."""
+    process: every local store's filesystem (:class:`BeneathFileSystem`)
+    opened at that path shares it, and the write path holds it
+    (:meth:`Root.held_fd`) through a store's ``beneath``."""
+    path = path.rstrip("/") or "/"
     root = _held_roots.get(path)
     if root is None:
         with _held_lock:
@@ -758,7 +761,7 @@ class BeneathFileSystem(AbstractFileSystem):
 
     def __init__(self, root: str, **_options) -> None:
         super().__init__()
-        self.root = Root(root)
+        self.root = held_root(root)  # the process's one descriptor of this root (the write path's too)
 
     @classmethod
     def _strip_protocol(cls, path):
