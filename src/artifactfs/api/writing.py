@@ -43,7 +43,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
@@ -248,6 +248,7 @@ class WriteBatch:
         On failure everything fresh is abandoned (see :meth:`abandon`)."""
         created = self._created  # set by begin(), which every payload passed
         for payload in self.payloads:
+            assert created is not None, "begin() dated every payload"
             self._write_manifest(payload, created)
         if self.store.is_local:
             self._syncs.append(start_sync(self._beside_syncs()))
@@ -528,7 +529,8 @@ def write_value(
     extracted (ZenML's ``extract_metadata``/``include_visualizations``
     switches turn the two extras off)."""
     recorder = batch.recorder(payload)
-    instance = cls(payload.uri, recorder, layout.viz_folder(payload.uri))
+    # The recorder stands in for the store: the same file methods, each file hashed as written.
+    instance = cls(payload.uri, cast(ArtifactStore, recorder), layout.viz_folder(payload.uri))
     try:
         instance.save(data)
     except ArtifactfsError:

@@ -40,7 +40,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import newest_rank, overlapping_uri
-from artifactfs.index.clock import database_now
+from artifactfs.index.clock import When, database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
 from artifactfs.enums import CONDEMNED, LIVE
@@ -132,7 +132,7 @@ def _unprotected(keep_tags: Iterable[str]):
 
 
 def _candidates(
-    cutoff: dt.datetime,
+    cutoff: When,
     keep_tags: Iterable[str],
     keep_latest: int,
     ignored_runs=(),
@@ -150,7 +150,7 @@ def _candidates(
 
 def candidate_versions(
     session: Session,
-    cutoff: dt.datetime,
+    cutoff: When,
     keep_tags: Iterable[str],
     keep_latest: int,
     ignored_runs=(),
@@ -253,7 +253,7 @@ def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) ->
     return locked
 
 
-def sweepable(session: Session, ids: Sequence[int], cutoff: dt.datetime) -> list[VersionRef]:
+def sweepable(session: Session, ids: Sequence[int], cutoff: When) -> list[VersionRef]:
     """Of ``ids``, the versions condemned at or before ``cutoff`` whose payload is not yet swept."""
     return _refs(
         session,
@@ -263,7 +263,7 @@ def sweepable(session: Session, ids: Sequence[int], cutoff: dt.datetime) -> list
     )
 
 
-def mark_swept(session: Session, ids: Sequence[int], now: dt.datetime) -> None:
+def mark_swept(session: Session, ids: Sequence[int], now: When) -> None:
     for chunk in chunks(list(ids)):
         session.execute(
             update(ArtifactVersion).where(ArtifactVersion.id.in_(chunk), ArtifactVersion.state == CONDEMNED, ArtifactVersion.swept_at.is_(None)).values(swept_at=now)
