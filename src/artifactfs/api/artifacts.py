@@ -82,6 +82,7 @@ class ArtifactVersion:
 
     @classmethod
     def from_row(cls, row: VersionRow, store_name: str | None = None) -> ArtifactVersion:
+        """The version a row of the index describes (``store_name``: spares the store's lookup)."""
         return cls(
             id=row.uuid,
             name=row.artifact.name,
@@ -119,6 +120,7 @@ class ArtifactVersion:
 
     @property
     def data_type_class(self) -> type | None:
+        """The class of the saved value, imported; None when it cannot be imported here."""
         try:
             return import_by_name(self.data_type, str(self)) if self.data_type else None
         except ArtifactfsError:
@@ -126,11 +128,13 @@ class ArtifactVersion:
 
     @property
     def tags(self) -> list[str]:
+        """The version's tags, read from the index now."""
         with get_index().read() as session:
             return artifact_rows.version_tags(session, self._pk)
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The version's metadata (``{key: value}``), read from the index now."""
         with get_index().read() as session:
             return artifact_rows.get_metadata(session, version_id=self._pk)
 
@@ -162,10 +166,12 @@ class ArtifactVersion:
         zip_version(self, path, overwrite)
 
     def add_tags(self, tags: Iterable[str]) -> None:
+        """Tag the version (tags it has already are kept once); its manifest file is rewritten."""
         get_index().run_write(lambda session: artifact_rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
         update_journals([self._pk])
 
     def remove_tags(self, tags: Iterable[str]) -> None:
+        """Remove these tags from the version; its manifest file is rewritten."""
         get_index().run_write(
             lambda session: artifact_rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
         update_journals([self._pk])
@@ -205,11 +211,15 @@ class ArtifactVersion:
         return self.step.pipeline_run
 
     def upstream(self, depth: int = 1) -> list[ArtifactVersion]:
+        """The versions this one was made from: the inputs of the step run that
+        produced it, and theirs, ``depth`` steps back."""
         from artifactfs.api import runs
 
         return runs.walk(self, depth, upstream=True)
 
     def downstream(self, depth: int = 1) -> list[ArtifactVersion]:
+        """The versions made from this one: the outputs of the step runs that
+        read it, and theirs, ``depth`` steps on."""
         from artifactfs.api import runs
 
         return runs.walk(self, depth, upstream=False)

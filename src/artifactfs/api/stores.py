@@ -192,6 +192,7 @@ def _root_names(store: ArtifactStore) -> list[str]:
 
 
 def list_stores() -> list[StoreInfo]:
+    """Every registered store, with which one is active and the names (never values) of its secrets."""
     active, credentials = _active_for_listing(), get_settings().read_credentials()
     with get_index().read() as session:
         rows = list_store_rows(session)
@@ -199,6 +200,7 @@ def list_stores() -> list[StoreInfo]:
 
 
 def describe_store(name: str) -> StoreInfo:
+    """One registered store, as :func:`list_stores` shows it; ``NotFoundError`` for an unknown name."""
     with get_index().read() as session:
         row = find_store_row(session, name)
     return _info(row, _active_for_listing(), get_settings().read_credentials())
@@ -277,6 +279,8 @@ def local_filesystem() -> ArtifactStore:
 
 
 def store_or_local(uri: str) -> ArtifactStore:
+    """The registered store holding ``uri``, else the plain local filesystem
+    for a local path; ``NotFoundError`` for any other URI."""
     store = store_for_uri(uri)
     if store is not None:
         return store
@@ -348,6 +352,8 @@ _AUTH_STATUS = re.compile(r"\b40[13]\b")
 
 
 def classify_store_error(exc: BaseException) -> str:
+    """The kind of problem behind a store's error (``CheckResult.problem``):
+    "credentials", "bucket missing", "network", "permissions" or "other"."""
     text = f"{type(exc).__name__} {exc}".lower()
     chain = exc.__cause__ or exc.__context__
     if chain is not None:
