@@ -22,7 +22,7 @@ from artifactfs.materializers.builtin import JSON_FILE, decode, encode, is_jsona
 try:  # pydantic is optional
     import pydantic
 except ImportError:  # pragma: no cover - depends on the environment
-    pydantic = None
+    pydantic = None  # type: ignore[assignment]  # checked before every use
 
 
 def is_dataclass_instance(value: Any) -> bool:

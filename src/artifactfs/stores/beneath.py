@@ -128,6 +128,7 @@ USE_OPENAT2 = True
 
 def _open_at2(dir_fd: int, relative: str, flags: int, mode: int) -> int:
     call = _openat2_call()
+    assert call is not None, "callers check that the kernel has openat2"
     how = _OpenHow(flags, mode if flags & os.O_CREAT else 0,
                    _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
     fd = call(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), os.fsencode(relative), ctypes.byref(how),
@@ -415,7 +416,7 @@ class Root:
     def files(self, relative: str = "", on_link: Callable[[str], None] | None = None) -> list[str]:
         """Every regular file below folder ``relative``, as sorted paths relative to it."""
         base = relative.strip("/")
-        found = []
+        found: list[str] = []
         for folder, entries in self.walk(base, on_link):
             inner = folder[len(base):].lstrip("/")
             found.extend(f"{inner}/{e.name}" if inner else e.name for e in entries if e.kind == "file")
