@@ -65,38 +65,12 @@ class SyncJob:
 
     def __init__(self, tasks: list[Callable[[], None]]) -> None:
         pool = _executor()
-        self._futures = [pool.submit(_run_all, group) for group in _groups(tasks)]
+        self._futures = [pool.submit(task) for task in tasks]
 
     def wait(self) -> None:
         """Block until every path is durable; raise the first failure."""
         for future in self._futures:
             future.result()
-
-
-#: Calls per helper thread below which a batch is not spread further: after
-#: the first fsync of a batch has committed the filesystem's journal, the
-#: next ones find little to do, and a hand-off to a thread costs more than
-#: they do (a small save's fsyncs are two hand-offs).
-TASKS_PER_THREAD = 4
-
-
-def _groups(tasks: list[Callable[[], None]]) -> list[list[Callable[[], None]]]:
-    """``tasks`` dealt round-robin to at most :data:`SYNC_THREADS` groups of
-    about :data:`TASKS_PER_THREAD` or more, one group per thread."""
-    count = min(SYNC_THREADS, -(-len(tasks) // TASKS_PER_THREAD))
-    return [tasks[i::count] for i in range(count)]
-
-
-def _run_all(tasks: list[Callable[[], None]]) -> None:
-    """Run every call of a group; the first failure is raised once all ran."""
-    failure: BaseException | None = None
-    for task in tasks:
-        try:
-            task()
-        except BaseException as exc:  # noqa: BLE001 - raised below, after the rest of the group
-            failure = failure or exc
-    if failure is not None:
-        raise failure
 
 
 def start_sync(tasks: list[Callable[[], None]]) -> SyncJob:
