@@ -194,7 +194,7 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
     the write transaction is already exclusive). The rows handed back hold
     id and name and are not in the session.
 
-    Lock order (the index's one global order, see DESIGN.md "Lock order"):
+    Lock order (the index's one global order, docs/team.md "Lock order"):
     artifact rows come first in a write transaction, by name, so two writers
     saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking. Names that
     do not exist yet are inserted in name order and then every row is locked
