@@ -34,10 +34,12 @@ class PipelineView(str):
 
     @property
     def name(self) -> str:
+        """The pipeline's name."""
         return str.__str__(self)
 
     @property
     def id(self) -> str:
+        """The pipeline's id (derived from its name)."""
         return pipeline_id(self.name)
 
     @property
@@ -47,10 +49,12 @@ class PipelineView(str):
 
     @property
     def num_runs(self) -> int:
+        """How many runs the pipeline has."""
         return len(self.runs)
 
     @property
     def last_run(self) -> PipelineRunView:
+        """The pipeline's newest run (``NotFoundError`` when it has none)."""
         found = list_pipeline_runs(self.name, limit=1)
         if not found:
             raise NotFoundError(f"pipeline {self.name!r} has no runs yet", "call the pipeline first")
@@ -58,6 +62,7 @@ class PipelineView(str):
 
     @property
     def latest_run_status(self) -> str | None:
+        """The status of the newest run, or None when there is none."""
         found = list_pipeline_runs(self.name, limit=1)
         return found[0].status if found else None
 
@@ -104,10 +109,12 @@ class StepRunView:
 
     @property
     def is_cached(self) -> bool:
+        """Whether the step run reused a cached run's outputs."""
         return self.status == "cached"
 
     @property
     def config(self) -> StepConfigView:
+        """The step's configuration: its name, parameters and whether caching was on."""
         return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
 
     @property
@@ -117,6 +124,7 @@ class StepRunView:
 
     @property
     def pipeline_run_id(self) -> str:
+        """The id of the pipeline run this step run belongs to."""
         return self.pipeline_run.id
 
     @property
@@ -128,6 +136,7 @@ class StepRunView:
 
     @property
     def run_metadata(self) -> dict[str, Any]:
+        """The step run's metadata, read from the index now."""
         with get_index().read() as session:
             return get_metadata(session, step_run_id=self._pk)
 
@@ -164,6 +173,7 @@ class PipelineRunView:
 
     @property
     def run_metadata(self) -> dict[str, Any]:
+        """The pipeline run's metadata, read from the index now."""
         with get_index().read() as session:
             return get_metadata(session, run_id=self._pk)
 
@@ -186,6 +196,7 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
 
 
 def run_view(session, run: RunRow) -> PipelineRunView:
+    """The view of a run row, with its step runs and their inputs and outputs."""
     view = PipelineRunView(
         id=run.uuid, name=run.name, pipeline=PipelineView(run.pipeline.name), status=run.status,
         parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time, _pk=run.id,
@@ -198,11 +209,13 @@ def run_view(session, run: RunRow) -> PipelineRunView:
 
 
 def get_pipeline_run(name_or_id: str) -> PipelineRunView:
+    """A pipeline run by name, id or id prefix."""
     with get_index().read() as session:
         return run_view(session, pipeline_rows.find_run(session, name_or_id))
 
 
 def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
+    """Pipeline runs, newest first (``pipeline``: of that pipeline only; ``limit``: at most so many)."""
     with get_index().read() as session:
         return [run_view(session, r) for r in pipeline_rows.list_runs(session, pipeline, limit)]
 
@@ -254,6 +267,7 @@ def list_pipelines() -> list[PipelineView]:
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
+    """Delete a run and its step runs (the versions they made stay); the run as it was."""
     linked: list[int] = []
 
     def delete(session) -> PipelineRunView:
@@ -272,12 +286,14 @@ def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
 
 
 def producer(version: ArtifactVersion) -> StepRunView | None:
+    """The step run that produced ``version``, or None for a version saved outside a step."""
     with get_index().read() as session:
         step = pipeline_rows.producer_of(session, version._pk)
         return step_view(session, step) if step is not None else None
 
 
 def consumers(version: ArtifactVersion) -> list[StepRunView]:
+    """The step runs that read ``version``."""
     with get_index().read() as session:
         return [step_view(session, s) for s in pipeline_rows.consumers_of(session, version._pk)]
 

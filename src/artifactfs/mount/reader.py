@@ -83,6 +83,7 @@ class LocalFile:
         self.nowait = bool(_NOWAIT)  # the file system can say "not cached" instead of waiting
 
     def close(self) -> None:
+        """Close the payload file's descriptor."""
         os.close(self.fd)
 
 
@@ -112,6 +113,7 @@ class RemoteFile:
         self.errors: dict[int, tuple[BaseException, float]] = {}  # block -> why and when its fetch failed
 
     def close(self) -> None:
+        """Mark the file closed (read-ahead stops) and let the cache know this open ended."""
         self.closed = True
         if self.cached is not None:
             self.reader.cache.release(self.cached)
@@ -246,6 +248,7 @@ class Reader:
         self._disk_waits = 0  # local reads waiting on the disk in threads
 
     def limiter(self, store: ArtifactStore) -> trio.CapacityLimiter:
+        """The limiter on concurrent requests to ``store`` (one per store)."""
         limiter = self._limiters.get(store.name)
         if limiter is None:
             limiter = self._limiters[store.name] = trio.CapacityLimiter(self.config.connections)
@@ -345,6 +348,8 @@ class Reader:
     # -- read ----------------------------------------------------------------------------------
 
     async def read(self, handle: Handle, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of an open file: a document, a local
+        payload file, or a remote one through the cache."""
         file = handle.file
         if isinstance(file, Document):
             return file.data[offset : offset + size]
@@ -432,6 +437,7 @@ class Reader:
     # -- release ---------------------------------------------------------------------------------
 
     async def release(self, handle: Handle) -> None:
+        """The end of one open: close a local file, or drop one reference to a remote one."""
         file = handle.file
         if isinstance(file, Document):
             return
@@ -444,6 +450,7 @@ class Reader:
             await trio.to_thread.run_sync(file.close, limiter=self.db_threads)
 
     def statistics(self) -> dict:
+        """Open files and the cache's figures."""
         return {"open_files": len(self._files), "cache": self.cache.statistics()}
 
 

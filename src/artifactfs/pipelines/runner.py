@@ -73,6 +73,8 @@ class PlannedStep:
 
 
 def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) -> PipelineRunView:
+    """Run a traced pipeline's steps in order on this machine (a cached step
+    reuses its outputs); returns the run as the index recorded it."""
     start = utcnow()
     plan = [_plan_step(inv, options, start) for inv in trace.invocations]
     run_name = _run_name(options, start)
