@@ -36,6 +36,7 @@ import shutil
 import stat
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -612,7 +613,9 @@ def _is_link(name: str, dir_fd: int, error: OSError | None = None) -> bool:
 # checks there is reached from those descriptors, never by a path looked up
 # again, and never through a link.
 
-_held_roots: dict[str, Root] = {}  # by the root's path, as Root normalises it
+# By the root's path, as Root normalises it; weakly: a root no store uses any
+# more is closed (a process that opens many stores keeps no descriptor of them).
+_held_roots: weakref.WeakValueDictionary[str, Root] = weakref.WeakValueDictionary()
 _held_lock = threading.Lock()
 
 
