@@ -15,7 +15,7 @@ from artifactfs.index.gc import prune_runs, runs_to_prune
 from artifactfs.index.clock import pass_now
 from artifactfs.index.pipelines import list_pipelines
 
-STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow"}
+STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow", "crashed": "bold red"}
 
 
 def _status(status: str) -> str:

@@ -33,6 +33,7 @@ from artifactfs.index.models import (
     Metadata,
     Pipeline,
     PipelineRun,
+    RunStatus,
     StepIO,
     StepRun,
     Store,
@@ -41,6 +42,7 @@ from artifactfs.index.models import (
     VersionTag,
 )
 from artifactfs.index.generation import get_generation
+from artifactfs.index.liveness import CRASHED, crashed_among, shown_status
 from artifactfs.index.producers import producing_links
 from artifactfs.enums import LIVE
 from artifactfs.index.sql import is_live, is_postgres, utc
@@ -303,12 +305,13 @@ def list_pipelines(session: Session, after: str | None = None, limit: int | None
         .where(_ids_in(PipelineRun.pipeline_id, ids)).group_by(PipelineRun.pipeline_id))} if ids else {}
     newest = {r[0]: r for r in session.execute(
         _runs().where(_ids_in(PipelineRun.id, [s[1] for s in stats.values()])))} if stats else {}
+    dead = _crashed(session, newest.values())
     items = []
     for pid, name in rows:
         runs, top = stats.get(pid, (0, None))
         last = newest.get(top)
-        items.append(PipelineItem(name, runs, last and last[2], last and last[1], last and last[4],
-                                  utc(last[5]) if last else None))
+        items.append(PipelineItem(name, runs, last and last[2], last and last[1],
+                                  last and shown_status(last[4], last[0] in dead), utc(last[5]) if last else None))
     return Page(items, cursor)
 
 
@@ -379,7 +382,14 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
         query = query.where(PipelineRun.pipeline_id == pipeline)
     if pipeline_name is not None:
         query = query.where(Pipeline.name == pipeline_name)
-    if status is not None:
+    if status in (RunStatus.RUNNING.value, CRASHED):  # both stored as running: the process tells them apart
+        dead = crashed_among(session)
+        query = query.where(PipelineRun.status == RunStatus.RUNNING.value)
+        if status == CRASHED:
+            query = query.where(_ids_in(PipelineRun.id, dead))
+        elif dead:
+            query = query.where(PipelineRun.id.not_in(sorted(dead)))
+    elif status is not None:
         query = query.where(PipelineRun.status == status)
     if since is not None:
         query = query.where(PipelineRun.start_time >= since)
@@ -429,9 +439,16 @@ def _run_items(session: Session, rows: Sequence) -> list[RunItem]:
                 .order_by(StepRun.id.desc())
             ):
                 errors[run_id] = f"{step}: {metadata_value(value, kind)}"  # the first failed step wins (ordered last)
-    return [RunItem(uuid, name, pipeline, status, utc(start), utc(end), seconds_between(start, end),
+    dead = _crashed(session, rows)
+    return [RunItem(uuid, name, pipeline, shown_status(status, pk in dead), utc(start), utc(end),
+                    seconds_between(start, end),
                     *counts.get(pk, (0, 0, 0)), errors.get(pk))
             for pk, uuid, name, pipeline, status, start, end in rows]
+
+
+def _crashed(session: Session, rows: Iterable) -> set[int]:
+    """Of run rows (``_RUN_COLUMNS``), the ids of those marked running whose process is gone."""
+    return crashed_among(session, [r[0] for r in rows if r[4] == RunStatus.RUNNING.value])
 
 
 def _find_run_row(session: Session, run: str):
@@ -468,14 +485,16 @@ def run_progress(session: Session, run: str) -> tuple[str, int, list[tuple[str, 
     if row is None:
         return None
     steps = session.execute(select(StepRun.name, StepRun.status).where(StepRun.run_id == row[0]).order_by(StepRun.id))
-    return row[4], get_generation(session), [tuple(s) for s in steps]
+    crashed = bool(_crashed(session, [row]))
+    return (shown_status(row[4], crashed), get_generation(session),
+            [(name, shown_status(status, crashed)) for name, status in steps])
 
 
 # -- step runs ------------------------------------------------------------------------------------
 
 _STEP_COLUMNS = (StepRun.id, StepRun.uuid, StepRun.name, StepRun.status, PipelineRun.name, PipelineRun.uuid,
                  Pipeline.name, StepRun.start_time, StepRun.end_time, StepRun.parameters, StepRun.code_hash,
-                 StepRun.cache_key, StepRun.original_step_run_id)
+                 StepRun.cache_key, StepRun.original_step_run_id, StepRun.run_id)
 
 
 def _steps() -> Select:
@@ -519,9 +538,10 @@ def _step_details(session: Session, rows: Sequence) -> list[StepDetail]:
         wanted = {r[12] for r in rows if r[12] is not None}
         if wanted:
             originals = {r[0]: _step_ref(r) for r in session.execute(_steps().where(_ids_in(StepRun.id, wanted)))}
+    dead = crashed_among(session, {r[13] for r in rows if r[3] == RunStatus.RUNNING.value})
     return [
         StepDetail(
-            id=r[1], name=r[2], status=r[3], run=r[4], run_id=r[5], pipeline=r[6], start_time=utc(r[7]),
+            id=r[1], name=r[2], status=shown_status(r[3], r[13] in dead), run=r[4], run_id=r[5], pipeline=r[6], start_time=utc(r[7]),
             end_time=utc(r[8]), duration_s=seconds_between(r[7], r[8]), parameters=dict(r[9] or {}),
             code_hash=r[10], cache_key=r[11], cached_from=originals.get(r[12]),
             inputs=links.get((r[0], "input"), []), outputs=links.get((r[0], "output"), []), metadata=metadata[r[0]],
