@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Float, Select, String, case, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from artifactfs.index import artifacts, names
+from artifactfs.index import artifacts, names, steplogs
 from artifactfs.index.artifacts import like_escape, newest_rank
 from artifactfs.index.models import (
     Artifact,
@@ -35,6 +35,7 @@ from artifactfs.index.models import (
     PipelineRun,
     RunStatus,
     StepIO,
+    StepLog,
     StepRun,
     Store,
     Tag,
@@ -548,6 +549,42 @@ def _step_details(session: Session, rows: Sequence) -> list[StepDetail]:
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class StepLogs:
+    """What a step run wrote while it ran (``pipelines.logs``): the kept
+    ``text``, the characters written (``total``) and cut from its middle
+    (``cut``); ``total`` 0: it wrote nothing (or ran before logs were kept)."""
+
+    step: str
+    text: str
+    total: int
+    cut: int
+
+
+def step_logs(session: Session, step: str) -> StepLogs | None:
+    """The log of a step run by uuid; None: no such step run."""
+    step_id = session.scalar(select(StepRun.id).where(StepRun.uuid == step))
+    if step_id is None:
+        return None
+    found = steplogs.logs_of(session, [step_id]).get(step_id)
+    return StepLogs(step, found.text, found.total, found.cut) if found else StepLogs(step, "", 0, 0)
+
+
+def steps_with_logs(session: Session, run: str) -> set[str]:
+    """The uuids of a run's step runs that have a log."""
+    return set(session.scalars(select(StepRun.uuid).join(StepLog, StepLog.step_run_id == StepRun.id)
+                               .join(PipelineRun, PipelineRun.id == StepRun.run_id).where(PipelineRun.uuid == run)))
+
+
+def step_errors(session: Session, step_run_ids: list[int]) -> dict[int, str]:
+    """Why step runs failed (their ``error`` metadata, "<type>: <message>"), by step run id."""
+    if not step_run_ids:
+        return {}
+    rows = session.execute(select(Metadata.step_run_id, Metadata.value, Metadata.type)
+                           .where(_ids_in(Metadata.step_run_id, step_run_ids), Metadata.key == "error"))
+    return {step_id: str(metadata_value(value, kind)) for step_id, value, kind in rows}
 
 
 def _metadata_of(session: Session, **owner: int) -> dict[str, Any]:

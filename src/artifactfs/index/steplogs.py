@@ -12,6 +12,11 @@ from sqlalchemy.orm import Session
 
 from artifactfs.index.models import StepLog
 
+#: Characters a step's log keeps at most (1 MiB of ASCII): the first
+#: :data:`STEP_LOG_HEAD` and the last ``STEP_LOG_LIMIT - STEP_LOG_HEAD``.
+STEP_LOG_LIMIT = 1 << 20
+STEP_LOG_HEAD = STEP_LOG_LIMIT // 4
+
 
 @dataclass(frozen=True)
 class StepLogText:
@@ -44,4 +49,4 @@ def forget(session: Session, step_run_ids) -> None:
     session.execute(delete(StepLog).where(StepLog.step_run_id.in_(step_run_ids)))
 
 
-__all__ = ["StepLogText", "forget", "logs_of", "save"]
+__all__ = ["STEP_LOG_HEAD", "STEP_LOG_LIMIT", "StepLogText", "forget", "logs_of", "save"]

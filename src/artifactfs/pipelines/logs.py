@@ -3,10 +3,10 @@
 the root logger while it runs (at the levels the program's logging
 configuration lets through; Python's default is WARNING and above) are
 captured, still shown where they went before, and stored with the step run
-(``index.steplogs``) when the step ends, failed or not.
+(``index.steplogs``, which owns the bound) when the step ends, failed or not.
 
-Bounded: a step keeps at most :data:`STEP_LOG_LIMIT` characters, the first
-:data:`HEAD` and the last ``STEP_LOG_LIMIT - HEAD``, with a line between
+Bounded: a step keeps at most ``STEP_LOG_LIMIT`` characters (1 MiB of
+ASCII), the first quarter and the last three quarters, with a line between
 them saying how many were cut; the stored row counts what was written and
 what was cut. Output written by child processes or C code straight to the
 file descriptors is not captured (ZenML does not either).
@@ -24,21 +24,18 @@ from collections.abc import Iterator
 
 from artifactfs.index import get_index
 from artifactfs.index import steplogs
+from artifactfs.index.steplogs import STEP_LOG_HEAD, STEP_LOG_LIMIT
 
 log = logging.getLogger(__name__)
 
-#: Characters a step's log keeps at most (1 MiB of ASCII).
-STEP_LOG_LIMIT = 1 << 20
-#: Of which the first this many are kept from the start; the rest is the end.
-HEAD = STEP_LOG_LIMIT // 4
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class StepLogBuffer:
-    """The first :data:`HEAD` characters and the last ``limit - HEAD``, and
+    """The first ``head`` characters and the last ``limit - head``, and
     counts of what was written and cut (thread safe: a step's threads write too)."""
 
-    def __init__(self, limit: int = STEP_LOG_LIMIT, head: int = HEAD) -> None:
+    def __init__(self, limit: int = STEP_LOG_LIMIT, head: int = STEP_LOG_HEAD) -> None:
         self._head_room, self._tail_room = head, limit - head
         self._head: list[str] = []
         self._head_size = 0
@@ -161,4 +158,4 @@ def captured(step_run_id: int) -> Iterator[StepLogBuffer]:
                 log.warning("artifactfs: could not store the log of step run %s: %s", step_run_id, exc)
 
 
-__all__ = ["HEAD", "STEP_LOG_LIMIT", "StepLogBuffer", "captured"]
+__all__ = ["StepLogBuffer", "captured"]
