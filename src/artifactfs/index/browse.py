@@ -383,6 +383,7 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
         query = query.where(PipelineRun.pipeline_id == pipeline)
     if pipeline_name is not None:
         query = query.where(Pipeline.name == pipeline_name)
+    dead = None
     if status in (RunStatus.RUNNING.value, CRASHED):  # both stored as running: the process tells them apart
         dead = crashed_among(session)
         query = query.where(PipelineRun.status == RunStatus.RUNNING.value)
@@ -403,7 +404,7 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
         if (edge := _id_cursor(before)) is not None:
             query = query.where(PipelineRun.id < edge if descending else PipelineRun.id > edge)
         rows, cursor = _cut(session.execute(query).all(), limit, lambda r: r[0])
-        return Page(_run_items(session, rows), cursor)
+        return Page(_run_items(session, rows, dead), cursor)
     key = _run_sort_key(session, sort)
     if key is None:
         counts = _cached_counts()
@@ -420,10 +421,11 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
     if cursor is not None:
         value, edge = rows[-1][-1], rows[-1][0]
         cursor = _value_cursor(sort, descending, float(value) if sort == "duration" else value, edge)
-    return Page(_run_items(session, [r[:-1] for r in rows]), cursor)
+    return Page(_run_items(session, [r[:-1] for r in rows], dead), cursor)
 
 
-def _run_items(session: Session, rows: Sequence) -> list[RunItem]:
+def _run_items(session: Session, rows: Sequence, dead: set[int] | None = None) -> list[RunItem]:
+    """``dead``: the crashed runs, when the caller knows them."""
     counts: dict[int, tuple[int, int, int]] = {}
     errors: dict[int, str] = {}
     if rows:
@@ -440,7 +442,7 @@ def _run_items(session: Session, rows: Sequence) -> list[RunItem]:
                 .order_by(StepRun.id.desc())
             ):
                 errors[run_id] = f"{step}: {metadata_value(value, kind)}"  # the first failed step wins (ordered last)
-    dead = _crashed(session, rows)
+    dead = _crashed(session, rows) if dead is None else dead
     return [RunItem(uuid, name, pipeline, shown_status(status, pk in dead), utc(start), utc(end),
                     seconds_between(start, end),
                     *counts.get(pk, (0, 0, 0)), errors.get(pk))

@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from artifactfs.enums import RunStatus
 from artifactfs.index.clock import as_utc, database_now, index_now
-from artifactfs.index.holders import known_dead, parse_holder
+from artifactfs.index.holders import parse_holder, still_runs
 from artifactfs.index.models import PipelineRun
+from artifactfs.settings import machine_id
 
 #: The status shown for a run (and its running steps) whose process is gone.
 #: Never stored: ``pipeline_run.status`` keeps saying "running".
@@ -41,15 +42,17 @@ HEARTBEAT_EVERY = dt.timedelta(seconds=30)
 HEARTBEAT_STALE = dt.timedelta(minutes=5)
 
 
-def is_crashed(holder: str | None, heartbeat_at: dt.datetime | None, now: dt.datetime | None) -> bool:
+def is_crashed(holder: str | None, heartbeat_at: dt.datetime | None, now: dt.datetime | None,
+               machine: str | None = None) -> bool:
     """Whether a run marked running, held by ``holder`` with its last
     heartbeat at ``heartbeat_at``, has lost its process (``now``: the
-    index's clock; needed only for a holder of another machine)."""
+    index's clock, needed only for a holder of another machine; ``machine``:
+    this machine's id, when the caller read it already)."""
     found = parse_holder(holder)
     if found is None:
         return False  # recorded before runs named their process: cannot tell
-    if found.here:
-        return known_dead(holder)
+    if found.machine == (machine or machine_id()):
+        return not still_runs(found)
     return now is not None and (heartbeat_at is None or now - as_utc(heartbeat_at) > HEARTBEAT_STALE)
 
 
@@ -60,15 +63,22 @@ def crashed_among(session: Session, run_ids: Iterable[int] | None = None) -> set
     query = select(PipelineRun.id, PipelineRun.holder, PipelineRun.heartbeat_at).where(
         PipelineRun.status == RunStatus.RUNNING.value)
     if run_ids is not None:
-        ids = list(run_ids)
+        ids = sorted(set(run_ids))
         if not ids:
             return set()
         query = query.where(PipelineRun.id.in_(ids))
     rows = session.execute(query).all()
+    if not rows:
+        return set()
+    machine = machine_id()
     now = None
-    if any((h := parse_holder(holder)) is not None and not h.here for _, holder, _ in rows):
+    if any((h := parse_holder(holder)) is not None and h.machine != machine for _, holder, _ in rows):
         now = database_now(session)
-    return {run_id for run_id, holder, beat in rows if is_crashed(holder, beat, now)}
+    verdicts: dict[tuple, bool] = {}  # runs of one process share it
+    for run_id, holder, beat in rows:
+        if (holder, beat) not in verdicts:
+            verdicts[holder, beat] = is_crashed(holder, beat, now, machine)
+    return {run_id for run_id, holder, beat in rows if verdicts[holder, beat]}
 
 
 def shown_status(status: str, crashed: bool) -> str:
