@@ -1,14 +1,20 @@
 """Lays out a graph of step runs and artifact versions for an SVG picture,
 in Python on the server (no Graphviz): top to bottom in layers (as ZenML
 draws a run), each node below everything it depends on, crossings reduced
-by barycenter sweeps, and each node placed near what feeds it. Drawing is the template's job
-(``templates/graph.html``); panning is the browser's (``static/app.js``).
+by barycenter sweeps, and each node placed near what feeds it. The SVG
+elements of nodes and edges are drawn here too (:func:`draw`: one string
+join, every text escaped; a template macro per node cost a second at 2,000
+nodes); the frame around them is the template's (``graph_box`` in
+``templates/macros.html``), panning and zooming the browser's
+(``static/app.js``).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+
+from markupsafe import Markup, escape
 
 NODE_WIDTH = 190
 NODE_HEIGHT = 44
@@ -157,3 +163,22 @@ def _path(source: Node, target: Node) -> str:
     x2, y2 = target.x + target.width / 2, target.y
     bend = max(20.0, abs(y2 - y1) / 2)
     return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + bend:.0f} {x2:.0f},{y2 - bend:.0f} {x2:.0f},{y2:.0f}"
+
+
+def draw(graph: Layout) -> Markup:
+    """The edges and nodes of a laid-out graph as SVG elements (names,
+    links and labels escaped: they are user data)."""
+    parts = ['<g class="edges">']
+    parts += [f'<path d="{d}" marker-end="url(#arrow)"><title>{escape(edge.label)}</title></path>'
+              for edge, d in graph.edges]
+    parts.append("</g>")
+    for n in graph.nodes:
+        kind = f"node {escape(n.kind)}" + (f" status-{escape(n.status)}" if n.status else "") + (" root" if n.root else "")
+        title = escape(n.title) + (f" ({escape(n.subtitle)})" if n.subtitle else "")
+        parts.append(
+            f'<a href="{escape(n.href)}" class="{kind}" data-node="{escape(n.id)}"><title>{title}</title>'
+            f'<rect x="{n.x:.1f}" y="{n.y:.1f}" width="{n.width}" height="{n.height}" '
+            f'rx="{6 if n.kind == "artifact" else 14}"/>'
+            f'<text x="{n.x + 10:.1f}" y="{n.y + 18:.1f}" class="title">{escape(n.short_title)}</text>'
+            f'<text x="{n.x + 10:.1f}" y="{n.y + 35:.1f}" class="sub">{escape(n.short_subtitle)}</text></a>')
+    return Markup("".join(parts))
