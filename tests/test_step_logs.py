@@ -169,3 +169,26 @@ def test_the_web_api_serves_a_steps_log(afs_home):
         page = http.get(f"/steps/{step_id}").text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
         assert http.get("/api/v1/steps/nope/logs").status_code == 404
+
+
+def test_run_show_logs_drops_terminal_controls(sqlite_home):
+    """A log cannot drive the terminal of whoever reads it: escape sequences
+    (window title, clear screen) are dropped; colours stay on a terminal."""
+    from artifactfs import pipeline, step
+
+    @step
+    def sly() -> int:
+        print("a\x1b]0;pwned\x07b\x1b[2Jc\x1b[31mred\x1b[0m")
+        return 1
+
+    @pipeline(quiet=True)
+    def tricks():
+        sly()
+
+    name = f"tricks-{uuid.uuid4().hex[:6]}"
+    tricks.with_options(run_name=name)()
+    done = subprocess.run([*CLI, "run", "show", name, "--logs"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200", "FORCE_COLOR": "1", "TERM": "xterm-256color"})
+    assert done.returncode == 0, done.stderr
+    assert "\x1b]" not in done.stdout and "\x1b[2J" not in done.stdout and "\x07" not in done.stdout
+    assert "\x1b[31mred" in done.stdout

@@ -99,7 +99,7 @@ def run_show(run: str, logs: bool) -> None:
         console.rule(f"logs of step {step.name} ({what})", style="dim", characters="-", align="left")
         if log is not None:
             # Escape sequences other than colours are dropped: a log cannot drive the terminal.
-            console.print(Text.from_ansi(log.text), highlight=False, end="" if log.text.endswith("\n") else "\n")
+            console.print(Text.from_ansi(log.text.rstrip("\n")), highlight=False)
 
 
 def _steps_table(view: PipelineRunView):
