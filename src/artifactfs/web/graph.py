@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from markupsafe import Markup, escape
+from html import escape
+
+from markupsafe import Markup
 
 NODE_WIDTH = 190
 NODE_HEIGHT = 44
@@ -167,7 +169,8 @@ def _path(source: Node, target: Node) -> str:
 
 def draw(graph: Layout) -> Markup:
     """The edges and nodes of a laid-out graph as SVG elements (names,
-    links and labels escaped: they are user data)."""
+    links and labels escaped, quotes too: they are user data; the standard
+    library's ``html.escape`` makes plain strings, which is what makes this fast)."""
     parts = ['<g class="edges">']
     parts += [f'<path d="{d}" marker-end="url(#arrow)"><title>{escape(edge.label)}</title></path>'
               for edge, d in graph.edges]
