@@ -13,7 +13,6 @@ import textwrap
 import time
 import uuid
 
-import pytest
 from sqlalchemy import update
 
 from web_helpers import client, serving

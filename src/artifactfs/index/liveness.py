@@ -53,7 +53,10 @@ def is_crashed(holder: str | None, heartbeat_at: dt.datetime | None, now: dt.dat
         return False  # recorded before runs named their process: cannot tell
     if found.machine == (machine or machine_id()):
         return not still_runs(found)
-    return now is not None and (heartbeat_at is None or now - as_utc(heartbeat_at) > HEARTBEAT_STALE)
+    if now is None:
+        return False
+    beat = as_utc(heartbeat_at)
+    return beat is None or now - beat > HEARTBEAT_STALE
 
 
 def crashed_among(session: Session, run_ids: Iterable[int] | None = None) -> set[int]:
@@ -75,7 +78,7 @@ def crashed_among(session: Session, run_ids: Iterable[int] | None = None) -> set
     if any((h := parse_holder(holder)) is not None and h.machine != machine for _, holder, _ in rows):
         now = database_now(session)
     verdicts: dict[tuple, bool] = {}  # runs of one process share it
-    for run_id, holder, beat in rows:
+    for _, holder, beat in rows:
         if (holder, beat) not in verdicts:
             verdicts[holder, beat] = is_crashed(holder, beat, now, machine)
     return {run_id for run_id, holder, beat in rows if verdicts[holder, beat]}
