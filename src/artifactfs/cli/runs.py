@@ -80,7 +80,7 @@ def run_show(run: str, logs: bool) -> None:
     console.print(f"[bold]{escape(view.name)}[/] ({escape(view.pipeline)}) {_status(view.status)}  id {view.id}",
                   highlight=False)
     if view.status == "crashed":
-        console.print("the process running this run is gone (killed, or its machine stopped): it will not finish",
+        console.print("the process of this run is gone (killed, or its machine stopped): it will not finish",
                       highlight=False, markup=False)
     if view.parameters:
         console.print(f"parameters: {view.parameters}", highlight=False, markup=False)
