@@ -32,6 +32,8 @@ DOOMED = textwrap.dedent("""
 
     @step
     def hang(x: int) -> int:
+        print("hanging now", flush=True)
+        time.sleep(2)  # the log's first store comes at once
         open(sys.argv[1], "w").close()  # the parent kills us now
         time.sleep(600)
         return x
@@ -77,6 +79,12 @@ def test_a_killed_run_is_crashed_everywhere(afs_home, tmp_path):
     assert run.status == "crashed"
     assert run.steps["first"].status == "completed" and run.steps["hang"].status == "crashed"
     assert [r.status for r in Client().list_pipeline_runs(pipeline="doomed")] == ["crashed"]
+    from artifactfs.index import get_index, steplogs
+
+    with get_index().read() as session:
+        logs = steplogs.logs_of(session, [run.steps["first"]._pk, run.steps["hang"]._pk])
+    assert logs[run.steps["first"]._pk].text == "first step says hello\n"
+    assert logs[run.steps["hang"]._pk].text == "hanging now\n"  # stored while it ran: the kill lost nothing
 
     listed = cli("run", "list")
     assert name in listed and "crashed" in listed and "running" not in listed

@@ -3,7 +3,10 @@
 the root logger while it runs (at the levels the program's logging
 configuration lets through; Python's default is WARNING and above) are
 captured, still shown where they went before, and stored with the step run
-(``index.steplogs``, which owns the bound) when the step ends, failed or not.
+(``index.steplogs``, which owns the bound): soon after the step first
+writes, then at most every :data:`FLUSH_EVERY` seconds while it writes
+more (so a step whose process is killed keeps what it wrote until shortly
+before), and once more when it ends, failed or not.
 
 Bounded: a step keeps at most ``STEP_LOG_LIMIT`` characters (1 MiB of
 ASCII), the first quarter and the last three quarters, with a line between
@@ -29,6 +32,8 @@ from artifactfs.index.steplogs import STEP_LOG_HEAD, STEP_LOG_LIMIT
 log = logging.getLogger(__name__)
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Seconds between two stores of a running step's log (the first comes at once).
+FLUSH_EVERY = 5.0
 
 
 class StepLogBuffer:
@@ -44,10 +49,12 @@ class StepLogBuffer:
         self.total = 0
         self.cut = 0
         self._lock = threading.Lock()
+        self.written = threading.Event()  # set by every write: the flusher stores the log
 
     def write(self, text: str) -> None:
         if not text:
             return
+        self.written.set()
         with self._lock:
             self.total += len(text)
             if self._head_size < self._head_room:
@@ -144,18 +151,39 @@ def captured(step_run_id: int) -> Iterator[StepLogBuffer]:
     out, err = sys.stdout, sys.stderr
     handler = _Records(buffer, err)
     root = logging.getLogger()
+    done = threading.Event()
+
+    def flush() -> None:
+        while True:
+            buffer.written.wait()
+            if done.is_set():
+                return
+            buffer.written.clear()
+            _store(step_run_id, buffer)
+            if done.wait(FLUSH_EVERY):
+                return
+
+    flusher = threading.Thread(target=flush, name=f"artifactfs-step-log-{step_run_id}", daemon=True)
     sys.stdout, sys.stderr = _Tee(out, buffer), _Tee(err, buffer)
     root.addHandler(handler)
+    flusher.start()
     try:
         yield buffer
     finally:
         root.removeHandler(handler)
         sys.stdout, sys.stderr = out, err
+        done.set()
+        buffer.written.set()
+        flusher.join()  # before the last store: an older one never lands after it
         if buffer.total:
-            try:
-                get_index().run_write(steplogs.save, step_run_id, buffer.text(), buffer.total, buffer.cut)
-            except Exception as exc:  # the step's own outcome (or error) matters more than its log
-                log.warning("artifactfs: could not store the log of step run %s: %s", step_run_id, exc)
+            _store(step_run_id, buffer)
+
+
+def _store(step_run_id: int, buffer: StepLogBuffer) -> None:
+    try:
+        get_index().run_write(steplogs.save, step_run_id, buffer.text(), buffer.total, buffer.cut)
+    except Exception as exc:  # the step's own outcome (or error) matters more than its log
+        log.warning("artifactfs: could not store the log of step run %s: %s", step_run_id, exc)
 
 
 __all__ = ["StepLogBuffer", "captured"]
