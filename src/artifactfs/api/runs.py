@@ -178,10 +178,10 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
     )
     if with_links:
         links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
-        for name, version in links.get((step.id, "input"), {}).items():
-            view.inputs[name] = ArtifactVersion.from_row(version)
-        for name, version in links.get((step.id, "output"), {}).items():
-            view.outputs[name] = OutputVersions([ArtifactVersion.from_row(version)])
+        for name, versions in links.get((step.id, "input"), {}).items():
+            view.inputs[name] = ArtifactVersion.from_row(versions[0])  # the first read under the name
+        for name, versions in links.get((step.id, "output"), {}).items():
+            view.outputs[name] = OutputVersions([ArtifactVersion.from_row(v) for v in versions])
     return view
 
 
@@ -298,7 +298,7 @@ def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactV
                 else:
                     steps, direction = pipeline_rows.consumers_of(session, current._pk), "output"
                 for step in steps:
-                    for linked in pipeline_rows.step_links(session, step.id, direction).values():
+                    for _, linked in pipeline_rows.step_links(session, step.id, direction):
                         if linked.uuid not in seen:
                             seen.add(linked.uuid)
                             following.append(ArtifactVersion.from_row(linked))

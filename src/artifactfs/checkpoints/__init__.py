@@ -166,7 +166,7 @@ def _link_to_current_step(version: ArtifactVersion) -> None:
 
     def link(session) -> None:
         outputs = pipeline_rows.step_links(session, context.step_run_id, "output")
-        if not any(row.id == version._pk for row in outputs.values()):
+        if not any(row.id == version._pk for _, row in outputs):
             pipeline_rows.link(session, context.step_run_id, version._pk, "output", f"{version.name}:{version.version}")
 
     get_index().run_write(link)

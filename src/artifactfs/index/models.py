@@ -228,11 +228,13 @@ class VersionFile(Base):
 
 
 class StepIO(Base):
-    """A step run read (input) or wrote (output) a version under a name."""
+    """A step run read (input) or wrote (output) a version under a name;
+    several versions may share a name (a step that saves ``manual`` three
+    times: ZenML's outputs are lists)."""
 
     __tablename__ = "step_io"
     __table_args__ = (
-        UniqueConstraint("step_run_id", "direction", "name"),
+        UniqueConstraint("step_run_id", "direction", "name", "version_id", name="uq_step_io_link"),
         Index("ix_step_io_version", "version_id"),
         _NEVER_REUSE,
     )

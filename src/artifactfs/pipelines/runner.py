@@ -232,9 +232,10 @@ def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs:
                                original_step_run_id=original.id, status=RunStatus.CACHED)
     outputs = rows.step_links(session, original.id, "output")
     # One call for inputs and outputs: every version is locked in id order.
-    rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs.items()])
+    rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs])
     output_of = {link: output for output, link in _link_names(planned).items()}
-    return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs.items()}
+    # a name saved several times (save_artifact in the step) stands for its last version here
+    return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs}
 
 
 def _link_names(planned: PlannedStep) -> dict[str, str]:
