@@ -126,6 +126,7 @@ class ArtifactVersion:
 
     @property
     def tags(self) -> list[str]:
+        """``Tag`` values (``t.name``; each also its name as a ``str``)."""
         with get_index().read() as session:
             return rows.version_tags(session, self._pk)
 

@@ -15,6 +15,8 @@ from artifactfs.api.journal import update_journals
 from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index import tags as tag_rules
+from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import get_metadata
 from artifactfs.errors import NotFoundError
 from artifactfs.index.models import Pipeline as PipelineRow
@@ -166,6 +168,12 @@ class PipelineRunView:
     def run_metadata(self) -> dict[str, Any]:
         with get_index().read() as session:
             return get_metadata(session, run_id=self._pk)
+
+    @property
+    def tags(self) -> list[Tag]:
+        """The run's tags (``@pipeline(tags=...)``, ``add_tags(run=...)``), by name."""
+        with get_index().read() as session:
+            return tag_rules.tags_of(session, "run", [self._pk]).get(self._pk, [])
 
 
 def step_view(session, step: StepRow, with_links: bool = True, links: dict | None = None) -> StepRunView:

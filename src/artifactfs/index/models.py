@@ -10,7 +10,7 @@ from typing import Any
 
 import uuid
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, false, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from artifactfs.index.clock import index_now
@@ -252,6 +252,8 @@ class Tag(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: held by one version of an artifact / one run of a pipeline at a time (ZenML's; migration 0011)
+    exclusive: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class VersionTag(Base):
@@ -271,6 +273,15 @@ class ArtifactTag(Base):
     __tablename__ = "artifact_tag"
 
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifact.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class RunTag(Base):
+    """A tag on a pipeline run (migration 0011)."""
+
+    __tablename__ = "run_tag"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("pipeline_run.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 

@@ -204,6 +204,14 @@ def step_links(session: Session, step_run_id: int, direction: str) -> list[tuple
     return [(name, version) for name, version in rows]
 
 
+def run_outputs(session: Session, run_id: int) -> list[int]:
+    """Ids of every version the run's step runs output (cached ones included)."""
+    return list(session.scalars(
+        select(StepIO.version_id).distinct().join(StepRun, StepRun.id == StepIO.step_run_id)
+        .where(StepRun.run_id == run_id, StepIO.direction == "output")
+    ))
+
+
 # -- queries ----------------------------------------------------------------------------------
 
 

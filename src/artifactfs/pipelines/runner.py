@@ -32,6 +32,8 @@ from artifactfs.errors import AlreadyExistsError
 from artifactfs.index import get_index
 from artifactfs.index import artifacts as version_rows
 from artifactfs.index import pipelines as rows
+from artifactfs.index import tags as tag_rules
+from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import check_name
 from artifactfs.index.journal import step_records
 from artifactfs.stores.manifest import link_record
@@ -59,6 +61,7 @@ class RunOptions:
     substitutions: dict[str, str] = field(default_factory=dict)
     store: str | None = None
     quiet: bool = False
+    tags: list[Tag] = field(default_factory=list)  # the run's; cascading ones also go on its output versions
 
 
 @dataclass
@@ -78,7 +81,7 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     run_name = _run_name(options, start)
     store = get_store(options.store)
     config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache}
-    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config)
+    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config, options.tags)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
     with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
         try:
@@ -87,9 +90,9 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
                     outcome.outputs, outcome.cached = _run_step(planned, run_id, options, run_name, store, produced)
                 produced[planned.invocation.name] = outcome.outputs
         except BaseException:
-            _finish_run(run_id, RunStatus.FAILED)
+            _finish_run(run_id, RunStatus.FAILED, options.tags)
             raise
-        _finish_run(run_id, RunStatus.COMPLETED)
+        _finish_run(run_id, RunStatus.COMPLETED, options.tags)
     return get_pipeline_run(run_name)
 
 
@@ -99,15 +102,25 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
     return check_name(name, "run name")
 
 
-def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any]) -> int:
+def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any],
+                tags: list[Tag]) -> int:
     try:
-        return rows.create_run(session, pipeline, run_name, parameters, config).id
+        run_id = rows.create_run(session, pipeline, run_name, parameters, config).id
     except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
         raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
+    tag_rules.tag_runs(session, [run_id], tags)
+    return run_id
 
 
-def _finish_run(run_id: int, status: RunStatus) -> None:
-    get_index().run_write(rows.finish_by_id, PipelineRun, run_id, status)
+def _finish_run(run_id: int, status: RunStatus, tags: list[Tag] = ()) -> None:
+    """End the run; ``cascade`` tags go on every version its steps output (ZenML's)."""
+    def finish(session) -> None:
+        rows.finish_by_id(session, PipelineRun, run_id, status)
+        cascading = [tag for tag in tags if tag.cascade]
+        if cascading:
+            tag_rules.tag_versions(session, rows.run_outputs(session, run_id), cascading)
+
+    get_index().run_write(finish)
     update_linked_journals(run_ids=[run_id])  # the run's end, in the manifest file of every version it touched
 
 

@@ -1,18 +1,21 @@
-"""a step run may link several versions under one name
+"""several versions under one output name; exclusive tags; run tags
 
 - ``step_io``'s unique key becomes (step_run_id, direction, name,
   version_id): a step that calls ``save_artifact(x, name="manual")`` three
   times has three outputs named ``manual`` (ZenML's outputs are lists);
   the same version is still linked once per name and direction.
+- ``tag.exclusive``: an exclusive tag is held by one version of an
+  artifact (one run of a pipeline) at a time, as in ZenML.
+- ``run_tag``: tags on pipeline runs (``@pipeline(tags=...)``, ``add_tags(run=...)``).
 
-Revision ID: 0011_zenml2_step_io_many
+Revision ID: 0011_zenml2_outputs_tags
 Revises: 0010_run_config
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_zenml2_step_io_many"
+revision = "0011_zenml2_outputs_tags"
 down_revision = "0010_run_config"
 branch_labels = None
 depends_on = None
@@ -36,9 +39,21 @@ def upgrade() -> None:
     with op.batch_alter_table("step_io", naming_convention=_SQLITE_NAMES) as batch:
         batch.drop_constraint(old, type_="unique")
         batch.create_unique_constraint(NEW, [*OLD_COLUMNS, "version_id"])
+    op.add_column("tag", sa.Column("exclusive", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_table(
+        "run_tag",
+        sa.Column("run_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  sa.ForeignKey("pipeline_run.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("tag_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True),
+    )
+    op.create_index("ix_run_tag_tag_id", "run_tag", ["tag_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("run_tag")
+    with op.batch_alter_table("tag") as batch:
+        batch.drop_column("exclusive")
     # Several versions under one name cannot go back: keep the first of each.
     op.execute("DELETE FROM step_io WHERE id NOT IN "
                "(SELECT min(id) FROM step_io GROUP BY step_run_id, direction, name)")
