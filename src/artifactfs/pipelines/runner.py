@@ -47,6 +47,7 @@ from artifactfs.pipelines.outputs import (
     substitution_values,
     type_label,
 )
+from artifactfs.pipelines import inputs as step_inputs
 from artifactfs.pipelines.progress import RunProgress
 from artifactfs.pipelines.step import StepOutput
 from artifactfs.pipelines.trace import Invocation, Trace
@@ -69,8 +70,9 @@ class PlannedStep:
     """An invocation with everything decided before anything runs."""
 
     invocation: Invocation
-    parameters: dict[str, Any]
-    inputs: dict[str, StepOutput | ArtifactVersion]
+    parameters: dict[str, Any]  # as the run records them (JSON)
+    arguments: dict[str, Any]  # the parameters as the step gets them: validated and converted
+    inputs: dict[str, Any]  # a step output (or a list of them), a version, a lazy version or an external value
     artifact_names: dict[str, str]  # output name -> artifact name
     use_cache: bool
 
@@ -130,20 +132,21 @@ def _finish_run(run_id: int, status: RunStatus, tags: list[Tag] = ()) -> None:
 def _plan_step(invocation: Invocation, options: RunOptions, start: dt.datetime) -> PlannedStep:
     step = invocation.step
     where = f"step {invocation.name!r} of pipeline {options.pipeline!r}"
-    parameters, inputs = {}, {}
+    parameters, arguments, inputs = {}, {}, {}
     for key, value in invocation.arguments.items():
-        if isinstance(value, (StepOutput, ArtifactVersion, LazyArtifactVersion, ExternalArtifact)):
+        if step_inputs.is_artifact(value):
             inputs[key] = value
             continue
         try:
-            json.dumps(value, allow_nan=True)
+            parameters[key] = step_inputs.json_form(value)
         except (TypeError, ValueError):
             raise StepDefinitionError(
                 f"{where}: parameter {key!r} is a {type(value).__name__}, which is not JSON-serializable",
                 "pass it as an artifact instead: return it from another step, or save_artifact() it and pass "
                 "the ArtifactVersion",
             ) from None
-        parameters[key] = value
+        default = step.signature.parameters[key].default
+        arguments[key] = value if value is default else step_inputs.convert(value, step.input_types[key], where, key)
     values = substitution_values(start, {**options.substitutions, **step.substitutions})
     names = {}
     for spec in step.outputs:
@@ -152,7 +155,7 @@ def _plan_step(invocation: Invocation, options: RunOptions, start: dt.datetime) 
         else:
             names[spec.name] = check_name(f"{options.pipeline}::{invocation.name}::{spec.name}")
     use_cache = options.enable_cache and step.enable_cache is not False
-    return PlannedStep(invocation, parameters, inputs, names, use_cache)
+    return PlannedStep(invocation, parameters, arguments, inputs, names, use_cache)
 
 
 def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: ArtifactStore) -> str:
@@ -160,7 +163,8 @@ def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: A
     material = {
         "code": planned.invocation.step.code_hash,
         "parameters": planned.parameters,
-        "inputs": {k: v.content_hash or v.id for k, v in sorted(inputs.items())},
+        "inputs": {k: [x.content_hash or x.id for x in v] if isinstance(v, list) else v.content_hash or v.id
+                   for k, v in sorted(inputs.items())},
         "outputs": planned.artifact_names,
         "store": store.name,
     }
@@ -183,13 +187,13 @@ def _run_step(
         if cached is not None:
             return cached, True
     step_run_id, step_run_uuid = get_index().run_write(_start_step, planned, run_id, key, inputs)
-    update_journals([v._pk for v in inputs.values()])  # each input's manifest file names this consumer
+    update_journals([v._pk for v in _each(inputs)])  # each input's manifest file names this consumer
     context = StepRunContext(step_run_id, step_run_uuid, options.pipeline, run_name, planned.invocation.name,
                              output_names=tuple(spec.name for spec in step.outputs))
     try:
         values = _load_inputs(planned, inputs)
         with inside_step_run(context):
-            result = step.entrypoint(**planned.parameters, **values)
+            result = step.entrypoint(**planned.arguments, **values)
         return _save_outputs(planned, context, result, store), False
     except BaseException as exc:
         _finish_step(context.step_run_id, RunStatus.FAILED, exc)
@@ -206,6 +210,8 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
     saved now as ``<pipeline>::<step>::<input>``."""
     if isinstance(ref, StepOutput):
         return produced[ref.invocation][ref.output]
+    if step_inputs.is_output_list(ref):
+        return [produced[item.invocation][item.output] for item in ref]
     if isinstance(ref, LazyArtifactVersion):
         return ref.resolve()
     if isinstance(ref, ExternalArtifact):
@@ -221,8 +227,14 @@ def _start_step(session, planned: PlannedStep, run_id: int, key: str, inputs: di
     return row.id, row.uuid
 
 
-def _input_links(inputs: dict[str, ArtifactVersion]) -> list[Link]:
-    return [Link(version._pk, "input", name) for name, version in inputs.items()]
+def _input_links(inputs: dict[str, Any]) -> list[Link]:
+    """One link per version; a list input links each of its versions under its name."""
+    return [Link(version._pk, "input", name) for name, given in inputs.items()
+            for version in (given if isinstance(given, list) else [given])]
+
+
+def _each(inputs: dict[str, Any]) -> list[ArtifactVersion]:
+    return [version for given in inputs.values() for version in (given if isinstance(given, list) else [given])]
 
 
 def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
@@ -232,7 +244,7 @@ def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str,
     except VersionNotLiveError:
         return None  # the pruner got there first: run the step for real
     if outputs is not None:
-        update_journals([v._pk for v in [*inputs.values(), *outputs.values()]])
+        update_journals([v._pk for v in [*_each(inputs), *outputs.values()]])
     return outputs
 
 
@@ -264,6 +276,9 @@ def _load_inputs(planned: PlannedStep, inputs: dict[str, ArtifactVersion]) -> di
     annotations = planned.invocation.step.input_types
     for key, version in inputs.items():
         annotation = annotations[key]
+        if isinstance(version, list):  # several step outputs as one argument: a list of their values
+            values[key] = [item.load() for item in version]
+            continue
         if isinstance(annotation, type) and issubclass(annotation, UnmaterializedArtifact):
             values[key] = UnmaterializedArtifact.of(version)  # the version itself, not its value
             continue
