@@ -312,8 +312,12 @@ class Client:
         return self.get_tag(name)
 
     def get_tag(self, tag_name_or_id: str, hydrate: bool = True) -> tag_rules.Tag:
+        """A tag by name or id."""
         with get_index().read() as session:
             row = session.scalars(select(TagRow).where(TagRow.name == str(tag_name_or_id))).first()
+            if row is None:  # an id: a hash of the name
+                row = next((r for r in session.scalars(select(TagRow))
+                            if tag_rules.tag_id(r.name) == str(tag_name_or_id)), None)
             if row is None:
                 known = session.scalars(select(TagRow.name).order_by(TagRow.name))
                 raise NotFoundError(f"no tag named {str(tag_name_or_id)!r}", "list tags with Client().list_tags()",
@@ -377,9 +381,20 @@ class Client:
     def get_pipeline_run(self, name_id_or_prefix: str | uuid.UUID) -> PipelineRunView:
         return runs.get_pipeline_run(str(name_id_or_prefix))
 
-    def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None, **ignored: Any) -> list[PipelineRunView]:
-        """Runs, newest first."""
-        return runs.list_pipeline_runs(pipeline, limit)
+    def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None, sort_by: str = "desc:created",
+                           page: int = 1, size: int | None = None, name: str | None = None,
+                           pipeline_name: str | None = None, status: str | None = None,
+                           tags: Iterable[str] | str | None = None, **ignored: Any) -> Page:
+        """Runs, newest first (ZenML's ``sort_by="desc:created"``); ZenML's
+        filters: name, pipeline_name, status, tags (``"startswith:c"`` ...)."""
+        found = runs.list_pipeline_runs(pipeline or pipeline_name, None if tags or status or name else limit)
+        wanted = str(getattr(status, "value", status)) if status is not None else None
+        found = [r for r in found if (name is None or r.name == name) and (wanted is None or r.status == wanted)
+                 and (tags is None or tag_rules.matches_filters([t.name for t in r.tags], tags))]
+        found = found[:limit] if limit else found
+        if sort_by != "desc:created" or size is not None or page != 1:
+            return _page(_sorted(found, sort_by.replace("created", "start_time")), page, size)
+        return _page(found, 1, None)
 
     def delete_pipeline_run(self, name_id_or_prefix: str | uuid.UUID) -> PipelineRunView:
         """Remove a run's rows; its artifacts stay until the pruner finds them unreferenced."""

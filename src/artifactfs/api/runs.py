@@ -59,6 +59,13 @@ class PipelineView(str):
         return found[0]
 
     @property
+    def tags(self) -> list[Tag]:
+        """The pipeline's own tags (``add_tags(pipeline=...)``)."""
+        with get_index().read() as session:
+            row = session.scalars(select(PipelineRow).where(PipelineRow.name == self.name)).first()
+            return tag_rules.tags_of(session, "pipeline", [row.id]).get(row.id, []) if row is not None else []
+
+    @property
     def latest_run_status(self) -> str | None:
         found = list_pipeline_runs(self.name, limit=1)
         return found[0].status if found else None

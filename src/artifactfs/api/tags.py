@@ -18,10 +18,10 @@ from artifactfs.index import tags as tag_rules
 from artifactfs.index.models import Artifact
 from artifactfs.index.tags import Tag, TagError
 
-#: ZenML targets that artifactfs has no such thing for (no pipeline tags, templates, snapshots or deployments).
-_ABSENT = ("pipeline", "run_template", "snapshot", "deployment")
+#: ZenML targets that artifactfs has no such thing for (run templates, snapshots, deployments).
+_ABSENT = ("run_template", "snapshot", "deployment")
 
-_COMBINATIONS = ("run=, artifact=, artifact_version_id=, artifact_name= with artifact_version=, "
+_COMBINATIONS = ("pipeline=, run=, artifact=, artifact_version_id=, artifact_name= with artifact_version=, "
                  "infer_artifact=True (with artifact_name= for a step with several outputs), "
                  "or nothing inside a step (its run)")
 
@@ -51,6 +51,8 @@ def _apply(adding: bool, tags: list[Tag], given: dict[str, Any]) -> None:
         raise TagError(f"artifactfs has no {absent[0].replace('_', ' ')}s to tag",
                        f"tag one of: {_COMBINATIONS}")
     keys = set(given)
+    if keys == {"pipeline"}:
+        return _on_pipeline(adding, tags, given["pipeline"])
     if keys == {"run"}:
         return _on_run(adding, tags, str(given["run"]))
     if keys == {"artifact"}:
@@ -81,6 +83,19 @@ def _on_run(adding: bool, tags: list[Tag], name_or_id: str) -> None:
     get_index().run_write(change)
 
 
+def _on_pipeline(adding: bool, tags: list[Tag], name_or_id: Any) -> None:
+    name = Client().get_pipeline(name_or_id).name
+
+    def change(session) -> None:
+        pipeline_pk = pipeline_rows.get_or_create_pipeline(session, name).id
+        if adding:
+            tag_rules.tag_pipeline(session, pipeline_pk, tags)
+        else:
+            tag_rules.untag(session, "pipeline", pipeline_pk, tags)
+
+    get_index().run_write(change)
+
+
 def _on_artifact(adding: bool, tags: list[Tag], name_or_id: Any) -> None:
     artifact_pk = Client().get_artifact(name_or_id)._pk
 
@@ -106,8 +121,8 @@ def _on_output(adding: bool, tags: list[Tag], output: str | None) -> None:
         raise TagError("add_tags(infer_artifact=True) works inside a step with outputs",
                        "pass artifact_version_id=, or artifact_name= with artifact_version=")
     name = _output_name(context, output)
-    kept = [t for t in context.output_tags.get(name, []) if t not in tags]
-    context.output_tags[name] = kept + tags if adding else kept
+    kept: list[str] = [t for t in context.output_tags.get(name, []) if t not in tags]
+    context.output_tags[name] = [*kept, *tags] if adding else kept
 
 
 __all__ = ["Tag", "add_tags", "remove_tags"]

@@ -285,6 +285,15 @@ class RunTag(Base):
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
+class PipelineTag(Base):
+    """A tag on a pipeline (migration 0011)."""
+
+    __tablename__ = "pipeline_tag"
+
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipeline.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
 class Metadata(Base):
     """A typed key/value on a version, a run or a step run."""
 

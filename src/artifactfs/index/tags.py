@@ -7,6 +7,7 @@ artifact as a whole cannot hold one. Every function takes a ``Session``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +16,15 @@ from sqlalchemy import delete, func, select
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.db import dialect_insert
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.models import ArtifactTag, ArtifactVersion, PipelineRun, RunTag, Tag as TagRow, VersionTag
+from artifactfs.index.models import (
+    ArtifactTag,
+    ArtifactVersion,
+    PipelineRun,
+    PipelineTag,
+    RunTag,
+    Tag as TagRow,
+    VersionTag,
+)
 from artifactfs.index.artifacts import check_name
 
 
@@ -30,6 +39,10 @@ class Tag(str):
     tag that also goes on every output version of the run. ``None`` (the
     default of a new ``Tag``): as the tag already is, not exclusive if new."""
 
+    exclusive: bool | None
+    cascade: bool | None
+    color: str | None
+
     def __new__(cls, name: Any = None, exclusive: bool | None = None, cascade: bool | None = None,
                 color: str | None = None, **given: Any) -> Tag:
         name = given.pop("name", name)  # ZenML's Tag(name=...) keyword
@@ -43,12 +56,21 @@ class Tag(str):
     def name(self) -> str:
         return str.__str__(self)
 
+    @property
+    def id(self) -> str:
+        """A stable id for the tag's name (the index keys tags by name)."""
+        return tag_id(self.name)
+
     def __repr__(self) -> str:
         flags = "".join(f", {flag}=True" for flag in ("exclusive", "cascade") if getattr(self, flag))
         return f"Tag({self.name!r}{flags})"
 
     def __reduce__(self):
         return (Tag, (self.name, self.exclusive, self.cascade, self.color))
+
+
+def tag_id(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"artifactfs:tag:{name}"))
 
 
 def as_tags(tags: Iterable[Any] | str | None) -> list[Tag]:
@@ -120,22 +142,36 @@ def tag_runs(session, run_ids: list[int], tags: Iterable[Any]) -> None:
 
 def tag_artifact(session, artifact_id: int, tags: Iterable[Any]) -> None:
     """Tag an artifact as a whole; exclusive tags are refused (as in ZenML)."""
+    _tag_holder(session, "artifact", artifact_id, tags)
+
+
+def tag_pipeline(session, pipeline_id: int, tags: Iterable[Any]) -> None:
+    """Tag a pipeline; exclusive tags are refused (as in ZenML)."""
+    _tag_holder(session, "pipeline", pipeline_id, tags)
+
+
+def _tag_holder(session, kind: str, target_id: int, tags: Iterable[Any]) -> None:
     rows = tag_rows(session, tags)
     refused = [row.name for row in rows if row.exclusive]
     if refused:
-        raise TagError(f"tag(s) {', '.join(map(repr, refused))} are exclusive: an artifact as a whole cannot hold one",
-                       "tag one of its versions instead (exclusive tags work on versions and runs)")
-    session.execute(dialect_insert(session)(ArtifactTag).on_conflict_do_nothing(index_elements=["artifact_id", "tag_id"]),
-                    [{"artifact_id": artifact_id, "tag_id": row.id} for row in rows])
+        raise TagError(f"tag(s) {', '.join(map(repr, refused))} are exclusive: a {kind} cannot hold one",
+                       "exclusive tags go on artifact versions and runs")
+    if not rows:
+        return
+    table, column = _LINKS[kind]
+    session.execute(dialect_insert(session)(table).on_conflict_do_nothing(index_elements=[column.key, "tag_id"]),
+                    [{column.key: target_id, "tag_id": row.id} for row in rows])
     bump_generation(session)
 
 
 def check_can_be_exclusive(session, tag_id: int, name: str) -> None:
     """Refuse to make a tag exclusive while it is on an artifact, on two
     versions of one artifact or on two runs of one pipeline."""
-    if session.scalar(select(ArtifactTag.artifact_id).where(ArtifactTag.tag_id == tag_id).limit(1)) is not None:
-        raise TagError(f"tag {name!r} is on an artifact as a whole, which cannot hold an exclusive tag",
-                       "remove it from the artifact first")
+    for kind in ("artifact", "pipeline"):
+        table, column = _LINKS[kind]
+        if session.scalar(select(column).where(table.tag_id == tag_id).limit(1)) is not None:
+            raise TagError(f"tag {name!r} is on a {kind}, which cannot hold an exclusive tag",
+                           f"remove it from the {kind} first")
     for scope, query in (
         ("versions of one artifact", select(ArtifactVersion.artifact_id).join(
             VersionTag, VersionTag.version_id == ArtifactVersion.id).where(VersionTag.tag_id == tag_id)
@@ -153,8 +189,8 @@ def _one_per_scope(owners: dict[int, int], scope: str) -> None:
         raise TagError(f"an exclusive tag cannot go on several {scope} at once", "attach it to one of them")
 
 
-_LINKS = {"version": (VersionTag, VersionTag.version_id), "run": (RunTag, RunTag.run_id),
-          "artifact": (ArtifactTag, ArtifactTag.artifact_id)}
+_LINKS: dict[str, tuple[Any, Any]] = {"version": (VersionTag, VersionTag.version_id), "run": (RunTag, RunTag.run_id),
+          "artifact": (ArtifactTag, ArtifactTag.artifact_id), "pipeline": (PipelineTag, PipelineTag.pipeline_id)}
 
 
 def untag(session, kind: str, target_id: int, tags: Iterable[Any]) -> None:
@@ -178,3 +214,27 @@ def tags_of(session, kind: str, target_ids: Iterable[int]) -> dict[int, list[Tag
             .where(column.in_(ids)).order_by(TagRow.name)):
         found.setdefault(target, []).append(Tag(name, exclusive=bool(exclusive)))
     return found
+
+
+#: ZenML's string filter operators for ``tags=[...]`` filters.
+_OPERATORS = {
+    "equals": lambda tag, value: tag == value,
+    "notequals": lambda tag, value: tag != value,
+    "contains": lambda tag, value: value in tag,
+    "startswith": lambda tag, value: tag.startswith(value),
+    "endswith": lambda tag, value: tag.endswith(value),
+}
+
+
+def matches_filters(names: Iterable[str], filters: Iterable[str] | str | None) -> bool:
+    """ZenML's ``tags=`` filter: every filter (``"name"`` or ``"op:value"``,
+    op one of equals, notequals, contains, startswith, endswith) is met by
+    at least one of ``names``."""
+    names = list(names)
+    for given in [filters] if isinstance(filters, str) else list(filters or ()):
+        op, _, value = str(given).partition(":")
+        if value == "" or op not in _OPERATORS:
+            op, value = "equals", str(given)
+        if not any(_OPERATORS[op](name, value) for name in names):
+            return False
+    return True

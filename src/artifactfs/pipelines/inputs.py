@@ -69,7 +69,7 @@ def convert(value: Any, annotation: Any, where: str, key: str) -> Any:
     try:
         model = create_model("StepParameter", __config__=ConfigDict(arbitrary_types_allowed=True),
                              value=(annotation, ...))
-        return model(value=value).value
+        return model(value=value).value  # type: ignore[attr-defined]  # the field made just above
     except ValidationError as exc:
         raise _mismatch(value, annotation, where, key) from exc
 

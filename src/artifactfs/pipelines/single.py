@@ -35,7 +35,7 @@ def validated(step: Step, args: tuple, kwargs: dict) -> dict[str, Any]:
 
 def run_single_step(step: Step, args: tuple, kwargs: dict) -> Any:
     """Run ``step`` alone as a recorded one-step pipeline; its outputs' values."""
-    arguments = {}
+    arguments: dict[str, Any] = {}
     for key, value in bind(step, args, kwargs).items():
         arguments[key] = value if step_inputs.is_artifact(value) or _is_parameter(step, key, value) \
             else ExternalArtifact(value=value)

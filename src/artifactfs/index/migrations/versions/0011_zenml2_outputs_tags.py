@@ -6,7 +6,8 @@
   the same version is still linked once per name and direction.
 - ``tag.exclusive``: an exclusive tag is held by one version of an
   artifact (one run of a pipeline) at a time, as in ZenML.
-- ``run_tag``: tags on pipeline runs (``@pipeline(tags=...)``, ``add_tags(run=...)``).
+- ``run_tag``: tags on pipeline runs (``@pipeline(tags=...)``, ``add_tags(run=...)``);
+  ``pipeline_tag``: tags on pipelines (``add_tags(pipeline=...)``).
 
 Revision ID: 0011_zenml2_outputs_tags
 Revises: 0010_run_config
@@ -21,6 +22,7 @@ branch_labels = None
 depends_on = None
 
 NEW = "uq_step_io_link"
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 OLD_COLUMNS = ["step_run_id", "direction", "name"]
 # SQLite's key has no name (0002 made it unnamed): batch mode names it by this convention to drop it.
 _SQLITE_NAMES = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
@@ -42,15 +44,20 @@ def upgrade() -> None:
     op.add_column("tag", sa.Column("exclusive", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "run_tag",
-        sa.Column("run_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                  sa.ForeignKey("pipeline_run.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("tag_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                  sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("run_id", _ID, sa.ForeignKey("pipeline_run.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("tag_id", _ID, sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True),
     )
     op.create_index("ix_run_tag_tag_id", "run_tag", ["tag_id"])
+    op.create_table(
+        "pipeline_tag",
+        sa.Column("pipeline_id", _ID, sa.ForeignKey("pipeline.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("tag_id", _ID, sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True),
+    )
+    op.create_index("ix_pipeline_tag_tag_id", "pipeline_tag", ["tag_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("pipeline_tag")
     op.drop_table("run_tag")
     with op.batch_alter_table("tag") as batch:
         batch.drop_column("exclusive")
