@@ -31,7 +31,7 @@ _SQLITE_NAMES = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
 def _old_name() -> str:
     if op.get_bind().dialect.name == "sqlite":
         return "uq_step_io_step_run_id"
-    found = [c["name"] for c in sa.inspect(op.get_bind()).get_unique_constraints("step_io")
+    found = [str(c["name"]) for c in sa.inspect(op.get_bind()).get_unique_constraints("step_io")
              if c["column_names"] == OLD_COLUMNS]
     return found[0]
 
