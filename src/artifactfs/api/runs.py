@@ -110,6 +110,7 @@ class StepRunView:
     inputs: dict[str, ArtifactVersion] = field(default_factory=dict)
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
+    _without_cache: tuple[str, ...] | None = field(default=None, repr=False)  # the run's steps with caching off
 
     @property
     def is_cached(self) -> bool:
@@ -117,7 +118,9 @@ class StepRunView:
 
     @property
     def config(self) -> StepConfigView:
-        return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
+        if self._without_cache is None:  # a run recorded before the list was kept: only cached steps had keys
+            return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
+        return StepConfigView(self.name, dict(self.parameters), self.name not in self._without_cache)
 
     @property
     def pipeline_run(self) -> PipelineRunView:
@@ -190,6 +193,7 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         id=step.uuid, name=step.name, status=step.status, parameters=dict(step.parameters or {}),
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
+        _without_cache=_steps_without_cache(step.run.config),
     )
     if with_links:
         links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
@@ -198,6 +202,11 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         for name, versions in links.get((step.id, "output"), {}).items():
             view.outputs[name] = OutputVersions([ArtifactVersion.from_row(v) for v in versions])
     return view
+
+
+def _steps_without_cache(config: dict[str, Any] | None) -> tuple[str, ...] | None:
+    listed = (config or {}).get("steps_without_cache")
+    return None if listed is None else tuple(listed)
 
 
 def run_view(session, run: RunRow) -> PipelineRunView:

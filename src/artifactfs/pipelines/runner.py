@@ -82,7 +82,8 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     plan = [_plan_step(inv, options, start) for inv in trace.invocations]
     run_name = _run_name(options, start)
     store = get_store(options.store)
-    config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache}
+    config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache,
+              "steps_without_cache": [p.invocation.name for p in plan if not p.use_cache]}
     run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config, options.tags)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
     with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
@@ -221,8 +222,8 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
 
 def _start_step(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
     step = planned.invocation.step
-    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
-                               key if planned.use_cache else None, planned.parameters)
+    # The key is kept even with caching off (as ZenML keeps it): a later run with caching on reuses this one.
+    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters)
     rows.link_all(session, row.id, _input_links(inputs))
     return row.id, row.uuid
 
