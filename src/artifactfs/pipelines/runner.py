@@ -192,10 +192,10 @@ def _run_step(
     context = StepRunContext(step_run_id, step_run_uuid, options.pipeline, run_name, planned.invocation.name,
                              output_names=tuple(spec.name for spec in step.outputs))
     try:
-        values = _load_inputs(planned, inputs)
-        with inside_step_run(context):
+        with inside_step_run(context):  # materializers too may ask get_step_context() (ZenML's)
+            values = _load_inputs(planned, inputs)
             result = step.entrypoint(**planned.arguments, **values)
-        return _save_outputs(planned, context, result, store), False
+            return _save_outputs(planned, context, result, store), False
     except BaseException as exc:
         _finish_step(context.step_run_id, RunStatus.FAILED, exc)
         if isinstance(exc, Exception) and hasattr(exc, "add_note"):
