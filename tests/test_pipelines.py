@@ -276,7 +276,7 @@ def test_cross_pipeline_and_manual_links(sqlite_home):
     run = consumer()
     assert run.steps["total"].inputs["numbers"].id == external.id
     assert run.steps["total"].output.load() == 30
-    assert run.steps["reader"].inputs["external_numbers:1"].id == external.id
+    assert run.steps["reader"].inputs["external_numbers"].id == external.id
     assert run.steps["reader"].outputs["side_output"].load() == {"seen": "1"}
     assert [c.name for c in external.consumers] == ["total", "reader"]
 

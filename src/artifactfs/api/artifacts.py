@@ -205,6 +205,19 @@ class ArtifactVersion:
         """ZenML's ``artifact_version.run``: the pipeline run of :attr:`step`."""
         return self.step.pipeline_run
 
+    @property
+    def producer_step_run_id(self) -> str | None:
+        """ZenML's: the id of the step run that produced this version (None: saved outside a step)."""
+        found = self.producer
+        return found.id if found is not None else None
+
+    @property
+    def producer_pipeline_run_id(self) -> str | None:
+        """ZenML's: the id of the pipeline run that produced this version
+        (a cached step's outputs keep their original run)."""
+        found = self.producer
+        return found.pipeline_run_id if found is not None else None
+
     def upstream(self, depth: int = 1) -> list[ArtifactVersion]:
         from artifactfs.api import runs
 
@@ -334,7 +347,8 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
     # The pruner may condemn the version right here; the link re-reads it
     # under its row lock and refuses (VersionNotLiveError) if it did.
     fault_point("before_input_link")
-    get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", str(found))
+    # under the artifact's name, as ZenML keys a manual load (a step that reads several versions lists each)
+    get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", found.name)
     update_journals([found._pk])  # its manifest file names this step run as a consumer
     return found
 

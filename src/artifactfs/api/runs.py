@@ -18,6 +18,7 @@ from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index import tags as tag_rules
 from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import get_metadata
+from artifactfs.enums import StepRunInputArtifactType
 from artifactfs.errors import NotFoundError
 from artifactfs.index.models import Pipeline as PipelineRow
 from artifactfs.index.models import PipelineRun as RunRow
@@ -111,6 +112,7 @@ class StepRunView:
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
     _without_cache: tuple[str, ...] | None = field(default=None, repr=False)  # the run's steps with caching off
+    _input_types: dict[str, str] = field(default_factory=dict, repr=False)  # as the run recorded them
 
     @property
     def is_cached(self) -> bool:
@@ -121,6 +123,13 @@ class StepRunView:
         if self._without_cache is None:  # a run recorded before the list was kept: only cached steps had keys
             return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
         return StepConfigView(self.name, dict(self.parameters), self.name not in self._without_cache)
+
+    @property
+    def input_types(self) -> dict[str, StepRunInputArtifactType]:
+        """ZenML's: how each input reached the step (an input the run did
+        not plan was loaded by the step itself: ``MANUAL``)."""
+        return {name: StepRunInputArtifactType(self._input_types.get(name, StepRunInputArtifactType.MANUAL.value))
+                for name in self.inputs}
 
     @property
     def pipeline_run(self) -> PipelineRunView:
@@ -194,6 +203,7 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
         _without_cache=_steps_without_cache(step.run.config),
+        _input_types=dict(((step.run.config or {}).get("input_types") or {}).get(step.name, {})),
     )
     if with_links:
         links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])

@@ -20,6 +20,7 @@ from typing import Any
 
 from artifactfs.api.artifacts import ArtifactVersion
 from artifactfs.api.lazy import LazyArtifactVersion
+from artifactfs.enums import StepRunInputArtifactType
 from artifactfs.pipelines.config import ExternalArtifact
 from artifactfs.pipelines.outputs import StepDefinitionError, matches, type_label
 from artifactfs.pipelines.step import StepOutput
@@ -40,6 +41,15 @@ def is_output_list(value: Any) -> bool:
 
 def is_artifact(value: Any) -> bool:
     return isinstance(value, ARTIFACT_TYPES) or is_output_list(value)
+
+
+def input_type(value: Any) -> StepRunInputArtifactType:
+    """How an artifact argument reaches the step, as ZenML records it."""
+    if isinstance(value, ExternalArtifact):
+        return StepRunInputArtifactType.EXTERNAL
+    if isinstance(value, (ArtifactVersion, LazyArtifactVersion)):
+        return StepRunInputArtifactType.LAZY_LOADED
+    return StepRunInputArtifactType.STEP_OUTPUT
 
 
 def json_form(value: Any) -> Any:

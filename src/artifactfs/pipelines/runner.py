@@ -83,7 +83,9 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     run_name = _run_name(options, start)
     store = get_store(options.store)
     config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache,
-              "steps_without_cache": [p.invocation.name for p in plan if not p.use_cache]}
+              "steps_without_cache": [p.invocation.name for p in plan if not p.use_cache],
+              "input_types": {p.invocation.name: {k: step_inputs.input_type(v).value for k, v in p.inputs.items()}
+                              for p in plan if p.inputs}}
     run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config, options.tags)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
     with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
@@ -257,8 +259,10 @@ def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs:
     row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
                                original_step_run_id=original.id, status=RunStatus.CACHED)
     outputs = rows.step_links(session, original.id, "output")
+    # What the original loaded itself (manual inputs) it read for this run too, as ZenML records it.
+    manual = [Link(v.id, "input", n) for n, v in rows.step_links(session, original.id, "input") if n not in inputs]
     # One call for inputs and outputs: every version is locked in id order.
-    rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs])
+    rows.link_all(session, row.id, _input_links(inputs) + manual + [Link(v.id, "output", n) for n, v in outputs])
     output_of = {link: output for output, link in _link_names(planned).items()}
     # a name saved several times (save_artifact in the step) stands for its last version here
     return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs}
