@@ -1,4 +1,4 @@
-"""How a step takes its arguments, as in ZenML 0.98: called outside a
+"""How a step takes its arguments and records them, as in ZenML 0.98: called outside a
 pipeline it validates and converts them and records a one-step run; inside
 a pipeline its parameters are validated against their annotations (and
 converted, pydantic models included), and a list or tuple of step outputs
@@ -6,14 +6,25 @@ passed as one argument reaches the step as a list of their values."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Tuple
 
 import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from artifactfs import Client, pipeline, step
-from artifactfs.enums import ArtifactSaveType
+from artifactfs import (
+    Client,
+    ExternalArtifact,
+    fileio,
+    get_step_context,
+    load_artifact,
+    pipeline,
+    save_artifact,
+    step,
+)
+from artifactfs.enums import ArtifactSaveType, StepRunInputArtifactType
+from artifactfs.materializers import BaseMaterializer
 from artifactfs.pipelines import StepDefinitionError
 
 
@@ -97,3 +108,90 @@ def test_a_step_called_inside_a_running_step_is_the_validated_function():
 
     assert outer() == 3.0
     assert [r.pipeline.name for r in Client().list_pipeline_runs()] == ["outer"]  # no nested run
+
+
+@step
+def produces() -> Annotated[int, "shared"]:
+    save_artifact(41, "shared")
+    return 42
+
+
+@step
+def consumes(shared: int, expected: int) -> None:
+    assert shared == expected
+
+
+@step
+def loads_itself() -> None:
+    assert load_artifact("shared", 1) == 41
+
+
+def test_input_types():
+    @pipeline(quiet=True)
+    def typed():
+        consumes(produces(), 42, id="from_step")
+        consumes(ExternalArtifact(value=42), 42, id="external")
+        consumes(Client().get_artifact_version("shared", 1), 41, id="lazy")
+        loads_itself(after="lazy")
+
+    for cache in (False, True):
+        run = typed.with_options(enable_cache=cache)()
+        assert run.steps["produces"].input_types == {}
+        assert run.steps["from_step"].input_types == {"shared": StepRunInputArtifactType.STEP_OUTPUT}
+        assert run.steps["external"].input_types == {"shared": StepRunInputArtifactType.EXTERNAL}
+        assert run.steps["lazy"].input_types == {"shared": StepRunInputArtifactType.LAZY_LOADED}
+        assert run.steps["loads_itself"].input_types == {"shared": StepRunInputArtifactType.MANUAL}
+
+
+def test_producer_ids_survive_the_cache():
+    @pipeline(quiet=True)
+    def once():
+        counted_output()
+
+    first, second = once(), once()
+    assert second.steps["counted_output"].is_cached
+    version = Client().get_pipeline_run(second.id).steps["counted_output"].output
+    assert version.producer_pipeline_run_id == first.id
+    assert version.producer_step_run_id == first.steps["counted_output"].id
+
+
+@step
+def counted_output() -> Annotated[int, "counted"]:
+    return 3
+
+
+class Labelled(BaseModel):
+    name: str
+    pipeline_name: str | None = None
+
+
+class LabelledMaterializer(BaseMaterializer):
+    ASSOCIATED_TYPES = (Labelled,)
+
+    def save(self, data: Labelled) -> None:
+        super().save(data)
+        data.pipeline_name = get_step_context().pipeline.name  # a materializer may ask for the step context
+        with fileio.open(os.path.join(self.uri, "data.json"), "w") as f:
+            f.write(data.model_dump_json())
+
+    def load(self, data_type: type) -> Labelled:
+        super().load(data_type)
+        get_step_context()
+        with fileio.open(os.path.join(self.uri, "data.json")) as f:
+            return Labelled.model_validate_json(f.read())
+
+
+def test_a_materializer_sees_the_step_context():
+    @step(output_materializers=LabelledMaterializer)
+    def make_labelled() -> Labelled:
+        return Labelled(name="x")
+
+    @step
+    def read_labelled(item: Labelled) -> str:
+        return item.pipeline_name
+
+    @pipeline(name="labelled", quiet=True)
+    def labelled():
+        read_labelled(make_labelled())
+
+    assert labelled().steps["read_labelled"].output.load() == "labelled"

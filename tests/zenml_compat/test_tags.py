@@ -89,3 +89,34 @@ def test_client_tags(afs_home):
     assert [t.name for t in Client().list_tags(exclusive=True)] == ["t"]
     Client().delete_tag("shared")
     assert Client().get_artifact_version("a", "1").tags == []
+
+
+def test_list_runs_by_tag_filters(afs_home):
+    @pipeline(quiet=True, enable_cache=False)
+    def filtered():
+        tags_its_run()
+
+    first = filtered.with_options(tags=["cpu", Tag("current", exclusive=True)])()
+    second = filtered.with_options(tags=["gpu", Tag("current", exclusive=True)])()
+    found = Client().list_pipeline_runs(tags=["startswith:c", "equals:current"])
+    assert [r.id for r in found.items] == [second.id]  # the exclusive tag moved off the first run
+    assert [r.id for r in Client().list_pipeline_runs(tags="cpu")] == [first.id]
+    assert Client().list_pipeline_runs(tags=["startswith:wrong"]).items == []
+    assert [r.id for r in Client().list_pipeline_runs(sort_by="created")] == [first.id, second.id]
+
+
+@step
+def counted() -> int:
+    return 7
+
+
+def test_a_step_run_without_cache_serves_a_later_cached_run(afs_home):
+    @pipeline(quiet=True, enable_cache=False)
+    def uncached():
+        counted()
+
+    first = uncached()
+    assert first.steps["counted"].config.enable_cache is False
+    second = uncached.configure(enable_cache=True)()
+    assert second.steps["counted"].is_cached and second.steps["counted"].config.enable_cache is True
+    assert second.steps["counted"].output.id == first.steps["counted"].output.id
