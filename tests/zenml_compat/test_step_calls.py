@@ -83,7 +83,7 @@ def test_parameters_are_validated_and_converted_inside_a_pipeline():
     run = converted()
     assert run.steps["total"].outputs["output"].load() == 1.5 + 2 + 4
     assert run.steps["total"].parameters == {"settings": {"rate": "0.5"}, "offset": "4"}
-    assert [v.load() for v in [run.steps["total"].inputs["values"]]] == [1]  # the first of the list
+    assert [v.load() for v in run.steps["total"].inputs["values"]] == [1, 2]  # the list's versions
 
     @pipeline(quiet=True)
     def model_given():
@@ -141,6 +141,7 @@ def test_input_types():
         assert run.steps["external"].input_types == {"shared": StepRunInputArtifactType.EXTERNAL}
         assert run.steps["lazy"].input_types == {"shared": StepRunInputArtifactType.LAZY_LOADED}
         assert run.steps["loads_itself"].input_types == {"shared": StepRunInputArtifactType.MANUAL}
+        assert run.steps["lazy"].inputs["shared"][0].input_type == StepRunInputArtifactType.LAZY_LOADED
 
 
 def test_producer_ids_survive_the_cache():

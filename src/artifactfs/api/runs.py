@@ -3,6 +3,7 @@ versions (producer, consumers, upstream, downstream)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
@@ -83,9 +84,9 @@ class StepConfigView:
 
 
 class OutputVersions(list):
-    """The versions a step run wrote under one output name. ZenML 0.98 gives
-    a list (``outputs["o"][0]``); with exactly one version (the usual case)
-    it also stands for that version (``outputs["o"].load()``)."""
+    """The versions a step run wrote (or read) under one name. ZenML 0.98
+    gives a list (``outputs["o"][0]``); with exactly one version (the usual
+    case) it also stands for that version (``outputs["o"].load()``)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or len(self) != 1:
@@ -94,6 +95,18 @@ class OutputVersions(list):
 
     def __str__(self) -> str:
         return str(self[0]) if len(self) == 1 else ", ".join(map(str, self))
+
+
+@dataclass
+class StepInput(ArtifactVersion):
+    """A version a step run read, with how it got it (ZenML's ``StepRunInputResponse``)."""
+
+    input_type: StepRunInputArtifactType = StepRunInputArtifactType.MANUAL
+
+    @classmethod
+    def of(cls, version: ArtifactVersion, input_type: str) -> StepInput:
+        return cls(**{f.name: getattr(version, f.name) for f in dataclasses.fields(version)},
+                   input_type=StepRunInputArtifactType(input_type))
 
 
 @dataclass
@@ -108,11 +121,10 @@ class StepRunView:
     end_time: dt.datetime | None
     pipeline: PipelineView
     run: str
-    inputs: dict[str, ArtifactVersion] = field(default_factory=dict)
+    inputs: dict[str, OutputVersions] = field(default_factory=dict)  # StepInput lists, as ZenML 0.98's
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
     _without_cache: tuple[str, ...] | None = field(default=None, repr=False)  # the run's steps with caching off
-    _input_types: dict[str, str] = field(default_factory=dict, repr=False)  # as the run recorded them
 
     @property
     def is_cached(self) -> bool:
@@ -128,8 +140,7 @@ class StepRunView:
     def input_types(self) -> dict[str, StepRunInputArtifactType]:
         """ZenML's: how each input reached the step (an input the run did
         not plan was loaded by the step itself: ``MANUAL``)."""
-        return {name: StepRunInputArtifactType(self._input_types.get(name, StepRunInputArtifactType.MANUAL.value))
-                for name in self.inputs}
+        return {name: versions[0].input_type for name, versions in self.inputs.items()}
 
     @property
     def pipeline_run(self) -> PipelineRunView:
@@ -203,12 +214,14 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
         _without_cache=_steps_without_cache(step.run.config),
-        _input_types=dict(((step.run.config or {}).get("input_types") or {}).get(step.name, {})),
     )
     if with_links:
         links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
+        # how each input came, as the run planned it; an unplanned one the step loaded itself
+        planned = ((step.run.config or {}).get("input_types") or {}).get(step.name, {})
         for name, versions in links.get((step.id, "input"), {}).items():
-            view.inputs[name] = ArtifactVersion.from_row(versions[0])  # the first read under the name
+            kind = planned.get(name, StepRunInputArtifactType.MANUAL.value)
+            view.inputs[name] = OutputVersions([StepInput.of(ArtifactVersion.from_row(v), kind) for v in versions])
         for name, versions in links.get((step.id, "output"), {}).items():
             view.outputs[name] = OutputVersions([ArtifactVersion.from_row(v) for v in versions])
     return view
