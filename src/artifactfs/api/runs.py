@@ -81,6 +81,7 @@ class StepConfigView:
     name: str
     parameters: dict[str, Any]
     enable_cache: bool
+    substitutions: dict[str, str] = field(default_factory=dict)  # the run's, then the step's own
 
 
 class OutputVersions(list):
@@ -125,6 +126,7 @@ class StepRunView:
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
     _without_cache: tuple[str, ...] | None = field(default=None, repr=False)  # the run's steps with caching off
+    _substitutions: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def is_cached(self) -> bool:
@@ -133,8 +135,9 @@ class StepRunView:
     @property
     def config(self) -> StepConfigView:
         if self._without_cache is None:  # a run recorded before the list was kept: only cached steps had keys
-            return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
-        return StepConfigView(self.name, dict(self.parameters), self.name not in self._without_cache)
+            return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None, dict(self._substitutions))
+        return StepConfigView(self.name, dict(self.parameters), self.name not in self._without_cache,
+                              dict(self._substitutions))
 
     @property
     def input_types(self) -> dict[str, StepRunInputArtifactType]:
@@ -214,6 +217,7 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
         _without_cache=_steps_without_cache(step.run.config),
+        _substitutions=_step_substitutions(step.run.config, step.name),
     )
     if with_links:
         links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
@@ -225,6 +229,11 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         for name, versions in links.get((step.id, "output"), {}).items():
             view.outputs[name] = OutputVersions([ArtifactVersion.from_row(v) for v in versions])
     return view
+
+
+def _step_substitutions(config: dict[str, Any] | None, step: str) -> dict[str, str]:
+    config = config or {}
+    return {**(config.get("substitutions") or {}), **((config.get("step_substitutions") or {}).get(step) or {})}
 
 
 def _steps_without_cache(config: dict[str, Any] | None) -> tuple[str, ...] | None:

@@ -42,6 +42,7 @@ from artifactfs.pipelines.config import ArtifactConfig, ExternalArtifact, Unmate
 from artifactfs.index.pipelines import Link, VersionNotLiveError
 from artifactfs.pipelines.outputs import (
     StepDefinitionError,
+    cache_name,
     fill,
     matches,
     substitution_values,
@@ -74,6 +75,8 @@ class PlannedStep:
     arguments: dict[str, Any]  # the parameters as the step gets them: validated and converted
     inputs: dict[str, Any]  # a step output (or a list of them), a version, a lazy version or an external value
     artifact_names: dict[str, str]  # output name -> artifact name
+    cache_names: dict[str, str]  # output name -> its name as the cache key sees it (outputs.cache_name)
+    substitutions: dict[str, str]  # the step's own (ZenML's step_run.config.substitutions adds the run's)
     use_cache: bool
 
 
@@ -84,6 +87,7 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     store = get_store(options.store)
     config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache,
               "steps_without_cache": [p.invocation.name for p in plan if not p.use_cache],
+              "step_substitutions": {p.invocation.name: p.substitutions for p in plan if p.substitutions},
               "input_types": {p.invocation.name: {k: step_inputs.input_type(v).value for k, v in p.inputs.items()}
                               for p in plan if p.inputs}}
     run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config, options.tags)
@@ -151,14 +155,17 @@ def _plan_step(invocation: Invocation, options: RunOptions, start: dt.datetime) 
         default = step.signature.parameters[key].default
         arguments[key] = value if value is default else step_inputs.convert(value, step.input_types[key], where, key)
     values = substitution_values(start, {**options.substitutions, **step.substitutions})
-    names = {}
+    names, cache_names = {}, {}
     for spec in step.outputs:
         if spec.named:
             names[spec.name] = check_name(fill(spec.name, values, where))
+            cache_names[spec.name] = cache_name(spec.name, values)
         else:
-            names[spec.name] = check_name(f"{options.pipeline}::{invocation.name}::{spec.name}")
+            names[spec.name] = cache_names[spec.name] = check_name(
+                f"{options.pipeline}::{invocation.name}::{spec.name}")
     use_cache = options.enable_cache and step.enable_cache is not False
-    return PlannedStep(invocation, parameters, arguments, inputs, names, use_cache)
+    return PlannedStep(invocation, parameters, arguments, inputs, names, cache_names, dict(step.substitutions),
+                       use_cache)
 
 
 def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: ArtifactStore) -> str:
@@ -168,7 +175,7 @@ def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: A
         "parameters": planned.parameters,
         "inputs": {k: [x.content_hash or x.id for x in v] if isinstance(v, list) else v.content_hash or v.id
                    for k, v in sorted(inputs.items())},
-        "outputs": planned.artifact_names,
+        "outputs": planned.cache_names,
         "store": store.name,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
