@@ -378,7 +378,8 @@ def _load(version: ArtifactVersion, verify: bool, zero_copy: bool = False) -> An
         return _load_registered(version, VerifiedReads(store, version) if verify else store)
     what = f"artifact {version.name}:{version.version}"
     materializer = import_by_name(version.materializer, what)
-    data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
+    data_type = _data_type(version.data_type, what, needed=materializer is not registry.default,
+                           fallback=next(iter(getattr(materializer, "ASSOCIATED_TYPES", ())), None))
     pickles = getattr(materializer, "VERIFY_ON_LOAD", False)
     # Every file read once and checked; one that may be unpickled is checked before use.
     reader = VerifiedReads(store, version, stream=not pickles)
@@ -401,17 +402,21 @@ def _view(version: ArtifactVersion, store: ArtifactStore, verify: bool) -> Paylo
     return PayloadView(version, store)
 
 
-def _data_type(path: str | None, what: str, needed: bool) -> type:
+def _data_type(path: str | None, what: str, needed: bool, fallback: type | None = None) -> type:
     """The recorded type; a pickle carries its own class, so for it a type
-    that cannot be imported (a class local to a function) is no obstacle."""
+    that cannot be imported (a class local to a function) is no obstacle.
+    A class local to a function can never be imported again: the
+    materializer's own type (``fallback``) stands for it, as the nearest
+    thing that materializer reads (a local ``float`` subclass loads as a
+    ``float``)."""
     if not path:
         return object
     try:
         return import_by_name(path, what)
     except ArtifactfsError:
-        if needed:
+        if needed and not ("<locals>" in path and fallback is not None):
             raise
-        return object
+        return fallback if needed and fallback is not None else object
 
 
 def _load_registered(version: ArtifactVersion, store: ArtifactStore | VerifiedReads) -> Path:
