@@ -6,8 +6,6 @@ the name, ``run show`` every version."""
 
 from __future__ import annotations
 
-import pytest
-from alembic import command
 from sqlalchemy import inspect
 
 pytest_plugins = ["index_fixtures"]
@@ -15,9 +13,10 @@ pytest_plugins = ["index_fixtures"]
 from artifactfs import Client, pipeline, save_artifact, step  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.db import Index  # noqa: E402
-from artifactfs.index.migrate import _alembic_config, current_revision, head_revision  # noqa: E402
+from artifactfs.index.migrate import current_revision, head_revision  # noqa: E402
 from artifactfs.index import tree  # noqa: E402
 from artifactfs.settings import get_settings  # noqa: E402
+from index_fixtures import migrate_raw  # noqa: E402
 
 
 @step
@@ -57,20 +56,11 @@ def test_a_cached_step_links_every_version_again(afs_home):
         [v.id for v in first.steps["saves_three"].outputs["manual"]]
 
 
-def _migrate_raw(url: str, revision: str, downgrade: bool = False) -> None:
-    raw = Index(url)
-    config = _alembic_config()
-    with raw.write_connection() as conn:
-        config.attributes["connection"] = conn
-        (command.downgrade if downgrade else command.upgrade)(config, revision)
-    raw.dispose()
-
-
 def test_an_index_from_0010_upgrades_and_takes_several_versions_per_name(afs_home):
     url = get_settings().index_url
     before = three_saves()  # at head; taken back to 0010, which keeps the first "manual" only
     reset_index_cache()
-    _migrate_raw(url, "0010_run_config", downgrade=True)
+    migrate_raw(url, "0010_run_config", downgrade=True)
     raw = Index(url)
     with raw.engine.connect() as conn:
         keys = [c["column_names"] for c in inspect(conn).get_unique_constraints("step_io")]

@@ -473,7 +473,7 @@ def _by_start(sort_by: str) -> str:
 
 
 def _tag_artifact(session, artifact_pk: int, add: Iterable[Any], remove: Iterable[Any]) -> None:
-    tag_rules.tag_artifact(session, artifact_pk, tag_rules.as_tags(list(add)))
+    tag_rules.attach(session, "artifact", [artifact_pk], tag_rules.as_tags(list(add)))
     if remove:
         tag_rules.untag(session, "artifact", artifact_pk, remove)
 

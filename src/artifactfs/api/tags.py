@@ -73,39 +73,33 @@ def _apply(adding: bool, tags: list[Tag], given: dict[str, Any]) -> None:
 
 
 def _on_run(adding: bool, tags: list[Tag], name_or_id: str) -> None:
-    def change(session) -> None:
-        run_id = pipeline_rows.find_run(session, name_or_id).id
-        if adding:
-            tag_rules.tag_runs(session, [run_id], tags)
-        else:
-            tag_rules.untag(session, "run", run_id, tags)
-
-    get_index().run_write(change)
+    _on("run", adding, tags, lambda session: pipeline_rows.find_run(session, name_or_id).id)
 
 
 def _on_pipeline(adding: bool, tags: list[Tag], name_or_id: Any) -> None:
     name = Client().get_pipeline(name_or_id).name
-
-    def change(session) -> None:
-        pipeline_pk = pipeline_rows.get_or_create_pipeline(session, name).id
-        if adding:
-            tag_rules.tag_pipeline(session, pipeline_pk, tags)
-        else:
-            tag_rules.untag(session, "pipeline", pipeline_pk, tags)
-
-    get_index().run_write(change)
+    _on("pipeline", adding, tags, lambda session: pipeline_rows.get_or_create_pipeline(session, name).id)
 
 
 def _on_artifact(adding: bool, tags: list[Tag], name_or_id: Any) -> None:
     artifact_pk = Client().get_artifact(name_or_id)._pk
 
-    def change(session) -> None:
+    def found(session) -> int:
         if session.get(Artifact, artifact_pk) is None:
             raise TagError(f"artifact {name_or_id!r} was deleted meanwhile")
+        return artifact_pk
+
+    _on("artifact", adding, tags, found)
+
+
+def _on(kind: str, adding: bool, tags: list[Tag], target: Any) -> None:
+    """Attach or detach in one transaction; ``target(session)`` is the row's id."""
+    def change(session) -> None:
+        target_id = target(session)
         if adding:
-            tag_rules.tag_artifact(session, artifact_pk, tags)
+            tag_rules.attach(session, kind, [target_id], tags)
         else:
-            tag_rules.untag(session, "artifact", artifact_pk, tags)
+            tag_rules.untag(session, kind, target_id, tags)
 
     get_index().run_write(change)
 

@@ -590,7 +590,7 @@ def add_tags(session: Session, version: ArtifactVersion, tags: Iterable[Any]) ->
     """Tag a version (names or ``Tag`` values; see ``index.tags``)."""
     from artifactfs.index import tags as tag_rules
 
-    tag_rules.tag_versions(session, [version.id], tags)
+    tag_rules.attach(session, "version", [version.id], tags)
 
 
 def remove_tags(session: Session, version: ArtifactVersion, tags: Iterable[Any]) -> None:

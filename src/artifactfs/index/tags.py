@@ -104,93 +104,56 @@ def tag_rows(session, tags: Iterable[Any]) -> list[TagRow]:
     return rows
 
 
-def tag_versions(session, version_ids: list[int], tags: Iterable[Any]) -> None:
-    """Tag versions; an exclusive tag leaves the other versions of each artifact."""
+#: kind -> the table linking it to tags, its column, and (for kinds that
+#: may hold an exclusive tag) the row type, its scope column and the scope's label.
+_LINKS: dict[str, tuple[Any, Any]] = {"version": (VersionTag, VersionTag.version_id), "run": (RunTag, RunTag.run_id),
+                                      "artifact": (ArtifactTag, ArtifactTag.artifact_id),
+                                      "pipeline": (PipelineTag, PipelineTag.pipeline_id)}
+_SCOPES: dict[str, tuple[Any, Any, str]] = {
+    "version": (ArtifactVersion, ArtifactVersion.artifact_id, "versions of one artifact"),
+    "run": (PipelineRun, PipelineRun.pipeline_id, "runs of one pipeline"),
+}
+
+
+def attach(session, kind: str, target_ids: list[int], tags: Iterable[Any]) -> None:
+    """Tag ``version``s, ``run``s, an ``artifact`` or a ``pipeline``. An
+    exclusive tag leaves the other versions of each artifact / runs of each
+    pipeline; an artifact or a pipeline cannot hold one (as in ZenML)."""
     rows = tag_rows(session, tags)
-    if not rows or not version_ids:
+    if not rows or not target_ids:
         return
-    session.execute(dialect_insert(session)(VersionTag).on_conflict_do_nothing(index_elements=["version_id", "tag_id"]),
-                    [{"version_id": v, "tag_id": row.id} for v in version_ids for row in rows])
-    exclusive = [row.id for row in rows if row.exclusive]
-    if exclusive:
-        owners = dict(session.execute(select(ArtifactVersion.id, ArtifactVersion.artifact_id)
-                                      .where(ArtifactVersion.id.in_(version_ids))).all())
-        _one_per_scope(owners, "versions of one artifact")
-        others = select(ArtifactVersion.id).where(ArtifactVersion.artifact_id.in_(set(owners.values())),
-                                                  ArtifactVersion.id.not_in(version_ids))
-        session.execute(delete(VersionTag).where(VersionTag.tag_id.in_(exclusive), VersionTag.version_id.in_(others)))
-    bump_generation(session)
-
-
-def tag_runs(session, run_ids: list[int], tags: Iterable[Any]) -> None:
-    """Tag pipeline runs; an exclusive tag leaves the pipeline's other runs."""
-    rows = tag_rows(session, tags)
-    if not rows or not run_ids:
-        return
-    session.execute(dialect_insert(session)(RunTag).on_conflict_do_nothing(index_elements=["run_id", "tag_id"]),
-                    [{"run_id": r, "tag_id": row.id} for r in run_ids for row in rows])
-    exclusive = [row.id for row in rows if row.exclusive]
-    if exclusive:
-        owners = dict(session.execute(select(PipelineRun.id, PipelineRun.pipeline_id)
-                                      .where(PipelineRun.id.in_(run_ids))).all())
-        _one_per_scope(owners, "runs of one pipeline")
-        others = select(PipelineRun.id).where(PipelineRun.pipeline_id.in_(set(owners.values())),
-                                              PipelineRun.id.not_in(run_ids))
-        session.execute(delete(RunTag).where(RunTag.tag_id.in_(exclusive), RunTag.run_id.in_(others)))
-    bump_generation(session)
-
-
-def tag_artifact(session, artifact_id: int, tags: Iterable[Any]) -> None:
-    """Tag an artifact as a whole; exclusive tags are refused (as in ZenML)."""
-    _tag_holder(session, "artifact", artifact_id, tags)
-
-
-def tag_pipeline(session, pipeline_id: int, tags: Iterable[Any]) -> None:
-    """Tag a pipeline; exclusive tags are refused (as in ZenML)."""
-    _tag_holder(session, "pipeline", pipeline_id, tags)
-
-
-def _tag_holder(session, kind: str, target_id: int, tags: Iterable[Any]) -> None:
-    rows = tag_rows(session, tags)
-    refused = [row.name for row in rows if row.exclusive]
-    if refused:
-        raise TagError(f"tag(s) {', '.join(map(repr, refused))} are exclusive: a {kind} cannot hold one",
+    exclusive = [row for row in rows if row.exclusive]
+    if exclusive and kind not in _SCOPES:
+        raise TagError(f"tag(s) {', '.join(repr(r.name) for r in exclusive)} are exclusive: a {kind} cannot hold one",
                        "exclusive tags go on artifact versions and runs")
-    if not rows:
-        return
     table, column = _LINKS[kind]
     session.execute(dialect_insert(session)(table).on_conflict_do_nothing(index_elements=[column.key, "tag_id"]),
-                    [{column.key: target_id, "tag_id": row.id} for row in rows])
+                    [{column.key: target, "tag_id": row.id} for target in target_ids for row in rows])
+    if exclusive:
+        model, scope, label = _SCOPES[kind]
+        owners = dict(session.execute(select(model.id, scope).where(model.id.in_(target_ids))).all())
+        if len(set(owners.values())) != len(owners):
+            raise TagError(f"an exclusive tag cannot go on several {label} at once", "attach it to one of them")
+        others = select(model.id).where(scope.in_(set(owners.values())), model.id.not_in(target_ids))
+        session.execute(delete(table).where(table.tag_id.in_([r.id for r in exclusive]), column.in_(others)))
     bump_generation(session)
 
 
 def check_can_be_exclusive(session, tag_id: int, name: str) -> None:
-    """Refuse to make a tag exclusive while it is on an artifact, on two
-    versions of one artifact or on two runs of one pipeline."""
+    """Refuse to make a tag exclusive while an artifact or a pipeline holds
+    it, or two versions of one artifact or two runs of one pipeline do."""
     for kind in ("artifact", "pipeline"):
         table, column = _LINKS[kind]
         if session.scalar(select(column).where(table.tag_id == tag_id).limit(1)) is not None:
             raise TagError(f"tag {name!r} is on a {kind}, which cannot hold an exclusive tag",
                            f"remove it from the {kind} first")
-    for scope, query in (
-        ("versions of one artifact", select(ArtifactVersion.artifact_id).join(
-            VersionTag, VersionTag.version_id == ArtifactVersion.id).where(VersionTag.tag_id == tag_id)
-         .group_by(ArtifactVersion.artifact_id).having(func.count() > 1)),
-        ("runs of one pipeline", select(PipelineRun.pipeline_id).join(RunTag, RunTag.run_id == PipelineRun.id)
-         .where(RunTag.tag_id == tag_id).group_by(PipelineRun.pipeline_id).having(func.count() > 1)),
-    ):
-        if session.scalar(query.limit(1)) is not None:
-            raise TagError(f"tag {name!r} is on several {scope}, so it cannot become exclusive",
+    for kind, (model, scope, label) in _SCOPES.items():
+        table, column = _LINKS[kind]
+        shared = (select(scope).join(table, column == model.id).where(table.tag_id == tag_id)
+                  .group_by(scope).having(func.count() > 1).limit(1))
+        if session.scalar(shared) is not None:
+            raise TagError(f"tag {name!r} is on several {label}, so it cannot become exclusive",
                            "remove it from all but one of them first")
-
-
-def _one_per_scope(owners: dict[int, int], scope: str) -> None:
-    if len(set(owners.values())) != len(owners):
-        raise TagError(f"an exclusive tag cannot go on several {scope} at once", "attach it to one of them")
-
-
-_LINKS: dict[str, tuple[Any, Any]] = {"version": (VersionTag, VersionTag.version_id), "run": (RunTag, RunTag.run_id),
-          "artifact": (ArtifactTag, ArtifactTag.artifact_id), "pipeline": (PipelineTag, PipelineTag.pipeline_id)}
 
 
 def untag(session, kind: str, target_id: int, tags: Iterable[Any]) -> None:

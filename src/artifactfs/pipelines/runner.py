@@ -117,7 +117,7 @@ def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any
         run_id = rows.create_run(session, pipeline, run_name, parameters, config).id
     except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
         raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
-    tag_rules.tag_runs(session, [run_id], tags)
+    tag_rules.attach(session, "run", [run_id], tags)
     return run_id
 
 
@@ -127,7 +127,7 @@ def _finish_run(run_id: int, status: RunStatus, tags: list[Tag] = ()) -> None:
         rows.finish_by_id(session, PipelineRun, run_id, status)
         cascading = [tag for tag in tags if tag.cascade]
         if cascading:
-            tag_rules.tag_versions(session, rows.run_outputs(session, run_id), cascading)
+            tag_rules.attach(session, "version", rows.run_outputs(session, run_id), cascading)
 
     get_index().run_write(finish)
     update_linked_journals(run_ids=[run_id])  # the run's end, in the manifest file of every version it touched
