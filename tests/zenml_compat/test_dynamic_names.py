@@ -108,6 +108,9 @@ def test_a_missing_substitution_is_a_key_error_naming_the_template():
 
     with pytest.raises(KeyError, match="Could not format the name template `for_{team}`. Missing key: 'team'"):
         missing()
+    with pytest.raises(RuntimeError):  # ZenML 0.98 surfaces it as its failed run's RuntimeError
+        missing()
+    assert "missing" not in [p.name for p in Client().list_pipelines()]  # refused before any run
 
 
 def test_a_step_run_records_the_run_substitutions_and_its_own():

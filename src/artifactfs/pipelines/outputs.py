@@ -87,8 +87,10 @@ def substitution_values(start: dt.datetime, custom: dict[str, str]) -> dict[str,
     return {"date": start.strftime("%Y_%m_%d"), "time": start.strftime("%H_%M_%S_%f"), **custom}
 
 
-class MissingSubstitutionError(StepDefinitionError, KeyError):
-    """A name's placeholder has no value (ZenML raises ``KeyError``)."""
+class MissingSubstitutionError(StepDefinitionError, KeyError, RuntimeError):
+    """A name's placeholder has no value: refused before the run starts.
+    ZenML's message; a ``KeyError`` as ZenML's name formatting raises, and
+    a ``RuntimeError`` as ZenML 0.98's failed run surfaces it."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return Exception.__str__(self)
