@@ -102,7 +102,7 @@ def fill(template: str, values: dict[str, str], where: str) -> str:
         # ZenML's wording first: code written against it matches on it
         raise MissingSubstitutionError(
             f"Could not format the name template `{template}`. Missing key: {missing[0]!r} "
-            f"({where}: no value for {', '.join(missing)})",
+            f"({where}: no value for placeholder(s) {', '.join(missing)})",
             "pass them with .with_options(substitutions={...}) on the step or pipeline",
         )
     return template.format(**values)
