@@ -1,6 +1,6 @@
 """A step that saves one name several times links every version (ZenML's
 outputs are lists), on SQLite and PostgreSQL, and an index from before
-migration 0011 upgrades with its links intact. Each reader of outputs gives
+migration 0012 upgrades with its links intact. Each reader of outputs gives
 a sensible answer: the Client a list, the mount the latest version under
 the name, ``run show`` every version."""
 
@@ -56,11 +56,11 @@ def test_a_cached_step_links_every_version_again(afs_home):
         [v.id for v in first.steps["saves_three"].outputs["manual"]]
 
 
-def test_an_index_from_0010_upgrades_and_takes_several_versions_per_name(afs_home):
+def test_an_index_from_0011_upgrades_and_takes_several_versions_per_name(afs_home):
     url = get_settings().index_url
-    before = three_saves()  # at head; taken back to 0010, which keeps the first "manual" only
+    before = three_saves()  # at head; taken back to 0011, which keeps the first "manual" only
     reset_index_cache()
-    migrate_raw(url, "0010_run_config", downgrade=True)
+    migrate_raw(url, "0011_web2_runs", downgrade=True)
     raw = Index(url)
     with raw.engine.connect() as conn:
         keys = [c["column_names"] for c in inspect(conn).get_unique_constraints("step_io")]

@@ -49,6 +49,8 @@ from artifactfs.pipelines.outputs import (
     type_label,
 )
 from artifactfs.pipelines import inputs as step_inputs
+from artifactfs.pipelines import logs as step_logs
+from artifactfs.pipelines.heartbeat import keep_alive
 from artifactfs.pipelines.progress import RunProgress
 from artifactfs.pipelines.step import StepOutput
 from artifactfs.pipelines.trace import Invocation, Trace
@@ -92,7 +94,7 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
                               for p in plan if p.inputs}}
     run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config, options.tags)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
-    with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
+    with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress, keep_alive(run_id):
         try:
             for number, planned in enumerate(plan, 1):
                 with progress.step(number, planned.invocation.name) as outcome:
@@ -203,7 +205,8 @@ def _run_step(
     try:
         with inside_step_run(context):  # materializers too may ask get_step_context() (ZenML's)
             values = _load_inputs(planned, inputs)
-            result = step.entrypoint(**planned.arguments, **values)
+            with step_logs.captured(step_run_id):
+                result = step.entrypoint(**planned.arguments, **values)
             return _save_outputs(planned, context, result, store), False
     except BaseException as exc:
         _finish_step(context.step_run_id, RunStatus.FAILED, exc)

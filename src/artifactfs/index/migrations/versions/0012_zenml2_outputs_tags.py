@@ -9,15 +9,15 @@
 - ``run_tag``: tags on pipeline runs (``@pipeline(tags=...)``, ``add_tags(run=...)``);
   ``pipeline_tag``: tags on pipelines (``add_tags(pipeline=...)``).
 
-Revision ID: 0011_zenml2_outputs_tags
-Revises: 0010_run_config
+Revision ID: 0012_zenml2_outputs_tags
+Revises: 0011_web2_runs
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_zenml2_outputs_tags"
-down_revision = "0010_run_config"
+revision = "0012_zenml2_outputs_tags"
+down_revision = "0011_web2_runs"
 branch_labels = None
 depends_on = None
 
