@@ -296,6 +296,9 @@ class Reader:
         return Handle(file, window=self.config.initial_window)
 
     async def _store(self, target: Payload, quiet: bool) -> ArtifactStore:
+        store = self._stores.get_if_fresh(target.store_id)  # the usual case: no thread
+        if store is not None:
+            return store
         try:
             return await trio.to_thread.run_sync(self._stores.get, target.store_id, limiter=self.db_threads)
         except Exception as exc:
@@ -304,11 +307,14 @@ class Reader:
             raise StoreFailure(str(exc)) from exc
 
     async def _open_local(self, store: ArtifactStore, target: Payload, quiet: bool) -> LocalFile:
-        def open_file() -> LocalFile:  # in a worker thread: opening touches the disk
+        """Opened on the loop when the kernel's lookup cache holds the whole
+        path (``openat2(RESOLVE_CACHED)``: it never waits on the disk), else
+        in a worker thread: a thread hand-off costs more than such an open."""
+        def open_file(cached_only: bool = False) -> LocalFile:
             # One open beneath the store's root descriptor, no link followed
             # (stores.beneath); size and mode come from that descriptor, never
             # from a second lookup of the name.
-            fd = store.beneath.open_read_fd(store.local_relative(target.uri))
+            fd = store.beneath.open_read_fd(store.local_relative(target.uri), cached_only=cached_only)
             try:
                 info = os.fstat(fd)
                 if info.st_size != target.size:
@@ -323,7 +329,10 @@ class Reader:
             return LocalFile(target, store, fd)
 
         try:
-            return await trio.to_thread.run_sync(open_file, limiter=self.disk_threads)
+            try:
+                return open_file(cached_only=True)
+            except BlockingIOError:
+                return await trio.to_thread.run_sync(open_file, limiter=self.disk_threads)
         except (OSError, ArtifactfsError) as exc:  # a link or a special file where the payload was, too
             if not quiet:
                 log.error("store %s: cannot open %s: %s", store.name, target.uri, exc)
