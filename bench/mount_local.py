@@ -63,7 +63,13 @@ def warm_rereads(payload: Path, name: str, rounds: int, work: Path) -> None:
     worst = min(m / n for m, n in zip(rates["mount"], rates["native"]))
     print(f"   mount/native median {ratio:.2f} (target >= 0.9: {verdict(ratio, 0.9)}), worst round {worst:.2f} "
           f"(steady: >= 0.8: {verdict(worst, 0.8)}); mount/floor {ratio * native / median(rates['passthroughfs']):.2f}; "
-          f"requests to the daemon meanwhile: {spent or 'none'}")
+          f"requests to the daemon meanwhile: {_shown(spent)}")
+
+
+def _shown(spent: dict | None) -> str:
+    if spent is None:
+        return "not counted (this artifactfs has no request counts)"
+    return str(spent) if spent else "none"
 
 VARIANTS = {
     "auto, read-ahead 4 MiB (default)": ("--local-reads", "auto"),

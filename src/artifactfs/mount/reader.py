@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _TOGETHER = 0.05  # seconds: files read from the disk this close in time are read together
+_SKIP_AFTER_MISS = 8  # reads of a file sent straight to a thread after its page cache missed
 
 
 class StoreFailure(FsError):
@@ -81,6 +82,7 @@ class LocalFile:
     def __init__(self, target: Payload, store: ArtifactStore, fd: int) -> None:
         self.target, self.store, self.fd = target, store, fd
         self.nowait = bool(_NOWAIT)  # the file system can say "not cached" instead of waiting
+        self.skip_nowait = 0  # reads left that go straight to a thread after "not cached"
 
     def close(self) -> None:
         os.close(self.fd)
@@ -370,9 +372,13 @@ class Reader:
         try:
             if mode == "inline" or (mode == "auto" and self._alone(file)):
                 return os.pread(file.fd, size, offset)
-            if mode == "auto" and file.nowait:
+            if mode == "auto" and file.nowait and file.skip_nowait:
+                file.skip_nowait -= 1
+            elif mode == "auto" and file.nowait:
                 buffer = bytearray(size)
                 got = _pread_cached(file, buffer, offset)
+                if not got:  # a cold reader: asking the page cache first costs a system call (and starts
+                    file.skip_nowait = _SKIP_AFTER_MISS  # the disk read on the loop): ask less often
                 if got == size or offset + got >= file.target.size:
                     return buffer if got == size else memoryview(buffer)[:got]
                 if got:
