@@ -377,7 +377,10 @@ async def _serve(ops, cache, options: MountOptions, mountpoint: Path, stores) ->
         nursery.start_soon(ops.refresh_loop, options.refresh)
         nursery.start_soon(_logged, _flush_loop, cache)
         nursery.start_soon(_logged, trio.to_thread.run_sync, cache.scan)
-        await pyfuse3.main(min_tasks=4, max_tasks=options.max_tasks)
+        try:
+            await pyfuse3.main(min_tasks=4, max_tasks=options.max_tasks)
+        finally:
+            ops.reader.close()
         log.info("%s was unmounted from outside (requests served: %s)", mountpoint, dict(ops.requests))
         nursery.cancel_scope.cancel()
 

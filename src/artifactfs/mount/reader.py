@@ -12,7 +12,8 @@ Reads follow the reader's pattern and nothing else:
   thread (a hand-off to a worker costs more than the read itself); while
   several read at once, bytes the page cache holds are read on the trio
   thread (``preadv`` with ``RWF_NOWAIT`` never waits on the disk) and the
-  rest in worker threads, so their disk reads are in flight together.
+  rest in the disk reader threads (``diskpool``), so their disk reads are
+  in flight together.
 * remote: a random read fetches only the blocks it needs (several ranged
   GETs at once); a reader that keeps reading sequentially gets a window of
   ranged GETs running ahead of it, which doubles each time the reader
@@ -43,6 +44,7 @@ from artifactfs.index import list_store_rows
 from artifactfs.index.stores import OpenStores
 from artifactfs.index.db import Index
 from artifactfs.mount.cache import BlockCache, CachedFile, CacheKey
+from artifactfs.mount.diskpool import DiskPool
 from artifactfs.mount.nodes import Document, FsError, Payload
 from artifactfs.stores import ArtifactStore
 
@@ -245,7 +247,7 @@ class Reader:
         self._opening: dict[tuple, trio.Event] = {}
         self._reported: dict[tuple[str, str], float] = {}
         self._recent_readers: dict[int, float] = {}  # local files read from the disk lately, by id
-        self._disk_waits = 0  # local reads waiting on the disk in threads
+        self.disk_pool = DiskPool(self.config.local_threads)  # local reads that may wait on the disk
 
     def limiter(self, store: ArtifactStore) -> trio.CapacityLimiter:
         limiter = self._limiters.get(store.name)
@@ -396,14 +398,10 @@ class Reader:
         if len(recent) > 1:
             for key in [k for k, seen in recent.items() if now - seen > _TOGETHER]:
                 del recent[key]
-        return len(recent) == 1 and not self._disk_waits
+        return len(recent) == 1 and not self.disk_pool.waiting
 
     async def _pread_thread(self, file: LocalFile, size: int, offset: int) -> bytes:
-        self._disk_waits += 1
-        try:
-            return await trio.to_thread.run_sync(os.pread, file.fd, size, offset, limiter=self.disk_threads)
-        finally:
-            self._disk_waits -= 1
+        return await self.disk_pool.run(os.pread, file.fd, size, offset)
 
     async def _read_remote(self, handle: Handle, file: RemoteFile, offset: int, size: int) -> bytes:
         end = min(offset + size, file.size)
@@ -457,6 +455,10 @@ class Reader:
         if file.refs == 0:
             del self._files[_file_key(file.target)]
             await trio.to_thread.run_sync(file.close, limiter=self.db_threads)
+
+    def close(self) -> None:
+        """Stop the disk reader threads (at unmount)."""
+        self.disk_pool.close()
 
     def statistics(self) -> dict:
         return {"open_files": len(self._files), "cache": self.cache.statistics()}
