@@ -57,10 +57,10 @@ def find_and_stat(roots: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - began, int(result.stdout.strip())
 
 
-def native_folder(where: Path, count: int) -> Path:
-    """An ext4 folder shaped like an artifact folder of ``count`` versions."""
-    folder = where / "native-artifact"
-    folder.mkdir()
+def native_folder(folder: Path, count: int) -> Path:
+    """An ext4 folder shaped like an artifact folder of ``count`` versions:
+    version folders of one file, each with its ``.json`` beside it, and ``latest``."""
+    folder.mkdir(parents=True)
     for i in range(1, count + 1):
         (folder / str(i)).mkdir()
         (folder / str(i) / "model.bin").write_bytes(b"x" * 1000)
@@ -87,17 +87,10 @@ def big_folder(mnt: Path, native: Path, name: str) -> None:
 
 
 def native_tree(where: Path, artifacts: int, versions: int) -> Path:
-    """An ext4 tree shaped like the mount's /artifacts: version folders of one
-    file, each with its ``.json`` beside it, and ``latest``."""
+    """An ext4 tree shaped like the mount's /artifacts."""
     root = where / "native-walk"
     for a in range(1, artifacts + 1):
-        folder = root / f"w{a:05d}"
-        folder.mkdir(parents=True)
-        for v in range(1, versions + 1):
-            (folder / str(v)).mkdir()
-            (folder / str(v) / "model.bin").write_bytes(b"x" * 1000)
-            (folder / f"{v}.json").write_text('{"version": "%d"}\n' % v)
-        (folder / "latest").symlink_to(str(versions))
+        native_folder(root / f"w{a:05d}", versions)
     return root
 
 
@@ -201,7 +194,7 @@ def main() -> None:
         populate_index(1, args.folder, ("model.bin",), store_name="listing-s3", prefix="big")
         print(f"index: {total} versions ({args.artifacts} x {args.versions}) and one artifact of {args.folder}, "
               f"one file each, in an S3 store (listing never reads it); made in {time.perf_counter() - began:.0f} s")
-        native = native_folder(work, args.folder)
+        native = native_folder(work / "native-artifact", args.folder)
         with artifactfs_mount(work / "mnt") as mnt:
             name = next(n for n in os.listdir(mnt / "artifacts") if n.startswith("big"))
             big_folder(mnt, native, name)
