@@ -16,14 +16,22 @@ cache (``keep_cache``).
 Tree calls are first tried from memory on the trio thread; a miss runs the
 call in a worker thread (``to_thread.run_sync``, under a limiter) so the
 loop never waits on the database.
+
+Every request is counted by operation (:attr:`Operations.requests`; the
+daemon writes the counts out on SIGUSR1), so a benchmark or a test can see
+how many requests a workload costs. ``flush`` answers ENOSYS: the kernel
+then stops sending one on every close (there is nothing to flush on a
+read-only mount).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +70,18 @@ def _errors(what: str):
         raise pyfuse3.FUSEError(errno.EIO) from None
 
 
+def _counted(handler: Callable) -> Callable:
+    """Count each call of a request handler in ``Operations.requests``, by name."""
+    name = handler.__name__
+
+    @functools.wraps(handler)
+    async def counted(self: Operations, *args):
+        self.requests[name] += 1
+        return await handler(self, *args)
+
+    return counted
+
+
 def _writes(flags: int) -> bool:
     """Whether an open asks to change the file (a read-only open with
     O_APPEND does not: a read-only ext4 allows it too)."""
@@ -91,6 +111,7 @@ class Operations(pyfuse3.Operations):
         self._fh = itertools.count(1)
         self._dirs: dict[int, _Dir] = {}
         self._files: dict[int, Handle] = {}
+        self.requests: Counter[str] = Counter()  # FUSE requests served, by operation
 
     def init(self) -> None:
         self.initialized.set()
@@ -130,6 +151,7 @@ class Operations(pyfuse3.Operations):
 
     # -- names ------------------------------------------------------------------------------
 
+    @_counted
     async def lookup(self, parent_inode, name, ctx=None):
         with _errors("lookup"):
             try:
@@ -138,19 +160,23 @@ class Operations(pyfuse3.Operations):
                 return self._negative(miss.stable)
             return self._attrs(node)
 
+    @_counted
     async def getattr(self, inode, ctx=None):
         with _errors("getattr"):
             return self._attrs(await self._tree(self.tree.getattr, inode))
 
+    @_counted
     async def readlink(self, inode, ctx):
         with _errors("readlink"):
             return await self._tree(self.tree.readlink, inode)
 
+    @_counted
     async def forget(self, inode_list):
         """Inodes are derived from index ids, so there is nothing to drop."""
 
     # -- folders ------------------------------------------------------------------------------
 
+    @_counted
     async def opendir(self, inode, ctx):
         with _errors("opendir"):
             entries = await self._tree(self.tree.listdir, inode)
@@ -158,6 +184,7 @@ class Operations(pyfuse3.Operations):
         self._dirs[fh] = _Dir(inode, entries)
         return fh
 
+    @_counted
     async def readdir(self, fh, start_id, token):
         folder = self._dirs.get(fh)
         if folder is None:
@@ -173,11 +200,13 @@ class Operations(pyfuse3.Operations):
             if not pyfuse3.readdir_reply(token, name, self._attrs(node), position + 1):
                 break
 
+    @_counted
     async def releasedir(self, fh):
         self._dirs.pop(fh, None)
 
     # -- files ------------------------------------------------------------------------------------
 
+    @_counted
     async def open(self, inode, flags, ctx):
         if _writes(flags):
             raise pyfuse3.FUSEError(errno.EROFS)
@@ -194,6 +223,7 @@ class Operations(pyfuse3.Operations):
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
+    @_counted
     async def read(self, fh, off, size):
         handle = self._files.get(fh)
         if handle is None:
@@ -201,9 +231,11 @@ class Operations(pyfuse3.Operations):
         with _errors("read"):
             return await self.reader.read(handle, off, size)
 
+    @_counted
     async def flush(self, fh):
-        pass
+        raise pyfuse3.FUSEError(errno.ENOSYS)  # the kernel stops sending flush on close
 
+    @_counted
     async def release(self, fh):
         handle = self._files.pop(fh, None)
         if handle is not None:
@@ -212,15 +244,18 @@ class Operations(pyfuse3.Operations):
 
     # -- extended attributes -------------------------------------------------------------------
 
+    @_counted
     async def getxattr(self, inode, name, ctx):
         with _errors("getxattr"):
             return await self._tree(self.tree.getxattr, inode, bytes(name))
 
+    @_counted
     async def listxattr(self, inode, ctx):
         with _errors("listxattr"):
             values = await self._tree(self.tree.xattrs, inode)
         return [name.encode() for name in values]
 
+    @_counted
     async def statfs(self, ctx):
         with _errors("statfs"):
             usage = await self._tree(self.tree.usage)
@@ -240,11 +275,13 @@ class Operations(pyfuse3.Operations):
     # -- everything that would write: EROFS ---------------------------------------------------
 
     async def _read_only(self, *args, **kwargs):
+        self.requests["write"] += 1
         raise pyfuse3.FUSEError(errno.EROFS)
 
     setattr = mknod = mkdir = unlink = rmdir = symlink = rename = link = _read_only
     write = create = setxattr = removexattr = _read_only
 
+    @_counted
     async def fsync(self, fh, datasync):
         pass
 
