@@ -294,6 +294,28 @@ def test_concurrent_readers_of_one_large_file(shared):
     assert results == {i: expected for i in range(8)}
 
 
+def test_kernel_keeps_pages_and_sends_no_flush(shared):
+    """A version file's pages stay in the kernel: reading it again, through
+    a new open, sends the daemon no read request. Closing a file sends no
+    flush after the first (answered ENOSYS: nothing to flush on a read-only
+    mount), so an open and close costs the daemon an open and a release."""
+    from artifactfs.mount.daemon import request_counts
+
+    path = shared.mount.path / "artifacts/big/1/big.bin"
+    tries = []
+    for _ in range(3):  # another process dropping the machine's page cache meanwhile costs a try
+        assert path.read_bytes() == shared.big
+        before = request_counts(shared.mount.path)
+        for _ in range(3):
+            assert path.read_bytes() == shared.big
+        after = request_counts(shared.mount.path)
+        tries.append({op: after.get(op, 0) - before.get(op, 0) for op in ("read", "open", "flush")})
+        if tries[-1]["read"] == 0:
+            break
+    assert tries[-1]["read"] == 0, tries
+    assert tries[-1]["open"] == 3 and tries[-1]["flush"] <= 1, tries
+
+
 @pytest.mark.parametrize("shared", ["local"], indirect=True)
 def test_modes_owner_and_allow_other(shared):
     """Each file shows the mode its manifest records and belongs to the

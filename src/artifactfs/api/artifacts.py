@@ -128,7 +128,7 @@ class ArtifactVersion:
 
     @property
     def tags(self) -> list[str]:
-        """The version's tags, read from the index now."""
+        """``Tag`` values (``t.name``; each also its name as a ``str``)."""
         with get_index().read() as session:
             return artifact_rows.version_tags(session, self._pk)
 
@@ -209,6 +209,19 @@ class ArtifactVersion:
     def run(self):
         """ZenML's ``artifact_version.run``: the pipeline run of :attr:`step`."""
         return self.step.pipeline_run
+
+    @property
+    def producer_step_run_id(self) -> str | None:
+        """ZenML's: the id of the step run that produced this version (None: saved outside a step)."""
+        found = self.producer
+        return found.id if found is not None else None
+
+    @property
+    def producer_pipeline_run_id(self) -> str | None:
+        """ZenML's: the id of the pipeline run that produced this version
+        (a cached step's outputs keep their original run)."""
+        found = self.producer
+        return found.pipeline_run_id if found is not None else None
 
     def upstream(self, depth: int = 1) -> list[ArtifactVersion]:
         """The versions this one was made from: the inputs of the step run that
@@ -343,7 +356,8 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
     # The pruner may condemn the version right here; the link re-reads it
     # under its row lock and refuses (VersionNotLiveError) if it did.
     fault_point("before_input_link")
-    get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", str(found))
+    # under the artifact's name, as ZenML keys a manual load (a step that reads several versions lists each)
+    get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", found.name)
     update_journals([found._pk])  # its manifest file names this step run as a consumer
     return found
 
@@ -373,7 +387,8 @@ def _load(version: ArtifactVersion, verify: bool, zero_copy: bool = False) -> An
         return _load_registered(version, VerifiedReads(store, version) if verify else store)
     what = f"artifact {version.name}:{version.version}"
     materializer = import_by_name(version.materializer, what)
-    data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
+    data_type = _data_type(version.data_type, what, needed=materializer is not registry.default,
+                           fallback=next(iter(getattr(materializer, "ASSOCIATED_TYPES", ())), None))
     pickles = getattr(materializer, "VERIFY_ON_LOAD", False)
     # Every file read once and checked; one that may be unpickled is checked before use.
     reader = VerifiedReads(store, version, stream=not pickles)
@@ -396,17 +411,21 @@ def _view(version: ArtifactVersion, store: ArtifactStore, verify: bool) -> Paylo
     return PayloadView(version, store)
 
 
-def _data_type(path: str | None, what: str, needed: bool) -> type:
+def _data_type(path: str | None, what: str, needed: bool, fallback: type | None = None) -> type:
     """The recorded type; a pickle carries its own class, so for it a type
-    that cannot be imported (a class local to a function) is no obstacle."""
+    that cannot be imported (a class local to a function) is no obstacle.
+    A class local to a function can never be imported again: the
+    materializer's own type (``fallback``) stands for it, as the nearest
+    thing that materializer reads (a local ``float`` subclass loads as a
+    ``float``)."""
     if not path:
         return object
     try:
         return import_by_name(path, what)
     except ArtifactfsError:
-        if needed:
+        if needed and not ("<locals>" in path and fallback is not None):
             raise
-        return object
+        return fallback if needed and fallback is not None else object
 
 
 def _load_registered(version: ArtifactVersion, store: ArtifactStore | VerifiedReads) -> Path:

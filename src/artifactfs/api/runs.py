@@ -3,6 +3,7 @@ versions (producer, consumers, upstream, downstream)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
@@ -15,7 +16,10 @@ from artifactfs.api.journal import update_journals
 from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index import tags as tag_rules
+from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import get_metadata
+from artifactfs.enums import StepRunInputArtifactType
 from artifactfs.index.liveness import crashed_among, shown_status
 from artifactfs.index.models import RunStatus
 from artifactfs.errors import NotFoundError
@@ -63,6 +67,13 @@ class PipelineView(str):
         return found[0]
 
     @property
+    def tags(self) -> list[Tag]:
+        """The pipeline's own tags (``add_tags(pipeline=...)``)."""
+        with get_index().read() as session:
+            row = session.scalars(select(PipelineRow).where(PipelineRow.name == self.name)).first()
+            return tag_rules.tags_of(session, "pipeline", [row.id]).get(row.id, []) if row is not None else []
+
+    @property
     def latest_run_status(self) -> str | None:
         """The status of the newest run, or None when there is none."""
         found = list_pipeline_runs(self.name, limit=1)
@@ -77,12 +88,13 @@ class StepConfigView:
     name: str
     parameters: dict[str, Any]
     enable_cache: bool
+    substitutions: dict[str, str] = field(default_factory=dict)  # the run's, then the step's own
 
 
 class OutputVersions(list):
-    """The versions a step run wrote under one output name. ZenML 0.98 gives
-    a list (``outputs["o"][0]``); with exactly one version (the usual case)
-    it also stands for that version (``outputs["o"].load()``)."""
+    """The versions a step run wrote (or read) under one name. ZenML 0.98
+    gives a list (``outputs["o"][0]``); with exactly one version (the usual
+    case) it also stands for that version (``outputs["o"].load()``)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or len(self) != 1:
@@ -91,6 +103,19 @@ class OutputVersions(list):
 
     def __str__(self) -> str:
         return str(self[0]) if len(self) == 1 else ", ".join(map(str, self))
+
+
+@dataclass
+class StepInput(ArtifactVersion):
+    """A version a step run read, with how it got it (ZenML's ``StepRunInputResponse``)."""
+
+    input_type: StepRunInputArtifactType = StepRunInputArtifactType.MANUAL
+
+    @classmethod
+    def of(cls, version: ArtifactVersion, input_type: str) -> StepInput:
+        """The input view of ``version``, read by a step as ``input_type`` says."""
+        return cls(**{f.name: getattr(version, f.name) for f in dataclasses.fields(version)},
+                   input_type=StepRunInputArtifactType(input_type))
 
 
 @dataclass
@@ -105,9 +130,11 @@ class StepRunView:
     end_time: dt.datetime | None
     pipeline: PipelineView
     run: str
-    inputs: dict[str, ArtifactVersion] = field(default_factory=dict)
+    inputs: dict[str, OutputVersions] = field(default_factory=dict)  # StepInput lists, as ZenML 0.98's
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
+    _without_cache: tuple[str, ...] | None = field(default=None, repr=False)  # the run's steps with caching off
+    _substitutions: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def is_cached(self) -> bool:
@@ -116,8 +143,17 @@ class StepRunView:
 
     @property
     def config(self) -> StepConfigView:
-        """The step's configuration: its name, parameters and whether caching was on."""
-        return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
+        """The step's configuration: its name, parameters, whether caching was on and its substitutions."""
+        if self._without_cache is None:  # a run recorded before the list was kept: only cached steps had keys
+            return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None, dict(self._substitutions))
+        return StepConfigView(self.name, dict(self.parameters), self.name not in self._without_cache,
+                              dict(self._substitutions))
+
+    @property
+    def input_types(self) -> dict[str, StepRunInputArtifactType]:
+        """ZenML's: how each input reached the step (an input the run did
+        not plan was loaded by the step itself: ``MANUAL``)."""
+        return {name: versions[0].input_type for name, versions in self.inputs.items()}
 
     @property
     def pipeline_run(self) -> PipelineRunView:
@@ -179,6 +215,12 @@ class PipelineRunView:
         with get_index().read() as session:
             return get_metadata(session, run_id=self._pk)
 
+    @property
+    def tags(self) -> list[Tag]:
+        """The run's tags (``@pipeline(tags=...)``, ``add_tags(run=...)``), by name."""
+        with get_index().read() as session:
+            return tag_rules.tags_of(session, "run", [self._pk]).get(self._pk, [])
+
 
 def _crashed(session, run: RunRow) -> bool:
     """Whether the run is marked running but its process is gone (``index.liveness``)."""
@@ -196,14 +238,29 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         id=step.uuid, name=step.name, status=shown_status(step.status, crashed), parameters=dict(step.parameters or {}),
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
+        _without_cache=_steps_without_cache(step.run.config),
+        _substitutions=_step_substitutions(step.run.config, step.name),
     )
     if with_links:
         links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
-        for name, version in links.get((step.id, "input"), {}).items():
-            view.inputs[name] = ArtifactVersion.from_row(version)
-        for name, version in links.get((step.id, "output"), {}).items():
-            view.outputs[name] = OutputVersions([ArtifactVersion.from_row(version)])
+        # how each input came, as the run planned it; an unplanned one the step loaded itself
+        planned = ((step.run.config or {}).get("input_types") or {}).get(step.name, {})
+        for name, versions in links.get((step.id, "input"), {}).items():
+            kind = planned.get(name, StepRunInputArtifactType.MANUAL.value)
+            view.inputs[name] = OutputVersions([StepInput.of(ArtifactVersion.from_row(v), kind) for v in versions])
+        for name, versions in links.get((step.id, "output"), {}).items():
+            view.outputs[name] = OutputVersions([ArtifactVersion.from_row(v) for v in versions])
     return view
+
+
+def _step_substitutions(config: dict[str, Any] | None, step: str) -> dict[str, str]:
+    config = config or {}
+    return {**(config.get("substitutions") or {}), **((config.get("step_substitutions") or {}).get(step) or {})}
+
+
+def _steps_without_cache(config: dict[str, Any] | None) -> tuple[str, ...] | None:
+    listed = (config or {}).get("steps_without_cache")
+    return None if listed is None else tuple(listed)
 
 
 def run_view(session, run: RunRow) -> PipelineRunView:
@@ -326,7 +383,7 @@ def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactV
                 else:
                     steps, direction = pipeline_rows.consumers_of(session, current._pk), "output"
                 for step in steps:
-                    for linked in pipeline_rows.step_links(session, step.id, direction).values():
+                    for _, linked in pipeline_rows.step_links(session, step.id, direction):
                         if linked.uuid not in seen:
                             seen.add(linked.uuid)
                             following.append(ArtifactVersion.from_row(linked))

@@ -334,8 +334,8 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
     done.steps = len(new_steps)
     version_ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
         ArtifactVersion.uuid.in_(sorted({v for v, _, _ in links})))).all())
-    existing = {(s, d, n) for s, d, n in session.execute(
-        select(StepIO.step_run_id, StepIO.direction, StepIO.name)
+    existing = {(s, d, n, v) for s, d, n, v in session.execute(
+        select(StepIO.step_run_id, StepIO.direction, StepIO.name, StepIO.version_id)
         .where(StepIO.step_run_id.in_(list(step_ids.values()))))} if step_ids else set()
     wanted = []
     for version_uuid, direction, link in links:
@@ -343,7 +343,7 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
         step_id = step_ids.get(str(step.get("uuid"))) if isinstance(step, dict) else None
         if step_id is None or version_uuid not in version_ids:
             continue
-        key = (step_id, direction, str(link.get("name")))
+        key = (step_id, direction, str(link.get("name")), version_ids[version_uuid])
         if key in existing:
             continue
         existing.add(key)

@@ -12,7 +12,8 @@ Reads follow the reader's pattern and nothing else:
   thread (a hand-off to a worker costs more than the read itself); while
   several read at once, bytes the page cache holds are read on the trio
   thread (``preadv`` with ``RWF_NOWAIT`` never waits on the disk) and the
-  rest in worker threads, so their disk reads are in flight together.
+  rest in the disk reader threads (``diskpool``), so their disk reads are
+  in flight together.
 * remote: a random read fetches only the blocks it needs (several ranged
   GETs at once); a reader that keeps reading sequentially gets a window of
   ranged GETs running ahead of it, which doubles each time the reader
@@ -43,6 +44,7 @@ from artifactfs.index import list_store_rows
 from artifactfs.index.stores import OpenStores
 from artifactfs.index.db import Index
 from artifactfs.mount.cache import BlockCache, CachedFile, CacheKey
+from artifactfs.mount.diskpool import DiskPool
 from artifactfs.mount.nodes import Document, FsError, Payload
 from artifactfs.stores import ArtifactStore
 
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _TOGETHER = 0.05  # seconds: files read from the disk this close in time are read together
+_SKIP_AFTER_MISS = 8  # reads of a file sent straight to a thread after its page cache missed
 
 
 class StoreFailure(FsError):
@@ -81,6 +84,7 @@ class LocalFile:
     def __init__(self, target: Payload, store: ArtifactStore, fd: int) -> None:
         self.target, self.store, self.fd = target, store, fd
         self.nowait = bool(_NOWAIT)  # the file system can say "not cached" instead of waiting
+        self.skip_nowait = 0  # reads left that go straight to a thread after "not cached"
 
     def close(self) -> None:
         """Close the payload file's descriptor."""
@@ -245,7 +249,7 @@ class Reader:
         self._opening: dict[tuple, trio.Event] = {}
         self._reported: dict[tuple[str, str], float] = {}
         self._recent_readers: dict[int, float] = {}  # local files read from the disk lately, by id
-        self._disk_waits = 0  # local reads waiting on the disk in threads
+        self.disk_pool = DiskPool(self.config.local_threads)  # local reads that may wait on the disk
 
     def limiter(self, store: ArtifactStore) -> trio.CapacityLimiter:
         """The limiter on concurrent requests to ``store`` (one per store)."""
@@ -299,6 +303,9 @@ class Reader:
         return Handle(file, window=self.config.initial_window)
 
     async def _store(self, target: Payload, quiet: bool) -> ArtifactStore:
+        store = self._stores.get_if_fresh(target.store_id)  # the usual case: no thread
+        if store is not None:
+            return store
         try:
             return await trio.to_thread.run_sync(self._stores.get, target.store_id, limiter=self.db_threads)
         except Exception as exc:
@@ -307,11 +314,14 @@ class Reader:
             raise StoreFailure(str(exc)) from exc
 
     async def _open_local(self, store: ArtifactStore, target: Payload, quiet: bool) -> LocalFile:
-        def open_file() -> LocalFile:  # in a worker thread: opening touches the disk
+        """Opened on the loop when the kernel's lookup cache holds the whole
+        path (``openat2(RESOLVE_CACHED)``: it never waits on the disk), else
+        in a worker thread: a thread hand-off costs more than such an open."""
+        def open_file(cached_only: bool = False) -> LocalFile:
             # One open beneath the store's root descriptor, no link followed
             # (stores.beneath); size and mode come from that descriptor, never
             # from a second lookup of the name.
-            fd = store.beneath.open_read_fd(store.local_relative(target.uri))
+            fd = store.beneath.open_read_fd(store.local_relative(target.uri), cached_only=cached_only)
             try:
                 info = os.fstat(fd)
                 if info.st_size != target.size:
@@ -326,7 +336,10 @@ class Reader:
             return LocalFile(target, store, fd)
 
         try:
-            return await trio.to_thread.run_sync(open_file, limiter=self.disk_threads)
+            try:
+                return open_file(cached_only=True)
+            except BlockingIOError:
+                return await trio.to_thread.run_sync(open_file, limiter=self.disk_threads)
         except (OSError, ArtifactfsError) as exc:  # a link or a special file where the payload was, too
             if not quiet:
                 log.error("store %s: cannot open %s: %s", store.name, target.uri, exc)
@@ -366,9 +379,13 @@ class Reader:
         try:
             if mode == "inline" or (mode == "auto" and self._alone(file)):
                 return os.pread(file.fd, size, offset)
-            if mode == "auto" and file.nowait:
+            if mode == "auto" and file.nowait and file.skip_nowait:
+                file.skip_nowait -= 1
+            elif mode == "auto" and file.nowait:
                 buffer = bytearray(size)
                 got = _pread_cached(file, buffer, offset)
+                if not got:  # a cold reader: asking the page cache first costs a system call (and starts
+                    file.skip_nowait = _SKIP_AFTER_MISS  # the disk read on the loop): ask less often
                 if got == size or offset + got >= file.target.size:
                     return buffer if got == size else memoryview(buffer)[:got]
                 if got:
@@ -386,14 +403,10 @@ class Reader:
         if len(recent) > 1:
             for key in [k for k, seen in recent.items() if now - seen > _TOGETHER]:
                 del recent[key]
-        return len(recent) == 1 and not self._disk_waits
+        return len(recent) == 1 and not self.disk_pool.waiting
 
     async def _pread_thread(self, file: LocalFile, size: int, offset: int) -> bytes:
-        self._disk_waits += 1
-        try:
-            return await trio.to_thread.run_sync(os.pread, file.fd, size, offset, limiter=self.disk_threads)
-        finally:
-            self._disk_waits -= 1
+        return await self.disk_pool.run(os.pread, file.fd, size, offset)
 
     async def _read_remote(self, handle: Handle, file: RemoteFile, offset: int, size: int) -> bytes:
         end = min(offset + size, file.size)
@@ -448,6 +461,10 @@ class Reader:
         if file.refs == 0:
             del self._files[_file_key(file.target)]
             await trio.to_thread.run_sync(file.close, limiter=self.db_threads)
+
+    def close(self) -> None:
+        """Stop the disk reader threads (at unmount)."""
+        self.disk_pool.close()
 
     def statistics(self) -> dict:
         """Open files and the cache's figures."""

@@ -9,8 +9,7 @@ from typing import Any
 
 from artifactfs.api.context import StepRunContext, current_step_run
 from artifactfs.api.metadata import _output_name, _to_output
-from artifactfs.api.artifacts import ArtifactVersion
-from artifactfs.api.runs import PipelineRunView, PipelineView, StepRunView, get_pipeline_run
+from artifactfs.api.runs import OutputVersions, PipelineRunView, PipelineView, StepRunView, get_pipeline_run
 
 
 class StepContext:
@@ -59,8 +58,9 @@ class StepContext:
         return self.pipeline_run.steps[self._state.step]
 
     @property
-    def inputs(self) -> dict[str, ArtifactVersion]:
-        """The versions this step run reads, by input name."""
+    def inputs(self) -> dict[str, OutputVersions]:
+        """The versions this step run reads, by input name: a list under each (ZenML 0.98's), which
+        also stands for its version when it holds one (``inputs["x"].load()``)."""
         return dict(self.step_run.inputs)
 
     def add_output_metadata(self, metadata: dict[str, Any], output_name: str | None = None) -> None:

@@ -90,15 +90,34 @@ def substitution_values(start: dt.datetime, custom: dict[str, str]) -> dict[str,
     return {"date": start.strftime("%Y_%m_%d"), "time": start.strftime("%H_%M_%S_%f"), **custom}
 
 
+class MissingSubstitutionError(StepDefinitionError, KeyError, RuntimeError):
+    """A name's placeholder has no value: refused before the run starts.
+    ZenML's message; a ``KeyError`` as ZenML's name formatting raises, and
+    a ``RuntimeError`` as ZenML 0.98's failed run surfaces it."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
+
+
 def fill(template: str, values: dict[str, str], where: str) -> str:
     """``template`` with its placeholders filled; a placeholder with no value is refused, naming ``where``."""
     missing = sorted(placeholders(template) - set(values))
     if missing:
-        raise StepDefinitionError(
-            f"{where}: name {template!r} uses placeholder(s) {', '.join(missing)} with no value",
+        # ZenML's wording first: code written against it matches on it
+        raise MissingSubstitutionError(
+            f"Could not format the name template `{template}`. Missing key: {missing[0]!r} "
+            f"({where}: no value for placeholder(s) {', '.join(missing)})",
             "pass them with .with_options(substitutions={...}) on the step or pipeline",
         )
     return template.format(**values)
+
+
+def cache_name(template: str, values: dict[str, str]) -> str:
+    """An output's name as the cache key sees it: the custom values filled
+    in, ``{date}`` and ``{time}`` left as they are, so a cached run of a
+    dated output finds the earlier one (ZenML keeps the cached names)."""
+    return template.format(**{key: values[key] if key not in ("date", "time") else "{" + key + "}"
+                              for key in placeholders(template) if key in values})
 
 
 # -- run-time type checks ----------------------------------------------------------------
