@@ -184,7 +184,8 @@ def run_store(flavor: str, mib: int, rounds: int, work: Path) -> Target:
             for variant in order:
                 value = measure(target, key, size, work, variant)
                 target.rounds.setdefault(variant, []).append(value)
-                print(f"  round {round_ + 1}: {variant:12s} {value:7.1f} MiB/s", flush=True)
+                print(f"  round {round_ + 1}: {variant:12s} {value:7.1f} MiB/s   (load average {os.getloadavg()[0]:.1f} "
+                      f"on {os.cpu_count()} CPUs)", flush=True)
     finally:
         target.server.stop()
         for point in ("mnt", "rclone", "s3fs-fuse"):

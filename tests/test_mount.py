@@ -862,3 +862,32 @@ def test_remote_reads_fetch_what_is_needed(registered_store, tmp_path):
     assert BLOCK_SIZE == MiB
     assert 5 <= cached["random.bin"] <= 10, cached  # each read: its block (and at most a kernel read-ahead)
     assert 2 <= cached["sequential.bin"] <= 2 + 4 + 8 + 1, cached  # read + first window (+ one chunk in flight)
+
+
+def test_sequential_first_read_asks_few_ranges(dedicated_moto, tmp_path):
+    """A sequential first read of a 64 MiB object asks the store for a few
+    large ranges (a first window, then pieces sized by what a GET costs),
+    counted in moto's own request log, and gets the right bytes."""
+    from artifactfs import register_artifact
+
+    _store_on(dedicated_moto, "seq")
+    source = tmp_path / "payload"
+    source.mkdir()
+    data = np.random.default_rng(9).bytes(64 * MiB)
+    (source / "big.bin").write_bytes(data)
+    version = register_artifact(source, "big", copy=True)
+    key = version.file_uri("big.bin").removeprefix("s3://")
+
+    def gets() -> int:
+        log = dedicated_moto.log_path.read_text(errors="replace")
+        return sum(1 for line in log.splitlines() if f"GET /{key} " in line)
+
+    before = gets()
+    with mounted(tmp_path / "mnt") as mount:
+        digest = hashlib.sha256()
+        with open(mount.path / "artifacts/big/1/big.bin", "rb", buffering=0) as f:
+            while chunk := f.read(MiB):
+                digest.update(chunk)
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    asked = gets() - before
+    assert 2 <= asked <= 9, asked  # 4 MiB, then 60 MiB in pieces of 8 MiB or more (1 MiB GETs were 20+)

@@ -102,7 +102,7 @@ class Pattern:
             return self.ahead, self.ahead - base
         if self.next_offset - self.run_start < config.initial // 2 or cost.latency is None:
             return end, 0  # grow once half the first window is read and its request told what a GET costs
-        piece = cost.piece_size(config)
+        piece = max(block, cost.piece_size(config) // block * block)
         self.window = min(max(self.window, 2 * piece), config.max_window)
         start = max(self.ahead, end // block * block)
         upto = min(end + self.window, size)
