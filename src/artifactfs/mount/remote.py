@@ -83,6 +83,13 @@ class RemoteFile:
         self.inflight: dict[int, trio.Event] = {}
         self.errors: dict[int, tuple[BaseException, float]] = {}  # block -> why and when (time.monotonic())
 
+    @property
+    def blocks(self) -> CachedFile:
+        """The cache file (a file of 0 bytes has none: nothing is fetched for it)."""
+        if self.cached is None:
+            raise ValueError(f"{self.target.path} has no bytes to fetch")
+        return self.cached
+
     def close(self) -> None:
         self.closed = True
         if self.cached is not None:
@@ -93,7 +100,7 @@ class RemoteFile:
         nor in flight, ``piece`` blocks at most per GET; ``ahead``: read-ahead
         (no reader waits for it yet)."""
         run: list[int] = []
-        for block in self.cached.missing(first, last):
+        for block in self.blocks.missing(first, last):
             if block in self.inflight or self._failed(block) is not None:
                 continue
             if run and (block != run[-1] + 1 or len(run) == piece):
@@ -121,7 +128,7 @@ class RemoteFile:
         self.reader.nursery.start_soon(self._fetch, first, last, event, ahead)
 
     async def _fetch(self, first: int, last: int, event: trio.Event, ahead: bool) -> None:
-        bs = self.cached.block_size
+        bs = self.blocks.block_size
         start, end = first * bs, min((last + 1) * bs, self.size)
         reader = self.reader
         timeout = reader.config.timeout
@@ -160,14 +167,14 @@ class RemoteFile:
     def _get(self, start: int, end: int) -> None:
         """In a worker thread: one ranged GET, written to the cache."""
         for piece in self.store.read_range(self.target.uri, start, end, chunk=end - start):
-            self.cached.write(start, piece)
+            self.blocks.write(start, piece)
 
     async def wait(self, first: int, last: int) -> None:
         """Until blocks ``first..last`` are cached; StoreFailure if the GET
         it waited for failed. A block whose GET failed before this read is
         asked for again, unless its store is still down (see ``outages``)."""
         for block in range(first, last + 1):
-            while not self.cached.has(block):
+            while not self.blocks.has(block):
                 event = self.inflight.get(block)
                 if event is None:
                     error = self._failed(block)
