@@ -133,7 +133,7 @@ class StepRunView:
     inputs: dict[str, OutputVersions] = field(default_factory=dict)  # StepInput lists, as ZenML 0.98's
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
-    _without_cache: tuple[str, ...] | None = field(default=None, repr=False)  # the run's steps with caching off
+    _caching: bool = field(default=True, repr=False)  # index.pipelines.caching_on
     _substitutions: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -144,10 +144,7 @@ class StepRunView:
     @property
     def config(self) -> StepConfigView:
         """The step's configuration: its name, parameters, whether caching was on and its substitutions."""
-        if self._without_cache is None:  # a run recorded before the list was kept: only cached steps had keys
-            return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None, dict(self._substitutions))
-        return StepConfigView(self.name, dict(self.parameters), self.name not in self._without_cache,
-                              dict(self._substitutions))
+        return StepConfigView(self.name, dict(self.parameters), self._caching, dict(self._substitutions))
 
     @property
     def input_types(self) -> dict[str, StepRunInputArtifactType]:
@@ -238,7 +235,7 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         id=step.uuid, name=step.name, status=shown_status(step.status, crashed), parameters=dict(step.parameters or {}),
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
-        _without_cache=_steps_without_cache(step.run.config),
+        _caching=pipeline_rows.caching_on(step.name, step.run.config, step.cache_key),
         _substitutions=_step_substitutions(step.run.config, step.name),
     )
     if with_links:
@@ -256,11 +253,6 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
 def _step_substitutions(config: dict[str, Any] | None, step: str) -> dict[str, str]:
     config = config or {}
     return {**(config.get("substitutions") or {}), **((config.get("step_substitutions") or {}).get(step) or {})}
-
-
-def _steps_without_cache(config: dict[str, Any] | None) -> tuple[str, ...] | None:
-    listed = (config or {}).get("steps_without_cache")
-    return None if listed is None else tuple(listed)
 
 
 def run_view(session, run: RunRow) -> PipelineRunView:

@@ -44,6 +44,18 @@ class VersionNotLiveError(ArtifactfsError):
     """A version was condemned by the pruner before it could be linked."""
 
 
+def caching_on(step: str, run_config: dict[str, Any] | None, cache_key: str | None) -> bool:
+    """Whether caching was on for step run ``step``: the one rule the API and
+    the web view read. A run lists its steps with caching off
+    (``steps_without_cache`` in its config); a step run keeps its cache key
+    either way, so a later cached run can reuse it. Runs recorded before the
+    list was kept gave a key only to steps with caching on."""
+    listed = (run_config or {}).get("steps_without_cache")
+    if listed is None:
+        return cache_key is not None
+    return step not in listed
+
+
 def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
     query = select(Pipeline).where(Pipeline.name == name)
     pipeline = session.scalars(query).first()  # the common case: one statement

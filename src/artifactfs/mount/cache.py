@@ -58,6 +58,8 @@ class CachedFile:
         self.blocks = max(1, -(-size // self.block_size))
         self.stem = key.stem(cache.root)
         self._lock = threading.Lock()
+        self._writes_done = threading.Condition(self._lock)  # close waits for writes in progress
+        self._writing = 0
         self._bits = bytearray(-(-self.blocks // 8))
         self._present = 0
         self._dirty = False
@@ -110,7 +112,8 @@ class CachedFile:
     # -- io ---------------------------------------------------------------------
 
     def write(self, offset: int, data: bytes) -> None:
-        """Store fetched bytes (whole blocks, or up to the end of the file)."""
+        """Store fetched bytes (whole blocks, or up to the end of the file).
+        Writes of different ranges run at once: the lock covers the map only."""
         if offset % self.block_size or (len(data) % self.block_size and offset + len(data) != self.size):
             raise ValueError(f"unaligned cache write at {offset} of {len(data)} bytes")
         first = offset // self.block_size
@@ -119,13 +122,25 @@ class CachedFile:
         with self._lock:
             if self._fd < 0:  # closed meanwhile (an abandoned fetch): drop it
                 return
-            os.pwrite(self._fd, data, offset)
-            for block in range(first, first + count):
-                if not self.has(block):
-                    self._bits[block >> 3] |= 1 << (block & 7)
-                    self._present += 1
-                    added += min(self.block_size, self.size - block * self.block_size)
-            self._dirty = True
+            self._writing += 1  # the descriptor stays open until this write is done
+        done = False
+        try:
+            written = os.pwrite(self._fd, data, offset)
+            while written < len(data):  # pwrite may write less (a signal, a very large range)
+                written += os.pwrite(self._fd, memoryview(data)[written:], offset + written)
+            done = True
+        finally:
+            with self._lock:
+                self._writing -= 1
+                if not self._writing:
+                    self._writes_done.notify_all()
+                if done:  # the map claims a block only once its bytes are written
+                    for block in range(first, first + count):
+                        if not self.has(block):
+                            self._bits[block >> 3] |= 1 << (block & 7)
+                            self._present += 1
+                            added += min(self.block_size, self.size - block * self.block_size)
+                    self._dirty = True
         if added:
             self.cache.grew(self, added)
 
@@ -167,6 +182,8 @@ class CachedFile:
         except OSError:
             pass
         with self._lock:
+            while self._writing:  # an abandoned fetch may still be writing
+                self._writes_done.wait()
             if self._view is not None:
                 try:
                     self._view.release()
