@@ -42,14 +42,17 @@ class Page(list):
 
     @property
     def items(self) -> list:
+        """The entries of this page (ZenML's ``Page.items``)."""
         return list(self)
 
     @property
     def size(self) -> int:
+        """How many entries this page holds."""
         return len(self)
 
     @property
     def total_pages(self) -> int:
+        """How many pages of ``max_size`` the whole list makes (at least 1)."""
         return max(1, -(-self.total // self.max_size)) if self.max_size else 1
 
 
@@ -83,10 +86,12 @@ class ArtifactView:
 
     @property
     def latest_version_name(self) -> str | None:
+        """The newest version's name, or None when the artifact has none."""
         return next(reversed(self.versions), None)
 
     @property
     def latest_version_id(self) -> str | None:
+        """The newest version's id, or None when the artifact has none."""
         versions = self.versions
         return versions[next(reversed(versions))].id if versions else None
 
@@ -98,6 +103,7 @@ class ArtifactView:
 
     @property
     def has_custom_name(self) -> bool:
+        """Whether a user named the artifact (an unnamed step output is ``<pipeline>::<step>::<output>``)."""
         return "::" not in self.name  # unnamed step outputs are "<pipeline>::<step>::<output>"
 
     def load(self) -> Any:
@@ -106,6 +112,7 @@ class ArtifactView:
 
     @classmethod
     def from_row(cls, row: Artifact) -> ArtifactView:
+        """The view of an artifact row of the index."""
         return cls(id=artifact_id(row.name), name=row.name, created=row.created_at, _pk=row.id)
 
 
@@ -124,14 +131,17 @@ class Client:
 
     @property
     def active_stack(self) -> ActiveStack:
+        """ZenML's active stack: here, the active store as its artifact store."""
         store = get_store()
         return ActiveStack(name=store.name, artifact_store=store)
 
     @property
     def active_stack_model(self) -> ActiveStack:
+        """ZenML's name for :attr:`active_stack`."""
         return self.active_stack
 
     def get_store(self, name: str | None = None) -> ArtifactStore:
+        """The named store, or the active one (``api.stores.get_store``)."""
         return get_store(name)
 
     # -- artifacts ----------------------------------------------------------------------
@@ -234,6 +244,7 @@ class Client:
         self, name_id_or_prefix: str | uuid.UUID, version: str | int | None = None, project: Any = None,
         hydrate: bool = True,
     ) -> ArtifactVersion:
+        """A version by name, id or id prefix (``project`` and ``hydrate``: ZenML's, ignored)."""
         return get_artifact_version(name_id_or_prefix, version)
 
     def list_artifact_versions(
@@ -292,6 +303,7 @@ class Client:
         remove_tags: Iterable[str] | None = None,
         project: Any = None,
     ) -> ArtifactVersion:
+        """Add and remove tags of a version (ZenML's call; ``project``: ignored); the version."""
         found = get_artifact_version(name_id_or_prefix, version)
         if add_tags:
             found.add_tags(add_tags)
@@ -379,6 +391,7 @@ class Client:
     # -- runs -----------------------------------------------------------------------------
 
     def get_pipeline_run(self, name_id_or_prefix: str | uuid.UUID) -> PipelineRunView:
+        """A pipeline run by name, id or id prefix."""
         return runs.get_pipeline_run(str(name_id_or_prefix))
 
     def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None, sort_by: str = "desc:created",

@@ -68,6 +68,7 @@ class LineageGraph:
     edges: list[LineageEdge] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The graph as JSON-ready dicts (root, upstream, downstream, nodes and edges)."""
         return {
             "root": self.root,
             "upstream": self.upstream,

@@ -40,10 +40,12 @@ class PipelineView(str):
 
     @property
     def name(self) -> str:
+        """The pipeline's name."""
         return str.__str__(self)
 
     @property
     def id(self) -> str:
+        """The pipeline's id (derived from its name)."""
         return pipeline_id(self.name)
 
     @property
@@ -53,10 +55,12 @@ class PipelineView(str):
 
     @property
     def num_runs(self) -> int:
+        """How many runs the pipeline has."""
         return len(self.runs)
 
     @property
     def last_run(self) -> PipelineRunView:
+        """The pipeline's newest run (``NotFoundError`` when it has none)."""
         found = list_pipeline_runs(self.name, limit=1)
         if not found:
             raise NotFoundError(f"pipeline {self.name!r} has no runs yet", "call the pipeline first")
@@ -71,6 +75,7 @@ class PipelineView(str):
 
     @property
     def latest_run_status(self) -> str | None:
+        """The status of the newest run, or None when there is none."""
         found = list_pipeline_runs(self.name, limit=1)
         return found[0].status if found else None
 
@@ -108,6 +113,7 @@ class StepInput(ArtifactVersion):
 
     @classmethod
     def of(cls, version: ArtifactVersion, input_type: str) -> StepInput:
+        """The input view of ``version``, read by a step as ``input_type`` says."""
         return cls(**{f.name: getattr(version, f.name) for f in dataclasses.fields(version)},
                    input_type=StepRunInputArtifactType(input_type))
 
@@ -132,10 +138,12 @@ class StepRunView:
 
     @property
     def is_cached(self) -> bool:
+        """Whether the step run reused a cached run's outputs."""
         return self.status == "cached"
 
     @property
     def config(self) -> StepConfigView:
+        """The step's configuration: its name, parameters, whether caching was on and its substitutions."""
         return StepConfigView(self.name, dict(self.parameters), self._caching, dict(self._substitutions))
 
     @property
@@ -151,6 +159,7 @@ class StepRunView:
 
     @property
     def pipeline_run_id(self) -> str:
+        """The id of the pipeline run this step run belongs to."""
         return self.pipeline_run.id
 
     @property
@@ -162,6 +171,7 @@ class StepRunView:
 
     @property
     def run_metadata(self) -> dict[str, Any]:
+        """The step run's metadata, read from the index now."""
         with get_index().read() as session:
             return get_metadata(session, step_run_id=self._pk)
 
@@ -198,6 +208,7 @@ class PipelineRunView:
 
     @property
     def run_metadata(self) -> dict[str, Any]:
+        """The pipeline run's metadata, read from the index now."""
         with get_index().read() as session:
             return get_metadata(session, run_id=self._pk)
 
@@ -245,6 +256,7 @@ def _step_substitutions(config: dict[str, Any] | None, step: str) -> dict[str, s
 
 
 def run_view(session, run: RunRow) -> PipelineRunView:
+    """The view of a run row, with its step runs and their inputs and outputs."""
     crashed = _crashed(session, run)
     view = PipelineRunView(
         id=run.uuid, name=run.name, pipeline=PipelineView(run.pipeline.name), status=shown_status(run.status, crashed),
@@ -258,11 +270,13 @@ def run_view(session, run: RunRow) -> PipelineRunView:
 
 
 def get_pipeline_run(name_or_id: str) -> PipelineRunView:
+    """A pipeline run by name, id or id prefix."""
     with get_index().read() as session:
         return run_view(session, pipeline_rows.find_run(session, name_or_id))
 
 
 def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
+    """Pipeline runs, newest first (``pipeline``: of that pipeline only; ``limit``: at most so many)."""
     with get_index().read() as session:
         return [run_view(session, r) for r in pipeline_rows.list_runs(session, pipeline, limit)]
 
@@ -314,6 +328,7 @@ def list_pipelines() -> list[PipelineView]:
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
+    """Delete a run and its step runs (the versions they made stay); the run as it was."""
     linked: list[int] = []
 
     def delete(session) -> PipelineRunView:
@@ -332,12 +347,14 @@ def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
 
 
 def producer(version: ArtifactVersion) -> StepRunView | None:
+    """The step run that produced ``version``, or None for a version saved outside a step."""
     with get_index().read() as session:
         step = pipeline_rows.producer_of(session, version._pk)
         return step_view(session, step) if step is not None else None
 
 
 def consumers(version: ArtifactVersion) -> list[StepRunView]:
+    """The step runs that read ``version``."""
     with get_index().read() as session:
         return [step_view(session, s) for s in pipeline_rows.consumers_of(session, version._pk)]
 

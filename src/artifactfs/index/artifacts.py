@@ -11,7 +11,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,9 @@ from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 from artifactfs.index.sql import is_live
+
+if TYPE_CHECKING:
+    from artifactfs.index.tags import Tag as TagValue  # models.Tag is the row
 
 #: Artifact names become folder names in every store: at most this many
 #: UTF-8 bytes, as a file name on ext4, XFS or APFS.
@@ -194,7 +197,7 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
     the write transaction is already exclusive). The rows handed back hold
     id and name and are not in the session.
 
-    Lock order (the index's one global order, see DESIGN.md "Lock order"):
+    Lock order (the index's one global order, docs/team.md "Lock order"):
     artifact rows come first in a write transaction, by name, so two writers
     saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking. Names that
     do not exist yet are inserted in name order and then every row is locked
@@ -599,7 +602,7 @@ def remove_tags(session: Session, version: ArtifactVersion, tags: Iterable[Any])
     tag_rules.untag(session, "version", version.id, tags)
 
 
-def version_tags(session: Session, version_id: int) -> list[str]:
+def version_tags(session: Session, version_id: int) -> list[TagValue]:
     """A version's tags, as ``Tag`` values (each also its name as a ``str``)."""
     from artifactfs.index import tags as tag_rules
 

@@ -77,7 +77,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class VersionRef:
+class VersionLink:
     """An artifact version as something to link to."""
 
     id: str
@@ -102,7 +102,7 @@ class StepIOItem:
     """A named input or output of a step run."""
 
     name: str
-    version: VersionRef
+    version: VersionLink
 
 
 @dataclass(frozen=True)
@@ -535,7 +535,7 @@ def _step_details(session: Session, rows: Sequence) -> list[StepDetail]:
             .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
             .where(_ids_in(StepIO.step_run_id, ids), _live_unindexed()).order_by(StepIO.id)
         ):
-            links.setdefault((step_id, direction), []).append(StepIOItem(name, VersionRef(*ref)))
+            links.setdefault((step_id, direction), []).append(StepIOItem(name, VersionLink(*ref)))
         for step_id, key, value, kind in session.execute(
             select(Metadata.step_run_id, Metadata.key, Metadata.value, Metadata.type)
             .where(_ids_in(Metadata.step_run_id, ids)).order_by(Metadata.id)

@@ -6,11 +6,11 @@ Every schema change here comes with a migration in ``migrations/versions``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 import uuid
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, func
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from artifactfs.index.clock import index_now
@@ -30,6 +30,9 @@ def new_uuid() -> str:
 
 
 class Base(DeclarativeBase):
+    #: Every model is mapped to one Table (SQLAlchemy types the attribute as any FROM clause).
+    __table__: ClassVar[Table]
+
     type_annotation_map = {
         dt.datetime: DateTime(timezone=True),
         dict[str, Any]: JSON,

@@ -44,6 +44,7 @@ class CacheKey:
     path: str
 
     def stem(self, root: Path) -> Path:
+        """The path (without suffix) of this file's data and block map under the cache folder ``root``."""
         digest = hashlib.sha256(self.path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return root / self.version_uuid[:2] / self.version_uuid / digest
 
@@ -91,13 +92,16 @@ class CachedFile:
 
     @property
     def complete(self) -> bool:
+        """Whether every block of the file is in the cache."""
         return self._present == self.blocks
 
     @property
     def cached_bytes(self) -> int:
+        """How many bytes of the file the cache holds (the last block may be short)."""
         return _bytes_of(self._present, self.has(self.blocks - 1), self.size, self.block_size)
 
     def has(self, block: int) -> bool:
+        """Whether block number ``block`` is in the cache."""
         return bool(self._bits[block >> 3] & (1 << (block & 7)))
 
     def missing(self, first: int, last: int) -> list[int]:
@@ -141,6 +145,7 @@ class CachedFile:
             self.cache.grew(self, added)
 
     def pread(self, offset: int, size: int) -> bytes:
+        """``size`` cached bytes at ``offset`` (the caller checked that their blocks are present)."""
         return os.pread(self._fd, size, offset)
 
     def view(self) -> memoryview | None:
@@ -170,6 +175,7 @@ class CachedFile:
         _write_map(self.stem.with_suffix(MAP_SUFFIX), header, bits)
 
     def close(self) -> None:
+        """Write the block map down, mark the file as used now (the LRU after a restart), and let go of it."""
         self.persist()
         try:  # the map's mtime is the last use, for the LRU after a restart
             os.utime(self.stem.with_suffix(MAP_SUFFIX))
@@ -260,6 +266,7 @@ class BlockCache:
 
     @property
     def total_bytes(self) -> int:
+        """The bytes the cache holds, every file counted."""
         return self._total
 
     def scan(self) -> None:
@@ -326,6 +333,7 @@ class BlockCache:
         return cached
 
     def release(self, cached: CachedFile) -> None:
+        """One open of ``cached`` ended; at the last, the file may be evicted again."""
         with self._lock:
             cached.opens -= 1
             last = cached.opens == 0
@@ -338,6 +346,7 @@ class BlockCache:
             self._evict()
 
     def grew(self, cached: CachedFile, nbytes: int) -> None:
+        """``cached`` gained ``nbytes``; evict least recently used files that are not open when over capacity."""
         with self._lock:
             entry = self._entries.get(cached.key)
             if entry is not None:
@@ -384,6 +393,7 @@ class BlockCache:
             _prune_empty(entry.stem.parent, self.root)
 
     def close(self) -> None:
+        """Close every open cached file and release the cache folder's lock."""
         with self._lock:
             opened = [e.opened for e in self._entries.values() if e.opened is not None]
         for cached in opened:
@@ -393,6 +403,7 @@ class BlockCache:
             self._lock_fd = -1
 
     def statistics(self) -> dict:
+        """Files, bytes, capacity and open files of the cache, and when that was read."""
         with self._lock:
             return {"files": len(self._entries), "bytes": self._total, "capacity": self.capacity,
                     "open": sum(1 for e in self._entries.values() if e.opened is not None),

@@ -53,6 +53,7 @@ class MountOptions:
     clean_dead: bool = False  # clean up a dead artifactfs mount at the mountpoint first
 
     def resolved_cache_dir(self) -> Path:
+        """The remote-read cache folder: the one given, else ``mount`` in the cache folder."""
         return Path(self.cache_dir) if self.cache_dir else get_settings().cache_dir / "mount"
 
 
@@ -202,12 +203,14 @@ def _record_path(mountpoint: str | os.PathLike) -> Path:
 
 
 def log_path_for(mountpoint: str | os.PathLike) -> Path:
+    """The log file of the daemon serving ``mountpoint`` (in the data folder, named after the mount point)."""
     digest = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
     slug = "".join(c if c.isalnum() else "-" for c in os.path.abspath(mountpoint).strip("/"))[-40:]
     return get_settings().data_dir / "logs" / f"mount-{slug}-{digest[:8]}.log"
 
 
 def read_record(mountpoint: str | os.PathLike) -> dict | None:
+    """What the daemon serving ``mountpoint`` recorded about itself (pid, options), or None."""
     try:
         return json.loads(_record_path(mountpoint).read_text())
     except (OSError, ValueError):
@@ -539,6 +542,7 @@ def _drop_gone_requests(record: logging.LogRecord) -> bool:
 
 
 def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr at ``level``, secrets redacted, pyfuse3's own chatter at warnings only."""
     install_log_redaction()  # the daemon is started outside the `artifactfs` group: no password in its log
     logging.basicConfig(
         level=level, stream=sys.stderr,

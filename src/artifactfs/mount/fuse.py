@@ -114,6 +114,7 @@ class Operations(pyfuse3.Operations):
         self.requests: Counter[str] = Counter()  # FUSE requests served, by operation
 
     def init(self) -> None:
+        """pyfuse3 started the session: the mount is up."""
         self.initialized.set()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -153,6 +154,7 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def lookup(self, parent_inode, name, ctx=None):
+        """FUSE lookup: the entry's attributes, or a negative entry the kernel may cache."""
         with _errors("lookup"):
             try:
                 node = await self._tree(self.tree.lookup, parent_inode, bytes(name))
@@ -162,11 +164,13 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def getattr(self, inode, ctx=None):
+        """FUSE getattr: the inode's attributes."""
         with _errors("getattr"):
             return self._attrs(await self._tree(self.tree.getattr, inode))
 
     @_counted
     async def readlink(self, inode, ctx):
+        """FUSE readlink: the target of a ``latest`` link."""
         with _errors("readlink"):
             return await self._tree(self.tree.readlink, inode)
 
@@ -178,6 +182,7 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def opendir(self, inode, ctx):
+        """FUSE opendir: list the folder once; ``readdir`` pages through that listing."""
         with _errors("opendir"):
             entries = await self._tree(self.tree.listdir, inode)
         fh = next(self._fh)
@@ -186,6 +191,8 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def readdir(self, fh, start_id, token):
+        """FUSE readdir: entries from ``start_id`` on, until the kernel's buffer
+        is full (0 after a first pass: a rewind, listed afresh)."""
         folder = self._dirs.get(fh)
         if folder is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -202,12 +209,14 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def releasedir(self, fh):
+        """FUSE releasedir: forget the folder's listing."""
         self._dirs.pop(fh, None)
 
     # -- files ------------------------------------------------------------------------------------
 
     @_counted
     async def open(self, inode, flags, ctx):
+        """FUSE open: a handle for reading (EROFS for any write)."""
         if _writes(flags):
             raise pyfuse3.FUSEError(errno.EROFS)
         with _errors("open"):
@@ -225,6 +234,7 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def read(self, fh, off, size):
+        """FUSE read: ``size`` bytes at ``off`` of an open file."""
         handle = self._files.get(fh)
         if handle is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -233,10 +243,12 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def flush(self, fh):
+        """FUSE flush: not implemented (ENOSYS), so the kernel stops sending it on close."""
         raise pyfuse3.FUSEError(errno.ENOSYS)  # the kernel stops sending flush on close
 
     @_counted
     async def release(self, fh):
+        """FUSE release: close the handle (the file's data may then be evicted from the cache)."""
         handle = self._files.pop(fh, None)
         if handle is not None:
             with _errors("release"):
@@ -246,17 +258,20 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def getxattr(self, inode, name, ctx):
+        """FUSE getxattr: one extended attribute."""
         with _errors("getxattr"):
             return await self._tree(self.tree.getxattr, inode, bytes(name))
 
     @_counted
     async def listxattr(self, inode, ctx):
+        """FUSE listxattr: the names of the inode's extended attributes."""
         with _errors("listxattr"):
             values = await self._tree(self.tree.xattrs, inode)
         return [name.encode() for name in values]
 
     @_counted
     async def statfs(self, ctx):
+        """FUSE statfs: the live payload as used space, the local stores' free space as available."""
         with _errors("statfs"):
             usage = await self._tree(self.tree.usage)
         stats = pyfuse3.StatvfsData()
@@ -283,6 +298,7 @@ class Operations(pyfuse3.Operations):
 
     @_counted
     async def fsync(self, fh, datasync):
+        """FUSE fsync: nothing to make durable on a read-only mount."""
         pass
 
     # -- live refresh ------------------------------------------------------------------------------

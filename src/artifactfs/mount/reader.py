@@ -82,6 +82,7 @@ class LocalFile:
         self.skip_nowait = 0  # reads left that go straight to a thread after "not cached"
 
     def close(self) -> None:
+        """Close the payload file's descriptor."""
         os.close(self.fd)
 
 
@@ -249,6 +250,8 @@ class Reader:
     # -- read ----------------------------------------------------------------------------------
 
     async def read(self, handle: Handle, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of an open file: a document, a local
+        payload file, or a remote one through the cache."""
         file = handle.file
         if isinstance(file, Document):
             return file.data[offset : offset + size]
@@ -324,6 +327,7 @@ class Reader:
     # -- release ---------------------------------------------------------------------------------
 
     async def release(self, handle: Handle) -> None:
+        """The end of one open: close a local file, or drop one reference to a remote one."""
         file = handle.file
         if isinstance(file, Document):
             return
@@ -340,6 +344,7 @@ class Reader:
         self.disk_pool.close()
 
     def statistics(self) -> dict:
+        """Open files and the cache's figures."""
         return {"open_files": len(self._files), "cache": self.cache.statistics()}
 
 

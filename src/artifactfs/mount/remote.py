@@ -47,6 +47,7 @@ class ByteBudget:
         self._changed = trio.Condition()
 
     async def take(self, nbytes: int) -> int:
+        """Wait until ``nbytes`` fit the budget (at most the whole budget) and hold them; how many were taken."""
         nbytes = min(nbytes, self.limit)
         async with self._changed:
             while self.used and self.used + nbytes > self.limit:
@@ -55,6 +56,7 @@ class ByteBudget:
         return nbytes
 
     async def give(self, nbytes: int) -> None:
+        """Hand back ``nbytes`` taken before, waking the readers waiting for room."""
         async with self._changed:
             self.used -= nbytes
             self._changed.notify_all()
@@ -91,6 +93,7 @@ class RemoteFile:
         return self.cached
 
     def close(self) -> None:
+        """Mark the file closed (read-ahead stops) and let the cache know this open ended."""
         self.closed = True
         if self.cached is not None:
             self.reader.cache.release(self.cached)

@@ -40,6 +40,8 @@ def is_output_list(value: Any) -> bool:
 
 
 def is_artifact(value: Any) -> bool:
+    """Whether a step argument is an artifact (an output, a version, a lazy
+    or external one, or a list of outputs) rather than a parameter."""
     return isinstance(value, ARTIFACT_TYPES) or is_output_list(value)
 
 

@@ -38,6 +38,7 @@ class OutputSpec:
 
 
 def parse_outputs(func) -> list[OutputSpec]:
+    """The outputs a step function declares by its return annotation (none for ``-> None``)."""
     hints = typing.get_type_hints(func, include_extras=True)
     if "return" not in hints:
         return [OutputSpec(SINGLE_OUTPUT, Any, False)]
@@ -80,10 +81,12 @@ def _spec(annotation: Any, default_name: str) -> OutputSpec:
 
 
 def placeholders(template: str) -> set[str]:
+    """The ``{placeholder}`` names in an output name template."""
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
 def substitution_values(start: dt.datetime, custom: dict[str, str]) -> dict[str, str]:
+    """The values output names may use: ``date`` and ``time`` of the run's start, and the custom ones."""
     return {"date": start.strftime("%Y_%m_%d"), "time": start.strftime("%H_%M_%S_%f"), **custom}
 
 
@@ -97,6 +100,7 @@ class MissingSubstitutionError(StepDefinitionError, KeyError, RuntimeError):
 
 
 def fill(template: str, values: dict[str, str], where: str) -> str:
+    """``template`` with its placeholders filled; a placeholder with no value is refused, naming ``where``."""
     missing = sorted(placeholders(template) - set(values))
     if missing:
         # ZenML's wording first: code written against it matches on it
@@ -143,6 +147,7 @@ def matches(value: Any, annotation: Any) -> bool:
 
 
 def type_label(annotation: Any) -> str:
+    """A readable name of a type annotation (``int``, ``list[str]``)."""
     if isinstance(annotation, type):
         return annotation.__qualname__
     return str(annotation).replace("typing.", "")

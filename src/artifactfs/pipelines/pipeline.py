@@ -64,6 +64,7 @@ class Pipeline:
 
     @property
     def last_run(self) -> PipelineRunView:
+        """The pipeline's newest run."""
         return self.model.last_run
 
     def with_options(self, **options: Any) -> Pipeline:

@@ -30,8 +30,8 @@ from artifactfs.api.stores import get_store
 from artifactfs.api.writing import WriteBatch, pick_materializer, write_value
 from artifactfs.errors import AlreadyExistsError
 from artifactfs.index import get_index
-from artifactfs.index import artifacts as version_rows
-from artifactfs.index import pipelines as rows
+from artifactfs.index import artifacts as artifact_rows
+from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index import tags as tag_rules
 from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import check_name
@@ -83,6 +83,8 @@ class PlannedStep:
 
 
 def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) -> PipelineRunView:
+    """Run a traced pipeline's steps in order on this machine (a cached step
+    reuses its outputs); returns the run as the index recorded it."""
     start = utcnow()
     plan = [_plan_step(inv, options, start) for inv in trace.invocations]
     run_name = _run_name(options, start)
@@ -116,7 +118,7 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
 def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any],
                 tags: list[Tag]) -> int:
     try:
-        run_id = rows.create_run(session, pipeline, run_name, parameters, config).id
+        run_id = pipeline_rows.create_run(session, pipeline, run_name, parameters, config).id
     except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
         raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
     tag_rules.attach(session, "run", [run_id], tags)
@@ -126,10 +128,10 @@ def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any
 def _finish_run(run_id: int, status: RunStatus, tags: list[Tag] = ()) -> None:
     """End the run; ``cascade`` tags go on every version its steps output (ZenML's)."""
     def finish(session) -> None:
-        rows.finish_by_id(session, PipelineRun, run_id, status)
+        pipeline_rows.finish_by_id(session, PipelineRun, run_id, status)
         cascading = [tag for tag in tags if tag.cascade]
         if cascading:
-            tag_rules.attach(session, "version", rows.run_outputs(session, run_id), cascading)
+            tag_rules.attach(session, "version", pipeline_rows.run_outputs(session, run_id), cascading)
 
     get_index().run_write(finish)
     update_linked_journals(run_ids=[run_id])  # the run's end, in the manifest file of every version it touched
@@ -235,8 +237,8 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
 def _start_step(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
     step = planned.invocation.step
     # The key is kept even with caching off (as ZenML keeps it): a later run with caching on reuses this one.
-    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters)
-    rows.link_all(session, row.id, _input_links(inputs))
+    row = pipeline_rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters)
+    pipeline_rows.link_all(session, row.id, _input_links(inputs))
     return row.id, row.uuid
 
 
@@ -262,17 +264,17 @@ def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str,
 
 
 def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
-    original = rows.find_cached_step(session, key)
+    original = pipeline_rows.find_cached_step(session, key)
     if original is None:
         return None
     step = planned.invocation.step
-    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
+    row = pipeline_rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
                                original_step_run_id=original.id, status=RunStatus.CACHED)
-    outputs = rows.step_links(session, original.id, "output")
+    outputs = pipeline_rows.step_links(session, original.id, "output")
     # What the original loaded itself (manual inputs) it read for this run too, as ZenML records it.
-    manual = [Link(v.id, "input", n) for n, v in rows.step_links(session, original.id, "input") if n not in inputs]
+    manual = [Link(v.id, "input", n) for n, v in pipeline_rows.step_links(session, original.id, "input") if n not in inputs]
     # One call for inputs and outputs: every version is locked in id order.
-    rows.link_all(session, row.id, _input_links(inputs) + manual + [Link(v.id, "output", n) for n, v in outputs])
+    pipeline_rows.link_all(session, row.id, _input_links(inputs) + manual + [Link(v.id, "output", n) for n, v in outputs])
     output_of = {link: output for output, link in _link_names(planned).items()}
     # a name saved several times (save_artifact in the step) stands for its last version here
     return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs}
@@ -386,8 +388,8 @@ def _link_outputs(session, step_run_id: int, outputs: list[str], inserted: list)
     complete the run (the versions were inserted by this very transaction:
     they need no lock)."""
     links = [Link(row.id, "output", output) for output, row in zip(outputs, inserted)]
-    rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
-    rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
+    pipeline_rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
+    pipeline_rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
 
 
 ERROR_TEXT_LIMIT = 4000
@@ -402,8 +404,8 @@ def _finish_step(step_run_id: int, status: RunStatus, error: BaseException | Non
         metadata = {"error": f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT], "traceback": text[-ERROR_TEXT_LIMIT:]}
 
     def finish(session) -> None:
-        rows.finish_by_id(session, StepRun, step_run_id, status)
+        pipeline_rows.finish_by_id(session, StepRun, step_run_id, status)
         if metadata is not None:
-            version_rows.set_metadata(session, metadata, step_run_id=step_run_id)
+            artifact_rows.set_metadata(session, metadata, step_run_id=step_run_id)
 
     get_index().run_write(finish)

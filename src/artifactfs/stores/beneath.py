@@ -36,6 +36,7 @@ import shutil
 import stat
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -129,6 +130,7 @@ USE_OPENAT2 = True
 
 def _open_at2(dir_fd: int, relative: str, flags: int, mode: int, resolve: int = 0) -> int:
     call = _openat2_call()
+    assert call is not None, "callers check that the kernel has openat2"
     how = _OpenHow(flags, mode if flags & os.O_CREAT else 0,
                    _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS | resolve)
     fd = call(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), os.fsencode(relative), ctypes.byref(how),
@@ -436,7 +438,7 @@ class Root:
     def files(self, relative: str = "", on_link: Callable[[str], None] | None = None) -> list[str]:
         """Every regular file below folder ``relative``, as sorted paths relative to it."""
         base = relative.strip("/")
-        found = []
+        found: list[str] = []
         for folder, entries in self.walk(base, on_link):
             inner = folder[len(base):].lstrip("/")
             found.extend(f"{inner}/{e.name}" if inner else e.name for e in entries if e.kind == "file")
@@ -632,13 +634,18 @@ def _is_link(name: str, dir_fd: int, error: OSError | None = None) -> bool:
 # checks there is reached from those descriptors, never by a path looked up
 # again, and never through a link.
 
-_held_roots: dict[str, Root] = {}
+# By the root's path, as Root normalises it; weakly: a root no store uses any
+# more is closed (a process that opens many stores keeps no descriptor of them).
+_held_roots: weakref.WeakValueDictionary[str, Root] = weakref.WeakValueDictionary()
 _held_lock = threading.Lock()
 
 
 def held_root(path: str) -> Root:
     """The one :class:`Root` of the local store root ``path`` for this
-    process, whose :meth:`Root.held_fd` the write path uses."""
+    process: every local store's filesystem (:class:`BeneathFileSystem`)
+    opened at that path shares it, and the write path holds it
+    (:meth:`Root.held_fd`) through a store's ``beneath``."""
+    path = path.rstrip("/") or "/"
     root = _held_roots.get(path)
     if root is None:
         with _held_lock:
@@ -779,7 +786,7 @@ class BeneathFileSystem(AbstractFileSystem):
 
     def __init__(self, root: str, **_options) -> None:
         super().__init__()
-        self.root = Root(root)
+        self.root = held_root(root)  # the process's one descriptor of this root (the write path's too)
 
     @classmethod
     def _strip_protocol(cls, path):
