@@ -166,3 +166,30 @@ def test_heartbeat_moves_while_a_run_runs(sqlite_home):
         while last_beat() == first:
             assert time.monotonic() < deadline, "no heartbeat was written"
             time.sleep(0.05)
+
+
+def test_run_prune_deletes_a_crashed_run_but_never_a_running_one(afs_home, tmp_path):
+    """A crashed run stays marked running in the index; `run prune` (and the
+    pruner's run retention, through the same `runs_to_prune`) must still be
+    able to delete it, and must never delete a run whose process is alive."""
+    from artifactfs import Client
+    from artifactfs.errors import NotFoundError
+    from artifactfs.index import get_index
+    from artifactfs.index import pipelines as rows
+    from artifactfs.index.gc import runs_to_prune
+    from artifactfs.index.models import utcnow
+
+    crashed = killed_run(tmp_path)
+    with get_index().write() as session:
+        alive = rows.create_run(session, "alive", f"alive-{uuid.uuid4().hex[:6]}", {}).name
+    with get_index().read() as session:
+        listed = {r.name: r.status for r in runs_to_prune(session, utcnow() + dt.timedelta(days=1))}
+    assert listed == {crashed: "crashed"}  # shown as crashed; the live run is not a candidate
+    out = cli("run", "prune", "--older-than", "0", "--yes")
+    assert "crashed" in out and "Deleted 1 run(s)" in out
+    try:
+        Client().get_pipeline_run(crashed)
+        raise AssertionError("the crashed run is still there")
+    except NotFoundError:
+        pass
+    assert Client().get_pipeline_run(alive).status == "running"

@@ -126,7 +126,7 @@ def run_delete(run: str, yes: bool) -> None:
 
 
 @run_group.command("prune")
-@click.option("--older-than", type=DURATION, required=True, help="Delete finished runs started longer ago than this (e.g. 30d, 12h, 0).")
+@click.option("--older-than", type=DURATION, required=True, help="Delete finished or crashed runs started longer ago than this (e.g. 30d, 12h, 0).")
 @click.option("--keep-last", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep the newest N runs of each pipeline whatever their age.")
 @click.option("--pipeline", "-p", help="Only runs of this pipeline.")

@@ -22,6 +22,7 @@ from artifactfs.index.gc import (
     VersionRef,
     candidate_versions,
     condemned_versions,
+    crashed_before,
     old_run_ids,
     runs_to_prune,
 )
@@ -148,8 +149,9 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         ignored = None
         if policy.drops_runs and policy.runs_older_than is not None:
             retention = (now - policy.runs_older_than, policy.keep_last_runs, policy.run_pipeline)
-            runs = runs_to_prune(session, *retention)
-            ignored = old_run_ids(*retention) if runs else None
+            crashed = crashed_before(session, retention[0])  # one verdict for the list and the links it frees
+            runs = runs_to_prune(session, *retention, crashed=crashed)
+            ignored = old_run_ids(*retention, crashed=crashed) if runs else None
         candidates = candidate_versions(session, now - policy.grace, policy.keep_tags, policy.keep_latest,
                                         ignored_runs=ignored)
         condemned = condemned_versions(session)

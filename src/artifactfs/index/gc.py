@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -43,6 +43,7 @@ from artifactfs.index.artifacts import newest_rank, overlapping_uri
 from artifactfs.index.clock import When, database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
+from artifactfs.index.liveness import crashed_among, shown_status
 from artifactfs.enums import CONDEMNED, LIVE
 from artifactfs.index.sql import CHUNK, chunks, is_live, is_postgres, utc
 from artifactfs.stores.layout import registered_in_place
@@ -344,36 +345,53 @@ class RunRef:
     start_time: dt.datetime
 
 
-def _old_runs(cutoff: dt.datetime, keep_last: int, pipeline: str | None):
-    """Finished runs started before ``cutoff``, except the newest ``keep_last`` of each pipeline."""
+def _old_runs(cutoff: dt.datetime, keep_last: int, pipeline: str | None, crashed: Collection[int] = ()):
+    """Runs started before ``cutoff`` that ended (finished, or ``crashed``:
+    marked running but their process is gone, ``index.liveness``), except the
+    newest ``keep_last`` of each pipeline. A run whose process may still run
+    is never among them: it may yet link what it saves."""
     ranked = select(
         PipelineRun.id.label("rid"),
         func.row_number().over(partition_by=PipelineRun.pipeline_id, order_by=PipelineRun.id.desc()).label("rank"),
     ).subquery()
+    ended = PipelineRun.status != RunStatus.RUNNING.value
+    if crashed:
+        ended = or_(ended, PipelineRun.id.in_(sorted(crashed)))
     query = (
         select(PipelineRun.id, PipelineRun.name, Pipeline.name, PipelineRun.status, PipelineRun.start_time)
         .join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
         .join(ranked, ranked.c.rid == PipelineRun.id)
-        .where(
-            PipelineRun.start_time < cutoff,
-            PipelineRun.status != RunStatus.RUNNING.value,
-            ranked.c.rank > keep_last,
-        )
+        .where(PipelineRun.start_time < cutoff, ended, ranked.c.rank > keep_last)
     )
     if pipeline is not None:
         query = query.where(Pipeline.name == pipeline)
     return query.order_by(PipelineRun.id)
 
 
-def old_run_ids(cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None):
-    """The ids of :func:`runs_to_prune`, as a select to use inside another query."""
-    return select(_old_runs(cutoff, keep_last, pipeline).subquery().c.id)
+def crashed_before(session: Session, cutoff: dt.datetime) -> set[int]:
+    """The runs started before ``cutoff`` that are marked running but whose
+    process is gone: old enough to prune like a finished run."""
+    old = session.scalars(select(PipelineRun.id).where(PipelineRun.status == RunStatus.RUNNING.value,
+                                                       PipelineRun.start_time < cutoff)).all()
+    return crashed_among(session, old) if old else set()
 
 
-def runs_to_prune(session: Session, cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None) -> list[RunRef]:
+def old_run_ids(cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None, crashed: Collection[int] = ()):
+    """The ids of :func:`runs_to_prune`, as a select to use inside another
+    query (``crashed``: from :func:`crashed_before`, read in the same session)."""
+    return select(_old_runs(cutoff, keep_last, pipeline, crashed).subquery().c.id)
+
+
+def runs_to_prune(session: Session, cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None,
+                  crashed: Collection[int] | None = None) -> list[RunRef]:
+    """Runs to delete under a retention of ``cutoff`` and ``keep_last`` (a
+    crashed run shows as crashed; ``crashed`` defaults to :func:`crashed_before`)."""
     if pipeline is not None:
         check_pipeline(session, pipeline)  # a misspelt name is an error, not "no runs to delete"
-    return [RunRef(i, n, p, s, utc(t)) for i, n, p, s, t in session.execute(_old_runs(cutoff, keep_last, pipeline))]
+    if crashed is None:
+        crashed = crashed_before(session, cutoff)
+    return [RunRef(i, n, p, shown_status(s, i in crashed), utc(t))
+            for i, n, p, s, t in session.execute(_old_runs(cutoff, keep_last, pipeline, crashed))]
 
 
 def prune_runs(
@@ -579,6 +597,7 @@ __all__ = [
     "release_lease",
     "renew_lease",
     "revive",
+    "crashed_before",
     "runs_to_prune",
     "store_rows",
     "sweepable",

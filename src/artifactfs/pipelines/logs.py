@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Seconds between two stores of a running step's log (the first comes at once).
 FLUSH_EVERY = 5.0
+#: Seconds a store waits after a write for the rest of it (a print writes its
+#: text and its newline in two calls; a step killed after the first store
+#: must not lose the line's end).
+GATHER = 0.1
 
 
 class StepLogBuffer:
@@ -158,7 +162,7 @@ def captured(step_run_id: int) -> Iterator[StepLogBuffer]:
     def flush() -> None:
         while True:
             buffer.written.wait()
-            if done.is_set():
+            if done.wait(GATHER):  # a print's parts (its text, then its newline) and a burst land together
                 return
             buffer.written.clear()
             _store(step_run_id, buffer)
