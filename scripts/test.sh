@@ -9,6 +9,7 @@
 # and only artifactfs is reinstalled (scripts/venv.sh).
 #   ARTIFACTFS_CONSTRAINTS=constraints-lowest.txt  test at the lowest allowed versions
 #   ARTIFACTFS_FRESH_VENV=1                        rebuild the environment from scratch anyway
+#   ARTIFACTFS_TEST_WORKERS=N                      N parallel pytest workers (default: one per core)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,4 +24,7 @@ echo
 # Lint and type-check the package first (rules in pyproject.toml [tool.ruff], [tool.mypy]).
 "$venv/bin/python" -m ruff check src
 "$venv/bin/python" -m mypy
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"
+# One pytest-xdist worker per core (each starts its own servers); the README's blocks stay
+# together in one worker (xdist_group). Arguments after these win: `-n 0` runs in this process.
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 \
+    -n "${ARTIFACTFS_TEST_WORKERS:-auto}" --dist loadgroup "$@"

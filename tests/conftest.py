@@ -35,6 +35,20 @@ def _serve(start):
         STOP_SECONDS[server.name] = time.monotonic() - began
 
 
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its servers' stop times to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["server_stops"] = dict(STOP_SECONDS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller (pytest-xdist) collects each worker's stop times."""
+    for name, seconds in getattr(node, "workeroutput", {}).get("server_stops", {}).items():
+        STOP_SECONDS[f"{node.gateway.id} {name}"] = seconds
+
+
 def pytest_terminal_summary(terminalreporter):
     """Name each session server's stop time: they run in the last test's
     teardown, so a slow one shows there in --durations without its name."""
