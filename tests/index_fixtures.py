@@ -34,12 +34,16 @@ def postgres_schema(postgres_server, tmp_path_factory):
 
 @pytest.fixture
 def afs_home(request, index_backend, artifactfs_home, monkeypatch):
-    """A fresh home whose index is SQLite or a new PostgreSQL database."""
+    """A fresh home whose index is SQLite or a new PostgreSQL database (a
+    copy of the migrated schema; an empty one under
+    ``@pytest.mark.unmigrated_index``, for tests of the migrations)."""
     from artifactfs.index import reset_index_cache
 
     if index_backend == "postgres":
         server = request.getfixturevalue("postgres_server")
-        url = server.create_database(f"t_{uuid.uuid4().hex[:16]}", template=request.getfixturevalue("postgres_schema"))
+        empty = request.node.get_closest_marker("unmigrated_index") is not None
+        template = None if empty else request.getfixturevalue("postgres_schema")
+        url = server.create_database(f"t_{uuid.uuid4().hex[:16]}", template=template)
         monkeypatch.setenv("ARTIFACTFS_INDEX_URL", url)
     reset_index_cache()
     yield artifactfs_home
