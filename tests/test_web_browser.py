@@ -429,3 +429,167 @@ def test_running_run_refreshes_live(ui, page):
         rows.finish(session, session.get(PipelineRun, run_id), RunStatus.COMPLETED)
     page.wait_for_selector("h1 .badge.status-completed", timeout=10_000)
     assert page.locator("svg.graph a.node").count() == 2
+
+
+BIG_STEPS, SIBLINGS = 1000, 100
+BIG_HOME = textwrap.dedent("""
+    import logging, sys
+    sys.path.insert(0, sys.argv[1])
+    from sqlalchemy import select
+    from artifactfs import pipeline, step
+    from artifactfs.index import get_index
+    from artifactfs.index import pipelines as rows
+    from artifactfs.index.models import Artifact, RunStatus, VersionRow
+    from bulk_rows import insert_live_versions
+
+    @step
+    def hostile() -> int:
+        print("<script>alert('stdout')</script>")
+        logging.getLogger("user").warning("<img src=x onerror=alert('logging')>")
+        return 1
+
+    @pipeline(quiet=True)
+    def attack():
+        hostile()
+
+    attack()
+    steps, siblings = int(sys.argv[2]), int(sys.argv[3])
+    index = get_index()
+    insert_live_versions(index, 1, steps, ("data.json",), prefix="chain")
+    with index.write() as session:
+        ids = list(session.scalars(select(VersionRow.id).join(Artifact, Artifact.id == VersionRow.artifact_id)
+                                   .where(Artifact.name.like("chain%")).order_by(VersionRow.version_number)))
+        run = rows.create_run(session, "big", "big-run", {})
+        for k in range(steps):
+            chain = k < steps - siblings
+            made = rows.create_step_run(session, run.id, f"step-{k:04d}" if chain else f"sibling-{k:04d}", "c",
+                                        None, {}, status=RunStatus.COMPLETED)
+            links = [rows.Link(ids[k], "output", "out")]
+            if k:  # a chain, then siblings that all read the first step's output
+                links.append(rows.Link(ids[k - 1 if chain else 0], "input", "in"))
+            rows.link_all(session, made.id, links)
+        rows.finish(session, run, RunStatus.COMPLETED)
+        rows.create_run(session, "ghost", "ghost-run", {})  # left running: this process ends now
+""")
+
+
+@pytest.fixture(scope="module")
+def big_ui(tmp_path_factory, browser):
+    """Another home: a run of 1,000 steps (100 of them siblings), a run whose
+    process is gone, and a step whose output is hostile; `artifactfs ui` on
+    it, the browser holding its cookie."""
+    folder = tmp_path_factory.mktemp("web-big-home")
+    env = home_env(folder)
+    subprocess.run([sys.executable, "-c", BIG_HOME, str(REPO / "tests"), str(BIG_STEPS), str(SIBLINGS)], env=env,
+                   check=True, capture_output=True, timeout=600)
+    proc, url = start_ui(env)
+    try:
+        tab = browser.new_page()
+        assert tab.goto(url).status == 200
+        tab.close()
+        yield split_url(url)[0]
+    finally:
+        stop(proc)
+
+
+def _node_box(page, node_id: str) -> dict:
+    return page.locator(f"svg.graph a.node[data-node='{node_id}'] rect").bounding_box()
+
+
+def test_a_thousand_step_graph_is_readable_fits_and_follows_the_pointer(big_ui, page):
+    """A run of 1,000 steps opens at reading size on its start; fit shows
+    the whole graph (the 100 siblings too); a zoom keeps the point under the
+    pointer still; a drag moves the graph exactly as far as the pointer."""
+    page.goto(f"{big_ui}/runs")
+    page.click("table.runs a:text-is('big-run')")
+    page.wait_for_load_state("load")
+    svg, box = page.locator("svg.graph"), page.locator(".graph-box")
+    assert page.locator("svg.graph a.node").count() == 2 * BIG_STEPS  # each step and its output
+    assert float(box.get_attribute("data-scale")) == 1.0  # opens readable, not a speck
+    first = page.locator("svg.graph a.node.step").first.locator("rect")
+    assert first.is_visible() and first.bounding_box()["width"] > 150
+
+    page.click("button[data-zoom='fit']")
+    frame = svg.bounding_box()
+    ends = page.locator("svg.graph a.node").evaluate_all(
+        "nodes => nodes.filter(n => /sibling|step-0000|step-0899/.test(n.textContent)).map(n => n.dataset.node)")
+    assert len(ends) == SIBLINGS + 2
+    for node in ends:  # the first and last steps of the chain and every sibling are inside the picture
+        rect = _node_box(page, node)
+        assert frame["x"] - 1 <= rect["x"] and rect["x"] + rect["width"] <= frame["x"] + frame["width"] + 1, node
+        assert frame["y"] - 1 <= rect["y"] and rect["y"] + rect["height"] <= frame["y"] + frame["height"] + 1, node
+
+    page.click("button[data-zoom='fit']")
+    for _ in range(80):  # zoom in on the first sibling with the wheel
+        target = _node_box(page, _first_sibling(page))
+        cx, cy = target["x"] + target["width"] / 2, target["y"] + target["height"] / 2
+        page.mouse.move(cx, cy)
+        page.mouse.wheel(0, -100)
+        page.wait_for_timeout(20)
+        after = _node_box(page, _first_sibling(page))
+        assert abs(after["x"] + after["width"] / 2 - cx) < 2 and abs(after["y"] + after["height"] / 2 - cy) < 2
+        if after["width"] >= 190:
+            break
+    assert _node_box(page, _first_sibling(page))["width"] >= 190  # zoomed from the whole graph to reading size
+
+    before = _node_box(page, _first_sibling(page))
+    page.mouse.move(frame["x"] + 30, frame["y"] + 30)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + 130, frame["y"] + 80, steps=8)
+    page.mouse.up()
+    moved = _node_box(page, _first_sibling(page))
+    assert abs(moved["x"] - before["x"] - 100) < 1.5 and abs(moved["y"] - before["y"] - 50) < 1.5
+    assert not page.dialogs
+
+
+def _first_sibling(page) -> str:
+    return page.locator("svg.graph a.node.step", has_text="sibling").first.get_attribute("data-node")
+
+
+def test_a_crashed_run_shows_crashed_and_stops_polling(big_ui, page):
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/progress" in request.url else None)
+    page.goto(f"{big_ui}/runs?status=crashed")
+    assert page.locator("table.runs tbody tr").count() == 1
+    page.click("table.runs a:text-is('ghost-run')")
+    assert "crashed" in page.locator("h1 .badge").inner_text() and page.locator(".crashed-note").is_visible()
+    page.wait_for_timeout(2000)
+    assert asked == []  # no polling of a run that will never finish
+
+
+def test_step_logs_render_as_text(big_ui, page):
+    page.goto(f"{big_ui}/pipelines/attack")
+    page.click("table.runs tbody a >> nth=0")
+    page.click("a.step-logs")
+    log = page.locator("pre.log").inner_text()
+    assert "<script>alert('stdout')</script>" in log and "<img src=x onerror=alert('logging')>" in log
+    page.wait_for_timeout(300)
+    assert page.dialogs == [] and page.locator("main img").count() == 0
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_pages_fit_a_phone_screen(ui, big_ui, page):
+    """At 390 px the page body never scrolls sideways (wide tables scroll in their own box)."""
+    first, second = index_runs()
+    train = first.steps["train"]
+    weights = train.outputs["model_weights"]
+    paths = [f"{ui}{p}" for p in [
+        "/", "/pipelines", "/pipelines/training_pipeline", "/runs", f"/runs/{first.id}", f"/steps/{train.id}",
+        "/artifacts", "/artifacts/model_weights", f"/versions/{weights.id}", f"/versions/{weights.id}/lineage",
+        "/search?q=a", "/stores", f"/compare/runs?a={first.id}&b={second.id}",
+        f"/compare/versions?a={weights.id}&b={second.steps['train'].outputs['model_weights'].id}"]]
+    paths.append(f"{big_ui}/runs")
+    page.set_viewport_size(PHONE)
+    for url in paths:
+        assert page.goto(url).status == 200, url
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= PHONE["width"], f"{url}: the page is {wide} px wide"
+    page.goto(f"{ui}/runs")
+    table = page.locator("table.runs")
+    assert table.evaluate("t => t.scrollWidth > t.clientWidth && getComputedStyle(t).overflowX === 'auto'")
+    page.goto(f"{big_ui}/runs")
+    page.click("table.runs a:text-is('big-run')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.locator("svg.graph").bounding_box()["width"] <= PHONE["width"]

@@ -59,6 +59,8 @@ class RunStatus(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CACHED = "cached"
+    #: Never stored: shown for a run marked running whose process is gone (``index.liveness``).
+    CRASHED = "crashed"
 
 
 #: The one spelling of the states as stored in the ``artifact_version.state`` column.

@@ -16,6 +16,8 @@ from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.artifacts import get_metadata
+from artifactfs.index.liveness import crashed_among, shown_status
+from artifactfs.index.models import RunStatus
 from artifactfs.errors import NotFoundError
 from artifactfs.index.models import Pipeline as PipelineRow
 from artifactfs.index.models import PipelineRun as RunRow
@@ -168,11 +170,20 @@ class PipelineRunView:
             return get_metadata(session, run_id=self._pk)
 
 
-def step_view(session, step: StepRow, with_links: bool = True, links: dict | None = None) -> StepRunView:
+def _crashed(session, run: RunRow) -> bool:
+    """Whether the run is marked running but its process is gone (``index.liveness``)."""
+    return run.status == RunStatus.RUNNING.value and bool(crashed_among(session, [run.id]))
+
+
+def step_view(session, step: StepRow, with_links: bool = True, links: dict | None = None,
+              crashed: bool | None = None) -> StepRunView:
     """``links``: the step's links from :func:`pipeline_rows.links_of_steps`, when
-    the caller fetched them for several steps at once."""
+    the caller fetched them for several steps at once; ``crashed``: whether
+    its run crashed, when the caller knows."""
+    if crashed is None:
+        crashed = step.status == RunStatus.RUNNING.value and _crashed(session, step.run)
     view = StepRunView(
-        id=step.uuid, name=step.name, status=step.status, parameters=dict(step.parameters or {}),
+        id=step.uuid, name=step.name, status=shown_status(step.status, crashed), parameters=dict(step.parameters or {}),
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
     )
@@ -186,14 +197,15 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
 
 
 def run_view(session, run: RunRow) -> PipelineRunView:
+    crashed = _crashed(session, run)
     view = PipelineRunView(
-        id=run.uuid, name=run.name, pipeline=PipelineView(run.pipeline.name), status=run.status,
+        id=run.uuid, name=run.name, pipeline=PipelineView(run.pipeline.name), status=shown_status(run.status, crashed),
         parameters=dict(run.parameters or {}), start_time=run.start_time, end_time=run.end_time, _pk=run.id,
         config=RunConfigView(**{k: v for k, v in (run.config or {}).items() if k in RUN_CONFIG_KEYS}),
     )
     steps = pipeline_rows.steps_of(session, run.id)
     links = pipeline_rows.links_of_steps(session, [s.id for s in steps])
-    view.steps = {s.name: step_view(session, s, links=links) for s in steps}
+    view.steps = {s.name: step_view(session, s, links=links, crashed=crashed) for s in steps}
     return view
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import click
+from rich.markup import escape
+from rich.text import Text
 
 from artifactfs.api.client import Client
 from artifactfs.api.runs import PipelineRunView
@@ -13,9 +15,11 @@ from artifactfs.cli.params import DURATION
 from artifactfs.index import get_index
 from artifactfs.index.gc import prune_runs, runs_to_prune
 from artifactfs.index.clock import pass_now
+from artifactfs.index import steplogs
+from artifactfs.index.browse import step_errors
 from artifactfs.index.pipelines import list_pipelines
 
-STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow"}
+STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow", "crashed": "bold red"}
 
 
 def _status(status: str) -> str:
@@ -69,13 +73,33 @@ def run_list(pipeline: str | None, limit: int) -> None:
 
 @run_group.command("show")
 @click.argument("run")
-def run_show(run: str) -> None:
-    """Show a run's steps with their inputs and outputs."""
+@click.option("--logs", is_flag=True, help="Also print what each step wrote to stdout, stderr and logging.")
+def run_show(run: str, logs: bool) -> None:
+    """Show a run's steps with their inputs and outputs, and why a failed step failed."""
     view = Client().get_pipeline_run(run)
-    console.print(f"[bold]{view.name}[/] ({view.pipeline}) {_status(view.status)}  id {view.id}", highlight=False)
+    console.print(f"[bold]{escape(view.name)}[/] ({escape(view.pipeline)}) {_status(view.status)}  id {view.id}",
+                  highlight=False)
+    if view.status == "crashed":
+        console.print("the process of this run is gone (killed, or its machine stopped): it will not finish",
+                      highlight=False, markup=False)
     if view.parameters:
-        console.print(f"parameters: {view.parameters}", highlight=False)
+        console.print(f"parameters: {view.parameters}", highlight=False, markup=False)
     console.print(_steps_table(view))
+    steps = list(view.steps.values())
+    with get_index().read() as session:
+        errors = step_errors(session, [s._pk for s in steps if s.status == "failed"])
+        found = steplogs.logs_of(session, [s._pk for s in steps]) if logs else {}
+    for step in steps:
+        if step._pk in errors:
+            console.print(f"step {step.name} failed: {errors[step._pk]}", style="red", highlight=False, markup=False)
+    for step in steps if logs else ():
+        log = found.get(step._pk)
+        what = "no output" if log is None else f"{log.total:,} characters" + (
+            f", {log.cut:,} cut from the middle" if log.cut else "")
+        console.rule(f"logs of step {step.name} ({what})", style="dim", characters="-", align="left")
+        if log is not None:
+            # Escape sequences other than colours are dropped: a log cannot drive the terminal.
+            console.print(Text.from_ansi(log.text.rstrip("\n")), highlight=False)
 
 
 def _steps_table(view: PipelineRunView):

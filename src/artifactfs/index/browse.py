@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Float, Select, String, case, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from artifactfs.index import artifacts, names
+from artifactfs.index import artifacts, names, steplogs
 from artifactfs.index.artifacts import like_escape, newest_rank
 from artifactfs.index.models import (
     Artifact,
@@ -33,7 +33,9 @@ from artifactfs.index.models import (
     Metadata,
     Pipeline,
     PipelineRun,
+    RunStatus,
     StepIO,
+    StepLog,
     StepRun,
     Store,
     Tag,
@@ -41,6 +43,7 @@ from artifactfs.index.models import (
     VersionTag,
 )
 from artifactfs.index.generation import get_generation
+from artifactfs.index.liveness import CRASHED, crashed_among, shown_status
 from artifactfs.index.producers import producing_links
 from artifactfs.enums import LIVE
 from artifactfs.index.sql import is_live, is_postgres, utc
@@ -303,12 +306,13 @@ def list_pipelines(session: Session, after: str | None = None, limit: int | None
         .where(_ids_in(PipelineRun.pipeline_id, ids)).group_by(PipelineRun.pipeline_id))} if ids else {}
     newest = {r[0]: r for r in session.execute(
         _runs().where(_ids_in(PipelineRun.id, [s[1] for s in stats.values()])))} if stats else {}
+    dead = _crashed(session, newest.values())
     items = []
     for pid, name in rows:
         runs, top = stats.get(pid, (0, None))
         last = newest.get(top)
-        items.append(PipelineItem(name, runs, last and last[2], last and last[1], last and last[4],
-                                  utc(last[5]) if last else None))
+        items.append(PipelineItem(name, runs, last and last[2], last and last[1],
+                                  last and shown_status(last[4], last[0] in dead), utc(last[5]) if last else None))
     return Page(items, cursor)
 
 
@@ -379,7 +383,15 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
         query = query.where(PipelineRun.pipeline_id == pipeline)
     if pipeline_name is not None:
         query = query.where(Pipeline.name == pipeline_name)
-    if status is not None:
+    dead = None
+    if status in (RunStatus.RUNNING.value, CRASHED):  # both stored as running: the process tells them apart
+        dead = crashed_among(session)
+        query = query.where(PipelineRun.status == RunStatus.RUNNING.value)
+        if status == CRASHED:
+            query = query.where(_ids_in(PipelineRun.id, dead))
+        elif dead:
+            query = query.where(PipelineRun.id.not_in(sorted(dead)))
+    elif status is not None:
         query = query.where(PipelineRun.status == status)
     if since is not None:
         query = query.where(PipelineRun.start_time >= since)
@@ -392,7 +404,7 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
         if (edge := _id_cursor(before)) is not None:
             query = query.where(PipelineRun.id < edge if descending else PipelineRun.id > edge)
         rows, cursor = _cut(session.execute(query).all(), limit, lambda r: r[0])
-        return Page(_run_items(session, rows), cursor)
+        return Page(_run_items(session, rows, dead), cursor)
     key = _run_sort_key(session, sort)
     if key is None:
         counts = _cached_counts()
@@ -409,10 +421,11 @@ def list_runs(session: Session, pipeline: int | None = None, before: str | None 
     if cursor is not None:
         value, edge = rows[-1][-1], rows[-1][0]
         cursor = _value_cursor(sort, descending, float(value) if sort == "duration" else value, edge)
-    return Page(_run_items(session, [r[:-1] for r in rows]), cursor)
+    return Page(_run_items(session, [r[:-1] for r in rows], dead), cursor)
 
 
-def _run_items(session: Session, rows: Sequence) -> list[RunItem]:
+def _run_items(session: Session, rows: Sequence, dead: set[int] | None = None) -> list[RunItem]:
+    """``dead``: the crashed runs, when the caller knows them."""
     counts: dict[int, tuple[int, int, int]] = {}
     errors: dict[int, str] = {}
     if rows:
@@ -429,9 +442,16 @@ def _run_items(session: Session, rows: Sequence) -> list[RunItem]:
                 .order_by(StepRun.id.desc())
             ):
                 errors[run_id] = f"{step}: {metadata_value(value, kind)}"  # the first failed step wins (ordered last)
-    return [RunItem(uuid, name, pipeline, status, utc(start), utc(end), seconds_between(start, end),
+    dead = _crashed(session, rows) if dead is None else dead
+    return [RunItem(uuid, name, pipeline, shown_status(status, pk in dead), utc(start), utc(end),
+                    seconds_between(start, end),
                     *counts.get(pk, (0, 0, 0)), errors.get(pk))
             for pk, uuid, name, pipeline, status, start, end in rows]
+
+
+def _crashed(session: Session, rows: Iterable) -> set[int]:
+    """Of run rows (``_RUN_COLUMNS``), the ids of those marked running whose process is gone."""
+    return crashed_among(session, [r[0] for r in rows if r[4] == RunStatus.RUNNING.value])
 
 
 def _find_run_row(session: Session, run: str):
@@ -468,14 +488,16 @@ def run_progress(session: Session, run: str) -> tuple[str, int, list[tuple[str, 
     if row is None:
         return None
     steps = session.execute(select(StepRun.name, StepRun.status).where(StepRun.run_id == row[0]).order_by(StepRun.id))
-    return row[4], get_generation(session), [tuple(s) for s in steps]
+    crashed = bool(_crashed(session, [row]))
+    return (shown_status(row[4], crashed), get_generation(session),
+            [(name, shown_status(status, crashed)) for name, status in steps])
 
 
 # -- step runs ------------------------------------------------------------------------------------
 
 _STEP_COLUMNS = (StepRun.id, StepRun.uuid, StepRun.name, StepRun.status, PipelineRun.name, PipelineRun.uuid,
                  Pipeline.name, StepRun.start_time, StepRun.end_time, StepRun.parameters, StepRun.code_hash,
-                 StepRun.cache_key, StepRun.original_step_run_id)
+                 StepRun.cache_key, StepRun.original_step_run_id, StepRun.run_id)
 
 
 def _steps() -> Select:
@@ -519,15 +541,52 @@ def _step_details(session: Session, rows: Sequence) -> list[StepDetail]:
         wanted = {r[12] for r in rows if r[12] is not None}
         if wanted:
             originals = {r[0]: _step_ref(r) for r in session.execute(_steps().where(_ids_in(StepRun.id, wanted)))}
+    dead = crashed_among(session, {r[13] for r in rows if r[3] == RunStatus.RUNNING.value})
     return [
         StepDetail(
-            id=r[1], name=r[2], status=r[3], run=r[4], run_id=r[5], pipeline=r[6], start_time=utc(r[7]),
+            id=r[1], name=r[2], status=shown_status(r[3], r[13] in dead), run=r[4], run_id=r[5], pipeline=r[6], start_time=utc(r[7]),
             end_time=utc(r[8]), duration_s=seconds_between(r[7], r[8]), parameters=dict(r[9] or {}),
             code_hash=r[10], cache_key=r[11], cached_from=originals.get(r[12]),
             inputs=links.get((r[0], "input"), []), outputs=links.get((r[0], "output"), []), metadata=metadata[r[0]],
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class StepLogs:
+    """What a step run wrote while it ran (``pipelines.logs``): the kept
+    ``text``, the characters written (``total``) and cut from its middle
+    (``cut``); ``total`` 0: it wrote nothing (or ran before logs were kept)."""
+
+    step: str
+    text: str
+    total: int
+    cut: int
+
+
+def step_logs(session: Session, step: str) -> StepLogs | None:
+    """The log of a step run by uuid; None: no such step run."""
+    step_id = session.scalar(select(StepRun.id).where(StepRun.uuid == step))
+    if step_id is None:
+        return None
+    found = steplogs.logs_of(session, [step_id]).get(step_id)
+    return StepLogs(step, found.text, found.total, found.cut) if found else StepLogs(step, "", 0, 0)
+
+
+def steps_with_logs(session: Session, run: str) -> set[str]:
+    """The uuids of a run's step runs that have a log."""
+    return set(session.scalars(select(StepRun.uuid).join(StepLog, StepLog.step_run_id == StepRun.id)
+                               .join(PipelineRun, PipelineRun.id == StepRun.run_id).where(PipelineRun.uuid == run)))
+
+
+def step_errors(session: Session, step_run_ids: list[int]) -> dict[int, str]:
+    """Why step runs failed (their ``error`` metadata, "<type>: <message>"), by step run id."""
+    if not step_run_ids:
+        return {}
+    rows = session.execute(select(Metadata.step_run_id, Metadata.value, Metadata.type)
+                           .where(_ids_in(Metadata.step_run_id, step_run_ids), Metadata.key == "error"))
+    return {step_id: str(metadata_value(value, kind)) for step_id, value, kind in rows}
 
 
 def _metadata_of(session: Session, **owner: int) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def new_holder() -> Holder:
     return Holder(base.host, base.pid, base.machine, uuid.uuid4().hex[:12], base.start)
 
 
-def _runs(holder: Holder) -> bool:
+def still_runs(holder: Holder) -> bool:
     """Whether the process a holder of this machine names still runs."""
     if holder.pid == os.getpid():
         return holder.start in (None, this_process().start)
@@ -115,13 +115,14 @@ def known_dead(text: str | None) -> bool:
     that started later). A holder on another machine, or in a format we
     cannot read, is never known dead."""
     holder = parse_holder(text)
-    return holder is not None and holder.here and not _runs(holder)
+    return holder is not None and holder.here and not still_runs(holder)
 
 
 def alive_here(text: str | None) -> bool:
     """True only when ``text`` names a process on this machine that still runs."""
     holder = parse_holder(text)
-    return holder is not None and holder.here and _runs(holder)
+    return holder is not None and holder.here and still_runs(holder)
 
 
-__all__ = ["Holder", "alive_here", "known_dead", "new_holder", "parse_holder", "process_start", "this_process"]
+__all__ = ["Holder", "alive_here", "known_dead", "new_holder", "parse_holder", "process_start", "still_runs",
+           "this_process"]

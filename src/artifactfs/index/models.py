@@ -10,7 +10,7 @@ from typing import Any
 
 import uuid
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from artifactfs.index.clock import index_now
@@ -120,6 +120,7 @@ class PipelineRun(Base):
     __table_args__ = (
         Index("ix_pipeline_run_pipeline", "pipeline_id", "name"),
         Index("ix_pipeline_run_newest", "pipeline_id", "id"),  # migration 0005
+        Index("ix_pipeline_run_status", "status"),  # migration 0011: the running runs, to tell the crashed
         _NEVER_REUSE,
     )
 
@@ -132,6 +133,10 @@ class PipelineRun(Base):
     config: Mapped[dict[str, Any] | None]  # migration 0010: substitutions, enable_cache
     start_time: Mapped[dt.datetime] = mapped_column(default=index_now())
     end_time: Mapped[dt.datetime | None]
+    # Migration 0011: the process running it (index.holders) and when it last
+    # said it still runs (the index's clock); index.liveness tells a crashed run.
+    holder: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[dt.datetime | None]
 
     pipeline: Mapped[Pipeline] = relationship(lazy="joined")
 
@@ -157,6 +162,18 @@ class StepRun(Base):
     end_time: Mapped[dt.datetime | None]
 
     run: Mapped[PipelineRun] = relationship(lazy="joined")
+
+
+class StepLog(Base):
+    """What a step run wrote while it ran (migration 0011): its stdout,
+    stderr and logging records, bounded (``pipelines.logs``)."""
+
+    __tablename__ = "step_log"
+
+    step_run_id: Mapped[int] = mapped_column(ForeignKey("step_run.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)  # what was kept: the head, a line saying what was cut, the tail
+    total_chars: Mapped[int]  # characters written in all
+    cut_chars: Mapped[int] = mapped_column(default=0)  # characters left out of ``text``
 
 
 class Artifact(Base):

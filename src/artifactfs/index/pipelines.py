@@ -35,6 +35,8 @@ from artifactfs.index.models import (
 )
 from artifactfs.index.clock import index_now
 from artifactfs.index.generation import bump_generation
+from artifactfs.index.holders import this_process
+from artifactfs.index import steplogs
 from artifactfs.index.producers import producing_link
 
 
@@ -54,10 +56,12 @@ def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
 
 def create_run(session: Session, pipeline_name: str, run_name: str, parameters: dict[str, Any],
                config: dict[str, Any] | None = None) -> PipelineRun:
-    """A running run; ``config`` is what it was configured with besides its parameters."""
+    """A running run, held by this process (``index.liveness`` tells when
+    that process is gone); ``config`` is what it was configured with besides
+    its parameters."""
     pipeline = get_or_create_pipeline(session, pipeline_name)
     run = PipelineRun(pipeline_id=pipeline.id, name=run_name, parameters=parameters, config=config,
-                      status=RunStatus.RUNNING.value)
+                      status=RunStatus.RUNNING.value, holder=str(this_process()), heartbeat_at=index_now())
     session.add(run)
     session.flush()
     bump_generation(session)
@@ -252,6 +256,7 @@ def delete_run(session: Session, run: PipelineRun) -> None:
     step_ids = select(StepRun.id).where(StepRun.run_id == run.id)
     session.execute(update(StepRun).where(StepRun.original_step_run_id.in_(step_ids)).values(original_step_run_id=None))
     session.execute(delete(StepIO).where(StepIO.step_run_id.in_(step_ids)))
+    steplogs.forget(session, step_ids)
     session.execute(delete(StepRun).where(StepRun.run_id == run.id))
     session.delete(run)
     bump_generation(session)

@@ -45,6 +45,8 @@ from artifactfs.pipelines.outputs import (
     substitution_values,
     type_label,
 )
+from artifactfs.pipelines import logs as step_logs
+from artifactfs.pipelines.heartbeat import keep_alive
 from artifactfs.pipelines.progress import RunProgress
 from artifactfs.pipelines.step import StepOutput
 from artifactfs.pipelines.trace import Invocation, Trace
@@ -80,7 +82,7 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
     config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache}
     run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
-    with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress:
+    with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress, keep_alive(run_id):
         try:
             for number, planned in enumerate(plan, 1):
                 with progress.step(number, planned.invocation.name) as outcome:
@@ -175,7 +177,7 @@ def _run_step(
                              output_names=tuple(spec.name for spec in step.outputs))
     try:
         values = _load_inputs(planned, inputs)
-        with inside_step_run(context):
+        with inside_step_run(context), step_logs.captured(step_run_id):
             result = step.entrypoint(**planned.parameters, **values)
         return _save_outputs(planned, context, result, store), False
     except BaseException as exc:

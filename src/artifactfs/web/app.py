@@ -25,7 +25,7 @@ from artifactfs.errors import NotFoundError
 from artifactfs.index import browse, get_index
 from artifactfs.units import human_bytes
 from artifactfs.web import errors as errors_module
-from artifactfs.web import compare, pages, payloads
+from artifactfs.web import compare, graph, pages, payloads
 from artifactfs.web.errors import wants_json
 from artifactfs.web.security import SANDBOX_POLICY, Guard, HostRule, head_only
 
@@ -100,7 +100,7 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(size=human_bytes, when=_when, duration=_duration, short=lambda s: (s or "")[:8],
                        segment=lambda s: quote(str(s), safe=""), value=payloads.pretty_value,
-                       pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str))
+                       pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str), draw=graph.draw)
     env.globals.update(version=__version__, page_link=_page_link, compare_files=compare.MAX_FILES)
     env.tests["version_ref"] = lambda value: isinstance(value, browse.VersionRef)
     return env

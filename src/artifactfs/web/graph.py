@@ -1,13 +1,22 @@
 """Lays out a graph of step runs and artifact versions for an SVG picture,
 in Python on the server (no Graphviz): top to bottom in layers (as ZenML
 draws a run), each node below everything it depends on, crossings reduced
-by barycenter sweeps, and each node placed near what feeds it. Drawing is the template's job
-(``templates/graph.html``); panning is the browser's (``static/app.js``).
+by barycenter sweeps, and each node placed near what feeds it. The SVG
+elements of nodes and edges are drawn here too (:func:`draw`: one string
+join, every text escaped; a template macro per node cost a second at 2,000
+nodes); the frame around them is the template's (``graph_box`` in
+``templates/macros.html``), panning and zooming the browser's
+(``static/app.js``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+
+from html import escape
+
+from markupsafe import Markup
 
 NODE_WIDTH = 190
 NODE_HEIGHT = 44
@@ -77,17 +86,23 @@ def layout(nodes: list[Node], edges: list[Edge]) -> Layout:
 
 
 def _ranks(nodes: list[Node], edges: list[Edge]) -> dict[str, int]:
-    """Longest path from a source; a cycle (never in lineage) stops after
-    as many rounds as there are nodes."""
+    """Longest path from a source, in one pass over a topological order
+    (linear: a run of 1,000 steps is laid out in milliseconds). Nodes on a
+    cycle (never in lineage) keep the rank their placed sources give them."""
     rank = {n.id: 0 for n in nodes}
-    for _ in range(len(nodes)):
-        changed = False
-        for edge in edges:
-            if rank[edge.target] < rank[edge.source] + 1:
-                rank[edge.target] = rank[edge.source] + 1
-                changed = True
-        if not changed:
-            break
+    following: dict[str, list[str]] = {n.id: [] for n in nodes}
+    waiting = dict.fromkeys(rank, 0)
+    for edge in edges:
+        following[edge.source].append(edge.target)
+        waiting[edge.target] += 1
+    ready = deque(n.id for n in nodes if waiting[n.id] == 0)
+    while ready:
+        node = ready.popleft()
+        for target in following[node]:
+            rank[target] = max(rank[target], rank[node] + 1)
+            waiting[target] -= 1
+            if waiting[target] == 0:
+                ready.append(target)
     return rank
 
 
@@ -106,6 +121,8 @@ def _order(nodes: list[Node], edges: list[Edge], ranks: dict[str, int]) -> list[
         rightwards = sweep % 2 == 0
         sequence = range(1, len(columns)) if rightwards else range(len(columns) - 2, -1, -1)
         for i in sequence:
+            if len(columns[i]) < 2:  # nothing to order (most layers of a long chain)
+                continue
             neighbours = before if rightwards else after
             position = {n.id: k for k, n in enumerate(columns[i - 1 if rightwards else i + 1])}
             columns[i] = _by_barycenter(columns[i], neighbours, position)
@@ -148,3 +165,23 @@ def _path(source: Node, target: Node) -> str:
     x2, y2 = target.x + target.width / 2, target.y
     bend = max(20.0, abs(y2 - y1) / 2)
     return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + bend:.0f} {x2:.0f},{y2 - bend:.0f} {x2:.0f},{y2:.0f}"
+
+
+def draw(graph: Layout) -> Markup:
+    """The edges and nodes of a laid-out graph as SVG elements (names,
+    links and labels escaped, quotes too: they are user data; the standard
+    library's ``html.escape`` makes plain strings, which is what makes this fast)."""
+    parts = ['<g class="edges">']
+    parts += [f'<path d="{d}" marker-end="url(#arrow)"><title>{escape(edge.label)}</title></path>'
+              for edge, d in graph.edges]
+    parts.append("</g>")
+    for n in graph.nodes:
+        kind = f"node {escape(n.kind)}" + (f" status-{escape(n.status)}" if n.status else "") + (" root" if n.root else "")
+        title = escape(n.title) + (f" ({escape(n.subtitle)})" if n.subtitle else "")
+        parts.append(
+            f'<a href="{escape(n.href)}" class="{kind}" data-node="{escape(n.id)}"><title>{title}</title>'
+            f'<rect x="{n.x:.1f}" y="{n.y:.1f}" width="{n.width}" height="{n.height}" '
+            f'rx="{6 if n.kind == "artifact" else 14}"/>'
+            f'<text x="{n.x + 10:.1f}" y="{n.y + 18:.1f}" class="title">{escape(n.short_title)}</text>'
+            f'<text x="{n.x + 10:.1f}" y="{n.y + 35:.1f}" class="sub">{escape(n.short_subtitle)}</text></a>')
+    return Markup("".join(parts))

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from artifactfs.index import browse, lineage, names
 from artifactfs.index.models import RunStatus
+from artifactfs.index.steplogs import STEP_LOG_LIMIT
 from artifactfs.index.browse import (
     ArtifactItem,
     FileItem,
@@ -231,6 +232,13 @@ def step(request: Request, step: str) -> StepDetail:
         return _found(browse.get_step(session, step), f"step run {step!r}")
 
 
+def step_logs(request: Request, step: str) -> browse.StepLogs:
+    """What a step run wrote to stdout, stderr and logging while it ran (bounded: ``cut`` characters were
+    left out of the middle)."""
+    with _read(request) as session:
+        return _found(browse.step_logs(session, step), f"step run {step!r}")
+
+
 def artifacts(request: Request, cursor: str | None = Cursor(), limit: int = Limit(),
               q: str | None = Contains("artifacts")
               ) -> PageOf[ArtifactItem]:
@@ -352,7 +360,13 @@ def _runs_extra(request: Request, data: PageOf[RunItem]) -> dict[str, Any]:
 def _run_extra(request: Request, data: RunDetail) -> dict[str, Any]:
     with _read(request) as session:
         previous = browse.previous_run(session, data.run.id)
-    return {"graph": run_graph(data), "previous": previous}
+        logged = browse.steps_with_logs(session, data.run.id)
+    return {"graph": run_graph(data), "previous": previous, "logged": logged}
+
+
+def _step_extra(request: Request, data: StepDetail) -> dict[str, Any]:
+    with _read(request) as session:
+        return {"logs": browse.step_logs(session, data.id), "log_limit": STEP_LOG_LIMIT}
 
 
 
@@ -367,7 +381,8 @@ PAGES: list[tuple[str | None, str, str, Callable, Callable | None]] = [
     ("/runs", "/runs", "runs.html", runs, _runs_extra),
     ("/runs/{run}", "/runs/{run}", "run.html", run, _run_extra),
     (None, "/runs/{run}/progress", "", run_progress, None),
-    ("/steps/{step}", "/steps/{step}", "step.html", step, None),
+    ("/steps/{step}", "/steps/{step}", "step.html", step, _step_extra),
+    (None, "/steps/{step}/logs", "", step_logs, None),
     ("/artifacts", "/artifacts", "artifacts.html", artifacts, None),
     ("/artifacts/{name}", "/artifacts/{name}/versions", "artifact.html", artifact_versions, None),
     ("/versions/{version}", "/versions/{version}", "version.html", version, _version_extra),
