@@ -24,7 +24,9 @@ echo
 # Lint and type-check the package first (rules in pyproject.toml [tool.ruff], [tool.mypy]).
 "$venv/bin/python" -m ruff check src
 "$venv/bin/python" -m mypy
-# One pytest-xdist worker per core (each starts its own servers); the README's blocks stay
-# together in one worker (xdist_group). Arguments after these win: `-n 0` runs in this process.
+# One pytest-xdist worker per core (each starts its own servers); a test file runs whole, in
+# order, in one worker (--dist loadfile: the README's blocks build on each other, and module
+# fixtures such as a mount per flavor are made once). Arguments after these win: `-n 0` runs
+# in this process.
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 \
-    -n "${ARTIFACTFS_TEST_WORKERS:-auto}" --dist loadgroup "$@"
+    -n "${ARTIFACTFS_TEST_WORKERS:-auto}" --dist loadfile "$@"

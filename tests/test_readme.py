@@ -35,9 +35,6 @@ SERVES = re.compile(r"^<!--\s*serves:\s*(?P<url>\S+)")
 FENCE = re.compile(r"^```(?P<language>\S*)\s*$")
 BLOCK_TIMEOUT = 300
 
-# The blocks build on each other in one home: one pytest-xdist worker runs them all, in order.
-pytestmark = pytest.mark.xdist_group("readme")
-
 
 @dataclass(frozen=True)
 class Block:
