@@ -1,6 +1,8 @@
 """Shared pieces of the mount benchmarks: a fresh ARTIFACTFS_HOME, a mount
-daemon in a subprocess (always unmounted), timed sequential reads, and the
-kernel cache knob. Not a benchmark itself."""
+daemon in a subprocess (always unmounted), pyfuse3's own
+``examples/passthroughfs.py`` over the same files (the floor: what the
+binding allows), the daemon's request counts, timed sequential reads, and
+the kernel cache knob. Not a benchmark itself."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import atexit
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from contextlib import contextmanager
@@ -77,6 +81,89 @@ def artifactfs_mount(path: Path, *extra: str, cache_dir: Path | None = None):
             except subprocess.TimeoutExpired:
                 proc.kill()
         unmount(path)
+
+
+PASSTHROUGH_ENV = "ARTIFACTFS_PASSTHROUGHFS"  # where a copy of pyfuse3's examples/passthroughfs.py is
+
+
+def passthroughfs_script() -> Path:
+    """pyfuse3's ``examples/passthroughfs.py`` for the installed pyfuse3
+    version: ``$ARTIFACTFS_PASSTHROUGHFS``, else a copy fetched earlier into
+    the temp folder, else fetched now from pyfuse3's source distribution
+    with ``pip download`` (it is not in the wheel, and not vendored here)."""
+    import pyfuse3
+
+    given = os.environ.get(PASSTHROUGH_ENV)
+    if given:
+        return Path(given)
+    version = pyfuse3.__version__
+    kept = Path(tempfile.gettempdir()) / f"pyfuse3-{version}-examples" / "passthroughfs.py"
+    if kept.exists():
+        return kept
+    download = Path(tempfile.mkdtemp(prefix="pyfuse3-sdist-"))
+    try:
+        got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+                              f"pyfuse3=={version}", "-d", str(download)], capture_output=True, text=True, timeout=600)
+        archives = list(download.glob("pyfuse3-*.tar.gz"))
+        if got.returncode or not archives:
+            raise SystemExit(f"cannot fetch pyfuse3 {version}'s source distribution for examples/passthroughfs.py:\n"
+                             f"{got.stderr[-1500:]}\nfetch it yourself (pip download --no-binary :all: --no-deps "
+                             f"pyfuse3=={version}), extract it and set {PASSTHROUGH_ENV}=<it>/examples/passthroughfs.py")
+        with tarfile.open(archives[0]) as sdist:
+            member = next(m for m in sdist.getmembers() if m.name.endswith("/examples/passthroughfs.py"))
+            data = sdist.extractfile(member).read()
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(data)
+    return kept
+
+
+@contextmanager
+def passthrough_mount(source: Path, path: Path):
+    """pyfuse3's passthroughfs example mirroring ``source`` at ``path``, as
+    it ships (one request at a time, zero entry/attribute timeouts, the
+    kernel's default read-ahead); unmounted at the end whatever happens."""
+    path.mkdir(parents=True, exist_ok=True)
+    log = path.with_name(path.name + ".log")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, str(passthroughfs_script()), str(source), str(path)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not is_mounted(path):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"passthroughfs failed:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield path
+    finally:
+        unmount(path)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def request_counts(mountpoint: Path) -> dict[str, int] | None:
+    """The FUSE requests the mount's daemon served so far, by operation; None
+    when the artifactfs under test cannot tell (an older one)."""
+    from artifactfs.mount import daemon
+
+    if not hasattr(daemon, "request_counts"):
+        return None
+    return daemon.request_counts(mountpoint)
+
+
+def requests_between(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, int] | None:
+    """The requests served between two ``request_counts``, busiest first."""
+    if before is None or after is None:
+        return None
+    spent = {op: after[op] - before.get(op, 0) for op in after if after[op] - before.get(op, 0)}
+    return dict(sorted(spent.items(), key=lambda item: -item[1]))
+
+
+def median(values) -> float:
+    return statistics.median(values)
 
 
 def read_all(path: Path, block: int = MiB) -> tuple[int, float]:

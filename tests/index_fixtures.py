@@ -58,3 +58,19 @@ def sqlite_home(artifactfs_home):
     reset_index_cache()
     yield artifactfs_home
     reset_index_cache()
+
+
+def migrate_raw(url: str, revision: str, downgrade: bool = False) -> None:
+    """Take the index at ``url`` to ``revision`` with Alembic, past the
+    process's index cache (a migration test's "index written before")."""
+    from alembic import command
+
+    from artifactfs.index.db import Index
+    from artifactfs.index.migrate import _alembic_config
+
+    raw = Index(url)
+    config = _alembic_config()
+    with raw.write_connection() as conn:
+        config.attributes["connection"] = conn
+        (command.downgrade if downgrade else command.upgrade)(config, revision)
+    raw.dispose()

@@ -182,6 +182,13 @@ def test_artifact_list_imports_only_the_index(sqlite_home):
     assert not unwanted & modules, sorted(unwanted & modules)
 
 
+def test_names_print_as_they_are(sqlite_home):
+    """A name holding an emoji code (``:fire:``) is printed as it is, not as an emoji."""
+    save_artifact({"a": 1}, "run:fire:1")
+    listed = run("artifact", "list", expect=0).stdout
+    assert "run:fire:1" in listed and "\N{FIRE}" not in listed
+
+
 @pytest.mark.parametrize("module", ["artifactfs.enums", "artifactfs.materializers", "artifactfs.durations"])
 def test_naming_an_enum_or_a_materializer_loads_no_sqlalchemy(module):
     """The bottom layers name the index's enums without loading the index (SQLAlchemy is most of a cold start)."""

@@ -211,6 +211,39 @@ def test_a_link_to_a_root_only_file_is_never_served(public_mount, tmp_path):
     assert load_artifact("blob") == {"payload": "p" * 40}
 
 
+def test_an_open_from_the_lookup_cache_follows_no_link(tmp_path):
+    """``open_read_fd(cached_only=True)``, which the mount uses on its event
+    loop, opens a payload whose path the kernel has cached, says
+    BlockingIOError (open it in a thread) for a link anywhere on the path,
+    never following it, and FileNotFoundError for a name known not to be there."""
+    from artifactfs.stores.beneath import Root
+
+    store = tmp_path / "store"
+    (store / "v1").mkdir(parents=True)
+    (store / "v1" / "data.bin").write_bytes(b"payload")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"SSSS")
+    (store / "v1" / "link.bin").symlink_to(secret)
+    (store / "linked").symlink_to(tmp_path)
+    beneath = Root(str(store))
+    os.close(beneath.open_read_fd("v1/data.bin"))  # the slow way first: the path is in the lookup cache now
+    fd = beneath.open_read_fd("v1/data.bin", cached_only=True)
+    try:
+        assert os.pread(fd, 100, 0) == b"payload"
+    finally:
+        os.close(fd)
+    for linked in ("v1/link.bin", "linked/secret.bin"):
+        os.stat(store / linked)  # the link and its target are cached too
+        with pytest.raises(BlockingIOError):
+            beneath.open_read_fd(linked, cached_only=True)
+        with pytest.raises(ArtifactfsError, match="symbolic link"):
+            beneath.open_read_fd(linked)
+    with pytest.raises(FileNotFoundError):
+        beneath.open_read_fd("v1/missing.bin")  # the kernel caches the miss
+    with pytest.raises(FileNotFoundError):
+        beneath.open_read_fd("v1/missing.bin", cached_only=True)
+
+
 def test_the_download_route_never_serves_a_linked_in_file(sqlite_home, tmp_path):
     """(e) The web view's download route, with a payload file swapped for a
     link to a root-only file inside the store, then flipped to a link to

@@ -6,7 +6,6 @@ import hashlib
 
 import blake3
 import pytest
-from alembic import command
 from sqlalchemy import inspect, select, text
 
 pytest_plugins = ["index_fixtures"]
@@ -15,18 +14,10 @@ from artifactfs import load_artifact, save_artifact  # noqa: E402
 from artifactfs.api.artifacts import IntegrityError  # noqa: E402
 from artifactfs.index import get_index, reset_index_cache  # noqa: E402
 from artifactfs.index.db import Index  # noqa: E402
-from artifactfs.index.migrate import _alembic_config, current_revision, head_revision  # noqa: E402
+from artifactfs.index.migrate import current_revision, head_revision  # noqa: E402
 from artifactfs.index.models import VersionRow, IndexState  # noqa: E402
 from artifactfs.settings import get_settings  # noqa: E402
-
-
-def _migrate_raw(url: str, revision: str, downgrade: bool = False) -> None:
-    raw = Index(url)
-    config = _alembic_config()
-    with raw.write_connection() as conn:
-        config.attributes["connection"] = conn
-        (command.downgrade if downgrade else command.upgrade)(config, revision)
-    raw.dispose()
+from index_fixtures import migrate_raw  # noqa: E402
 
 
 def test_an_index_from_0003_upgrades_and_its_sha256_versions_still_verify(afs_home):
@@ -34,7 +25,7 @@ def test_an_index_from_0003_upgrades_and_its_sha256_versions_still_verify(afs_ho
     v = save_artifact({"a": 1}, "old")  # saved at head, then the index is taken back to 0003
     payload = (load_artifact("old"), v.files[0].path)
     reset_index_cache()
-    _migrate_raw(url, "0003", downgrade=True)
+    migrate_raw(url, "0003", downgrade=True)
     raw = Index(url)
     with raw.engine.begin() as conn:  # what 0003's code wrote: sha256 digests
         data = (afs_home / "data" / "store" / "old" / v.id / payload[1]).read_bytes()

@@ -490,3 +490,48 @@ def test_repointed_versions_are_followed(tree, data, tmp_path):
     assert tree.refresh() is not None
     assert tree.open(node.inode).uri == str(tmp_path / "again" / "model.bin")
     assert tree.getattr(node.inode) == node  # nothing the kernel sees changed
+
+
+# -- the disk reader threads ---------------------------------------------------------------------
+
+
+def test_disk_pool_serves_calls_at_once_and_hands_back_their_outcome():
+    """Four reads waiting on the disk at once are in flight together (each
+    call here returns only when all four run); an error is raised in the
+    caller; a cancelled caller waits for its call to end."""
+    import threading
+    import time
+
+    import trio
+
+    from artifactfs.mount.diskpool import DiskPool
+
+    pool = DiskPool(4)
+    together = threading.Barrier(4, timeout=10)
+
+    def read(i: int) -> int:
+        together.wait()  # BrokenBarrierError unless four calls run at once
+        return i
+
+    async def main() -> None:
+        results = []
+
+        async def one(i: int) -> None:
+            results.append(await pool.run(read, i))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                nursery.start_soon(one, i)
+        assert sorted(results) == [0, 1, 2, 3]
+        with pytest.raises(FileNotFoundError):
+            await pool.run(os.stat, "/nonexistent/payload.bin")
+        done = threading.Event()
+        with trio.move_on_after(0.05):
+            await pool.run(lambda: (time.sleep(0.3), done.set()))
+        assert done.is_set()  # the call ended before its caller went on
+        assert pool.waiting == 0
+
+    try:
+        trio.run(main)
+    finally:
+        pool.close()

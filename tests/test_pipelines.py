@@ -79,9 +79,11 @@ def test_run_records_lineage(afs_home):
     assert [r.name for r in Client().list_pipeline_runs(pipeline="simple")] == [run.name]
 
 
-def test_step_outside_pipeline_is_plain_function(sqlite_home):
-    assert total([1, 2], scale=3) == 9
-    assert count(StepRun) == 0
+def test_step_outside_pipeline_runs_as_a_recorded_one_step_run(sqlite_home):
+    assert total([1, 2], scale="3") == 9  # validated and converted, as ZenML does
+    assert count(StepRun) == 1
+    assert [r.pipeline.name for r in Client().list_pipeline_runs()] == ["total"]
+    assert total.entrypoint([1, 2], scale=3) == 9 and count(StepRun) == 1  # the bare function
 
 
 def test_non_json_parameter_fails_before_running(sqlite_home):
@@ -274,7 +276,7 @@ def test_cross_pipeline_and_manual_links(sqlite_home):
     run = consumer()
     assert run.steps["total"].inputs["numbers"].id == external.id
     assert run.steps["total"].output.load() == 30
-    assert run.steps["reader"].inputs["external_numbers:1"].id == external.id
+    assert run.steps["reader"].inputs["external_numbers"].id == external.id
     assert run.steps["reader"].outputs["side_output"].load() == {"seen": "1"}
     assert [c.name for c in external.consumers] == ["total", "reader"]
 

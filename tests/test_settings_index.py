@@ -66,6 +66,27 @@ def test_relative_artifactfs_home_is_made_absolute(monkeypatch, tmp_path):
     assert get_settings().data_dir == tmp_path / "rel-home" / "data"
 
 
+def test_config_file_is_read_again_whenever_it_changes(artifactfs_home):
+    """``config.json`` is cached by its inode, size and times: an edit in
+    place (same inode, same size) and a replacement are both seen at once."""
+    settings = get_settings()
+    settings.config_dir.mkdir(parents=True, exist_ok=True)
+    settings.config_path.write_text('{"active_store": "aaa"}')
+    assert get_settings().chosen_store == "aaa"
+    settled = os.stat(settings.config_path).st_mtime_ns - 10 ** 10  # as if written long ago: cached
+    os.utime(settings.config_path, ns=(settled, settled))
+    assert get_settings().chosen_store == "aaa"
+    with open(settings.config_path, "r+") as f:  # the same file, the same size
+        f.write('{"active_store": "bbb"}')
+    assert get_settings().chosen_store == "bbb"
+    os.utime(settings.config_path, ns=(settled, settled))  # and the same times: only its ctime moved
+    assert get_settings().chosen_store == "bbb"
+    get_settings().write_config(active_store="cc")  # replaced atomically
+    assert get_settings().chosen_store == "cc"
+    settings.config_path.unlink()
+    assert get_settings().chosen_store is None
+
+
 def test_xdg_directories_without_artifactfs_home(monkeypatch, tmp_path):
     monkeypatch.delenv("ARTIFACTFS_HOME", raising=False)
     monkeypatch.delenv("ARTIFACTFS_INDEX_URL", raising=False)

@@ -627,3 +627,28 @@ def test_the_web_view_sees_a_store_update(afs_home, moto_server):
         subprocess.run([*cli, f"endpoint_url={moto_server.endpoint_url}"], check=True, capture_output=True, timeout=60)
         answer = http.get(f"/versions/{version.id}/files/{path}")
         assert answer.status_code == 200 and answer.content == b"bytes in a remote store"
+
+
+def test_a_step_with_caching_off_says_so_though_it_keeps_its_key(afs_home):
+    """A step run keeps its cache key even with caching off (a later cached
+    run reuses it); the web view must still say caching was off, as the
+    Client's ``step.config.enable_cache`` does (one rule:
+    ``index.pipelines.caching_on``)."""
+    from artifactfs import pipeline, step
+
+    @step
+    def seven() -> int:
+        return 7
+
+    @pipeline(quiet=True, enable_cache=False)
+    def uncached_web():
+        seven()
+
+    off = uncached_web().steps["seven"]
+    on = uncached_web.configure(enable_cache=True)().steps["seven"]
+    assert off.cache_key and off.config.enable_cache is False and on.config.enable_cache is True
+    with serving(create_app(WebConfig())) as base, client(base) as http:
+        assert http.get(f"/api/v1/steps/{off.id}").json()["caching"] is False
+        assert http.get(f"/api/v1/steps/{on.id}").json()["caching"] is True
+        assert "caching off" in http.get(f"/steps/{off.id}").text
+        assert "caching off" not in http.get(f"/steps/{on.id}").text

@@ -5,7 +5,7 @@ ARTIFACTFS_HOME. Clicks through pipeline -> run -> step -> output ->
 lineage -> upstream artifact checking each page against the index,
 downloads a file, keeps hostile names inert, refuses `../`, requires the
 token off loopback, follows a running run live, and writes the README's
-screenshots (docs/screenshots/)."""
+screenshots (docs/screenshots/, with ARTIFACTFS_SCREENSHOTS=1)."""
 
 import http.client
 import json
@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import urllib.error
 import urllib.request
@@ -26,7 +27,10 @@ from artifactfs.web.security import machine_name
 from web_helpers import XSS_NAME, XSS_NOTE, home_env, split_url, start_ui, stop
 
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "screenshots"
+#: The README's screenshots are refreshed only on request
+#: (ARTIFACTFS_SCREENSHOTS=1): a test run must leave the checkout as it found it.
+SHOTS = (REPO / "docs" / "screenshots" if os.environ.get("ARTIFACTFS_SCREENSHOTS") == "1"
+         else Path(tempfile.gettempdir()) / f"artifactfs-screenshots-{os.getpid()}")
 CHROMIUM = "/usr/bin/chromium"
 #: A foreign site's name that DNS rebinding has pointed at this machine.
 REBOUND = "rebound.test"

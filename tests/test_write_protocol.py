@@ -12,6 +12,7 @@ PostgreSQL and, where a store is involved, on every store flavor:
 import datetime as dt
 import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -658,3 +659,27 @@ def test_payload_files_and_folders_are_fsynced_before_the_commit(afs_home, monke
     root = os.path.realpath(get_store().path)
     payload = os.path.realpath(version.uri)
     assert {payload + "/data.json", payload, os.path.dirname(payload), root} <= set(events[:events.index("COMMIT")])
+
+
+def test_the_root_is_fsynced_until_a_name_folder_is_known_durable(afs_home, monkeypatch):
+    """A name folder's entry in the store root is made durable by the first
+    save of the name (the test above); the next saves skip the root's fsync,
+    and a name folder removed and made again has it fsynced again."""
+    save_artifact({"n": 0}, "again")
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        real_fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    root = os.path.realpath(get_store().path)
+    version = save_artifact({"n": 1}, "again")
+    payload = os.path.realpath(version.uri)
+    assert {payload + "/data.json", payload, os.path.dirname(payload)} <= set(synced)
+    assert root not in synced
+    shutil.rmtree(os.path.join(root, "again"))  # as if the pruner removed every version
+    synced.clear()
+    save_artifact({"n": 2}, "again")
+    assert root in synced

@@ -97,12 +97,12 @@ MUTATIONS = (
              r"            lock = lock\.with_for_update\(skip_locked=True\)", r"\1            pass",
              (WP + "test_a_pruner_never_condemns_a_version_a_run_is_linking",),
              "condemn: the version rows are not locked (PostgreSQL)"),
-    Mutation("condemn-ignores-grace", D, "index/gc.py", r"AV\.created_at < cutoff", "AV.created_at is not None",
+    Mutation("condemn-ignores-grace", D, "index/gc.py", r"VersionRow\.created_at < cutoff", "VersionRow.created_at is not None",
              (GC + "test_grace_protects_young_versions",), "candidates: the grace period is ignored"),
-    Mutation("sweep-ignores-delay", D, "index/gc.py", r", AV\.condemned_at <= cutoff\n", "\n",
+    Mutation("sweep-ignores-delay", D, "index/gc.py", r", VersionRow\.condemned_at <= cutoff\n", "\n",
              (GC + "test_sweep_delay_hides_then_sweeps", GC + "test_sweep_rechecks_state_and_delay_after_the_plan"),
              "sweep: a payload is deleted before the sweep delay"),
-    # Not a mutation here: dropping "AV.state == CONDEMNED" from sweepable() changes nothing, since every
+    # Not a mutation here: dropping "VersionRow.state == CONDEMNED" from sweepable() changes nothing, since every
     # version that is not condemned has no condemned_at (revive() clears it) and the same query
     # requires condemned_at <= cutoff: an equivalent mutant.
     Mutation("no-lease-check", D, "gc/execute.py", r"\n        if self\.lease is not None:\n            self\.lease\.check\(\)",

@@ -41,6 +41,9 @@ _LAZY = {
     "log_metadata": "artifactfs.api.metadata",
     "bulk_log_metadata": "artifactfs.api.metadata",
     "load_artifact_visualization": "artifactfs.api.visualize",
+    "Tag": "artifactfs.api.tags",
+    "add_tags": "artifactfs.api.tags",
+    "remove_tags": "artifactfs.api.tags",
     "ArtifactSaveType": "artifactfs.enums",
     "ArtifactType": "artifactfs.enums",
     "ExecutionMode": "artifactfs.enums",
@@ -67,6 +70,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         set_active_store,
     )
     from artifactfs.api.metadata import bulk_log_metadata, log_artifact_metadata, log_metadata
+    from artifactfs.api.tags import Tag, add_tags, remove_tags
     from artifactfs.api.visualize import load_artifact_visualization
     from artifactfs.enums import ArtifactSaveType, ArtifactType, ExecutionMode, VisualizationType
     from artifactfs.pipelines import (

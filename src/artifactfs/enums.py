@@ -85,6 +85,15 @@ SAVE_TYPES = {"step_output": ArtifactSaveType.STEP_OUTPUT, "manual": ArtifactSav
               "registered": ArtifactSaveType.PREEXISTING, "external": ArtifactSaveType.EXTERNAL}
 
 
+class StepRunInputArtifactType(str, enum.Enum):
+    """How a step run got an input (ZenML's names and values)."""
+
+    STEP_OUTPUT = "step_output"  # an output of an earlier step of the run
+    MANUAL = "manual"  # load_artifact / get_artifact_version inside the step
+    EXTERNAL = "external"  # ExternalArtifact(value=...)
+    LAZY_LOADED = "lazy"  # a version looked up in the pipeline function
+
+
 class VisualizationType(str, enum.Enum):
     CSV = "csv"
     HTML = "html"

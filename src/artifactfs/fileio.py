@@ -98,8 +98,9 @@ def _mtime(info: dict[str, Any]) -> float:
         value = info.get(key)
         if isinstance(value, (int, float)):
             return float(value)
-        if hasattr(value, "timestamp"):
-            return value.timestamp()
+        timestamp = getattr(value, "timestamp", None)  # a datetime
+        if callable(timestamp):
+            return float(timestamp())
     return 0.0
 
 

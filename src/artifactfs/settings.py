@@ -25,10 +25,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +50,30 @@ class Settings:
     cache_dir: Path
     index_url: str
 
-    @property
+    @cached_property
     def default_store_root(self) -> Path:
         return self.data_dir / "store"
 
-    @property
+    @cached_property
     def credentials_path(self) -> Path:
         return self.config_dir / CREDENTIALS_FILE
 
-    @property
+    @cached_property
     def config_path(self) -> Path:
         return self.config_dir / CONFIG_FILE
 
     # -- the small user config (active store) ---------------------------------
 
     def read_config(self) -> dict[str, Any]:
+        """``config.json`` (empty when there is none), read again only when
+        the file changed (its inode, size or times): a save reads the active
+        store here, and must not pay a file read for it."""
+        path = self.config_path
+        stamp = _file_stamp(path)
+        if stamp is None:
+            return {}
         try:
-            return json.loads(self.config_path.read_text())
+            return json.loads(_file_text(path, stamp) if _settled(stamp) else path.read_text())
         except FileNotFoundError:
             return {}
         except json.JSONDecodeError as exc:
@@ -182,13 +190,19 @@ def machine_id() -> str:
     are identified by it."""
     if override := os.environ.get("ARTIFACTFS_MACHINE_ID"):
         return override.strip()
+    return _system_machine_id() or _generated_machine_id(get_settings().config_dir / "machine-id")
+
+
+@lru_cache(maxsize=1)
+def _system_machine_id() -> str | None:
+    """The system's machine id (read once: it does not change while a process runs), or None."""
     for path in MACHINE_ID_FILES:
         try:
             if value := Path(path).read_text().strip():
                 return value
         except OSError:
             continue
-    return _generated_machine_id(get_settings().config_dir / "machine-id")
+    return None
 
 
 def _generated_machine_id(path: Path) -> str:
@@ -243,11 +257,17 @@ INDEX_CREDENTIALS = ":index"
 def get_settings() -> Settings:
     """Settings from the environment and the config file; follows changes to
     both (tests and notebooks change ``ARTIFACTFS_HOME`` on the fly)."""
-    settings = _settings_for(*(os.environ.get(name) for name in _ENVIRONMENT), os.getcwd())
-    if os.environ.get("ARTIFACTFS_INDEX_URL"):
+    values = tuple(map(os.environ.get, _ENVIRONMENT))
+    home, config_dir = values[0], values[-1]
+    # The working folder matters only to a relative folder (a syscall spared on every call).
+    relative = (home and not os.path.isabs(home)) or (config_dir and not os.path.isabs(config_dir))
+    settings = _settings_for(*values, os.getcwd() if relative else None)
+    if values[1]:  # ARTIFACTFS_INDEX_URL
         return settings
-    configured = _configured_index_url(settings, _file_stamp(settings.config_path),
-                                       _file_stamp(settings.credentials_path))
+    config_stamp = _file_stamp(settings.config_path)
+    if config_stamp is None:
+        return settings
+    configured = _configured_index_url(settings, config_stamp, _file_stamp(settings.credentials_path))
     return replace(settings, index_url=configured) if configured else settings
 
 
@@ -277,12 +297,29 @@ def save_index_url(url: str) -> None:
     settings.write_config(index_url=bare.render_as_string(hide_password=False))
 
 
-def _file_stamp(path: Path) -> tuple[int, int] | None:
+def _file_stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is rewritten or replaced (None: no file)."""
     try:
-        info = path.stat()
+        info = os.stat(path)
     except OSError:
         return None
-    return info.st_mtime_ns, info.st_size
+    return info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size
+
+
+#: A file changed this recently may change again within the same tick of
+#: the filesystem's clock, keeping its stamp: it is read, not cached (git's
+#: "racy clean" rule).
+SETTLED_NS = 2_000_000_000
+
+
+def _settled(stamp: tuple[int, int, int, int]) -> bool:
+    return time.time_ns() - max(stamp[1], stamp[2]) > SETTLED_NS
+
+
+@lru_cache(maxsize=16)
+def _file_text(path: Path, stamp: tuple[int, int, int, int]) -> str:
+    """The text of a small file of ours, cached while its ``stamp`` (the key) stays."""
+    return path.read_text()
 
 
 @lru_cache(maxsize=16)

@@ -304,7 +304,7 @@ assert not os.path.isdir(file_path)
 
 def test_creating_artifacts():
     ns = run(CREATE_DATA)
-    assert ns["create_data"]() is not None  # a step outside a pipeline is the plain function
+    assert ns["create_data"]() is not None  # a step outside a pipeline runs as a one-step pipeline
 
 
 def test_consuming_artifacts():

@@ -5,6 +5,8 @@ substitutions come from the step, the pipeline and ``with_options``."""
 from __future__ import annotations
 
 import re
+
+import pytest
 from typing import Annotated
 
 from artifactfs import Client, pipeline, step
@@ -76,3 +78,44 @@ def test_substitutions_are_recorded_on_the_run():
     run = custom_pipeline.with_options(substitutions={"team": "ads"}, enable_cache=False)()
     assert run.config.substitutions["team"] == "ads" and run.config.substitutions["who"] == "pipeline"
     assert Client().get_pipeline_run(run.name).config.enable_cache is False
+
+
+@step
+def timed() -> Annotated[str, "t_{date}_{time}"]:
+    return "then"
+
+
+@pipeline(quiet=True)
+def timed_pipeline():
+    timed()
+
+
+def test_a_cached_run_keeps_the_names_its_original_gave_dated_outputs():
+    first = timed_pipeline()
+    second = timed_pipeline()  # a later {time}: the cache still finds the first run's version
+    assert second.steps["timed"].is_cached
+    assert list(second.steps["timed"].outputs) == list(first.steps["timed"].outputs)
+
+
+def test_a_missing_substitution_is_a_key_error_naming_the_template():
+    @step
+    def needs_team() -> Annotated[str, "for_{team}"]:
+        return "x"
+
+    @pipeline(quiet=True)
+    def missing():
+        needs_team()
+
+    with pytest.raises(KeyError, match="Could not format the name template `for_{team}`. Missing key: 'team'"):
+        missing()
+    with pytest.raises(RuntimeError):  # ZenML 0.98 surfaces it as its failed run's RuntimeError
+        missing()
+    assert "missing" not in [p.name for p in Client().list_pipelines()]  # refused before any run
+
+
+def test_a_step_run_records_the_run_substitutions_and_its_own():
+    run = custom_pipeline()
+    assert run.config.substitutions["who"] == "pipeline"  # the run's own
+    step_values = run.steps["custom"].config.substitutions
+    assert step_values["who"] == "step" and step_values["team"] == "search"
+    assert step_values["date"] == run.config.substitutions["date"]

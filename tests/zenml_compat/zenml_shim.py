@@ -28,6 +28,10 @@ _NAMES = {
     "MetadataResourceTypes": "artifactfs.api.metadata.MetadataResourceTypes",
     "RunMetadataResource": "artifactfs.api.metadata.RunMetadataResource",
     "pipeline": "artifactfs.pipeline",
+    # zenml.utils.tag_utils
+    "Tag": "artifactfs.Tag",
+    "add_tags": "artifactfs.add_tags",
+    "remove_tags": "artifactfs.remove_tags",
     "register_artifact": "artifactfs.register_artifact",
     "save_artifact": "artifactfs.save_artifact",
     "step": "artifactfs.step",

@@ -37,7 +37,7 @@ from artifactfs.api.writing import (
 from artifactfs.errors import AlreadyExistsError, ArtifactfsError, PathNotFoundError
 from artifactfs.faults import fault_point
 from artifactfs.index import get_index
-from artifactfs.index import artifacts as rows
+from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import VersionRow
 from artifactfs.enums import SAVE_TYPES
@@ -82,6 +82,7 @@ class ArtifactVersion:
 
     @classmethod
     def from_row(cls, row: VersionRow, store_name: str | None = None) -> ArtifactVersion:
+        """The version a row of the index describes (``store_name``: spares the store's lookup)."""
         return cls(
             id=row.uuid,
             name=row.artifact.name,
@@ -119,6 +120,7 @@ class ArtifactVersion:
 
     @property
     def data_type_class(self) -> type | None:
+        """The class of the saved value, imported; None when it cannot be imported here."""
         try:
             return import_by_name(self.data_type, str(self)) if self.data_type else None
         except ArtifactfsError:
@@ -126,19 +128,21 @@ class ArtifactVersion:
 
     @property
     def tags(self) -> list[str]:
+        """``Tag`` values (``t.name``; each also its name as a ``str``)."""
         with get_index().read() as session:
-            return rows.version_tags(session, self._pk)
+            return artifact_rows.version_tags(session, self._pk)
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The version's metadata (``{key: value}``), read from the index now."""
         with get_index().read() as session:
-            return rows.get_metadata(session, version_id=self._pk)
+            return artifact_rows.get_metadata(session, version_id=self._pk)
 
     @property
     def files(self) -> list[ArtifactFile]:
         """The manifest: every payload file with size, mode and digest."""
         with get_index().read() as session:
-            return [ArtifactFile(f.path, f.size, f.mode, f.digest) for f in rows.version_files(session, self._pk)]
+            return [ArtifactFile(f.path, f.size, f.mode, f.digest) for f in artifact_rows.version_files(session, self._pk)]
 
     def open_store(self) -> ArtifactStore:
         """The store holding the payload (opened once per process, like every store)."""
@@ -162,12 +166,14 @@ class ArtifactVersion:
         zip_version(self, path, overwrite)
 
     def add_tags(self, tags: Iterable[str]) -> None:
-        get_index().run_write(lambda session: rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
+        """Tag the version (tags it has already are kept once); its manifest file is rewritten."""
+        get_index().run_write(lambda session: artifact_rows.add_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
         update_journals([self._pk])
 
     def remove_tags(self, tags: Iterable[str]) -> None:
+        """Remove these tags from the version; its manifest file is rewritten."""
         get_index().run_write(
-            lambda session: rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
+            lambda session: artifact_rows.remove_tags(session, session.get(VersionRow, self._pk), _as_list(tags)))
         update_journals([self._pk])
 
     def verify(self) -> None:
@@ -204,12 +210,29 @@ class ArtifactVersion:
         """ZenML's ``artifact_version.run``: the pipeline run of :attr:`step`."""
         return self.step.pipeline_run
 
+    @property
+    def producer_step_run_id(self) -> str | None:
+        """ZenML's: the id of the step run that produced this version (None: saved outside a step)."""
+        found = self.producer
+        return found.id if found is not None else None
+
+    @property
+    def producer_pipeline_run_id(self) -> str | None:
+        """ZenML's: the id of the pipeline run that produced this version
+        (a cached step's outputs keep their original run)."""
+        found = self.producer
+        return found.pipeline_run_id if found is not None else None
+
     def upstream(self, depth: int = 1) -> list[ArtifactVersion]:
+        """The versions this one was made from: the inputs of the step run that
+        produced it, and theirs, ``depth`` steps back."""
         from artifactfs.api import runs
 
         return runs.walk(self, depth, upstream=True)
 
     def downstream(self, depth: int = 1) -> list[ArtifactVersion]:
+        """The versions made from this one: the outputs of the step runs that
+        read it, and theirs, ``depth`` steps on."""
         from artifactfs.api import runs
 
         return runs.walk(self, depth, upstream=False)
@@ -249,7 +272,7 @@ def save_artifact(
     ``metadata=`` (an alias of ``user_metadata``) are artifactfs's own and
     keyword-only. ``uri=`` is refused: artifactfs always writes a fresh
     ``<name>/<uuid>`` folder (the pruner's orphan rule relies on it)."""
-    rows.check_name(name)
+    artifact_rows.check_name(name)
     version = _version_string(version)
     if uri is not None:
         raise ArtifactfsError(
@@ -259,8 +282,8 @@ def save_artifact(
     if metadata is not None and user_metadata is not None:
         raise ArtifactfsError("save_artifact got both user_metadata= and metadata=", "pass one of them")
     kind = _artifact_type(artifact_type)
-    tags = rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
-    metadata = rows.check_metadata(user_metadata if user_metadata is not None else metadata)
+    tags = artifact_rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
+    metadata = artifact_rows.check_metadata(user_metadata if user_metadata is not None else metadata)
     target = store if isinstance(store, ArtifactStore) else get_store(store)
     cls = pick_materializer(data, materializer)
     with WriteBatch(target) as batch:
@@ -309,10 +332,10 @@ def _version_string(version: str | int | None) -> str | None:
     if version is None:
         return None
     if isinstance(version, bool) or not isinstance(version, (str, int)):
-        raise rows.InvalidNameError(f"version must be a string or an integer, got {type(version).__name__}")
+        raise artifact_rows.InvalidNameError(f"version must be a string or an integer, got {type(version).__name__}")
     if isinstance(version, int) and version < 0:
-        raise rows.InvalidNameError(f"version {version} is negative", "use a positive number or a string")
-    return rows.check_name(str(version), "version")
+        raise artifact_rows.InvalidNameError(f"version {version} is negative", "use a positive number or a string")
+    return artifact_rows.check_name(str(version), "version")
 
 
 # -- load -----------------------------------------------------------------------------------
@@ -327,13 +350,14 @@ def get_artifact_version(name_or_id: str | uuid.UUID, version: str | int | None 
         return lazy_version(name_or_id, version)
     context = current_step_run()
     with get_index().read() as session:
-        found = ArtifactVersion.from_row(rows.find_version(session, name_or_id, version))
+        found = ArtifactVersion.from_row(artifact_rows.find_version(session, name_or_id, version))
     if context is None:
         return found
     # The pruner may condemn the version right here; the link re-reads it
     # under its row lock and refuses (VersionNotLiveError) if it did.
     fault_point("before_input_link")
-    get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", str(found))
+    # under the artifact's name, as ZenML keys a manual load (a step that reads several versions lists each)
+    get_index().run_write(pipeline_rows.link, context.step_run_id, found._pk, "input", found.name)
     update_journals([found._pk])  # its manifest file names this step run as a consumer
     return found
 
@@ -363,7 +387,8 @@ def _load(version: ArtifactVersion, verify: bool, zero_copy: bool = False) -> An
         return _load_registered(version, VerifiedReads(store, version) if verify else store)
     what = f"artifact {version.name}:{version.version}"
     materializer = import_by_name(version.materializer, what)
-    data_type = _data_type(version.data_type, what, needed=materializer is not registry.default)
+    data_type = _data_type(version.data_type, what, needed=materializer is not registry.default,
+                           fallback=next(iter(getattr(materializer, "ASSOCIATED_TYPES", ())), None))
     pickles = getattr(materializer, "VERIFY_ON_LOAD", False)
     # Every file read once and checked; one that may be unpickled is checked before use.
     reader = VerifiedReads(store, version, stream=not pickles)
@@ -386,17 +411,21 @@ def _view(version: ArtifactVersion, store: ArtifactStore, verify: bool) -> Paylo
     return PayloadView(version, store)
 
 
-def _data_type(path: str | None, what: str, needed: bool) -> type:
+def _data_type(path: str | None, what: str, needed: bool, fallback: type | None = None) -> type:
     """The recorded type; a pickle carries its own class, so for it a type
-    that cannot be imported (a class local to a function) is no obstacle."""
+    that cannot be imported (a class local to a function) is no obstacle.
+    A class local to a function can never be imported again: the
+    materializer's own type (``fallback``) stands for it, as the nearest
+    thing that materializer reads (a local ``float`` subclass loads as a
+    ``float``)."""
     if not path:
         return object
     try:
         return import_by_name(path, what)
     except ArtifactfsError:
-        if needed:
+        if needed and not ("<locals>" in path and fallback is not None):
             raise
-        return object
+        return fallback if needed and fallback is not None else object
 
 
 def _load_registered(version: ArtifactVersion, store: ArtifactStore | VerifiedReads) -> Path:
@@ -444,17 +473,17 @@ def register_artifact(
     artifactfs's own. ``has_custom_name`` is accepted and has no effect.
     ``progress(total_bytes)`` may return a callback fed with copied byte counts.
     """
-    rows.check_name(name)
+    artifact_rows.check_name(name)
     version = _version_string(version)
     kind = _artifact_type(artifact_type) or ArtifactType.DATA.value
-    tags = rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
-    metadata = {**rows.check_metadata(artifact_metadata), **rows.check_metadata(metadata)}
+    tags = artifact_rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
+    metadata = {**artifact_rows.check_metadata(artifact_metadata), **artifact_rows.check_metadata(metadata)}
     uri = _absolute(folder_or_file_uri)
     source = store_for_uri(uri)
     _check_exists(uri, source)
     with get_index().read() as session:
-        if version is not None and rows.version_exists(session, name, version):
-            raise rows.duplicate_version_error(name, version)
+        if version is not None and artifact_rows.version_exists(session, name, version):
+            raise artifact_rows.duplicate_version_error(name, version)
     if copy:
         return _register_copy(uri, source, name, version, tags, metadata, store, progress, kind)
     if source is None:
@@ -467,7 +496,7 @@ def register_artifact(
         raise ArtifactfsError(f"{uri} is the root of store {source.name!r}", "register a folder inside it")
     _refuse_owned(source.flavor.to_uri(native))  # early, before hashing; again under the lock below
     payload_kind, files = manifest_in_place(source, native)
-    new = rows.NewVersion(
+    new = artifact_rows.NewVersion(
         uuid=str(uuid.uuid4()), name=name, version=version, store_id=0, uri=source.flavor.to_uri(native),
         payload_kind=payload_kind, materializer=None, data_type="pathlib.Path", content_hash=content_hash(files),
         save_type=SaveType.REGISTERED.value, files=files, tags=tags, metadata=_registered_meta(files, metadata),
@@ -504,7 +533,7 @@ def _register_copy(uri, source, name, version, tags, metadata, store_name, progr
     with WriteBatch(target) as batch:
         payload, = batch.begin([(name, version)])
         files = copy_into(source, plan, batch, payload, callback)
-        new = rows.NewVersion(
+        new = artifact_rows.NewVersion(
             uuid=payload.uuid, name=name, version=payload.version, store_id=0, uri=payload.uri,
             payload_kind=PayloadKind.FOLDER.value, materializer=None, data_type="pathlib.Path",
             content_hash=content_hash(files), save_type=SaveType.REGISTERED.value, files=files, tags=tags,
@@ -542,7 +571,7 @@ def _refuse_owned(uri: str, session=None, exclude_id: int | None = None) -> None
     if session is None:
         with get_index().read() as session:
             return _refuse_owned(uri, session)
-    for owner in rows.uri_owners(session, uri, exclude_id):
+    for owner in artifact_rows.uri_owners(session, uri, exclude_id):
         if owner.uri.rstrip("/") == uri.rstrip("/") or not registered_in_place(owner.uri, owner.uuid, owner.payload_kind):
             raise AlreadyExistsError(
                 f"{uri} is already owned by version {owner.artifact.name}:{owner.version} ({owner.uri})",

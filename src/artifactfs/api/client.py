@@ -22,7 +22,9 @@ from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
-from artifactfs.index.models import Artifact, ArtifactTag, VersionRow, StepIO, StepRun, Tag
+from artifactfs.index import tags as tag_rules
+from artifactfs.index.models import Artifact, VersionRow, StepIO, StepRun
+from artifactfs.index.models import Tag as TagRow
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.base import ArtifactStore
 
@@ -40,14 +42,17 @@ class Page(list):
 
     @property
     def items(self) -> list:
+        """The entries of this page (ZenML's ``Page.items``)."""
         return list(self)
 
     @property
     def size(self) -> int:
+        """How many entries this page holds."""
         return len(self)
 
     @property
     def total_pages(self) -> int:
+        """How many pages of ``max_size`` the whole list makes (at least 1)."""
         return max(1, -(-self.total // self.max_size)) if self.max_size else 1
 
 
@@ -81,23 +86,24 @@ class ArtifactView:
 
     @property
     def latest_version_name(self) -> str | None:
+        """The newest version's name, or None when the artifact has none."""
         return next(reversed(self.versions), None)
 
     @property
     def latest_version_id(self) -> str | None:
+        """The newest version's id, or None when the artifact has none."""
         versions = self.versions
         return versions[next(reversed(versions))].id if versions else None
 
     @property
-    def tags(self) -> list[str]:
+    def tags(self) -> list[tag_rules.Tag]:
+        """The artifact's own tags (``t.name``; each also its name as a ``str``)."""
         with get_index().read() as session:
-            return list(session.scalars(
-                select(Tag.name).join(ArtifactTag, ArtifactTag.tag_id == Tag.id)
-                .where(ArtifactTag.artifact_id == self._pk).order_by(Tag.name)
-            ))
+            return tag_rules.tags_of(session, "artifact", [self._pk]).get(self._pk, [])
 
     @property
     def has_custom_name(self) -> bool:
+        """Whether a user named the artifact (an unnamed step output is ``<pipeline>::<step>::<output>``)."""
         return "::" not in self.name  # unnamed step outputs are "<pipeline>::<step>::<output>"
 
     def load(self) -> Any:
@@ -106,6 +112,7 @@ class ArtifactView:
 
     @classmethod
     def from_row(cls, row: Artifact) -> ArtifactView:
+        """The view of an artifact row of the index."""
         return cls(id=artifact_id(row.name), name=row.name, created=row.created_at, _pk=row.id)
 
 
@@ -124,14 +131,17 @@ class Client:
 
     @property
     def active_stack(self) -> ActiveStack:
+        """ZenML's active stack: here, the active store as its artifact store."""
         store = get_store()
         return ActiveStack(name=store.name, artifact_store=store)
 
     @property
     def active_stack_model(self) -> ActiveStack:
+        """ZenML's name for :attr:`active_stack`."""
         return self.active_stack
 
     def get_store(self, name: str | None = None) -> ArtifactStore:
+        """The named store, or the active one (``api.stores.get_store``)."""
         return get_store(name)
 
     # -- artifacts ----------------------------------------------------------------------
@@ -234,6 +244,7 @@ class Client:
         self, name_id_or_prefix: str | uuid.UUID, version: str | int | None = None, project: Any = None,
         hydrate: bool = True,
     ) -> ArtifactVersion:
+        """A version by name, id or id prefix (``project`` and ``hydrate``: ZenML's, ignored)."""
         return get_artifact_version(name_id_or_prefix, version)
 
     def list_artifact_versions(
@@ -292,12 +303,76 @@ class Client:
         remove_tags: Iterable[str] | None = None,
         project: Any = None,
     ) -> ArtifactVersion:
+        """Add and remove tags of a version (ZenML's call; ``project``: ignored); the version."""
         found = get_artifact_version(name_id_or_prefix, version)
         if add_tags:
             found.add_tags(add_tags)
         if remove_tags:
             found.remove_tags(remove_tags)
         return found
+
+    # -- tags (ZenML's create_tag / get_tag / list_tags / update_tag / delete_tag) --------------
+
+    def create_tag(self, name: str, exclusive: bool = False, color: str | None = None) -> tag_rules.Tag:
+        """A new tag (AlreadyExistsError when the name is taken)."""
+        def create(session) -> None:
+            if session.scalar(select(TagRow.id).where(TagRow.name == name)) is not None:
+                raise AlreadyExistsError(f"a tag named {name!r} exists", "use Client().update_tag() to change it")
+            tag_rules.tag_rows(session, [tag_rules.Tag(name, exclusive=exclusive)])
+
+        get_index().run_write(create)
+        return self.get_tag(name)
+
+    def get_tag(self, tag_name_or_id: str, hydrate: bool = True) -> tag_rules.Tag:
+        """A tag by name or id."""
+        with get_index().read() as session:
+            row = session.scalars(select(TagRow).where(TagRow.name == str(tag_name_or_id))).first()
+            if row is None:  # an id: a hash of the name
+                row = next((r for r in session.scalars(select(TagRow))
+                            if tag_rules.tag_id(r.name) == str(tag_name_or_id)), None)
+            if row is None:
+                known = session.scalars(select(TagRow.name).order_by(TagRow.name))
+                raise NotFoundError(f"no tag named {str(tag_name_or_id)!r}", "list tags with Client().list_tags()",
+                                    name=str(tag_name_or_id), known=known)
+            return tag_rules.Tag(row.name, exclusive=bool(row.exclusive))
+
+    def list_tags(self, name: str | None = None, exclusive: bool | None = None, **_filters: Any) -> Page:
+        """Every tag, by name; ``name``/``exclusive`` filter them."""
+        with get_index().read() as session:
+            rows = session.execute(select(TagRow.name, TagRow.exclusive).order_by(TagRow.name)).all()
+        tags = [tag_rules.Tag(n, exclusive=bool(e)) for n, e in rows
+                if (name is None or n == name) and (exclusive is None or bool(e) == exclusive)]
+        return Page(tags, 1, len(tags) or PAGE_SIZE_DEFAULT, len(tags))
+
+    def update_tag(self, tag_name_or_id: str, name: str | None = None, exclusive: bool | None = None,
+                   color: str | None = None) -> tag_rules.Tag:
+        """Rename a tag or change whether it is exclusive; making it exclusive
+        is refused while two versions of one artifact or two runs of one
+        pipeline hold it (ZenML's rule)."""
+        current = self.get_tag(tag_name_or_id)
+
+        def update(session) -> None:
+            row = session.scalars(select(TagRow).where(TagRow.name == current.name)).one()
+            if exclusive and not row.exclusive:
+                tag_rules.check_can_be_exclusive(session, row.id, row.name)
+            if exclusive is not None:
+                row.exclusive = exclusive
+            if name is not None:
+                row.name = artifact_rows.check_name(name, "tag")
+            bump_generation(session)
+
+        get_index().run_write(update)
+        return self.get_tag(name or current.name)
+
+    def delete_tag(self, tag_name_or_id: str) -> None:
+        """Delete a tag and take it off everything that holds it."""
+        current = self.get_tag(tag_name_or_id)
+
+        def delete(session) -> None:
+            session.delete(session.scalars(select(TagRow).where(TagRow.name == current.name)).one())
+            bump_generation(session)
+
+        get_index().run_write(delete)
 
     def delete_artifact_version(
         self,
@@ -316,11 +391,23 @@ class Client:
     # -- runs -----------------------------------------------------------------------------
 
     def get_pipeline_run(self, name_id_or_prefix: str | uuid.UUID) -> PipelineRunView:
+        """A pipeline run by name, id or id prefix."""
         return runs.get_pipeline_run(str(name_id_or_prefix))
 
-    def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None, **ignored: Any) -> list[PipelineRunView]:
-        """Runs, newest first."""
-        return runs.list_pipeline_runs(pipeline, limit)
+    def list_pipeline_runs(self, pipeline: str | None = None, limit: int | None = None, sort_by: str = "desc:created",
+                           page: int = 1, size: int | None = None, name: str | None = None,
+                           pipeline_name: str | None = None, status: str | None = None,
+                           tags: Iterable[str] | str | None = None, **ignored: Any) -> Page:
+        """Runs, newest first (ZenML's ``sort_by="desc:created"``); ZenML's
+        filters: name, pipeline_name, status, tags (``"startswith:c"`` ...)."""
+        found = runs.list_pipeline_runs(pipeline or pipeline_name, None if tags or status or name else limit)
+        wanted = str(getattr(status, "value", status)) if status is not None else None
+        found = [r for r in found if (name is None or r.name == name) and (wanted is None or r.status == wanted)
+                 and (tags is None or tag_rules.matches_filters([t.name for t in r.tags], tags))]
+        found = found[:limit] if limit else found
+        if sort_by != "desc:created" or size is not None or page != 1:
+            return _page(_sorted(found, sort_by.replace("created", "start_time")), page, size)
+        return _page(found, 1, None)
 
     def delete_pipeline_run(self, name_id_or_prefix: str | uuid.UUID) -> PipelineRunView:
         """Remove a run's rows; its artifacts stay until the pruner finds them unreferenced."""
@@ -398,18 +485,10 @@ def _by_start(sort_by: str) -> str:
     return f"{order}:start_time" if key == "created" else sort_by
 
 
-def _tag_artifact(session, artifact_pk: int, add: Iterable[str], remove: Iterable[str]) -> None:
-    names = sorted({artifact_rows.check_name(t, "tag") for t in add})
-    if names:
-        artifact_rows.ensure_tags(session, names)
-        for tag_id in session.scalars(select(Tag.id).where(Tag.name.in_(names))):
-            if session.get(ArtifactTag, (artifact_pk, tag_id)) is None:
-                session.add(ArtifactTag(artifact_id=artifact_pk, tag_id=tag_id))
-    removed = list(remove)
-    if removed:
-        for link in session.scalars(select(ArtifactTag).join(Tag, Tag.id == ArtifactTag.tag_id)
-                                    .where(ArtifactTag.artifact_id == artifact_pk, Tag.name.in_(removed))):
-            session.delete(link)
+def _tag_artifact(session, artifact_pk: int, add: Iterable[Any], remove: Iterable[Any]) -> None:
+    tag_rules.attach(session, "artifact", [artifact_pk], tag_rules.as_tags(list(add)))
+    if remove:
+        tag_rules.untag(session, "artifact", artifact_pk, remove)
 
 
 def _delete_empty_artifacts(session) -> None:

@@ -37,11 +37,13 @@ _current: ContextVar[StepRunContext | None] = ContextVar("artifactfs_step_run", 
 
 
 def current_step_run() -> StepRunContext | None:
+    """The step run the calling code runs in, or None outside a step."""
     return _current.get()
 
 
 @contextmanager
 def inside_step_run(context: StepRunContext) -> Iterator[StepRunContext]:
+    """Run the block as part of step run ``context``; its cleanups run when it ends."""
     token = _current.set(context)
     try:
         yield context
@@ -69,11 +71,13 @@ _tracing: ContextVar[bool] = ContextVar("artifactfs_tracing", default=False)
 
 
 def pipeline_tracing() -> bool:
+    """Whether a ``@pipeline`` function is being traced now (lookups then stay lazy)."""
     return _tracing.get()
 
 
 @contextmanager
 def tracing_pipeline() -> Iterator[None]:
+    """Mark the block as the tracing of a pipeline function."""
     token = _tracing.set(True)
     try:
         yield

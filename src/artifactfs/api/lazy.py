@@ -16,6 +16,7 @@ class LazyArtifactVersion:
     version: str | None = None
 
     def resolve(self):
+        """The version this reference names, looked up now (inside the step that uses it)."""
         from artifactfs.api.artifacts import get_artifact_version  # that module hands these out
 
         return get_artifact_version(self.name_or_id, self.version)
@@ -31,4 +32,5 @@ class LazyArtifactVersion:
 
 
 def lazy_version(name_or_id: str | uuid.UUID, version: str | None) -> LazyArtifactVersion:
+    """A reference to a version, resolved when the step that receives it runs."""
     return LazyArtifactVersion(str(name_or_id), version)

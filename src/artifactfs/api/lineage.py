@@ -68,6 +68,7 @@ class LineageGraph:
     edges: list[LineageEdge] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The graph as JSON-ready dicts (root, upstream, downstream, nodes and edges)."""
         return {
             "root": self.root,
             "upstream": self.upstream,
@@ -137,7 +138,7 @@ def lineage_graph(
                 for step in _steps_linked(session, version_id, "output" if going_up else "input"):
                     _add_step(session, graph, step, seen_steps, edges)
                     following = pipeline_rows.step_links(session, step.id, "input" if going_up else "output")
-                    for linked in following.values():
+                    for _, linked in following:
                         if linked.id not in visited:
                             visited.add(linked.id)
                             queue.append((linked.id, hops + 1))
@@ -165,7 +166,7 @@ def _add_step(session, graph: LineageGraph, step: StepRun, seen: set[int], edges
          "step_run_id": step.uuid},
     )
     for direction in ("input", "output"):
-        for name, row in pipeline_rows.step_links(session, step.id, direction).items():
+        for name, row in pipeline_rows.step_links(session, step.id, direction):
             version_id = _version_id(row.uuid)
             if version_id not in graph.nodes:
                 graph.nodes[version_id] = _version_node(row)

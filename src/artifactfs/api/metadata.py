@@ -110,6 +110,7 @@ class PipelineRunIdentifier:
 
     @property
     def value(self) -> str:
+        """The run's id, else its name, else its id prefix, as given."""
         return str(self.id or self.name or self.prefix or "")
 
 

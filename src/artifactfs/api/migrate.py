@@ -78,9 +78,11 @@ class Move:
 
     @property
     def label(self) -> str:
+        """``name:version``, as messages name the version."""
         return f"{self.name}:{self.version}"
 
     def file_uri(self, relative: str) -> str:
+        """The URI of one payload file of the version being moved."""
         return self.uri if self.payload_kind == PayloadKind.FILE.value else posixpath.join(self.uri, relative)
 
 

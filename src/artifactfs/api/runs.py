@@ -3,6 +3,7 @@ versions (producer, consumers, upstream, downstream)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
@@ -15,7 +16,10 @@ from artifactfs.api.journal import update_journals
 from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index import tags as tag_rules
+from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import get_metadata
+from artifactfs.enums import StepRunInputArtifactType
 from artifactfs.index.liveness import crashed_among, shown_status
 from artifactfs.index.models import RunStatus
 from artifactfs.errors import NotFoundError
@@ -36,10 +40,12 @@ class PipelineView(str):
 
     @property
     def name(self) -> str:
+        """The pipeline's name."""
         return str.__str__(self)
 
     @property
     def id(self) -> str:
+        """The pipeline's id (derived from its name)."""
         return pipeline_id(self.name)
 
     @property
@@ -49,17 +55,27 @@ class PipelineView(str):
 
     @property
     def num_runs(self) -> int:
+        """How many runs the pipeline has."""
         return len(self.runs)
 
     @property
     def last_run(self) -> PipelineRunView:
+        """The pipeline's newest run (``NotFoundError`` when it has none)."""
         found = list_pipeline_runs(self.name, limit=1)
         if not found:
             raise NotFoundError(f"pipeline {self.name!r} has no runs yet", "call the pipeline first")
         return found[0]
 
     @property
+    def tags(self) -> list[Tag]:
+        """The pipeline's own tags (``add_tags(pipeline=...)``)."""
+        with get_index().read() as session:
+            row = session.scalars(select(PipelineRow).where(PipelineRow.name == self.name)).first()
+            return tag_rules.tags_of(session, "pipeline", [row.id]).get(row.id, []) if row is not None else []
+
+    @property
     def latest_run_status(self) -> str | None:
+        """The status of the newest run, or None when there is none."""
         found = list_pipeline_runs(self.name, limit=1)
         return found[0].status if found else None
 
@@ -72,12 +88,13 @@ class StepConfigView:
     name: str
     parameters: dict[str, Any]
     enable_cache: bool
+    substitutions: dict[str, str] = field(default_factory=dict)  # the run's, then the step's own
 
 
 class OutputVersions(list):
-    """The versions a step run wrote under one output name. ZenML 0.98 gives
-    a list (``outputs["o"][0]``); with exactly one version (the usual case)
-    it also stands for that version (``outputs["o"].load()``)."""
+    """The versions a step run wrote (or read) under one name. ZenML 0.98
+    gives a list (``outputs["o"][0]``); with exactly one version (the usual
+    case) it also stands for that version (``outputs["o"].load()``)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or len(self) != 1:
@@ -86,6 +103,19 @@ class OutputVersions(list):
 
     def __str__(self) -> str:
         return str(self[0]) if len(self) == 1 else ", ".join(map(str, self))
+
+
+@dataclass
+class StepInput(ArtifactVersion):
+    """A version a step run read, with how it got it (ZenML's ``StepRunInputResponse``)."""
+
+    input_type: StepRunInputArtifactType = StepRunInputArtifactType.MANUAL
+
+    @classmethod
+    def of(cls, version: ArtifactVersion, input_type: str) -> StepInput:
+        """The input view of ``version``, read by a step as ``input_type`` says."""
+        return cls(**{f.name: getattr(version, f.name) for f in dataclasses.fields(version)},
+                   input_type=StepRunInputArtifactType(input_type))
 
 
 @dataclass
@@ -100,17 +130,27 @@ class StepRunView:
     end_time: dt.datetime | None
     pipeline: PipelineView
     run: str
-    inputs: dict[str, ArtifactVersion] = field(default_factory=dict)
+    inputs: dict[str, OutputVersions] = field(default_factory=dict)  # StepInput lists, as ZenML 0.98's
     outputs: dict[str, OutputVersions] = field(default_factory=dict)
     _pk: int = field(default=0, repr=False)
+    _caching: bool = field(default=True, repr=False)  # index.pipelines.caching_on
+    _substitutions: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def is_cached(self) -> bool:
+        """Whether the step run reused a cached run's outputs."""
         return self.status == "cached"
 
     @property
     def config(self) -> StepConfigView:
-        return StepConfigView(self.name, dict(self.parameters), self.cache_key is not None)
+        """The step's configuration: its name, parameters, whether caching was on and its substitutions."""
+        return StepConfigView(self.name, dict(self.parameters), self._caching, dict(self._substitutions))
+
+    @property
+    def input_types(self) -> dict[str, StepRunInputArtifactType]:
+        """ZenML's: how each input reached the step (an input the run did
+        not plan was loaded by the step itself: ``MANUAL``)."""
+        return {name: versions[0].input_type for name, versions in self.inputs.items()}
 
     @property
     def pipeline_run(self) -> PipelineRunView:
@@ -119,6 +159,7 @@ class StepRunView:
 
     @property
     def pipeline_run_id(self) -> str:
+        """The id of the pipeline run this step run belongs to."""
         return self.pipeline_run.id
 
     @property
@@ -130,6 +171,7 @@ class StepRunView:
 
     @property
     def run_metadata(self) -> dict[str, Any]:
+        """The step run's metadata, read from the index now."""
         with get_index().read() as session:
             return get_metadata(session, step_run_id=self._pk)
 
@@ -166,8 +208,15 @@ class PipelineRunView:
 
     @property
     def run_metadata(self) -> dict[str, Any]:
+        """The pipeline run's metadata, read from the index now."""
         with get_index().read() as session:
             return get_metadata(session, run_id=self._pk)
+
+    @property
+    def tags(self) -> list[Tag]:
+        """The run's tags (``@pipeline(tags=...)``, ``add_tags(run=...)``), by name."""
+        with get_index().read() as session:
+            return tag_rules.tags_of(session, "run", [self._pk]).get(self._pk, [])
 
 
 def _crashed(session, run: RunRow) -> bool:
@@ -186,17 +235,28 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         id=step.uuid, name=step.name, status=shown_status(step.status, crashed), parameters=dict(step.parameters or {}),
         code_hash=step.code_hash, cache_key=step.cache_key, start_time=step.start_time, end_time=step.end_time,
         pipeline=PipelineView(step.run.pipeline.name), run=step.run.name, _pk=step.id,
+        _caching=pipeline_rows.caching_on(step.name, step.run.config, step.cache_key),
+        _substitutions=_step_substitutions(step.run.config, step.name),
     )
     if with_links:
         links = links if links is not None else pipeline_rows.links_of_steps(session, [step.id])
-        for name, version in links.get((step.id, "input"), {}).items():
-            view.inputs[name] = ArtifactVersion.from_row(version)
-        for name, version in links.get((step.id, "output"), {}).items():
-            view.outputs[name] = OutputVersions([ArtifactVersion.from_row(version)])
+        # how each input came, as the run planned it; an unplanned one the step loaded itself
+        planned = ((step.run.config or {}).get("input_types") or {}).get(step.name, {})
+        for name, versions in links.get((step.id, "input"), {}).items():
+            kind = planned.get(name, StepRunInputArtifactType.MANUAL.value)
+            view.inputs[name] = OutputVersions([StepInput.of(ArtifactVersion.from_row(v), kind) for v in versions])
+        for name, versions in links.get((step.id, "output"), {}).items():
+            view.outputs[name] = OutputVersions([ArtifactVersion.from_row(v) for v in versions])
     return view
 
 
+def _step_substitutions(config: dict[str, Any] | None, step: str) -> dict[str, str]:
+    config = config or {}
+    return {**(config.get("substitutions") or {}), **((config.get("step_substitutions") or {}).get(step) or {})}
+
+
 def run_view(session, run: RunRow) -> PipelineRunView:
+    """The view of a run row, with its step runs and their inputs and outputs."""
     crashed = _crashed(session, run)
     view = PipelineRunView(
         id=run.uuid, name=run.name, pipeline=PipelineView(run.pipeline.name), status=shown_status(run.status, crashed),
@@ -210,11 +270,13 @@ def run_view(session, run: RunRow) -> PipelineRunView:
 
 
 def get_pipeline_run(name_or_id: str) -> PipelineRunView:
+    """A pipeline run by name, id or id prefix."""
     with get_index().read() as session:
         return run_view(session, pipeline_rows.find_run(session, name_or_id))
 
 
 def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
+    """Pipeline runs, newest first (``pipeline``: of that pipeline only; ``limit``: at most so many)."""
     with get_index().read() as session:
         return [run_view(session, r) for r in pipeline_rows.list_runs(session, pipeline, limit)]
 
@@ -266,6 +328,7 @@ def list_pipelines() -> list[PipelineView]:
 
 
 def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
+    """Delete a run and its step runs (the versions they made stay); the run as it was."""
     linked: list[int] = []
 
     def delete(session) -> PipelineRunView:
@@ -284,12 +347,14 @@ def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
 
 
 def producer(version: ArtifactVersion) -> StepRunView | None:
+    """The step run that produced ``version``, or None for a version saved outside a step."""
     with get_index().read() as session:
         step = pipeline_rows.producer_of(session, version._pk)
         return step_view(session, step) if step is not None else None
 
 
 def consumers(version: ArtifactVersion) -> list[StepRunView]:
+    """The step runs that read ``version``."""
     with get_index().read() as session:
         return [step_view(session, s) for s in pipeline_rows.consumers_of(session, version._pk)]
 
@@ -310,7 +375,7 @@ def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactV
                 else:
                     steps, direction = pipeline_rows.consumers_of(session, current._pk), "output"
                 for step in steps:
-                    for linked in pipeline_rows.step_links(session, step.id, direction).values():
+                    for _, linked in pipeline_rows.step_links(session, step.id, direction):
                         if linked.uuid not in seen:
                             seen.add(linked.uuid)
                             following.append(ArtifactVersion.from_row(linked))

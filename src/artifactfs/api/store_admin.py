@@ -98,7 +98,7 @@ def update_store(name: str, options: dict[str, Any] | None = None, unset: tuple[
     if not options and not unset:
         raise StoreError("nothing to change", f"pass -o KEY=VALUE or --unset KEY to `store update {name}`")
 
-    def change(session) -> tuple[set[str], dict[str, Any]]:
+    def change(session) -> tuple[frozenset[str], dict[str, Any]]:
         row = find_store_row(session, name, lock=True)
         flavor = get_flavor(row.flavor)
         private_names = flavor.secret_options | flavor.machine_options

@@ -19,6 +19,7 @@ from artifactfs.faults import fault_point
 from artifactfs.index import add_store, find_store_row, get_index, list_store_rows, open_store
 from artifactfs.api.context import remove_after_step
 from artifactfs.index import hosts
+from artifactfs.index.db import Index
 from artifactfs.index.models import Store
 from artifactfs.materializers.base import set_api_hooks
 from artifactfs.settings import DEFAULT_STORE, get_settings, machine_id, private_dir
@@ -84,9 +85,10 @@ def init() -> ArtifactStore:
 _defaults: dict[tuple[str, str], str] = {}
 
 
-def own_default_store_name() -> str:
-    """This machine's default local store, created (or claimed) on first use."""
-    index, machine = get_index(), machine_id()
+def own_default_store_name(index: Index | None = None) -> str:
+    """This machine's default local store, created (or claimed) on first use
+    (``index``: the process's index, when the caller holds it already)."""
+    index, machine = index or get_index(), machine_id()
     name = _defaults.get((index.url, machine))
     if name is None:
         with index.read() as session:
@@ -106,10 +108,10 @@ def own_default_store_name() -> str:
     return name
 
 
-def active_store_name() -> str:
+def active_store_name(index: Index | None = None) -> str:
     """The store new artifacts go to: the one chosen on this machine
     (``ARTIFACTFS_STORE`` or ``store set-active``), else its own default."""
-    return get_settings().chosen_store or own_default_store_name()
+    return get_settings().chosen_store or own_default_store_name(index)
 
 
 def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | None = None) -> ArtifactStore:
@@ -138,8 +140,8 @@ def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | 
 # connections) for reuse; `store update` and `store login` drop the copy.
 def get_store(name: str | None = None) -> ArtifactStore:
     """The named store, or the active one (this machine's default unless changed)."""
-    name = name or active_store_name()
     index = get_index()
+    name = name or active_store_name(index)
     stores = shared_stores(index)
     store = stores.find(name)
     if store is None:
@@ -190,6 +192,7 @@ def _root_names(store: ArtifactStore) -> list[str]:
 
 
 def list_stores() -> list[StoreInfo]:
+    """Every registered store, with which one is active and the names (never values) of its secrets."""
     active, credentials = _active_for_listing(), get_settings().read_credentials()
     with get_index().read() as session:
         rows = list_store_rows(session)
@@ -197,6 +200,7 @@ def list_stores() -> list[StoreInfo]:
 
 
 def describe_store(name: str) -> StoreInfo:
+    """One registered store, as :func:`list_stores` shows it; ``NotFoundError`` for an unknown name."""
     with get_index().read() as session:
         row = find_store_row(session, name)
     return _info(row, _active_for_listing(), get_settings().read_credentials())
@@ -275,6 +279,8 @@ def local_filesystem() -> ArtifactStore:
 
 
 def store_or_local(uri: str) -> ArtifactStore:
+    """The registered store holding ``uri``, else the plain local filesystem
+    for a local path; ``NotFoundError`` for any other URI."""
     store = store_for_uri(uri)
     if store is not None:
         return store
@@ -346,6 +352,8 @@ _AUTH_STATUS = re.compile(r"\b40[13]\b")
 
 
 def classify_store_error(exc: BaseException) -> str:
+    """The kind of problem behind a store's error (``CheckResult.problem``):
+    "credentials", "bucket missing", "network", "permissions" or "other"."""
     text = f"{type(exc).__name__} {exc}".lower()
     chain = exc.__cause__ or exc.__context__
     if chain is not None:

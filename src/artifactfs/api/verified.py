@@ -46,6 +46,7 @@ class IntegrityError(ArtifactfsError):
 
 
 def missing(version: ArtifactVersion, entry: ArtifactFile) -> IntegrityError:
+    """The error for a payload file the manifest lists but the store lacks."""
     return IntegrityError(
         f"{version}: payload file {entry.path!r} is missing from {version.uri}",
         "run `artifactfs fsck` to list damaged versions",
@@ -135,6 +136,8 @@ class VerifiedReads:
 
     def open(self, path: str, mode: str = "r", encoding: str | None = None, errors: str | None = None,
              newline: str | None = None, **_: Any) -> IO:
+        """A payload file for reading, its bytes checked against the manifest
+        as they are read; a mode that writes is refused."""
         if any(flag in mode for flag in "wax+"):
             raise ArtifactfsError(f"{self.version} is being loaded: its payload cannot be written ({path})",
                                   "a materializer's load() must only read")
@@ -160,6 +163,7 @@ class VerifiedReads:
         return HashingReader(raw, self.version.hash_algorithm, checked)
 
     def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
+        """A payload file's bytes (``start``/``end``: a slice of them), checked."""
         with self.open(path, "rb") as f:
             return f.read()[slice(start, end)]
 
@@ -178,19 +182,24 @@ class VerifiedReads:
     # -- listings: the manifest's, never the store's ---------------------------------------
 
     def find(self, top: str = "") -> list[str]:
+        """The manifest's files below ``top``, relative to it, sorted (the manifest, not a listing)."""
         prefix = self.store.confine(top).rstrip("/") + "/"
         return sorted(native[len(prefix):] for native in self._entries if native.startswith(prefix))
 
     def isfile(self, path: str) -> bool:
+        """Whether the manifest lists ``path`` as a file."""
         return self.store.confine(path) in self._entries
 
     def isdir(self, path: str) -> bool:
+        """Whether the manifest lists files below ``path``."""
         return bool(self.find(path))
 
     def exists(self, path: str) -> bool:
+        """Whether ``path`` is a file or a folder of the manifest."""
         return self.isfile(path) or self.isdir(path)
 
     def listdir(self, path: str = "") -> list[str]:
+        """The names directly below ``path``, from the manifest."""
         return sorted({relative.split("/", 1)[0] for relative in self.find(path)})
 
     def verify_rest(self) -> None:

@@ -47,12 +47,15 @@ class PayloadView:
 
     @property
     def files(self) -> list[str]:
+        """The payload's files, relative to the version folder, sorted."""
         return sorted(self._files)
 
     def size(self, path: str | None = None) -> int:
+        """The size of one file (``path`` may be left out when the payload is one file)."""
         return self._files[self._name(path)].size
 
     def open(self, path: str | None = None, mode: str = "rb", encoding: str | None = None) -> IO:
+        """One payload file for reading ('rb', or 'r' with ``encoding``); any other mode is refused."""
         if mode not in ("r", "rb", "rt"):
             raise ArtifactfsError(
                 f"{self.version} is a read-only view: mode {mode!r} is refused",
@@ -64,10 +67,12 @@ class PayloadView:
         return raw if "b" in mode else io.TextIOWrapper(raw, encoding=encoding or "utf-8")
 
     def read_bytes(self, path: str | None = None) -> bytes:
+        """The bytes of one payload file."""
         with self.open(path, "rb") as f:
             return f.read()
 
     def read_text(self, path: str | None = None, encoding: str = "utf-8") -> str:
+        """The text of one payload file."""
         with self.open(path, "r", encoding=encoding) as f:
             return f.read()
 

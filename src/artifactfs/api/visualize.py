@@ -24,6 +24,7 @@ def _in_notebook() -> bool:
 
 
 def show(version: ArtifactVersion) -> None:
+    """Display the version's stored visualizations in a notebook, or print where they are."""
     if not version.visualizations:
         print(f"{version} has no visualizations")
         return

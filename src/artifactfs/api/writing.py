@@ -43,7 +43,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
@@ -72,8 +72,8 @@ from artifactfs.materializers import (
 from artifactfs.materializers.builtin import is_jsonable
 from artifactfs.stores import layout
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
-from artifactfs.stores.beneath import LinkFound, held_root, lstat_below, open_below, open_folder, still_there, within
-from artifactfs.stores.durable import fsync_beneath, fsync_fd, start_sync
+from artifactfs.stores.beneath import LinkFound, lstat_below, open_below, open_folder, still_there, within
+from artifactfs.stores.durable import entry_durable, folder_identity, fsync_beneath, fsync_fd, fsync_root, start_sync
 from artifactfs.stores.localfiles import open_beneath, resolve_named
 from artifactfs.stores.manifest import (
     DEFAULT_FILE_MODE,
@@ -211,7 +211,7 @@ class WriteBatch:
 
     def _make_folder(self, payload: Payload) -> None:
         if self._root_fd < 0:
-            self._root_fd = held_root(self.store.root).held_fd()
+            self._root_fd = self.store.beneath.held_fd()
         payload.name_fd = open_folder(self._root_fd, payload.name, create=True)
         payload.folder_fd = open_folder(payload.name_fd, payload.uuid, create=True)
 
@@ -248,6 +248,7 @@ class WriteBatch:
         On failure everything fresh is abandoned (see :meth:`abandon`)."""
         created = self._created  # set by begin(), which every payload passed
         for payload in self.payloads:
+            assert created is not None, "begin() dated every payload"
             self._write_manifest(payload, created)
         if self.store.is_local:
             self._syncs.append(start_sync(self._beside_syncs()))
@@ -316,8 +317,11 @@ class WriteBatch:
                 tasks.append(functools.partial(fsync_beneath, p.name_fd, p.uuid + layout.MANIFEST_SUFFIX))
             names.setdefault(p.name, p.name_fd)
         tasks.extend(functools.partial(fsync_fd, fd) for fd in names.values())
-        if names:
-            tasks.append(functools.partial(fsync_fd, self._root_fd))
+        # The root only when a name folder's entry in it may not be on disk yet
+        # (made by this save, or by one still in flight): ``stores.durable``.
+        identities = [folder_identity(fd) for fd in names.values()]
+        if not all(entry_durable(identity) for identity in identities):
+            tasks.append(functools.partial(fsync_root, self._root_fd, identities))
         return tasks
 
     def _wait_durable(self) -> None:
@@ -525,7 +529,8 @@ def write_value(
     extracted (ZenML's ``extract_metadata``/``include_visualizations``
     switches turn the two extras off)."""
     recorder = batch.recorder(payload)
-    instance = cls(payload.uri, recorder, layout.viz_folder(payload.uri))
+    # The recorder stands in for the store: the same file methods, each file hashed as written.
+    instance = cls(payload.uri, cast(ArtifactStore, recorder), layout.viz_folder(payload.uri))
     try:
         instance.save(data)
     except ArtifactfsError:

@@ -10,8 +10,9 @@ Usable from any loop::
         torch.save(model.state_dict(), path := f"{store_dir}/epoch={epoch}.pt")
         registrar.register(path, epoch=epoch, metrics={"val_loss": loss})
 
-Inside a step run every checkpoint is also linked as an output of the step
-(the first under the artifact's name, later ones as ``NAME:VERSION``).
+Inside a step run every checkpoint is also linked as an output of the step,
+all under the artifact's name (``outputs[NAME]`` lists them, as ZenML's
+output lists do).
 PyTorch Lightning users take :class:`artifactfs.checkpoints.lightning.ArtifactfsModelCheckpoint`
 (importable only when Lightning is installed).
 
@@ -35,12 +36,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from artifactfs.api.artifacts import ArtifactVersion, register_artifact
-from artifactfs.api.context import current_step_run
 from artifactfs.api.stores import store_for_uri
 from artifactfs.checkpoints.complete import CLOSED, folder_marker, incomplete_reason
 from artifactfs.errors import ArtifactfsError
-from artifactfs.index import get_index
-from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.artifacts import check_name
 
 
@@ -126,7 +124,6 @@ class CheckpointRegistrar:
         version = register_artifact(
             path, self.name, tags=self.tags, metadata=metadata, copy=copy, store=store
         )
-        _link_to_current_step(version)
         return version
 
     def __call__(self, path: str, metadata: Mapping[str, Any], copy: bool = False) -> ArtifactVersion:
@@ -155,21 +152,6 @@ class CheckpointRegistrar:
             )
         if not store.is_local:
             raise ArtifactfsError(f"{path} lies in the non-local store {store.name!r}", "watch a local folder")
-
-
-def _link_to_current_step(version: ArtifactVersion) -> None:
-    """``register_artifact`` links a version under the artifact's name, which a
-    step holds only once: link later checkpoints as ``NAME:VERSION``."""
-    context = current_step_run()
-    if context is None:
-        return
-
-    def link(session) -> None:
-        outputs = pipeline_rows.step_links(session, context.step_run_id, "output")
-        if not any(row.id == version._pk for row in outputs.values()):
-            pipeline_rows.link(session, context.step_run_id, version._pk, "output", f"{version.name}:{version.version}")
-
-    get_index().run_write(link)
 
 
 def _counter(key: str, value: Any) -> int:

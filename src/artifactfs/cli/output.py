@@ -13,8 +13,10 @@ from rich.table import Table
 
 from artifactfs.units import human_bytes  # noqa: F401 - the commands import it from here
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: a name such as ``run:fire:1`` prints as it is, and rich's
+# table of emoji names (20 ms) is never loaded.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:

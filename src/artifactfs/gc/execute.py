@@ -46,7 +46,7 @@ from artifactfs.gc.payloads import (
 )
 from artifactfs.gc.plan import PrunePlan
 from artifactfs.gc.scan import EntryProblem, LayoutEntry, OddEntry, printable
-from artifactfs.index import gc as rows
+from artifactfs.index import gc as gc_rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
 from artifactfs.index.clock import database_now, index_now
@@ -158,7 +158,7 @@ def drop_runs(p: _Pass) -> None:
     policy = p.policy
     with p.index.write() as session:
         linked = versions_linked(session, run_ids=[r.id for r in p.plan.runs])
-        p.result.runs_deleted = rows.prune_runs(
+        p.result.runs_deleted = gc_rows.prune_runs(
             session, [r.id for r in p.plan.runs], database_now(session) - policy.runs_older_than,
             policy.keep_last_runs,
             policy.run_pipeline,
@@ -190,7 +190,7 @@ def condemn(p: _Pass) -> None:
     policy = p.policy
     with p.index.write() as session:
         now = database_now(session)
-        condemned, refused = rows.condemn(session, ids, now - policy.grace, policy.keep_tags, policy.keep_latest, now)
+        condemned, refused = gc_rows.condemn(session, ids, now - policy.grace, policy.keep_tags, policy.keep_latest, now)
     p.result.condemned, p.result.refused = condemned, refused
 
 
@@ -203,10 +203,10 @@ def sweep(p: _Pass) -> None:
     p.progress.start("sweep", len(planned))
     owners = LiveOwners(p.index)
     first = True
-    for batch in rows.chunks(planned, SWEEP_BATCH):
+    for batch in gc_rows.chunks(planned, SWEEP_BATCH):
         p.checkpoint()
         with p.index.read() as session:
-            due = rows.sweepable(session, batch, database_now(session) - p.policy.sweep_delay)
+            due = gc_rows.sweepable(session, batch, database_now(session) - p.policy.sweep_delay)
         owners.refresh()
         by_store: dict[int, list[VersionRef]] = defaultdict(list)
         for ref in due:
@@ -224,7 +224,7 @@ def sweep(p: _Pass) -> None:
             first = False
         if done:
             with p.index.write() as session:
-                rows.mark_swept(session, done, index_now())
+                gc_rows.mark_swept(session, done, index_now())
             p.result.swept.extend(done)
         p.progress.advance("sweep", len(batch))
         if problem is not None:
@@ -289,7 +289,7 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
         # Mark what was deleted before stopping, so a rerun does not redo it.
         if swept:
             with p.index.write() as session:
-                rows.mark_swept(session, swept, index_now())
+                gc_rows.mark_swept(session, swept, index_now())
             p.result.swept.extend(swept)
         raise failure
     return swept, (errors[0] if errors else None)
@@ -311,10 +311,10 @@ def forget(p: _Pass) -> None:
     require_swept = not p.policy.only_metadata
     if not require_swept:
         drop_journals(p.plan.forget, _journal_store(p))
-    for batch in rows.chunks(ids):
+    for batch in gc_rows.chunks(ids):
         p.checkpoint()
         with p.index.write() as session:
-            p.result.forgotten.extend(rows.forget(session, batch, require_swept=require_swept))
+            p.result.forgotten.extend(gc_rows.forget(session, batch, require_swept=require_swept))
 
 
 def sweep_orphans(p: _Pass) -> None:
@@ -398,7 +398,7 @@ def _still_orphan(p: _Pass, orphan: OrphanRef) -> bool:
     save, so no new write intent can cover it."""
     store = p.stores.get(orphan.store_id)
     with p.index.read() as session:
-        if rows.uri_named(session, _folder_uri(orphan), orphan.uuid) is not None:
+        if gc_rows.uri_named(session, _folder_uri(orphan), orphan.uuid) is not None:
             return False
     entry = LayoutEntry(orphan.uri, store.confine(orphan.uri), orphan.uuid, orphan.kind, "", "")
     try:
@@ -449,7 +449,7 @@ def _remember_scans(p: _Pass) -> None:
     with p.index.write() as session:
         when = database_now(session)
         for store_id, prefixes in p.plan.scanned:
-            rows.mark_scanned(session, store_id, prefixes, when)
+            gc_rows.mark_scanned(session, store_id, prefixes, when)
 
 
 PHASES: tuple[tuple[str, Callable[[_Pass], None]], ...] = (

@@ -37,7 +37,7 @@ from artifactfs.gc.payloads import StoreCache, StoreFailure, StoreProblem, descr
 from artifactfs.gc.plan import PrunePlan, PruneStats
 from artifactfs.gc.policy import DEFAULT_GRACE, ORPHAN_FLOOR, PrunePolicy
 from artifactfs.gc.scan import EntryProblem, printable
-from artifactfs.index import gc as rows
+from artifactfs.index import gc as gc_rows
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
 from artifactfs.index.clock import database_now, pass_now
@@ -108,12 +108,12 @@ def fsck(
     after = 0
     while True:
         with index.read() as session:
-            batch = rows.versions_to_check(session, after, BATCH)
+            batch = gc_rows.versions_to_check(session, after, BATCH)
             if not batch:
                 break
-            manifests = rows.manifests(session, [v.id for v in batch])
-            links = rows.link_counts(session, [v.id for v in batch])
-            journals = gather(session, [v.id for v in batch if v.state == rows.LIVE])
+            manifests = gc_rows.manifests(session, [v.id for v in batch])
+            links = gc_rows.link_counts(session, [v.id for v in batch])
+            journals = gather(session, [v.id for v in batch if v.state == gc_rows.LIVE])
             running = runs_in_progress(journals)
         after = batch[-1].id
         for ref in batch:
@@ -136,9 +136,9 @@ def fsck(
                 failed.add(ref.store_id)
                 report.errors.append(StoreProblem(stores.name(ref.store_id), describe_error(None, exc)))
     with index.read() as session:
-        condemned = rows.condemned_versions(session)
-        referenced = {v.id for v in rows.referenced_condemned(session)}
-        lost = rows.lost_versions(session)
+        condemned = gc_rows.condemned_versions(session)
+        referenced = {v.id for v in gc_rows.referenced_condemned(session)}
+        lost = gc_rows.lost_versions(session)
     for ref, store_name in lost:
         report.findings.append(Finding(
             "lost", INFO, store_name, ref.label,
@@ -182,7 +182,7 @@ def _check_version(report: FsckReport, store: ArtifactStore, ref: VersionRef, ma
     found = _payload_files(store, native, ref.payload_kind)
     name = store.name
     if found is None or (not found and manifest):
-        live = ref.state == rows.LIVE
+        live = ref.state == gc_rows.LIVE
         if live:
             fix = "hide and forget the version" if links == 0 else None
             detail = "payload is missing" + ("" if fix else f" (linked by {links} step run(s): not repaired)")
@@ -327,14 +327,14 @@ def repair(index: Index, report: FsckReport, lease: Lease, grace: dt.timedelta =
         now = database_now(session)
     lease.check()
     with index.write() as session:
-        revived = set(rows.revive(session, [f.version.id for f in by_kind["referenced-condemned"]]))
+        revived = set(gc_rows.revive(session, [f.version.id for f in by_kind["referenced-condemned"]]))
     missing = by_kind["missing-payload"]
     lease.check()
     with index.write() as session:
-        live_missing = [f.version.id for f in missing if f.version.state == rows.LIVE]
-        hidden = set(rows.condemn_missing(session, live_missing, now))
-        gone = [f.version.id for f in missing if f.version.state != rows.LIVE]
-        rows.mark_swept(session, gone, now)
+        live_missing = [f.version.id for f in missing if f.version.state == gc_rows.LIVE]
+        hidden = set(gc_rows.condemn_missing(session, live_missing, now))
+        gone = [f.version.id for f in missing if f.version.state != gc_rows.LIVE]
+        gc_rows.mark_swept(session, gone, now)
         hidden.update(gone)
     stuck = [f.version for f in by_kind["stuck-condemned"]]
     forget_refs = [f.version for f in missing if f.version.id in hidden] + stuck

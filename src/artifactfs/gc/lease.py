@@ -122,16 +122,18 @@ class Lease:
                 with self.index.write() as session:
                     ours = renew_lease(session, self.holder, self.ttl, self.name)
             except Exception as exc:  # the index is unreachable: we cannot prove the lease is ours
-                self._lose(f"the pruner lease could not be renewed ({describe_index_error(exc)})")
-                raise LeaseLostError(self._lost, "nothing more was deleted; run the pruner again") from exc
+                lost = self._lose(f"the pruner lease could not be renewed ({describe_index_error(exc)})")
+                raise LeaseLostError(lost, "nothing more was deleted; run the pruner again") from exc
             if not ours:
-                self._lose("the pruner lease expired and another pruner took it")
-                raise LeaseLostError(self._lost, "nothing more was deleted by this pruner")
+                lost = self._lose("the pruner lease expired and another pruner took it")
+                raise LeaseLostError(lost, "nothing more was deleted by this pruner")
             self._renewed = time.monotonic()
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, why: str) -> str:
+        """Mark the lease lost for ``why`` (returned)."""
         self._lost = why
         _HELD.discard(self.holder)
+        return why
 
     def check(self) -> None:
         """Call before every destructive step: raises if the lease is lost,

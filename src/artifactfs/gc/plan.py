@@ -146,7 +146,7 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         index_uuid = index_identity(session)
         runs: list[RunRef] = []
         ignored = None
-        if policy.drops_runs:
+        if policy.drops_runs and policy.runs_older_than is not None:
             retention = (now - policy.runs_older_than, policy.keep_last_runs, policy.run_pipeline)
             runs = runs_to_prune(session, *retention)
             ignored = old_run_ids(*retention) if runs else None

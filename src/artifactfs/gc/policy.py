@@ -99,7 +99,7 @@ class PrunePolicy:
         a writer of the index saw: its smallest protecting age (a jump beyond
         it could make the freshest data look old enough to go)."""
         ages = [self.grace, self.orphan_cutoff_age]
-        if self.drops_runs:
+        if self.drops_runs and self.runs_older_than is not None:
             ages.append(self.runs_older_than)
         if self.sweep_delay > dt.timedelta(0):
             ages.append(self.sweep_delay)

@@ -11,7 +11,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,9 @@ from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 from artifactfs.index.sql import is_live
+
+if TYPE_CHECKING:
+    from artifactfs.index.tags import Tag as TagValue  # models.Tag is the row
 
 #: Artifact names become folder names in every store: at most this many
 #: UTF-8 bytes, as a file name on ext4, XFS or APFS.
@@ -88,9 +91,9 @@ def _name_problem(name: str, store_folder: bool) -> str | None:
     return None
 
 
-def check_tags(tags: Iterable[str]) -> list[str]:
-    """Tag names, checked before anything is written."""
-    return [check_name(tag, "tag") for tag in tags]
+def check_tags(tags: Iterable[Any]) -> list[Any]:
+    """Tags (names or ``Tag`` values, kept as given), checked before anything is written."""
+    return [tag for tag in tags if check_name(getattr(tag, "name", tag), "tag")]
 
 
 def check_metadata(values: Any, what: str = "metadata") -> dict[str, Any]:
@@ -194,7 +197,7 @@ def lock_artifacts(session: Session, names: Iterable[str]) -> dict[str, Artifact
     the write transaction is already exclusive). The rows handed back hold
     id and name and are not in the session.
 
-    Lock order (the index's one global order, see DESIGN.md "Lock order"):
+    Lock order (the index's one global order, docs/team.md "Lock order"):
     artifact rows come first in a write transaction, by name, so two writers
     saving ``(a, b)`` and ``(b, a)`` queue instead of deadlocking. Names that
     do not exist yet are inserted in name order and then every row is locked
@@ -584,32 +587,26 @@ def ensure_tags(session: Session, names: list[str]) -> None:
                     [{"name": n} for n in names])
 
 
-def add_tags(session: Session, version: ArtifactVersion, tags: Iterable[str]) -> None:
-    names = sorted({check_name(t, "tag") for t in tags})
-    if not names:
-        return
-    insert = dialect_insert(session)
-    ensure_tags(session, names)
-    tag_ids = session.scalars(select(Tag.id).where(Tag.name.in_(names))).all()
-    session.execute(
-        insert(VersionTag).on_conflict_do_nothing(index_elements=["version_id", "tag_id"]),
-        [{"version_id": version.id, "tag_id": t} for t in tag_ids],
-    )
-    bump_generation(session)
+# Version tags go through index.tags, the owner of the exclusive rule; it
+# imports this module's check_name, hence the imports inside the functions.
+def add_tags(session: Session, version: ArtifactVersion, tags: Iterable[Any]) -> None:
+    """Tag a version (names or ``Tag`` values; see ``index.tags``)."""
+    from artifactfs.index import tags as tag_rules
+
+    tag_rules.attach(session, "version", [version.id], tags)
 
 
-def remove_tags(session: Session, version: ArtifactVersion, tags: Iterable[str]) -> None:
-    tag_ids = select(Tag.id).where(Tag.name.in_(list(tags)))
-    session.execute(delete(VersionTag).where(VersionTag.version_id == version.id, VersionTag.tag_id.in_(tag_ids)))
-    bump_generation(session)
+def remove_tags(session: Session, version: ArtifactVersion, tags: Iterable[Any]) -> None:
+    from artifactfs.index import tags as tag_rules
+
+    tag_rules.untag(session, "version", version.id, tags)
 
 
-def version_tags(session: Session, version_id: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(Tag.name).join(VersionTag).where(VersionTag.version_id == version_id).order_by(Tag.name)
-        )
-    )
+def version_tags(session: Session, version_id: int) -> list[TagValue]:
+    """A version's tags, as ``Tag`` values (each also its name as a ``str``)."""
+    from artifactfs.index import tags as tag_rules
+
+    return tag_rules.tags_of(session, "version", [version_id]).get(version_id, [])
 
 
 # -- metadata ---------------------------------------------------------------------------

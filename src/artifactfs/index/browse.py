@@ -44,6 +44,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.index.generation import get_generation
 from artifactfs.index.liveness import CRASHED, crashed_among, shown_status
+from artifactfs.index.pipelines import caching_on
 from artifactfs.index.producers import producing_links
 from artifactfs.enums import LIVE
 from artifactfs.index.sql import is_live, is_postgres, utc
@@ -76,7 +77,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class VersionRef:
+class VersionLink:
     """An artifact version as something to link to."""
 
     id: str
@@ -101,7 +102,7 @@ class StepIOItem:
     """A named input or output of a step run."""
 
     name: str
-    version: VersionRef
+    version: VersionLink
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class StepDetail:
     parameters: dict[str, Any]
     code_hash: str | None
     cache_key: str | None
+    caching: bool  # whether caching was on (index.pipelines.caching_on)
     cached_from: StepRef | None
     inputs: list[StepIOItem]
     outputs: list[StepIOItem]
@@ -520,7 +522,8 @@ _REF_COLUMNS = (ArtifactVersion.uuid, Artifact.name, ArtifactVersion.version, Ar
 
 
 def _step_details(session: Session, rows: Sequence) -> list[StepDetail]:
-    """Step records with their inputs, outputs, metadata and cache origin (four queries)."""
+    """Step records with their inputs, outputs, metadata, cache origin and whether
+    caching was on (five queries)."""
     ids = [r[0] for r in rows]
     links: dict[tuple[int, str], list[StepIOItem]] = {}
     metadata: dict[int, dict[str, Any]] = {i: {} for i in ids}
@@ -532,7 +535,7 @@ def _step_details(session: Session, rows: Sequence) -> list[StepDetail]:
             .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
             .where(_ids_in(StepIO.step_run_id, ids), _live_unindexed()).order_by(StepIO.id)
         ):
-            links.setdefault((step_id, direction), []).append(StepIOItem(name, VersionRef(*ref)))
+            links.setdefault((step_id, direction), []).append(StepIOItem(name, VersionLink(*ref)))
         for step_id, key, value, kind in session.execute(
             select(Metadata.step_run_id, Metadata.key, Metadata.value, Metadata.type)
             .where(_ids_in(Metadata.step_run_id, ids)).order_by(Metadata.id)
@@ -542,11 +545,14 @@ def _step_details(session: Session, rows: Sequence) -> list[StepDetail]:
         if wanted:
             originals = {r[0]: _step_ref(r) for r in session.execute(_steps().where(_ids_in(StepRun.id, wanted)))}
     dead = crashed_among(session, {r[13] for r in rows if r[3] == RunStatus.RUNNING.value})
+    # each run's config once (a run of 1,000 steps has one config, not 1,000 copies)
+    configs = dict(session.execute(select(PipelineRun.id, PipelineRun.config)
+                                   .where(_ids_in(PipelineRun.id, {r[13] for r in rows}))).all()) if rows else {}
     return [
         StepDetail(
             id=r[1], name=r[2], status=shown_status(r[3], r[13] in dead), run=r[4], run_id=r[5], pipeline=r[6], start_time=utc(r[7]),
             end_time=utc(r[8]), duration_s=seconds_between(r[7], r[8]), parameters=dict(r[9] or {}),
-            code_hash=r[10], cache_key=r[11], cached_from=originals.get(r[12]),
+            code_hash=r[10], cache_key=r[11], caching=caching_on(r[2], configs.get(r[13]), r[11]), cached_from=originals.get(r[12]),
             inputs=links.get((r[0], "input"), []), outputs=links.get((r[0], "output"), []), metadata=metadata[r[0]],
         )
         for r in rows

@@ -20,6 +20,7 @@ expiry and lease is measured on.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Union, overload
 
 from sqlalchemy import DateTime, select, text
 from sqlalchemy.ext.compiler import compiles
@@ -48,6 +49,10 @@ class index_now(FunctionElement):  # noqa: N801 - reads as a SQL function
     name = "index_now"
 
 
+#: A time to compare with: a value, or the index's clock read by the statement itself.
+When = Union[dt.datetime, index_now]
+
+
 @compiles(index_now)
 def _default(element, compiler, **kw) -> str:
     return "CURRENT_TIMESTAMP"
@@ -63,7 +68,16 @@ def _sqlite(element, compiler, **kw) -> str:
     return f"max({_SQLITE_HOST}, coalesce({_SQLITE_MARK}, ''))"
 
 
-def as_utc(value) -> dt.datetime | None:
+@overload
+def as_utc(value: None) -> None: ...
+
+
+@overload
+def as_utc(value: dt.datetime | str) -> dt.datetime: ...
+
+
+def as_utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A time the index answered (a datetime, or SQLite's text), as aware UTC."""
     if value is None:
         return None
     if isinstance(value, str):  # SQLite answers text, in UTC

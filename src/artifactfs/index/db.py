@@ -49,6 +49,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.index import generation
@@ -211,7 +212,7 @@ class Index:
         """``retried``: write transactions run again after a conflict;
         ``connections``: connections this process holds open to the database."""
         pool = self.engine.pool
-        open_now = pool.checkedin() + pool.checkedout() if hasattr(pool, "checkedin") else 0
+        open_now = pool.checkedin() + pool.checkedout() if isinstance(pool, QueuePool) else 0
         return {"retried": self._retried, "connections": open_now}
 
     def write_connection(self):
@@ -373,7 +374,8 @@ def _open(url: str, cache_dir: Path) -> Index:
         if path is None:
             raise
         if _wal_holds_commits(path):
-            raise full_error(path, *(device_full(path) or (None, None)), reads_work=False) from exc
+            mount, free = device_full(path) or (None, None)
+            raise full_error(path, mount, free, reads_work=False) from exc
         read_only = Index(url, full=exc)
         upgrade_if_needed(read_only, cache_dir)  # a check only: a schema to migrate fails with ``exc``
         log.warning("warning: %s: it is read only until there is space (commands that only read work)", exc.message)
@@ -400,10 +402,12 @@ def dialect_insert(session: Session):
     (SQLite and PostgreSQL both have it). Imported here: the PostgreSQL
     dialect costs every command 50 ms otherwise."""
     if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+        return postgres_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _rollback(transaction) -> None:
@@ -440,7 +444,7 @@ def conflict_reason(exc: DBAPIError) -> str | None:
     """The retryable conflict behind a database error, or None."""
     orig = exc.orig
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return RETRYABLE.get(state)
+    return RETRYABLE.get(state) if state else None
 
 
 def is_unreachable(exc: BaseException) -> bool:

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from artifactfs.index.models import (
     Artifact,
-    ArtifactVersion,
     GcLease,
     GcScan,
     Pipeline,
@@ -35,19 +34,20 @@ from artifactfs.index.models import (
     Store,
     Tag,
     VersionFile,
+    VersionRow,
     VersionState,
     VersionTag,
 )
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.artifacts import newest_rank, overlapping_uri
-from artifactfs.index.clock import database_now
+from artifactfs.index.clock import When, database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation
 from artifactfs.enums import CONDEMNED, LIVE
 from artifactfs.index.sql import CHUNK, chunks, is_live, is_postgres, utc
 from artifactfs.stores.layout import registered_in_place
 
-AV = ArtifactVersion
+
 PRUNER_LEASE = "pruner"
 
 
@@ -86,8 +86,9 @@ class VersionRef:
 
 
 _REF_COLUMNS = (
-    AV.id, AV.uuid, Artifact.name, AV.version, AV.store_id, AV.uri, AV.payload_kind, AV.size, AV.file_count,
-    AV.save_type, AV.state, AV.condemned_at, AV.swept_at, AV.visualizations, AV.hash_algorithm,
+    VersionRow.id, VersionRow.uuid, Artifact.name, VersionRow.version, VersionRow.store_id, VersionRow.uri,
+    VersionRow.payload_kind, VersionRow.size, VersionRow.file_count, VersionRow.save_type, VersionRow.state,
+    VersionRow.condemned_at, VersionRow.swept_at, VersionRow.visualizations, VersionRow.hash_algorithm,
 )
 
 
@@ -104,7 +105,7 @@ def _refs(session: Session, query) -> list[VersionRef]:
 
 
 def _ref_query():
-    return select(*_REF_COLUMNS).join(Artifact, Artifact.id == AV.artifact_id)
+    return select(*_REF_COLUMNS).join(Artifact, Artifact.id == VersionRow.artifact_id)
 
 
 # -- the candidate rule -------------------------------------------------------------------
@@ -113,7 +114,7 @@ def _ref_query():
 def _unreferenced(ignored_runs=()):
     """No step run links the version, as input or output (runs being dropped
     in the same pass, a list of ids or a select of them, do not count)."""
-    links = select(StepIO.id).where(StepIO.version_id == AV.id)
+    links = select(StepIO.id).where(StepIO.version_id == VersionRow.id)
     empty = ignored_runs is None or (isinstance(ignored_runs, (list, tuple)) and not ignored_runs)
     if not empty:
         links = links.join(StepRun, StepRun.id == StepIO.step_run_id).where(StepRun.run_id.not_in(ignored_runs))
@@ -127,30 +128,30 @@ def _unprotected(keep_tags: Iterable[str]):
     return ~exists(
         select(VersionTag.version_id)
         .join(Tag, Tag.id == VersionTag.tag_id)
-        .where(VersionTag.version_id == AV.id, Tag.name.in_(names))
+        .where(VersionTag.version_id == VersionRow.id, Tag.name.in_(names))
     )
 
 
 def _candidates(
-    cutoff: dt.datetime,
+    cutoff: When,
     keep_tags: Iterable[str],
     keep_latest: int,
     ignored_runs=(),
     artifact_ids: Sequence[int] | None = None,
 ):
-    query = _ref_query().where(is_live(AV), AV.created_at < cutoff, _unreferenced(ignored_runs))
+    query = _ref_query().where(is_live(VersionRow), VersionRow.created_at < cutoff, _unreferenced(ignored_runs))
     unprotected = _unprotected(keep_tags)
     if unprotected is not None:
         query = query.where(unprotected)
     if keep_latest > 0:
         ranked = newest_rank(artifact_ids)  # the one order of "newest"
-        query = query.join(ranked, ranked.c.vid == AV.id).where(ranked.c.rank > keep_latest)
+        query = query.join(ranked, ranked.c.vid == VersionRow.id).where(ranked.c.rank > keep_latest)
     return query
 
 
 def candidate_versions(
     session: Session,
-    cutoff: dt.datetime,
+    cutoff: When,
     keep_tags: Iterable[str],
     keep_latest: int,
     ignored_runs=(),
@@ -158,17 +159,17 @@ def candidate_versions(
     """Live versions that no step run links, not tagged with a protected tag,
     not among the newest ``keep_latest`` of their name, created before ``cutoff``.
     Links from ``ignored_runs`` (ids, or a select of ids: see :func:`old_run_ids`) do not count."""
-    return _refs(session, _candidates(cutoff, keep_tags, keep_latest, ignored_runs).order_by(AV.id))
+    return _refs(session, _candidates(cutoff, keep_tags, keep_latest, ignored_runs).order_by(VersionRow.id))
 
 
 def condemned_versions(session: Session) -> list[VersionRef]:
-    return _refs(session, _ref_query().where(AV.state == CONDEMNED).order_by(AV.id))
+    return _refs(session, _ref_query().where(VersionRow.state == CONDEMNED).order_by(VersionRow.id))
 
 
 def lost_versions(session: Session) -> list[tuple[VersionRef, str]]:
     """Versions lost with a store removed by ``store remove --force``, with
     the name that store had (fsck lists them)."""
-    refs = _refs(session, _ref_query().where(AV.state == VersionState.LOST.value).order_by(AV.id))
+    refs = _refs(session, _ref_query().where(VersionRow.state == VersionState.LOST.value).order_by(VersionRow.id))
     stores = dict(session.execute(select(Store.id, Store.name).where(Store.id.in_({r.store_id for r in refs}))).all())
     return [(ref, stores.get(ref.store_id, f"#{ref.store_id}").rsplit("~", 1)[0]) for ref in refs]
 
@@ -200,18 +201,18 @@ def condemn(
     bump_generation(session)
     condemned: list[int] = []
     for chunk in chunks(sorted(ids)):
-        lock = select(AV.id).where(AV.id.in_(chunk), is_live(AV)).order_by(AV.id)
+        lock = select(VersionRow.id).where(VersionRow.id.in_(chunk), is_live(VersionRow)).order_by(VersionRow.id)
         if is_postgres(session):
             lock = lock.with_for_update(skip_locked=True)
         locked = list(session.scalars(lock))
         if not locked:
             continue
-        artifact_ids = list(session.scalars(select(AV.artifact_id).where(AV.id.in_(locked)).distinct()))
-        recheck = _candidates(cutoff, keep_tags, keep_latest, artifact_ids=artifact_ids).where(AV.id.in_(locked))
+        artifact_ids = list(session.scalars(select(VersionRow.artifact_id).where(VersionRow.id.in_(locked)).distinct()))
+        recheck = _candidates(cutoff, keep_tags, keep_latest, artifact_ids=artifact_ids).where(VersionRow.id.in_(locked))
         still = [ref.id for ref in _refs(session, recheck)]
         if still:
             session.execute(
-                update(AV).where(AV.id.in_(still), is_live(AV)).values(state=CONDEMNED, condemned_at=now)
+                update(VersionRow).where(VersionRow.id.in_(still), is_live(VersionRow)).values(state=CONDEMNED, condemned_at=now)
             )
             condemned.extend(still)
     done = set(condemned)
@@ -231,15 +232,15 @@ def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) ->
     if not ids:
         return []
     bump_generation(session)
-    lock = select(AV.id).where(AV.id.in_(list(ids)), is_live(AV)).order_by(AV.id)
+    lock = select(VersionRow.id).where(VersionRow.id.in_(list(ids)), is_live(VersionRow)).order_by(VersionRow.id)
     if is_postgres(session):
         lock = lock.with_for_update()
     locked = list(session.scalars(lock))
     linked = session.execute(
-        select(Artifact.name, AV.version, StepIO.direction, StepRun.name, PipelineRun.name)
-        .join(AV, AV.artifact_id == Artifact.id).join(StepIO, StepIO.version_id == AV.id)
+        select(Artifact.name, VersionRow.version, StepIO.direction, StepRun.name, PipelineRun.name)
+        .join(VersionRow, VersionRow.artifact_id == Artifact.id).join(StepIO, StepIO.version_id == VersionRow.id)
         .join(StepRun, StepRun.id == StepIO.step_run_id).join(PipelineRun, PipelineRun.id == StepRun.run_id)
-        .where(AV.id.in_(locked)).limit(1)
+        .where(VersionRow.id.in_(locked)).limit(1)
     ).first()
     if linked is not None:
         name, version, direction, step, run = linked
@@ -249,24 +250,25 @@ def condemn_requested(session: Session, ids: Sequence[int], now: dt.datetime) ->
             f"delete that run first (Client().delete_pipeline_run({run!r}) or `artifactfs run delete {run}`)",
         )
     if locked:
-        session.execute(update(AV).where(AV.id.in_(locked), is_live(AV)).values(state=CONDEMNED, condemned_at=now))
+        session.execute(update(VersionRow).where(VersionRow.id.in_(locked), is_live(VersionRow)).values(state=CONDEMNED, condemned_at=now))
     return locked
 
 
-def sweepable(session: Session, ids: Sequence[int], cutoff: dt.datetime) -> list[VersionRef]:
+def sweepable(session: Session, ids: Sequence[int], cutoff: When) -> list[VersionRef]:
     """Of ``ids``, the versions condemned at or before ``cutoff`` whose payload is not yet swept."""
     return _refs(
         session,
         _ref_query().where(
-            AV.id.in_(ids), AV.state == CONDEMNED, AV.swept_at.is_(None), AV.condemned_at <= cutoff
-        ).order_by(AV.id),
+            VersionRow.id.in_(ids), VersionRow.state == CONDEMNED,
+            VersionRow.swept_at.is_(None), VersionRow.condemned_at <= cutoff
+        ).order_by(VersionRow.id),
     )
 
 
-def mark_swept(session: Session, ids: Sequence[int], now: dt.datetime) -> None:
+def mark_swept(session: Session, ids: Sequence[int], now: When) -> None:
     for chunk in chunks(list(ids)):
         session.execute(
-            update(AV).where(AV.id.in_(chunk), AV.state == CONDEMNED, AV.swept_at.is_(None)).values(swept_at=now)
+            update(VersionRow).where(VersionRow.id.in_(chunk), VersionRow.state == CONDEMNED, VersionRow.swept_at.is_(None)).values(swept_at=now)
         )
 
 
@@ -276,12 +278,12 @@ def forget(session: Session, ids: Sequence[int], require_swept: bool = True) -> 
     refuse anyway)."""
     gone: list[int] = []
     for chunk in chunks(sorted(ids)):
-        where = [AV.id.in_(chunk), AV.state == CONDEMNED, ~exists(select(StepIO.id).where(StepIO.version_id == AV.id))]
+        where = [VersionRow.id.in_(chunk), VersionRow.state == CONDEMNED, ~exists(select(StepIO.id).where(StepIO.version_id == VersionRow.id))]
         if require_swept:
-            where.append(AV.swept_at.is_not(None))
-        doomed = list(session.scalars(select(AV.id).where(*where)))
+            where.append(VersionRow.swept_at.is_not(None))
+        doomed = list(session.scalars(select(VersionRow.id).where(*where)))
         if doomed:
-            session.execute(delete(AV).where(AV.id.in_(doomed)))
+            session.execute(delete(VersionRow).where(VersionRow.id.in_(doomed)))
             gone.extend(doomed)
     return gone
 
@@ -291,18 +293,18 @@ def live_owner_uris(session: Session) -> tuple[int, list[str]]:
     rows whose payload can overlap another version's (layout payloads are
     ``<root>/<name>/<uuid>`` and cannot nest). The id is a watermark for
     :func:`live_owner_uris_since`."""
-    top = session.scalar(select(func.max(AV.id))) or 0
+    top = session.scalar(select(func.max(VersionRow.id))) or 0
     uris = session.scalars(
-        select(AV.uri).where(is_live(AV), AV.save_type == SaveType.REGISTERED.value, AV.id <= top)
+        select(VersionRow.uri).where(is_live(VersionRow), VersionRow.save_type == SaveType.REGISTERED.value, VersionRow.id <= top)
     )
     return top, list(uris)
 
 
 def live_owner_uris_since(session: Session, watermark: int) -> tuple[int, list[str]]:
     """Live registered uris of rows inserted after ``watermark`` (by primary key)."""
-    top = session.scalar(select(func.max(AV.id))) or 0
+    top = session.scalar(select(func.max(VersionRow.id))) or 0
     uris = session.scalars(
-        select(AV.uri).where(AV.id > watermark, AV.id <= top, is_live(AV), AV.save_type == SaveType.REGISTERED.value)
+        select(VersionRow.uri).where(VersionRow.id > watermark, VersionRow.id <= top, is_live(VersionRow), VersionRow.save_type == SaveType.REGISTERED.value)
     )
     return top, list(uris)
 
@@ -311,16 +313,16 @@ def named_uuids(session: Session, uuids: Sequence[str]) -> set[str]:
     """Which of ``uuids`` are versions (any state)."""
     found: set[str] = set()
     for chunk in chunks(list(uuids)):
-        found.update(session.scalars(select(AV.uuid).where(AV.uuid.in_(chunk))))
+        found.update(session.scalars(select(VersionRow.uuid).where(VersionRow.uuid.in_(chunk))))
     return found
 
 
 def uri_named(session: Session, uri: str, uuid: str | None = None) -> str | None:
     """The label of a version (any state) whose uuid is ``uuid`` or whose
     payload is ``uri``, lies inside it, or contains it; None when no row names it."""
-    condition = overlapping_uri(uri) if uuid is None else or_(overlapping_uri(uri), AV.uuid == uuid)
+    condition = overlapping_uri(uri) if uuid is None else or_(overlapping_uri(uri), VersionRow.uuid == uuid)
     row = session.execute(
-        select(Artifact.name, AV.version).join(Artifact, Artifact.id == AV.artifact_id).where(condition).limit(1)
+        select(Artifact.name, VersionRow.version).join(Artifact, Artifact.id == VersionRow.artifact_id).where(condition).limit(1)
     ).first()
     return f"{row[0]}:{row[1]}" if row else None
 
@@ -480,8 +482,8 @@ def versions_to_check(session: Session, after_id: int, limit: int) -> list[Versi
     """Versions whose payload should exist (live, or condemned and not yet swept), by id."""
     return _refs(
         session,
-        _ref_query().where(AV.id > after_id, or_(is_live(AV), and_(AV.state == CONDEMNED, AV.swept_at.is_(None))))
-        .order_by(AV.id).limit(limit),
+        _ref_query().where(VersionRow.id > after_id, or_(is_live(VersionRow), and_(VersionRow.state == CONDEMNED, VersionRow.swept_at.is_(None))))
+        .order_by(VersionRow.id).limit(limit),
     )
 
 
@@ -507,7 +509,7 @@ def referenced_condemned(session: Session) -> list[VersionRef]:
     """Condemned versions a step run links: the pruner must never make these."""
     return _refs(
         session,
-        _ref_query().where(AV.state == CONDEMNED, exists(select(StepIO.id).where(StepIO.version_id == AV.id))).order_by(AV.id),
+        _ref_query().where(VersionRow.state == CONDEMNED, exists(select(StepIO.id).where(StepIO.version_id == VersionRow.id))).order_by(VersionRow.id),
     )
 
 
@@ -520,10 +522,10 @@ def revive(session: Session, ids: Sequence[int]) -> list[int]:
     revived = []
     for chunk in chunks(ids):
         rows = list(session.scalars(
-            select(AV.id).where(AV.id.in_(chunk), AV.state == CONDEMNED, AV.swept_at.is_(None)).with_for_update()
+            select(VersionRow.id).where(VersionRow.id.in_(chunk), VersionRow.state == CONDEMNED, VersionRow.swept_at.is_(None)).with_for_update()
         ))
         if rows:
-            session.execute(update(AV).where(AV.id.in_(rows)).values(state=LIVE, condemned_at=None))
+            session.execute(update(VersionRow).where(VersionRow.id.in_(rows)).values(state=LIVE, condemned_at=None))
             revived.extend(rows)
     return revived
 
@@ -537,13 +539,13 @@ def condemn_missing(session: Session, ids: Sequence[int], now: dt.datetime) -> l
     bump_generation(session)
     done = []
     for chunk in chunks(sorted(ids)):
-        lock = select(AV.id).where(AV.id.in_(chunk), is_live(AV)).order_by(AV.id)
+        lock = select(VersionRow.id).where(VersionRow.id.in_(chunk), is_live(VersionRow)).order_by(VersionRow.id)
         if is_postgres(session):
             lock = lock.with_for_update(skip_locked=True)
         locked = list(session.scalars(lock))
-        still = list(session.scalars(select(AV.id).where(AV.id.in_(locked), _unreferenced())))
+        still = list(session.scalars(select(VersionRow.id).where(VersionRow.id.in_(locked), _unreferenced())))
         if still:
-            session.execute(update(AV).where(AV.id.in_(still)).values(state=CONDEMNED, condemned_at=now, swept_at=now))
+            session.execute(update(VersionRow).where(VersionRow.id.in_(still)).values(state=CONDEMNED, condemned_at=now, swept_at=now))
             done.extend(still)
     return done
 

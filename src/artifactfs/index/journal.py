@@ -113,16 +113,21 @@ def step_records(session: Session, step_run_ids: Iterable[int]) -> dict[int, dic
     return found
 
 
-def gather(session: Session, version_ids: Iterable[int]) -> dict[int, Gathered]:
-    """Everything the index holds of these versions, a few queries per 500."""
+def gather(session: Session, version_ids: Iterable[int], lock_live: bool = False) -> dict[int, Gathered]:
+    """Everything the index holds of these versions, a few queries per 500.
+    ``lock_live``: only the live ones, their rows locked (in id order) by the
+    query that reads them (:func:`rewrite_journals`)."""
     result: dict[int, Gathered] = {}
     ids = sorted(set(version_ids))
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        for row, name in session.execute(select(ArtifactVersion, Artifact.name)
-                                         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
-                                         .where(ArtifactVersion.id.in_(chunk))):
+        query = (select(ArtifactVersion, Artifact.name).join(Artifact, Artifact.id == ArtifactVersion.artifact_id)
+                 .where(ArtifactVersion.id.in_(chunk)))
+        if lock_live:
+            query = query.where(is_live()).order_by(ArtifactVersion.id).with_for_update(of=ArtifactVersion)
+        for row, name in session.execute(query):
             result[row.id] = Gathered(row, name)
+        chunk = [i for i in chunk if i in result]
         for f in session.scalars(select(VersionFile).where(VersionFile.version_id.in_(chunk))
                                  .order_by(VersionFile.version_id, VersionFile.path)):
             result[f.version_id].files.append(ManifestEntry(f.path, f.size, f.mode, f.digest or ""))
@@ -168,9 +173,7 @@ def rewrite_journals(index: Index, version_ids: Iterable[int],
         chunk = ids[start:start + CHUNK]
         opened = _open_stores(index, chunk, open_store)  # before the write: one connection at a time
         with index.write(durable=False) as session:
-            lock = select(ArtifactVersion.id).where(ArtifactVersion.id.in_(chunk), is_live())
-            live = list(session.scalars(lock.order_by(ArtifactVersion.id).with_for_update(of=ArtifactVersion)))
-            for gathered in gather(session, live).values():
+            for gathered in gather(session, chunk, lock_live=True).values():
                 problem = write_journal(gathered, opened.get)
                 if problem:
                     problems.append(problem)
@@ -331,8 +334,8 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
     done.steps = len(new_steps)
     version_ids = dict(session.execute(select(ArtifactVersion.uuid, ArtifactVersion.id).where(
         ArtifactVersion.uuid.in_(sorted({v for v, _, _ in links})))).all())
-    existing = {(s, d, n) for s, d, n in session.execute(
-        select(StepIO.step_run_id, StepIO.direction, StepIO.name)
+    existing = {(s, d, n, v) for s, d, n, v in session.execute(
+        select(StepIO.step_run_id, StepIO.direction, StepIO.name, StepIO.version_id)
         .where(StepIO.step_run_id.in_(list(step_ids.values()))))} if step_ids else set()
     wanted = []
     for version_uuid, direction, link in links:
@@ -340,7 +343,7 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
         step_id = step_ids.get(str(step.get("uuid"))) if isinstance(step, dict) else None
         if step_id is None or version_uuid not in version_ids:
             continue
-        key = (step_id, direction, str(link.get("name")))
+        key = (step_id, direction, str(link.get("name")), version_ids[version_uuid])
         if key in existing:
             continue
         existing.add(key)

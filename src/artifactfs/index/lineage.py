@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from artifactfs.index.browse import StepRef, VersionRef
+from artifactfs.index.browse import StepRef, VersionLink
 from artifactfs.index.models import Artifact, ArtifactVersion, Pipeline, PipelineRun, StepIO, StepRun
 from artifactfs.index.sql import is_live
 
@@ -51,7 +51,7 @@ class LineageEdge:
 @dataclass(frozen=True)
 class Lineage:
     root: str  # version uuid
-    versions: list[VersionRef]
+    versions: list[VersionLink]
     steps: list[StepRef]
     edges: list[LineageEdge]
     truncated: bool  # more step runs lie within the depth than ``max_steps``
@@ -97,7 +97,7 @@ def _load_links(session: Session, step_ids: list[int], links: dict) -> None:
 
 def _lineage_records(session: Session, root: int, links: dict, truncated: bool) -> Lineage:
     version_ids = {root} | {v for rows in links.values() for v, _, _ in rows}
-    versions = {r[0]: VersionRef(*r[1:]) for r in session.execute(
+    versions = {r[0]: VersionLink(*r[1:]) for r in session.execute(
         select(ArtifactVersion.id, ArtifactVersion.uuid, Artifact.name, ArtifactVersion.version,
                ArtifactVersion.data_type, ArtifactVersion.size)
         .join(Artifact, Artifact.id == ArtifactVersion.artifact_id)

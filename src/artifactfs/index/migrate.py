@@ -50,7 +50,9 @@ def _alembic_config() -> Config:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head
 
 
 def _say_created(index: Index) -> None:

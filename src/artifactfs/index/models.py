@@ -6,11 +6,11 @@ Every schema change here comes with a migration in ``migrations/versions``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 import uuid
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from artifactfs.index.clock import index_now
@@ -30,6 +30,9 @@ def new_uuid() -> str:
 
 
 class Base(DeclarativeBase):
+    #: Every model is mapped to one Table (SQLAlchemy types the attribute as any FROM clause).
+    __table__: ClassVar[Table]
+
     type_annotation_map = {
         dt.datetime: DateTime(timezone=True),
         dict[str, Any]: JSON,
@@ -245,11 +248,13 @@ class VersionFile(Base):
 
 
 class StepIO(Base):
-    """A step run read (input) or wrote (output) a version under a name."""
+    """A step run read (input) or wrote (output) a version under a name;
+    several versions may share a name (a step that saves ``manual`` three
+    times: ZenML's outputs are lists)."""
 
     __tablename__ = "step_io"
     __table_args__ = (
-        UniqueConstraint("step_run_id", "direction", "name"),
+        UniqueConstraint("step_run_id", "direction", "name", "version_id", name="uq_step_io_link"),
         Index("ix_step_io_version", "version_id"),
         _NEVER_REUSE,
     )
@@ -267,6 +272,8 @@ class Tag(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: held by one version of an artifact / one run of a pipeline at a time (ZenML's; migration 0012)
+    exclusive: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class VersionTag(Base):
@@ -286,6 +293,24 @@ class ArtifactTag(Base):
     __tablename__ = "artifact_tag"
 
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifact.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class RunTag(Base):
+    """A tag on a pipeline run (migration 0012)."""
+
+    __tablename__ = "run_tag"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("pipeline_run.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class PipelineTag(Base):
+    """A tag on a pipeline (migration 0012)."""
+
+    __tablename__ = "pipeline_tag"
+
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipeline.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 

@@ -44,6 +44,18 @@ class VersionNotLiveError(ArtifactfsError):
     """A version was condemned by the pruner before it could be linked."""
 
 
+def caching_on(step: str, run_config: dict[str, Any] | None, cache_key: str | None) -> bool:
+    """Whether caching was on for step run ``step``: the one rule the API and
+    the web view read. A run lists its steps with caching off
+    (``steps_without_cache`` in its config); a step run keeps its cache key
+    either way, so a later cached run can reuse it. Runs recorded before the
+    list was kept gave a key only to steps with caching on."""
+    listed = (run_config or {}).get("steps_without_cache")
+    if listed is None:
+        return cache_key is not None
+    return step not in listed
+
+
 def get_or_create_pipeline(session: Session, name: str) -> Pipeline:
     query = select(Pipeline).where(Pipeline.name == name)
     pipeline = session.scalars(query).first()  # the common case: one statement
@@ -136,7 +148,8 @@ class Link:
 
 
 def link_all(session: Session, step_run_id: int, links: Iterable[Link], fresh: Iterable[int] = ()) -> None:
-    """Record links of one step run (idempotent per direction and name).
+    """Record links of one step run (idempotent per direction, name and
+    version: several versions may share a name, as ZenML's output lists do).
     Versions in ``fresh`` were inserted by this very transaction: live, and
     seen by no one else yet, so they need no lock."""
     links = list(links)
@@ -146,7 +159,8 @@ def link_all(session: Session, step_run_id: int, links: Iterable[Link], fresh: I
     lock_live_versions(session, [l.version_id for l in links if l.version_id not in fresh])
     fault_point("link_checked")
     session.execute(
-        dialect_insert(session)(StepIO).on_conflict_do_nothing(index_elements=["step_run_id", "direction", "name"]),
+        dialect_insert(session)(StepIO).on_conflict_do_nothing(
+            index_elements=["step_run_id", "direction", "name", "version_id"]),
         [{"step_run_id": step_run_id, "version_id": l.version_id, "direction": l.direction, "name": l.name}
          for l in links],
     )
@@ -154,7 +168,7 @@ def link_all(session: Session, step_run_id: int, links: Iterable[Link], fresh: I
 
 
 def link(session: Session, step_run_id: int, version_id: int, direction: str, name: str) -> None:
-    """Record that a step run read or wrote a version (idempotent per name)."""
+    """Record that a step run read or wrote a version (idempotent per name and version)."""
     link_all(session, step_run_id, [Link(version_id, direction, name)])
 
 
@@ -171,15 +185,16 @@ def find_cached_step(session: Session, cache_key: str) -> StepRun | None:
     )
     for candidate in candidates:
         outputs = step_links(session, candidate.id, "output")
-        states = {v.state for v in outputs.values()}
+        states = {v.state for _, v in outputs}
         if outputs and states == {LIVE}:
             return candidate
     return None
 
 
-def links_of_steps(session: Session, step_run_ids: list[int]) -> dict[tuple[int, str], dict[str, ArtifactVersion]]:
-    """Every link of several step runs in one query: ``(step run id, direction) -> {name: version}``."""
-    found: dict[tuple[int, str], dict[str, ArtifactVersion]] = {}
+def links_of_steps(session: Session, step_run_ids: list[int]) -> dict[tuple[int, str], dict[str, list[ArtifactVersion]]]:
+    """Every link of several step runs in one query: ``(step run id,
+    direction) -> {name: [versions, in the order they were linked]}``."""
+    found: dict[tuple[int, str], dict[str, list[ArtifactVersion]]] = {}
     if not step_run_ids:
         return found
     rows = session.execute(
@@ -189,18 +204,28 @@ def links_of_steps(session: Session, step_run_ids: list[int]) -> dict[tuple[int,
         .order_by(StepIO.id)
     ).all()
     for step_run_id, direction, name, version in rows:
-        found.setdefault((step_run_id, direction), {})[name] = version
+        found.setdefault((step_run_id, direction), {}).setdefault(name, []).append(version)
     return found
 
 
-def step_links(session: Session, step_run_id: int, direction: str) -> dict[str, ArtifactVersion]:
+def step_links(session: Session, step_run_id: int, direction: str) -> list[tuple[str, ArtifactVersion]]:
+    """``(name, version)`` of every link of one step run in one direction,
+    in the order they were made (a name may come several times)."""
     rows = session.execute(
         select(StepIO.name, ArtifactVersion)
         .join(ArtifactVersion, ArtifactVersion.id == StepIO.version_id)
         .where(StepIO.step_run_id == step_run_id, StepIO.direction == direction)
         .order_by(StepIO.id)
     ).all()
-    return {name: version for name, version in rows}
+    return [(name, version) for name, version in rows]
+
+
+def run_outputs(session: Session, run_id: int) -> list[int]:
+    """Ids of every version the run's step runs output (cached ones included)."""
+    return list(session.scalars(
+        select(StepIO.version_id).distinct().join(StepRun, StepRun.id == StepIO.step_run_id)
+        .where(StepRun.run_id == run_id, StepIO.direction == "output")
+    ))
 
 
 # -- queries ----------------------------------------------------------------------------------

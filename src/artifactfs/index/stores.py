@@ -233,6 +233,13 @@ class OpenStores:
                     return store
         return None
 
+    def get_if_fresh(self, store_id: int) -> ArtifactStore | None:
+        """The store if it is open and its freshness needs no check now (no
+        query, no file: what a caller that must not wait may use), else None."""
+        if self.recheck is None or (self.recheck and time.monotonic() - self._checked_at < self.recheck):
+            return self.get_if_open(store_id)
+        return None
+
     def get_if_open(self, store_id: int) -> ArtifactStore | None:
         """The store if it is open (for redacting its secrets from a message)."""
         with self._lock:

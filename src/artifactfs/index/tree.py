@@ -365,8 +365,11 @@ def _output(row) -> OutputRecord:
 
 
 def list_outputs(session: Session, step_run_id: int) -> list[OutputRecord]:
+    """A step's outputs, one per name: a name linked several times (a step
+    that saved it more than once) shows its latest live version."""
     rows = session.execute(_outputs().where(StepIO.step_run_id == step_run_id).order_by(StepIO.id))
-    return [_output(r) for r in rows]
+    latest = {record.name: record for record in map(_output, rows)}
+    return sorted(latest.values(), key=lambda record: record.id)
 
 
 

@@ -27,7 +27,7 @@ import posixpath
 import shutil
 import tempfile
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from artifactfs.enums import ArtifactType, StorageSize
@@ -144,7 +144,7 @@ class BaseMaterializer:
         added by the caller for every materializer."""
         return {}
 
-    def save_visualizations(self, data: Any) -> dict[str, str]:
+    def save_visualizations(self, data: Any) -> Mapping[str, str]:
         """Write visualizations under ``self.visualization_uri`` (never inside
         the payload folder); return ``{uri: kind}`` with kinds from
         ``VISUALIZATION_TYPES``."""

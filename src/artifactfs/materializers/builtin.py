@@ -196,7 +196,7 @@ class BytesMaterializer(BaseMaterializer):
         with self.artifact_store.open(self.path(BYTES_FILE), "wb") as f:
             f.write(bytes(data))
 
-    def load(self, data_type: type) -> bytes:
+    def load(self, data_type: type) -> bytes | bytearray:
         with self.artifact_store.open(self.path(BYTES_FILE), "rb") as f:
             raw = f.read()
         if isinstance(data_type, type) and issubclass(data_type, bytearray):

@@ -152,7 +152,8 @@ class ContainerMaterializer(BaseMaterializer):
             )
         is_dict = kind == "dict"
         pairs = list(data.items()) if is_dict else list(enumerate(data))
-        elements, used = [], set()
+        elements: list = []
+        used: set = set()
         for index, (key, value) in enumerate(pairs):
             folder = folder_name(key, index, used) if is_dict else str(index)
             materializer = materializer_for_value(value)

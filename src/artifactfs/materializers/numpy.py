@@ -111,7 +111,7 @@ def _read_array(f) -> np.ndarray:
         raise MaterializerError("this .npy holds Python objects, which load only by unpickling",
                                 "load it with numpy.load(allow_pickle=True) if you trust its origin")
     array = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")
-    view = memoryview(array.reshape(-1, order="A").view(np.uint8))
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8))  # type: ignore[arg-type]  # an ndarray is a buffer
     filled = 0
     while filled < view.nbytes:
         got = f.readinto(view[filled:])

@@ -22,7 +22,7 @@ from artifactfs.materializers.builtin import JSON_FILE, decode, encode, is_jsona
 try:  # pydantic is optional
     import pydantic
 except ImportError:  # pragma: no cover - depends on the environment
-    pydantic = None
+    pydantic = None  # type: ignore[assignment]  # checked before every use
 
 
 def is_dataclass_instance(value: Any) -> bool:
@@ -80,7 +80,8 @@ def _build_dataclass(cls: type, fields: dict[str, Any]) -> Any:
         hints = typing.get_type_hints(cls)
     except Exception:  # annotations naming local or missing classes
         hints = {f.name: f.type for f in dataclasses.fields(cls) if not isinstance(f.type, str)}
-    init, late = {}, {}
+    init: dict[str, Any] = {}
+    late: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if field.name in fields:
             value = build(hints.get(field.name, Any), fields[field.name])

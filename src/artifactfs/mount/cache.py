@@ -44,6 +44,7 @@ class CacheKey:
     path: str
 
     def stem(self, root: Path) -> Path:
+        """The path (without suffix) of this file's data and block map under the cache folder ``root``."""
         digest = hashlib.sha256(self.path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return root / self.version_uuid[:2] / self.version_uuid / digest
 
@@ -57,6 +58,8 @@ class CachedFile:
         self.blocks = max(1, -(-size // self.block_size))
         self.stem = key.stem(cache.root)
         self._lock = threading.Lock()
+        self._writes_done = threading.Condition(self._lock)  # close waits for writes in progress
+        self._writing = 0
         self._bits = bytearray(-(-self.blocks // 8))
         self._present = 0
         self._dirty = False
@@ -89,13 +92,16 @@ class CachedFile:
 
     @property
     def complete(self) -> bool:
+        """Whether every block of the file is in the cache."""
         return self._present == self.blocks
 
     @property
     def cached_bytes(self) -> int:
+        """How many bytes of the file the cache holds (the last block may be short)."""
         return _bytes_of(self._present, self.has(self.blocks - 1), self.size, self.block_size)
 
     def has(self, block: int) -> bool:
+        """Whether block number ``block`` is in the cache."""
         return bool(self._bits[block >> 3] & (1 << (block & 7)))
 
     def missing(self, first: int, last: int) -> list[int]:
@@ -106,7 +112,8 @@ class CachedFile:
     # -- io ---------------------------------------------------------------------
 
     def write(self, offset: int, data: bytes) -> None:
-        """Store fetched bytes (whole blocks, or up to the end of the file)."""
+        """Store fetched bytes (whole blocks, or up to the end of the file).
+        Writes of different ranges run at once: the lock covers the map only."""
         if offset % self.block_size or (len(data) % self.block_size and offset + len(data) != self.size):
             raise ValueError(f"unaligned cache write at {offset} of {len(data)} bytes")
         first = offset // self.block_size
@@ -115,17 +122,30 @@ class CachedFile:
         with self._lock:
             if self._fd < 0:  # closed meanwhile (an abandoned fetch): drop it
                 return
-            os.pwrite(self._fd, data, offset)
-            for block in range(first, first + count):
-                if not self.has(block):
-                    self._bits[block >> 3] |= 1 << (block & 7)
-                    self._present += 1
-                    added += min(self.block_size, self.size - block * self.block_size)
-            self._dirty = True
+            self._writing += 1  # the descriptor stays open until this write is done
+        done = False
+        try:
+            written = os.pwrite(self._fd, data, offset)
+            while written < len(data):  # pwrite may write less (a signal, a very large range)
+                written += os.pwrite(self._fd, memoryview(data)[written:], offset + written)
+            done = True
+        finally:
+            with self._lock:
+                self._writing -= 1
+                if not self._writing:
+                    self._writes_done.notify_all()
+                if done:  # the map claims a block only once its bytes are written
+                    for block in range(first, first + count):
+                        if not self.has(block):
+                            self._bits[block >> 3] |= 1 << (block & 7)
+                            self._present += 1
+                            added += min(self.block_size, self.size - block * self.block_size)
+                    self._dirty = True
         if added:
             self.cache.grew(self, added)
 
     def pread(self, offset: int, size: int) -> bytes:
+        """``size`` cached bytes at ``offset`` (the caller checked that their blocks are present)."""
         return os.pread(self._fd, size, offset)
 
     def view(self) -> memoryview | None:
@@ -155,12 +175,15 @@ class CachedFile:
         _write_map(self.stem.with_suffix(MAP_SUFFIX), header, bits)
 
     def close(self) -> None:
+        """Write the block map down, mark the file as used now (the LRU after a restart), and let go of it."""
         self.persist()
         try:  # the map's mtime is the last use, for the LRU after a restart
             os.utime(self.stem.with_suffix(MAP_SUFFIX))
         except OSError:
             pass
         with self._lock:
+            while self._writing:  # an abandoned fetch may still be writing
+                self._writes_done.wait()
             if self._view is not None:
                 try:
                     self._view.release()
@@ -243,6 +266,7 @@ class BlockCache:
 
     @property
     def total_bytes(self) -> int:
+        """The bytes the cache holds, every file counted."""
         return self._total
 
     def scan(self) -> None:
@@ -309,6 +333,7 @@ class BlockCache:
         return cached
 
     def release(self, cached: CachedFile) -> None:
+        """One open of ``cached`` ended; at the last, the file may be evicted again."""
         with self._lock:
             cached.opens -= 1
             last = cached.opens == 0
@@ -321,6 +346,7 @@ class BlockCache:
             self._evict()
 
     def grew(self, cached: CachedFile, nbytes: int) -> None:
+        """``cached`` gained ``nbytes``; evict least recently used files that are not open when over capacity."""
         with self._lock:
             entry = self._entries.get(cached.key)
             if entry is not None:
@@ -367,6 +393,7 @@ class BlockCache:
             _prune_empty(entry.stem.parent, self.root)
 
     def close(self) -> None:
+        """Close every open cached file and release the cache folder's lock."""
         with self._lock:
             opened = [e.opened for e in self._entries.values() if e.opened is not None]
         for cached in opened:
@@ -376,6 +403,7 @@ class BlockCache:
             self._lock_fd = -1
 
     def statistics(self) -> dict:
+        """Files, bytes, capacity and open files of the cache, and when that was read."""
         with self._lock:
             return {"files": len(self._entries), "bytes": self._total, "capacity": self.capacity,
                     "open": sum(1 for e in self._entries.values() if e.opened is not None),

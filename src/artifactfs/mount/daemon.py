@@ -3,7 +3,9 @@ nursery (FUSE requests, index refresh, cache map flushes, signals), unmount
 cleanly on SIGINT/SIGTERM or when unmounted from outside; plus what the
 command line needs around it: a record per mount (pid, log), the list of
 artifactfs mounts from /proc/mounts, starting a detached daemon and
-waiting until its mount is live, and stopping one.
+waiting until its mount is live, and stopping one. SIGUSR1 makes a daemon
+write the FUSE requests it has served, by operation, beside its record
+(:func:`request_counts` asks and reads them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class MountOptions:
     clean_dead: bool = False  # clean up a dead artifactfs mount at the mountpoint first
 
     def resolved_cache_dir(self) -> Path:
+        """The remote-read cache folder: the one given, else ``mount`` in the cache folder."""
         return Path(self.cache_dir) if self.cache_dir else get_settings().cache_dir / "mount"
 
 
@@ -200,12 +203,14 @@ def _record_path(mountpoint: str | os.PathLike) -> Path:
 
 
 def log_path_for(mountpoint: str | os.PathLike) -> Path:
+    """The log file of the daemon serving ``mountpoint`` (in the data folder, named after the mount point)."""
     digest = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
     slug = "".join(c if c.isalnum() else "-" for c in os.path.abspath(mountpoint).strip("/"))[-40:]
     return get_settings().data_dir / "logs" / f"mount-{slug}-{digest[:8]}.log"
 
 
 def read_record(mountpoint: str | os.PathLike) -> dict | None:
+    """What the daemon serving ``mountpoint`` recorded about itself (pid, options), or None."""
     try:
         return json.loads(_record_path(mountpoint).read_text())
     except (OSError, ValueError):
@@ -225,6 +230,38 @@ def _remove_record(mountpoint: Path) -> None:
     record = read_record(mountpoint)
     if record and record.get("pid") == os.getpid():
         _record_path(mountpoint).unlink(missing_ok=True)
+        _requests_path(mountpoint).unlink(missing_ok=True)
+
+
+def _requests_path(mountpoint: str | os.PathLike) -> Path:
+    return _record_path(mountpoint).with_suffix(".requests.json")
+
+
+def _write_requests(mountpoint: Path, counts: dict[str, int]) -> None:
+    path = _requests_path(mountpoint)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(counts, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def request_counts(mountpoint: str | os.PathLike, timeout: float = 10.0) -> dict[str, int]:
+    """The FUSE requests the daemon of ``mountpoint`` has served since it
+    mounted, by operation (``lookup``, ``open``, ``read``, ...): it is sent
+    SIGUSR1 and writes them beside its record. For benchmarks and tests."""
+    pid = daemon_pid(mountpoint)
+    if pid is None:
+        raise MountError(f"no live artifactfs daemon is recorded for {mountpoint}", "see `artifactfs mount --status`")
+    path = _requests_path(mountpoint)
+    path.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.01)
+    raise MountError(f"the daemon of {mountpoint} (pid {pid}) did not report its requests within {timeout:g} s",
+                     "see its log")
 
 
 # -- kernel read-ahead -----------------------------------------------------------------------------------
@@ -338,13 +375,16 @@ async def _serve(ops, cache, options: MountOptions, mountpoint: Path, stores) ->
     async with trio.open_nursery() as nursery:
         ops.reader = Reader(ops.tree.index, cache, nursery,
                             ReaderConfig(timeout=options.timeout, local_reads=options.local_reads), stores)
-        nursery.start_soon(_on_signals, nursery.cancel_scope)
+        nursery.start_soon(_on_signals, nursery.cancel_scope, ops, mountpoint)
         nursery.start_soon(_logged, _after_init, ops, mountpoint, options.read_ahead_kb)
         nursery.start_soon(ops.refresh_loop, options.refresh)
         nursery.start_soon(_logged, _flush_loop, cache)
         nursery.start_soon(_logged, trio.to_thread.run_sync, cache.scan)
-        await pyfuse3.main(min_tasks=4, max_tasks=options.max_tasks)
-        log.info("%s was unmounted from outside", mountpoint)
+        try:
+            await pyfuse3.main(min_tasks=4, max_tasks=options.max_tasks)
+        finally:
+            ops.reader.close()
+        log.info("%s was unmounted from outside (requests served: %s)", mountpoint, dict(ops.requests))
         nursery.cancel_scope.cancel()
 
 
@@ -360,10 +400,17 @@ async def _logged(fn, *args) -> None:
         log.exception("%s failed (the mount goes on)", getattr(fn, "__name__", fn))
 
 
-async def _on_signals(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+async def _on_signals(scope: trio.CancelScope, ops, mountpoint: Path) -> None:
+    """SIGINT, SIGTERM: unmount; SIGUSR1: write the request counts out."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1) as signals:
         async for signum in signals:
-            log.info("%s received: unmounting", signal.Signals(signum).name)
+            if signum == signal.SIGUSR1:
+                counts = dict(ops.requests)
+                log.info("requests served so far: %s", counts)
+                await trio.to_thread.run_sync(_write_requests, mountpoint, counts)
+                continue
+            log.info("%s received: unmounting (requests served: %s)", signal.Signals(signum).name,
+                     dict(ops.requests))
             scope.cancel()
             return
 
@@ -495,6 +542,7 @@ def _drop_gone_requests(record: logging.LogRecord) -> bool:
 
 
 def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr at ``level``, secrets redacted, pyfuse3's own chatter at warnings only."""
     install_log_redaction()  # the daemon is started outside the `artifactfs` group: no password in its log
     logging.basicConfig(
         level=level, stream=sys.stderr,
@@ -518,6 +566,7 @@ __all__ = [
     "list_mounts",
     "mounted_at",
     "raise_read_ahead",
+    "request_counts",
     "run",
     "spawn",
     "unmount",

@@ -22,10 +22,12 @@ _encode = json.JSONEncoder(separators=(", ", ": "), default=str, ensure_ascii=Fa
 
 
 def iso(ns: int) -> str:
+    """A time in nanoseconds since the epoch as ISO 8601 text in UTC."""
     return dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).isoformat()
 
 
 def render(version: q.VersionRecord, extra: dict) -> bytes:
+    """The JSON document shown beside a version folder: the version, its producer and its outputs."""
     outputs = extra.get("outputs", [])
     producer = extra.get("producer")
     producer = dict(producer, inputs=extra.get("producer_inputs", [])) if producer else None
@@ -83,6 +85,7 @@ class Documents:
         self._keep({v.id: len(render(v, extras[v.id])) for v in wanted}, epoch)
 
     def size(self, version: q.VersionRecord) -> int:
+        """The size in bytes of a version's JSON document (rendered once when not known yet)."""
         size = self._known(version.id)
         if size is None:
             self.prepare([version])

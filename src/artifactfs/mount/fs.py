@@ -82,12 +82,15 @@ class Tree:
     # -- the other parts' jobs --------------------------------------------------------------
 
     def lookup(self, parent: int, name: bytes) -> Node:
+        """The node named ``name`` in folder ``parent`` (``NotFound`` when there is none)."""
         return self._lookup.lookup(parent, name)
 
     def listdir(self, inode: int) -> list[tuple[bytes, Node]]:
+        """The entries of folder ``inode``, as ``(name, node)``."""
         return self._listing.listdir(inode)
 
     def getxattr(self, inode: int, name: bytes) -> bytes:
+        """The extended attribute ``name`` of ``inode``."""
         return self._xattrs.get(inode, name)
 
     def xattrs(self, inode: int) -> dict[str, bytes]:
@@ -97,6 +100,7 @@ class Tree:
     # -- getattr, readlink ------------------------------------------------------------------
 
     def getattr(self, inode: int) -> Node:
+        """The node of ``inode``: its mode, size, times and how long the kernel may keep them."""
         kind, payload = split(inode)
         records = self.records
         if kind == Kind.SPECIAL:
@@ -122,6 +126,7 @@ class Tree:
         raise NotFound(f"inode {inode}")
 
     def readlink(self, inode: int) -> bytes:
+        """The target of a ``latest`` link (``InvalidArgument`` for any other inode)."""
         kind, payload = split(inode)
         if kind != Kind.LATEST:
             raise InvalidArgument(f"inode {inode} is not a symlink")
@@ -135,6 +140,7 @@ class Tree:
     # -- open ---------------------------------------------------------------------------------
 
     def open(self, inode: int) -> Payload | Document:
+        """What reading ``inode`` serves: a payload file of a store, or a generated document."""
         kind, payload = split(inode)
         if kind == Kind.FILE:
             version, record = self.records.file(payload)
@@ -169,6 +175,7 @@ class Tree:
     # -- refresh -------------------------------------------------------------------------------
 
     def generation(self) -> int:
+        """The index's change counter (polled to refresh what may have moved)."""
         return self.records.query(index_generation)
 
     def refresh(self) -> Changes | None:

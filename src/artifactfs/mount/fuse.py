@@ -16,14 +16,22 @@ cache (``keep_cache``).
 Tree calls are first tried from memory on the trio thread; a miss runs the
 call in a worker thread (``to_thread.run_sync``, under a limiter) so the
 loop never waits on the database.
+
+Every request is counted by operation (:attr:`Operations.requests`; the
+daemon writes the counts out on SIGUSR1), so a benchmark or a test can see
+how many requests a workload costs. ``flush`` answers ENOSYS: the kernel
+then stops sending one on every close (there is nothing to flush on a
+read-only mount).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +70,18 @@ def _errors(what: str):
         raise pyfuse3.FUSEError(errno.EIO) from None
 
 
+def _counted(handler: Callable) -> Callable:
+    """Count each call of a request handler in ``Operations.requests``, by name."""
+    name = handler.__name__
+
+    @functools.wraps(handler)
+    async def counted(self: Operations, *args):
+        self.requests[name] += 1
+        return await handler(self, *args)
+
+    return counted
+
+
 def _writes(flags: int) -> bool:
     """Whether an open asks to change the file (a read-only open with
     O_APPEND does not: a read-only ext4 allows it too)."""
@@ -91,8 +111,10 @@ class Operations(pyfuse3.Operations):
         self._fh = itertools.count(1)
         self._dirs: dict[int, _Dir] = {}
         self._files: dict[int, Handle] = {}
+        self.requests: Counter[str] = Counter()  # FUSE requests served, by operation
 
     def init(self) -> None:
+        """pyfuse3 started the session: the mount is up."""
         self.initialized.set()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -130,7 +152,9 @@ class Operations(pyfuse3.Operations):
 
     # -- names ------------------------------------------------------------------------------
 
+    @_counted
     async def lookup(self, parent_inode, name, ctx=None):
+        """FUSE lookup: the entry's attributes, or a negative entry the kernel may cache."""
         with _errors("lookup"):
             try:
                 node = await self._tree(self.tree.lookup, parent_inode, bytes(name))
@@ -138,27 +162,37 @@ class Operations(pyfuse3.Operations):
                 return self._negative(miss.stable)
             return self._attrs(node)
 
+    @_counted
     async def getattr(self, inode, ctx=None):
+        """FUSE getattr: the inode's attributes."""
         with _errors("getattr"):
             return self._attrs(await self._tree(self.tree.getattr, inode))
 
+    @_counted
     async def readlink(self, inode, ctx):
+        """FUSE readlink: the target of a ``latest`` link."""
         with _errors("readlink"):
             return await self._tree(self.tree.readlink, inode)
 
+    @_counted
     async def forget(self, inode_list):
         """Inodes are derived from index ids, so there is nothing to drop."""
 
     # -- folders ------------------------------------------------------------------------------
 
+    @_counted
     async def opendir(self, inode, ctx):
+        """FUSE opendir: list the folder once; ``readdir`` pages through that listing."""
         with _errors("opendir"):
             entries = await self._tree(self.tree.listdir, inode)
         fh = next(self._fh)
         self._dirs[fh] = _Dir(inode, entries)
         return fh
 
+    @_counted
     async def readdir(self, fh, start_id, token):
+        """FUSE readdir: entries from ``start_id`` on, until the kernel's buffer
+        is full (0 after a first pass: a rewind, listed afresh)."""
         folder = self._dirs.get(fh)
         if folder is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -173,12 +207,16 @@ class Operations(pyfuse3.Operations):
             if not pyfuse3.readdir_reply(token, name, self._attrs(node), position + 1):
                 break
 
+    @_counted
     async def releasedir(self, fh):
+        """FUSE releasedir: forget the folder's listing."""
         self._dirs.pop(fh, None)
 
     # -- files ------------------------------------------------------------------------------------
 
+    @_counted
     async def open(self, inode, flags, ctx):
+        """FUSE open: a handle for reading (EROFS for any write)."""
         if _writes(flags):
             raise pyfuse3.FUSEError(errno.EROFS)
         with _errors("open"):
@@ -194,17 +232,23 @@ class Operations(pyfuse3.Operations):
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
+    @_counted
     async def read(self, fh, off, size):
+        """FUSE read: ``size`` bytes at ``off`` of an open file."""
         handle = self._files.get(fh)
         if handle is None:
             raise pyfuse3.FUSEError(errno.EBADF)
         with _errors("read"):
             return await self.reader.read(handle, off, size)
 
+    @_counted
     async def flush(self, fh):
-        pass
+        """FUSE flush: not implemented (ENOSYS), so the kernel stops sending it on close."""
+        raise pyfuse3.FUSEError(errno.ENOSYS)  # the kernel stops sending flush on close
 
+    @_counted
     async def release(self, fh):
+        """FUSE release: close the handle (the file's data may then be evicted from the cache)."""
         handle = self._files.pop(fh, None)
         if handle is not None:
             with _errors("release"):
@@ -212,16 +256,22 @@ class Operations(pyfuse3.Operations):
 
     # -- extended attributes -------------------------------------------------------------------
 
+    @_counted
     async def getxattr(self, inode, name, ctx):
+        """FUSE getxattr: one extended attribute."""
         with _errors("getxattr"):
             return await self._tree(self.tree.getxattr, inode, bytes(name))
 
+    @_counted
     async def listxattr(self, inode, ctx):
+        """FUSE listxattr: the names of the inode's extended attributes."""
         with _errors("listxattr"):
             values = await self._tree(self.tree.xattrs, inode)
         return [name.encode() for name in values]
 
+    @_counted
     async def statfs(self, ctx):
+        """FUSE statfs: the live payload as used space, the local stores' free space as available."""
         with _errors("statfs"):
             usage = await self._tree(self.tree.usage)
         stats = pyfuse3.StatvfsData()
@@ -240,12 +290,15 @@ class Operations(pyfuse3.Operations):
     # -- everything that would write: EROFS ---------------------------------------------------
 
     async def _read_only(self, *args, **kwargs):
+        self.requests["write"] += 1
         raise pyfuse3.FUSEError(errno.EROFS)
 
     setattr = mknod = mkdir = unlink = rmdir = symlink = rename = link = _read_only
     write = create = setxattr = removexattr = _read_only
 
+    @_counted
     async def fsync(self, fh, datasync):
+        """FUSE fsync: nothing to make durable on a read-only mount."""
         pass
 
     # -- live refresh ------------------------------------------------------------------------------

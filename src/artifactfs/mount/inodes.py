@@ -71,6 +71,7 @@ class InodeOverflow(ValueError):
 
 
 def make(kind: Kind, payload: int) -> int:
+    """The inode of kind ``kind`` for index id ``payload`` (``InodeOverflow`` when it does not fit)."""
     if not 0 < payload <= PAYLOAD_MASK:
         raise InodeOverflow(f"id {payload} does not fit an inode of kind {kind.name}")
     return (int(kind) << KIND_SHIFT) | payload

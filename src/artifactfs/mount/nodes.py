@@ -87,10 +87,12 @@ class Node:
 
     @property
     def name_moves(self) -> bool:
+        """Whether the name may come to mean another node (its entry then gets the short timeout)."""
         return self.moving if self.moving_name is None else self.moving_name
 
     @property
     def is_dir(self) -> bool:
+        """Whether the node is a folder."""
         return stat.S_ISDIR(self.mode)
 
 
@@ -159,6 +161,7 @@ def split(inode: int) -> tuple[Kind, int]:
 
 
 def dir_node(inode: int, mtime_ns: int, moving: bool, nlink: int = 1) -> Node:
+    """A folder node (size 0: ``du -b`` of a folder counts its payload only)."""
     return Node(inode, DIR_MODE, 0, mtime_ns, nlink, moving)  # size 0: `du -b` of a folder is its payload
 
 
@@ -189,8 +192,10 @@ def doc_node(inode: int, version: q.VersionRecord, size: int) -> Node:
 
 
 def latest_node(artifact: q.Named, target: bytes) -> Node:
+    """The ``latest`` link of an artifact, pointing at ``target`` (its newest version)."""
     return Node(inodes.make(Kind.LATEST, artifact.id), LINK_MODE, len(target), artifact.time_ns, 1, True)
 
 
 def named_node(kind: Kind, record: q.Named) -> Node:
+    """The folder of a pipeline, run, step or artifact record."""
     return dir_node(inodes.make(kind, record.id), record.time_ns, True)

@@ -1,6 +1,6 @@
 """Payload bytes for the mount. A local store is read from the payload file
 with ``pread``; a remote store through the block cache (``cache.py``),
-filled by ranged reads of the store's one public ranged read
+filled by ranged GETs (``remote.py``) of the store's one public ranged read
 (``ArtifactStore.read_range``).
 
 Reads follow the reader's pattern and nothing else:
@@ -12,19 +12,21 @@ Reads follow the reader's pattern and nothing else:
   thread (a hand-off to a worker costs more than the read itself); while
   several read at once, bytes the page cache holds are read on the trio
   thread (``preadv`` with ``RWF_NOWAIT`` never waits on the disk) and the
-  rest in worker threads, so their disk reads are in flight together.
-* remote: a random read fetches only the blocks it needs (several ranged
-  GETs at once); a reader that keeps reading sequentially gets a window of
-  ranged GETs running ahead of it, which doubles each time the reader
-  catches up with it (``initial_window`` to ``max_window``).
+  rest in the disk reader threads (``diskpool``), so their disk reads are
+  in flight together.
+* remote: a random read fetches only the blocks it needs; a reader that
+  keeps reading sequentially gets a window of ranged GETs running ahead of
+  it, which grows while it stays sequential, in pieces sized by what a GET
+  of the object costs (``readahead.py``).
 
 Everything that waits on a store is bounded by ``timeout``: a read that has
-no bytes after ``timeout`` seconds fails with EIO, and one log line names
-the store and the object.
+no bytes after ``timeout`` seconds fails with EIO. Each object that fails is
+logged once per outage of its store, and the store's return in one line
+(``outages.py``).
 
-It owns open files, per-handle sequential detection, per-store connection
-limits and the fetch tasks (started in the daemon's nursery). What a name
-or inode is, is ``fs.py``'s business; FUSE is ``fuse.py``'s.
+It owns open files, per-handle patterns, per-store limits on GETs in flight
+and the fetch tasks (started in the daemon's nursery). What a name or inode
+is, is ``fs.py``'s business; FUSE is ``fuse.py``'s.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ import errno
 import logging
 import os
 import stat
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -43,19 +44,18 @@ from artifactfs.index import list_store_rows
 from artifactfs.index.stores import OpenStores
 from artifactfs.index.db import Index
 from artifactfs.mount.cache import BlockCache, CachedFile, CacheKey
-from artifactfs.mount.nodes import Document, FsError, Payload
+from artifactfs.mount.diskpool import DiskPool
+from artifactfs.mount.nodes import Document, Payload
+from artifactfs.mount.outages import Outages
+from artifactfs.mount.readahead import Pattern, ReadAhead
+from artifactfs.mount.remote import RemoteFile, StoreFailure, StoreLanes
 from artifactfs.stores import ArtifactStore
 
 log = logging.getLogger(__name__)
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _TOGETHER = 0.05  # seconds: files read from the disk this close in time are read together
-
-
-class StoreFailure(FsError):
-    """A store failed or did not answer in time: EIO."""
-
-    errno = errno.EIO
+_SKIP_AFTER_MISS = 8  # reads of a file sent straight to a thread after its page cache missed
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,10 @@ class ReaderConfig:
     local_reads: str = "auto"  # "auto" (cached bytes inline, the rest in a thread), "inline" or "thread"
     local_threads: int = 16  # local reads waiting on the disk at once
     chunk_blocks: int = 8  # at most this many blocks per ranged GET of a random read
-    initial_window: int = 4 << 20  # how far ranged GETs run ahead of a sequential reader...
-    max_window: int = 128 << 20  # ...doubling each time the reader catches up, up to this
-    max_piece: int = 32 << 20  # bytes per ranged GET of the window (a quarter of it)
-    sequential_slack: int = 8 << 20  # a read this close to the previous one is sequential
-    connections: int = 8  # ranged GETs at once, per store
-    log_every: float = 30.0  # one line per failing object per this many seconds
+    connections: int = 8  # ranged GETs at once per store for waiting readers, as many again for read-ahead
+    readahead_budget: int = 256 << 20  # bytes of read-ahead GETs in memory at once, per store
+    readahead: ReadAhead = field(default_factory=ReadAhead)
+    retry_after: float = 0.5  # a block whose GET failed gives EIO at once for this long while its store is down
 
 
 # -- open files ------------------------------------------------------------------------------
@@ -81,8 +79,10 @@ class LocalFile:
     def __init__(self, target: Payload, store: ArtifactStore, fd: int) -> None:
         self.target, self.store, self.fd = target, store, fd
         self.nowait = bool(_NOWAIT)  # the file system can say "not cached" instead of waiting
+        self.skip_nowait = 0  # reads left that go straight to a thread after "not cached"
 
     def close(self) -> None:
+        """Close the payload file's descriptor."""
         os.close(self.fd)
 
 
@@ -99,110 +99,12 @@ def _pread_cached(file: LocalFile, buffer: bytearray, offset: int) -> int:
         return 0
 
 
-class RemoteFile:
-    """One remote payload file while open, shared by its handles: its cache
-    file and the ranged GETs in flight (a GET per run of missing blocks)."""
-
-    def __init__(self, reader: Reader, target: Payload, store: ArtifactStore, cached: CachedFile | None) -> None:
-        self.reader, self.target, self.store, self.cached = reader, target, store, cached
-        self.size = target.size
-        self.refs = 0
-        self.closed = False
-        self.inflight: dict[int, trio.Event] = {}  # block -> its fetch's event
-        self.errors: dict[int, tuple[BaseException, float]] = {}  # block -> why and when its fetch failed
-
-    def close(self) -> None:
-        self.closed = True
-        if self.cached is not None:
-            self.reader.cache.release(self.cached)
-
-    def schedule(self, first: int, last: int, piece: int) -> None:
-        """Start GETs for the missing blocks of ``first..last`` that are not
-        in flight, ``piece`` blocks at most per GET."""
-        run: list[int] = []
-        now = trio.current_time()
-        for block in self.cached.missing(first, last):
-            if block in self.inflight or self._failed(block, now) is not None:
-                continue
-            if run and (block != run[-1] + 1 or len(run) == piece):
-                self._start(run[0], run[-1])
-                run = []
-            run.append(block)
-        if run:
-            self._start(run[0], run[-1])
-
-    def _failed(self, block: int, now: float) -> BaseException | None:
-        """Why the block's fetch failed, if it failed within ``timeout``: the
-        kernel asks again at once (its read-ahead failed, then it reads the
-        page itself), and that ask must not wait out the timeout again."""
-        failure = self.errors.get(block)
-        if failure is not None and now - failure[1] < self.reader.config.timeout:
-            return failure[0]
-        return None
-
-    def _start(self, first: int, last: int) -> None:
-        event = trio.Event()
-        for block in range(first, last + 1):
-            self.inflight[block] = event
-            self.errors.pop(block, None)
-        self.reader.nursery.start_soon(self._fetch, first, last, event)
-
-    async def _fetch(self, first: int, last: int, event: trio.Event) -> None:
-        bs = self.cached.block_size
-        start, end = first * bs, min((last + 1) * bs, self.size)
-        timeout = self.reader.config.timeout
-        try:
-            async with self.reader.limiter(self.store):
-                if self.closed:
-                    return
-                with trio.move_on_after(timeout) as scope:
-                    await trio.to_thread.run_sync(self._get, start, end, abandon_on_cancel=True,
-                                                  limiter=self.reader.threads)
-            if scope.cancelled_caught:
-                raise TimeoutError(f"no answer within {timeout:g} s")
-        except Exception as exc:  # any store error becomes EIO for the reads waiting on these blocks
-            failed_at = trio.current_time()
-            for block in range(first, last + 1):
-                self.errors[block] = (exc, failed_at)
-            self.reader.report(self, start, end, exc)
-        finally:
-            for block in range(first, last + 1):
-                if self.inflight.get(block) is event:
-                    del self.inflight[block]
-            event.set()
-
-    def _get(self, start: int, end: int) -> None:
-        """In a worker thread: one ranged GET, stored in the cache."""
-        for piece in self.store.read_range(self.target.uri, start, end, chunk=end - start):
-            self.cached.write(start, piece)
-
-    async def wait(self, first: int, last: int) -> bool:
-        """Until blocks ``first..last`` are cached (StoreFailure if their
-        fetch failed); whether it had to wait for a fetch."""
-        waited = False
-        for block in range(first, last + 1):
-            while not self.cached.has(block):
-                event = self.inflight.get(block)
-                if event is None:
-                    error = self._failed(block, trio.current_time())
-                    if error is not None:
-                        raise StoreFailure(f"{self.store.name}: {error}")
-                    self.schedule(block, last, self.reader.config.chunk_blocks)
-                    continue
-                waited = True
-                await event.wait()
-        return waited
-
-
 @dataclass
 class Handle:
-    """One open of a file: what it reads, and this reader's pattern."""
+    """One open of a file: what it reads, and (remote) this reader's pattern."""
 
     file: LocalFile | RemoteFile | Document
-    next_offset: int = 0  # where this reader's next sequential read starts
-    run: int = 1  # sequential reads in a row (a read at 0 counts as one more)
-    window: int = 0  # remote: bytes fetched ahead of a sequential reader
-    ahead: int = 0  # remote: where this reader's read-ahead has asked up to
+    pattern: Pattern | None = None
 
 
 # -- the reader --------------------------------------------------------------------------------
@@ -236,31 +138,25 @@ class Reader:
         self.db_threads = trio.CapacityLimiter(4)
         self.disk_threads = trio.CapacityLimiter(self.config.local_threads)
         self._stores = stores or Stores(index)
-        self._limiters: dict[str, trio.CapacityLimiter] = {}
+        self.outages = Outages(self.config.retry_after)
+        self._lanes: dict[str, StoreLanes] = {}
         # Open remote files by (inode, store, uri): after a migration re-points
         # a version, new opens read the new place while old handles finish.
         self._files: dict[tuple, RemoteFile] = {}
         self._opening: dict[tuple, trio.Event] = {}
-        self._reported: dict[tuple[str, str], float] = {}
         self._recent_readers: dict[int, float] = {}  # local files read from the disk lately, by id
-        self._disk_waits = 0  # local reads waiting on the disk in threads
+        self.disk_pool = DiskPool(self.config.local_threads)  # local reads that may wait on the disk
 
-    def limiter(self, store: ArtifactStore) -> trio.CapacityLimiter:
-        limiter = self._limiters.get(store.name)
-        if limiter is None:
-            limiter = self._limiters[store.name] = trio.CapacityLimiter(self.config.connections)
-        return limiter
+    def lanes(self, store: ArtifactStore) -> StoreLanes:
+        """The store's limits on GETs in flight."""
+        lanes = self._lanes.get(store.name)
+        if lanes is None:
+            lanes = self._lanes[store.name] = StoreLanes(self.config.connections, self.config.readahead_budget)
+        return lanes
 
     def report(self, file: RemoteFile | LocalFile, start: int, end: int, exc: BaseException) -> None:
-        """One log line per failing object (and then one per ``log_every``)."""
-        store, uri = file.store, file.target.uri
-        now = time.monotonic()
-        key = (store.name, uri)
-        if now - self._reported.get(key, -1e9) < self.config.log_every:
-            return
-        self._reported[key] = now
-        detail = store.redact(f"{type(exc).__name__}: {exc}")[:300]
-        log.error("store %s: reading %s (bytes %d-%d) failed: %s", store.name, store.redact(uri), start, end, detail)
+        """A read of ``file`` failed: logged once per object per outage of its store."""
+        self.outages.failed(file.store, file.target.uri, start, end, exc)
 
     # -- open ----------------------------------------------------------------------------------
 
@@ -293,9 +189,12 @@ class Reader:
             event.set()
 
     def _remote_handle(self, file: RemoteFile) -> Handle:
-        return Handle(file, window=self.config.initial_window)
+        return Handle(file, Pattern())
 
     async def _store(self, target: Payload, quiet: bool) -> ArtifactStore:
+        store = self._stores.get_if_fresh(target.store_id)  # the usual case: no thread
+        if store is not None:
+            return store
         try:
             return await trio.to_thread.run_sync(self._stores.get, target.store_id, limiter=self.db_threads)
         except Exception as exc:
@@ -304,11 +203,14 @@ class Reader:
             raise StoreFailure(str(exc)) from exc
 
     async def _open_local(self, store: ArtifactStore, target: Payload, quiet: bool) -> LocalFile:
-        def open_file() -> LocalFile:  # in a worker thread: opening touches the disk
+        """Opened on the loop when the kernel's lookup cache holds the whole
+        path (``openat2(RESOLVE_CACHED)``: it never waits on the disk), else
+        in a worker thread: a thread hand-off costs more than such an open."""
+        def open_file(cached_only: bool = False) -> LocalFile:
             # One open beneath the store's root descriptor, no link followed
             # (stores.beneath); size and mode come from that descriptor, never
             # from a second lookup of the name.
-            fd = store.beneath.open_read_fd(store.local_relative(target.uri))
+            fd = store.beneath.open_read_fd(store.local_relative(target.uri), cached_only=cached_only)
             try:
                 info = os.fstat(fd)
                 if info.st_size != target.size:
@@ -323,7 +225,10 @@ class Reader:
             return LocalFile(target, store, fd)
 
         try:
-            return await trio.to_thread.run_sync(open_file, limiter=self.disk_threads)
+            try:
+                return open_file(cached_only=True)
+            except BlockingIOError:
+                return await trio.to_thread.run_sync(open_file, limiter=self.disk_threads)
         except (OSError, ArtifactfsError) as exc:  # a link or a special file where the payload was, too
             if not quiet:
                 log.error("store %s: cannot open %s: %s", store.name, target.uri, exc)
@@ -345,11 +250,16 @@ class Reader:
     # -- read ----------------------------------------------------------------------------------
 
     async def read(self, handle: Handle, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of an open file: a document, a local
+        payload file, or a remote one through the cache."""
         file = handle.file
         if isinstance(file, Document):
             return file.data[offset : offset + size]
         if isinstance(file, LocalFile):
-            return await self._read_local(file, offset, size)
+            data = await self._read_local(file, offset, size)
+            if self.outages.down:  # a read of a store that failed lately worked: it is back
+                self.outages.succeeded(file.store)
+            return data
         return await self._read_remote(handle, file, offset, size)
 
     async def _read_local(self, file: LocalFile, offset: int, size: int) -> bytes:
@@ -361,9 +271,13 @@ class Reader:
         try:
             if mode == "inline" or (mode == "auto" and self._alone(file)):
                 return os.pread(file.fd, size, offset)
-            if mode == "auto" and file.nowait:
+            if mode == "auto" and file.nowait and file.skip_nowait:
+                file.skip_nowait -= 1
+            elif mode == "auto" and file.nowait:
                 buffer = bytearray(size)
                 got = _pread_cached(file, buffer, offset)
+                if not got:  # a cold reader: asking the page cache first costs a system call (and starts
+                    file.skip_nowait = _SKIP_AFTER_MISS  # the disk read on the loop): ask less often
                 if got == size or offset + got >= file.target.size:
                     return buffer if got == size else memoryview(buffer)[:got]
                 if got:
@@ -381,14 +295,10 @@ class Reader:
         if len(recent) > 1:
             for key in [k for k, seen in recent.items() if now - seen > _TOGETHER]:
                 del recent[key]
-        return len(recent) == 1 and not self._disk_waits
+        return len(recent) == 1 and not self.disk_pool.waiting
 
     async def _pread_thread(self, file: LocalFile, size: int, offset: int) -> bytes:
-        self._disk_waits += 1
-        try:
-            return await trio.to_thread.run_sync(os.pread, file.fd, size, offset, limiter=self.disk_threads)
-        finally:
-            self._disk_waits -= 1
+        return await self.disk_pool.run(os.pread, file.fd, size, offset)
 
     async def _read_remote(self, handle: Handle, file: RemoteFile, offset: int, size: int) -> bytes:
         end = min(offset + size, file.size)
@@ -399,39 +309,25 @@ class Reader:
             config = self.config
             bs = cached.block_size
             first, last = offset // bs, (end - 1) // bs
-            sequential = handle.next_offset - config.sequential_slack <= offset <= handle.next_offset + bs
-            handle.run = handle.run + 1 if sequential else 0
-            handle.next_offset = max(handle.next_offset, end) if sequential else end
-            if not sequential:
-                handle.ahead = 0
-            file.schedule(first, last, config.chunk_blocks)
-            if handle.run >= 2:
-                self._read_ahead(handle, file, end)
+            pattern = handle.pattern
+            pattern.observe(offset, end, bs, config.readahead)
+            upto, piece = pattern.plan(offset, end, file.size, bs, file.cost, config.readahead)
+            if piece:
+                file.schedule(first, (upto - 1) // bs, -(-piece // bs), ahead=True)
+            else:
+                file.schedule(first, last, config.chunk_blocks)
             with trio.move_on_after(config.timeout) as scope:
-                caught_up = await file.wait(first, last)
+                await file.wait(first, last)
             if scope.cancelled_caught:
-                raise StoreFailure(f"{file.store.name}: no answer within {config.timeout:g} s")
-            if caught_up and handle.run >= 2:  # the reader waited on the window: widen it
-                handle.window = min(handle.window * 2, config.max_window)
+                error = TimeoutError(f"no bytes within {config.timeout:g} s")
+                self.report(file, offset, end, error)
+                raise StoreFailure(f"{file.store.name}: {error}")
         return cached.view()[offset:end]
-
-    def _read_ahead(self, handle: Handle, file: RemoteFile, end: int) -> None:
-        """Keep GETs running ``handle.window`` bytes ahead of a sequential
-        reader, in whole pieces of a quarter of the window: a GET costs a
-        request's latency (and on some servers time for the whole object),
-        so the window is not topped up a block at a time."""
-        bs = file.cached.block_size
-        piece = max(bs, min(handle.window // 4, self.config.max_piece) // bs * bs)
-        start = max(handle.ahead, end // bs * bs)
-        upto = min(end + handle.window, file.size)
-        if upto - start < piece and upto < file.size:
-            return
-        file.schedule(start // bs, (upto - 1) // bs, piece // bs)
-        handle.ahead = upto
 
     # -- release ---------------------------------------------------------------------------------
 
     async def release(self, handle: Handle) -> None:
+        """The end of one open: close a local file, or drop one reference to a remote one."""
         file = handle.file
         if isinstance(file, Document):
             return
@@ -443,7 +339,12 @@ class Reader:
             del self._files[_file_key(file.target)]
             await trio.to_thread.run_sync(file.close, limiter=self.db_threads)
 
+    def close(self) -> None:
+        """Stop the disk reader threads (at unmount)."""
+        self.disk_pool.close()
+
     def statistics(self) -> dict:
+        """Open files and the cache's figures."""
         return {"open_files": len(self._files), "cache": self.cache.statistics()}
 
 

@@ -51,6 +51,7 @@ class Lru:
         self.data: OrderedDict = OrderedDict()
 
     def get(self, key, default=None):
+        """The value of ``key`` (now the most recently used), or ``default``."""
         try:
             value = self.data[key]
         except KeyError:
@@ -65,6 +66,7 @@ class Lru:
         return len(self.data)
 
     def put(self, key, value) -> None:
+        """Keep ``value`` under ``key``, evicting the least recently used while over capacity."""
         self.pop(key)
         self.data[key] = value
         self.weight += self.weigh(value) if self.weigh else 1
@@ -73,11 +75,13 @@ class Lru:
             self.weight -= self.weigh(old) if self.weigh else 1
 
     def pop(self, key) -> None:
+        """Forget ``key`` if it is kept."""
         old = self.data.pop(key, MISSING)
         if old is not MISSING:
             self.weight -= self.weigh(old) if self.weigh else 1
 
     def clear(self) -> None:
+        """Forget everything."""
         self.data.clear()
         self.weight = 0
 
@@ -127,6 +131,7 @@ class Manifest:
 
     @property
     def folder_count(self) -> int:
+        """How many folders the payload's tree has (its top included)."""
         return len(self.folders)
 
     def _folder(self, number: int, inode: int) -> Folder:
@@ -135,15 +140,19 @@ class Manifest:
         return self.folders[number]
 
     def children(self, number: int, inode: int) -> Iterable[tuple[bytes, Child]]:
+        """The entries of folder ``number`` of the payload, as ``(name, child)``."""
         return self._folder(number, inode).children.items()
 
     def child(self, number: int, inode: int, name: bytes) -> Child | None:
+        """The entry ``name`` of folder ``number``, or None."""
         return self._folder(number, inode).children.get(name)
 
     def subfolders(self, number: int, inode: int) -> int:
+        """How many folders folder ``number`` holds (for its link count)."""
         return self._folder(number, inode).subfolders
 
     def file(self, file_id: int) -> q.FileRecord | None:
+        """The manifest record of file ``file_id``, or None."""
         return self.files.get(file_id)
 
 
@@ -160,6 +169,7 @@ class FlatManifest:
 
     @classmethod
     def fits(cls, files: list[q.FileRecord]) -> bool:
+        """Whether ``files`` are few and all at the top (then this lighter form holds them)."""
         return len(files) <= cls.MAX_FILES and not any("/" in f.path for f in files)
 
     def __len__(self) -> int:
@@ -170,22 +180,27 @@ class FlatManifest:
             raise NotFound(f"inode {inode}")
 
     def children(self, number: int, inode: int) -> Iterable[tuple[bytes, Child]]:
+        """The files of the payload's only folder, as ``(name, child)``."""
         self._top(number, inode)
         return [(shown, (False, f.id)) for shown, f in self.entries]
 
     def child(self, number: int, inode: int, name: bytes) -> Child | None:
+        """The file ``name`` of the payload's only folder, or None."""
         self._top(number, inode)
         return next(((False, f.id) for shown, f in self.entries if shown == name), None)
 
     def subfolders(self, number: int, inode: int) -> int:
+        """0: a flat payload has no folder inside it."""
         self._top(number, inode)
         return 0
 
     def file(self, file_id: int) -> q.FileRecord | None:
+        """The manifest record of file ``file_id``, or None."""
         return next((f for _, f in self.entries if f.id == file_id), None)
 
 
 def make_manifest(files: list[q.FileRecord]) -> Manifest | FlatManifest:
+    """The in-memory form of a version's manifest that fits it (flat or a tree)."""
     return FlatManifest(files) if FlatManifest.fits(files) else Manifest(files)
 
 
@@ -222,6 +237,7 @@ class Records:
             self._local.memory_only = False
 
     def check_query(self) -> None:
+        """Refuse to query the index where only what is in memory may be used (``NeedsIndex``)."""
         if getattr(self._local, "memory_only", False):
             raise NeedsIndex
 
@@ -234,6 +250,7 @@ class Records:
             return fn(connection, *args)  # closing ends the (read) transaction
 
     def memo(self, cache: Lru, key, load: Callable, *args):
+        """``load(*args)`` from the index, kept in ``cache`` unless the generation moved meanwhile."""
         with self.lock:
             value = cache.get(key, MISSING)
             epoch = self.epoch
@@ -244,9 +261,11 @@ class Records:
         return value
 
     def moving_memo(self, key, load: Callable, *args):
+        """:meth:`memo` in the cache of records that can change (dropped when the generation moves)."""
         return self.memo(self.moving, key, load, *args)
 
     def remember(self, cache: Lru, key, value, epoch: int) -> None:
+        """Keep ``value`` in ``cache``, unless the generation moved since ``epoch``."""
         with self.lock:
             if self.epoch == epoch:
                 cache.put(key, value)
@@ -259,6 +278,8 @@ class Records:
     # -- versions and manifests ---------------------------------------------------------
 
     def version(self, version_id: int) -> q.VersionRecord:
+        """The record of a version (``NotFound`` when the index has none),
+        read once, with its manifest when that is small."""
         with self.lock:
             record = self.versions.get(version_id)
             epoch = self.epoch
@@ -279,6 +300,7 @@ class Records:
                     self.manifests.put(record.id, manifest)
 
     def manifest(self, version: q.VersionRecord) -> Manifest | FlatManifest:
+        """The manifest of ``version``, read once and kept."""
         with self.lock:
             manifest = self.manifests.get(version.id)
             epoch = self.epoch
@@ -304,6 +326,7 @@ class Records:
                 self.manifests.put(version.id, make_manifest(found[version.id]))
 
     def file(self, file_id: int) -> tuple[q.VersionRecord, q.FileRecord]:
+        """The version holding file ``file_id`` and the file's manifest record."""
         version_id = self.memo(self.files, file_id, q.file_owner, file_id)
         if version_id is None:
             raise NotFound(f"file {file_id}")
@@ -320,11 +343,13 @@ class Records:
                 self.files.put(file_id, version_id)
 
     def producer(self, version_id: int) -> q.Producer | None:
+        """The step run that produced the version, or None."""
         return self.memo(self.producers, version_id, q.producer, version_id)
 
     # -- folders of the tree ------------------------------------------------------------------
 
     def output(self, step_io_id: int) -> q.OutputRecord:
+        """A step's output record (``NotFound`` when it is gone)."""
         record = self.moving_memo(("output", step_io_id), q.get_output, step_io_id)
         if record is None:
             raise NotFound(f"output {step_io_id}")
@@ -350,6 +375,7 @@ class Records:
         return View(kind, owner, self.output(owner).version), number
 
     def named(self, kind: Kind, record_id: int) -> q.Named:
+        """The record of a pipeline, run, step or artifact folder (``NotFound`` when it is gone)."""
         load = {Kind.PIPELINE: q.get_pipeline, Kind.RUN: q.get_run, Kind.STEP: q.get_step,
                 Kind.ARTIFACT: q.get_artifact}[kind]
         record = self.moving_memo((kind, record_id), load, record_id)
@@ -358,6 +384,7 @@ class Records:
         return record
 
     def latest_target(self, artifact_id: int) -> bytes:
+        """The name of the artifact's newest live version, as its ``latest`` link points at it."""
         version = self.moving_memo(("newest", artifact_id), q.newest_version, artifact_id)
         if version is None:
             raise NotFound(f"artifact {artifact_id} has no live version")

@@ -29,6 +29,7 @@ _FILE_NAMES = (PREFIX + "path", PREFIX + "digest", PREFIX + "file_size")
 
 
 def version_values(version: q.VersionRecord, producer: q.Producer | None) -> dict[str, bytes]:
+    """The extended attributes of a version folder: its row's facts and, when a step made it, the producer."""
     values = {
         "id": version.uuid,
         "name": version.artifact,
@@ -50,6 +51,7 @@ def version_values(version: q.VersionRecord, producer: q.Producer | None) -> dic
 
 
 def file_values(record: q.FileRecord) -> dict[str, bytes]:
+    """The extended attributes of a payload file: its path, digest and size."""
     return dict(zip(_FILE_NAMES, (record.path.encode(), (record.digest or "").encode(), str(record.size).encode())))
 
 

@@ -84,4 +84,5 @@ class UnmaterializedArtifact(ArtifactVersion):
 
     @classmethod
     def of(cls, version: ArtifactVersion) -> UnmaterializedArtifact:
+        """The unmaterialized form of a version (its fields, no value loaded)."""
         return cls(**{f.name: getattr(version, f.name) for f in dataclasses.fields(version)})

@@ -52,6 +52,8 @@ class StepLogBuffer:
         self.written = threading.Event()  # set by every write: the flusher stores the log
 
     def write(self, text: str) -> None:
+        """Keep ``text`` (in the head while it has room, else in the tail,
+        cutting the oldest) and wake the flusher."""
         if not text:
             return
         self.written.set()

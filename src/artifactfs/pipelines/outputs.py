@@ -38,6 +38,7 @@ class OutputSpec:
 
 
 def parse_outputs(func) -> list[OutputSpec]:
+    """The outputs a step function declares by its return annotation (none for ``-> None``)."""
     hints = typing.get_type_hints(func, include_extras=True)
     if "return" not in hints:
         return [OutputSpec(SINGLE_OUTPUT, Any, False)]
@@ -80,21 +81,43 @@ def _spec(annotation: Any, default_name: str) -> OutputSpec:
 
 
 def placeholders(template: str) -> set[str]:
+    """The ``{placeholder}`` names in an output name template."""
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
 def substitution_values(start: dt.datetime, custom: dict[str, str]) -> dict[str, str]:
+    """The values output names may use: ``date`` and ``time`` of the run's start, and the custom ones."""
     return {"date": start.strftime("%Y_%m_%d"), "time": start.strftime("%H_%M_%S_%f"), **custom}
 
 
+class MissingSubstitutionError(StepDefinitionError, KeyError, RuntimeError):
+    """A name's placeholder has no value: refused before the run starts.
+    ZenML's message; a ``KeyError`` as ZenML's name formatting raises, and
+    a ``RuntimeError`` as ZenML 0.98's failed run surfaces it."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
+
+
 def fill(template: str, values: dict[str, str], where: str) -> str:
+    """``template`` with its placeholders filled; a placeholder with no value is refused, naming ``where``."""
     missing = sorted(placeholders(template) - set(values))
     if missing:
-        raise StepDefinitionError(
-            f"{where}: name {template!r} uses placeholder(s) {', '.join(missing)} with no value",
+        # ZenML's wording first: code written against it matches on it
+        raise MissingSubstitutionError(
+            f"Could not format the name template `{template}`. Missing key: {missing[0]!r} "
+            f"({where}: no value for placeholder(s) {', '.join(missing)})",
             "pass them with .with_options(substitutions={...}) on the step or pipeline",
         )
     return template.format(**values)
+
+
+def cache_name(template: str, values: dict[str, str]) -> str:
+    """An output's name as the cache key sees it: the custom values filled
+    in, ``{date}`` and ``{time}`` left as they are, so a cached run of a
+    dated output finds the earlier one (ZenML keeps the cached names)."""
+    return template.format(**{key: values[key] if key not in ("date", "time") else "{" + key + "}"
+                              for key in placeholders(template) if key in values})
 
 
 # -- run-time type checks ----------------------------------------------------------------
@@ -124,6 +147,7 @@ def matches(value: Any, annotation: Any) -> bool:
 
 
 def type_label(annotation: Any) -> str:
+    """A readable name of a type annotation (``int``, ``list[str]``)."""
     if isinstance(annotation, type):
         return annotation.__qualname__
     return str(annotation).replace("typing.", "")

@@ -15,18 +15,19 @@ from typing import Any
 from artifactfs.api.runs import PipelineRunView, PipelineView
 from artifactfs.enums import ExecutionMode
 from artifactfs.index.artifacts import check_name
+from artifactfs.index.tags import as_tags
 from artifactfs.pipelines.outputs import StepDefinitionError
 from artifactfs.pipelines.runner import RunOptions, run_pipeline
 from artifactfs.pipelines.trace import tracing
 
 
 #: ZenML pipeline options for remote orchestration; accepted, ignored locally.
-IGNORED_OPTIONS = frozenset({"settings", "extra", "model", "on_failure", "on_success", "tags",
+IGNORED_OPTIONS = frozenset({"settings", "extra", "model", "on_failure", "on_success",
                              "enable_artifact_metadata", "enable_artifact_visualization", "enable_step_logs",
                              "config_path", "schedule", "build", "parameters"})
 #: ZenML options deprecated in 0.98 and without effect there: accepted with a warning.
 DEPRECATED_OPTIONS = frozenset({"unlisted"})
-_OPTIONS = {"enable_cache", "substitutions", "run_name", "store", "name", "execution_mode", "quiet"}
+_OPTIONS = {"enable_cache", "substitutions", "run_name", "store", "name", "execution_mode", "quiet", "tags"}
 
 
 class Pipeline:
@@ -40,6 +41,7 @@ class Pipeline:
         store: str | None = None,
         execution_mode: ExecutionMode | str = ExecutionMode.CONTINUE_ON_FAILURE,
         quiet: bool = False,
+        tags: Any = None,
     ) -> None:
         functools.update_wrapper(self, func)
         self.entrypoint = func
@@ -50,6 +52,7 @@ class Pipeline:
         self.store = store
         self.execution_mode = ExecutionMode(execution_mode)
         self.quiet = quiet  # no progress lines (artifactfs.pipelines.progress)
+        self.tags = as_tags(tags)  # each run's tags; cascade=True ones also go on its output versions
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name}>"
@@ -61,6 +64,7 @@ class Pipeline:
 
     @property
     def last_run(self) -> PipelineRunView:
+        """The pipeline's newest run."""
         return self.model.last_run
 
     def with_options(self, **options: Any) -> Pipeline:
@@ -81,6 +85,8 @@ class Pipeline:
                 value = {**self.substitutions, **(value or {})}
             if key == "execution_mode":
                 value = ExecutionMode(value)
+            if key == "tags":  # added to the pipeline's, as ZenML merges them
+                value = [*self.tags, *(t for t in as_tags(value) if t not in self.tags)]
             setattr(self, key, value)
         return self
 
@@ -92,7 +98,7 @@ class Pipeline:
             raise StepDefinitionError(f"pipeline {self.name!r} calls no step", "call @step functions inside it")
         options = RunOptions(
             pipeline=self.name, run_name=self.run_name, enable_cache=self.enable_cache,
-            substitutions=self.substitutions, store=self.store, quiet=self.quiet,
+            substitutions=self.substitutions, store=self.store, quiet=self.quiet, tags=list(self.tags),
         )
         return run_pipeline(trace, parameters, options)
 
@@ -131,6 +137,7 @@ def pipeline(
     substitutions: dict[str, str] | None = None,
     execution_mode: ExecutionMode | str = ExecutionMode.CONTINUE_ON_FAILURE,
     quiet: bool = False,
+    tags: Any = None,
     **options: Any,
 ):
     """Decorator, with or without arguments: ``@pipeline`` or ``@pipeline(enable_cache=False)``.
@@ -140,11 +147,12 @@ def pipeline(
 
     A run logs one line per step as it starts and ends (logger
     ``artifactfs.pipelines``, on stderr unless logging is configured);
-    ``quiet=True`` turns that off."""
+    ``quiet=True`` turns that off. ``tags`` (names or ``Tag`` values) go on
+    every run; a ``Tag(..., cascade=True)`` also on every output version."""
     _check_options(options, allowed=frozenset())
 
     def wrap(f: Callable) -> Pipeline:
         return Pipeline(f, name=name, enable_cache=enable_cache, substitutions=substitutions,
-                        execution_mode=execution_mode, quiet=quiet)
+                        execution_mode=execution_mode, quiet=quiet, tags=tags)
 
     return wrap(func) if func is not None else wrap

@@ -30,8 +30,10 @@ from artifactfs.api.stores import get_store
 from artifactfs.api.writing import WriteBatch, pick_materializer, write_value
 from artifactfs.errors import AlreadyExistsError
 from artifactfs.index import get_index
-from artifactfs.index import artifacts as version_rows
-from artifactfs.index import pipelines as rows
+from artifactfs.index import artifacts as artifact_rows
+from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index import tags as tag_rules
+from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import check_name
 from artifactfs.index.journal import step_records
 from artifactfs.stores.manifest import link_record
@@ -40,11 +42,13 @@ from artifactfs.pipelines.config import ArtifactConfig, ExternalArtifact, Unmate
 from artifactfs.index.pipelines import Link, VersionNotLiveError
 from artifactfs.pipelines.outputs import (
     StepDefinitionError,
+    cache_name,
     fill,
     matches,
     substitution_values,
     type_label,
 )
+from artifactfs.pipelines import inputs as step_inputs
 from artifactfs.pipelines import logs as step_logs
 from artifactfs.pipelines.heartbeat import keep_alive
 from artifactfs.pipelines.progress import RunProgress
@@ -61,6 +65,7 @@ class RunOptions:
     substitutions: dict[str, str] = field(default_factory=dict)
     store: str | None = None
     quiet: bool = False
+    tags: list[Tag] = field(default_factory=list)  # the run's; cascading ones also go on its output versions
 
 
 @dataclass
@@ -68,19 +73,28 @@ class PlannedStep:
     """An invocation with everything decided before anything runs."""
 
     invocation: Invocation
-    parameters: dict[str, Any]
-    inputs: dict[str, StepOutput | ArtifactVersion]
+    parameters: dict[str, Any]  # as the run records them (JSON)
+    arguments: dict[str, Any]  # the parameters as the step gets them: validated and converted
+    inputs: dict[str, Any]  # a step output (or a list of them), a version, a lazy version or an external value
     artifact_names: dict[str, str]  # output name -> artifact name
+    cache_names: dict[str, str]  # output name -> its name as the cache key sees it (outputs.cache_name)
+    substitutions: dict[str, str]  # the step's own (ZenML's step_run.config.substitutions adds the run's)
     use_cache: bool
 
 
 def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) -> PipelineRunView:
+    """Run a traced pipeline's steps in order on this machine (a cached step
+    reuses its outputs); returns the run as the index recorded it."""
     start = utcnow()
     plan = [_plan_step(inv, options, start) for inv in trace.invocations]
     run_name = _run_name(options, start)
     store = get_store(options.store)
-    config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache}
-    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config)
+    config = {"substitutions": substitution_values(start, options.substitutions), "enable_cache": options.enable_cache,
+              "steps_without_cache": [p.invocation.name for p in plan if not p.use_cache],
+              "step_substitutions": {p.invocation.name: p.substitutions for p in plan if p.substitutions},
+              "input_types": {p.invocation.name: {k: step_inputs.input_type(v).value for k, v in p.inputs.items()}
+                              for p in plan if p.inputs}}
+    run_id = get_index().run_write(_create_run, options.pipeline, run_name, parameters, config, options.tags)
     produced: dict[str, dict[str, ArtifactVersion]] = {}
     with RunProgress(options.pipeline, run_name, len(plan), quiet=options.quiet) as progress, keep_alive(run_id):
         try:
@@ -89,9 +103,9 @@ def run_pipeline(trace: Trace, parameters: dict[str, Any], options: RunOptions) 
                     outcome.outputs, outcome.cached = _run_step(planned, run_id, options, run_name, store, produced)
                 produced[planned.invocation.name] = outcome.outputs
         except BaseException:
-            _finish_run(run_id, RunStatus.FAILED)
+            _finish_run(run_id, RunStatus.FAILED, options.tags)
             raise
-        _finish_run(run_id, RunStatus.COMPLETED)
+        _finish_run(run_id, RunStatus.COMPLETED, options.tags)
     return get_pipeline_run(run_name)
 
 
@@ -101,15 +115,25 @@ def _run_name(options: RunOptions, start: dt.datetime) -> str:
     return check_name(name, "run name")
 
 
-def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any]) -> int:
+def _create_run(session, pipeline: str, run_name: str, parameters: dict[str, Any], config: dict[str, Any],
+                tags: list[Tag]) -> int:
     try:
-        return rows.create_run(session, pipeline, run_name, parameters, config).id
+        run_id = pipeline_rows.create_run(session, pipeline, run_name, parameters, config).id
     except IntegrityError:  # run names are unique (the only constraint a new run can break): no need to ask first
         raise AlreadyExistsError(f"a pipeline run named {run_name!r} exists", "choose another run_name") from None
+    tag_rules.attach(session, "run", [run_id], tags)
+    return run_id
 
 
-def _finish_run(run_id: int, status: RunStatus) -> None:
-    get_index().run_write(rows.finish_by_id, PipelineRun, run_id, status)
+def _finish_run(run_id: int, status: RunStatus, tags: list[Tag] = ()) -> None:
+    """End the run; ``cascade`` tags go on every version its steps output (ZenML's)."""
+    def finish(session) -> None:
+        pipeline_rows.finish_by_id(session, PipelineRun, run_id, status)
+        cascading = [tag for tag in tags if tag.cascade]
+        if cascading:
+            tag_rules.attach(session, "version", pipeline_rows.run_outputs(session, run_id), cascading)
+
+    get_index().run_write(finish)
     update_linked_journals(run_ids=[run_id])  # the run's end, in the manifest file of every version it touched
 
 
@@ -119,29 +143,33 @@ def _finish_run(run_id: int, status: RunStatus) -> None:
 def _plan_step(invocation: Invocation, options: RunOptions, start: dt.datetime) -> PlannedStep:
     step = invocation.step
     where = f"step {invocation.name!r} of pipeline {options.pipeline!r}"
-    parameters, inputs = {}, {}
+    parameters, arguments, inputs = {}, {}, {}
     for key, value in invocation.arguments.items():
-        if isinstance(value, (StepOutput, ArtifactVersion, LazyArtifactVersion, ExternalArtifact)):
+        if step_inputs.is_artifact(value):
             inputs[key] = value
             continue
         try:
-            json.dumps(value, allow_nan=True)
+            parameters[key] = step_inputs.json_form(value)
         except (TypeError, ValueError):
             raise StepDefinitionError(
                 f"{where}: parameter {key!r} is a {type(value).__name__}, which is not JSON-serializable",
                 "pass it as an artifact instead: return it from another step, or save_artifact() it and pass "
                 "the ArtifactVersion",
             ) from None
-        parameters[key] = value
+        default = step.signature.parameters[key].default
+        arguments[key] = value if value is default else step_inputs.convert(value, step.input_types[key], where, key)
     values = substitution_values(start, {**options.substitutions, **step.substitutions})
-    names = {}
+    names, cache_names = {}, {}
     for spec in step.outputs:
         if spec.named:
             names[spec.name] = check_name(fill(spec.name, values, where))
+            cache_names[spec.name] = cache_name(spec.name, values)
         else:
-            names[spec.name] = check_name(f"{options.pipeline}::{invocation.name}::{spec.name}")
+            names[spec.name] = cache_names[spec.name] = check_name(
+                f"{options.pipeline}::{invocation.name}::{spec.name}")
     use_cache = options.enable_cache and step.enable_cache is not False
-    return PlannedStep(invocation, parameters, inputs, names, use_cache)
+    return PlannedStep(invocation, parameters, arguments, inputs, names, cache_names, dict(step.substitutions),
+                       use_cache)
 
 
 def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: ArtifactStore) -> str:
@@ -149,8 +177,9 @@ def cache_key(planned: PlannedStep, inputs: dict[str, ArtifactVersion], store: A
     material = {
         "code": planned.invocation.step.code_hash,
         "parameters": planned.parameters,
-        "inputs": {k: v.content_hash or v.id for k, v in sorted(inputs.items())},
-        "outputs": planned.artifact_names,
+        "inputs": {k: [x.content_hash or x.id for x in v] if isinstance(v, list) else v.content_hash or v.id
+                   for k, v in sorted(inputs.items())},
+        "outputs": planned.cache_names,
         "store": store.name,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
@@ -172,14 +201,15 @@ def _run_step(
         if cached is not None:
             return cached, True
     step_run_id, step_run_uuid = get_index().run_write(_start_step, planned, run_id, key, inputs)
-    update_journals([v._pk for v in inputs.values()])  # each input's manifest file names this consumer
+    update_journals([v._pk for v in _each(inputs)])  # each input's manifest file names this consumer
     context = StepRunContext(step_run_id, step_run_uuid, options.pipeline, run_name, planned.invocation.name,
                              output_names=tuple(spec.name for spec in step.outputs))
     try:
-        values = _load_inputs(planned, inputs)
-        with inside_step_run(context), step_logs.captured(step_run_id):
-            result = step.entrypoint(**planned.parameters, **values)
-        return _save_outputs(planned, context, result, store), False
+        with inside_step_run(context):  # materializers too may ask get_step_context() (ZenML's)
+            values = _load_inputs(planned, inputs)
+            with step_logs.captured(step_run_id):
+                result = step.entrypoint(**planned.arguments, **values)
+            return _save_outputs(planned, context, result, store), False
     except BaseException as exc:
         _finish_step(context.step_run_id, RunStatus.FAILED, exc)
         if isinstance(exc, Exception) and hasattr(exc, "add_note"):
@@ -195,6 +225,8 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
     saved now as ``<pipeline>::<step>::<input>``."""
     if isinstance(ref, StepOutput):
         return produced[ref.invocation][ref.output]
+    if step_inputs.is_output_list(ref):
+        return [produced[item.invocation][item.output] for item in ref]
     if isinstance(ref, LazyArtifactVersion):
         return ref.resolve()
     if isinstance(ref, ExternalArtifact):
@@ -204,14 +236,20 @@ def _resolve(ref, key: str, planned: PlannedStep, options: RunOptions, store: Ar
 
 def _start_step(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
     step = planned.invocation.step
-    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash,
-                               key if planned.use_cache else None, planned.parameters)
-    rows.link_all(session, row.id, _input_links(inputs))
+    # The key is kept even with caching off (as ZenML keeps it): a later run with caching on reuses this one.
+    row = pipeline_rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters)
+    pipeline_rows.link_all(session, row.id, _input_links(inputs))
     return row.id, row.uuid
 
 
-def _input_links(inputs: dict[str, ArtifactVersion]) -> list[Link]:
-    return [Link(version._pk, "input", name) for name, version in inputs.items()]
+def _input_links(inputs: dict[str, Any]) -> list[Link]:
+    """One link per version; a list input links each of its versions under its name."""
+    return [Link(version._pk, "input", name) for name, given in inputs.items()
+            for version in (given if isinstance(given, list) else [given])]
+
+
+def _each(inputs: dict[str, Any]) -> list[ArtifactVersion]:
+    return [version for given in inputs.values() for version in (given if isinstance(given, list) else [given])]
 
 
 def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
@@ -221,22 +259,25 @@ def _reuse_cached(planned: PlannedStep, run_id: int, key: str, inputs: dict[str,
     except VersionNotLiveError:
         return None  # the pruner got there first: run the step for real
     if outputs is not None:
-        update_journals([v._pk for v in [*inputs.values(), *outputs.values()]])
+        update_journals([v._pk for v in [*_each(inputs), *outputs.values()]])
     return outputs
 
 
 def _record_cached(session, planned: PlannedStep, run_id: int, key: str, inputs: dict[str, ArtifactVersion]):
-    original = rows.find_cached_step(session, key)
+    original = pipeline_rows.find_cached_step(session, key)
     if original is None:
         return None
     step = planned.invocation.step
-    row = rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
+    row = pipeline_rows.create_step_run(session, run_id, planned.invocation.name, step.code_hash, key, planned.parameters,
                                original_step_run_id=original.id, status=RunStatus.CACHED)
-    outputs = rows.step_links(session, original.id, "output")
+    outputs = pipeline_rows.step_links(session, original.id, "output")
+    # What the original loaded itself (manual inputs) it read for this run too, as ZenML records it.
+    manual = [Link(v.id, "input", n) for n, v in pipeline_rows.step_links(session, original.id, "input") if n not in inputs]
     # One call for inputs and outputs: every version is locked in id order.
-    rows.link_all(session, row.id, _input_links(inputs) + [Link(v.id, "output", n) for n, v in outputs.items()])
+    pipeline_rows.link_all(session, row.id, _input_links(inputs) + manual + [Link(v.id, "output", n) for n, v in outputs])
     output_of = {link: output for output, link in _link_names(planned).items()}
-    return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs.items()}
+    # a name saved several times (save_artifact in the step) stands for its last version here
+    return {output_of.get(name, name): ArtifactVersion.from_row(v) for name, v in outputs}
 
 
 def _link_names(planned: PlannedStep) -> dict[str, str]:
@@ -252,6 +293,9 @@ def _load_inputs(planned: PlannedStep, inputs: dict[str, ArtifactVersion]) -> di
     annotations = planned.invocation.step.input_types
     for key, version in inputs.items():
         annotation = annotations[key]
+        if isinstance(version, list):  # several step outputs as one argument: a list of their values
+            values[key] = [item.load() for item in version]
+            continue
         if isinstance(annotation, type) and issubclass(annotation, UnmaterializedArtifact):
             values[key] = UnmaterializedArtifact.of(version)  # the version itself, not its value
             continue
@@ -344,8 +388,8 @@ def _link_outputs(session, step_run_id: int, outputs: list[str], inserted: list)
     complete the run (the versions were inserted by this very transaction:
     they need no lock)."""
     links = [Link(row.id, "output", output) for output, row in zip(outputs, inserted)]
-    rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
-    rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
+    pipeline_rows.link_all(session, step_run_id, links, fresh=[row.id for row in inserted])
+    pipeline_rows.finish_by_id(session, StepRun, step_run_id, RunStatus.COMPLETED)
 
 
 ERROR_TEXT_LIMIT = 4000
@@ -360,8 +404,8 @@ def _finish_step(step_run_id: int, status: RunStatus, error: BaseException | Non
         metadata = {"error": f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT], "traceback": text[-ERROR_TEXT_LIMIT:]}
 
     def finish(session) -> None:
-        rows.finish_by_id(session, StepRun, step_run_id, status)
+        pipeline_rows.finish_by_id(session, StepRun, step_run_id, status)
         if metadata is not None:
-            version_rows.set_metadata(session, metadata, step_run_id=step_run_id)
+            artifact_rows.set_metadata(session, metadata, step_run_id=step_run_id)
 
     get_index().run_write(finish)

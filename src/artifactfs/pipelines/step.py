@@ -2,7 +2,8 @@
 
 Called inside a ``@pipeline`` function, a step does not run: it records an
 invocation and returns placeholders (``StepOutput``) that later steps take
-as inputs. Called anywhere else, it is the plain function.
+as inputs. Called anywhere else, it runs as a one-step pipeline
+(``pipelines.single``), as in ZenML.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from artifactfs.api.context import current_step_run
 from artifactfs.materializers.base import BaseMaterializer, MaterializerError, import_by_name
 from artifactfs.pipelines.outputs import OutputSpec, StepDefinitionError, parse_outputs
 from artifactfs.pipelines.trace import current_trace
@@ -130,12 +132,20 @@ class Step:
         return clone.configure(**options)
 
     def __call__(self, *args: Any, after: Any = None, id: str | None = None, **kwargs: Any) -> Any:  # noqa: A002
-        """Outside a pipeline: the plain function. Inside one: an invocation;
-        ``after=`` (a step, its name or a list of them) orders it after steps
-        already called, ``id=`` names the invocation (ZenML's keywords)."""
+        """Inside a pipeline function: an invocation; ``after=`` (a step, its
+        name or a list of them) orders it after steps already called,
+        ``id=`` names the invocation (ZenML's keywords). Inside a running
+        step: the function, its arguments validated. Anywhere else, as in
+        ZenML: a recorded one-step run, which returns the outputs' values
+        (``step.entrypoint(...)`` is the bare function)."""
         trace = current_trace()
         if trace is None:
-            return self.entrypoint(*args, **kwargs)
+            # pipelines.single builds on Pipeline, which builds on this module
+            from artifactfs.pipelines.single import run_single_step, validated
+
+            if current_step_run() is not None:
+                return self.entrypoint(**validated(self, args, kwargs))
+            return run_single_step(self, args, kwargs)
         invocation = trace.add(self, args, kwargs, after=after, name=id)
         placeholders = tuple(StepOutput(invocation, spec.name) for spec in self.outputs)
         if len(placeholders) == 1:

@@ -30,6 +30,7 @@ class Trace:
     invocations: list[Invocation] = field(default_factory=list)
 
     def add(self, step: Step, args: tuple, kwargs: dict, after: Any = None, name: str | None = None) -> str:
+        """Record one call of a step while the pipeline function runs; its invocation name."""
         try:
             bound = step.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -75,11 +76,13 @@ _current: ContextVar[Trace | None] = ContextVar("artifactfs_trace", default=None
 
 
 def current_trace() -> Trace | None:
+    """The trace of the pipeline function running now, or None."""
     return _current.get()
 
 
 @contextmanager
 def tracing() -> Iterator[Trace]:
+    """Trace the step calls of a pipeline function run inside (artifact lookups stay lazy meanwhile)."""
     trace = Trace()
     token = _current.set(trace)
     try:

@@ -36,6 +36,7 @@ import shutil
 import stat
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -90,6 +91,7 @@ def parts_of(relative: str) -> list[str]:
 
 _SYS_OPENAT2 = 437  # the same number on every Linux architecture (added in 5.6)
 _RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 0x02, 0x04, 0x08
+_RESOLVE_CACHED = 0x20  # fail with EAGAIN unless every component is in the kernel's lookup cache (5.12)
 
 
 class _OpenHow(ctypes.Structure):
@@ -126,10 +128,11 @@ def _openat2_call() -> Callable | None:
 USE_OPENAT2 = True
 
 
-def _open_at2(dir_fd: int, relative: str, flags: int, mode: int) -> int:
+def _open_at2(dir_fd: int, relative: str, flags: int, mode: int, resolve: int = 0) -> int:
     call = _openat2_call()
+    assert call is not None, "callers check that the kernel has openat2"
     how = _OpenHow(flags, mode if flags & os.O_CREAT else 0,
-                   _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
+                   _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS | resolve)
     fd = call(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), os.fsencode(relative), ctypes.byref(how),
               ctypes.c_size_t(ctypes.sizeof(how)))
     if fd < 0:
@@ -260,6 +263,21 @@ class Root:
             if parent != self.fd():
                 os.close(parent)
 
+    def _open_cached(self, relative: str, flags: int) -> int:
+        """``open_fd`` through ``openat2(RESOLVE_CACHED)``; BlockingIOError
+        when that would wait on the disk, or when it would take the slow way
+        (no openat2, a link on the way: the caller then opens it as usual)."""
+        fd = self._fd
+        if not (USE_OPENAT2 and fd is not None and _openat2_call() is not None):
+            raise BlockingIOError(errno.EAGAIN, "not opened from the lookup cache")
+        try:
+            return _open_at2(fd, "/".join(parts_of(relative)), flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
+                             _RESOLVE_CACHED)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise OSError(exc.errno, exc.strerror, self.full(relative)) from None
+            raise BlockingIOError(errno.EAGAIN, "not opened from the lookup cache") from None
+
     def _open_last(self, parent: int, parts: list[str], flags: int, mode: int) -> int:
         try:
             return os.open(parts[-1], flags, mode, dir_fd=parent)
@@ -301,10 +319,15 @@ class Root:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def open_read_fd(self, relative: str) -> int:
+    def open_read_fd(self, relative: str, cached_only: bool = False) -> int:
         """A blocking read-only descriptor of the regular file ``relative``;
-        ``fstat`` it for size and mode (never look the name up again)."""
-        fd = self.open_fd(relative, _READ_FLAGS)
+        ``fstat`` it for size and mode (never look the name up again).
+        ``cached_only``: open only if the kernel's lookup cache holds every
+        component (never waits on the disk), else BlockingIOError."""
+        if cached_only:
+            fd = self._open_cached(relative, _READ_FLAGS)
+        else:
+            fd = self.open_fd(relative, _READ_FLAGS)
         try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
@@ -415,7 +438,7 @@ class Root:
     def files(self, relative: str = "", on_link: Callable[[str], None] | None = None) -> list[str]:
         """Every regular file below folder ``relative``, as sorted paths relative to it."""
         base = relative.strip("/")
-        found = []
+        found: list[str] = []
         for folder, entries in self.walk(base, on_link):
             inner = folder[len(base):].lstrip("/")
             found.extend(f"{inner}/{e.name}" if inner else e.name for e in entries if e.kind == "file")
@@ -611,13 +634,18 @@ def _is_link(name: str, dir_fd: int, error: OSError | None = None) -> bool:
 # checks there is reached from those descriptors, never by a path looked up
 # again, and never through a link.
 
-_held_roots: dict[str, Root] = {}
+# By the root's path, as Root normalises it; weakly: a root no store uses any
+# more is closed (a process that opens many stores keeps no descriptor of them).
+_held_roots: weakref.WeakValueDictionary[str, Root] = weakref.WeakValueDictionary()
 _held_lock = threading.Lock()
 
 
 def held_root(path: str) -> Root:
     """The one :class:`Root` of the local store root ``path`` for this
-    process, whose :meth:`Root.held_fd` the write path uses."""
+    process: every local store's filesystem (:class:`BeneathFileSystem`)
+    opened at that path shares it, and the write path holds it
+    (:meth:`Root.held_fd`) through a store's ``beneath``."""
+    path = path.rstrip("/") or "/"
     root = _held_roots.get(path)
     if root is None:
         with _held_lock:
@@ -758,7 +786,7 @@ class BeneathFileSystem(AbstractFileSystem):
 
     def __init__(self, root: str, **_options) -> None:
         super().__init__()
-        self.root = Root(root)
+        self.root = held_root(root)  # the process's one descriptor of this root (the write path's too)
 
     @classmethod
     def _strip_protocol(cls, path):

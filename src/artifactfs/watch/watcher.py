@@ -372,9 +372,11 @@ class Watcher:
             return None
         except PathEscapeError as exc:  # a link out of the tree: trying again cannot help
             pending.attempts = MAX_ATTEMPTS - 1
-            return self._failed(pending, exc)
+            self._failed(pending, exc)
+            return None
         except Exception as exc:  # noqa: BLE001 - keep watching; retry later
-            return self._failed(pending, exc)
+            self._failed(pending, exc)
+            return None
         self.ledger.add(path, current)
         changed_meanwhile = stamp(path) != current
         with self._lock:

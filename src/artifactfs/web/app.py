@@ -102,7 +102,7 @@ def _environment() -> Environment:
                        segment=lambda s: quote(str(s), safe=""), value=payloads.pretty_value,
                        pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str), draw=graph.draw)
     env.globals.update(version=__version__, page_link=_page_link, compare_files=compare.MAX_FILES)
-    env.tests["version_ref"] = lambda value: isinstance(value, browse.VersionRef)
+    env.tests["version_ref"] = lambda value: isinstance(value, browse.VersionLink)
     return env
 
 

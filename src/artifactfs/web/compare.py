@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from artifactfs.index import browse
-from artifactfs.index.browse import FileItem, RunDetail, RunItem, VersionDetail, VersionItem, VersionRef
+from artifactfs.index.browse import FileItem, RunDetail, RunItem, VersionDetail, VersionItem, VersionLink
 
 State = Literal["same", "changed", "only_a", "only_b"]
 
@@ -55,7 +55,7 @@ class StepDifference:
 
     name: str
     status: Difference
-    outputs: list[Difference]  # values: VersionRef
+    outputs: list[Difference]  # values: VersionLink
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def runs(a: RunDetail, b: RunDetail) -> RunComparison:
                          _count(parameters, [s.status for s in steps], [o for s in steps for o in s.outputs]))
 
 
-def _same_version(a: VersionRef, b: VersionRef) -> bool:
+def _same_version(a: VersionLink, b: VersionLink) -> bool:
     return a.id == b.id
 
 

@@ -3,13 +3,13 @@ around a version, as nodes and edges handed to ``graph.layout``."""
 
 from __future__ import annotations
 
-from artifactfs.index.browse import RunDetail, StepRef, VersionRef
+from artifactfs.index.browse import RunDetail, StepRef, VersionLink
 from artifactfs.index.lineage import Lineage
 from artifactfs.units import human_bytes
 from artifactfs.web.graph import Edge, Layout, Node, layout
 
 
-def version_node(ref: VersionRef, root: bool = False) -> Node:
+def version_node(ref: VersionLink, root: bool = False) -> Node:
     data_type = (ref.data_type or "").rsplit(".", 1)[-1]
     subtitle = " · ".join(part for part in (data_type, human_bytes(ref.size)) if part)
     return Node(f"v:{ref.id}", "artifact", f"{ref.artifact}:{ref.version}", subtitle, f"/versions/{ref.id}",

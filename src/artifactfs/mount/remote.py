@@ -1,0 +1,191 @@
+"""Remote payload files while open: their cache file, the ranged GETs in
+flight for them, and waiting until the blocks a read needs are cached.
+
+Each GET is one call of the store's public ranged read
+(``ArtifactStore.read_range``, fsspec's ``cat_file(path, start, end)``) in a
+worker thread; several run at once (per store: ``connections`` for blocks a
+reader waits for, as many again for read-ahead, whose bytes in memory are
+bounded by a budget), and each lands in the cache as soon as it arrives:
+written once, read from there by every handle. Which blocks to ask for is
+``readahead.py``'s decision; a failed GET is reported to ``outages.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from artifactfs.mount.cache import CachedFile
+from artifactfs.mount.nodes import FsError, Payload
+from artifactfs.mount.readahead import RequestCost
+from artifactfs.stores import ArtifactStore
+
+if TYPE_CHECKING:
+    from artifactfs.mount.reader import Reader
+
+log = logging.getLogger(__name__)
+
+
+class StoreFailure(FsError):
+    """A store failed or did not answer in time: EIO."""
+
+    errno = errno.EIO
+
+
+class ByteBudget:
+    """At most ``limit`` bytes of read-ahead held in memory at once, per
+    store (a GET holds its whole range until it is written to the cache);
+    a request larger than the budget runs alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = trio.Condition()
+
+    async def take(self, nbytes: int) -> int:
+        """Wait until ``nbytes`` fit the budget (at most the whole budget) and hold them; how many were taken."""
+        nbytes = min(nbytes, self.limit)
+        async with self._changed:
+            while self.used and self.used + nbytes > self.limit:
+                await self._changed.wait()
+            self.used += nbytes
+        return nbytes
+
+    async def give(self, nbytes: int) -> None:
+        """Hand back ``nbytes`` taken before, waking the readers waiting for room."""
+        async with self._changed:
+            self.used -= nbytes
+            self._changed.notify_all()
+
+
+class StoreLanes:
+    """One store's limits on GETs in flight."""
+
+    def __init__(self, connections: int, budget: int) -> None:
+        self.demand = trio.CapacityLimiter(connections)  # blocks a reader waits for now
+        self.ahead = trio.CapacityLimiter(connections)  # read-ahead, which must not queue before them
+        self.budget = ByteBudget(budget)
+
+
+class RemoteFile:
+    """One remote payload file while open, shared by its handles: its cache
+    file, the GETs in flight (block -> the event its GET sets) and the
+    blocks whose GET failed lately."""
+
+    def __init__(self, reader: Reader, target: Payload, store: ArtifactStore, cached: CachedFile | None) -> None:
+        self.reader, self.target, self.store, self.cached = reader, target, store, cached
+        self.size = target.size
+        self.refs = 0
+        self.closed = False
+        self.cost = RequestCost()
+        self.inflight: dict[int, trio.Event] = {}
+        self.errors: dict[int, tuple[BaseException, float]] = {}  # block -> why and when (time.monotonic())
+
+    @property
+    def blocks(self) -> CachedFile:
+        """The cache file (a file of 0 bytes has none: nothing is fetched for it)."""
+        if self.cached is None:
+            raise ValueError(f"{self.target.path} has no bytes to fetch")
+        return self.cached
+
+    def close(self) -> None:
+        """Mark the file closed (read-ahead stops) and let the cache know this open ended."""
+        self.closed = True
+        if self.cached is not None:
+            self.reader.cache.release(self.cached)
+
+    def schedule(self, first: int, last: int, piece: int, ahead: bool = False) -> None:
+        """Start GETs for the blocks ``first..last`` that are neither cached
+        nor in flight, ``piece`` blocks at most per GET; ``ahead``: read-ahead
+        (no reader waits for it yet)."""
+        run: list[int] = []
+        for block in self.blocks.missing(first, last):
+            if block in self.inflight or self._failed(block) is not None:
+                continue
+            if run and (block != run[-1] + 1 or len(run) == piece):
+                self._start(run[0], run[-1], ahead)
+                run = []
+            run.append(block)
+        if run:
+            self._start(run[0], run[-1], ahead)
+
+    def _failed(self, block: int) -> BaseException | None:
+        """Why the block's GET failed, while that still answers a read (see ``outages``)."""
+        failure = self.errors.get(block)
+        if failure is None:
+            return None
+        if self.reader.outages.still_down(self.store, failure[1]):
+            return failure[0]
+        del self.errors[block]
+        return None
+
+    def _start(self, first: int, last: int, ahead: bool) -> None:
+        event = trio.Event()
+        for block in range(first, last + 1):
+            self.inflight[block] = event
+            self.errors.pop(block, None)
+        self.reader.nursery.start_soon(self._fetch, first, last, event, ahead)
+
+    async def _fetch(self, first: int, last: int, event: trio.Event, ahead: bool) -> None:
+        bs = self.blocks.block_size
+        start, end = first * bs, min((last + 1) * bs, self.size)
+        reader = self.reader
+        timeout = reader.config.timeout
+        lanes = reader.lanes(self.store)
+        held = 0
+        try:
+            if ahead:
+                held = await lanes.budget.take(end - start)
+            async with lanes.ahead if ahead else lanes.demand:
+                if self.closed:
+                    return
+                began = time.monotonic()
+                with trio.move_on_after(timeout) as scope:
+                    await trio.to_thread.run_sync(self._get, start, end, abandon_on_cancel=True,
+                                                  limiter=reader.threads)
+                if scope.cancelled_caught:
+                    raise TimeoutError(f"no answer within {timeout:g} s")
+            took = time.monotonic() - began
+            self.cost.record(end - start, took, reader.config.readahead)
+            log.debug("store %s: GET %s bytes %d-%d (%s) in %.3f s", self.store.name, self.target.path, start, end,
+                      "ahead" if ahead else "demand", took)
+            reader.outages.succeeded(self.store)
+        except Exception as exc:  # any store error becomes EIO for the reads waiting on these blocks
+            failed_at = reader.outages.failed(self.store, self.target.uri, start, end, exc)
+            for block in range(first, last + 1):
+                self.errors[block] = (exc, failed_at)
+        finally:
+            if held:
+                with trio.CancelScope(shield=True):
+                    await lanes.budget.give(held)
+            for block in range(first, last + 1):
+                if self.inflight.get(block) is event:
+                    del self.inflight[block]
+            event.set()
+
+    def _get(self, start: int, end: int) -> None:
+        """In a worker thread: one ranged GET, written to the cache."""
+        for piece in self.store.read_range(self.target.uri, start, end, chunk=end - start):
+            self.blocks.write(start, piece)
+
+    async def wait(self, first: int, last: int) -> None:
+        """Until blocks ``first..last`` are cached; StoreFailure if the GET
+        it waited for failed. A block whose GET failed before this read is
+        asked for again, unless its store is still down (see ``outages``)."""
+        for block in range(first, last + 1):
+            while not self.blocks.has(block):
+                event = self.inflight.get(block)
+                if event is None:
+                    error = self._failed(block)
+                    if error is not None:
+                        raise StoreFailure(f"{self.store.name}: {error}")
+                    self.schedule(block, last, self.reader.config.chunk_blocks)
+                    continue
+                await event.wait()
+                failure = self.errors.get(block)
+                if failure is not None and block not in self.inflight:  # the GET this read waited for failed
+                    raise StoreFailure(f"{self.store.name}: {failure[0]}")
