@@ -9,6 +9,7 @@
 # and only artifactfs is reinstalled (scripts/venv.sh).
 #   ARTIFACTFS_CONSTRAINTS=constraints-lowest.txt  test at the lowest allowed versions
 #   ARTIFACTFS_FRESH_VENV=1                        rebuild the environment from scratch anyway
+#   ARTIFACTFS_TEST_WORKERS=N                      N parallel pytest workers (default: one per core)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,4 +24,9 @@ echo
 # Lint and type-check the package first (rules in pyproject.toml [tool.ruff], [tool.mypy]).
 "$venv/bin/python" -m ruff check src
 "$venv/bin/python" -m mypy
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"
+# One pytest-xdist worker per core (each starts its own servers); a test file runs whole, in
+# order, in one worker (--dist loadfile: the README's blocks build on each other, and module
+# fixtures such as a mount per flavor are made once). Arguments after these win: `-n 0` runs
+# in this process.
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 \
+    -n "${ARTIFACTFS_TEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -66,7 +66,9 @@ def main(mode: str, folder: str, log_path: str, pause: float, count: int) -> Non
                     write_in_pieces(os.path.join(folder, ".best.tmp"), best, 2, pause)
                     os.replace(os.path.join(folder, ".best.tmp"), os.path.join(folder, "best.bin"))
                     log(out, os.path.join(folder, "best.bin"), best)
-            time.sleep(3 * pause)  # the next checkpoint comes later
+                # The same name's next content comes later, once the watcher could register this one
+                # (new names need no gap: the watcher registers them whenever they are complete).
+                time.sleep(3 * pause)
 
 
 if __name__ == "__main__":

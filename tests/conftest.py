@@ -35,6 +35,41 @@ def _serve(start):
         STOP_SECONDS[server.name] = time.monotonic() - began
 
 
+TERMINAL_SIZE = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Hand each pytest-xdist worker this process's COLUMNS and LINES (or their absence)."""
+    node.workerinput["terminal_size"] = {name: os.environ.get(name) for name in TERMINAL_SIZE}
+
+
+def pytest_configure(config):
+    """A pytest-xdist worker starts with COLUMNS=80 and LINES=24 set (readline
+    exports them), and rich fixes a console's width from COLUMNS when the
+    console is made: take the controller's values instead, before any test
+    module imports the CLI, so output is as wide as in a run without workers."""
+    for name, value in getattr(config, "workerinput", {}).get("terminal_size", {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its servers' stop times to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["server_stops"] = dict(STOP_SECONDS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller (pytest-xdist) collects each worker's stop times."""
+    for name, seconds in getattr(node, "workeroutput", {}).get("server_stops", {}).items():
+        STOP_SECONDS[f"{node.gateway.id} {name}"] = seconds
+
+
 def pytest_terminal_summary(terminalreporter):
     """Name each session server's stop time: they run in the last test's
     teardown, so a slow one shows there in --durations without its name."""

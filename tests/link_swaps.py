@@ -80,12 +80,10 @@ def require_root() -> None:
 
 def attacker() -> pwd.struct_passwd:
     """A second Unix user (made once, without a home)."""
+    from unix_users import ensure_user
+
     require_root()
-    try:
-        return pwd.getpwnam(ATTACKER)
-    except KeyError:
-        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", ATTACKER], check=True, capture_output=True)
-        return pwd.getpwnam(ATTACKER)
+    return ensure_user(ATTACKER, "/usr/sbin/nologin")
 
 
 def as_attacker(*argv: str) -> subprocess.CompletedProcess:

@@ -430,13 +430,17 @@ class PostgresServer(Server):
             row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return row is not None
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database and return its SQLAlchemy URL (listed in
-        ``created`` until :meth:`drop_database`)."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create an empty database (or a copy of the database ``template``,
+        which nobody may be connected to) and return its SQLAlchemy URL
+        (listed in ``created`` until :meth:`drop_database`)."""
         from psycopg import sql
 
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with self._connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
         self.created.append(name)
         return self.url_for(name)
 

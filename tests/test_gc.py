@@ -546,6 +546,7 @@ def test_heartbeat_keeps_the_lease(afs_home):
         lease.check()
 
 
+@pytest.mark.unmigrated_index
 def test_migration_0003_upgrades_an_existing_index(afs_home):
     from alembic import command
     from sqlalchemy import inspect

@@ -717,8 +717,9 @@ def test_cli_background_mount_status_umount(content, tmp_path):
         assert log_path.exists()
         assert is_mounted(mountpoint)
         assert (mountpoint / "artifacts/ckpt/1/optim/deep/notes.txt").read_text() == "hello\n"
-        status = subprocess.run([*cli, "mount", "--status"], capture_output=True, text=True, timeout=30)
-        assert status.returncode == 0 and str(mountpoint) in status.stdout.replace("\n", "").replace("│", "")
+        status = subprocess.run([*cli, "mount", "--status"], capture_output=True, text=True, timeout=30,
+                                env={**os.environ, "COLUMNS": "400"})  # the path on one line, however long
+        assert status.returncode == 0 and str(mountpoint) in status.stdout, status.stdout
         again = subprocess.run([*cli, "mount", str(mountpoint)], capture_output=True, text=True, timeout=30)
         assert again.returncode == 1 and "already a mountpoint" in again.stderr
         full = tmp_path / "full"

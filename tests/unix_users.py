@@ -5,6 +5,7 @@ in CI, where the suite runs as root)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -48,9 +49,18 @@ def second_user(name: str = "afs-teammate") -> UnixUser:
         if os.environ.get("CI"):
             pytest.fail(f"{reason} (CI is set)", pytrace=False)
         pytest.skip(reason)
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True, capture_output=True, timeout=60)
-        entry = pwd.getpwnam(name)
+    entry = ensure_user(name, "/bin/sh")
     return UnixUser(name, entry.pw_uid, entry.pw_gid)
+
+
+def ensure_user(name: str, shell: str) -> pwd.struct_passwd:
+    """The local user ``name``, created (without a home folder) if missing.
+    Parallel test workers (pytest-xdist) may ask at once: one creates it
+    under a lock, the others find it made."""
+    with open(Path(tempfile.gettempdir()) / "artifactfs-tests-useradd.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "-M", "-s", shell, name], check=True, capture_output=True, timeout=60)
+            return pwd.getpwnam(name)

@@ -60,7 +60,7 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     MOUNTPOINT/artifacts/<name>/<version>.json, .../latest -> <newest version>
     MOUNTPOINT/pipelines/<pipeline>/<run>/<step>/<output>/
     """
-    from artifactfs.mount import daemon
+    daemon = _daemon()
 
     if status:
         if mountpoint:
@@ -110,6 +110,18 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     console.print(f"Unmount with: artifactfs umount {path}", highlight=False, soft_wrap=True)
 
 
+def _daemon():
+    """The mount's daemon module; without the `mount` extra, an error that says how to install it."""
+    try:
+        from artifactfs.mount import daemon
+    except ImportError as exc:
+        raise ArtifactfsError(f"the mount needs packages that are not installed ({exc.name})",
+                              "pip install 'artifactfs[mount]' (pyfuse3 compiles from source: first install "
+                              "libfuse3-dev, pkg-config and a C compiler, e.g. apt-get install fuse3 libfuse3-dev "
+                              "pkg-config gcc python3-dev)") from None
+    return daemon
+
+
 @click.command("umount")
 @click.argument("mountpoint", type=click.Path(file_okay=False))
 @click.option("--lazy", is_flag=True,
@@ -122,7 +134,7 @@ def umount_command(mountpoint: str, lazy: bool, timeout: float) -> None:
     A mount in use is refused, naming the processes that use it, unless
     --lazy is given. A mount whose daemon was killed is cleaned up whatever uses it.
     """
-    from artifactfs.mount import daemon
+    daemon = _daemon()
 
     done = daemon.unmount(mountpoint, timeout, lazy=lazy)
     users = "; ".join(str(user) for user in done.users)
