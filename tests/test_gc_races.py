@@ -36,7 +36,7 @@ from artifactfs.stores import layout  # noqa: E402
 from gc_helpers import backdate_intents, backdate_tree, chain, root  # noqa: E402
 
 R1_WORKERS, R1_ROUNDS, R1_PASSES = 3, 12, 10
-R1_HANG_GUARD_S = 900  # only against a hang; no count depends on time
+R1_HANG_GUARD_S = 240  # only against a hang (under pytest-timeout's 300 s, so the logs print); no count depends on time
 CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
 
 
@@ -158,23 +158,34 @@ def test_r1_runs_race_a_looping_pruner(afs_home, tmp_path):
     pruner_py.write_text(R1_PRUNER)
     env = {**os.environ}
     outs = [tmp_path / f"w{i}.json" for i in range(R1_WORKERS)]
-    procs = [
-        subprocess.Popen([sys.executable, str(worker_py), str(i), str(R1_ROUNDS), str(out)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for i, out in enumerate(outs)
-    ]
-    procs.append(subprocess.Popen([sys.executable, str(pruner_py), str(R1_PASSES), str(tmp_path / "p.json"),
-                                   *(f"{out}.progress" for out in outs)],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    logs = [tmp_path / f"w{i}.err" for i in range(R1_WORKERS)] + [tmp_path / "p.err"]
+    commands = [[sys.executable, str(worker_py), str(i), str(R1_ROUNDS), str(out)] for i, out in enumerate(outs)]
+    commands.append([sys.executable, str(pruner_py), str(R1_PASSES), str(tmp_path / "p.json"),
+                     *(f"{out}.progress" for out in outs)])
+    handles = [log.open("wb") for log in logs]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=handle)
+             for command, handle in zip(commands, handles)]
+    hung = []
     try:
-        outputs = [p.communicate(timeout=R1_HANG_GUARD_S) for p in procs]
+        # The pruner waits for every worker's rounds: a worker that dies would
+        # leave it waiting, so the first process to fail ends the race at once
+        # (its own error printed below, not a timeout of another).
+        deadline = time.monotonic() + R1_HANG_GUARD_S
+        while any(p.poll() is None for p in procs) and not any(p.returncode for p in procs):
+            if time.monotonic() > deadline:
+                hung = [c[1] for c, p in zip(commands, procs) if p.poll() is None]
+                break
+            time.sleep(0.1)
     finally:
-        for p in procs:
+        for p, handle in zip(procs, handles):
             if p.poll() is None:
                 p.kill()
-    for p, (_, err) in zip(procs, outputs):
+            p.wait()
+            handle.close()
+    for p, log in zip(procs, logs):
         if p.returncode != 0:
-            print(err.decode()[-8000:])
+            print(log.name, log.read_text()[-8000:])
+    assert not hung, f"the race hung in {hung} (their stderr is printed above)"
     assert [p.returncode for p in procs] == [0] * len(procs), "a process crashed (its stderr is printed above)"
     workers = [json.loads(out.read_text()) for out in outs]
     pruner = json.loads((tmp_path / "p.json").read_text())

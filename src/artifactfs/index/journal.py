@@ -139,6 +139,11 @@ def gather(session: Session, version_ids: Iterable[int], lock_live: bool = False
         links = list(session.execute(select(StepIO).where(StepIO.version_id.in_(chunk)).order_by(StepIO.id)).scalars())
         steps = step_records(session, [link.step_run_id for link in links])
         for link in links:
+            if link.step_run_id not in steps:
+                # Its run was deleted between the two reads (on PostgreSQL each
+                # statement sees what was committed before it): a link going away,
+                # whose deleter rewrites this journal after us, under the same row locks.
+                continue
             target = result[link.version_id].producers if link.direction == OUTPUT else result[link.version_id].consumers
             target.append(link_record(link.name, steps[link.step_run_id], link.id))
     return result
