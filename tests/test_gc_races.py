@@ -16,6 +16,7 @@ R3  a writer SIGKILLed between payload and commit: nothing is visible, and
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -81,8 +82,9 @@ def referenced_condemned() -> list:
 
 R1_WORKER = textwrap.dedent(
     f"""
-    import json, os, random, sys
+    import faulthandler, json, os, random, sys
     from pathlib import Path
+    faulthandler.enable()  # a hung race is ended with SIGABRT: every thread's stack goes to stderr
     sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
     from race_rounds import new_stats, race_round
 
@@ -100,8 +102,9 @@ R1_WORKER = textwrap.dedent(
 
 R1_PRUNER = textwrap.dedent(
     """
-    import datetime as dt, json, sys, time, traceback
+    import datetime as dt, faulthandler, json, sys, time, traceback
     from pathlib import Path
+    faulthandler.enable()  # a hung race is ended with SIGABRT: every thread's stack goes to stderr
     from sqlalchemy import select
     from artifactfs.gc import PrunePolicy, LeaseHeldError, run_pass
     from artifactfs.index import get_index
@@ -177,8 +180,13 @@ def test_r1_runs_race_a_looping_pruner(afs_home, tmp_path):
                 break
             time.sleep(0.1)
     finally:
-        for p, handle in zip(procs, handles):
+        for p in procs:
             if p.poll() is None:
+                p.send_signal(signal.SIGABRT)  # faulthandler prints where each thread waits
+        for p, handle in zip(procs, handles):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
                 p.kill()
             p.wait()
             handle.close()
