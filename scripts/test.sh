@@ -25,8 +25,7 @@ echo
 "$venv/bin/python" -m ruff check src
 "$venv/bin/python" -m mypy
 # One pytest-xdist worker per core (each starts its own servers); a test file runs whole, in
-# order, in one worker (--dist loadfile: the README's blocks build on each other, and module
-# fixtures such as a mount per flavor are made once). Arguments after these win: `-n 0` runs
-# in this process.
+# one worker (`--dist loadfile`, in pyproject's addopts so a plain `pytest -n 2` does the same).
+# Arguments after these win: `-n 0` runs in this process.
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 \
-    -n "${ARTIFACTFS_TEST_WORKERS:-auto}" --dist loadfile "$@"
+    -n "${ARTIFACTFS_TEST_WORKERS:-auto}" "$@"
