@@ -22,11 +22,11 @@ from artifactfs.index.gc import (
     VersionRef,
     candidate_versions,
     condemned_versions,
-    crashed_before,
     old_run_ids,
     runs_to_prune,
 )
 from artifactfs.index.clock import advance_mark, is_sqlite, pass_now
+from artifactfs.index.liveness import crashed_among
 from artifactfs.index.models import utcnow
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.layout import count_payloads
@@ -149,7 +149,7 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         ignored = None
         if policy.drops_runs and policy.runs_older_than is not None:
             retention = (now - policy.runs_older_than, policy.keep_last_runs, policy.run_pipeline)
-            crashed = crashed_before(session, retention[0])  # one verdict for the list and the links it frees
+            crashed = crashed_among(session, started_before=retention[0])  # one verdict for the list and the links it frees
             runs = runs_to_prune(session, *retention, crashed=crashed)
             ignored = old_run_ids(*retention, crashed=crashed) if runs else None
         candidates = candidate_versions(session, now - policy.grace, policy.keep_tags, policy.keep_latest,

@@ -368,28 +368,21 @@ def _old_runs(cutoff: dt.datetime, keep_last: int, pipeline: str | None, crashed
     return query.order_by(PipelineRun.id)
 
 
-def crashed_before(session: Session, cutoff: dt.datetime) -> set[int]:
-    """The runs started before ``cutoff`` that are marked running but whose
-    process is gone: old enough to prune like a finished run."""
-    old = session.scalars(select(PipelineRun.id).where(PipelineRun.status == RunStatus.RUNNING.value,
-                                                       PipelineRun.start_time < cutoff)).all()
-    return crashed_among(session, old) if old else set()
-
-
 def old_run_ids(cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None, crashed: Collection[int] = ()):
     """The ids of :func:`runs_to_prune`, as a select to use inside another
-    query (``crashed``: from :func:`crashed_before`, read in the same session)."""
+    query (``crashed``: ``crashed_among(session, started_before=cutoff)``, read in the same session)."""
     return select(_old_runs(cutoff, keep_last, pipeline, crashed).subquery().c.id)
 
 
 def runs_to_prune(session: Session, cutoff: dt.datetime, keep_last: int = 0, pipeline: str | None = None,
                   crashed: Collection[int] | None = None) -> list[RunRef]:
     """Runs to delete under a retention of ``cutoff`` and ``keep_last`` (a
-    crashed run shows as crashed; ``crashed`` defaults to :func:`crashed_before`)."""
+    crashed run shows as crashed; ``crashed`` defaults to the runs
+    ``index.liveness.crashed_among`` finds started before ``cutoff``)."""
     if pipeline is not None:
         check_pipeline(session, pipeline)  # a misspelt name is an error, not "no runs to delete"
     if crashed is None:
-        crashed = crashed_before(session, cutoff)
+        crashed = crashed_among(session, started_before=cutoff)
     return [RunRef(i, n, p, shown_status(s, i in crashed), utc(t))
             for i, n, p, s, t in session.execute(_old_runs(cutoff, keep_last, pipeline, crashed))]
 
@@ -597,7 +590,6 @@ __all__ = [
     "release_lease",
     "renew_lease",
     "revive",
-    "crashed_before",
     "runs_to_prune",
     "store_rows",
     "sweepable",

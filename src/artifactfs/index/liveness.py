@@ -59,12 +59,16 @@ def is_crashed(holder: str | None, heartbeat_at: dt.datetime | None, now: dt.dat
     return beat is None or now - beat > HEARTBEAT_STALE
 
 
-def crashed_among(session: Session, run_ids: Iterable[int] | None = None) -> set[int]:
-    """Of the runs marked running (all of them, or those of ``run_ids``),
-    the ids of those whose process is gone. One query; the index's clock is
-    read only when a run of another machine is among them."""
+def crashed_among(session: Session, run_ids: Iterable[int] | None = None,
+                  started_before: dt.datetime | None = None) -> set[int]:
+    """Of the runs marked running (all of them, or those of ``run_ids``; only
+    those started before ``started_before`` when given), the ids of those
+    whose process is gone. One query; the index's clock is read only when a
+    run of another machine is among them."""
     query = select(PipelineRun.id, PipelineRun.holder, PipelineRun.heartbeat_at).where(
         PipelineRun.status == RunStatus.RUNNING.value)
+    if started_before is not None:
+        query = query.where(PipelineRun.start_time < started_before)
     if run_ids is not None:
         ids = sorted(set(run_ids))
         if not ids:
