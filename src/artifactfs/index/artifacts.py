@@ -32,6 +32,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
+from artifactfs.index.prepared import Prepared
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 from artifactfs.index.sql import is_live
 
@@ -142,26 +143,23 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
-# Built once, Core (not ORM): every save runs them, and an ORM entity query
-# costs several times more. Only ids are read under the locks, in name order.
+# Every save runs these: prepared (``index.prepared``), compiled once. Only
+# ids are read under the locks, one name a statement, in name order.
 _ARTIFACT = Artifact.__table__
-_LOCK_ARTIFACTS = (
-    select(_ARTIFACT.c.name, _ARTIFACT.c.id)
-    .where(_ARTIFACT.c.name.in_(bindparam("names", expanding=True)))
-    .order_by(_ARTIFACT.c.name)
-    .with_for_update()
+_LOCK_ARTIFACT = Prepared(
+    select(_ARTIFACT.c.id).where(_ARTIFACT.c.name == bindparam("name")).with_for_update()
 )
 # The highest number an artifact's versions have and the highest one a save
 # in flight holds (its write intent): each a max over an index. A statement
 # of its own, AFTER the lock: on PostgreSQL (READ COMMITTED) its snapshot is
 # taken once the lock is held, so it sees the intent of a save that held the
 # lock before and committed (a subquery of the locking statement would not).
-_HIGHEST = select(
+_HIGHEST = Prepared(select(
     select(func.max(ArtifactVersion.version_number))
     .where(ArtifactVersion.artifact_id == bindparam("artifact")).scalar_subquery(),
     select(func.max(WriteIntent.version_number))
     .where(WriteIntent.artifact_id == bindparam("artifact")).scalar_subquery(),
-)
+))
 
 
 def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
@@ -169,17 +167,26 @@ def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
     ordered = sorted(set(names))
     if not ordered:
         return {}
-    connection = session.connection()
-    ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+    ids = _locked_ids(session, ordered)
     if len(ids) < len(ordered):
         now = index_now()
-        connection.execute(
+        session.connection().execute(
             dialect_insert(session)(Artifact)
             .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+        ids = _locked_ids(session, ordered)
     fault_point("artifacts_locked")
+    return ids
+
+
+def _locked_ids(session: Session, ordered: list[str]) -> dict[str, int]:
+    """The ids of the artifact rows named ``ordered`` that exist, each row locked, in that order."""
+    ids = {}
+    for name in ordered:
+        found = _LOCK_ARTIFACT.rows(session, {"name": name})
+        if found:
+            ids[name] = found[0][0]
     return ids
 
 
@@ -187,7 +194,7 @@ def highest_number(session: Session, artifact_id: int) -> int:
     """The highest version number of an artifact, counting the numbers saves
     in flight hold: the next number is one more. Call with the artifact's
     row locked, in a statement after the lock's."""
-    committed, held = session.connection().execute(_HIGHEST, {"artifact": artifact_id}).one()
+    (committed, held), = _HIGHEST.rows(session, {"artifact": artifact_id})
     return max(committed or 0, held or 0)
 
 
@@ -290,10 +297,10 @@ class NewVersion:
 
 # created_at: as the write batch read the index's clock (its manifest file says
 # the same), else the column default (the index's clock); read back with the id.
-_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
-                                                              ArtifactVersion.__table__.c.created_at)
-_INSERT_FILES = insert(VersionFile.__table__)
-_INSERT_METADATA = insert(Metadata.__table__)
+_INSERT_VERSION = Prepared(insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
+                                                                       ArtifactVersion.__table__.c.created_at))
+_INSERT_FILES = Prepared(insert(VersionFile.__table__))
+_INSERT_METADATA = Prepared(insert(Metadata.__table__))
 
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
@@ -340,19 +347,14 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
     )
     if new.created_at is not None:  # restored from its manifest file (fsck --adopt); else the index's clock
         values["created_at"] = new.created_at
-    # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
+    # One prepared INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
-    connection = session.connection()  # Core statements: no ORM layer between them and the database
-    inserted = connection.execute(_INSERT_VERSION, values).one()
-    row = ArtifactVersion(id=inserted.id, **{**values, "created_at": as_utc(inserted.created_at)})
+    (version_id, created_at), = _INSERT_VERSION.rows(session, values)
+    row = ArtifactVersion(id=version_id, **{**values, "created_at": as_utc(created_at)})
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
-    if new.files:
-        connection.execute(
-            _INSERT_FILES,
-            [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode, "digest": f.digest}
-             for f in new.files],
-        )
+    _INSERT_FILES.many(session, [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode,
+                                  "digest": f.digest} for f in new.files])
     if new.tags:
         add_tags(session, row, new.tags)
     set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
@@ -653,7 +655,7 @@ def set_metadata(session: Session, values: dict[str, Any], replace: bool = True,
         if replace:
             column = getattr(Metadata, owner_column)
             session.execute(delete(Metadata).where(column == owner_id, Metadata.key.in_(list(values))))
-        session.connection().execute(_INSERT_METADATA, rows)
+        _INSERT_METADATA.many(session, rows)
 
 
 def get_metadata(session: Session, **owner: int) -> dict[str, Any]:

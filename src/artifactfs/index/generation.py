@@ -45,17 +45,18 @@ from sqlalchemy.orm import Session
 from artifactfs.faults import fault_point
 from artifactfs.index.clock import index_now
 from artifactfs.index.models import IndexState
+from artifactfs.index.prepared import Prepared
 from artifactfs.index.sql import is_postgres
 
 SEQUENCE = "index_generation"
 
-# Core, not ORM: an ORM UPDATE also evaluates its WHERE against the session's
-# objects (about 0.2 ms on every save).
+# Prepared (``index.prepared``), not ORM: every writing transaction runs one
+# (an ORM UPDATE also evaluates its WHERE against the session's objects).
 _STATE = IndexState.__table__
 # SQLite: the same statement advances the index's clock mark (``index.clock``): free.
-_SQLITE_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
-                                                             clock_mark=index_now())
-_PG_BUMP = text(f"SELECT nextval('{SEQUENCE}')")
+_SQLITE_BUMP = Prepared(update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
+                                                                      clock_mark=index_now()))
+_PG_BUMP = Prepared(text(f"SELECT nextval('{SEQUENCE}')"))
 _PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
 _PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
 _MARK = "artifactfs_changed"
@@ -113,7 +114,7 @@ def install(sessionmaker_) -> None:
         if not session.info.pop(_MARK, False):
             return
         session.flush()  # the bump must follow every write (see the module docstring)
-        session.execute(_PG_BUMP if is_postgres(session) else _SQLITE_BUMP)
+        (_PG_BUMP if is_postgres(session) else _SQLITE_BUMP).rows(session)
         fault_point("generation_bumped")
 
     @event.listens_for(sessionmaker_, "after_rollback")
