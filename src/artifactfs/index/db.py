@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -55,6 +55,7 @@ from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.index import generation
 from artifactfs.index.health import IndexFullError, device_full, explain, full_error, sqlite_path
 from artifactfs.index.migrate import upgrade_if_needed
+from artifactfs.index.prepared import Prepared
 from artifactfs.index.sql import is_postgres
 from artifactfs.settings import create_private_file, get_settings
 
@@ -315,10 +316,12 @@ def _tune_sqlite(engine: Engine, begin: str, light: bool = False) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
+    begin_statement = Prepared(text(f"BEGIN {begin}"))  # every transaction runs it: on the DBAPI cursor
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         _set_synchronous(conn, "NORMAL" if light else "FULL")
-        conn.exec_driver_sql(f"BEGIN {begin}")
+        begin_statement.rows(conn)
 
 
 def _set_synchronous(conn, level: str) -> None:

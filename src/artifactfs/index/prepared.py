@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 class _Compiled:
@@ -87,9 +88,10 @@ class Prepared:
         return compiled
 
     def rows(self, session, values: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run once with ``values``; the rows it returns (RETURNING or SELECT), converted."""
+        """Run once with ``values``, in ``session``'s transaction (or on a Core
+        ``Connection``); the rows it returns (RETURNING or SELECT), converted."""
         values = values or {}
-        connection = session.connection()
+        connection = session.connection() if isinstance(session, Session) else session
         compiled = self._for(connection, tuple(values))
         parameters = compiled.parameters(values)
         cursor = connection.connection.cursor()
@@ -103,10 +105,10 @@ class Prepared:
         return [compiled.row(raw) for raw in fetched]
 
     def many(self, session, values: list[dict[str, Any]]) -> None:
-        """Run once per parameter set (every set with the same keys)."""
+        """Run once per parameter set (every set with the same keys), as :meth:`rows`."""
         if not values:
             return
-        connection = session.connection()
+        connection = session.connection() if isinstance(session, Session) else session
         compiled = self._for(connection, tuple(values[0]))
         parameters = [compiled.parameters(v) for v in values]
         cursor = connection.connection.cursor()
