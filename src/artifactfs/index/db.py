@@ -113,12 +113,14 @@ class Index:
             self.engine = self._write_engine = self._light_engine = _make_read_only_engine(self.url)
         else:
             self.engine = _make_engine(self.url, begin="DEFERRED")
-            # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE,
-            # and a third for commits that need not reach the disk at once (its
-            # connections stay at synchronous=NORMAL: no PRAGMA back and forth on
-            # every save, which writes one intent and then one durable commit).
+            # SQLite: a second engine whose transactions start with BEGIN IMMEDIATE;
+            # commits that need not reach the disk at once run on its connections
+            # too, at synchronous=NORMAL (an execution option of that engine). One
+            # connection for a save's intent and its commit keeps SQLite's page
+            # cache warm: a second connection would read every page again after
+            # each commit of the first (about twenty on every save).
             self._write_engine = _make_engine(self.url, begin="IMMEDIATE") if self.is_sqlite else self.engine
-            self._light_engine = (_make_engine(self.url, begin="IMMEDIATE", light=True) if self.is_sqlite
+            self._light_engine = (self._write_engine.execution_options(**{_LIGHT: True}) if self.is_sqlite
                                   else self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
@@ -223,12 +225,10 @@ class Index:
     def dispose(self) -> None:
         self.engine.dispose()
         if self._write_engine is not self.engine:
-            self._write_engine.dispose()
-        if self._light_engine is not self.engine:
-            self._light_engine.dispose()
+            self._write_engine.dispose()  # the light engine shares its pool
 
 
-def _make_engine(url: str, begin: str, light: bool = False) -> Engine:
+def _make_engine(url: str, begin: str) -> Engine:
     parsed = make_url(url)
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
@@ -250,7 +250,7 @@ def _make_engine(url: str, begin: str, light: bool = False) -> Engine:
             "set ARTIFACTFS_INDEX_URL to a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db",
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        _tune_sqlite(engine, begin, light)
+        _tune_sqlite(engine, begin)
     else:
         _ping_when_idle(engine)
     return engine
@@ -299,10 +299,16 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"connection lost while idle: {exc}") from exc
 
 
-def _tune_sqlite(engine: Engine, begin: str, light: bool = False) -> None:
+#: The execution option of a SQLite engine whose commits run at synchronous=NORMAL (see :meth:`Index.write`).
+_LIGHT = "artifactfs_light"
+_SYNCHRONOUS = {level: Prepared(text(f"PRAGMA synchronous={level}")) for level in ("NORMAL", "FULL")}
+
+
+def _tune_sqlite(engine: Engine, begin: str) -> None:
     """WAL, foreign keys, a busy timeout, and transactions we begin ourselves
-    (pysqlite's own implicit BEGIN cannot say IMMEDIATE); ``light``: every
-    commit at synchronous=NORMAL (see :meth:`Index.write`)."""
+    (pysqlite's own implicit BEGIN cannot say IMMEDIATE); a connection used
+    with the execution option ``_LIGHT`` commits at synchronous=NORMAL (see
+    :meth:`Index.write`)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -320,16 +326,17 @@ def _tune_sqlite(engine: Engine, begin: str, light: bool = False) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        _set_synchronous(conn, "NORMAL" if light else "FULL")
+        _set_synchronous(conn, "NORMAL" if conn.get_execution_options().get(_LIGHT) else "FULL")
         begin_statement.rows(conn)
 
 
 def _set_synchronous(conn, level: str) -> None:
     """Per transaction, before BEGIN (SQLite refuses it inside one); the
-    level in force is remembered per connection, so it costs nothing usually."""
+    level in force is remembered per connection, so it is set only when it
+    changes (on the DBAPI cursor: a few microseconds)."""
     info = conn.connection.info
     if info.get("synchronous", "FULL") != level:
-        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+        _SYNCHRONOUS[level].rows(conn)
         info["synchronous"] = level
 
 
