@@ -228,10 +228,10 @@ class WriteBatch:
         """``payload`` holds ``files``: the version ``new`` (its manifest file
         is written from it at commit), or, for a payload that is not a new
         version, ``record`` (None: no manifest file). Its files and folders
-        start to be made durable now, while the rest of the save goes on."""
+        are made durable at :meth:`commit`, with the manifest files: fsyncs
+        issued together share the filesystem's journal commits (a large file
+        streams to the disk as it is written: ``stores.durable.start_writeback``)."""
         payload.files, payload.new, payload.record = list(files), new, record
-        if payload.folder_fd >= 0:
-            self._syncs.append(start_sync(_payload_syncs(payload)))
 
     def adopt(self, new: NewVersion) -> None:
         """A user's own file or folder registered in place: committed with the
@@ -241,8 +241,8 @@ class WriteBatch:
     # -- steps 3 and 4 -----------------------------------------------------------------------
 
     def commit(self, transaction: Callable[..., T]) -> T:
-        """Write each manifest file beside its folder and start making every
-        payload durable; then, at the fault point, one transaction runs
+        """Write each manifest file beside its folder, then start making every
+        payload and manifest file durable, all at once; then, at the fault point, one transaction runs
         ``transaction(session)`` (it may run again after a deadlock: only
         database work), clears the intents and checks the payloads, last.
         On failure everything fresh is abandoned (see :meth:`abandon`)."""
@@ -251,7 +251,8 @@ class WriteBatch:
             assert created is not None, "begin() dated every payload"
             self._write_manifest(payload, created)
         if self.store.is_local:
-            self._syncs.append(start_sync(self._beside_syncs()))
+            self._syncs.append(start_sync([task for p in self.payloads if p.folder_fd >= 0 for task in _payload_syncs(p)]
+                                          + self._beside_syncs()))
         fault_point(self.fault)
         result = self.index.run_write(self._transaction, transaction)
         self._done = True
@@ -305,8 +306,8 @@ class WriteBatch:
 
     def _beside_syncs(self) -> list[Callable[[], None]]:
         """The fsyncs that make what lies beside the payload folders durable,
-        once the manifest files are written (the folders' own were started
-        by :meth:`written`): each manifest file, each name folder (once) and
+        once the manifest files are written (the folders' own are
+        ``_payload_syncs``): each manifest file, each name folder (once) and
         the root."""
         tasks: list[Callable[[], None]] = []
         names: dict[str, int] = {}

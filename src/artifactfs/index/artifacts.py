@@ -48,6 +48,7 @@ MAX_NAME_LENGTH = 255
 #: Metadata values nested deeper than this (dicts and lists) are refused.
 MAX_METADATA_DEPTH = 32
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 class InvalidNameError(ArtifactfsError, ValueError):
@@ -83,7 +84,7 @@ def _name_problem(name: str, store_folder: bool) -> str | None:
         return f"is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
     if "/" in name or "\\" in name:
         return "contains a slash"
-    if "\x00" in name or any(ord(c) < 32 for c in name):
+    if _CONTROL.search(name):
         return "contains a control character"
     if name in (".", ".."):
         return "is '.' or '..'"
@@ -625,9 +626,16 @@ def metadata_type(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+#: Values JSON gives back unchanged (exact types: a subclass, an IntEnum, goes through JSON).
+_PLAIN = {int: "int", str: "str", bool: "bool", type(None): "null"}
+
+
 def metadata_value(key: str, value: Any) -> tuple[dict[str, Any], str]:
     """``({"v": JSON value}, type name)`` as a metadata row stores ``value``;
     a non-finite float is kept as its text."""
+    kind = _PLAIN.get(type(value))
+    if kind is not None or (type(value) is float and math.isfinite(value)):
+        return {"v": value}, kind or "float"  # every save's storage_size: no JSON round trip
     try:
         kind = metadata_type(value)
         return json.loads(json.dumps({"v": value}, allow_nan=False)), kind
