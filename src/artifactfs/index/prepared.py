@@ -15,7 +15,9 @@ RETURNING value through its result processor, and a DBAPI error comes out
 as SQLAlchemy's ``DBAPIError`` (a lost connection invalidated), so
 ``index.db`` explains and retries it as any other. Only the per-execution
 machinery is skipped, so Core's ``before_cursor_execute`` events do not see
-these statements. A statement whose compiled form would need SQLAlchemy at
+these statements. "Prepared" on the client only: the driver gets plain
+SQL text, never a server-side prepared statement (``index.db``: PgBouncer
+in transaction mode). A statement whose compiled form would need SQLAlchemy at
 execution time is refused when it is first compiled, with its reason: a
 Python-side column default to compute, an expanding ``IN`` list.
 """
