@@ -77,6 +77,10 @@ class Prepared:
     :meth:`rows` (one execution, its RETURNING or SELECT rows) or
     :meth:`many` (one execution per parameter set, nothing returned)."""
 
+    #: Executions by every prepared statement in this process, as Core's
+    #: ``before_cursor_execute`` would count them (benches add it to theirs).
+    executions = 0
+
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._compiled: dict[tuple[str, str, tuple[str, ...]], _Compiled] = {}
@@ -97,6 +101,7 @@ class Prepared:
         compiled = self._for(connection, tuple(values))
         parameters = compiled.parameters(values)
         cursor = connection.connection.cursor()
+        Prepared.executions += 1
         try:
             cursor.execute(compiled.sql, parameters)
             fetched = cursor.fetchall() if cursor.description is not None else []
@@ -114,6 +119,7 @@ class Prepared:
         compiled = self._for(connection, tuple(values[0]))
         parameters = [compiled.parameters(v) for v in values]
         cursor = connection.connection.cursor()
+        Prepared.executions += 1
         try:
             cursor.executemany(compiled.sql, parameters)
         except connection.dialect.loaded_dbapi.Error as exc:
