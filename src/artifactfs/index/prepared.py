@@ -25,17 +25,19 @@ Python-side column default to compute, an expanding ``IN`` list.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
 
 class _Compiled:
     """One statement compiled for one dialect and one set of parameter keys."""
 
-    def __init__(self, statement: Executable, dialect: Any, keys: tuple[str, ...]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    def __init__(self, statement: ClauseElement, dialect: Any, keys: tuple[str, ...]) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
         self.sql = compiled.string
         prefetch = [c.key for c in getattr(compiled, "insert_prefetch", ())] + \
                    [c.key for c in getattr(compiled, "update_prefetch", ())]
@@ -43,7 +45,7 @@ class _Compiled:
             raise ValueError(f"{self.sql.split()[0]} statement cannot be prepared: "
                              + (f"pass {', '.join(prefetch)} (a Python-side default)" if prefetch
                                 else "an expanding IN list is rendered per call"))
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        names = (compiled.positiontup or []) if compiled.positional else list(compiled.binds)
         binds = []
         for name in names:
             bind = compiled.binds[name]
@@ -81,7 +83,7 @@ class Prepared:
     #: ``before_cursor_execute`` would count them (benches add it to theirs).
     executions = 0
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._compiled: dict[tuple[str, str, tuple[str, ...]], _Compiled] = {}
 
@@ -117,7 +119,7 @@ class Prepared:
             return
         connection = session.connection() if isinstance(session, Session) else session
         compiled = self._for(connection, tuple(values[0]))
-        parameters = [compiled.parameters(v) for v in values]
+        parameters: Any = [compiled.parameters(v) for v in values]
         cursor = connection.connection.cursor()
         Prepared.executions += 1
         try:
@@ -128,7 +130,7 @@ class Prepared:
             cursor.close()
 
 
-def _wrapped(connection, cursor, sql: str, parameters: Any, exc: Exception) -> DBAPIError:
+def _wrapped(connection, cursor, sql: str, parameters: Any, exc: Exception) -> StatementError:
     """The DBAPI error as SQLAlchemy would raise it; a connection the dialect
     says is lost is invalidated (the pool drops it), as Core does."""
     dialect = connection.dialect
