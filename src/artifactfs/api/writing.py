@@ -175,7 +175,9 @@ class WriteBatch:
             check_name(name)
         uuids = uuids or [str(uuid.uuid4()) for _ in wanted]
         folders = [layout.payload_folder(name, version_uuid) for (name, _), version_uuid in zip(wanted, uuids)]
-        reserved, intent_ids = self.index.run_write(self._record, wanted, folders, numbered, durable=False)
+        if self._store_id is None:
+            self._store_id = getattr(self.store, "index_id", None) or self._looked_up_store_id()
+        reserved, intent_ids = self.index.run_write(self._record, wanted, folders, numbered, durable=False, core=True)
         fresh = []
         for (name, _), version_uuid, folder, (artifact_id, version), intent_id in zip(
                 wanted, uuids, folders, reserved, intent_ids):
@@ -191,8 +193,9 @@ class WriteBatch:
         return fresh
 
     def _record(self, session, wanted: list[tuple[str, str | None]], folders: list[str], numbered: bool):
-        """The intents' transaction (run again after a deadlock: database work only)."""
-        self._store_id = store_row_id(session, self.store)
+        """The intents' transaction, on a Core connection (``Index.write_core``;
+        run again after a deadlock: database work only)."""
+        assert self._store_id is not None, "begin() looked it up"
         reserved = reserve_versions(session, wanted) if numbered else [(None, None)] * len(wanted)
         writes = [PlannedWrite(folder, artifact_id, version) for folder, (artifact_id, version) in zip(folders, reserved)]
         intent_ids, started = record_intents(session, self._store_id, writes)
@@ -200,6 +203,10 @@ class WriteBatch:
         # clock (``index.clock``); the manifest files and the rows say the same.
         self._created = started
         return reserved, intent_ids
+
+    def _looked_up_store_id(self) -> int:
+        with self.index.read() as session:
+            return store_row_id(session, self.store)
 
     def _native(self, folder: str) -> str:
         """A layout folder in the store's filesystem. Built, not resolved:

@@ -1,6 +1,7 @@
 """Artifacts and their versions in the index: create, number, find, list,
-tag, and attach metadata. Every function takes a ``Session``; the caller
-frames the transaction.
+tag, and attach metadata. Every function takes a ``Session`` (numbering a
+save's versions also a Core ``Connection``: ``Index.write_core``); the
+caller frames the transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from artifactfs.enums import LIVE
@@ -163,7 +164,7 @@ _HIGHEST = Prepared(select(
 ))
 
 
-def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
+def _lock(session: Session | Connection, names: Iterable[str]) -> dict[str, int]:
     """``name -> artifact id``, the rows locked (see :func:`lock_artifacts`)."""
     ordered = sorted(set(names))
     if not ordered:
@@ -171,7 +172,7 @@ def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
     ids = _locked_ids(session, ordered)
     if len(ids) < len(ordered):
         now = index_now()
-        session.connection().execute(
+        session.execute(
             dialect_insert(session)(Artifact)
             .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
             .on_conflict_do_nothing(index_elements=["name"])
@@ -181,7 +182,7 @@ def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
     return ids
 
 
-def _locked_ids(session: Session, ordered: list[str]) -> dict[str, int]:
+def _locked_ids(session: Session | Connection, ordered: list[str]) -> dict[str, int]:
     """The ids of the artifact rows named ``ordered`` that exist, each row locked, in that order."""
     ids = {}
     for name in ordered:
@@ -191,7 +192,7 @@ def _locked_ids(session: Session, ordered: list[str]) -> dict[str, int]:
     return ids
 
 
-def highest_number(session: Session, artifact_id: int) -> int:
+def highest_number(session: Session | Connection, artifact_id: int) -> int:
     """The highest version number of an artifact, counting the numbers saves
     in flight hold: the next number is one more. Call with the artifact's
     row locked, in a statement after the lock's."""
@@ -217,7 +218,7 @@ def lock_artifact(session: Session, name: str) -> Artifact:
     return lock_artifacts(session, [name])[name]
 
 
-def reserve_versions(session: Session, wanted: list[tuple[str, str | None]]) -> list[tuple[int, str]]:
+def reserve_versions(session: Session | Connection, wanted: list[tuple[str, str | None]]) -> list[tuple[int, str]]:
     """Number the versions about to be written, in the transaction that
     records their write intents: ``(artifact name, version or None for the
     next number)`` -> ``(artifact id, version)``. The artifact rows are
@@ -258,7 +259,7 @@ def duplicate_version_error(name: str, version: str) -> AlreadyExistsError:
     )
 
 
-def check_new_version(session: Session, artifact: Artifact, version: str) -> None:
+def check_new_version(session: Session | Connection, artifact: Artifact, version: str) -> None:
     """Refuse a version string that a version of ``artifact``, or a save in
     flight (its write intent), already has."""
     if session.scalar(

@@ -17,7 +17,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.artifacts import version_number_of
@@ -44,7 +44,7 @@ class PlannedWrite:
     version: str | None = None
 
 
-def record_intents(session: Session, store_id: int, writes: list[PlannedWrite],
+def record_intents(session: Session | Connection, store_id: int, writes: list[PlannedWrite],
                    holder: str | None = None) -> tuple[list[str], dt.datetime]:
     """Record the intents of several payload folders in one statement, held
     by ``holder`` (default: this process); returns their ids, in order, and
