@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from artifactfs.mount.readahead import MiB, Pattern, ReadAhead, RequestCost, Streams
+from artifactfs.mount.readahead import MiB, Pattern, ReadAhead, RequestCost
 
 CONFIG = ReadAhead()
 BLOCK = MiB
@@ -106,39 +106,3 @@ def test_request_cost_piece_only_grows_within_bounds():
     assert cost.piece_size(CONFIG) == first
     cost.record(64 * MiB, 10.0, CONFIG)
     assert cost.piece_size(CONFIG) <= CONFIG.max_piece
-
-
-def run_streams(together_rate, gets: int = 40) -> Streams:
-    """A file's read-ahead streams over ``gets`` GETs of 8 MiB, on a store
-    where ``k`` GETs at once move ``together_rate(k)`` bytes per second in
-    all (each GET gets its share)."""
-    streams = Streams(CONFIG, ceiling=8)
-    for _ in range(gets):
-        k = streams.limit
-        streams.record(8 * MiB, 8 * MiB / (together_rate(k) / k), k)
-    return streams
-
-
-def test_streams_stay_few_where_more_at_once_are_not_faster():
-    """The client or the server is the limit (an emulator on 127.0.0.1):
-    the GETs together are no faster with more at once, so the file keeps
-    the two it starts with."""
-    assert run_streams(lambda k: 600 * MiB).limit == CONFIG.streams == 2
-
-
-def test_streams_grow_where_each_connection_is_slow():
-    """Each connection moves 60 MiB/s on its own (a distant store): more at
-    once are faster, up to the ceiling; where they stop paying (four at
-    once), the count steps back to the last that did and stays."""
-    assert run_streams(lambda k: 60 * MiB * k).limit == 8
-    assert run_streams(lambda k: 60 * MiB * min(k, 3)).limit == 3
-
-
-def test_streams_learn_only_from_gets_that_ran_at_the_limit():
-    """A GET that ran alongside a changing number of others (``running``
-    not the limit) is not compared: the limit does not move."""
-    streams = Streams(CONFIG, ceiling=8)
-    for _ in range(10):
-        streams.record(8 * MiB, 0.01, 0)
-        streams.record(8 * MiB, 0.01, 5)
-    assert streams.limit == 2 and not streams.together

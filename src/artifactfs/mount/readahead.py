@@ -20,17 +20,6 @@ Two things decide, as in mountpoint-s3's prefetcher (its design, our code):
   ``min_piece`` and ``max_piece``: a store that answers quickly gets many
   small pieces at once, one that pays much for every request (moto reads
   the whole object for each ranged GET) gets few large ones.
-* How many read-ahead GETs of one file run at once, one :class:`Streams`
-  per open file. Two to start with: with pieces sized as above, one piece
-  arriving while the next is asked for keeps the pipe full. More at once
-  only pay where each connection is slow on its own; where the client or
-  the server is the limit (every emulator on 127.0.0.1, measured: 8 GETs
-  of 8 MiB at once cost 1.5-2x the client CPU per byte of 2 at once and
-  were slower), they only add bytes in flight and arrive out of the
-  reader's order. So one more runs at once while that raised the bytes per
-  second of the GETs together (by at least half of what one more GET at
-  its own pace would add), and the count steps back and stays as soon as
-  one more did not.
 """
 
 from __future__ import annotations
@@ -50,8 +39,6 @@ class ReadAhead:
     max_piece: int = 128 * MiB  # ...and at most (each piece is held in memory until written)
     assumed_rate: float = 64 * MiB  # a GET's transfer rate until a faster one is seen
     slack: int = 8 * MiB  # a read this far behind the run's end still continues it (kernel reads overlap)
-    streams: int = 2  # read-ahead GETs of one file at once to start with (more while that pays)
-    streams_gain: float = 0.5  # one more GET at once stays if it added this share of one GET's bytes per second
 
 
 class RequestCost:
@@ -78,36 +65,6 @@ class RequestCost:
     def piece_size(self, config: ReadAhead) -> int:
         """Bytes per read-ahead GET (``min_piece`` until a request finished)."""
         return self.piece or config.min_piece
-
-
-class Streams:
-    """How many read-ahead GETs of one file run at once: ``limit``, learned
-    from the GETs' rates (see the module's docstring)."""
-
-    def __init__(self, config: ReadAhead, ceiling: int) -> None:
-        self.ceiling = max(1, ceiling)
-        self.limit = min(config.streams, self.ceiling)
-        self.gain = config.streams_gain
-        self.together: dict[int, float] = {}  # GETs at once -> best bytes per second of them together
-        self.settled = self.limit >= self.ceiling
-
-    def record(self, nbytes: int, seconds: float, running: int) -> int:
-        """Learn from one GET of ``nbytes`` in ``seconds`` that ran alongside
-        ``running - 1`` others of this file the whole time; the new limit.
-        Only a GET that ran at the current limit teaches anything."""
-        if seconds <= 0 or running != self.limit or self.settled:
-            return self.limit
-        together = running * nbytes / seconds  # GETs that share a limit progress alike
-        self.together[running] = max(self.together.get(running, 0.0), together)
-        fewer = self.together.get(running - 1)
-        # k GETs at once that each kept their pace would be k/(k-1) times as fast as k-1
-        if fewer is not None and self.together[running] < fewer * (1 + self.gain / (running - 1)):
-            self.limit, self.settled = running - 1, True  # one more at once did not pay: step back, stay
-        elif self.limit < self.ceiling:
-            self.limit += 1  # it paid (or nothing to compare yet): try one more
-        else:
-            self.settled = True
-        return self.limit
 
 
 @dataclass

@@ -6,11 +6,8 @@ Each GET is one call of the store's public ranged read
 worker thread; several run at once (per store: ``connections`` for blocks a
 reader waits for, as many again for read-ahead, whose bytes in memory are
 bounded by a budget), and each lands in the cache as soon as it arrives:
-written once, read from there by every handle. Read-ahead GETs of one file
-start in the order of their offsets, as many at once as its
-``readahead.Streams`` allows, so the piece the reader needs next is never
-queued behind later ones. Which blocks to ask for is ``readahead.py``'s
-decision; a failed GET is reported to ``outages.py``.
+written once, read from there by every handle. Which blocks to ask for is
+``readahead.py``'s decision; a failed GET is reported to ``outages.py``.
 """
 
 from __future__ import annotations
@@ -18,14 +15,13 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 import trio
 
 from artifactfs.mount.cache import CachedFile
 from artifactfs.mount.nodes import FsError, Payload
-from artifactfs.mount.readahead import RequestCost, Streams
+from artifactfs.mount.readahead import RequestCost
 from artifactfs.stores import ArtifactStore
 
 if TYPE_CHECKING:
@@ -86,10 +82,6 @@ class RemoteFile:
         self.refs = 0
         self.closed = False
         self.cost = RequestCost()
-        self.streams = Streams(reader.config.readahead, reader.config.connections)
-        self.queued: deque[tuple[int, int, trio.Event]] = deque()  # read-ahead GETs not started yet, by offset
-        self.started_ahead = 0  # read-ahead GETs started and not finished
-        self.transferring = 0  # read-ahead GETs asking the store right now
         self.inflight: dict[int, trio.Event] = {}
         self.errors: dict[int, tuple[BaseException, float]] = {}  # block -> why and when (time.monotonic())
 
@@ -136,18 +128,7 @@ class RemoteFile:
         for block in range(first, last + 1):
             self.inflight[block] = event
             self.errors.pop(block, None)
-        if ahead:
-            self.queued.append((first, last, event))
-            self._start_queued()
-        else:
-            self.reader.nursery.start_soon(self._fetch, first, last, event, False)
-
-    def _start_queued(self) -> None:
-        """Start queued read-ahead GETs, lowest offset first, while the file's streams allow."""
-        while self.queued and self.started_ahead < self.streams.limit:
-            first, last, event = self.queued.popleft()
-            self.started_ahead += 1
-            self.reader.nursery.start_soon(self._fetch, first, last, event, True)
+        self.reader.nursery.start_soon(self._fetch, first, last, event, ahead)
 
     async def _fetch(self, first: int, last: int, event: trio.Event, ahead: bool) -> None:
         bs = self.blocks.block_size
@@ -163,22 +144,13 @@ class RemoteFile:
                 if self.closed:
                     return
                 began = time.monotonic()
-                self.transferring += int(ahead)
-                alongside = self.transferring  # read-ahead GETs of this file at once, this one included
-                try:
-                    with trio.move_on_after(timeout) as scope:
-                        await trio.to_thread.run_sync(self._get, start, end, abandon_on_cancel=True,
-                                                      limiter=reader.threads)
-                finally:
-                    if self.transferring != alongside:
-                        alongside = 0  # others started or ended meanwhile: this GET's rate teaches nothing
-                    self.transferring -= int(ahead)
+                with trio.move_on_after(timeout) as scope:
+                    await trio.to_thread.run_sync(self._get, start, end, abandon_on_cancel=True,
+                                                  limiter=reader.threads)
                 if scope.cancelled_caught:
                     raise TimeoutError(f"no answer within {timeout:g} s")
             took = time.monotonic() - began
             self.cost.record(end - start, took, reader.config.readahead)
-            if ahead:
-                self.streams.record(end - start, took, alongside)
             log.debug("store %s: GET %s bytes %d-%d (%s) in %.3f s", self.store.name, self.target.path, start, end,
                       "ahead" if ahead else "demand", took)
             reader.outages.succeeded(self.store)
@@ -194,9 +166,6 @@ class RemoteFile:
                 if self.inflight.get(block) is event:
                     del self.inflight[block]
             event.set()
-            if ahead:
-                self.started_ahead -= 1
-                self._start_queued()
 
     def _get(self, start: int, end: int) -> None:
         """In a worker thread: one ranged GET, written to the cache."""
