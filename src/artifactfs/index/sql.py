@@ -10,30 +10,32 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import ColumnElement
+from sqlalchemy.engine import Connection, Engine
+
 from artifactfs.enums import LIVE
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
 #: Ids per ``IN (...)`` clause: well below SQLite's and PostgreSQL's limits.
 CHUNK = 1000
 
 
-def dialect_name(connection: Session | Connection) -> str:
-    """The name of the database (``sqlite``, ``postgresql``) a Session or Core
-    Connection talks to (asked without importing the ORM: ``artifact list``
-    reads through a Core Connection alone)."""
-    get_bind = getattr(connection, "get_bind", None)  # a Session's; a Connection is its own bind
-    return (get_bind() if get_bind is not None else connection).dialect.name
+def dialect_name(connection: Session | Connection | Engine) -> str:
+    """The name of the database (``sqlite``, ``postgresql``) a Session, a Core
+    Connection or an Engine talks to (told apart without importing the ORM:
+    ``artifact list`` reads through a Core Connection alone)."""
+    if isinstance(connection, (Connection, Engine)):
+        return connection.dialect.name
+    return connection.get_bind().dialect.name
 
 
-def is_sqlite(connection: Session | Connection) -> bool:
+def is_sqlite(connection: Session | Connection | Engine) -> bool:
     """Whether a Session or Core Connection talks to SQLite."""
     return dialect_name(connection) == "sqlite"
 
 
-def is_postgres(connection: Session | Connection) -> bool:
+def is_postgres(connection: Session | Connection | Engine) -> bool:
     """Whether a Session or Core Connection talks to PostgreSQL."""
     return dialect_name(connection) == "postgresql"
 

@@ -44,9 +44,9 @@ TIME = DateTime(timezone=True)
 INT = BigInteger().with_variant(Integer(), "sqlite")
 #: A string column without a smaller limit of its own.
 TEXT = String(1024)
-# Integer primary keys come from AUTOINCREMENT sequences and are never reused:
-# the mount turns them into inode numbers. Users see the uuid columns.
-_NEVER_REUSE = {"sqlite_autoincrement": True}
+# sqlite_autoincrement=True: integer primary keys come from AUTOINCREMENT
+# sequences and are never reused (the mount turns them into inode numbers;
+# users see the uuid columns).
 
 
 def new_uuid() -> str:
@@ -127,7 +127,7 @@ pipeline = Table(
     _id(),
     Column("name", String(255), nullable=False, unique=True),
     _created_at(),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 pipeline_run = Table(
@@ -148,7 +148,7 @@ pipeline_run = Table(
     Index("ix_pipeline_run_pipeline", "pipeline_id", "name"),
     Index("ix_pipeline_run_newest", "pipeline_id", "id"),  # migration 0005
     Index("ix_pipeline_run_status", "status"),  # migration 0011: the running runs, to tell the crashed
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 step_run = Table(
@@ -166,7 +166,7 @@ step_run = Table(
     Column("end_time", TIME),
     UniqueConstraint("run_id", "name"),
     Index("ix_step_run_cache_key", "cache_key", "status"),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 #: What a step run wrote while it ran (migration 0011): its stdout, stderr
@@ -184,7 +184,7 @@ artifact = Table(
     _id(),
     Column("name", String(255), nullable=False, unique=True),
     _created_at(),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 artifact_version = Table(
@@ -216,7 +216,7 @@ artifact_version = Table(
     Index("ix_version_newest", "artifact_id", "state", "id"),
     Index("ix_version_number", "artifact_id", "version_number"),
     Index("ix_version_state", "state", "created_at"),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 #: The manifest: one row per payload file of a version.
@@ -229,7 +229,7 @@ version_file = Table(
     Column("mode", Integer, nullable=False),
     Column("digest", String(64)),  # hex, algorithm: the version's hash_algorithm
     UniqueConstraint("version_id", "path"),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 #: A step run read (input) or wrote (output) a version under a name; several
@@ -244,7 +244,7 @@ step_io = Table(
     Column("name", String(255), nullable=False),
     UniqueConstraint("step_run_id", "direction", "name", "version_id", name="uq_step_io_link"),
     Index("ix_step_io_version", "version_id"),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 tag = Table(
@@ -253,7 +253,7 @@ tag = Table(
     Column("name", String(255), nullable=False, unique=True),
     # held by one version of an artifact / one run of a pipeline at a time (ZenML's; migration 0012)
     Column("exclusive", Boolean, nullable=False, default=False, server_default=false()),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 
@@ -291,7 +291,7 @@ metadata_table = Table(
     Index("ix_metadata_run", "run_id"),
     Index("ix_metadata_step_run", "step_run_id"),
     Index("ix_metadata_key", "key", "version_id"),  # migration 0005: search by key=value
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 #: The pruner's lease (migration 0003): one row per lease name; the holder
