@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ArtifactSummary:
+    """One artifact with a live version: its name, its live versions, the newest one's version string, their size."""
+
     name: str
     versions: int
     newest: str | None
