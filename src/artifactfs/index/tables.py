@@ -122,13 +122,19 @@ write_intent = Table(
 
 # -- lineage ------------------------------------------------------------------
 
-pipeline = Table(
-    "pipeline", metadata,
-    _id(),
-    Column("name", String(255), nullable=False, unique=True),
-    _created_at(),
-    sqlite_autoincrement=True,
-)
+
+def _named(table: str) -> Table:
+    """A thing known by a unique name (a pipeline, an artifact)."""
+    return Table(
+        table, metadata,
+        _id(),
+        Column("name", String(255), nullable=False, unique=True),
+        _created_at(),
+        sqlite_autoincrement=True,
+    )
+
+
+pipeline = _named("pipeline")
 
 pipeline_run = Table(
     "pipeline_run", metadata,
@@ -179,13 +185,7 @@ step_log = Table(
     Column("cut_chars", INT, nullable=False, default=0),  # characters left out of ``text``
 )
 
-artifact = Table(
-    "artifact", metadata,
-    _id(),
-    Column("name", String(255), nullable=False, unique=True),
-    _created_at(),
-    sqlite_autoincrement=True,
-)
+artifact = _named("artifact")
 
 artifact_version = Table(
     "artifact_version", metadata,
