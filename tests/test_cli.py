@@ -192,8 +192,12 @@ def test_names_print_as_they_are(sqlite_home):
 
 @pytest.mark.parametrize("module", ["artifactfs.enums", "artifactfs.materializers", "artifactfs.durations"])
 def test_naming_an_enum_or_a_materializer_loads_no_sqlalchemy(module):
-    """The bottom layers name the index's enums without loading the index (SQLAlchemy is most of a cold start)."""
-    code = f"import sys, {module}; loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy' " \
+    """The bottom layers name the index's enums without loading the index
+    (SQLAlchemy is most of a cold start); every module of a package counts."""
+    code = f"import importlib, pkgutil, sys, {module} as top\n" \
+           "for found in pkgutil.iter_modules(getattr(top, '__path__', [])): " \
+           "importlib.import_module(f'{top.__name__}.{found.name}')\n" \
+           "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy' " \
            "or m.startswith('artifactfs.index')); assert not loaded, loaded"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
