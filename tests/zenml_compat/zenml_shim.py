@@ -51,6 +51,8 @@ _NAMES = {
     "REMOTE_FS_PREFIX": "artifactfs.io_utils.REMOTE_FS_PREFIX",
     "Environment": "artifactfs.materializers.cloudpickle_fallback.Environment",
     # zenml.enums / zenml.exceptions / zenml.metadata.metadata_types
+    "ExecutionStatus": "artifactfs.enums.RunStatus",
+    "StepRunInputArtifactType": "artifactfs.enums.StepRunInputArtifactType",
     "ArtifactType": "artifactfs.enums.ArtifactType",
     "ArtifactSaveType": "artifactfs.enums.ArtifactSaveType",
     "ExecutionMode": "artifactfs.enums.ExecutionMode",
@@ -73,6 +75,14 @@ _NAMES = {
 }
 
 
+# ZenML constants whose artifactfs counterpart is a plain value.
+_VALUES = {
+    # artifactfs keeps no client-side cache of runs, so the variable ZenML's
+    # tests set to turn theirs off changes nothing here.
+    "ENV_ZENML_PREVENT_CLIENT_SIDE_CACHING": "ZENML_PREVENT_CLIENT_SIDE_CACHING",
+}
+
+
 class Missing:
     """Stands for a ZenML name artifactfs does not offer: any use fails."""
 
@@ -90,6 +100,8 @@ class Missing:
 
 
 def __getattr__(name: str):
+    if name in _VALUES:
+        return _VALUES[name]
     target = _NAMES.get(name)
     if target is None:
         raise AttributeError(f"the shim maps no ZenML name {name!r}")
