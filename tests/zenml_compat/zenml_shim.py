@@ -58,6 +58,7 @@ _NAMES = {
     "ExecutionMode": "artifactfs.enums.ExecutionMode",
     "VisualizationType": "artifactfs.enums.VisualizationType",
     "MaterializerInterfaceError": "artifactfs.materializers.MaterializerInterfaceError",
+    "StepInterfaceError": "artifactfs.pipelines.outputs.StepDefinitionError",
     "DType": "artifactfs.enums.DType",
     "MetadataTypeTuple": "artifactfs.enums.MetadataTypeTuple",
     "MetadataType": "artifactfs.enums.MetadataType",

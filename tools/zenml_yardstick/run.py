@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import re
@@ -72,6 +73,8 @@ ABSENT: list[tuple[str, str]] = [
      r"api_key|_secret|code_repositor|run_template|snapshot|PipelineBuild|PipelineDeployment|"
      r"create_service|create_service_connector|\bServer|get_settings",
      "needs the ZenML server or its store, users, projects, secrets, builds or templates"),
+    (r"\._finalize_configuration|\bCompiler\(|\.prepare\(\)|\._invocations|PipelineRunConfiguration",
+     "drives ZenML's pipeline compiler or private step internals"),
 ]
 
 
@@ -150,6 +153,22 @@ def rewrite_imports(source: str) -> str:
 # ---------------------------------------------------------------- skipping
 
 
+def _test_nodes(tree: ast.Module):
+    """(name, node) of every test: module-level ``test*`` functions and the
+    ``test*`` methods of ``Test*`` classes (named ``Class::method``)."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name.startswith("test"):
+                    yield f"{node.name}::{item.name}", item
+
+
+def test_names(tree: ast.Module) -> list[str]:
+    return [name for name, _ in _test_nodes(tree)]
+
+
 def absent_reasons(source: str) -> dict[str, str]:
     """test name -> why it cannot run against artifactfs (rules in ABSENT)."""
     tree = ast.parse(source)
@@ -181,9 +200,7 @@ def absent_reasons(source: str) -> dict[str, str]:
         return "\n".join(out)
 
     reasons = {}
-    for name, node in defs.items():
-        if not name.startswith("test"):
-            continue
+    for name, node in _test_nodes(tree):
         text = text_of(node)
         for pattern, reason in ABSENT:
             match = re.search(pattern, text)
@@ -237,7 +254,7 @@ def run_side(side: str, python: str, scratch: Path, extra: list[str], timeout: i
     env.pop("PYTHONPATH", None)
     if side == "here":
         env["PYTHONPATH"] = str(REPO / "src")
-    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--continue-on-collection-errors",
            "--rootdir", str(scratch), "-c", str(scratch / "pytest.ini"),
            f"--junitxml={xml}", "-o", "junit_family=xunit1", *extra, str(scratch / "files")]
     print(f"[{side}] {' '.join(cmd)}", file=sys.stderr)
@@ -249,7 +266,7 @@ def run_side(side: str, python: str, scratch: Path, extra: list[str], timeout: i
     return xml
 
 
-def prepare(src: Path, scratch: Path) -> dict[str, tuple[Path, FileResult]]:
+def prepare(src: Path, scratch: Path, only: str | None = None) -> dict[str, tuple[Path, FileResult]]:
     """Copy and rewrite every test file; test name lists and skip reasons."""
     files_dir = scratch / "files"
     files_dir.mkdir(parents=True)
@@ -262,6 +279,8 @@ def prepare(src: Path, scratch: Path) -> dict[str, tuple[Path, FileResult]]:
     skips: dict[str, str] = {}
     for path in sorted(src.rglob("test_*.py")):
         label = str(path.relative_to(src))
+        if only and not fnmatch.fnmatch(label, only):
+            continue
         source = path.read_text()
         # one flat folder, a unique module name per version (pytest's default
         # import mode puts the folder on sys.path, as ZenML's step sources need)
@@ -272,8 +291,7 @@ def prepare(src: Path, scratch: Path) -> dict[str, tuple[Path, FileResult]]:
         dest.write_text(rewrite_imports(source))
         result = FileResult(label)
         tree = ast.parse(source)
-        result.tests = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                        and n.name.startswith("test")]
+        result.tests = test_names(tree)
         result.skipped = absent_reasons(source)
         for test, reason in result.skipped.items():
             skips[f"{dest.name}::{test}"] = reason
@@ -291,8 +309,13 @@ def collect(results, scratch: Path, side: str, xml: Path) -> None:
     junit = read_junit(xml)
     by_class: dict[str, dict[str, tuple[str, str]]] = {}
     for (classname, name), value in junit.items():
-        # classname is "files.<module>" (rootdir-relative); key by the module
-        by_class.setdefault(classname.split(".")[-1], {})[name] = value
+        # classname is "files.<module>[.<Class>]" (rootdir-relative)
+        parts = classname.split(".")
+        if parts[0] == "files":
+            parts = parts[1:]
+        if not parts:
+            continue
+        by_class.setdefault(parts[0], {})["::".join([*parts[1:], name])] = value
     for dest, result in results.values():
         cls = classname_of(dest, scratch)
         cases = by_class.get(cls, {})
@@ -355,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per side")
     parser.add_argument("-k", dest="k", help="pytest -k expression for both sides")
+    parser.add_argument("--only", help="only the files whose path under SRC matches this glob")
     args = parser.parse_args(argv)
 
     scratch = (args.scratch or Path(tempfile.mkdtemp(prefix="zenml-yardstick-"))).resolve()
@@ -365,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         zenml_xml_saved = (scratch / "junit-zenml.xml").read_bytes()
     if scratch.exists():
         shutil.rmtree(scratch)
-    results = prepare(args.src.resolve(), scratch)
+    results = prepare(args.src.resolve(), scratch, args.only)
     extra = ["-k", args.k] if args.k else []
     if zenml_xml_saved is not None:
         (scratch / "junit-zenml.xml").write_bytes(zenml_xml_saved)

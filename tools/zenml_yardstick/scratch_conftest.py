@@ -22,6 +22,8 @@ SKIPS = json.loads((ROOT / "skips.json").read_text())
 def pytest_collection_modifyitems(items):
     for item in items:
         name = getattr(item, "originalname", None) or item.name.split("[")[0]
+        if item.cls is not None:
+            name = f"{item.cls.__name__}::{name}"
         reason = SKIPS.get(f"{Path(str(item.path)).name}::{name}")
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
@@ -55,11 +57,18 @@ def clean_client():
 
 
 @pytest.fixture
-def clean_client_with_run(clean_client):
-    support.resolve("tests.integration.functional.conftest", "connected_two_step_pipeline")()
-    return clean_client
+def connected_two_step_pipeline():
+    """ZenML's fixture: ``(step_1, step_2)`` -> a pipeline feeding step_1's
+    output to step_2, named ``connected_two_step_pipeline``."""
+    return support.connected_two_step_pipeline
 
 
 @pytest.fixture
-def connected_two_step_pipeline():
-    return support.resolve("tests.integration.functional.conftest", "connected_two_step_pipeline")
+def clean_client_with_run(clean_client):
+    """A clean client after one run of ``connected_two_step_pipeline``."""
+    helper = support.resolve
+    support.connected_two_step_pipeline(
+        step_1=helper("tests.integration.functional.conftest", "constant_int_output_test_step"),
+        step_2=helper("tests.integration.functional.conftest", "int_plus_one_test_step"),
+    )()
+    return clean_client
