@@ -298,3 +298,43 @@ def test_external_artifact_upload_by_value():
     version_id = ExternalArtifact(value=[1, 2]).upload_by_value()
     version = Client().get_artifact_version(version_id)
     assert version.load() == [1, 2] and version.name.startswith("external_")
+
+
+def test_an_uploaded_external_value_is_saved_as_external():
+    # ZenML 0.98 records ExternalArtifact values with ArtifactSaveType.EXTERNAL
+    # (save_artifact(..., save_type=...)), both uploaded ones and the ones a
+    # step run saves; a plain save_artifact stays MANUAL.
+    from artifactfs.enums import ArtifactSaveType
+
+    uploaded = Client().get_artifact_version(ExternalArtifact(value="foo").upload_by_value())
+    assert uploaded.save_type == ArtifactSaveType.EXTERNAL
+    assert save_artifact(1, "plain").save_type == ArtifactSaveType.MANUAL
+    assert save_artifact(2, "told", save_type=ArtifactSaveType.EXTERNAL).save_type == ArtifactSaveType.EXTERNAL
+    with pytest.raises(ValueError, match="save_type"):
+        save_artifact(3, "wrong", save_type=ArtifactSaveType.STEP_OUTPUT)
+
+    @step
+    def takes(value: str) -> None:
+        pass
+
+    @pipeline
+    def passes():
+        takes(ExternalArtifact(value="bar"))
+
+    run = passes()
+    assert run.steps["takes"].inputs["value"][0].save_type == ArtifactSaveType.EXTERNAL
+
+
+def test_a_version_knows_its_artifact_even_after_the_artifact_is_gone():
+    client = Client()
+    version = save_artifact(1, "owned")
+    assert version.artifact.name == "owned"
+    assert version.artifact.id == client.get_artifact("owned").id
+    client.prune_artifacts(only_versions=True)
+    # the version is gone, its artifact is kept (only_versions) and found by the id the version gave
+    with pytest.raises(KeyError):
+        client.get_artifact_version(version.id)
+    assert client.get_artifact(version.artifact.id).name == "owned"
+    client.prune_artifacts(only_versions=False)
+    with pytest.raises(KeyError):
+        client.get_artifact(version.artifact.id)

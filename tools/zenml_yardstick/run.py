@@ -61,7 +61,7 @@ REPO = HERE.parent.parent
 # helpers and fixtures it names (followed transitively). First match wins.
 ABSENT: list[tuple[str, str]] = [
     (r"\bModel\b|ModelVersion|model_version|\bget_model\b|create_model|ModelStages|"
-     r"\bmodel=|\.model\b|is_model_artifact|link_artifact_to_model|log_model_metadata",
+     r"\bmodel=|(?:get_step_context|get_pipeline_context)\(\)\.model\b|is_model_artifact|link_artifact_to_model|log_model_metadata",
      "needs the Model Control Plane (artifactfs has no model registry)"),
     (r"create_stack|stack_component|StackComponentType|active_stack_model|activate_stack|"
      r"get_stack\b|update_stack|delete_stack|_local_stack|flavor",

@@ -99,32 +99,24 @@ def resolve_module(module: str):
 
 
 # ---------------------------------------------------- ZenML's test helpers
+# Module-level, as ZenML loads a step again by its module and name.
 
-_helpers: dict[str, object] = {}
+_step = resolve("zenml", "step")
+
+
+@_step
+def constant_int_output_test_step() -> int:
+    return 7
+
+
+@_step
+def int_plus_one_test_step(input: int) -> int:
+    return input + 1
 
 
 def sample_name(prefix: str = "aria") -> str:
     """A random entity name (ZenML's tests use one per created entity)."""
     return f"{prefix}-{''.join(random.choices(string.ascii_lowercase, k=16))}"
-
-
-def _build_helpers() -> None:
-    step = resolve("zenml", "step")
-    pipeline = resolve("zenml", "pipeline")
-
-    @step
-    def constant_int_output_test_step() -> int:
-        return 7
-
-    @step
-    def int_plus_one_test_step(input: int) -> int:
-        return input + 1
-
-    _helpers.update(
-        constant_int_output_test_step=constant_int_output_test_step,
-        int_plus_one_test_step=int_plus_one_test_step,
-        sample_name=sample_name,
-    )
 
 
 def connected_two_step_pipeline(step_1, step_2):
@@ -138,7 +130,12 @@ def connected_two_step_pipeline(step_1, step_2):
     return _connected
 
 
+_HELPERS = {
+    "constant_int_output_test_step": constant_int_output_test_step,
+    "int_plus_one_test_step": int_plus_one_test_step,
+    "sample_name": sample_name,
+}
+
+
 def _helper(module: str, name: str):
-    if not _helpers:
-        _build_helpers()
-    return _helpers.get(name) or Missing(f"{module}.{name} (no re-creation in support.py)")
+    return _HELPERS.get(name) or Missing(f"{module}.{name} (no re-creation in support.py)")
