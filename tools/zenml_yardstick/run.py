@@ -17,9 +17,13 @@ For every test file under SRC it:
    ``ast``, nothing else in the file changes): ``from zenml.x import a`` and
    ``import zenml`` go through ``support.resolve``, which gives ZenML's own
    name when run under ZenML and the name ``tests/zenml_compat/zenml_shim.py``
-   maps it to when run here; ``from tests....`` helpers of ZenML's test
-   harness (its conftest steps, ``sample_name``) come from ``support.py``,
-   our own re-creation of them;
+   maps it to when run here. A name one side lacks (a file version written
+   for another ZenML, or a name artifactfs has no counterpart for) becomes a
+   ``Missing`` that fails the tests using it, not the file's import.
+   ``from tests....`` helpers of ZenML's test harness (its conftest steps,
+   ``sample_name``, the ``clean_client``/``clean_client_with_run``/
+   ``connected_two_step_pipeline`` fixtures) are our own re-creations in
+   ``support.py`` and ``scratch_conftest.py``;
 2. marks as skipped, with the reason, every test whose body (or a helper or
    fixture of the same file it uses) needs what artifactfs has on purpose
    not: ZenML's server and its store, stacks and stack components,
@@ -30,11 +34,16 @@ For every test file under SRC it:
    first failure line;
 4. runs them again with this checkout's artifactfs (``src/`` on PYTHONPATH)
    and prints, per file: tests, skipped, kept, passed here of the kept, and
-   the first line of each kept test's failure here.
+   the first line of each kept test's failure here. A test is a module-level
+   ``test*`` function or a ``test*`` method of a ``Test*`` class; a
+   parametrized test counts once and passes only when every case passes.
 
 ``--json FILE`` writes the same figures for tooling; ``--keep`` leaves the
-scratch folder for a look at a failure (``--scratch DIR`` picks it).
-``-k EXPR`` is passed on to both pytest runs.
+scratch folder for a look at a failure (``--scratch DIR`` picks it; its
+``pytest-zenml.log`` and ``pytest-here.log`` hold both runs' output).
+``-k EXPR`` is passed on to both pytest runs, ``--only GLOB`` picks files,
+``--here-only`` reuses the ZenML side's results of the same ``--scratch``
+(ZenML's side takes minutes; artifactfs's seconds).
 """
 
 from __future__ import annotations
@@ -235,6 +244,9 @@ def read_junit(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
             if el is not None:
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
                 line = _first_line(el.get("message")) or _first_line(el.text)
+                if line == "collection failure":  # the exception is the last "E" line of the report
+                    raised = [x[1:].strip() for x in (el.text or "").splitlines() if x.startswith("E ")]
+                    line = raised[-1][:200] if raised else line
                 break
         key = (classname, base)
         # a parametrized test passes only when every case passes
@@ -244,7 +256,7 @@ def read_junit(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
-def run_side(side: str, python: str, scratch: Path, extra: list[str], timeout: int) -> Path:
+def run_side(side: str, python: str, scratch: Path, extra: list[str], timeout: int, src: Path = REPO / "src") -> Path:
     xml = scratch / f"junit-{side}.xml"
     env = dict(os.environ)
     env["ZENML_YARDSTICK_SIDE"] = side
@@ -253,7 +265,7 @@ def run_side(side: str, python: str, scratch: Path, extra: list[str], timeout: i
     env["AUTO_OPEN_DASHBOARD"] = "false"
     env.pop("PYTHONPATH", None)
     if side == "here":
-        env["PYTHONPATH"] = str(REPO / "src")
+        env["PYTHONPATH"] = str(src)
     cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--continue-on-collection-errors",
            "--rootdir", str(scratch), "-c", str(scratch / "pytest.ini"),
            f"--junitxml={xml}", "-o", "junit_family=xunit1", *extra, str(scratch / "files")]
@@ -320,8 +332,7 @@ def collect(results, scratch: Path, side: str, xml: Path) -> None:
         cls = classname_of(dest, scratch)
         cases = by_class.get(cls, {})
         # a file that does not import gives one error case named after the file
-        file_error = next((v for (c, n), v in junit.items() if n == cls and c.split(".")[-1] in ("files", "")),
-                          None)
+        file_error = next((v for (c, n), v in junit.items() if not c and n.split(".")[-1] == cls), None)
         for test in result.tests:
             if test in cases:
                 getattr(result, side)[test] = cases[test]
@@ -379,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per side")
     parser.add_argument("-k", dest="k", help="pytest -k expression for both sides")
     parser.add_argument("--only", help="only the files whose path under SRC matches this glob")
+    parser.add_argument("--artifactfs-src", type=Path, default=REPO / "src",
+                        help="artifactfs source tree to measure (default: this checkout's; e.g. another "
+                             "worktree's src for a before/after comparison)")
     args = parser.parse_args(argv)
 
     scratch = (args.scratch or Path(tempfile.mkdtemp(prefix="zenml-yardstick-"))).resolve()
@@ -397,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         zenml_xml = run_side("zenml", args.zenml_python, scratch, extra, args.timeout)
     collect(results, scratch, "zenml", zenml_xml)
-    collect(results, scratch, "here", run_side("here", args.python, scratch, extra, args.timeout))
+    collect(results, scratch, "here", run_side("here", args.python, scratch, extra, args.timeout,
+                                                args.artifactfs_src.resolve()))
     data = report(results)
     if args.json:
         args.json.write_text(json.dumps(data, indent=1, default=list))

@@ -5,7 +5,6 @@ for, and the skips run.py decided (skips.json)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
