@@ -5,7 +5,7 @@ user's code relies on."""
 from __future__ import annotations
 
 import warnings
-from typing import Annotated
+from typing import Annotated, Tuple
 
 import pytest
 
@@ -338,3 +338,31 @@ def test_a_version_knows_its_artifact_even_after_the_artifact_is_gone():
     client.prune_artifacts(only_versions=False)
     with pytest.raises(KeyError):
         client.get_artifact(version.artifact.id)
+
+
+def test_last_successful_run_and_a_runs_artifact_versions():
+    # ZenML's PipelineResponse.last_successful_run (newest completed run) and
+    # PipelineRunResponse.artifact_versions (every version its steps output)
+    @step(enable_cache=False)
+    def two() -> Tuple[Annotated[int, "left"], Annotated[int, "right"]]:
+        return 1, 2
+
+    @step(enable_cache=False)
+    def fails(left: int, boom: bool) -> None:
+        if boom:
+            raise RuntimeError("boom")
+
+    @pipeline(name="partly")
+    def partly(boom: bool):
+        left, _ = two()
+        fails(left, boom)
+
+    good = partly(boom=False)
+    with pytest.raises(Exception):
+        partly(boom=True)
+    view = Client().get_pipeline("partly")
+    assert view.last_run.id != good.id  # the failed run is newer
+    assert view.last_successful_run.id == good.id
+    assert sorted(v.name for v in good.artifact_versions) == ["left", "right"]
+    assert {v.id for v in good.artifact_versions} == {good.steps["two"].outputs["left"][0].id,
+                                                      good.steps["two"].outputs["right"][0].id}
