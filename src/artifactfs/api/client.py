@@ -112,6 +112,13 @@ class ArtifactView:
         return get_artifact_version(self.name).load()
 
     @classmethod
+    def of_name(cls, name: str) -> ArtifactView:
+        """The artifact named so; with only its name and id when no such row is left."""
+        with get_index().read() as session:
+            row = session.scalar(select(Artifact).where(Artifact.name == name))
+            return cls.from_row(row) if row is not None else cls(id=artifact_id(name), name=name, created=None)
+
+    @classmethod
     def from_row(cls, row: Artifact) -> ArtifactView:
         """The view of an artifact row of the index."""
         return cls(id=artifact_id(row.name), name=row.name, created=row.created_at, _pk=row.id)
