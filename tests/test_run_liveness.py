@@ -116,6 +116,35 @@ def test_a_running_run_of_this_process_is_running(afs_home):
     assert Client().get_pipeline_run(name).steps["s"].status == "running"
 
 
+def test_listing_running_steps_asks_liveness_once(afs_home):
+    """Listing step runs reads whether their runs crashed in one query, not one per step."""
+    from sqlalchemy import event
+
+    from artifactfs import Client
+    from artifactfs.index import get_index
+    from artifactfs.index import pipelines as rows
+
+    with get_index().write() as session:
+        runs = [rows.create_run(session, "busy", f"busy-{uuid.uuid4().hex[:6]}", {}) for _ in range(3)]
+        for run in runs:
+            for step in ("a", "b"):
+                rows.create_step_run(session, run.id, step, "c", None, {})
+    liveness_queries = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.startswith("SELECT pipeline_run.id, pipeline_run.holder, pipeline_run.heartbeat_at"):
+            liveness_queries.append(statement)
+
+    engine = get_index().engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        steps = Client().list_run_steps(name="a", size=100)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert sorted(s.status for s in steps) == ["running"] * 3
+    assert len(liveness_queries) == 1
+
+
 def test_another_machines_run_crashes_when_its_heartbeat_stops(afs_home):
     """Another machine's process cannot be checked: its run is crashed once
     its heartbeat is older than HEARTBEAT_STALE by the index's clock."""

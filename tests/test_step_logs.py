@@ -46,10 +46,17 @@ def test_stdout_stderr_logging_and_threads_are_kept(afs_home, capsys):
         worker = threading.Thread(target=lambda: print("from a thread"))
         worker.start()
         worker.join()
+        flushers["chatty"] = step_log_threads()
         return 1
+
+    flushers: dict[str, list[str]] = {}
+
+    def step_log_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("artifactfs-step-log-")]
 
     @step
     def quiet(x: int) -> int:
+        flushers["quiet"] = step_log_threads()  # wrote nothing: no thread waits to store its log
         return x
 
     @pipeline
@@ -64,6 +71,7 @@ def test_stdout_stderr_logging_and_threads_are_kept(afs_home, capsys):
         assert line in text
     assert found["chatty"].cut == 0 and found["chatty"].total == len(text)
     assert found["quiet"] is None  # wrote nothing: no row
+    assert len(flushers["chatty"]) == 1 and flushers["quiet"] == []
     seen = capsys.readouterr()
     assert "to stdout <b>" in seen.out and "to stderr" in seen.err  # still shown where it went
 

@@ -67,6 +67,14 @@ class PipelineView(str):
         return found[0]
 
     @property
+    def last_successful_run(self) -> PipelineRunView:
+        """The pipeline's newest completed run (ZenML's; ``NotFoundError`` when none completed)."""
+        found = next((run for run in self.runs if run.status == RunStatus.COMPLETED), None)
+        if found is None:
+            raise NotFoundError(f"pipeline {self.name!r} has no completed run", "run it until it completes")
+        return found
+
+    @property
     def tags(self) -> list[Tag]:
         """The pipeline's own tags (``add_tags(pipeline=...)``)."""
         with get_index().read() as session:
@@ -213,6 +221,16 @@ class PipelineRunView:
             return get_metadata(session, run_id=self._pk)
 
     @property
+    def artifact_versions(self) -> list[ArtifactVersion]:
+        """Every version the run's steps output (cached steps' included), in step order (ZenML's)."""
+        seen: dict[str, ArtifactVersion] = {}
+        for step_run in self.steps.values():
+            for versions in step_run.outputs.values():
+                for version in versions:
+                    seen.setdefault(version.id, version)
+        return list(seen.values())
+
+    @property
     def tags(self) -> list[Tag]:
         """The run's tags (``@pipeline(tags=...)``, ``add_tags(run=...)``), by name."""
         with get_index().read() as session:
@@ -248,6 +266,15 @@ def step_view(session, step: StepRow, with_links: bool = True, links: dict | Non
         for name, versions in links.get((step.id, "output"), {}).items():
             view.outputs[name] = OutputVersions([ArtifactVersion.from_row(v) for v in versions])
     return view
+
+
+def step_views(session, steps: list[StepRow], links: dict | None = None) -> list[StepRunView]:
+    """The views of several step runs (of any runs): their links and whether
+    their runs crashed each read in one query for all of them."""
+    running = [s.run_id for s in steps if s.status == RunStatus.RUNNING.value]
+    crashed = crashed_among(session, running) if running else set()
+    links = links if links is not None else pipeline_rows.links_of_steps(session, [s.id for s in steps])
+    return [step_view(session, s, links=links, crashed=s.run_id in crashed) for s in steps]
 
 
 def _step_substitutions(config: dict[str, Any] | None, step: str) -> dict[str, str]:
@@ -300,9 +327,7 @@ def list_step_runs(pipeline_run: str | None = None, name: str | None = None) -> 
             query = query.where(StepRow.run_id == pipeline_rows.find_run(session, pipeline_run).id)
         if name is not None:
             query = query.where(StepRow.name == name)
-        steps = list(session.scalars(query))
-        links = pipeline_rows.links_of_steps(session, [s.id for s in steps])
-        return [step_view(session, s, links=links) for s in steps]
+        return step_views(session, list(session.scalars(query)))
 
 
 def get_pipeline(name_id_or_prefix: str | uuid.UUID) -> PipelineView:
@@ -356,7 +381,7 @@ def producer(version: ArtifactVersion) -> StepRunView | None:
 def consumers(version: ArtifactVersion) -> list[StepRunView]:
     """The step runs that read ``version``."""
     with get_index().read() as session:
-        return [step_view(session, s) for s in pipeline_rows.consumers_of(session, version._pk)]
+        return step_views(session, list(pipeline_rows.consumers_of(session, version._pk)))
 
 
 def walk(version: ArtifactVersion, depth: int, upstream: bool) -> list[ArtifactVersion]:

@@ -23,7 +23,7 @@ import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from artifactfs.index import get_index
 from artifactfs.index import steplogs
@@ -54,38 +54,47 @@ class StepLogBuffer:
         self.cut = 0
         self._lock = threading.Lock()
         self.written = threading.Event()  # set by every write: the flusher stores the log
+        #: Called once, at the first write: a step that writes nothing starts no flusher thread.
+        self.on_first_write: Callable[[], None] | None = None
 
     def write(self, text: str) -> None:
         """Keep ``text`` (in the head while it has room, else in the tail,
         cutting the oldest) and wake the flusher."""
         if not text:
             return
-        self.written.set()
         with self._lock:
-            self.total += len(text)
-            if self._head_size < self._head_room:
-                taken = text[: self._head_room - self._head_size]
-                self._head.append(taken)
-                self._head_size += len(taken)
-                text = text[len(taken):]
-            if not text:
-                return
-            if len(text) > self._tail_room:  # one write larger than the tail: keep its end
-                self.cut += len(text) - self._tail_room
-                text = text[-self._tail_room:] if self._tail_room else ""
-            self._tail.append(text)
-            self._tail_size += len(text)
-            while self._tail_size > self._tail_room:
-                over = self._tail_size - self._tail_room
-                first = self._tail[0]
-                if len(first) <= over:
-                    self._tail.popleft()
-                    self._tail_size -= len(first)
-                    self.cut += len(first)
-                else:
-                    self._tail[0] = first[over:]
-                    self._tail_size -= over
-                    self.cut += over
+            first, self.on_first_write = self.on_first_write, None
+            self._keep(text)
+        if first is not None:
+            first()
+        self.written.set()
+
+    def _keep(self, text: str) -> None:
+        """Add ``text`` to the head or the tail (the lock held)."""
+        self.total += len(text)
+        if self._head_size < self._head_room:
+            taken = text[: self._head_room - self._head_size]
+            self._head.append(taken)
+            self._head_size += len(taken)
+            text = text[len(taken):]
+        if not text:
+            return
+        if len(text) > self._tail_room:  # one write larger than the tail: keep its end
+            self.cut += len(text) - self._tail_room
+            text = text[-self._tail_room:] if self._tail_room else ""
+        self._tail.append(text)
+        self._tail_size += len(text)
+        while self._tail_size > self._tail_room:
+            over = self._tail_size - self._tail_room
+            oldest = self._tail[0]
+            if len(oldest) <= over:
+                self._tail.popleft()
+                self._tail_size -= len(oldest)
+                self.cut += len(oldest)
+            else:
+                self._tail[0] = oldest[over:]
+                self._tail_size -= over
+                self.cut += over
 
     def text(self) -> str:
         """What is kept, with a line where characters were cut."""
@@ -170,9 +179,9 @@ def captured(step_run_id: int) -> Iterator[StepLogBuffer]:
                 return
 
     flusher = threading.Thread(target=flush, name=f"artifactfs-step-log-{step_run_id}", daemon=True)
+    buffer.on_first_write = flusher.start  # a step that writes nothing costs no thread
     sys.stdout, sys.stderr = _Tee(out, buffer), _Tee(err, buffer)
     root.addHandler(handler)
-    flusher.start()
     try:
         yield buffer
     finally:
@@ -180,7 +189,8 @@ def captured(step_run_id: int) -> Iterator[StepLogBuffer]:
         sys.stdout, sys.stderr = out, err
         done.set()
         buffer.written.set()
-        flusher.join()  # before the last store: an older one never lands after it
+        if flusher.ident is not None:  # started: the step wrote
+            flusher.join()  # before the last store: an older one never lands after it
         if buffer.total:
             _store(step_run_id, buffer)
 
