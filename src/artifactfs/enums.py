@@ -31,6 +31,7 @@ class SaveType(str, enum.Enum):
     STEP_OUTPUT = "step_output"
     MANUAL = "manual"
     REGISTERED = "registered"
+    EXTERNAL = "external"  # an ExternalArtifact's value (ZenML's ArtifactSaveType.EXTERNAL)
 
 
 class ArtifactType(str, enum.Enum):

@@ -5,7 +5,7 @@ user's code relies on."""
 from __future__ import annotations
 
 import warnings
-from typing import Annotated
+from typing import Annotated, Tuple
 
 import pytest
 
@@ -298,3 +298,71 @@ def test_external_artifact_upload_by_value():
     version_id = ExternalArtifact(value=[1, 2]).upload_by_value()
     version = Client().get_artifact_version(version_id)
     assert version.load() == [1, 2] and version.name.startswith("external_")
+
+
+def test_an_uploaded_external_value_is_saved_as_external():
+    # ZenML 0.98 records ExternalArtifact values with ArtifactSaveType.EXTERNAL
+    # (save_artifact(..., save_type=...)), both uploaded ones and the ones a
+    # step run saves; a plain save_artifact stays MANUAL.
+    from artifactfs.enums import ArtifactSaveType
+
+    uploaded = Client().get_artifact_version(ExternalArtifact(value="foo").upload_by_value())
+    assert uploaded.save_type == ArtifactSaveType.EXTERNAL
+    assert save_artifact(1, "plain").save_type == ArtifactSaveType.MANUAL
+    assert save_artifact(2, "told", save_type=ArtifactSaveType.EXTERNAL).save_type == ArtifactSaveType.EXTERNAL
+    with pytest.raises(ValueError, match="save_type"):
+        save_artifact(3, "wrong", save_type=ArtifactSaveType.STEP_OUTPUT)
+
+    @step
+    def takes(value: str) -> None:
+        pass
+
+    @pipeline
+    def passes():
+        takes(ExternalArtifact(value="bar"))
+
+    run = passes()
+    assert run.steps["takes"].inputs["value"][0].save_type == ArtifactSaveType.EXTERNAL
+
+
+def test_a_version_knows_its_artifact_even_after_the_artifact_is_gone():
+    client = Client()
+    version = save_artifact(1, "owned")
+    assert version.artifact.name == "owned"
+    assert version.artifact.id == client.get_artifact("owned").id
+    client.prune_artifacts(only_versions=True)
+    # the version is gone, its artifact is kept (only_versions) and found by the id the version gave
+    with pytest.raises(KeyError):
+        client.get_artifact_version(version.id)
+    assert client.get_artifact(version.artifact.id).name == "owned"
+    client.prune_artifacts(only_versions=False)
+    with pytest.raises(KeyError):
+        client.get_artifact(version.artifact.id)
+
+
+def test_last_successful_run_and_a_runs_artifact_versions():
+    # ZenML's PipelineResponse.last_successful_run (newest completed run) and
+    # PipelineRunResponse.artifact_versions (every version its steps output)
+    @step(enable_cache=False)
+    def two() -> Tuple[Annotated[int, "left"], Annotated[int, "right"]]:
+        return 1, 2
+
+    @step(enable_cache=False)
+    def fails(left: int, boom: bool) -> None:
+        if boom:
+            raise RuntimeError("boom")
+
+    @pipeline(name="partly")
+    def partly(boom: bool):
+        left, _ = two()
+        fails(left, boom)
+
+    good = partly(boom=False)
+    with pytest.raises(Exception):
+        partly(boom=True)
+    view = Client().get_pipeline("partly")
+    assert view.last_run.id != good.id  # the failed run is newer
+    assert view.last_successful_run.id == good.id
+    assert sorted(v.name for v in good.artifact_versions) == ["left", "right"]
+    assert {v.id for v in good.artifact_versions} == {good.steps["two"].outputs["left"][0].id,
+                                                      good.steps["two"].outputs["right"][0].id}

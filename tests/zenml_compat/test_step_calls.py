@@ -196,3 +196,65 @@ def test_a_materializer_sees_the_step_context():
         read_labelled(make_labelled())
 
     assert labelled().steps["read_labelled"].output.load() == "labelled"
+
+
+class Marked:
+    pass
+
+
+class MarkedMaterializer(BaseMaterializer):
+    ASSOCIATED_TYPES = (Marked,)
+
+    def save(self, data: Marked) -> None:
+        with fileio.open(os.path.join(self.uri, "marked.txt"), "w") as f:
+            f.write("marked")
+
+    def load(self, data_type: type) -> Marked:
+        return Marked()
+
+
+class StrOnlyMaterializer(BaseMaterializer):
+    ASSOCIATED_TYPES = (str,)
+
+    def save(self, data: str) -> None:
+        with fileio.open(os.path.join(self.uri, "text.txt"), "w") as f:
+            f.write(data)
+
+    def load(self, data_type: type) -> str:
+        with fileio.open(os.path.join(self.uri, "text.txt")) as f:
+            return f.read()
+
+
+def test_a_list_of_materializers_gives_each_output_the_first_that_fits():
+    # ZenML 0.98: output_materializers may be a sequence (for every output or
+    # per output name); each output is saved by the first materializer whose
+    # associated types hold the value's class (else the first that can save it).
+    @step(output_materializers=[StrOnlyMaterializer, MarkedMaterializer])
+    def both() -> Tuple[Annotated[Marked, "m"], Annotated[str, "s"]]:
+        return Marked(), "text"
+
+    @step(output_materializers={"m": [StrOnlyMaterializer, MarkedMaterializer]})
+    def one() -> Annotated[Marked, "m"]:
+        return Marked()
+
+    @pipeline(name="listed", quiet=True)
+    def listed():
+        both()
+        one()
+
+    run = listed()
+    outputs = run.steps["both"].outputs
+    assert outputs["m"].materializer.endswith("MarkedMaterializer")
+    assert outputs["s"].materializer.endswith("StrOnlyMaterializer")
+    assert run.steps["one"].outputs["m"].materializer.endswith("MarkedMaterializer")
+
+    @step(output_materializers=[StrOnlyMaterializer])
+    def unfit() -> Marked:
+        return Marked()
+
+    @pipeline(name="unfit", quiet=True)
+    def unfit_pipeline():
+        unfit()
+
+    with pytest.raises(StepDefinitionError, match="StrOnlyMaterializer"):
+        unfit_pipeline()

@@ -51,11 +51,14 @@ _NAMES = {
     "REMOTE_FS_PREFIX": "artifactfs.io_utils.REMOTE_FS_PREFIX",
     "Environment": "artifactfs.materializers.cloudpickle_fallback.Environment",
     # zenml.enums / zenml.exceptions / zenml.metadata.metadata_types
+    "ExecutionStatus": "artifactfs.enums.RunStatus",
+    "StepRunInputArtifactType": "artifactfs.enums.StepRunInputArtifactType",
     "ArtifactType": "artifactfs.enums.ArtifactType",
     "ArtifactSaveType": "artifactfs.enums.ArtifactSaveType",
     "ExecutionMode": "artifactfs.enums.ExecutionMode",
     "VisualizationType": "artifactfs.enums.VisualizationType",
     "MaterializerInterfaceError": "artifactfs.materializers.MaterializerInterfaceError",
+    "StepInterfaceError": "artifactfs.pipelines.outputs.StepDefinitionError",
     "DType": "artifactfs.enums.DType",
     "MetadataTypeTuple": "artifactfs.enums.MetadataTypeTuple",
     "MetadataType": "artifactfs.enums.MetadataType",
@@ -70,6 +73,14 @@ _NAMES = {
     "PathMaterializer": "artifactfs.materializers.PathMaterializer",
     "PydanticMaterializer": "artifactfs.materializers.PydanticMaterializer",
     "materializer_registry": "artifactfs.materializers.registry",
+}
+
+
+# ZenML constants whose artifactfs counterpart is a plain value.
+_VALUES = {
+    # artifactfs keeps no client-side cache of runs, so the variable ZenML's
+    # tests set to turn theirs off changes nothing here.
+    "ENV_ZENML_PREVENT_CLIENT_SIDE_CACHING": "ZENML_PREVENT_CLIENT_SIDE_CACHING",
 }
 
 
@@ -90,6 +101,8 @@ class Missing:
 
 
 def __getattr__(name: str):
+    if name in _VALUES:
+        return _VALUES[name]
     target = _NAMES.get(name)
     if target is None:
         raise AttributeError(f"the shim maps no ZenML name {name!r}")

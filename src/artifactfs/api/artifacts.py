@@ -40,7 +40,7 @@ from artifactfs.index import get_index
 from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import pipelines as pipeline_rows
 from artifactfs.index.models import VersionRow
-from artifactfs.enums import SAVE_TYPES
+from artifactfs.enums import SAVE_TYPES, ArtifactSaveType
 from artifactfs.index.models import ArtifactType, PayloadKind, SaveType
 from artifactfs.materializers import BaseMaterializer, PathMaterializer, import_by_name, qualified_name, registry
 from artifactfs.materializers.path import private_folder
@@ -190,6 +190,14 @@ class ArtifactVersion:
         return runs.producer(self)
 
     @property
+    def artifact(self):
+        """The artifact this version belongs to (ZenML's ``.artifact``): its
+        ``.id`` and ``.name`` outlive the artifact's deletion."""
+        from artifactfs.api.client import ArtifactView  # the Client builds on this module
+
+        return ArtifactView.of_name(self.name)
+
+    @property
     def consumers(self) -> list:
         """The step runs that read this version."""
         from artifactfs.api import runs
@@ -262,6 +270,7 @@ def save_artifact(
     user_metadata: dict[str, Any] | None = None,
     materializer: type[BaseMaterializer] | str | None = None,
     uri: str | None = None,
+    save_type: ArtifactSaveType | str = ArtifactSaveType.MANUAL,
     *,
     store: str | ArtifactStore | None = None,
     metadata: dict[str, Any] | None = None,
@@ -271,8 +280,11 @@ def save_artifact(
     ZenML's signature, in ZenML's order; ``store=`` (a store name) and
     ``metadata=`` (an alias of ``user_metadata``) are artifactfs's own and
     keyword-only. ``uri=`` is refused: artifactfs always writes a fresh
-    ``<name>/<uuid>`` folder (the pruner's orphan rule relies on it)."""
+    ``<name>/<uuid>`` folder (the pruner's orphan rule relies on it).
+    ``save_type`` is ``MANUAL`` or ``EXTERNAL`` (what ``ExternalArtifact``
+    saves); the other kinds are the runner's and ``register_artifact``'s."""
     artifact_rows.check_name(name)
+    kept_as = _manual_save_type(save_type)
     version = _version_string(version)
     if uri is not None:
         raise ArtifactfsError(
@@ -288,12 +300,31 @@ def save_artifact(
     cls = pick_materializer(data, materializer)
     with WriteBatch(target) as batch:
         payload, = batch.begin([(name, version)])  # a version taken already is refused here
-        new, extracted = write_value(batch, payload, data, cls, extract_metadata=extract_metadata,
+        new, extracted = write_value(batch, payload, data, cls, kept_as, extract_metadata=extract_metadata,
                                      include_visualizations=include_visualizations)
         new.tags = tags
         new.artifact_type = kind or new.artifact_type
         new.metadata = {**extracted, **metadata}
         return commit_version(batch, link=_link_to_step("output", name))
+
+
+class SaveTypeError(ArtifactfsError, ValueError):
+    """``save_artifact`` was asked for a kind of version only the runner or ``register_artifact`` makes."""
+
+
+def _manual_save_type(value: ArtifactSaveType | str) -> SaveType:
+    try:
+        given = ArtifactSaveType(value)
+    except ValueError:
+        given = None
+    if given is ArtifactSaveType.MANUAL:
+        return SaveType.MANUAL
+    if given is ArtifactSaveType.EXTERNAL:
+        return SaveType.EXTERNAL
+    raise SaveTypeError(
+        f"save_artifact(save_type={value!r}): a saved value is 'manual' or 'external'",
+        "step outputs are saved by the runner and existing files by register_artifact",
+    )
 
 
 def _artifact_type(value: ArtifactType | str | None) -> str | None:

@@ -22,6 +22,7 @@ from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index import summaries as summary_rows
 from artifactfs.index import tags as tag_rules
 from artifactfs.index.models import Artifact, VersionRow, StepIO, StepRun
 from artifactfs.index.models import Tag as TagRow
@@ -111,6 +112,13 @@ class ArtifactView:
         return get_artifact_version(self.name).load()
 
     @classmethod
+    def of_name(cls, name: str) -> ArtifactView:
+        """The artifact named so; with only its name and id when no such row is left."""
+        with get_index().read() as session:
+            row = session.scalar(select(Artifact).where(Artifact.name == name))
+            return cls.from_row(row) if row is not None else cls(id=artifact_id(name), name=name, created=None)
+
+    @classmethod
     def from_row(cls, row: Artifact) -> ArtifactView:
         """The view of an artifact row of the index."""
         return cls(id=artifact_id(row.name), name=row.name, created=row.created_at, _pk=row.id)
@@ -176,7 +184,7 @@ class Client:
         tag/tags, has_custom_name; sort_by "created" or "name", "desc:"
         reverses). Each also tells ``newest`` version and total ``size``."""
         with get_index().read() as session:
-            summaries = {s.name: s for s in artifact_rows.list_artifacts(session)}
+            summaries = {s.name: s for s in summary_rows.list_artifacts(session)}
             found = [ArtifactView.from_row(a) for a in session.scalars(select(Artifact).where(Artifact.name.in_(summaries)))]
         wanted = _as_set(tags) | _as_set(tag)
         found = [a for a in found if (name is None or a.name == name)

@@ -67,6 +67,14 @@ class PipelineView(str):
         return found[0]
 
     @property
+    def last_successful_run(self) -> PipelineRunView:
+        """The pipeline's newest completed run (ZenML's; ``NotFoundError`` when none completed)."""
+        found = next((run for run in self.runs if run.status == RunStatus.COMPLETED), None)
+        if found is None:
+            raise NotFoundError(f"pipeline {self.name!r} has no completed run", "run it until it completes")
+        return found
+
+    @property
     def tags(self) -> list[Tag]:
         """The pipeline's own tags (``add_tags(pipeline=...)``)."""
         with get_index().read() as session:
@@ -211,6 +219,16 @@ class PipelineRunView:
         """The pipeline run's metadata, read from the index now."""
         with get_index().read() as session:
             return get_metadata(session, run_id=self._pk)
+
+    @property
+    def artifact_versions(self) -> list[ArtifactVersion]:
+        """Every version the run's steps output (cached steps' included), in step order (ZenML's)."""
+        seen: dict[str, ArtifactVersion] = {}
+        for step_run in self.steps.values():
+            for versions in step_run.outputs.values():
+                for version in versions:
+                    seen.setdefault(version.id, version)
+        return list(seen.values())
 
     @property
     def tags(self) -> list[Tag]:

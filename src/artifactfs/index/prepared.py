@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -99,7 +99,7 @@ class Prepared:
         """Run once with ``values``, in ``session``'s transaction (or on a Core
         ``Connection``); the rows it returns (RETURNING or SELECT), converted."""
         values = values or {}
-        connection = session.connection() if isinstance(session, Session) else session
+        connection = session if isinstance(session, Connection) else session.connection()
         compiled = self._for(connection, tuple(values))
         parameters = compiled.parameters(values)
         cursor = connection.connection.cursor()
@@ -117,7 +117,7 @@ class Prepared:
         """Run once per parameter set (every set with the same keys), as :meth:`rows`."""
         if not values:
             return
-        connection = session.connection() if isinstance(session, Session) else session
+        connection = session if isinstance(session, Connection) else session.connection()
         compiled = self._for(connection, tuple(values[0]))
         parameters: Any = [compiled.parameters(v) for v in values]
         cursor = connection.connection.cursor()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from artifactfs.api.artifacts import ArtifactVersion, save_artifact
+from artifactfs.enums import ArtifactSaveType
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.models import ArtifactType
 
@@ -74,7 +75,8 @@ class ExternalArtifact:
         """Save the value as ``name`` with this artifact's options."""
         return save_artifact(self.value, name, materializer=self.materializer, tags=list(self.tags),
                              extract_metadata=self.store_artifact_metadata,
-                             include_visualizations=self.store_artifact_visualizations, store=store)
+                             include_visualizations=self.store_artifact_visualizations,
+                             save_type=ArtifactSaveType.EXTERNAL, store=store)
 
 
 @dataclass

@@ -334,7 +334,7 @@ def _save_outputs(planned: PlannedStep, context: StepRunContext, result: Any, st
                 f"but the step is annotated to return {type_label(spec.annotation)}"
             )
     step = planned.invocation.step
-    chosen = [(spec, pick_materializer(values[spec.name], step.output_materializers.get(spec.name)))
+    chosen = [(spec, pick_materializer(values[spec.name], step.materializer_for(spec.name, values[spec.name])))
               for spec in step.outputs]
     with WriteBatch(store) as batch:  # one write batch: every output's intent, payload and commit
         payloads = batch.begin([(planned.artifact_names[spec.name], _configured_version(spec.config))

@@ -73,7 +73,8 @@ class Step:
 
     def _set_materializers(self, materializers: Any) -> None:
         """ZenML's ``output_materializers``: one materializer (class or import
-        path) for every output, or ``{output name: materializer}``."""
+        path) for every output, or ``{output name: materializer}``; where one
+        is taken, a list or tuple of them may stand (see :meth:`materializer_for`)."""
         if materializers is None:
             return
         if not isinstance(materializers, dict):
@@ -84,8 +85,39 @@ class Step:
                 f"step {self.name!r} has no output {', '.join(map(repr, unknown))} to give a materializer",
                 f"its outputs are: {', '.join(s.name for s in self.outputs) or 'none'}",
             )
-        resolved = {output: self._materializer_class(output, given) for output, given in materializers.items()}
+        resolved = {output: self._materializer_classes(output, given) for output, given in materializers.items()}
         self.output_materializers = {**self.output_materializers, **resolved}
+
+    def _materializer_classes(self, output: str, given: Any) -> type[BaseMaterializer] | tuple:
+        if isinstance(given, (list, tuple)):
+            if not given:
+                raise StepDefinitionError(f"an empty list of materializers for output {output!r} of step {self.name!r}",
+                                          "give at least one materializer, or leave the output out")
+            return tuple(self._materializer_class(output, one) for one in given)
+        return self._materializer_class(output, given)
+
+    def materializer_for(self, output: str, value: Any) -> type[BaseMaterializer] | None:
+        """The materializer configured for ``output`` that saves ``value``
+        (None: none configured, the registry picks). From a list, as ZenML:
+        along the value's class hierarchy, the first materializer whose
+        associated types hold the class, else the first that can save it."""
+        given = self.output_materializers.get(output)
+        if not isinstance(given, tuple):
+            return given
+        fallback = None
+        for cls in type(value).__mro__:
+            for materializer in given:
+                if cls in materializer.ASSOCIATED_TYPES:
+                    return materializer
+                if fallback is None and materializer.can_save_type(cls):
+                    fallback = materializer
+        if fallback is not None:
+            return fallback
+        raise StepDefinitionError(
+            f"step {self.name!r}: none of the materializers of output {output!r} "
+            f"({', '.join(m.__name__ for m in given)}) can save a {type(value).__qualname__}",
+            "add a materializer for that type to the list",
+        )
 
     def _materializer_class(self, output: str, given: Any) -> type[BaseMaterializer]:
         """An import path is imported now, as ZenML does, so a typo fails
