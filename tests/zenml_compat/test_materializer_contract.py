@@ -428,3 +428,15 @@ def test_steps_output_subclasses_and_conflicting_types():
     both.configure(output_materializers=FirstMaterializer)()
     latest = Client().list_pipeline_runs()[0]
     assert latest.steps["both"].output.materializer.endswith("FirstMaterializer")
+
+
+def test_an_output_of_a_function_local_class_comes_back_as_its_materializers_type():
+    class LocalFloat(float):  # never importable again: artifactfs loads it as a float
+        pass
+
+    def local() -> LocalFloat:
+        return LocalFloat(1.5)
+
+    local.__annotations__ = {"return": LocalFloat}  # this module's annotations are strings
+    result = step(local)()
+    assert result == 1.5 and type(result) is float
