@@ -155,8 +155,11 @@ def test_move_moves_files_and_folders(tmp_path):
 
 def test_copy_dir_copies_into_a_new_folder_inside_the_source(tmp_path):
     _touch(tmp_path / "new_file.txt", "n")
+    _touch(tmp_path / "sub" / "inner.txt", "i")
     io_utils.copy_dir(str(tmp_path), str(tmp_path / "copy"))
     assert (tmp_path / "copy" / "new_file.txt").read_text() == "n"
+    assert (tmp_path / "copy" / "sub" / "inner.txt").read_text() == "i"
+    assert not (tmp_path / "copy" / "inner.txt").exists()
     assert not (tmp_path / "copy" / "copy").exists()
 
 

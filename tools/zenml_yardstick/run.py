@@ -84,6 +84,8 @@ ABSENT: list[tuple[str, str]] = [
      "needs the ZenML server or its store, users, projects, secrets, builds or templates"),
     (r"\._finalize_configuration|\bCompiler\(|\.prepare\(\)|\._invocations|PipelineRunConfiguration",
      "drives ZenML's pipeline compiler or private step internals"),
+    (r"patch(?:\.object)?\(\s*[\"']zenml\.",
+     "patches ZenML's internal modules (mock.patch of a 'zenml.' path)"),
 ]
 
 
