@@ -25,6 +25,7 @@ from artifactfs import (
     save_artifact,
     step,
 )
+from artifactfs.stores.base import COPY_CHUNK
 
 
 def test_versions_count_up_and_a_named_version_is_found_by_name():
@@ -162,7 +163,7 @@ def test_download_files_zips_the_payload_and_keeps_an_existing_file(tmp_path):
 
 
 def test_download_files_of_a_payload_larger_than_a_chunk(tmp_path):
-    big = b"X" * 1_000_000 + b"Y" * 1_000_000 + b"Z" * 500_000
+    big = b"X" * COPY_CHUNK + b"Y" * 1_000_000 + b"Z" * 500_000  # more than one read of the copy loop
     save_artifact(big, name="big")
     target = tmp_path / "big.zip"
     Client().get_artifact_version("big").download_files(path=str(target))
