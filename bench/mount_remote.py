@@ -17,6 +17,11 @@ Every figure is a fresh first read: a fresh mount with an empty cache folder
 (rclone's too), a fresh fsspec client. The machine is shared: each round runs
 every variant once, in an order rotated from round to round, and each figure
 is the median of its rounds (all rounds are printed too).
+
+Each round also prints the CPU seconds the read cost on this side (the
+reading process plus the FUSE daemon serving it, or the fsspec client) and
+in the emulator. When other work keeps every CPU busy, a variant's speed
+follows its CPU per byte rather than its concurrency: compare those too.
 """
 
 from __future__ import annotations
@@ -41,6 +46,49 @@ def mib_per_s(size: int, seconds: float) -> float:
     return size / seconds / MiB
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serving(mountpoint: Path) -> list[int]:
+    """The processes whose command line names ``mountpoint``: the FUSE daemon serving it."""
+    wanted = str(mountpoint).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if wanted in cmdline.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@dataclass
+class Cost:
+    """What one read cost: seconds, and CPU seconds here (reader + daemon, or client) and in the emulator."""
+
+    seconds: float
+    cpu: float
+    server_cpu: float
+
+
+def timed_read(path: Path, mountpoint: Path, server_pid: int) -> tuple[int, Cost]:
+    """Bytes and cost of one sequential read of ``path`` through the FUSE mount at ``mountpoint``."""
+    daemons = serving(mountpoint)
+    before = time.process_time(), sum(map(cpu_seconds, daemons)), cpu_seconds(server_pid)
+    got, seconds = read_all(path)
+    after = time.process_time(), sum(map(cpu_seconds, daemons)), cpu_seconds(server_pid)
+    return got, Cost(seconds, after[0] - before[0] + after[1] - before[1], after[2] - before[2])
+
+
 @dataclass
 class Target:
     """One remote store under test: its server, the fsspec client of the
@@ -52,6 +100,7 @@ class Target:
     rclone_conf: str  # one rclone remote named "remote"
     s3fs_fuse: list[str] | None = None  # argv prefix (bucket, mountpoint appended) or None
     rounds: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # variant -> (here, emulator) CPU s
 
 
 def start_target(flavor: str) -> Target:
@@ -105,29 +154,30 @@ def external_mount(argv: list[str], mountpoint: Path, env: dict | None = None) -
         time.sleep(0.1)
 
 
-def measure(target: Target, key: str, size: int, work: Path, variant: str) -> float:
-    """MiB/s of one fresh first read of ``key`` by ``variant``."""
+def measure(target: Target, key: str, size: int, work: Path, variant: str) -> Cost:
+    """What one fresh first read of ``key`` by ``variant`` cost."""
     path_in_bucket = key.split("/", 1)[1]
+    server = target.server.pid
     if variant == "fsspec get":
         fs = target.make_fs()
         local = work / "got.bin"
-        began = time.perf_counter()
+        began, cpu, server_cpu = time.perf_counter(), time.process_time(), cpu_seconds(server)
         fs.get_file(key, str(local))
-        seconds = time.perf_counter() - began
+        cost = Cost(time.perf_counter() - began, time.process_time() - cpu, cpu_seconds(server) - server_cpu)
         local.unlink()
-        return mib_per_s(size, seconds)
+        return cost
     if variant == "artifactfs":
         cache = work / "cache"
         shutil.rmtree(cache, ignore_errors=True)
         with artifactfs_mount(work / "mnt", cache_dir=cache) as mnt:
-            got, seconds = read_all(mnt / "artifacts/big/1/object.bin")
+            got, cost = timed_read(mnt / "artifacts/big/1/object.bin", mnt, server)
         assert got == size, got
         # The re-read after a remount, served from the persistent cache (kept as an extra figure).
         with artifactfs_mount(work / "mnt", cache_dir=cache) as mnt:
             _, again = read_all(mnt / "artifacts/big/1/object.bin")
         target.rounds.setdefault("artifactfs re-read after remount", []).append(mib_per_s(size, again))
         shutil.rmtree(cache, ignore_errors=True)
-        return mib_per_s(size, seconds)
+        return cost
     if variant == "rclone mount":
         conf = work / "rclone.conf"
         conf.write_text(target.rclone_conf)
@@ -138,22 +188,22 @@ def measure(target: Target, key: str, size: int, work: Path, variant: str) -> fl
         try:
             external_mount(["rclone", "--config", str(conf), "mount", f"remote:{BUCKET}", str(point), "--vfs-cache-mode", "full",
                             "--cache-dir", str(cache), "--daemon"], point, env)
-            got, seconds = read_all(point / path_in_bucket)
+            got, cost = timed_read(point / path_in_bucket, point, server)
         finally:
             unmount(point)
             shutil.rmtree(cache, ignore_errors=True)
         assert got == size, got
-        return mib_per_s(size, seconds)
+        return cost
     if variant == "s3fs-fuse":
         point = work / "s3fs-fuse"
         env = dict(os.environ, AWSACCESSKEYID="testing", AWSSECRETACCESSKEY="testing")
         try:
             external_mount([*target.s3fs_fuse, str(point)], point, env)
-            got, seconds = read_all(point / path_in_bucket)
+            got, cost = timed_read(point / path_in_bucket, point, server)
         finally:
             unmount(point)
         assert got == size, got
-        return mib_per_s(size, seconds)
+        return cost
     raise ValueError(variant)
 
 
@@ -182,9 +232,12 @@ def run_store(flavor: str, mib: int, rounds: int, work: Path) -> Target:
         for round_ in range(rounds):
             order = variants[round_ % len(variants):] + variants[:round_ % len(variants)]
             for variant in order:
-                value = measure(target, key, size, work, variant)
+                cost = measure(target, key, size, work, variant)
+                value = mib_per_s(size, cost.seconds)
                 target.rounds.setdefault(variant, []).append(value)
-                print(f"  round {round_ + 1}: {variant:12s} {value:7.1f} MiB/s   (load average {os.getloadavg()[0]:.1f} "
+                target.cpu.setdefault(variant, []).append((cost.cpu, cost.server_cpu))
+                print(f"  round {round_ + 1}: {variant:12s} {value:7.1f} MiB/s   CPU s: {cost.cpu:5.2f} here, "
+                      f"{cost.server_cpu:5.2f} emulator   (load average {os.getloadavg()[0]:.1f} "
                       f"on {os.cpu_count()} CPUs)", flush=True)
     finally:
         target.server.stop()
@@ -198,6 +251,10 @@ def report(target: Target) -> None:
     print(f"\n{target.flavor}: medians of {len(target.rounds['artifactfs'])} rounds")
     for name, values in target.rounds.items():
         print(f"  {name:34s} {med[name]:7.1f} MiB/s   rounds: {', '.join(f'{v:.0f}' for v in values)}")
+    for name, costs in target.cpu.items():
+        here = statistics.median(c[0] for c in costs)
+        server = statistics.median(c[1] for c in costs)
+        print(f"  {name:34s} CPU s per read: {here:5.2f} here + {server:5.2f} emulator = {here + server:5.2f}")
     ours = med["artifactfs"]
     ratio = ours / med["fsspec get"]
     print(f"  {target.flavor} first read / fsspec get:   {ratio:5.2f}x (target >= 1.5: {verdict(ratio, 1.5)})")

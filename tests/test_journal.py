@@ -59,9 +59,10 @@ def test_newest_is_the_highest_version_not_the_highest_row(afs_home):
     assert Client().get_artifact("x").load() == 6
     with get_index().read() as session:
         from artifactfs.index import artifacts as rows
+        from artifactfs.index import summaries
         from artifactfs.index import tree as q
 
-        assert [s.newest for s in rows.list_artifacts(session) if s.name == "x"] == ["6"]
+        assert [s.newest for s in summaries.list_artifacts(session) if s.name == "x"] == ["6"]
         artifact_id = rows.newest_version(session, "x").artifact_id
         assert q.newest_version(session, artifact_id).version == "6"
         from artifactfs.index import browse

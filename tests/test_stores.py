@@ -673,3 +673,28 @@ def test_local_symlink_out_of_the_root_is_refused(tmp_path):
                 (root / "inside.bin").write_bytes(b"inside")
             _assert_refused(store, path, call)
     assert list((root / "ok").iterdir()) == [] and (root / "inner").is_symlink()
+
+
+@pytest.mark.parametrize("store_flavor", ["s3"])
+def test_prepare_client_builds_the_s3_client_before_the_first_request(flavor_store, monkeypatch):
+    """The mount prepares every store's client before it mounts
+    (``prepare_client``). s3fs builds its botocore client on its first
+    request unless ``connect`` is called: 0.13-0.2 s of CPU that the first
+    read through a fresh mount paid (10-20% of a 256 MiB read on moto)."""
+    import s3fs
+
+    connected = []
+    connect = s3fs.S3FileSystem.connect
+
+    def spy(self, *args, **kwargs):
+        connected.append(self)
+        return connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "connect", spy, raising=True)
+    store = flavor_store
+    store.prepare_client()
+    assert connected == [store.fs]
+    with store.open("blob.bin", "wb") as f:  # the prepared client is the one that reads and writes
+        f.write(b"prepared")
+    assert b"".join(store.read_range("blob.bin", 0, 8)) == b"prepared"
+    assert connected == [store.fs]

@@ -22,6 +22,7 @@ from artifactfs.errors import AlreadyExistsError, ArtifactfsError, NotFoundError
 from artifactfs.index import artifacts as artifact_rows
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index import summaries as summary_rows
 from artifactfs.index import tags as tag_rules
 from artifactfs.index.models import Artifact, VersionRow, StepIO, StepRun
 from artifactfs.index.models import Tag as TagRow
@@ -183,7 +184,7 @@ class Client:
         tag/tags, has_custom_name; sort_by "created" or "name", "desc:"
         reverses). Each also tells ``newest`` version and total ``size``."""
         with get_index().read() as session:
-            summaries = {s.name: s for s in artifact_rows.list_artifacts(session)}
+            summaries = {s.name: s for s in summary_rows.list_artifacts(session)}
             found = [ArtifactView.from_row(a) for a in session.scalars(select(Artifact).where(Artifact.name.in_(summaries)))]
         wanted = _as_set(tags) | _as_set(tag)
         found = [a for a in found if (name is None or a.name == name)

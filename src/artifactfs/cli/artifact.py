@@ -66,13 +66,14 @@ LIST_LIMIT = 50
 def list_command(limit: int, after: str | None) -> None:
     """List artifacts by name with their number of versions, a page at a time."""
     from artifactfs.index import get_index
-    from artifactfs.index.artifacts import count_artifacts, list_artifacts
     from artifactfs.index.hosts import unreadable_here
+    from artifactfs.index.summaries import count_artifacts, list_artifacts
 
-    with get_index().read() as session:  # the index alone: a page costs the same at any size
-        summaries = list_artifacts(session, limit=limit or None, after=after)
-        more = count_artifacts(session, after=summaries[-1].name) if limit and len(summaries) == limit else 0
-        elsewhere = unreadable_here(session, [s.name for s in summaries])
+    # The index alone, through SQLAlchemy Core (no ORM): a page costs the same at any size.
+    with get_index().read_rows() as connection:
+        summaries = list_artifacts(connection, limit=limit or None, after=after)
+        more = count_artifacts(connection, after=summaries[-1].name) if limit and len(summaries) == limit else 0
+        elsewhere = unreadable_here(connection, [s.name for s in summaries])
     if not summaries:
         console.print("No artifacts yet." if after is None else f"No artifacts after {after!r}.")
         return

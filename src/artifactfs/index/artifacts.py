@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from artifactfs.enums import LIVE
@@ -32,6 +32,7 @@ from artifactfs.index.models import (
 )
 from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
+from artifactfs.index.newest import newest_order
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 from artifactfs.index.sql import is_live
 
@@ -407,42 +408,6 @@ def _live(query):
     return query.where(is_live())
 
 
-def newest_order(newest: bool = True) -> tuple:
-    """THE order of "newest" among the versions of one artifact (its one
-    owner: ``load_artifact``, the mount's ``latest``, ``gc --keep-latest``
-    and the web view all use it): the highest version number first; versions
-    named by a string (no number) after every numbered one, the one created
-    last first; the row id only breaks ties. Never the row id alone: ``fsck
-    --adopt`` inserts rows in whatever order it finds payloads.
-    ``newest=False``: the same order reversed (oldest first)."""
-    if newest:
-        return (ArtifactVersion.version_number.desc().nulls_last(), ArtifactVersion.created_at.desc(),
-                ArtifactVersion.id.desc())
-    return (ArtifactVersion.version_number.asc().nulls_first(), ArtifactVersion.created_at.asc(),
-            ArtifactVersion.id.asc())
-
-
-def newest_rank(artifact_ids: Iterable[int] | None = None):
-    """A subquery of live versions, ``(vid, artifact_id, rank)``: rank 1 is
-    each artifact's newest (:func:`newest_order`)."""
-    ranked = select(
-        ArtifactVersion.id.label("vid"), ArtifactVersion.artifact_id.label("artifact_id"),
-        func.row_number().over(partition_by=ArtifactVersion.artifact_id, order_by=newest_order()).label("rank"),
-    ).where(is_live())
-    if artifact_ids is not None:
-        ranked = ranked.where(ArtifactVersion.artifact_id.in_(list(artifact_ids)))
-    return ranked.subquery()
-
-
-def newest_versions(session: Session, artifact_ids: list[int] | None) -> dict[int, str]:
-    """``{artifact id: version string of its newest live version}`` (of
-    every artifact when ``artifact_ids`` is None)."""
-    ranked = newest_rank(artifact_ids)
-    return dict(session.execute(
-        select(ranked.c.artifact_id, ArtifactVersion.version).join(ArtifactVersion, ArtifactVersion.id == ranked.c.vid)
-        .where(ranked.c.rank == 1)).all())
-
-
 def newest_version(session: Session, name: str) -> ArtifactVersion | None:
     return session.scalars(
         _live(select(ArtifactVersion).join(Artifact).where(Artifact.name == name))
@@ -533,45 +498,6 @@ def list_versions(
     if limit:
         query = query.limit(limit)
     return list(session.scalars(query))
-
-
-@dataclass(frozen=True)
-class ArtifactSummary:
-    name: str
-    versions: int
-    newest: str | None
-    size: int
-
-
-def list_artifacts(session: Session, limit: int | None = None, after: str | None = None) -> list[ArtifactSummary]:
-    """Artifacts with a live version, by name: all of them, or a page of
-    ``limit`` after the name ``after`` (found through the name index, then
-    counted for that page only, so a page costs the same at any size)."""
-    live = is_live()
-    totals = select(ArtifactVersion.artifact_id, func.count(ArtifactVersion.id),
-                    func.coalesce(func.sum(ArtifactVersion.size), 0)).where(live).group_by(ArtifactVersion.artifact_id)
-    if limit:
-        page = _named_with_live(after).order_by(Artifact.name).limit(limit)
-        names = dict(session.execute(page).all())
-        totals = totals.where(ArtifactVersion.artifact_id.in_(list(names)))
-    else:
-        names = dict(session.execute(_named_with_live(after)).all())
-    rows = {artifact_id: rest for artifact_id, *rest in session.execute(totals)} if names else {}
-    newest = newest_versions(session, list(rows) if limit else None) if rows else {}
-    found = [ArtifactSummary(names[i], count, newest.get(i), int(size)) for i, (count, size) in rows.items()]
-    return sorted(found, key=lambda s: s.name)
-
-
-def count_artifacts(session: Session, after: str | None = None) -> int:
-    """How many artifacts have a live version (with a name after ``after``)."""
-    return session.scalar(select(func.count()).select_from(_named_with_live(after).subquery())) or 0
-
-
-def _named_with_live(after: str | None):
-    has_live = exists(select(ArtifactVersion.id).where(
-        ArtifactVersion.artifact_id == Artifact.id, is_live()))
-    query = select(Artifact.id, Artifact.name).where(has_live)
-    return query.where(Artifact.name > after) if after is not None else query
 
 
 def version_files(session: Session, version_id: int) -> list[VersionFile]:

@@ -26,7 +26,8 @@ from sqlalchemy import Float, Select, String, case, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from artifactfs.index import artifacts, names, steplogs
-from artifactfs.index.artifacts import like_escape, newest_rank
+from artifactfs.index.artifacts import like_escape
+from artifactfs.index.newest import newest_rank
 from artifactfs.index.models import (
     Artifact,
     ArtifactVersion,

@@ -20,15 +20,17 @@ expiry and lease is measured on.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Union, overload
+from typing import TYPE_CHECKING, Union, overload
 
 from sqlalchemy import DateTime, select, text
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.index.sql import is_sqlite, utc
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: How far a SQLite pass's clock may run behind the mark (clocks of one host
 #: agree; this covers an NTP step), and ahead of it at least, whatever the grace.

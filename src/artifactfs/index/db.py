@@ -2,7 +2,9 @@
 concurrent writers, and the schema brought up to date on first use.
 
 Callers frame their own transactions: ``with index.read() as session`` for
-queries, ``index.run_write(fn, ...)`` for changes: it runs ``fn(session, ...)``
+queries (``with index.read_rows() as connection``: a Core connection, for a
+query that selects from ``index.tables`` and needs no ORM; the ORM is loaded
+only when a first session is made), ``index.run_write(fn, ...)`` for changes: it runs ``fn(session, ...)``
 in a write transaction and runs it again when PostgreSQL aborted the
 transaction for a deadlock or a serialization failure (bounded, with
 jittered backoff), so ``fn`` must do nothing but database work. ``with
@@ -36,7 +38,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -48,7 +50,6 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from artifactfs.errors import ArtifactfsError, ConfigError
@@ -57,6 +58,10 @@ from artifactfs.index.health import IndexFullError, device_full, explain, full_e
 from artifactfs.index.migrate import upgrade_if_needed
 from artifactfs.index.sql import is_postgres
 from artifactfs.settings import create_private_file, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # PostgreSQL SQLSTATEs after which the whole transaction may simply run again.
@@ -103,6 +108,7 @@ class Index:
         # mask_url), never as free text: a password `team` must not mask /tmp/team/homes.
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._reconnecting = threading.Lock()
+        self._making_sessions = threading.Lock()
         self._connect(full)
         self._retried = 0
 
@@ -119,13 +125,28 @@ class Index:
             self._write_engine = _make_engine(self.url, begin="IMMEDIATE") if self.is_sqlite else self.engine
             self._light_engine = (_make_engine(self.url, begin="IMMEDIATE", light=True) if self.is_sqlite
                                   else self.engine)
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
-        self._light_writer = (sessionmaker(self._light_engine, expire_on_commit=False)
-                              if self._light_engine is not self._write_engine else self._writer)
-        generation.install(self._writer)
-        if self._light_writer is not self._writer:
-            generation.install(self._light_writer)
+        self._session_makers: tuple[sessionmaker, sessionmaker, sessionmaker] | None = None
+
+    def _sessions(self) -> tuple[sessionmaker, sessionmaker, sessionmaker]:
+        """The reader's, the writer's and the light writer's session makers,
+        made on first use: importing the ORM costs a command that reads
+        through :meth:`read_rows` alone a fifth of its start."""
+        makers = self._session_makers
+        if makers is not None:
+            return makers
+        from sqlalchemy.orm import sessionmaker
+
+        with self._making_sessions:
+            if self._session_makers is None:
+                reader = sessionmaker(self.engine, expire_on_commit=False)
+                writer = sessionmaker(self._write_engine, expire_on_commit=False)
+                light = (sessionmaker(self._light_engine, expire_on_commit=False)
+                         if self._light_engine is not self._write_engine else writer)
+                generation.install(writer)
+                if light is not writer:
+                    generation.install(light)
+                self._session_makers = (reader, writer, light)
+            return self._session_makers
 
     def _writable_again(self) -> bool:
         """A read-only index (its device was full) opened for writing again
@@ -146,9 +167,22 @@ class Index:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """An ORM session in a read transaction."""
+        with self._explained(), self._sessions()[0]() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read_rows(self) -> Iterator[Connection]:
+        """A Core connection in a read transaction, for queries that select
+        from ``index.tables`` (``artifact list``): the ORM stays unloaded."""
+        with self._explained(), self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def _explained(self) -> Iterator[None]:
+        """A database error of a read named in words when ``index.health`` knows it."""
         try:
-            with self._reader() as session, session.begin():
-                yield session
+            yield
         except DBAPIError as exc:
             explained = explain(exc, self.url)
             if explained is None:
@@ -167,7 +201,8 @@ class Index:
         """
         if self.full is not None and not self._writable_again():
             raise self.full
-        with (self._writer if durable else self._light_writer)() as session:
+        _, writer, light_writer = self._sessions()
+        with (writer if durable else light_writer)() as session:
             transaction = session.begin()
             try:
                 yield session

@@ -39,7 +39,8 @@ from artifactfs.index.models import (
     VersionTag,
 )
 from artifactfs.errors import ArtifactfsError
-from artifactfs.index.artifacts import newest_rank, overlapping_uri
+from artifactfs.index.artifacts import overlapping_uri
+from artifactfs.index.newest import newest_rank
 from artifactfs.index.clock import When, database_now
 from artifactfs.index.pipelines import check_pipeline, delete_run
 from artifactfs.index.generation import bump_generation

@@ -39,19 +39,22 @@ snapshot.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import event, select, text, update
-from sqlalchemy.orm import Session
 
 from artifactfs.faults import fault_point
 from artifactfs.index.clock import index_now
-from artifactfs.index.models import IndexState
 from artifactfs.index.sql import is_postgres
+from artifactfs.index.tables import index_state as _STATE
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 SEQUENCE = "index_generation"
 
 # Core, not ORM: an ORM UPDATE also evaluates its WHERE against the session's
 # objects (about 0.2 ms on every save).
-_STATE = IndexState.__table__
 # SQLite: the same statement advances the index's clock mark (``index.clock``): free.
 _SQLITE_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
                                                              clock_mark=index_now())
@@ -96,7 +99,7 @@ def get_generation(connection) -> Generation:
     if is_postgres(connection):
         counter = connection.execute(_PG_COUNTER).scalar() or 0
         return _reading(counter, connection.execute(_PG_SNAPSHOT).scalar())
-    return Generation(connection.execute(select(IndexState.generation).where(IndexState.id == 1)).scalar() or 0)
+    return Generation(connection.execute(select(_STATE.c.generation).where(_STATE.c.id == 1)).scalar() or 0)
 
 
 def _reading(counter: int, snapshot: str) -> Generation:

@@ -31,15 +31,21 @@ import hashlib
 import os
 import pwd
 import re
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from artifactfs.errors import StoreError
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.models import Artifact, ArtifactVersion, Store
+from artifactfs.index.tables import artifact, artifact_version, store
 from artifactfs.settings import DEFAULT_STORE, get_settings, machine_id
 from artifactfs.index.sql import is_live
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.orm import Session
+
+    from artifactfs.index.models import Store
 
 CLAIM_SAMPLE = 20  # newest live payloads that must be here before a claim
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -49,7 +55,8 @@ class ForeignStoreError(StoreError):
     """A local store that this machine does not own."""
 
 
-def is_local_row(row: Store) -> bool:
+def is_local_row(row: Store | Row) -> bool:
+    """Whether a store's row (a model, or a row with its ``flavor``) is a local folder."""
     from artifactfs.stores import get_flavor  # fsspec: only where a store is needed
 
     return get_flavor(row.flavor).protocol == "file"
@@ -105,7 +112,7 @@ def default_store_name(session: Session, machine: str, root: str | None = None) 
                   f"{DEFAULT_STORE}-{short}-{short_id(_user())}",
                   f"{DEFAULT_STORE}-{short}-{hashlib.sha256(root.encode()).hexdigest()[:8]}")
     for name in candidates:
-        row = session.scalar(select(Store).where(Store.name == name))
+        row = session.execute(select(store.c.host_id, store.c.root_uri).where(store.c.name == name)).first()
         if row is None:
             return name
         if row.host_id != machine or row.root_uri != root:
@@ -137,15 +144,14 @@ def claim_if_unowned(session: Session, row: Store, machine: str) -> bool:
         return False
     from artifactfs.stores import ArtifactStore, get_flavor
 
-    store = ArtifactStore(row.name, get_flavor(row.flavor), row.root_uri, row.options)
+    opened = ArtifactStore(row.name, get_flavor(row.flavor), row.root_uri, row.options)
+    version = artifact_version.c
     uris = session.scalars(
-        select(ArtifactVersion.uri)
-        .where(ArtifactVersion.store_id == row.id, is_live())
-        .order_by(ArtifactVersion.id.desc()).limit(CLAIM_SAMPLE)
+        select(version.uri).where(version.store_id == row.id, is_live()).order_by(version.id.desc()).limit(CLAIM_SAMPLE)
     )
     for uri in uris:
         try:
-            if not store.exists(uri):  # beneath the root, no link followed
+            if not opened.exists(uri):  # beneath the root, no link followed
                 return False
         except (StoreError, OSError):
             return False
@@ -158,21 +164,22 @@ def claim(session: Session, row: Store, machine: str) -> None:
     bump_generation(session)
 
 
-def unreadable_here(session: Session, names: list[str], machine: str | None = None) -> dict[str, int]:
+def unreadable_here(connection: Session | Connection, names: list[str], machine: str | None = None) -> dict[str, int]:
     """``{artifact name: live versions kept in another machine's local store}``
-    for ``names``: listings count them, but this machine can never read them."""
+    for ``names``: listings count them, but this machine can never read them
+    (Core only: ``artifact list`` asks it without loading the ORM)."""
     machine = machine or machine_id()
-    foreign = [row.id for row in session.scalars(select(Store).where(Store.host_id.is_not(None),
-                                                                       Store.host_id != machine))
-               if is_local_row(row)]
+    others = connection.execute(select(store.c.id, store.c.flavor).where(store.c.host_id.is_not(None),
+                                                                         store.c.host_id != machine))
+    foreign = [row.id for row in others if is_local_row(row)]
     if not foreign or not names:
         return {}
-    counted = (select(Artifact.name, func.count(ArtifactVersion.id))
-               .join(ArtifactVersion, ArtifactVersion.artifact_id == Artifact.id)
-               .where(Artifact.name.in_(names), ArtifactVersion.store_id.in_(foreign),
-                      is_live())
-               .group_by(Artifact.name))
-    return {name: count for name, count in session.execute(counted)}
+    version = artifact_version.c
+    counted = (select(artifact.c.name, func.count(version.id))
+               .join(artifact_version, version.artifact_id == artifact.c.id)
+               .where(artifact.c.name.in_(names), version.store_id.in_(foreign), is_live())
+               .group_by(artifact.c.name))
+    return {name: count for name, count in connection.execute(counted)}
 
 
 def local_roots_here(session: Session, machine: str | None = None) -> list[str]:
@@ -181,6 +188,6 @@ def local_roots_here(session: Session, machine: str | None = None) -> list[str]:
     from artifactfs.stores import get_flavor
 
     machine = machine or machine_id()
-    rows = session.execute(select(Store.root_uri, Store.flavor).where(Store.host_id == machine,
-                                                                      Store.removed_at.is_(None)))
+    rows = session.execute(select(store.c.root_uri, store.c.flavor).where(store.c.host_id == machine,
+                                                                          store.c.removed_at.is_(None)))
     return sorted(root for root, flavor in rows if get_flavor(flavor).protocol == "file")

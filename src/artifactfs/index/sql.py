@@ -7,27 +7,37 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection, Engine
 
 from artifactfs.enums import LIVE
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: Ids per ``IN (...)`` clause: well below SQLite's and PostgreSQL's limits.
 CHUNK = 1000
 
 
-def is_sqlite(connection: Any) -> bool:
+def dialect_name(connection: Session | Connection | Engine) -> str:
+    """The name of the database (``sqlite``, ``postgresql``) a Session, a Core
+    Connection or an Engine talks to (told apart without importing the ORM:
+    ``artifact list`` reads through a Core Connection alone)."""
+    if isinstance(connection, (Connection, Engine)):
+        return connection.dialect.name
+    return connection.get_bind().dialect.name
+
+
+def is_sqlite(connection: Session | Connection | Engine) -> bool:
     """Whether a Session or Core Connection talks to SQLite."""
-    bind = connection.get_bind() if isinstance(connection, Session) else connection
-    return bind.dialect.name == "sqlite"
+    return dialect_name(connection) == "sqlite"
 
 
-def is_postgres(connection: Any) -> bool:
+def is_postgres(connection: Session | Connection | Engine) -> bool:
     """Whether a Session or Core Connection talks to PostgreSQL."""
-    bind = connection.get_bind() if isinstance(connection, Session) else connection
-    return bind.dialect.name == "postgresql"
+    return dialect_name(connection) == "postgresql"
 
 
 def chunks(items: Iterable, size: int = CHUNK) -> Iterator[Sequence]:
@@ -53,11 +63,13 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def is_live(version: Any = None) -> ColumnElement[bool]:
-    """The filter "the version is live" on ``version`` (the model, by default, or an alias of it)."""
+    """The filter "the version is live" on ``version`` (the table, by default,
+    or a model or an alias of either: anything with a ``state`` column)."""
     if version is None:
-        from artifactfs.index.models import VersionRow as version  # models imports index.clock, which imports this
+        from artifactfs.index.tables import artifact_version  # tables imports index.clock, which imports this
 
+        return artifact_version.c.state == LIVE
     return version.state == LIVE
 
 
-__all__ = ["CHUNK", "chunks", "is_live", "is_postgres", "is_sqlite", "utc"]
+__all__ = ["CHUNK", "chunks", "dialect_name", "is_live", "is_postgres", "is_sqlite", "utc"]

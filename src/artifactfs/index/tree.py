@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from artifactfs.index.artifacts import newest_order
+from artifactfs.index.newest import newest_order
 from artifactfs.index.models import (
     Artifact,
     ArtifactVersion,

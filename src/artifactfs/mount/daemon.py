@@ -309,7 +309,9 @@ def run(options: MountOptions, log_path: str | None = None) -> None:
     from artifactfs.mount.fs import Tree
     from artifactfs.mount.fuse import Operations, Timeouts
     from artifactfs.mount.reader import Stores
+    from artifactfs.mount.remote import keep_piece_buffers
 
+    keep_piece_buffers()  # before the stores' client threads start
     mountpoint = check_mountpoint(options.mountpoint, options.clean_dead)
     # Until trio listens for signals, SIGTERM must still end in the clean-up below.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -122,7 +122,7 @@ class Stores(OpenStores):
             ids = [row.id for row in list_store_rows(session)]
         for store_id in ids:
             try:
-                self.get(store_id).fs  # noqa: B018 - builds the client now
+                self.get(store_id).prepare_client()
             except Exception as exc:  # a broken store fails its own reads later, loudly
                 log.debug("store %d could not be prepared: %s", store_id, exc)
 

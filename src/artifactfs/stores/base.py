@@ -115,6 +115,11 @@ class ArtifactStore:
             return self.flavor.filesystem(options)
         return self.flavor.filesystem_at(self.root, options)
 
+    def prepare_client(self) -> None:
+        """Build the store's client now (imports, client objects; no request
+        sent), so that its first read does not pay for it."""
+        self.flavor.prepare(self.fs)
+
     @property
     def beneath(self) -> Root:
         """The open root of a local store (``beneath.Root``): every path

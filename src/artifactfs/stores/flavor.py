@@ -145,6 +145,12 @@ class Flavor:
 
 
     @classmethod
+    def prepare(cls, fs: fsspec.AbstractFileSystem) -> None:
+        """Build whatever ``fs`` would build on its first request, sending
+        nothing, so the first read does not pay for it. Most clients are
+        ready once constructed; a flavor whose client is not says how."""
+
+    @classmethod
     def filesystem_at(cls, root: str, options: dict[str, Any]) -> fsspec.AbstractFileSystem:
         """The filesystem of a store rooted at ``root`` (native); most
         flavors need only the options (the local one holds the root open)."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactfs.stores.flavor import Flavor
+
+if TYPE_CHECKING:
+    import fsspec
 
 
 class S3Flavor(Flavor):
@@ -36,3 +39,10 @@ class S3Flavor(Flavor):
         if region:
             options["client_kwargs"] = {**options.get("client_kwargs", {}), "region_name": region}
         return options
+
+    @classmethod
+    def prepare(cls, fs: fsspec.AbstractFileSystem) -> None:
+        # s3fs builds its botocore client on the first request (measured:
+        # 0.13-0.2 s of CPU, 10-20% of a 256 MiB first read on moto);
+        # ``connect`` builds it now without sending anything.
+        fs.connect()
