@@ -112,3 +112,51 @@ E   ImportError: no zenml.thing</error></testcase>
 def test_the_scratch_folder_must_be_outside_the_repository(yardstick, tmp_path):
     with pytest.raises(SystemExit):
         yardstick.main([str(tmp_path), "--scratch", str(RUN.parent / "scratch")])
+
+
+def test_a_test_that_patches_zenml_internals_is_skipped(yardstick):
+    source = '''
+from unittest.mock import patch
+
+def _in_worker(client):
+    with patch("zenml.artifacts.utils.Client", return_value=client):
+        return 1
+
+def test_parallel(clean_client):
+    assert _in_worker(clean_client) == 1
+
+def test_patches_our_own(monkeypatch):
+    with patch("os.getcwd"):
+        pass
+'''
+    reasons = yardstick.absent_reasons(source)
+    assert set(reasons) == {"test_parallel"}
+    assert "patches ZenML's internal modules" in reasons["test_parallel"]
+
+
+def test_a_brought_helper_file_of_the_same_version_is_used(tmp_path, monkeypatch):
+    """``from tests.unit.test_general import _test_materializer`` in a brought
+    file resolves to the rewritten copy of that version's test_general.py."""
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "test_general__v7.py").write_text("def _helper():\n    return 'v7 helper'\n")
+    (files / "test_general__v8.py").write_text("def _helper():\n    return 'v8 helper'\n")
+    (files / "test_user__v7.py").write_text(
+        "from support import resolve as _zy\n"
+        "_helper = _zy('tests.unit.test_general', '_helper')\n"
+        "_missing = _zy('tests.unit.test_general', '_not_there')\n"
+    )
+    monkeypatch.setenv("ZENML_YARDSTICK_SHIM", str(Path(__file__).with_name("zenml_shim.py")))
+    monkeypatch.delitem(sys.modules, "zenml_shim", raising=False)
+    spec = importlib.util.spec_from_file_location("support", RUN.parent / "support.py")
+    support = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "support", support)
+    spec.loader.exec_module(support)
+    monkeypatch.syspath_prepend(str(files))
+    user = importlib.import_module("test_user__v7")
+    try:
+        assert user._helper() == "v7 helper"
+        assert isinstance(user._missing, support.Missing)
+    finally:
+        for name in ("test_user__v7", "test_general__v7"):
+            sys.modules.pop(name, None)

@@ -23,12 +23,15 @@ For every test file under SRC it:
    ``from tests....`` helpers of ZenML's test harness (its conftest steps,
    ``sample_name``, the ``clean_client``/``clean_client_with_run``/
    ``connected_two_step_pipeline`` fixtures) are our own re-creations in
-   ``support.py`` and ``scratch_conftest.py``;
+   ``support.py`` and ``scratch_conftest.py``; other ``tests.*`` helpers
+   come from that module's file when it is brought in the same version
+   folder (``tests/unit/test_general.py``'s ``_test_materializer``);
 2. marks as skipped, with the reason, every test whose body (or a helper or
    fixture of the same file it uses) needs what artifactfs has on purpose
    not: ZenML's server and its store, stacks and stack components,
    orchestrators and schedules, the Model Control Plane, users, projects,
-   secrets, run templates (rules in ``ABSENT`` below);
+   secrets, run templates; and tests that ``mock.patch`` ZenML's own
+   modules (rules in ``ABSENT`` below);
 3. runs all files with pytest under ZenML 0.98 (``--zenml-python``): a test
    that passes there is *kept*, one that fails is listed with ZenML's own
    first failure line;
@@ -84,6 +87,8 @@ ABSENT: list[tuple[str, str]] = [
      "needs the ZenML server or its store, users, projects, secrets, builds or templates"),
     (r"\._finalize_configuration|\bCompiler\(|\.prepare\(\)|\._invocations|PipelineRunConfiguration",
      "drives ZenML's pipeline compiler or private step internals"),
+    (r"patch(?:\.object)?\(\s*[\"']zenml\.",
+     "patches ZenML's internal modules (mock.patch of a 'zenml.' path)"),
 ]
 
 

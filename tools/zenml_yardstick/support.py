@@ -7,7 +7,9 @@ under ZenML (``ZENML_YARDSTICK_SIDE=zenml``) and, here, the object that
 becomes a ``Missing`` that fails the test using it, not the file's import.
 ZenML's test-harness helpers (``tests.integration.functional.conftest``'s
 steps, ``tests.integration.functional.utils.sample_name``) are our own
-re-creations, built on the side's ``step`` and ``pipeline``.
+re-creations, built on the side's ``step`` and ``pipeline``. Any other
+``tests.*`` helper (``tests.unit.test_general``'s ``_test_materializer``) is
+taken from that file when it was brought in the same version folder.
 """
 
 from __future__ import annotations
@@ -138,4 +140,27 @@ _HELPERS = {
 
 
 def _helper(module: str, name: str):
-    return _HELPERS.get(name) or Missing(f"{module}.{name} (no re-creation in support.py)")
+    if name in _HELPERS:
+        return _HELPERS[name]
+    brought = _brought_module(module)
+    if brought is not None and hasattr(brought, name):
+        return getattr(brought, name)
+    return Missing(f"{module}.{name} (no re-creation in support.py, nor brought with the files)")
+
+
+def _brought_module(module: str):
+    """The brought test file ``module`` names (``tests.unit.test_general``),
+    from the same version folder as the file importing it: run.py copies it as
+    ``<stem>__<version>.py`` next to that file, rewritten the same way, so a
+    ZenML test helper runs on the side under test (ZenML's or artifactfs's)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    caller = (frame.f_globals.get("__file__") or "") if frame is not None else ""
+    stem, sep, version = os.path.splitext(os.path.basename(caller))[0].rpartition("__")
+    if not sep:
+        return None
+    wanted = f"{module.rsplit('.', 1)[-1]}__{version}"
+    if not os.path.exists(os.path.join(os.path.dirname(caller), wanted + ".py")):
+        return None
+    return importlib.import_module(wanted)
