@@ -147,16 +147,10 @@ def _count_statements(url: str, src: str, out) -> None:
 
     run = example.training_pipeline.with_options(enable_cache=False, quiet=True)
     run(noise=0.5)
-    try:  # statements run on the DBAPI cursor, which Core's events do not see
-        from artifactfs.index.prepared import Prepared
-    except ImportError:  # a checkout from before index.prepared
-        Prepared = None
     seen = [0]
-    prepared_before = Prepared.executions if Prepared else 0
     event.listen(get_index().engine, "before_cursor_execute", lambda *a: seen.__setitem__(0, seen[0] + 1))
     result = run(noise=0.7)
-    prepared = (Prepared.executions if Prepared else 0) - prepared_before
-    out.put((seen[0] + prepared) / len(result.steps))
+    out.put(seen[0] / len(result.steps))
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -641,7 +641,7 @@ def test_payload_files_and_folders_are_fsynced_before_the_commit(afs_home, monke
 
     def committing(conn):
         """The transaction about to commit holds the version (the save runs
-        its statements on the DBAPI cursor: index.prepared; ask the database)."""
+        its statements through Core: ask the database, not the session)."""
         cursor = conn.connection.cursor()
         cursor.execute("SELECT 1 FROM artifact_version v JOIN artifact a ON a.id = v.artifact_id "
                        "WHERE a.name = 'fresh-name'")

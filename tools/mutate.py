@@ -58,8 +58,7 @@ MUTATIONS = (
              r"(intent_ids, started = record_intents\(session, self\._store_id, writes\))",
              r"\1; clear_intents(session, intent_ids)  # recorded and gone", (WP + "test_the_intent_comes_first_and_the_commit_clears_it",),
              "step 1: no write intent recorded before the payload is written"),
-    # The host's clock as a SQL literal (a Python-side default would be refused by index.prepared,
-    # killing the mutant for another reason): the time this process started, by its own clock.
+    # The host's clock as a SQL literal: the time this process started, by its own clock.
     Mutation("intent-on-host-clock", W, "index/tables.py",
              r'Column\("started_at", TIME, nullable=False, default=index_now\(\), server_default=func\.now\(\)\)',
              'Column("started_at", TIME, nullable=False, server_default=func.now(), default=__import__("sqlalchemy")'

@@ -34,7 +34,7 @@ from artifactfs.index.models import (
 from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.index.newest import newest_order
-from artifactfs.index.prepared import Prepared
+from artifactfs.index.statements import Statement
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 from artifactfs.index.sql import is_live
 
@@ -146,10 +146,10 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
-# Every save runs these: prepared (``index.prepared``), compiled once. Only
+# Every save runs these: Core statements (``index.statements``), compiled once. Only
 # ids are read under the locks, one name a statement, in name order.
 _ARTIFACT = Artifact.__table__
-_LOCK_ARTIFACT = Prepared(
+_LOCK_ARTIFACT = Statement(
     select(_ARTIFACT.c.id).where(_ARTIFACT.c.name == bindparam("name")).with_for_update()
 )
 # The highest number an artifact's versions have and the highest one a save
@@ -157,7 +157,7 @@ _LOCK_ARTIFACT = Prepared(
 # of its own, AFTER the lock: on PostgreSQL (READ COMMITTED) its snapshot is
 # taken once the lock is held, so it sees the intent of a save that held the
 # lock before and committed (a subquery of the locking statement would not).
-_HIGHEST = Prepared(select(
+_HIGHEST = Statement(select(
     select(func.max(ArtifactVersion.version_number))
     .where(ArtifactVersion.artifact_id == bindparam("artifact")).scalar_subquery(),
     select(func.max(WriteIntent.version_number))
@@ -300,10 +300,10 @@ class NewVersion:
 
 # created_at: as the write batch read the index's clock (its manifest file says
 # the same), else the column default (the index's clock); read back with the id.
-_INSERT_VERSION = Prepared(insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
+_INSERT_VERSION = Statement(insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
                                                                        ArtifactVersion.__table__.c.created_at))
-_INSERT_FILES = Prepared(insert(VersionFile.__table__))
-_INSERT_METADATA = Prepared(insert(Metadata.__table__))
+_INSERT_FILES = Statement(insert(VersionFile.__table__))
+_INSERT_METADATA = Statement(insert(Metadata.__table__))
 
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
@@ -350,7 +350,7 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
     )
     if new.created_at is not None:  # restored from its manifest file (fsck --adopt); else the index's clock
         values["created_at"] = new.created_at
-    # One prepared INSERT ... RETURNING id: a fraction of the ORM flush's work
+    # One Core INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
     (version_id, created_at), = _INSERT_VERSION.rows(session, values)

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -56,7 +56,6 @@ from artifactfs.errors import ArtifactfsError, ConfigError
 from artifactfs.index import generation
 from artifactfs.index.health import IndexFullError, device_full, explain, full_error, sqlite_path
 from artifactfs.index.migrate import upgrade_if_needed
-from artifactfs.index.prepared import Prepared
 from artifactfs.index.sql import is_postgres
 from artifactfs.settings import create_private_file, get_settings
 
@@ -355,7 +354,6 @@ def _ping_when_idle(engine: Engine) -> None:
 
 #: The execution option of a SQLite engine whose commits run at synchronous=NORMAL (see :meth:`Index.write`).
 _LIGHT = "artifactfs_light"
-_SYNCHRONOUS = {level: Prepared(text(f"PRAGMA synchronous={level}")) for level in ("NORMAL", "FULL")}
 
 
 def _tune_sqlite(engine: Engine, begin: str) -> None:
@@ -376,21 +374,19 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
-    begin_statement = Prepared(text(f"BEGIN {begin}"))  # every transaction runs it: on the DBAPI cursor
-
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         _set_synchronous(conn, "NORMAL" if conn.get_execution_options().get(_LIGHT) else "FULL")
-        begin_statement.rows(conn)
+        conn.exec_driver_sql(f"BEGIN {begin}")
 
 
 def _set_synchronous(conn, level: str) -> None:
     """Per transaction, before BEGIN (SQLite refuses it inside one); the
     level in force is remembered per connection, so it is set only when it
-    changes (on the DBAPI cursor: a few microseconds)."""
+    changes."""
     info = conn.connection.info
     if info.get("synchronous", "FULL") != level:
-        _SYNCHRONOUS[level].rows(conn)
+        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
         info["synchronous"] = level
 
 

@@ -45,7 +45,7 @@ from sqlalchemy import event, select, text, update
 
 from artifactfs.faults import fault_point
 from artifactfs.index.clock import index_now
-from artifactfs.index.prepared import Prepared
+from artifactfs.index.statements import Statement
 from artifactfs.index.sql import is_postgres
 from artifactfs.index.tables import index_state as _STATE
 
@@ -54,12 +54,12 @@ if TYPE_CHECKING:
 
 SEQUENCE = "index_generation"
 
-# Prepared (``index.prepared``), not ORM: every writing transaction runs one
+# Core (``index.statements``), not ORM: every writing transaction runs one
 # (an ORM UPDATE also evaluates its WHERE against the session's objects).
 # SQLite: the same statement advances the index's clock mark (``index.clock``): free.
-_SQLITE_BUMP = Prepared(update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
+_SQLITE_BUMP = Statement(update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
                                                                       clock_mark=index_now()))
-_PG_BUMP = Prepared(text(f"SELECT nextval('{SEQUENCE}')"))
+_PG_BUMP = Statement(text(f"SELECT nextval('{SEQUENCE}')"))
 _PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
 _PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
 _MARK = "artifactfs_changed"

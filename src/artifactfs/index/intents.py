@@ -24,7 +24,7 @@ from artifactfs.index.artifacts import version_number_of
 from artifactfs.index.clock import as_utc, database_now
 from artifactfs.index.holders import this_process
 from artifactfs.index.models import WriteIntent
-from artifactfs.index.prepared import Prepared
+from artifactfs.index.statements import Statement
 
 
 def record_intent(session: Session, store_id: int, folder: str, holder: str | None = None) -> str:
@@ -72,10 +72,10 @@ def clear_intents(session: Session, intent_ids: list[str]) -> None:
     _CLEAR.many(session, [{"intent": intent_id} for intent_id in intent_ids])
 
 
-# Every save runs both: prepared (``index.prepared``). The intent's start is
+# Every save runs both: Core statements (``index.statements``). The intent's start is
 # the column default, the index's clock, read back.
-_RECORD = Prepared(insert(WriteIntent.__table__).returning(WriteIntent.__table__.c.started_at))
-_CLEAR = Prepared(delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid == bindparam("intent")))
+_RECORD = Statement(insert(WriteIntent.__table__).returning(WriteIntent.__table__.c.started_at))
+_CLEAR = Statement(delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid == bindparam("intent")))
 
 
 def live_intent_folders(session: Session, store_id: int, younger_than: dt.timedelta) -> set[str]:

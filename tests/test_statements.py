@@ -1,7 +1,7 @@
-"""Statements run on the DBAPI cursor (index.prepared), on SQLite and
-PostgreSQL: values converted by the column types as Core converts them,
-errors raised as SQLAlchemy's, statements that need Core at execution
-refused; and a save's two SQLite transactions share one connection."""
+"""The Core statements every save runs (index.statements), on SQLite and
+PostgreSQL: values converted by their column types, errors raised as
+SQLAlchemy's (index.db translates and retries those), the table's defaults
+filled in; and a save's two SQLite transactions share one connection."""
 
 import datetime as dt
 import uuid
@@ -15,12 +15,13 @@ pytest_plugins = ["index_fixtures"]
 from artifactfs import save_artifact  # noqa: E402
 from artifactfs.api import init  # noqa: E402
 from artifactfs.index import get_index  # noqa: E402
-from artifactfs.index.models import VersionRow, WriteIntent  # noqa: E402
-from artifactfs.index.prepared import Prepared  # noqa: E402
+from artifactfs.index.models import Artifact, WriteIntent  # noqa: E402
+from artifactfs.index.statements import Statement  # noqa: E402
 
 _INTENT = WriteIntent.__table__
-_RECORD = Prepared(insert(_INTENT).returning(_INTENT.c.started_at))
-_READ = Prepared(select(_INTENT.c.folder, _INTENT.c.started_at))
+_ARTIFACTS = Artifact.__table__
+_RECORD = Statement(insert(_INTENT).returning(_INTENT.c.started_at))
+_READ = Statement(select(_INTENT.c.folder, _INTENT.c.started_at))
 
 
 def _intent(store_id: int, intent_id: str) -> dict:
@@ -48,11 +49,12 @@ def test_a_database_error_is_sqlalchemys_and_rolls_the_transaction_back(afs_home
         assert _READ.rows(session) == []
 
 
-def test_a_statement_that_needs_core_to_run_is_refused_by_name(afs_home):
+def test_a_tables_defaults_are_filled_in(afs_home):
     init()
-    no_uuid = Prepared(insert(VersionRow.__table__))  # uuid's default is computed in Python
-    with get_index().write() as session, pytest.raises(ValueError, match="uuid"):
-        no_uuid.rows(session, {"artifact_id": 1, "version": "1", "store_id": 1, "uri": "/x", "save_type": "manual"})
+    insert_artifact = Statement(insert(_ARTIFACTS).returning(_ARTIFACTS.c.id, _ARTIFACTS.c.created_at))
+    with get_index().write() as session:
+        (artifact_id, created), = insert_artifact.rows(session, {"name": f"n-{uuid.uuid4().hex[:6]}"})
+    assert artifact_id > 0 and isinstance(created, dt.datetime)  # the table's own default, the index's clock
 
 
 def test_a_saves_intent_and_commit_share_one_sqlite_connection(sqlite_home):
