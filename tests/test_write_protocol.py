@@ -639,22 +639,22 @@ def test_payload_files_and_folders_are_fsynced_before_the_commit(afs_home, monke
         real_fsync(fd)
         events.append(os.readlink(f"/proc/self/fd/{fd}"))
 
-    def statement(conn, cursor, sql, *args):
-        if sql.lstrip().upper().startswith("INSERT INTO ARTIFACT_VERSION"):
-            conn.info["inserts_version"] = True
-
     def committing(conn):
-        if conn.info.pop("inserts_version", False):
+        """The transaction about to commit holds the version (the save runs
+        its statements through Core: ask the database, not the session)."""
+        cursor = conn.connection.cursor()
+        cursor.execute("SELECT 1 FROM artifact_version v JOIN artifact a ON a.id = v.artifact_id "
+                       "WHERE a.name = 'fresh-name'")
+        if cursor.fetchall() and not version_commit.is_set():
             events.append("COMMIT")
             version_commit.set()
+        cursor.close()
 
     monkeypatch.setattr(os, "fsync", slow_fsync)
-    event.listen(Engine, "before_cursor_execute", statement)
     event.listen(Engine, "commit", committing)
     try:
         version = save_artifact({"durable": True}, "fresh-name")
     finally:
-        event.remove(Engine, "before_cursor_execute", statement)
         event.remove(Engine, "commit", committing)
     root = os.path.realpath(get_store().path)
     payload = os.path.realpath(version.uri)

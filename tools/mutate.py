@@ -58,9 +58,11 @@ MUTATIONS = (
              r"(intent_ids, started = record_intents\(session, self\._store_id, writes\))",
              r"\1; clear_intents(session, intent_ids)  # recorded and gone", (WP + "test_the_intent_comes_first_and_the_commit_clears_it",),
              "step 1: no write intent recorded before the payload is written"),
-    Mutation("intent-on-host-clock", W, "index/models.py",
-             r"started_at: Mapped\[dt\.datetime\] = mapped_column\(default=index_now\(\), server_default=func\.now\(\)\)",
-             "started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)",
+    # The host's clock as a SQL literal: the time this process started, by its own clock.
+    Mutation("intent-on-host-clock", W, "index/tables.py",
+             r'Column\("started_at", TIME, nullable=False, default=index_now\(\), server_default=func\.now\(\)\)',
+             'Column("started_at", TIME, nullable=False, server_default=func.now(), default=__import__("sqlalchemy")'
+             '.literal(__import__("datetime").datetime.now(__import__("datetime").timezone.utc)))',
              ("tests/test_intents.py::test_an_intent_written_by_a_host_whose_clock_is_behind_is_still_young",),
              "step 1: the intent's start time from this host's clock, not the database's"),
     Mutation("skip-durability", W, "api/writing.py", r"\n        self\._wait_durable\(\)  # the payloads are durable before the commit", "\n        pass",

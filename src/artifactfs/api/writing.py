@@ -175,7 +175,9 @@ class WriteBatch:
             check_name(name)
         uuids = uuids or [str(uuid.uuid4()) for _ in wanted]
         folders = [layout.payload_folder(name, version_uuid) for (name, _), version_uuid in zip(wanted, uuids)]
-        reserved, intent_ids = self.index.run_write(self._record, wanted, folders, numbered, durable=False)
+        if self._store_id is None:
+            self._store_id = getattr(self.store, "index_id", None) or self._looked_up_store_id()
+        reserved, intent_ids = self.index.run_write(self._record, wanted, folders, numbered, durable=False, core=True)
         fresh = []
         for (name, _), version_uuid, folder, (artifact_id, version), intent_id in zip(
                 wanted, uuids, folders, reserved, intent_ids):
@@ -191,8 +193,9 @@ class WriteBatch:
         return fresh
 
     def _record(self, session, wanted: list[tuple[str, str | None]], folders: list[str], numbered: bool):
-        """The intents' transaction (run again after a deadlock: database work only)."""
-        self._store_id = store_row_id(session, self.store)
+        """The intents' transaction, on a Core connection (``Index.write_core``;
+        run again after a deadlock: database work only)."""
+        assert self._store_id is not None, "begin() looked it up"
         reserved = reserve_versions(session, wanted) if numbered else [(None, None)] * len(wanted)
         writes = [PlannedWrite(folder, artifact_id, version) for folder, (artifact_id, version) in zip(folders, reserved)]
         intent_ids, started = record_intents(session, self._store_id, writes)
@@ -200,6 +203,10 @@ class WriteBatch:
         # clock (``index.clock``); the manifest files and the rows say the same.
         self._created = started
         return reserved, intent_ids
+
+    def _looked_up_store_id(self) -> int:
+        with self.index.read() as session:
+            return store_row_id(session, self.store)
 
     def _native(self, folder: str) -> str:
         """A layout folder in the store's filesystem. Built, not resolved:
@@ -228,10 +235,10 @@ class WriteBatch:
         """``payload`` holds ``files``: the version ``new`` (its manifest file
         is written from it at commit), or, for a payload that is not a new
         version, ``record`` (None: no manifest file). Its files and folders
-        start to be made durable now, while the rest of the save goes on."""
+        are made durable at :meth:`commit`, with the manifest files: fsyncs
+        issued together share the filesystem's journal commits (a large file
+        streams to the disk as it is written: ``stores.durable.start_writeback``)."""
         payload.files, payload.new, payload.record = list(files), new, record
-        if payload.folder_fd >= 0:
-            self._syncs.append(start_sync(_payload_syncs(payload)))
 
     def adopt(self, new: NewVersion) -> None:
         """A user's own file or folder registered in place: committed with the
@@ -241,8 +248,8 @@ class WriteBatch:
     # -- steps 3 and 4 -----------------------------------------------------------------------
 
     def commit(self, transaction: Callable[..., T]) -> T:
-        """Write each manifest file beside its folder and start making every
-        payload durable; then, at the fault point, one transaction runs
+        """Write each manifest file beside its folder, then start making every
+        payload and manifest file durable, all at once; then, at the fault point, one transaction runs
         ``transaction(session)`` (it may run again after a deadlock: only
         database work), clears the intents and checks the payloads, last.
         On failure everything fresh is abandoned (see :meth:`abandon`)."""
@@ -251,7 +258,8 @@ class WriteBatch:
             assert created is not None, "begin() dated every payload"
             self._write_manifest(payload, created)
         if self.store.is_local:
-            self._syncs.append(start_sync(self._beside_syncs()))
+            self._syncs.append(start_sync([task for p in self.payloads if p.folder_fd >= 0 for task in _payload_syncs(p)]
+                                          + self._beside_syncs()))
         fault_point(self.fault)
         result = self.index.run_write(self._transaction, transaction)
         self._done = True
@@ -305,8 +313,8 @@ class WriteBatch:
 
     def _beside_syncs(self) -> list[Callable[[], None]]:
         """The fsyncs that make what lies beside the payload folders durable,
-        once the manifest files are written (the folders' own were started
-        by :meth:`written`): each manifest file, each name folder (once) and
+        once the manifest files are written (the folders' own are
+        ``_payload_syncs``): each manifest file, each name folder (once) and
         the root."""
         tasks: list[Callable[[], None]] = []
         names: dict[str, int] = {}

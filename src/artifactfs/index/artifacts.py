@@ -1,6 +1,7 @@
 """Artifacts and their versions in the index: create, number, find, list,
-tag, and attach metadata. Every function takes a ``Session``; the caller
-frames the transaction.
+tag, and attach metadata. Every function takes a ``Session`` (numbering a
+save's versions also a Core ``Connection``: ``Index.write_core``); the
+caller frames the transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from artifactfs.enums import LIVE
@@ -33,6 +34,7 @@ from artifactfs.index.models import (
 from artifactfs.index.clock import as_utc, index_now
 from artifactfs.index.generation import bump_generation
 from artifactfs.index.newest import newest_order
+from artifactfs.index.statements import Statement
 from artifactfs.stores.hashing import DEFAULT_ALGORITHM
 from artifactfs.index.sql import is_live
 
@@ -48,6 +50,7 @@ MAX_NAME_LENGTH = 255
 #: Metadata values nested deeper than this (dicts and lists) are refused.
 MAX_METADATA_DEPTH = 32
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 class InvalidNameError(ArtifactfsError, ValueError):
@@ -83,7 +86,7 @@ def _name_problem(name: str, store_folder: bool) -> str | None:
         return f"is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
     if "/" in name or "\\" in name:
         return "contains a slash"
-    if "\x00" in name or any(ord(c) < 32 for c in name):
+    if _CONTROL.search(name):
         return "contains a control character"
     if name in (".", ".."):
         return "is '.' or '..'"
@@ -143,52 +146,58 @@ def version_number_of(version: str) -> int | None:
 # -- artifacts and versions ------------------------------------------------------
 
 
-# Built once, Core (not ORM): every save runs them, and an ORM entity query
-# costs several times more. Only ids are read under the locks, in name order.
+# Every save runs these: Core statements (``index.statements``), compiled once. Only
+# ids are read under the locks, one name a statement, in name order.
 _ARTIFACT = Artifact.__table__
-_LOCK_ARTIFACTS = (
-    select(_ARTIFACT.c.name, _ARTIFACT.c.id)
-    .where(_ARTIFACT.c.name.in_(bindparam("names", expanding=True)))
-    .order_by(_ARTIFACT.c.name)
-    .with_for_update()
+_LOCK_ARTIFACT = Statement(
+    select(_ARTIFACT.c.id).where(_ARTIFACT.c.name == bindparam("name")).with_for_update()
 )
 # The highest number an artifact's versions have and the highest one a save
 # in flight holds (its write intent): each a max over an index. A statement
 # of its own, AFTER the lock: on PostgreSQL (READ COMMITTED) its snapshot is
 # taken once the lock is held, so it sees the intent of a save that held the
 # lock before and committed (a subquery of the locking statement would not).
-_HIGHEST = select(
+_HIGHEST = Statement(select(
     select(func.max(ArtifactVersion.version_number))
     .where(ArtifactVersion.artifact_id == bindparam("artifact")).scalar_subquery(),
     select(func.max(WriteIntent.version_number))
     .where(WriteIntent.artifact_id == bindparam("artifact")).scalar_subquery(),
-)
+))
 
 
-def _lock(session: Session, names: Iterable[str]) -> dict[str, int]:
+def _lock(session: Session | Connection, names: Iterable[str]) -> dict[str, int]:
     """``name -> artifact id``, the rows locked (see :func:`lock_artifacts`)."""
     ordered = sorted(set(names))
     if not ordered:
         return {}
-    connection = session.connection()
-    ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+    ids = _locked_ids(session, ordered)
     if len(ids) < len(ordered):
         now = index_now()
-        connection.execute(
+        session.execute(
             dialect_insert(session)(Artifact)
             .values([{"name": n, "created_at": now} for n in ordered if n not in ids])
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        ids = dict(connection.execute(_LOCK_ARTIFACTS, {"names": ordered}).all())
+        ids = _locked_ids(session, ordered)
     fault_point("artifacts_locked")
     return ids
 
 
-def highest_number(session: Session, artifact_id: int) -> int:
+def _locked_ids(session: Session | Connection, ordered: list[str]) -> dict[str, int]:
+    """The ids of the artifact rows named ``ordered`` that exist, each row locked, in that order."""
+    ids = {}
+    for name in ordered:
+        found = _LOCK_ARTIFACT.rows(session, {"name": name})
+        if found:
+            ids[name] = found[0][0]
+    return ids
+
+
+def highest_number(session: Session | Connection, artifact_id: int) -> int:
     """The highest version number of an artifact, counting the numbers saves
     in flight hold: the next number is one more. Call with the artifact's
     row locked, in a statement after the lock's."""
-    committed, held = session.connection().execute(_HIGHEST, {"artifact": artifact_id}).one()
+    (committed, held), = _HIGHEST.rows(session, {"artifact": artifact_id})
     return max(committed or 0, held or 0)
 
 
@@ -210,7 +219,7 @@ def lock_artifact(session: Session, name: str) -> Artifact:
     return lock_artifacts(session, [name])[name]
 
 
-def reserve_versions(session: Session, wanted: list[tuple[str, str | None]]) -> list[tuple[int, str]]:
+def reserve_versions(session: Session | Connection, wanted: list[tuple[str, str | None]]) -> list[tuple[int, str]]:
     """Number the versions about to be written, in the transaction that
     records their write intents: ``(artifact name, version or None for the
     next number)`` -> ``(artifact id, version)``. The artifact rows are
@@ -251,7 +260,7 @@ def duplicate_version_error(name: str, version: str) -> AlreadyExistsError:
     )
 
 
-def check_new_version(session: Session, artifact: Artifact, version: str) -> None:
+def check_new_version(session: Session | Connection, artifact: Artifact, version: str) -> None:
     """Refuse a version string that a version of ``artifact``, or a save in
     flight (its write intent), already has."""
     if session.scalar(
@@ -291,10 +300,10 @@ class NewVersion:
 
 # created_at: as the write batch read the index's clock (its manifest file says
 # the same), else the column default (the index's clock); read back with the id.
-_INSERT_VERSION = insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
-                                                              ArtifactVersion.__table__.c.created_at)
-_INSERT_FILES = insert(VersionFile.__table__)
-_INSERT_METADATA = insert(Metadata.__table__)
+_INSERT_VERSION = Statement(insert(ArtifactVersion.__table__).returning(ArtifactVersion.__table__.c.id,
+                                                                       ArtifactVersion.__table__.c.created_at))
+_INSERT_FILES = Statement(insert(VersionFile.__table__))
+_INSERT_METADATA = Statement(insert(Metadata.__table__))
 
 
 def insert_versions(session: Session, news: list[NewVersion]) -> list[ArtifactVersion]:
@@ -341,19 +350,14 @@ def insert_version(session: Session, new: NewVersion, artifact: Artifact | None 
     )
     if new.created_at is not None:  # restored from its manifest file (fsck --adopt); else the index's clock
         values["created_at"] = new.created_at
-    # One prebuilt INSERT ... RETURNING id: a fraction of the ORM flush's work
+    # One Core INSERT ... RETURNING id: a fraction of the ORM flush's work
     # on the path every save takes. The row handed back is not in the
     # session (nothing flushes it twice); callers read its attributes.
-    connection = session.connection()  # Core statements: no ORM layer between them and the database
-    inserted = connection.execute(_INSERT_VERSION, values).one()
-    row = ArtifactVersion(id=inserted.id, **{**values, "created_at": as_utc(inserted.created_at)})
+    (version_id, created_at), = _INSERT_VERSION.rows(session, values)
+    row = ArtifactVersion(id=version_id, **{**values, "created_at": as_utc(created_at)})
     row.artifact = artifact  # already loaded: spares a query when the caller reads it
-    if new.files:
-        connection.execute(
-            _INSERT_FILES,
-            [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode, "digest": f.digest}
-             for f in new.files],
-        )
+    _INSERT_FILES.many(session, [{"version_id": row.id, "path": f.path, "size": f.size, "mode": f.mode,
+                                  "digest": f.digest} for f in new.files])
     if new.tags:
         add_tags(session, row, new.tags)
     set_metadata(session, new.metadata or {}, replace=False, version_id=row.id)
@@ -549,9 +553,16 @@ def metadata_type(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+#: Values JSON gives back unchanged (exact types: a subclass, an IntEnum, goes through JSON).
+_PLAIN = {int: "int", str: "str", bool: "bool", type(None): "null"}
+
+
 def metadata_value(key: str, value: Any) -> tuple[dict[str, Any], str]:
     """``({"v": JSON value}, type name)`` as a metadata row stores ``value``;
     a non-finite float is kept as its text."""
+    kind = _PLAIN.get(type(value))
+    if kind is not None or (type(value) is float and math.isfinite(value)):
+        return {"v": value}, kind or "float"  # every save's storage_size: no JSON round trip
     try:
         kind = metadata_type(value)
         return json.loads(json.dumps({"v": value}, allow_nan=False)), kind
@@ -579,7 +590,7 @@ def set_metadata(session: Session, values: dict[str, Any], replace: bool = True,
         if replace:
             column = getattr(Metadata, owner_column)
             session.execute(delete(Metadata).where(column == owner_id, Metadata.key.in_(list(values))))
-        session.connection().execute(_INSERT_METADATA, rows)
+        _INSERT_METADATA.many(session, rows)
 
 
 def get_metadata(session: Session, **owner: int) -> dict[str, Any]:

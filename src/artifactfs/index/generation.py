@@ -45,6 +45,7 @@ from sqlalchemy import event, select, text, update
 
 from artifactfs.faults import fault_point
 from artifactfs.index.clock import index_now
+from artifactfs.index.statements import Statement
 from artifactfs.index.sql import is_postgres
 from artifactfs.index.tables import index_state as _STATE
 
@@ -53,12 +54,12 @@ if TYPE_CHECKING:
 
 SEQUENCE = "index_generation"
 
-# Core, not ORM: an ORM UPDATE also evaluates its WHERE against the session's
-# objects (about 0.2 ms on every save).
+# Core (``index.statements``), not ORM: every writing transaction runs one
+# (an ORM UPDATE also evaluates its WHERE against the session's objects).
 # SQLite: the same statement advances the index's clock mark (``index.clock``): free.
-_SQLITE_BUMP = update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
-                                                             clock_mark=index_now())
-_PG_BUMP = text(f"SELECT nextval('{SEQUENCE}')")
+_SQLITE_BUMP = Statement(update(_STATE).where(_STATE.c.id == 1).values(generation=_STATE.c.generation + 1,
+                                                                      clock_mark=index_now()))
+_PG_BUMP = Statement(text(f"SELECT nextval('{SEQUENCE}')"))
 _PG_COUNTER = text(f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {SEQUENCE}")
 _PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
 _MARK = "artifactfs_changed"
@@ -116,7 +117,7 @@ def install(sessionmaker_) -> None:
         if not session.info.pop(_MARK, False):
             return
         session.flush()  # the bump must follow every write (see the module docstring)
-        session.execute(_PG_BUMP if is_postgres(session) else _SQLITE_BUMP)
+        (_PG_BUMP if is_postgres(session) else _SQLITE_BUMP).rows(session)
         fault_point("generation_bumped")
 
     @event.listens_for(sessionmaker_, "after_rollback")

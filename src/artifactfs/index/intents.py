@@ -17,13 +17,14 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from artifactfs.index.artifacts import version_number_of
 from artifactfs.index.clock import as_utc, database_now
 from artifactfs.index.holders import this_process
 from artifactfs.index.models import WriteIntent
+from artifactfs.index.statements import Statement
 
 
 def record_intent(session: Session, store_id: int, folder: str, holder: str | None = None) -> str:
@@ -43,7 +44,7 @@ class PlannedWrite:
     version: str | None = None
 
 
-def record_intents(session: Session, store_id: int, writes: list[PlannedWrite],
+def record_intents(session: Session | Connection, store_id: int, writes: list[PlannedWrite],
                    holder: str | None = None) -> tuple[list[str], dt.datetime]:
     """Record the intents of several payload folders in one statement, held
     by ``holder`` (default: this process); returns their ids, in order, and
@@ -51,12 +52,11 @@ def record_intents(session: Session, store_id: int, writes: list[PlannedWrite],
     if holder is None:
         holder = str(this_process())
     ids = [str(uuid.uuid4()) for _ in writes]
-    started = session.connection().execute(_RECORD, [
-        {"uuid": intent_id, "store_id": store_id, "folder": write.folder.strip("/"), "holder": holder,
-         "artifact_id": write.artifact_id, "version": write.version,
-         "version_number": version_number_of(write.version) if write.version is not None else None}
-        for intent_id, write in zip(ids, writes)
-    ]).scalars().all()
+    started = [_RECORD.rows(session, {
+        "uuid": intent_id, "store_id": store_id, "folder": write.folder.strip("/"), "holder": holder,
+        "artifact_id": write.artifact_id, "version": write.version,
+        "version_number": version_number_of(write.version) if write.version is not None else None,
+    })[0][0] for intent_id, write in zip(ids, writes)]
     return ids, as_utc(min(started))
 
 
@@ -68,13 +68,14 @@ def clear_intent(session: Session, intent_id: str) -> None:
 
 def clear_intents(session: Session, intent_ids: list[str]) -> None:
     """Forget several intents in one statement."""
-    if intent_ids:  # one statement run for each id: a plain "=" compiles once, an IN list per length
-        session.connection().execute(_CLEAR, [{"intent": intent_id} for intent_id in intent_ids])
+    # One statement run for each id: a plain "=" compiles once, an IN list per length.
+    _CLEAR.many(session, [{"intent": intent_id} for intent_id in intent_ids])
 
 
-# Built once: every save runs both.
-_RECORD = insert(WriteIntent.__table__).returning(WriteIntent.__table__.c.started_at)
-_CLEAR = delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid == bindparam("intent"))
+# Every save runs both: Core statements (``index.statements``). The intent's start is
+# the column default, the index's clock, read back.
+_RECORD = Statement(insert(WriteIntent.__table__).returning(WriteIntent.__table__.c.started_at))
+_CLEAR = Statement(delete(WriteIntent.__table__).where(WriteIntent.__table__.c.uuid == bindparam("intent")))
 
 
 def live_intent_folders(session: Session, store_id: int, younger_than: dt.timedelta) -> set[str]:
