@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from proc_cpu import cpu_seconds
 from mount_common import artifactfs_mount, fresh_home, is_mounted, MiB, read_all, scratch, unmount, verdict
 
 BUCKET = "bench-bucket"
@@ -44,16 +45,6 @@ BUCKET = "bench-bucket"
 
 def mib_per_s(size: int, seconds: float) -> float:
     return size / seconds / MiB
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serving(mountpoint: Path) -> list[int]:

@@ -32,6 +32,8 @@ import tempfile
 import time
 import uuid
 
+from proc_cpu import cpu_seconds
+
 TARGET_MS = 100.0
 BIG_TARGET_MS = 300.0  # a run of 1,000 steps
 CLI = [sys.executable, "-c", "from artifactfs.cli.main import main; main()"]
@@ -174,13 +176,6 @@ def start_ui(env: dict) -> tuple[subprocess.Popen, str, str]:
         proc.kill()
         raise SystemExit(f"artifactfs ui did not start: {line}{proc.stdout.read()}")
     return proc, match[1].rstrip("/"), match[2]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used: on a loaded machine
-    it says what a page costs the server, where wall times also count the wait."""
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(http, path: str, repeat: int, pid: int | None = None) -> tuple[float, float, float | None]:

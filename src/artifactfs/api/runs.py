@@ -56,7 +56,8 @@ class PipelineView(str):
     @property
     def num_runs(self) -> int:
         """How many runs the pipeline has."""
-        return len(self.runs)
+        with get_index().read() as session:
+            return len(pipeline_rows.list_runs(session, self.name))
 
     @property
     def last_run(self) -> PipelineRunView:
@@ -69,10 +70,10 @@ class PipelineView(str):
     @property
     def last_successful_run(self) -> PipelineRunView:
         """The pipeline's newest completed run (ZenML's; ``NotFoundError`` when none completed)."""
-        found = next((run for run in self.runs if run.status == RunStatus.COMPLETED), None)
-        if found is None:
+        found = list_pipeline_runs(self.name, limit=1, status=RunStatus.COMPLETED.value)
+        if not found:
             raise NotFoundError(f"pipeline {self.name!r} has no completed run", "run it until it completes")
-        return found
+        return found[0]
 
     @property
     def tags(self) -> list[Tag]:
@@ -302,10 +303,12 @@ def get_pipeline_run(name_or_id: str) -> PipelineRunView:
         return run_view(session, pipeline_rows.find_run(session, name_or_id))
 
 
-def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None) -> list[PipelineRunView]:
-    """Pipeline runs, newest first (``pipeline``: of that pipeline only; ``limit``: at most so many)."""
+def list_pipeline_runs(pipeline: str | None = None, limit: int | None = None,
+                       status: str | None = None) -> list[PipelineRunView]:
+    """Pipeline runs, newest first (``pipeline``: of that pipeline only; ``limit``: at most so many;
+    ``status``: with that stored status, see ``index.pipelines.list_runs``)."""
     with get_index().read() as session:
-        return [run_view(session, r) for r in pipeline_rows.list_runs(session, pipeline, limit)]
+        return [run_view(session, r) for r in pipeline_rows.list_runs(session, pipeline, limit, status)]
 
 
 def get_step_run(step_run_id: str | uuid.UUID) -> StepRunView:

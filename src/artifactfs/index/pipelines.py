@@ -253,11 +253,16 @@ def check_pipeline(session: Session, name: str) -> None:
                             name=name, known=known)
 
 
-def list_runs(session: Session, pipeline: str | None = None, limit: int | None = None) -> list[PipelineRun]:
+def list_runs(session: Session, pipeline: str | None = None, limit: int | None = None,
+              status: str | None = None) -> list[PipelineRun]:
+    """Runs, newest first; ``status``: with that stored status only (a crashed
+    run is stored as running: ``index.liveness`` tells it on read)."""
     query = select(PipelineRun).join(Pipeline)
     if pipeline is not None:
         check_pipeline(session, pipeline)
         query = query.where(Pipeline.name == pipeline)
+    if status is not None:
+        query = query.where(PipelineRun.status == status)
     query = query.order_by(PipelineRun.id.desc())
     return list(session.scalars(query.limit(limit) if limit else query))
 
