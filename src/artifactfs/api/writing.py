@@ -48,6 +48,7 @@ from typing import IO, Any, TypeVar, cast
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
+from artifactfs.index.db import Index
 from artifactfs.index.artifacts import (
     NewVersion,
     check_metadata,
@@ -134,11 +135,13 @@ class WriteBatch:
             row, = batch.commit_versions()                       # steps 3-4
     """
 
-    def __init__(self, store: ArtifactStore, fault: str = "before_commit") -> None:
-        """``fault``: the name of the fault point just before the commit's transaction."""
+    def __init__(self, store: ArtifactStore, fault: str = "before_commit", index: Index | None = None) -> None:
+        """``fault``: the name of the fault point just before the commit's
+        transaction; ``index``: the process's index (``get_index()``), when
+        the caller holds it already."""
         self.store = store
         self.fault = fault
-        self.index = get_index()
+        self.index = index or get_index()
         self.payloads: list[Payload] = []
         self.adopted: list[NewVersion] = []  # registered in place: checked, never removed
         self._store_id: int | None = None
