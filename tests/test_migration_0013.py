@@ -45,13 +45,7 @@ def test_an_index_from_0012_upgrades_keeping_its_intents_and_metadata_and_goes_b
     v = save_artifact({"a": 1}, "old", metadata={"score": 0.5})
     with get_index().write() as session:
         intent = record_intent(session, store_id, "old/crashed")
-    reset_index_cache()
-    migrate_raw(url, "0012_zenml2_outputs_tags", downgrade=True)
-    raw = Index(url)
-    with raw.engine.connect() as conn:
-        assert "ix_write_intent_store" in _indexes(conn, "write_intent")
-        assert _indexes(conn, "metadata")["ix_metadata_run"] is None
-    raw.dispose()
+    assert _back_at_0012(url) == 1
 
     with get_index().engine.connect() as conn:  # first use upgrades to the head
         assert current_revision(conn) == head_revision()
@@ -67,15 +61,22 @@ def test_an_index_from_0012_upgrades_keeping_its_intents_and_metadata_and_goes_b
         assert [i.uuid for i in stale_intents(session, store_id, dt.timedelta(0))] == [intent]
         assert get_metadata(session, version_id=v._pk)["score"] == 0.5
     assert save_artifact({"b": 2}, "old").version == "2"  # intents recorded and cleared on the new table
+    assert _back_at_0012(url) == 1  # the crashed save's intent, still there
 
+
+def _back_at_0012(url: str) -> int:
+    """Take the index down to 0012 and check its schema is 0012's; its intents, counted."""
     reset_index_cache()
     migrate_raw(url, "0012_zenml2_outputs_tags", downgrade=True)
     raw = Index(url)
-    with raw.engine.connect() as conn:
-        assert "ix_write_intent_store" in _indexes(conn, "write_intent")
-        assert _indexes(conn, "metadata")["ix_metadata_step_run"] is None
-        assert conn.execute(text("SELECT count(*) FROM write_intent")).scalar() == 1
-    raw.dispose()
+    try:
+        with raw.engine.connect() as conn:
+            assert "ix_write_intent_store" in _indexes(conn, "write_intent")
+            full = _indexes(conn, "metadata")
+            assert full["ix_metadata_run"] is None and full["ix_metadata_step_run"] is None
+            return conn.execute(text("SELECT count(*) FROM write_intent")).scalar()
+    finally:
+        raw.dispose()
 
 
 def test_queries_on_run_and_step_metadata_use_their_partial_indexes(sqlite_home):
