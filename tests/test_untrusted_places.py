@@ -1,0 +1,113 @@
+"""Round three of "never lose" (issue 24's four classes) in the code paths
+the first fixes did not reach: what artifactfs writes into a folder a user
+named (an export's destination, the mount's cache folder) is never written
+through a link another user planted there, and what it deletes of a folder
+registered in place is only what the version's manifest lists, whoever
+deletes it (the pruner or a migration)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest_plugins = ["index_fixtures"]
+
+from artifactfs import register_artifact, register_store, save_artifact  # noqa: E402
+from artifactfs.cli.main import cli  # noqa: E402
+from link_swaps import as_attacker, attacker, require_root, root_only_secret  # noqa: E402
+
+
+@pytest.fixture
+def scratch():
+    """A folder the second user owns, at a path it can reach (a shared
+    scratch folder, a teammate's folder): it may plant anything in it."""
+    user = attacker()
+    base = Path(tempfile.mkdtemp(prefix="artifactfs-scratch-"))
+    base.chmod(0o755)
+    os.chown(base, user.pw_uid, user.pw_gid)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def attackers_folder(base: Path, name: str = "out") -> Path:
+    """A sub-folder of ``scratch`` the second user made."""
+    done = as_attacker("mkdir", str(base / name))
+    assert done.returncode == 0, done.stderr
+    return base / name
+
+
+def plant_link(link: Path, target: Path) -> None:
+    """The second user plants ``link -> target``."""
+    done = as_attacker("ln", "-s", str(target), str(link))
+    assert done.returncode == 0, done.stderr
+
+
+# -- export: writes into the user's destination --------------------------------------------------
+
+
+def test_export_never_writes_through_a_link_planted_in_the_destination(sqlite_home, tmp_path, scratch):
+    """Root exports into a folder another user can write. That user plants
+    links where the export will write (the partial file's name, a
+    sub-folder): no byte and no mode bit of a file outside the destination
+    changes, and the export either refuses naming the link or writes real files."""
+    require_root()
+    version = save_artifact({"weights": [1, 2, 3]}, "model")
+    name = version.files[0].path
+    secret = tmp_path / "root-only" / "shadow"
+    secret_bytes = root_only_secret(secret, 64)
+    outside = tmp_path / "root-only" / "elsewhere"
+    outside.mkdir()
+    dest = attackers_folder(scratch)
+    plant_link(dest / f".{name}.partial", secret)
+    result = CliRunner().invoke(cli, ["artifact", "export", f"model:{version.version}", str(dest)])
+    assert secret.read_bytes() == secret_bytes, result.output
+    assert (secret.stat().st_mode & 0o777) == 0o600, result.output
+    assert not any(outside.iterdir())
+    if result.exit_code == 0:
+        assert not (dest / name).is_symlink() and (dest / name).read_bytes() == (Path(version.uri) / name).read_bytes()
+    else:
+        assert "symbolic link" in result.output, result.output
+
+
+def test_export_never_follows_a_sub_folder_link_out_of_the_destination(sqlite_home, tmp_path, scratch):
+    """A version with a sub-folder; the destination's sub-folder of that name
+    is a link another user planted to a root-only folder: nothing is written there."""
+    require_root()
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "part.bin").write_bytes(b"payload")
+    version = register_artifact(source, "tree", copy=True)
+    outside = tmp_path / "root-only" / "etc"
+    outside.mkdir(parents=True)
+    outside.chmod(0o700)
+    dest = attackers_folder(scratch)
+    plant_link(dest / "sub", outside)
+    result = CliRunner().invoke(cli, ["artifact", "export", f"tree:{version.version}", str(dest)])
+    assert list(outside.iterdir()) == [], result.output
+    assert result.exit_code != 0 and "symbolic link" in result.output, result.output
+
+
+def test_export_never_replaces_a_file_that_appears_meanwhile(sqlite_home, tmp_path, monkeypatch):
+    """"Never overwrites an existing file" holds even when the file appears
+    after the check (another writer, another export): the one put there stays."""
+    version = save_artifact({"weights": [1, 2, 3]}, "model")
+    name = version.files[0].path
+    dest = tmp_path / "out"
+    from artifactfs.api import export
+
+    real_open = export.ArtifactVersion.open_store
+
+    def open_store_then_race(self):
+        (dest).mkdir(exist_ok=True)
+        (dest / name).write_text("someone else's file")
+        return real_open(self)
+
+    monkeypatch.setattr(export.ArtifactVersion, "open_store", open_store_then_race)
+    result = CliRunner().invoke(cli, ["artifact", "export", f"model:{version.version}", str(dest)])
+    assert (dest / name).read_text() == "someone else's file"
+    assert result.exit_code != 0 and "already exists" in result.output, result.output
