@@ -7,6 +7,7 @@ deletes it (the pruner or a migration)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ pytest_plugins = ["index_fixtures"]
 
 from artifactfs import register_artifact, register_store, save_artifact  # noqa: E402
 from artifactfs.cli.main import cli  # noqa: E402
+from artifactfs.errors import ArtifactfsError  # noqa: E402
 from link_swaps import as_attacker, attacker, require_root, root_only_secret  # noqa: E402
 
 
@@ -111,3 +113,65 @@ def test_export_never_replaces_a_file_that_appears_meanwhile(sqlite_home, tmp_pa
     result = CliRunner().invoke(cli, ["artifact", "export", f"model:{version.version}", str(dest)])
     assert (dest / name).read_text() == "someone else's file"
     assert result.exit_code != 0 and "already exists" in result.output, result.output
+
+
+# -- the mount's cache folder: cached payloads are their owner's alone -----------------------------
+
+
+UUID = "0b6f1a3e-8c1d-4a7e-9f00-123456789abc"
+
+
+def test_a_cache_folder_another_user_can_write_is_never_used(tmp_path, scratch):
+    """``mount --cache-dir`` names a folder another user made (shared
+    scratch): that user planted a link where a cached file's data goes, to a
+    root-only file. The root-only file keeps every byte, and the cache
+    refuses the folder, saying whose it is."""
+    from artifactfs.mount.cache import DATA_SUFFIX, BlockCache, CacheKey
+
+    secret = tmp_path / "root-only" / "shadow"
+    secret_bytes = root_only_secret(secret, 4096)
+    blocks = attackers_folder(scratch, "cache")
+    key = CacheKey(UUID, "model.bin")
+    stem = key.stem(blocks)
+    assert as_attacker("mkdir", "-p", str(stem.parent)).returncode == 0
+    plant_link(stem.with_suffix(DATA_SUFFIX), secret)
+    try:
+        cache = BlockCache(blocks, capacity=1 << 30, block_size=1024)
+    except ArtifactfsError as exc:
+        assert "another user" in str(exc) and str(blocks) in str(exc), exc
+    else:
+        try:
+            cache.open(key, 100)
+        except OSError:
+            pass
+        finally:
+            cache.close()
+    assert secret.read_bytes() == secret_bytes
+
+
+def test_a_cache_folder_another_user_seeded_serves_none_of_its_blocks(tmp_path, scratch):
+    """That user wrote a cached file and its block map vouching for it:
+    the mount would serve its bytes as the payload's. The folder is refused
+    (or no block of it is trusted)."""
+    from artifactfs.mount.cache import DATA_SUFFIX, MAP_SUFFIX, BlockCache, CacheKey, FORMAT
+
+    blocks = attackers_folder(scratch, "cache")
+    key = CacheKey(UUID, "model.bin")
+    stem = key.stem(blocks)
+    data = stem.with_suffix(DATA_SUFFIX)
+    assert as_attacker("mkdir", "-p", str(stem.parent)).returncode == 0
+    assert as_attacker("sh", "-c", f"printf 'forged!!' > {data}").returncode == 0
+    info = data.stat()
+    header = json.dumps({"format": FORMAT, "path": key.path, "size": 8, "block": 1024,
+                         "data": [info.st_dev, info.st_ino]})
+    assert as_attacker("sh", "-c", f"printf '%s\\n\\001' '{header}' > {stem.with_suffix(MAP_SUFFIX)}").returncode == 0
+    try:
+        cache = BlockCache(blocks, capacity=1 << 30, block_size=1024)
+    except ArtifactfsError as exc:
+        assert "another user" in str(exc), exc
+        return
+    try:
+        cached = cache.open(key, 8)
+        assert not cached.has(0), "the mount would serve another user's bytes as the payload"
+    finally:
+        cache.close()
