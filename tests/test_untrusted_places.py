@@ -175,3 +175,30 @@ def test_a_cache_folder_another_user_seeded_serves_none_of_its_blocks(tmp_path, 
         assert not cached.has(0), "the mount would serve another user's bytes as the payload"
     finally:
         cache.close()
+
+
+# -- a folder registered in place loses only what its manifest lists, whoever deletes it ----------
+
+
+def test_migrate_delete_source_leaves_what_a_folder_registered_in_place_gained(afs_home, tmp_path):
+    """A folder registered in place gets a file after its registration (the
+    trainer's next log, a user's notes). ``migrate --delete-source`` moves
+    the version and deletes the files its manifest lists, never the new one
+    nor the folder holding it; a single file registered in place goes."""
+    from artifactfs.api.migrate import migrate
+    from artifactfs.index import reset_index_cache  # noqa: F401
+
+    local = tmp_path / "shared-store"
+    (local / "runs" / "r1").mkdir(parents=True)
+    (local / "runs" / "r1" / "model.bin").write_bytes(b"weights")
+    register_store("shared", "local", str(local))
+    register_store("target", "local", str(tmp_path / "target"))
+    version = register_artifact(local / "runs" / "r1", "run1")
+    (local / "runs" / "r1" / "notes.txt").write_text("added after the registration")
+    (local / "runs" / "single.ckpt").write_bytes(b"one file")
+    single = register_artifact(local / "runs" / "single.ckpt", "single")
+    report = migrate("target", from_store="shared", delete_source=True)
+    assert sorted(report.moved) == sorted([f"run1:{version.version}", f"single:{single.version}"]), report
+    assert (local / "runs" / "r1" / "notes.txt").read_text() == "added after the registration"
+    assert not (local / "runs" / "r1" / "model.bin").exists()
+    assert not (local / "runs" / "single.ckpt").exists()
