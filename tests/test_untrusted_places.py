@@ -202,3 +202,115 @@ def test_migrate_delete_source_leaves_what_a_folder_registered_in_place_gained(a
     assert (local / "runs" / "r1" / "notes.txt").read_text() == "added after the registration"
     assert not (local / "runs" / "r1" / "model.bin").exists()
     assert not (local / "runs" / "single.ckpt").exists()
+
+
+# -- an index restored from a backup: what it lacks still protects -------------------------------
+
+
+def sqlite_copy(source, target) -> None:
+    """A consistent copy of a SQLite database (WAL included), as a backup tool makes."""
+    import sqlite3
+
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def restore(backup: Path) -> None:
+    from artifactfs.index import reset_index_cache
+    from artifactfs.settings import get_settings
+
+    index_db = get_settings().data_dir / "index.db"
+    reset_index_cache()
+    for path in index_db.parent.glob("index.db*"):
+        path.unlink()
+    sqlite_copy(backup, index_db)
+    reset_index_cache()
+
+
+def snapshot(request, index_backend: str, tmp_path: Path):
+    """A backup of the index now; returns what restores it (SQLite: the file
+    copied back; PostgreSQL: the index URL pointed at a copy made with
+    ``CREATE DATABASE ... TEMPLATE``)."""
+    import uuid
+
+    from artifactfs.api import stores as api_stores
+    from artifactfs.index import reset_index_cache
+    from artifactfs.settings import get_settings
+
+    if index_backend != "postgres":
+        sqlite_copy(get_settings().data_dir / "index.db", tmp_path / "backup.db")
+        return lambda: restore(tmp_path / "backup.db")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    server = request.getfixturevalue("postgres_server")
+    reset_index_cache()  # nobody may be connected to a template
+    current = os.environ["ARTIFACTFS_INDEX_URL"].rsplit("/", 1)[1]
+    url = server.create_database(f"t_{uuid.uuid4().hex[:16]}", template=current)
+
+    def back() -> None:
+        reset_index_cache()
+        monkeypatch.setenv("ARTIFACTFS_INDEX_URL", url)
+        reset_index_cache()
+        api_stores.forget_opened(None)
+
+    return back
+
+
+def test_a_keep_tag_added_after_the_backup_still_protects(afs_home, tmp_path, request, index_backend):
+    """The index is restored from a copy taken before ``x:1`` was tagged
+    keep (no payload was saved since, so no orphan tells). The manifest file
+    beside the payload says keep: the pass condemns nothing the store's
+    journal protects, and says the index is older than the store."""
+    from artifactfs import Client
+    from gc_helpers import backdate_all
+
+    first = save_artifact({"n": 1}, "x")
+    save_artifact({"n": 2}, "x")
+    backdate_all()
+    back = snapshot(request, index_backend, tmp_path)
+    Client().update_artifact_version(first.id, add_tags=["keep"])
+    back()
+    result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h"])
+    assert "Traceback" not in result.output, result.output
+    assert Path(first.uri).is_dir(), result.output
+    assert "older than store 'default'" in result.output and "x:1" in result.output, result.output
+    result = CliRunner().invoke(cli, ["fsck"])
+    assert result.exit_code == 1 and "index-behind" in result.output, result.output
+    result = CliRunner().invoke(cli, ["fsck", "--repair"])  # never "rewrite it from the index"
+    result = CliRunner().invoke(cli, ["fsck", "--adopt"])
+    assert result.exit_code == 0 and "gave x:1 back" in result.output, result.output
+    assert Client().get_artifact_version(first.id).tags == ["keep"]
+    assert CliRunner().invoke(cli, ["fsck"]).exit_code == 0
+
+
+def test_a_link_made_after_the_backup_still_protects(afs_home, tmp_path, request, index_backend):
+    """A step run read ``x:1`` after the copy the index is restored from:
+    the pass leaves it (its manifest file names the run) and ``fsck --adopt``
+    rebuilds the run and the link."""
+    from artifactfs import Client, pipeline, step
+    from gc_helpers import backdate_all
+
+    first = save_artifact({"n": 1}, "x")
+    save_artifact({"n": 2}, "x")
+    backdate_all()
+    back = snapshot(request, index_backend, tmp_path)
+
+    @step
+    def read_it(data: dict) -> int:
+        return data["n"]
+
+    @pipeline
+    def reader():
+        read_it(Client().get_artifact_version(first.id))
+
+    reader()
+    back()
+    result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h"])
+    assert "Traceback" not in result.output, result.output
+    assert Path(first.uri).is_dir(), result.output
+    assert "older than store 'default'" in result.output and "link" in result.output, result.output
+    result = CliRunner().invoke(cli, ["fsck", "--adopt"])
+    assert result.exit_code == 0 and "gave x:1 back" in result.output, result.output
+    after = CliRunner().invoke(cli, ["fsck"])
+    assert after.exit_code == 0, after.output
