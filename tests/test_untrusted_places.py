@@ -314,3 +314,33 @@ def test_a_link_made_after_the_backup_still_protects(afs_home, tmp_path, request
     assert result.exit_code == 0 and "gave x:1 back" in result.output, result.output
     after = CliRunner().invoke(cli, ["fsck"])
     assert after.exit_code == 0, after.output
+
+
+def test_the_sweep_reads_a_manifest_file_the_plan_could_not(sqlite_home, tmp_path, monkeypatch):
+    """The plan cannot read ``x:1``'s manifest file (its store failed for a
+    moment): it is condemned as the index says, and the sweep, reading it
+    right before deleting, keeps the payload its keep tag protects."""
+    from artifactfs import Client
+    from artifactfs.gc import journal_ahead
+    from gc_helpers import backdate_all, states
+
+    first = save_artifact({"n": 1}, "x")
+    save_artifact({"n": 2}, "x")
+    backdate_all()
+    back = snapshot(None, "sqlite", tmp_path)
+    Client().update_artifact_version(first.id, add_tags=["keep"])
+    back()
+    real = journal_ahead.read_manifest_file
+    calls = []
+
+    def fails_once(store, folder):
+        calls.append(folder)
+        if len(calls) == 1:
+            raise ConnectionError("the store did not answer")
+        return real(store, folder)
+
+    monkeypatch.setattr(journal_ahead, "read_manifest_file", fails_once)
+    result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h"])
+    assert len(calls) == 2, result.output
+    assert Path(first.uri).is_dir(), result.output
+    assert states()[first.id] == "condemned" and "its payload is not deleted" in result.output, result.output

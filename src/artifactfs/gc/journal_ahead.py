@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from artifactfs.errors import PathEscapeError
 from artifactfs.gc.payloads import StoreCache, StoreFailure, describe_error
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
@@ -60,23 +61,26 @@ def ahead_of_index(record: dict[str, Any], gathered: Gathered, tags: Iterable[st
     return " and ".join(said) or None
 
 
-def behind_message(store: str, label: str, what: str) -> str:
-    """The one sentence for a version whose manifest file is ahead of the index."""
+def behind_message(store: str, label: str, what: str, kept: str = "gc does not condemn it") -> str:
+    """The one sentence for a version whose manifest file is ahead of the
+    index; ``kept``: what is left alone because of it."""
     return (f"this index is older than store {store!r}: the manifest file of {label} records {what} this index "
-            f"does not have (restored from a backup?); gc does not condemn it; run `artifactfs fsck --adopt --store "
+            f"does not have (restored from a backup?); {kept}; run `artifactfs fsck --adopt --store "
             f"{store}` to bring them back")
 
 
-def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionRef],
-                     keep_tags: Iterable[str]) -> tuple[list[VersionRef], list[tuple[str, str]]]:
-    """Of the versions a pass would condemn, those whose manifest file is
-    not ahead of the index, and ``(store, why)`` for each one held back: its
-    manifest file records a keep tag or a link the index lacks, or it could
-    not be read from a store that failed (checked again next pass). A
-    version without a manifest file (saved before they existed) or with a
-    damaged one (``fsck`` reports it) is judged by the index alone."""
+def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionRef], keep_tags: Iterable[str]
+                     ) -> tuple[list[VersionRef], list[tuple[str, str]], list[int]]:
+    """Of the versions a pass would condemn: those whose manifest file is
+    not ahead of the index; ``(store, why)`` for each one held back (its
+    manifest file records a keep tag or a link the index lacks); and the ids
+    of those whose manifest file could not be read now (a store that
+    failed: condemned, hidden, and checked by the sweep before it deletes
+    anything, :func:`held_at_sweep`). A version without a manifest file
+    (saved before they existed) or with a damaged one (``fsck`` reports it)
+    is judged by the index alone."""
     if not candidates:
-        return [], []
+        return [], [], []
     keep_tags = set(keep_tags)
     with index.read() as session:
         gathered = gather(session, [ref.id for ref in candidates])
@@ -88,23 +92,25 @@ def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionR
         except StoreFailure as exc:
             opened[store_id] = exc
 
-    def check(ref: VersionRef) -> tuple[str, str] | None:
+    unread = object()
+
+    def check(ref: VersionRef):
         store = opened.get(ref.store_id)
         if store is None:
-            return None  # its own machine's pass sweeps it, and checks it there
+            return None  # another machine's store: its own pass sweeps it, and checks it there
         if isinstance(store, StoreFailure):
-            return store.store, f"{ref.label} is not condemned: {store.problem}"
+            return unread
         try:
             what = _ahead(store, ref, gathered.get(ref.id), keep_tags)
-        except Exception as exc:  # noqa: BLE001 - any flavor error: cannot tell, so not now
-            return store.name, (f"{ref.label} is not condemned this pass: its manifest file cannot be read "
-                                f"({describe_error(store, exc)})")
+        except Exception:  # noqa: BLE001 - any flavor error: the store failed, the sweep will tell
+            return unread
         return None if what is None else (store.name, behind_message(store.name, ref.label, what))
 
     with ThreadPoolExecutor(max_workers=min(READERS, len(candidates)), thread_name_prefix="artifactfs-gc") as pool:
         verdicts = list(pool.map(check, candidates))
-    kept = [ref for ref, held in zip(candidates, verdicts) if held is None]
-    return kept, [held for held in verdicts if held is not None]
+    kept = [ref for ref, held in zip(candidates, verdicts) if held is None or held is unread]
+    unchecked = [ref.id for ref, held in zip(candidates, verdicts) if held is unread]
+    return kept, [held for held in verdicts if held is not None and held is not unread], unchecked
 
 
 def _ahead(store: ArtifactStore, ref: VersionRef, gathered: Gathered | None, keep_tags: set[str]) -> str | None:
@@ -112,9 +118,32 @@ def _ahead(store: ArtifactStore, ref: VersionRef, gathered: Gathered | None, kee
         return None  # forgotten meanwhile: the condemn step re-reads the row
     try:
         record, _ = read_manifest_file(store, journal_folder(store, ref.uri, ref.uuid))
-    except (FileNotFoundError, JournalError):
-        return None
+    except (FileNotFoundError, JournalError, PathEscapeError):
+        return None  # none, damaged, or a link where it belongs (the sweep reports that): the index decides
     return ahead_of_index(record, gathered, keep_tags)
 
 
-__all__ = ["ahead_of_index", "behind_message", "held_by_journals", "link_keys"]
+def held_at_sweep(index: Index, store: ArtifactStore, refs: list[VersionRef],
+                  keep_tags: Iterable[str]) -> dict[int, str]:
+    """Right before condemned versions' payloads are deleted: ``{id: why}``
+    of those whose manifest file is ahead of the index, or cannot be read
+    now. For versions the plan did not check (condemned by an earlier pass,
+    or while their store failed)."""
+    if not refs:
+        return {}
+    keep_tags = set(keep_tags)
+    with index.read() as session:
+        gathered = gather(session, [ref.id for ref in refs])
+    held = {}
+    for ref in refs:
+        try:
+            what = _ahead(store, ref, gathered.get(ref.id), keep_tags)
+        except Exception as exc:  # noqa: BLE001 - any flavor error: cannot tell, so not now
+            held[ref.id] = f"not deleted: its manifest file cannot be read ({describe_error(store, exc)})"
+            continue
+        if what is not None:
+            held[ref.id] = behind_message(store.name, ref.label, what, "its payload is not deleted")
+    return held
+
+
+__all__ = ["ahead_of_index", "behind_message", "held_at_sweep", "held_by_journals", "link_keys"]
