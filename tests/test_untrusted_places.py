@@ -344,3 +344,27 @@ def test_the_sweep_reads_a_manifest_file_the_plan_could_not(sqlite_home, tmp_pat
     assert len(calls) == 2, result.output
     assert Path(first.uri).is_dir(), result.output
     assert states()[first.id] == "condemned" and "its payload is not deleted" in result.output, result.output
+
+
+# -- quiet time: measured on the clock that stamps files, never this process's own ----------------
+
+
+@pytest.mark.parametrize("jump", ["+2d", "-2d"])
+def test_a_jumped_clock_never_makes_a_fresh_checkpoint_look_settled(sqlite_home, tmp_path, jump):
+    """A raw checkpoint written a moment ago by a trainer that closes it
+    between pieces: ``watch --once`` with this host's clock two days off
+    (libfaketime) waits for it as the real clock would, and registers nothing."""
+    import subprocess
+    import sys
+
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime is not installed (apt-get install faketime)")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    with open(folder / "last.bin", "ab") as piece:  # the first piece; the trainer comes back later
+        piece.write(os.urandom(4096))
+    done = subprocess.run(["faketime", "-f", jump, sys.executable, "-c", "from artifactfs.cli.main import main; main()",
+                           "watch", str(folder), "--name", "ckpt", "--pattern", "*.bin", "--copy", "--once",
+                           "--settle", "120s"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 registered" in done.stdout and "still being written" in done.stdout + done.stderr, done.stdout
