@@ -368,3 +368,41 @@ def test_a_jumped_clock_never_makes_a_fresh_checkpoint_look_settled(sqlite_home,
                            "--settle", "120s"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 registered" in done.stdout and "still being written" in done.stdout + done.stderr, done.stdout
+
+
+# -- orphans: decided from write intents read after the listing, never before ----------------------
+
+
+def test_a_save_that_begins_while_the_pass_lists_is_never_an_orphan(afs_home, tmp_path, monkeypatch):
+    """A save records its write intent and writes its payload between the
+    pass's look at the intents and its listing of the store, its files
+    carrying old modification times (a materializer that copies with
+    ``shutil.copy2``/``copytree`` keeps its sources' times). The pass never
+    takes that payload for an orphan."""
+    import artifactfs
+    from artifactfs.api.writing import WriteBatch
+    from artifactfs.gc import orphans
+    from gc_helpers import backdate_tree
+
+    save_artifact({"n": 1}, "other")
+    real = orphans.scan_layout
+    batch = WriteBatch(artifactfs.get_store())
+    begun = []
+
+    def a_save_begins_first(*args, **kwargs):
+        if not begun:
+            payload, = batch.begin([("inflight", None)])  # step 1: the intent, then the folder
+            folder = Path(payload.native)
+            (folder / "weights.bin").write_bytes(b"w" * 1000)
+            backdate_tree(folder, hours=72)
+            begun.append(folder)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(orphans, "scan_layout", a_save_begins_first)
+    try:
+        result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h", "--orphan-grace", "1h"])
+        assert "Traceback" not in result.output, result.output
+        assert begun, "the pass never listed the store"
+        assert (begun[0] / "weights.bin").is_file(), result.output
+    finally:
+        batch.__exit__(RuntimeError, RuntimeError("the test's save ends here"), None)

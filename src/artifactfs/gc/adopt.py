@@ -94,10 +94,10 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int, quarantine: b
     store when nothing unaccounted for is left. Run under the pruner lease
     (no pass may sweep while rows are being recreated)."""
     report = AdoptReport(store.name)
-    with index.read() as session:
+    scan = scan_layout(store, None)
+    with index.read() as session:  # after the listing: a save listed in flight has its intent in this read
         index_uuid = index_identity(session)
         in_flight = live_intent_folders(session, store_id, dt.timedelta(days=36500))
-    scan = scan_layout(store, None)
     report.skipped.extend((odd.where, odd.problem) for odd in scan.odd)
     folders = [e for e in scan.entries if e.kind == FOLDER and e.uri.rstrip("/").endswith(e.uuid)]
     registered = [e for e in scan.entries if e.kind == FILE and e.folder.startswith(REGISTERED_JOURNAL + "/")]
