@@ -275,7 +275,7 @@ class Watcher:
 
     def ready(self) -> list[str]:
         """Pending entries that are complete now, in the order they were last written."""
-        now, wall = self.clock(), None
+        now, wall = self.clock(), None  # wall: files_now(), read when first needed
         found = []
         with self._lock:
             pending = list(self._pending.values())
@@ -292,12 +292,12 @@ class Watcher:
                 with self._lock:
                     self._pending.pop(item.path, None)
                 continue
-            if not item.closed and wall is None:
-                wall = files_now()
-            if not item.closed and wall - newest < self.settle and newest - wall <= CLOCK_SKEW:
-                with self._lock:  # a write whose event was lost: wait from that write on
-                    item.last_event = now - max(0.0, wall - newest)
-                continue
+            if not item.closed:
+                wall = files_now() if wall is None else wall  # once per call: it makes a file
+                if wall - newest < self.settle and newest - wall <= CLOCK_SKEW:
+                    with self._lock:  # a write whose event was lost: wait from that write on
+                        item.last_event = now - max(0.0, wall - newest)
+                    continue
             if self._complete(item, now):
                 found.append((newest, item.path))
         return [path for _, path in sorted(found)]
