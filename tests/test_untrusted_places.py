@@ -321,7 +321,7 @@ def test_the_sweep_reads_a_manifest_file_the_plan_could_not(sqlite_home, tmp_pat
     moment): it is condemned as the index says, and the sweep, reading it
     right before deleting, keeps the payload its keep tag protects."""
     from artifactfs import Client
-    from artifactfs.gc import journal_ahead
+    from artifactfs.index import journal
     from gc_helpers import backdate_all, states
 
     first = save_artifact({"n": 1}, "x")
@@ -330,7 +330,7 @@ def test_the_sweep_reads_a_manifest_file_the_plan_could_not(sqlite_home, tmp_pat
     back = snapshot(None, "sqlite", tmp_path)
     Client().update_artifact_version(first.id, add_tags=["keep"])
     back()
-    real = journal_ahead.read_manifest_file
+    real = journal.read_manifest_file
     calls = []
 
     def fails_once(store, folder):
@@ -339,7 +339,7 @@ def test_the_sweep_reads_a_manifest_file_the_plan_could_not(sqlite_home, tmp_pat
             raise ConnectionError("the store did not answer")
         return real(store, folder)
 
-    monkeypatch.setattr(journal_ahead, "read_manifest_file", fails_once)
+    monkeypatch.setattr(journal, "read_manifest_file", fails_once)
     result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h"])
     assert len(calls) == 2, result.output
     assert Path(first.uri).is_dir(), result.output
@@ -406,3 +406,27 @@ def test_a_save_that_begins_while_the_pass_lists_is_never_an_orphan(afs_home, tm
         assert (begun[0] / "weights.bin").is_file(), result.output
     finally:
         batch.__exit__(RuntimeError, RuntimeError("the test's save ends here"), None)
+
+
+def test_prune_artifacts_keeps_what_a_step_read_after_the_backup(afs_home, tmp_path, request, index_backend):
+    """``Client().prune_artifacts`` deletes versions no step run links; the
+    restored index does not know the run that read ``x:1``, its manifest file
+    does: ``x:1`` is not unused, and keeps its payload."""
+    from artifactfs import Client, pipeline, step
+
+    first = save_artifact({"n": 1}, "x")
+    back = snapshot(request, index_backend, tmp_path)
+
+    @step
+    def read_it(data: dict) -> int:
+        return data["n"]
+
+    @pipeline
+    def reader():
+        read_it(Client().get_artifact_version(first.id))
+
+    reader()
+    back()
+    Client().prune_artifacts(delete_from_artifact_store=True)
+    assert Path(first.uri).is_dir()
+    assert Client().get_artifact_version(first.id).version == "1"

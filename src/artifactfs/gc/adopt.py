@@ -30,7 +30,6 @@ from typing import Any
 from sqlalchemy import select
 
 from artifactfs.errors import ArtifactfsError
-from artifactfs.gc.journal_ahead import ahead_of_index
 from artifactfs.gc.orphans import unnamed_entries
 from artifactfs.gc.ownership import FOREIGN, OWNED, claim, read_ownership
 from artifactfs.gc.scan import FILE, FOLDER, LayoutEntry, scan_layout
@@ -38,7 +37,7 @@ from artifactfs.index.artifacts import NewVersion, check_name, insert_version
 from artifactfs.index.db import Index
 from artifactfs.index.intents import live_intent_folders
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.journal import gather, restore_lineage, restore_metadata
+from artifactfs.index.journal import ahead_of_index, gather, restore_lineage, restore_metadata
 from artifactfs.index.models import VersionRow
 from artifactfs.index.tags import attach
 from artifactfs.index.models import PayloadKind, SaveType

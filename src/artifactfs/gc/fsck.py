@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 from artifactfs.gc.execute import ENTRY_ERRORS, PruneResult, execute
-from artifactfs.gc.journal_ahead import ahead_of_index, behind_message
+from artifactfs.gc.journal_ahead import behind_message
 from artifactfs.gc.lease import Lease
 from artifactfs.gc.orphans import OrphanRef, StaleIntent, find_orphans
 from artifactfs.gc.ownership import BEHIND
@@ -45,7 +45,7 @@ from artifactfs.index.clock import database_now, pass_now
 from artifactfs.index.models import PayloadKind, utcnow
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.index.journal import Gathered, gather, rewrite_journals, runs_in_progress
+from artifactfs.index.journal import Gathered, ahead_of_index, gather, rewrite_journals, runs_in_progress
 from artifactfs.stores.beneath import LinkFound
 from artifactfs.stores.manifest import JournalError, hash_store_file, journal_folder, manifest_file, read_manifest_file
 

@@ -6,59 +6,28 @@ or read by a step run lacks what protects the version, while its manifest
 file, rewritten at every such change, has it; no new payload need tell
 (``gc.ownership``'s "behind" sees only payloads the index does not know).
 So the pruner condemns no version whose manifest file is ahead of the index
-(:func:`held_by_journals`), ``fsck`` says the index is older than the store
-instead of offering to rewrite that manifest file from the index
-(:func:`ahead_of_index`), and ``fsck --adopt`` merges what the index lacks
-back (``gc.adopt``). Only what protects is compared: a tag or a link the
-index lacks. What the index has and the manifest file lacks is an
-out-of-date manifest file, which ``fsck --repair`` rewrites.
+(:func:`held_by_journals`, and the sweep again: :func:`held_at_sweep`),
+``fsck`` says the index is older than the store instead of offering to
+rewrite that manifest file from the index, and ``fsck --adopt`` merges
+what the index lacks back (``gc.adopt``). The comparison itself is
+``index.journal.ahead_of_index`` (``Client().prune_artifacts`` makes it
+too). Only what protects is compared: what the index has and the manifest
+file lacks is an out-of-date manifest file, which ``fsck --repair`` rewrites.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from artifactfs.errors import PathEscapeError
 from artifactfs.gc.payloads import StoreCache, StoreFailure, describe_error
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
-from artifactfs.index.journal import Gathered, gather
+from artifactfs.index.journal import gather, journal_ahead
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.stores.manifest import JournalError, journal_folder, read_manifest_file
 
 #: Manifest files read at once while planning (a remote store answers each in a round trip).
 READERS = 8
-
-
-def link_keys(links: Iterable[Any]) -> set[tuple[str, str]]:
-    """``(step run uuid, link name)`` of journal link records (unreadable ones left out)."""
-    keys = set()
-    for link in links:
-        step = link.get("step") if isinstance(link, dict) else None
-        if isinstance(step, dict) and isinstance(step.get("uuid"), str):
-            keys.add((step["uuid"], str(link.get("name"))))
-    return keys
-
-
-def ahead_of_index(record: dict[str, Any], gathered: Gathered, tags: Iterable[str] | None = None) -> str | None:
-    """What the manifest file ``record`` holds of its version that the
-    index (``gathered``) lacks and that protects it: tags (only ``tags``
-    when given: the pruner's keep tags) and links to step runs; None when
-    nothing."""
-    recorded = {str(t) for t in record.get("tags") or () if isinstance(t, str)}
-    missing_tags = recorded - set(gathered.tags)
-    if tags is not None:
-        missing_tags &= set(tags)
-    known = link_keys(gathered.producers) | link_keys(gathered.consumers)
-    missing_links = (link_keys(record.get("producers") or ()) | link_keys(record.get("consumers") or ())) - known
-    said = []
-    if missing_tags:
-        said.append(f"tag{'s' if len(missing_tags) > 1 else ''} {', '.join(sorted(missing_tags))}")
-    if missing_links:
-        said.append(f"{len(missing_links)} link{'s' if len(missing_links) > 1 else ''} to step runs")
-    return " and ".join(said) or None
 
 
 def behind_message(store: str, label: str, what: str, kept: str = "gc does not condemn it") -> str:
@@ -101,7 +70,7 @@ def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionR
         if isinstance(store, StoreFailure):
             return unread
         try:
-            what = _ahead(store, ref, gathered.get(ref.id), keep_tags)
+            what = journal_ahead(store, ref.uri, ref.uuid, gathered.get(ref.id), keep_tags)
         except Exception:  # noqa: BLE001 - any flavor error: the store failed, the sweep will tell
             return unread
         return None if what is None else (store.name, behind_message(store.name, ref.label, what))
@@ -111,16 +80,6 @@ def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionR
     kept = [ref for ref, held in zip(candidates, verdicts) if held is None or held is unread]
     unchecked = [ref.id for ref, held in zip(candidates, verdicts) if held is unread]
     return kept, [held for held in verdicts if held is not None and held is not unread], unchecked
-
-
-def _ahead(store: ArtifactStore, ref: VersionRef, gathered: Gathered | None, keep_tags: set[str]) -> str | None:
-    if gathered is None:
-        return None  # forgotten meanwhile: the condemn step re-reads the row
-    try:
-        record, _ = read_manifest_file(store, journal_folder(store, ref.uri, ref.uuid))
-    except (FileNotFoundError, JournalError, PathEscapeError):
-        return None  # none, damaged, or a link where it belongs (the sweep reports that): the index decides
-    return ahead_of_index(record, gathered, keep_tags)
 
 
 def held_at_sweep(index: Index, store: ArtifactStore, refs: list[VersionRef],
@@ -137,7 +96,7 @@ def held_at_sweep(index: Index, store: ArtifactStore, refs: list[VersionRef],
     held = {}
     for ref in refs:
         try:
-            what = _ahead(store, ref, gathered.get(ref.id), keep_tags)
+            what = journal_ahead(store, ref.uri, ref.uuid, gathered.get(ref.id), keep_tags)
         except Exception as exc:  # noqa: BLE001 - any flavor error: cannot tell, so not now
             held[ref.id] = f"not deleted: its manifest file cannot be read ({describe_error(store, exc)})"
             continue
@@ -146,4 +105,4 @@ def held_at_sweep(index: Index, store: ArtifactStore, refs: list[VersionRef],
     return held
 
 
-__all__ = ["ahead_of_index", "behind_message", "held_at_sweep", "held_by_journals", "link_keys"]
+__all__ = ["behind_message", "held_at_sweep", "held_by_journals"]

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from artifactfs.errors import PathEscapeError
 from artifactfs.index.db import Index
 from artifactfs.index.generation import bump_generation
 from artifactfs.index.models import (
@@ -40,10 +41,12 @@ from artifactfs.index.sql import is_live
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.manifest import (
     REGISTERED_JOURNAL,
+    JournalError,
     ManifestEntry,
     journal_folder,
     journal_record,
     link_record,
+    read_manifest_file,
     run_record,
     step_record,
     write_manifest_file,
@@ -366,6 +369,54 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
 
 
 
+def link_keys(links: Iterable[Any]) -> set[tuple[str, str]]:
+    """``(step run uuid, link name)`` of journal link records (unreadable ones left out)."""
+    keys = set()
+    for link in links:
+        step = link.get("step") if isinstance(link, dict) else None
+        if isinstance(step, dict) and isinstance(step.get("uuid"), str):
+            keys.add((step["uuid"], str(link.get("name"))))
+    return keys
+
+
+def ahead_of_index(record: dict[str, Any], gathered: Gathered, tags: Iterable[str] | None = None) -> str | None:
+    """What the manifest file ``record`` holds of its version that the
+    index (``gathered``) lacks and that protects it, or None: tags (only
+    ``tags`` when given: the pruner's keep tags) and links to step runs. An
+    index restored from a backup lacks what was tagged or linked since; what
+    the index has and the manifest file lacks is only an out-of-date manifest
+    file. The one comparison of its kind (``gc.journal_ahead``, ``gc.fsck``,
+    ``gc.adopt``, ``api.deleting``)."""
+    recorded = {str(t) for t in record.get("tags") or () if isinstance(t, str)}
+    missing_tags = recorded - set(gathered.tags)
+    if tags is not None:
+        missing_tags &= set(tags)
+    known = link_keys(gathered.producers) | link_keys(gathered.consumers)
+    missing_links = (link_keys(record.get("producers") or ()) | link_keys(record.get("consumers") or ())) - known
+    said = []
+    if missing_tags:
+        said.append(f"tag{'s' if len(missing_tags) > 1 else ''} {', '.join(sorted(missing_tags))}")
+    if missing_links:
+        said.append(f"{len(missing_links)} link{'s' if len(missing_links) > 1 else ''} to step runs")
+    return " and ".join(said) or None
+
+
+def journal_ahead(store: ArtifactStore, uri: str, uuid: str, gathered: Gathered | None,
+                  tags: Iterable[str] | None = None) -> str | None:
+    """:func:`ahead_of_index` of the manifest file of the version ``uuid`` at
+    ``uri``, read now; None when it has none, a damaged one (``fsck``
+    reports it) or a link where it belongs (never followed), or when the
+    index no longer has the version (``gathered`` None): then the index
+    alone decides. What the store raised otherwise is raised."""
+    if gathered is None:
+        return None
+    try:
+        record, _ = read_manifest_file(store, journal_folder(store, uri, uuid))
+    except (FileNotFoundError, JournalError, PathEscapeError):
+        return None
+    return ahead_of_index(record, gathered, tags)
+
+
 def runs_in_progress(gathered: dict[int, Gathered]) -> set[int]:
     """Ids of the versions of ``gathered`` linked to a run still running
     (their manifest files are rewritten when it ends)."""
@@ -373,5 +424,5 @@ def runs_in_progress(gathered: dict[int, Gathered]) -> set[int]:
             if any((link["step"].get("run") or {}).get("status") == "running" for link in g.producers + g.consumers)}
 
 
-__all__ = ["Gathered", "Restored", "gather", "restore_lineage", "restore_metadata", "rewrite_journals",
+__all__ = ["Gathered", "Restored", "ahead_of_index", "gather", "journal_ahead", "link_keys", "restore_lineage", "restore_metadata", "rewrite_journals",
            "runs_in_progress", "step_records", "versions_linked", "write_journal"]
