@@ -430,3 +430,25 @@ def test_prune_artifacts_keeps_what_a_step_read_after_the_backup(afs_home, tmp_p
     Client().prune_artifacts(delete_from_artifact_store=True)
     assert Path(first.uri).is_dir()
     assert Client().get_artifact_version(first.id).version == "1"
+
+
+def test_run_prune_rewrites_the_manifest_files_of_what_its_runs_linked(sqlite_home):
+    """``run prune`` deletes runs: the manifest files of the versions they
+    wrote and read stop naming them (else each would look ahead of the
+    index, and hold its version forever); ``fsck`` finds nothing."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from artifactfs.index import get_index
+    from artifactfs.index.models import PipelineRun, utcnow
+    from gc_helpers import chain
+
+    chain(n=1)
+    chain(n=2)
+    with get_index().write() as session:
+        session.execute(update(PipelineRun).values(start_time=utcnow() - dt.timedelta(days=40)))
+    result = CliRunner().invoke(cli, ["run", "prune", "--older-than", "30d", "-y"])
+    assert result.exit_code == 0 and "Deleted 2 run(s)" in result.output, result.output
+    after = CliRunner().invoke(cli, ["fsck"])
+    assert after.exit_code == 0, after.output
