@@ -26,7 +26,7 @@ from artifactfs.api.stores import get_store
 from artifactfs.index import get_index
 from artifactfs.index import gc as gc_rows
 from artifactfs.index.clock import index_now
-from artifactfs.index.journal import gather, journal_ahead
+from artifactfs.index.journal import journals_ahead, read_journal
 from artifactfs.index.sweep import delete_payload, drop_journals, listed_files, live_overlap
 
 
@@ -72,14 +72,13 @@ def unused_version_ids() -> list[int]:
     nor one whose manifest file cannot be read now (its store failed)."""
     with get_index().read() as session:
         refs = gc_rows.candidate_versions(session, index_now(), (), 0)
-        gathered = gather(session, [ref.id for ref in refs])
         names = {row.id: row.name for row in gc_rows.store_rows(session)}
-    unused = []
+    records = {}
     for ref in refs:
         try:
-            ahead = journal_ahead(get_store(names[ref.store_id]), ref.uri, ref.uuid, gathered.get(ref.id), tags=())
+            records[ref.id] = read_journal(get_store(names[ref.store_id]), ref.uri, ref.uuid)
         except Exception:  # noqa: BLE001 - a store that fails: its versions are not pruned now
             continue
-        if ahead is None:
-            unused.append(ref.id)
-    return unused
+    with get_index().read() as session:
+        ahead = journals_ahead(session, records, tags=())
+    return [vid for vid in records if vid not in ahead]

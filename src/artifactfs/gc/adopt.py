@@ -37,7 +37,7 @@ from artifactfs.index.artifacts import NewVersion, check_name, insert_version
 from artifactfs.index.db import Index
 from artifactfs.index.intents import live_intent_folders
 from artifactfs.index.generation import bump_generation
-from artifactfs.index.journal import ahead_of_index, gather, restore_lineage, restore_metadata
+from artifactfs.index.journal import gather, journals_ahead, restore_lineage, restore_metadata
 from artifactfs.index.models import VersionRow
 from artifactfs.index.tags import attach
 from artifactfs.index.models import PayloadKind, SaveType
@@ -154,12 +154,13 @@ def _merge_ahead(index: Index, store: ArtifactStore, known: list[LayoutEntry], r
     with index.read() as session:
         ids = dict(session.execute(select(VersionRow.uuid, VersionRow.id).where(
             VersionRow.uuid.in_(sorted(records)))).all())
-        gathered = gather(session, ids.values())
+        ahead = journals_ahead(session, {ids[u]: record for u, record in records.items() if u in ids})
+        gathered = gather(session, ahead)  # the few that are ahead: what they lack
     links: list[tuple[str, str, dict[str, Any]]] = []
     tags: dict[int, list[str]] = {}
     for version_uuid, record in records.items():
         found = gathered.get(ids.get(version_uuid, -1))
-        if found is None or ahead_of_index(record, found) is None:
+        if found is None:
             continue
         report.merged.append(f"{found.name}:{found.row.version}")
         missing = sorted({t for t in record.get("tags") or () if isinstance(t, str)} - set(found.tags))

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from artifactfs.gc.payloads import StoreCache, StoreFailure, describe_error
 from artifactfs.index.db import Index
 from artifactfs.index.gc import VersionRef
-from artifactfs.index.journal import gather, journal_ahead
+from artifactfs.index.journal import journals_ahead, read_journal
 from artifactfs.stores.base import ArtifactStore
 
 #: Manifest files read at once while planning (a remote store answers each in a round trip).
@@ -50,10 +50,6 @@ def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionR
     is judged by the index alone."""
     if not candidates:
         return [], [], []
-    keep_tags = set(keep_tags)
-    with index.read() as session:
-        gathered = gather(session, [ref.id for ref in candidates])
-
     opened: dict[int, ArtifactStore | StoreFailure] = {}
     for store_id in sorted({ref.store_id for ref in candidates if stores.here(ref.store_id)}):
         try:  # opened here, once each: the readers below share them
@@ -61,25 +57,26 @@ def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionR
         except StoreFailure as exc:
             opened[store_id] = exc
 
-    unread = object()
-
-    def check(ref: VersionRef):
+    def read(ref: VersionRef) -> dict | None | StoreFailure:
         store = opened.get(ref.store_id)
         if store is None:
             return None  # another machine's store: its own pass sweeps it, and checks it there
         if isinstance(store, StoreFailure):
-            return unread
+            return store
         try:
-            what = journal_ahead(store, ref.uri, ref.uuid, gathered.get(ref.id), keep_tags)
-        except Exception:  # noqa: BLE001 - any flavor error: the store failed, the sweep will tell
-            return unread
-        return None if what is None else (store.name, behind_message(store.name, ref.label, what))
+            return read_journal(store, ref.uri, ref.uuid)
+        except Exception as exc:  # noqa: BLE001 - any flavor error: the store failed, the sweep will tell
+            return StoreFailure(store.name, describe_error(store, exc))
 
     with ThreadPoolExecutor(max_workers=min(READERS, len(candidates)), thread_name_prefix="artifactfs-gc") as pool:
-        verdicts = list(pool.map(check, candidates))
-    kept = [ref for ref, held in zip(candidates, verdicts) if held is None or held is unread]
-    unchecked = [ref.id for ref, held in zip(candidates, verdicts) if held is unread]
-    return kept, [held for held in verdicts if held is not None and held is not unread], unchecked
+        records = dict(zip((ref.id for ref in candidates), pool.map(read, candidates)))
+    unchecked = [vid for vid, record in records.items() if isinstance(record, StoreFailure)]
+    with index.read() as session:
+        ahead = journals_ahead(session, {vid: r for vid, r in records.items() if isinstance(r, dict)}, keep_tags)
+    names = {ref.id: ref for ref in candidates}
+    held = [(stores.name(names[vid].store_id), behind_message(stores.name(names[vid].store_id), names[vid].label,
+                                                              what)) for vid, what in ahead.items()]
+    return [ref for ref in candidates if ref.id not in ahead], held, unchecked
 
 
 def held_at_sweep(index: Index, store: ArtifactStore, refs: list[VersionRef],
@@ -88,20 +85,19 @@ def held_at_sweep(index: Index, store: ArtifactStore, refs: list[VersionRef],
     of those whose manifest file is ahead of the index, or cannot be read
     now. For versions the plan did not check (condemned by an earlier pass,
     or while their store failed)."""
-    if not refs:
-        return {}
-    keep_tags = set(keep_tags)
-    with index.read() as session:
-        gathered = gather(session, [ref.id for ref in refs])
-    held = {}
+    held: dict[int, str] = {}
+    records: dict[int, dict | None] = {}
     for ref in refs:
         try:
-            what = journal_ahead(store, ref.uri, ref.uuid, gathered.get(ref.id), keep_tags)
+            records[ref.id] = read_journal(store, ref.uri, ref.uuid)
         except Exception as exc:  # noqa: BLE001 - any flavor error: cannot tell, so not now
             held[ref.id] = f"not deleted: its manifest file cannot be read ({describe_error(store, exc)})"
-            continue
-        if what is not None:
-            held[ref.id] = behind_message(store.name, ref.label, what, "its payload is not deleted")
+    if records:
+        with index.read() as session:
+            ahead = journals_ahead(session, records, keep_tags)
+        labels = {ref.id: ref.label for ref in refs}
+        for vid, what in ahead.items():
+            held[vid] = behind_message(store.name, labels[vid], what, "its payload is not deleted")
     return held
 
 

@@ -401,20 +401,45 @@ def ahead_of_index(record: dict[str, Any], gathered: Gathered, tags: Iterable[st
     return " and ".join(said) or None
 
 
-def journal_ahead(store: ArtifactStore, uri: str, uuid: str, gathered: Gathered | None,
-                  tags: Iterable[str] | None = None) -> str | None:
-    """:func:`ahead_of_index` of the manifest file of the version ``uuid`` at
-    ``uri``, read now; None when it has none, a damaged one (``fsck``
-    reports it) or a link where it belongs (never followed), or when the
-    index no longer has the version (``gathered`` None): then the index
-    alone decides. What the store raised otherwise is raised."""
-    if gathered is None:
-        return None
+def read_journal(store: ArtifactStore, uri: str, uuid: str) -> dict[str, Any] | None:
+    """The record of the manifest file of the version ``uuid`` at ``uri``,
+    read now; None when it has none, a damaged one (``fsck`` reports it) or
+    a link where it belongs (never followed): then the index alone decides.
+    What the store raised otherwise is raised."""
     try:
         record, _ = read_manifest_file(store, journal_folder(store, uri, uuid))
     except (FileNotFoundError, JournalError, PathEscapeError):
         return None
-    return ahead_of_index(record, gathered, tags)
+    return record
+
+
+def might_protect(record: dict[str, Any] | None, tags: Iterable[str] | None = None) -> bool:
+    """Whether a manifest file's record names anything that protects its
+    version (a tag, of ``tags`` when given; a step-run link): only then is
+    the index asked (most candidates of a pass name nothing of the kind)."""
+    if not record:
+        return False
+    recorded = set(record.get("tags") or ())
+    return bool(recorded if tags is None else recorded & set(tags)) or bool(
+        record.get("producers") or record.get("consumers"))
+
+
+def journals_ahead(session: Session, records: dict[int, dict[str, Any] | None],
+                   tags: Iterable[str] | None = None) -> dict[int, str]:
+    """``{version id: what}`` of the versions whose manifest file's record
+    (``records``, by version id; None: none to compare) is ahead of the
+    index (:func:`ahead_of_index`); the index is read only for those that
+    might protect."""
+    tags = None if tags is None else set(tags)
+    wanted = {vid: record for vid, record in records.items() if record is not None and might_protect(record, tags)}
+    gathered = gather(session, wanted)
+    ahead = {}
+    for vid, record in wanted.items():
+        found = gathered.get(vid)
+        what = ahead_of_index(record, found, tags) if found is not None else None
+        if what is not None:
+            ahead[vid] = what
+    return ahead
 
 
 def runs_in_progress(gathered: dict[int, Gathered]) -> set[int]:
@@ -424,5 +449,6 @@ def runs_in_progress(gathered: dict[int, Gathered]) -> set[int]:
             if any((link["step"].get("run") or {}).get("status") == "running" for link in g.producers + g.consumers)}
 
 
-__all__ = ["Gathered", "Restored", "ahead_of_index", "gather", "journal_ahead", "link_keys", "restore_lineage", "restore_metadata", "rewrite_journals",
-           "runs_in_progress", "step_records", "versions_linked", "write_journal"]
+__all__ = ["Gathered", "Restored", "ahead_of_index", "gather", "journals_ahead", "link_keys", "might_protect",
+           "read_journal", "restore_lineage", "restore_metadata", "rewrite_journals", "runs_in_progress",
+           "step_records", "versions_linked", "write_journal"]
