@@ -257,6 +257,23 @@ def snapshot(request, index_backend: str, tmp_path: Path):
     return back
 
 
+def read_after_the_backup(version, back) -> None:
+    """A pipeline's step reads ``version``, then the index is restored
+    (``back``, from :func:`snapshot`) to before that run."""
+    from artifactfs import Client, pipeline, step
+
+    @step
+    def read_it(data: dict) -> int:
+        return data["n"]
+
+    @pipeline
+    def reader():
+        read_it(Client().get_artifact_version(version.id))
+
+    reader()
+    back()
+
+
 def test_a_keep_tag_added_after_the_backup_still_protects(afs_home, tmp_path, request, index_backend):
     """The index is restored from a copy taken before ``x:1`` was tagged
     keep (no payload was saved since, so no orphan tells). The manifest file
@@ -288,24 +305,13 @@ def test_a_link_made_after_the_backup_still_protects(afs_home, tmp_path, request
     """A step run read ``x:1`` after the copy the index is restored from:
     the pass leaves it (its manifest file names the run) and ``fsck --adopt``
     rebuilds the run and the link."""
-    from artifactfs import Client, pipeline, step
     from gc_helpers import backdate_all
 
     first = save_artifact({"n": 1}, "x")
     save_artifact({"n": 2}, "x")
     backdate_all()
     back = snapshot(request, index_backend, tmp_path)
-
-    @step
-    def read_it(data: dict) -> int:
-        return data["n"]
-
-    @pipeline
-    def reader():
-        read_it(Client().get_artifact_version(first.id))
-
-    reader()
-    back()
+    read_after_the_backup(first, back)
     result = CliRunner().invoke(cli, ["gc", "-y", "--grace", "1h"])
     assert "Traceback" not in result.output, result.output
     assert Path(first.uri).is_dir(), result.output
@@ -412,21 +418,11 @@ def test_prune_artifacts_keeps_what_a_step_read_after_the_backup(afs_home, tmp_p
     """``Client().prune_artifacts`` deletes versions no step run links; the
     restored index does not know the run that read ``x:1``, its manifest file
     does: ``x:1`` is not unused, and keeps its payload."""
-    from artifactfs import Client, pipeline, step
+    from artifactfs import Client
 
     first = save_artifact({"n": 1}, "x")
     back = snapshot(request, index_backend, tmp_path)
-
-    @step
-    def read_it(data: dict) -> int:
-        return data["n"]
-
-    @pipeline
-    def reader():
-        read_it(Client().get_artifact_version(first.id))
-
-    reader()
-    back()
+    read_after_the_backup(first, back)
     Client().prune_artifacts(delete_from_artifact_store=True)
     assert Path(first.uri).is_dir()
     assert Client().get_artifact_version(first.id).version == "1"

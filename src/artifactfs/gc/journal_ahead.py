@@ -26,7 +26,7 @@ from artifactfs.index.gc import VersionRef
 from artifactfs.index.journal import journals_ahead, read_journal
 from artifactfs.stores.base import ArtifactStore
 
-#: Manifest files read at once while planning (a remote store answers each in a round trip).
+#: Manifest files of a remote store read at once while planning (each is a round trip).
 READERS = 8
 
 
@@ -68,8 +68,13 @@ def held_by_journals(index: Index, stores: StoreCache, candidates: list[VersionR
         except Exception as exc:  # noqa: BLE001 - any flavor error: the store failed, the sweep will tell
             return StoreFailure(store.name, describe_error(store, exc))
 
-    with ThreadPoolExecutor(max_workers=min(READERS, len(candidates)), thread_name_prefix="artifactfs-gc") as pool:
-        records = dict(zip((ref.id for ref in candidates), pool.map(read, candidates)))
+    # A local store's files are read in this thread (threads only fight over
+    # the GIL there); a remote store's, several at once (each a round trip).
+    remote = [ref for ref in candidates if not getattr(opened.get(ref.store_id), "is_local", True)]
+    records = {ref.id: read(ref) for ref in candidates if getattr(opened.get(ref.store_id), "is_local", True)}
+    if remote:
+        with ThreadPoolExecutor(max_workers=min(READERS, len(remote)), thread_name_prefix="artifactfs-gc") as pool:
+            records.update(zip((ref.id for ref in remote), pool.map(read, remote)))
     unchecked = [vid for vid, record in records.items() if isinstance(record, StoreFailure)]
     with index.read() as session:
         ahead = journals_ahead(session, {vid: r for vid, r in records.items() if isinstance(r, dict)}, keep_tags)
