@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -448,3 +449,32 @@ def test_run_prune_rewrites_the_manifest_files_of_what_its_runs_linked(sqlite_ho
     assert result.exit_code == 0 and "Deleted 2 run(s)" in result.output, result.output
     after = CliRunner().invoke(cli, ["fsck"])
     assert after.exit_code == 0, after.output
+
+
+def test_a_running_mount_follows_an_index_restored_under_it(sqlite_home, tmp_path):
+    """The index is restored (in place, as SQLite's backup API does) under a
+    running mount, and a new ``x:2`` is saved: its version id and name are
+    those of the ``x:2`` the restore forgot, whose bytes the kernel cached.
+    The mount never shows the forgotten bytes again: it stops, saying why."""
+    from artifactfs.settings import get_settings
+    from test_mount_helpers import mounted
+
+    save_artifact({"v": 1}, "x")
+    index_db = get_settings().data_dir / "index.db"
+    sqlite_copy(index_db, tmp_path / "backup.db")
+    save_artifact({"v": "forgotten"}, "x")
+    with mounted(tmp_path / "mnt") as mount:
+        shown = mount.path / "artifacts" / "x" / "2" / "data.json"
+        assert json.loads(shown.read_text()) == {"v": "forgotten"}
+        sqlite_copy(tmp_path / "backup.db", index_db)  # in place: the daemon's connection sees it
+        again = save_artifact({"v": "new two"}, "x")
+        assert again.version == "2"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and mount.proc.poll() is None:
+            time.sleep(0.2)
+        try:
+            seen = json.loads(shown.read_text())
+        except OSError:
+            seen = None  # unmounted
+        assert seen in (None, {"v": "new two"}), mount.log()
+        assert "the index under this mount went back" in mount.log()
