@@ -89,20 +89,22 @@ class Pattern:
         return sequential
 
     def plan(self, offset: int, end: int, size: int, block: int, cost: RequestCost,
-             config: ReadAhead) -> tuple[int, int]:
+             config: ReadAhead, streamed: bool = False) -> tuple[int, int]:
         """``(upto, piece)``: fetch from ``offset`` up to byte ``upto`` in GETs
         of ``piece`` bytes (0: only what was asked, in small GETs). Call after
-        :meth:`observe`."""
+        :meth:`observe`. ``streamed``: the store hands a GET's bytes over as
+        they arrive, so a reader never waits for a whole piece: the run's
+        first GET covers the whole window and later ones half of it."""
         if self.run < 2:  # not (yet) sequential
             return end, 0
         base = offset // block * block
         if not self.window:  # the run's first window: one request
-            self.window = config.initial
-            self.ahead = min(max(end, base + config.initial), size)
+            self.window = config.max_window if streamed else config.initial
+            self.ahead = min(max(end, base + self.window), size)
             return self.ahead, self.ahead - base
-        if self.next_offset - self.run_start < config.initial // 2 or cost.latency is None:
+        if self.next_offset - self.run_start < config.initial // 2 or (cost.latency is None and not streamed):
             return end, 0  # grow once half the first window is read and its request told what a GET costs
-        piece = max(block, cost.piece_size(config) // block * block)
+        piece = max(block, (config.max_window // 2 if streamed else cost.piece_size(config)) // block * block)
         self.window = min(max(self.window, 2 * piece), config.max_window)
         start = max(self.ahead, end // block * block)
         upto = min(end + self.window, size)

@@ -114,9 +114,15 @@ class Fetch:
         self.done = trio.Event()
         self.timeout = timeout
         self.scope = trio.CancelScope(deadline=trio.current_time() + timeout)
-        self.stopped = False  # set when nobody needs its bytes any more (timed out): the worker stops
+        self.stopped = False  # nobody needs its bytes any more (timed out, a seek): the worker stops
         self._landed = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
+
+    def stop(self) -> None:
+        """Nobody needs the rest of its bytes: a streamed GET ends after the
+        piece it is receiving (the blocks it did not get are asked for again
+        if someone reads them)."""
+        self.stopped = True
 
     async def wait_progress(self) -> None:
         """Until the next piece lands or the GET ends."""
@@ -164,20 +170,22 @@ class RemoteFile:
         if self.cached is not None:
             self.reader.cache.release(self.cached)
 
-    def schedule(self, first: int, last: int, piece: int, ahead: bool = False) -> None:
+    def schedule(self, first: int, last: int, piece: int, ahead: bool = False) -> list[Fetch]:
         """Start GETs for the blocks ``first..last`` that are neither cached
         nor in flight, ``piece`` blocks at most per GET; ``ahead``: read-ahead
-        (no reader waits for it yet)."""
+        (no reader waits for it yet). Returns the GETs started."""
+        started: list[Fetch] = []
         run: list[int] = []
         for block in self.blocks.missing(first, last):
             if block in self.inflight or self._failed(block) is not None:
                 continue
             if run and (block != run[-1] + 1 or len(run) == piece):
-                self._start(run[0], run[-1], ahead)
+                started.append(self._start(run[0], run[-1], ahead))
                 run = []
             run.append(block)
         if run:
-            self._start(run[0], run[-1], ahead)
+            started.append(self._start(run[0], run[-1], ahead))
+        return started
 
     def _failed(self, block: int) -> BaseException | None:
         """Why the block's GET failed, while that still answers a read (see ``outages``)."""
@@ -189,12 +197,13 @@ class RemoteFile:
         del self.errors[block]
         return None
 
-    def _start(self, first: int, last: int, ahead: bool) -> None:
+    def _start(self, first: int, last: int, ahead: bool) -> Fetch:
         fetch = Fetch(self.reader.config.timeout)
         for block in range(first, last + 1):
             self.inflight[block] = fetch
             self.errors.pop(block, None)
         self.reader.nursery.start_soon(self._fetch, first, last, fetch, ahead)
+        return fetch
 
     async def _fetch(self, first: int, last: int, fetch: Fetch, ahead: bool) -> None:
         bs = self.blocks.block_size
@@ -203,8 +212,9 @@ class RemoteFile:
         lanes = reader.lanes(self.store)
         held = 0
         try:
-            if ahead:
-                held = await lanes.budget.take(end - start)
+            if ahead:  # a streamed GET holds a piece or two in memory, not its whole range
+                held = await lanes.budget.take(min(end - start, 2 * STREAM_PIECE * bs) if self.store.streams_ranges
+                                               else end - start)
             async with lanes.ahead if ahead else lanes.demand:
                 if self.closed:
                     return
@@ -217,7 +227,8 @@ class RemoteFile:
                     fetch.stopped = True
                     raise TimeoutError(f"no bytes within {fetch.timeout:g} s")
             took = time.monotonic() - began
-            self.cost.record(end - start, took, reader.config.readahead)
+            if not fetch.stopped:
+                self.cost.record(end - start, took, reader.config.readahead)
             log.debug("store %s: GET %s bytes %d-%d (%s) in %.3f s", self.store.name, self.target.path, start, end,
                       "ahead" if ahead else "demand", took)
             reader.outages.succeeded(self.store)
