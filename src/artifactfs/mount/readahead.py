@@ -93,20 +93,28 @@ class Pattern:
         """``(upto, piece)``: fetch from ``offset`` up to byte ``upto`` in GETs
         of ``piece`` bytes (0: only what was asked, in small GETs). Call after
         :meth:`observe`. ``streamed``: the store hands a GET's bytes over as
-        they arrive, so a reader never waits for a whole piece: the run's
-        first GET covers the whole window and later ones half of it."""
+        they arrive, so a reader never waits for a whole piece and GETs can
+        be large: once the first window has shown a sequential reader, one
+        GET reaches ``max_window`` ahead, and every later one half of it."""
         if self.run < 2:  # not (yet) sequential
             return end, 0
         base = offset // block * block
         if not self.window:  # the run's first window: one request
-            self.window = config.max_window if streamed else config.initial
-            self.ahead = min(max(end, base + self.window), size)
+            self.window = config.initial
+            self.ahead = min(max(end, base + config.initial), size)
             return self.ahead, self.ahead - base
         if self.next_offset - self.run_start < config.initial // 2 or (cost.latency is None and not streamed):
             return end, 0  # grow once half the first window is read and its request told what a GET costs
-        piece = max(block, (config.max_window // 2 if streamed else cost.piece_size(config)) // block * block)
-        self.window = min(max(self.window, 2 * piece), config.max_window)
         start = max(self.ahead, end // block * block)
+        if streamed:  # the whole window at once, then a GET per half window: one GET per top-up
+            self.window = config.max_window
+            upto = min(end + self.window, size)
+            if upto <= start or upto - start < min(self.window // 2, size - start):
+                return end, 0
+            self.ahead = upto
+            return upto, upto - start
+        piece = max(block, cost.piece_size(config) // block * block)
+        self.window = min(max(self.window, 2 * piece), config.max_window)
         upto = min(end + self.window, size)
         if upto < size:
             upto = start + (upto - start) // piece * piece  # whole pieces: a GET's latency is paid per piece
