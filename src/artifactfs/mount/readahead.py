@@ -94,8 +94,8 @@ class Pattern:
         of ``piece`` bytes (0: only what was asked, in small GETs). Call after
         :meth:`observe`. ``streamed``: the store hands a GET's bytes over as
         they arrive, so a reader never waits for a whole piece and GETs can
-        be large: once the first window has shown a sequential reader, one
-        GET reaches ``max_window`` ahead, and every later one half of it."""
+        be large: once half the first window is read, one GET reaches
+        ``max_window`` ahead, then every later one half of it."""
         if self.run < 2:  # not (yet) sequential
             return end, 0
         base = offset // block * block
@@ -106,7 +106,7 @@ class Pattern:
         if self.next_offset - self.run_start < config.initial // 2 or (cost.latency is None and not streamed):
             return end, 0  # grow once half the first window is read and its request told what a GET costs
         start = max(self.ahead, end // block * block)
-        if streamed:  # the whole window at once, then a GET per half window: one GET per top-up
+        if streamed:  # the whole window in one GET, then a GET per half window
             self.window = config.max_window
             upto = min(end + self.window, size)
             if upto <= start or upto - start < min(self.window // 2, size - start):
