@@ -20,6 +20,11 @@ Two things decide, as in mountpoint-s3's prefetcher (its design, our code):
   ``min_piece`` and ``max_piece``: a store that answers quickly gets many
   small pieces at once, one that pays much for every request (moto reads
   the whole object for each ranged GET) gets few large ones.
+* Whether the store streams (``ArtifactStore.streams_ranges``): a reader
+  then waits for the first bytes of a GET, never for all of it, so once
+  the first window has shown a sequential reader one GET reaches the whole
+  window ahead, and every later GET is half a window (a GET's latency, and
+  moto's copy of the object, paid once per half window).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import ctypes
 import errno
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -110,8 +111,9 @@ class Fetch:
     every piece that lands (a streamed GET) and when it ends. Its timeout
     counts from the last piece: a GET fails when no bytes came for that long."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, answered: Callable[[], None]) -> None:
         self.done = trio.Event()
+        self._answered = answered  # called (on the trio thread) when the first piece lands
         self.timeout = timeout
         self.scope = trio.CancelScope(deadline=trio.current_time() + timeout)
         self.stopped = False  # nobody needs its bytes any more (timed out, a seek): the worker stops
@@ -133,6 +135,9 @@ class Fetch:
         self._token.run_sync_soon(self._wake)
 
     def _wake(self) -> None:
+        if self._answered is not None:  # the store answers: before any reader of this piece is replied to
+            self._answered()
+            self._answered = None
         self._landed.set()
         self._landed = trio.Event()
         self.scope.deadline = trio.current_time() + self.timeout
@@ -198,7 +203,7 @@ class RemoteFile:
         return None
 
     def _start(self, first: int, last: int, ahead: bool) -> Fetch:
-        fetch = Fetch(self.reader.config.timeout)
+        fetch = Fetch(self.reader.config.timeout, lambda: self.reader.outages.succeeded(self.store))
         for block in range(first, last + 1):
             self.inflight[block] = fetch
             self.errors.pop(block, None)
