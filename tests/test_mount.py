@@ -887,6 +887,32 @@ def test_remote_reads_fetch_what_is_needed(registered_store, tmp_path):
     assert 2 <= cached["sequential.bin"] <= 2 + 4 + 8 + 1, cached  # read + first window (+ one chunk in flight)
 
 
+def test_a_seek_stops_the_streamed_read_ahead(dedicated_moto, tmp_path):
+    """S3 streams its GETs: once a reader has read 3 MiB in a row, one GET
+    runs up to 256 MiB ahead of it; when the reader seeks away (the file
+    still open), that GET stops instead of streaming the rest of the object
+    into the cache."""
+    from artifactfs import register_artifact
+    from artifactfs.mount.cache import _read_map
+
+    _store_on(dedicated_moto, "seek")
+    source = tmp_path / "payload"
+    source.mkdir()
+    data = np.random.default_rng(13).bytes(128 * MiB)
+    (source / "big.bin").write_bytes(data)
+    register_artifact(source, "big", copy=True)
+    cache = tmp_path / "cache"
+    with mounted(tmp_path / "mnt", cache_dir=cache) as mount:
+        with open(mount.path / "artifacts/big/1/big.bin", "rb", buffering=0) as f:
+            assert f.read(3 * MiB) == data[:3 * MiB]  # a sequential run: the GET of the rest has started
+            f.seek(100 * MiB)
+            assert f.read(4096) == data[100 * MiB:100 * MiB + 4096]
+            time.sleep(2)  # long enough for moto to stream the whole object (0.5 s when idle)
+    cached = {_read_map(path)[0]["path"]: sum(bin(b).count("1") for b in _read_map(path)[1])
+              for path in cache.rglob("*.map")}
+    assert cached["big.bin"] <= 4 + 4 + 8, cached  # the first window, what the seek read, a few pieces
+
+
 def test_sequential_first_read_asks_few_ranges(dedicated_moto, tmp_path):
     """A sequential first read of a 64 MiB object asks the store for a few
     large ranges (a first window, then pieces sized by what a GET costs),
