@@ -113,7 +113,7 @@ class Fetch:
 
     def __init__(self, timeout: float, answered: Callable[[], None]) -> None:
         self.done = trio.Event()
-        self._answered = answered  # called (on the trio thread) when the first piece lands
+        self._answered: Callable[[], None] | None = answered  # called (on the trio thread) when the first piece lands
         self.timeout = timeout
         self.scope = trio.CancelScope(deadline=trio.current_time() + timeout)
         self.stopped = False  # nobody needs its bytes any more (timed out, a seek): the worker stops

@@ -11,7 +11,7 @@ import importlib
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, ClassVar
 
 import fsspec
@@ -157,7 +157,7 @@ class Flavor:
 
     @classmethod
     def stream_range(cls, fs: fsspec.AbstractFileSystem, native: str, start: int, end: int,
-                     chunk: int) -> Iterator[bytes]:
+                     chunk: int) -> Generator[bytes, None, None]:
         """Bytes ``[start, end)`` of the object ``native`` (``start < end``)
         in ONE ranged request of the flavor's own client, ``chunk`` bytes per
         piece (the last may be shorter), each handed over as soon as its
@@ -174,7 +174,7 @@ class Flavor:
 
 
 def stream_on_loop(loop: Any, open_body: Callable[[], Awaitable[Any]], read: Callable[[Any, int], Awaitable[bytes]],
-                   close: Callable[[Any], Awaitable[None]], chunk: int) -> Iterator[bytes]:
+                   close: Callable[[Any], Awaitable[None]], chunk: int) -> Generator[bytes, None, None]:
     """A streamed response of an async client, read from a worker thread:
     ``open_body()`` sends the request on the filesystem's event loop
     (``fs.loop``, through fsspec's documented ``fsspec.asyn.sync``), then

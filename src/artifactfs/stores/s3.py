@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from artifactfs.stores.flavor import Flavor, stream_on_loop
@@ -45,7 +45,7 @@ class S3Flavor(Flavor):
 
     @classmethod
     def stream_range(cls, fs: fsspec.AbstractFileSystem, native: str, start: int, end: int,
-                     chunk: int) -> Iterator[bytes]:
+                     chunk: int) -> Generator[bytes, None, None]:
         # One GetObject through s3fs's own botocore client (``set_session``),
         # its body read as it arrives; errors translated as s3fs does.
         from botocore.exceptions import ClientError
