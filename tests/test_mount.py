@@ -517,6 +517,17 @@ def _store_on(server, name: str, home_bucket: str = "mountfail"):
     return store
 
 
+def _one_file_on(server, store: str, tmp_path: Path, data: bytes, name: str = "big.bin"):
+    """A version of artifact ``big`` holding one file of ``data``, copied to a store ``store`` on ``server``."""
+    from artifactfs import register_artifact
+
+    _store_on(server, store)
+    source = tmp_path / "payload"
+    source.mkdir()
+    (source / name).write_bytes(data)
+    return register_artifact(source, "big", copy=True)
+
+
 @pytest.fixture
 def dedicated_moto(artifactfs_home):
     skip_without_fuse()
@@ -892,15 +903,10 @@ def test_a_seek_stops_the_streamed_read_ahead(dedicated_moto, tmp_path):
     runs up to 256 MiB ahead of it; when the reader seeks away (the file
     still open), that GET stops instead of streaming the rest of the object
     into the cache."""
-    from artifactfs import register_artifact
     from artifactfs.mount.cache import _read_map
 
-    _store_on(dedicated_moto, "seek")
-    source = tmp_path / "payload"
-    source.mkdir()
     data = np.random.default_rng(13).bytes(128 * MiB)
-    (source / "big.bin").write_bytes(data)
-    register_artifact(source, "big", copy=True)
+    _one_file_on(dedicated_moto, "seek", tmp_path, data)
     cache = tmp_path / "cache"
     with mounted(tmp_path / "mnt", cache_dir=cache) as mount:
         with open(mount.path / "artifacts/big/1/big.bin", "rb", buffering=0) as f:
@@ -917,14 +923,8 @@ def test_sequential_first_read_asks_few_ranges(dedicated_moto, tmp_path):
     """A sequential first read of a 64 MiB object asks the store for a few
     large ranges (a first window, then pieces sized by what a GET costs),
     counted in moto's own request log, and gets the right bytes."""
-    from artifactfs import register_artifact
-
-    _store_on(dedicated_moto, "seq")
-    source = tmp_path / "payload"
-    source.mkdir()
     data = np.random.default_rng(9).bytes(64 * MiB)
-    (source / "big.bin").write_bytes(data)
-    version = register_artifact(source, "big", copy=True)
+    version = _one_file_on(dedicated_moto, "seq", tmp_path, data)
     key = version.file_uri("big.bin").removeprefix("s3://")
 
     def gets() -> int:
