@@ -26,7 +26,9 @@ _USERINFO_PASSWORD = re.compile(r"^[^/@]*:[^/@]*@")
 
 class Flavor:
     """Base class of store flavors. Subclasses set the class attributes and may
-    override :meth:`filesystem_options` to translate options for their library.
+    override :meth:`filesystem_options` to translate options for their library,
+    and :meth:`stream_range` (with ``streams_ranges``) where their library's
+    public API streams a ranged response.
 
     Custom flavors subclass this and are registered through the entry-point
     group ``artifactfs.flavors`` (``name = "package.module:MyFlavor"``) or
