@@ -66,7 +66,7 @@ class S3Flavor(Flavor):
             return await body.read(nbytes)
 
         async def close(body: Any) -> None:
-            await body.aclose()
+            body.close()  # on the loop, which owns the connection (aiobotocore 2.x has no ``aclose``)
 
         return stream_on_loop(fs.loop, open_body, read, close, chunk)
 
