@@ -9,8 +9,9 @@ streams (``streams_ranges``) hands a GET's bytes over as they arrive: each
 piece of ``STREAM_PIECE`` blocks is written to the cache and the readers
 waiting for it are woken at once, so one GET can be large without a reader
 waiting for all of it. Any other store's GET (fsspec's ``cat_file``) lands
-whole. Either way a block is written once, read from there by every handle. Which blocks to ask for is
-``readahead.py``'s decision; a failed GET is reported to ``outages.py``.
+whole. Either way a block is written once, read from there by every
+handle. Which blocks to ask for is ``readahead.py``'s decision; a failed
+GET is reported to ``outages.py``.
 """
 
 from __future__ import annotations
@@ -226,13 +227,13 @@ class RemoteFile:
                 began = time.monotonic()
                 fetch.scope.deadline = trio.current_time() + fetch.timeout  # counts from the request, not the queue
                 with fetch.scope:
-                    await trio.to_thread.run_sync(self._get, start, end, fetch, abandon_on_cancel=True,
-                                                  limiter=reader.threads)
+                    whole = await trio.to_thread.run_sync(self._get, start, end, fetch, abandon_on_cancel=True,
+                                                          limiter=reader.threads)
                 if fetch.scope.cancelled_caught:
                     fetch.stopped = True
                     raise TimeoutError(f"no bytes within {fetch.timeout:g} s")
             took = time.monotonic() - began
-            if not fetch.stopped:
+            if whole:  # a GET stopped early says nothing of what a whole one costs
                 self.cost.record(end - start, took, reader.config.readahead)
             log.debug("store %s: GET %s bytes %d-%d (%s) in %.3f s", self.store.name, self.target.path, start, end,
                       "ahead" if ahead else "demand", took)
@@ -250,9 +251,10 @@ class RemoteFile:
                     del self.inflight[block]
             fetch.end()
 
-    def _get(self, start: int, end: int, fetch: Fetch) -> None:
+    def _get(self, start: int, end: int, fetch: Fetch) -> bool:
         """In a worker thread: one ranged GET, written to the cache (a
-        streamed one piece by piece, each announced as it lands)."""
+        streamed one piece by piece, each announced as it lands); whether
+        it got the whole range (not stopped early)."""
         streamed = self.store.streams_ranges
         chunk = STREAM_PIECE * self.blocks.block_size if streamed else end - start
         pieces = self.store.read_range(self.target.uri, start, end, chunk=chunk)
@@ -261,12 +263,13 @@ class RemoteFile:
             for piece in pieces:
                 self.blocks.write(offset, piece)
                 offset += len(piece)
-                if fetch.stopped or self.closed:  # abandoned (timed out), or nobody reads the file any more
-                    return
+                if fetch.stopped or self.closed:  # timed out, a seek, or nobody reads the file any more
+                    return offset == end
                 if streamed:
                     fetch.landed_from_thread()
         finally:
             pieces.close()
+        return True
 
     async def wait(self, first: int, last: int) -> None:
         """Until blocks ``first..last`` are cached; StoreFailure if the GET
