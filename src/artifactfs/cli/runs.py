@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import click
-from rich.markup import escape
 from rich.text import Text
 
 from artifactfs.api.client import Client
@@ -22,8 +21,8 @@ from artifactfs.index.pipelines import list_pipelines
 STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow", "crashed": "bold red"}
 
 
-def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "white"))
 
 
 def _duration(view) -> str:
@@ -77,8 +76,7 @@ def run_list(pipeline: str | None, limit: int) -> None:
 def run_show(run: str, logs: bool) -> None:
     """Show a run's steps with their inputs and outputs, and why a failed step failed."""
     view = Client().get_pipeline_run(run)
-    console.print(f"[bold]{escape(view.name)}[/] ({escape(view.pipeline)}) {_status(view.status)}  id {view.id}",
-                  highlight=False)
+    console.print(Text.assemble((view.name, "bold"), f" ({view.pipeline}) ", _status(view.status), f"  id {view.id}"))
     if view.status == "crashed":
         console.print("the process of this run is gone (killed, or its machine stopped): it will not finish",
                       highlight=False, markup=False)
