@@ -478,6 +478,10 @@ def _adopt(ctx: click.Context, index, store_name: str | None, quarantine: bool) 
             for label in report.adopted[:MAX_LISTED]:
                 console.print(f"  adopted {label}", highlight=False, markup=False)
             _more(len(report.adopted))
+            for label in report.merged[:MAX_LISTED]:
+                console.print(f"  gave {label} back the tags and links its manifest file records",
+                              highlight=False, markup=False)
+            _more(len(report.merged))
             if report.runs or report.steps or report.links:
                 console.print(f"  rebuilt {report.runs} run(s), {report.steps} step run(s), {report.links} link(s).",
                               highlight=False)

@@ -149,7 +149,12 @@ def run_prune(older_than: dt.timedelta, keep_last: int, pipeline: str | None, ye
         return
     if not yes:
         confirm(f"Delete {len(found)} run(s)?")
+    from artifactfs.api.journal import update_journals
+    from artifactfs.index.journal import versions_linked
+
     with index.write() as session:  # re-checked inside: a run may have been deleted or kept meanwhile
+        linked = versions_linked(session, run_ids=[r.id for r in found])
         deleted = prune_runs(session, [r.id for r in found], cutoff, keep_last, pipeline)
+    update_journals(linked)  # their manifest files no longer name the runs (as gc's own run retention does)
     console.print(f"Deleted {len(deleted)} run(s); their artifacts are now candidates for `artifactfs gc`.",
                   highlight=False)
