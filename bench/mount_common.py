@@ -57,15 +57,18 @@ def unmount(path: Path) -> None:
 
 
 @contextmanager
-def artifactfs_mount(path: Path, *extra: str, cache_dir: Path | None = None):
+def artifactfs_mount(path: Path, *extra: str, cache_dir: Path | None = None, source: Path | None = None):
     """An artifactfs mount of the current home at ``path``, in the foreground
-    in a subprocess; unmounted at the end whatever happens."""
+    in a subprocess; unmounted at the end whatever happens. ``source``: run
+    the artifactfs source tree there (its ``src`` folder) instead of the
+    one imported here, to compare two versions in one run."""
     path.mkdir(parents=True, exist_ok=True)
     log = path.with_name(path.name + ".log")
     argv = [sys.executable, "-m", "artifactfs.cli.mount", str(path), "--foreground",
             "--cache-dir", str(cache_dir or path.with_name(path.name + "-cache")), *extra]
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        env = None if source is None else dict(os.environ, PYTHONPATH=str(source / "src"))
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 60
         while not (is_mounted(path) and os.path.isdir(path / "artifacts")):

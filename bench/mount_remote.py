@@ -12,6 +12,12 @@ Also printed: the mount's own rate in MiB/s, and a re-read after a remount,
 served from the persistent cache (target >= 10x the first read).
 
     python bench/mount_remote.py [--stores s3,gcs,azure] [--mib 256] [--rounds 5]
+                                 [--against DIR] [--only-mounts]
+
+``--against DIR`` adds a variant: the same mount run from the artifactfs
+source tree in ``DIR`` (e.g. ``git archive main src | tar -x -C DIR``), to
+compare two versions interleaved in one run; ``--only-mounts`` leaves out
+the other variants.
 
 Every figure is a fresh first read: a fresh mount with an empty cache folder
 (rclone's too), a fresh fsspec client. The machine is shared: each round runs
@@ -157,16 +163,17 @@ def measure(target: Target, key: str, size: int, work: Path, variant: str) -> Co
         cost = Cost(time.perf_counter() - began, time.process_time() - cpu, cpu_seconds(server) - server_cpu)
         local.unlink()
         return cost
-    if variant == "artifactfs":
+    if variant.startswith("artifactfs"):
+        source = Path(variant.partition("@")[2]) if "@" in variant else None
         cache = work / "cache"
         shutil.rmtree(cache, ignore_errors=True)
-        with artifactfs_mount(work / "mnt", cache_dir=cache) as mnt:
+        with artifactfs_mount(work / "mnt", cache_dir=cache, source=source) as mnt:
             got, cost = timed_read(mnt / "artifacts/big/1/object.bin", mnt, server)
         assert got == size, got
-        # The re-read after a remount, served from the persistent cache (kept as an extra figure).
-        with artifactfs_mount(work / "mnt", cache_dir=cache) as mnt:
-            _, again = read_all(mnt / "artifacts/big/1/object.bin")
-        target.rounds.setdefault("artifactfs re-read after remount", []).append(mib_per_s(size, again))
+        if source is None:  # the re-read after a remount, served from the persistent cache (an extra figure)
+            with artifactfs_mount(work / "mnt", cache_dir=cache) as mnt:
+                _, again = read_all(mnt / "artifacts/big/1/object.bin")
+            target.rounds.setdefault("artifactfs re-read after remount", []).append(mib_per_s(size, again))
         shutil.rmtree(cache, ignore_errors=True)
         return cost
     if variant == "rclone mount":
@@ -198,7 +205,8 @@ def measure(target: Target, key: str, size: int, work: Path, variant: str) -> Co
     raise ValueError(variant)
 
 
-def run_store(flavor: str, mib: int, rounds: int, work: Path) -> Target:
+def run_store(flavor: str, mib: int, rounds: int, work: Path, against: str | None = None,
+              only_mounts: bool = False) -> Target:
     from artifactfs import register_artifact
     from artifactfs.api import register_store, set_active_store
 
@@ -213,11 +221,13 @@ def run_store(flavor: str, mib: int, rounds: int, work: Path) -> Target:
     shutil.rmtree(source)
     key = version.file_uri("object.bin").split("://", 1)[1]  # bucket/root/big/<uuid>/object.bin
     size = mib * MiB
-    variants = ["artifactfs", "fsspec get"]
-    if shutil.which("rclone"):
-        variants.append("rclone mount")
-    if target.s3fs_fuse and shutil.which("s3fs"):
-        variants.append("s3fs-fuse")
+    variants = ["artifactfs"] + ([f"artifactfs@{against}"] if against else [])
+    if not only_mounts:
+        variants.append("fsspec get")
+        if shutil.which("rclone"):
+            variants.append("rclone mount")
+        if target.s3fs_fuse and shutil.which("s3fs"):
+            variants.append("s3fs-fuse")
     print(f"{flavor}: {mib} MiB object at {key}; {rounds} rounds of {', '.join(variants)}", flush=True)
     try:
         for round_ in range(rounds):
@@ -227,7 +237,7 @@ def run_store(flavor: str, mib: int, rounds: int, work: Path) -> Target:
                 value = mib_per_s(size, cost.seconds)
                 target.rounds.setdefault(variant, []).append(value)
                 target.cpu.setdefault(variant, []).append((cost.cpu, cost.server_cpu))
-                print(f"  round {round_ + 1}: {variant:12s} {value:7.1f} MiB/s   CPU s: {cost.cpu:5.2f} here, "
+                print(f"  round {round_ + 1}: {variant:24s} {value:7.1f} MiB/s   CPU s: {cost.cpu:5.2f} here, "
                       f"{cost.server_cpu:5.2f} emulator   (load average {os.getloadavg()[0]:.1f} "
                       f"on {os.cpu_count()} CPUs)", flush=True)
     finally:
@@ -247,8 +257,13 @@ def report(target: Target) -> None:
         server = statistics.median(c[1] for c in costs)
         print(f"  {name:34s} CPU s per read: {here:5.2f} here + {server:5.2f} emulator = {here + server:5.2f}")
     ours = med["artifactfs"]
-    ratio = ours / med["fsspec get"]
-    print(f"  {target.flavor} first read / fsspec get:   {ratio:5.2f}x (target >= 1.5: {verdict(ratio, 1.5)})")
+    for name, values in target.rounds.items():
+        if name.startswith("artifactfs@"):
+            wins = sum(a > b for a, b in zip(target.rounds["artifactfs"], values))
+            print(f"  {target.flavor} first read / {name}: {ours / med[name]:5.2f}x, faster in {wins} of {len(values)} rounds")
+    if "fsspec get" in med:
+        ratio = ours / med["fsspec get"]
+        print(f"  {target.flavor} first read / fsspec get:   {ratio:5.2f}x (target >= 1.5: {verdict(ratio, 1.5)})")
     for other in ("rclone mount", "s3fs-fuse"):
         if other in med:
             ratio = ours / med[other]
@@ -262,13 +277,15 @@ def main() -> None:
     parser.add_argument("--stores", default="s3,gcs,azure", help="comma-separated: s3, gcs, azure")
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", metavar="DIR", help="also mount the artifactfs source tree in DIR (its src/)")
+    parser.add_argument("--only-mounts", action="store_true", help="leave out fsspec get, rclone and s3fs-fuse")
     args = parser.parse_args()
     targets = []
     for flavor in args.stores.split(","):
         fresh_home()  # one index and store per flavor
         work = scratch(f"mount-remote-{flavor}-")
         try:
-            targets.append(run_store(flavor.strip(), args.mib, args.rounds, work))
+            targets.append(run_store(flavor.strip(), args.mib, args.rounds, work, args.against, args.only_mounts))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     for target in targets:

@@ -106,3 +106,24 @@ def test_request_cost_piece_only_grows_within_bounds():
     assert cost.piece_size(CONFIG) == first
     cost.record(64 * MiB, 10.0, CONFIG)
     assert cost.piece_size(CONFIG) <= CONFIG.max_piece
+
+
+def test_sequential_reader_on_a_streaming_store_gets_one_get_per_half_window():
+    """A store that hands a GET's bytes over as they arrive: the first window
+    is the usual small GET (a reader of the first bytes asks for no more);
+    once half of it is read, ONE GET reaches the whole window ahead, before
+    any request said what a GET costs, then one GET per half window."""
+    size = 1 << 30
+    pattern, cost = Pattern(), RequestCost()  # no GET has finished yet: no cost known
+    gets = []
+    for offset in range(0, 600 * MiB, MiB):
+        pattern.observe(offset, offset + MiB, BLOCK, CONFIG)
+        upto, piece = pattern.plan(offset, offset + MiB, size, BLOCK, cost, CONFIG, streamed=True)
+        if piece:
+            assert upto - piece == (gets[-1][1] if gets else 0)  # each GET starts where the last one ended
+            gets.append((upto - piece, upto))
+    assert gets[0] == (0, CONFIG.initial)
+    assert gets[1] == (CONFIG.initial, CONFIG.initial // 2 + CONFIG.max_window)  # asked by the read ending at 2 MiB
+    assert {end - start for start, end in gets[2:]} == {CONFIG.max_window // 2}
+    reader_of_the_first_bytes = Pattern()
+    assert fetched(reader_of_the_first_bytes, RequestCost(), [(0, 4096)], size) == CONFIG.initial

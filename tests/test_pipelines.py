@@ -2,6 +2,7 @@
 naming, caching, cross-pipeline use, failures, the Client and the CLI."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +182,38 @@ def test_missing_placeholder_and_duplicate_outputs_fail_early(sqlite_home):
         @step
         def dup() -> Tuple[Annotated[int, "a"], Annotated[int, "a"]]:
             return 1, 2
+
+
+@pytest.mark.parametrize("template, problem", [
+    ("run}1", "Single '}'"), ("run{", "Single '{'"), ("run_{}", "placeholder {}"),
+    ("run_{date.year}", "placeholder {date.year}"), ("run_{date!r}", "placeholder {date}"),
+])
+def test_a_name_template_str_format_cannot_fill_is_refused_before_the_run(sqlite_home, template, problem):
+    """A lone brace or a placeholder that is not a plain name, in a run name
+    or an output name, is refused with the fix (a ValueError, as ZenML's
+    formatting raises), and no run is recorded; ``{{`` and ``}}`` are braces."""
+    @step
+    def named() -> Annotated[int, "out"]:
+        return 1
+
+    @step
+    def badly_named() -> Annotated[int, template]:
+        return 1
+
+    @pipeline
+    def by_run_name():
+        named()
+
+    @pipeline
+    def by_output_name():
+        badly_named()
+
+    for run_it in (by_run_name.with_options(run_name=template), by_output_name):
+        with pytest.raises(ValueError, match=re.escape(problem)) as caught:
+            run_it()
+        assert isinstance(caught.value, StepDefinitionError) and "{{ and }}" in caught.value.hint
+    assert count(PipelineRun) == 0
+    assert by_run_name.with_options(run_name="run{{1}}")().name == "run{1}"
 
 
 def test_same_step_twice_gets_distinct_names(sqlite_home):

@@ -616,6 +616,26 @@ def test_read_range_in_pieces(flavor_store):
         list(store.read_range("blob.bin", 250_000, 400_000, 1 << 20))
 
 
+@pytest.mark.parametrize("store_flavor", ["s3"])
+def test_streamed_range_is_one_request(flavor_store):
+    """A flavor that streams (S3) reads a range in ONE GetObject of its own
+    client and hands it over in pieces of ``chunk`` bytes; counted with
+    botocore's documented event hooks on s3fs's client."""
+    store = flavor_store
+    data = os.urandom(3 * 100_000 + 5)
+    with store.open("blob.bin", "wb") as f:
+        f.write(data)
+    assert store.streams_ranges
+    store.prepare_client()
+    gets = []
+    store.fs.s3.meta.events.register("before-send.s3.GetObject", lambda request, **_: gets.append(request))
+    pieces = list(store.read_range("blob.bin", 3, len(data), 100_000))
+    assert b"".join(pieces) == data[3:] and [len(p) for p in pieces] == [100_000, 100_000, 100_000, 2]
+    assert len(gets) == 1 and gets[0].headers["Range"] == f"bytes=3-{len(data) - 1}".encode()
+    with pytest.raises(FileNotFoundError):  # errors as the filesystem gives them
+        list(store.read_range("missing.bin", 0, 10, 4))
+
+
 def test_rmtree_of_the_root_is_refused(flavor_store):
     store = flavor_store
     with store.open("keep/me.txt", "wb") as f:

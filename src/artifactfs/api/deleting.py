@@ -26,6 +26,7 @@ from artifactfs.api.stores import get_store
 from artifactfs.index import get_index
 from artifactfs.index import gc as gc_rows
 from artifactfs.index.clock import index_now
+from artifactfs.index.journal import journals_ahead, read_journal
 from artifactfs.index.sweep import delete_payload, drop_journals, listed_files, live_overlap
 
 
@@ -65,6 +66,19 @@ def _sweep(ids: Sequence[int]) -> None:
 
 
 def unused_version_ids() -> list[int]:
-    """Live versions no step run links (ZenML's "unused"), any age."""
+    """Live versions no step run links (ZenML's "unused"), any age. One
+    whose manifest file names a step run the index does not know (an index
+    restored from a backup taken before that run read it) is not unused,
+    nor one whose manifest file cannot be read now (its store failed)."""
     with get_index().read() as session:
-        return [ref.id for ref in gc_rows.candidate_versions(session, index_now(), (), 0)]
+        refs = gc_rows.candidate_versions(session, index_now(), (), 0)
+        names = {row.id: row.name for row in gc_rows.store_rows(session)}
+    records = {}
+    for ref in refs:
+        try:
+            records[ref.id] = read_journal(get_store(names[ref.store_id]), ref.uri, ref.uuid)
+        except Exception:  # noqa: BLE001 - a store that fails: its versions are not pruned now
+            continue
+    with get_index().read() as session:
+        ahead = journals_ahead(session, records, tags=())
+    return [vid for vid in records if vid not in ahead]

@@ -26,6 +26,7 @@ tree, stay the same; ``load()`` then returns the folder.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import posixpath
 from collections.abc import Callable
@@ -39,13 +40,15 @@ from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
 from artifactfs.index import migrate_store as moves
 from artifactfs.index.artifacts import uri_owner, version_files
+from artifactfs.index.gc import VersionRef
 from artifactfs.index.journal import gather
 from artifactfs.index.models import VersionRow
 from artifactfs.index.models import PayloadKind
 from artifactfs.index.stores import OpenStores, shared_stores
+from artifactfs.index.sweep import delete_payload
 from artifactfs.stores.base import COPY_CHUNK, ArtifactStore
 from artifactfs.stores.hashing import new_hasher
-from artifactfs.stores.layout import manifest_file, payload_folder, payload_uuid, viz_folder
+from artifactfs.stores.layout import payload_folder, viz_folder
 from artifactfs.stores.manifest import ManifestEntry, hash_store_file
 
 #: ``progress(total_bytes)`` returns a callback fed with copied byte counts.
@@ -149,7 +152,7 @@ def migrate(
         report.moved.append(move.label)
         fault_point("migrate_before_delete")
         if delete_source:
-            report.deleted.extend(_delete_payload(source, move.uri, move.payload_kind))
+            report.deleted.extend(_delete_payload(source, _old_payload(move), [f.path for f in move.files]))
     if delete_source:
         report.deleted.extend(_delete_leftovers(to, artifact, from_store, sources))
     return report
@@ -255,42 +258,50 @@ def _copy_visualizations(move: Move, source: ArtifactStore, target: ArtifactStor
 # -- deleting sources ---------------------------------------------------------------------
 
 
-def _delete_payload(store: ArtifactStore | None, uri: str, kind: str | None = None) -> list[str]:
-    """Delete a payload that no row names any more (file or folder, plus its
-    visualizations); missing is fine. Returns what was deleted."""
+def _delete_payload(store: ArtifactStore | None, ref: VersionRef, listed: list[str]) -> list[str]:
+    """Delete the old payload of a version moved away (no row names it any
+    more; missing is fine) through the pruner's own sweep of one payload
+    (``index.sweep``): a folder registered in place loses only the files its
+    manifest lists (``listed``), a layout payload goes whole with its
+    visualizations and manifest file. Returns what was deleted."""
     if store is None:
         return []
     with get_index().read() as session:
-        if uri_owner(session, uri) is not None:  # adopted paths may nest: another version owns part of it
+        if uri_owner(session, ref.uri) is not None:  # adopted paths may nest: another version owns part of it
             return []
-    deleted = []
-    native = store.resolve(uri)
-    if kind != PayloadKind.FOLDER.value and store.fs.isfile(native):
-        store.remove(uri)
-        deleted.append(uri)
-    elif kind != PayloadKind.FILE.value and native != store.root and store.isdir(uri):
-        store.rmtree(uri)
-        deleted.append(uri)
-    viz = viz_folder(uri)
-    if kind != PayloadKind.FILE.value and store.contains(viz) and store.isdir(viz):
-        store.rmtree(viz)
-    if payload_uuid(uri) is not None:  # a saved payload's manifest file goes with it
-        _remove_file(store, store.resolve(manifest_file(uri)))
-    return deleted
+    native = store.resolve(ref.uri)
+    there = store.fs.isfile(native) if ref.payload_kind == PayloadKind.FILE.value else (
+        native != store.root and store.isdir(ref.uri))
+    if native == store.root:
+        return []
+    delete_payload(store, ref, listed)
+    return [ref.uri] if there else []
+
+
+def _old_payload(move: Move) -> VersionRef:
+    """The payload a move leaves behind, as the sweep describes one."""
+    return VersionRef(move.version_pk, move.uuid, move.name, move.version, move.store_id, move.uri,
+                      move.payload_kind, move.size, len(move.files), "", "moved", None, None,
+                      has_viz=bool(move.visualizations), hash_algorithm=move.hash_algorithm)
 
 
 def _delete_leftovers(to: str, artifact: str | None, from_store: str | None, sources: OpenStores) -> list[str]:
     """Sources an earlier run re-pointed away from but was killed before deleting."""
     with get_index().read() as session:
         moved = moves.versions_moved_to(session, find_store_row(session, to).id, artifact)
-        candidates = [history[-1] for _, history in moved]
-        free = [uri for uri in candidates if uri_owner(session, uri) is None]
+        left = [(row, history[-1], [f.path for f in version_files(session, row.id)]) for row, history in moved]
+        free = [(row, uri, listed) for row, uri, listed in left if uri_owner(session, uri) is None]
+        refs = [(VersionRef(row.id, row.uuid, row.artifact.name, row.version, row.store_id, uri, PayloadKind.FOLDER.value,
+                            row.size, len(listed), "", "moved", None, None, has_viz=True,
+                            hash_algorithm=row.hash_algorithm), listed) for row, uri, listed in free]
     deleted = []
-    for uri in free:
-        store = store_for_uri(uri)
+    for ref, listed in refs:
+        store = store_for_uri(ref.uri)
         if store is None or (from_store and store.name != from_store) or store.name == to:
             continue
-        deleted.extend(_delete_payload(store, uri))
+        if store.fs.isfile(store.resolve(ref.uri)):  # a single file registered in place
+            ref = dataclasses.replace(ref, payload_kind=PayloadKind.FILE.value)
+        deleted.extend(_delete_payload(store, ref, listed))
     return deleted
 
 

@@ -12,7 +12,7 @@ import re
 import click
 
 from artifactfs.cli.lazy import LazyGroup
-from artifactfs.cli.output import console, human_bytes, table
+from artifactfs.cli.output import console, escape, human_bytes, table
 
 # NAME:VERSION, where NAME may itself contain '::' (pipeline::step::output).
 _SPEC = re.compile(r"^(?P<name>.*[^:]):(?P<version>[^:]+)$")
@@ -161,8 +161,8 @@ def register(path: str, name: str, version: str | None, tags: tuple[str, ...], c
     with byte_progress("copying") as start:
         v = register_artifact(path, name, version=version, tags=tags, copy=copy, store=store,
                               progress=start if copy else None)
-    console.print(f"Registered [bold]{v}[/] ({human_bytes(v.size)} in {v.file_count} file(s)) at {v.uri}",
-                  highlight=False)
+    console.print(f"Registered [bold]{escape(str(v))}[/] ({human_bytes(v.size)} in {v.file_count} file(s)) at "
+                  f"{escape(v.uri)}", markup=True)
 
 
 @artifact_group.command("tag")

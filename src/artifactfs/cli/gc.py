@@ -120,7 +120,7 @@ def print_plan(plan: PrunePlan, dry_run: bool = False) -> None:
                       "(a save may still be writing them), whatever --grace or --orphan-grace say.", highlight=False)
     for problem in plan.errors:
         err_console.print(f"[yellow]Skipped store {escape(problem.store)}:[/] {escape(problem.message)}",
-                          highlight=False)
+                          markup=True)
     for left in plan.elsewhere:
         console.print(f"Left alone: {left.message}", highlight=False, soft_wrap=True, markup=False)
     for note in plan.notes:
@@ -144,7 +144,7 @@ def print_plan(plan: PrunePlan, dry_run: bool = False) -> None:
                                            "orphan payloads", "orphan size", "waiting"], rows + [total]))
     going = sorted({v.id: v for v in plan.condemn + plan.sweep + plan.forget}.values(), key=lambda v: v.id)
     if going:
-        console.print(f"[bold]Versions[/] ({len(going)}):", highlight=False)
+        console.print(f"[bold]Versions[/] ({len(going)}):", markup=True)
         for v in going[:MAX_LISTED]:
             what = "condemned, " if v.state == "condemned" else ""
             console.print(f"  {v.label}  ({what}{human_bytes(v.size)}, {v.file_count} file(s), store "
@@ -153,14 +153,14 @@ def print_plan(plan: PrunePlan, dry_run: bool = False) -> None:
     in_place = plan.in_place
     if in_place:
         console.print(f"[bold]Registered in place:[/] {len(in_place)} payload(s) that are your own files or folders "
-                      "are deleted with their version:", highlight=False, soft_wrap=True)
+                      "are deleted with their version:", markup=True, soft_wrap=True)
         for v in in_place[:MAX_LISTED]:
             console.print(f"  {v.label}  {v.uri}  ({human_bytes(v.size)}, store {plan.store_name(v.store_id)})",
                           highlight=False, soft_wrap=True, markup=False)
         _more(len(in_place))
     if plan.orphans:
         console.print(f"[bold]Orphan payload entries[/] (folders and manifest files with no row, older than "
-                      f"{format_duration(policy.orphan_cutoff_age)}):", highlight=False, soft_wrap=True)
+                      f"{format_duration(policy.orphan_cutoff_age)}):", markup=True, soft_wrap=True)
         for o in plan.orphans[:MAX_LISTED]:
             console.print(f"  {o.uri}  ({o.files} file(s), {human_bytes(o.bytes)}, last written {_when(o.newest)}, "
                           f"store {o.store})", highlight=False, soft_wrap=True, markup=False)
@@ -234,9 +234,9 @@ def print_summary(result: PruneResult) -> None:
         console.print(f"Cleared {result.intents_cleared} stale write intent(s) of saves that died.", highlight=False)
     _print_odd(result.odd)
     for problem in result.errors:
-        err_console.print(f"[red]Store {escape(problem.store)} failed:[/] {escape(problem.message)}", highlight=False)
+        err_console.print(f"[red]Store {escape(problem.store)} failed:[/] {escape(problem.message)}", markup=True)
     if result.stopped:
-        err_console.print(f"[red]Stopped early:[/] {result.stopped}", highlight=False)
+        err_console.print(f"[red]Stopped early:[/] {escape(str(result.stopped))}", markup=True)
 
 
 class _RichProgress:
@@ -415,7 +415,7 @@ def fsck_command(ctx: click.Context, do_repair: bool, deep: bool, adopt: bool, s
                             _finding_rows(report.findings)))
     for problem in report.errors:
         err_console.print(f"[red]Store {escape(problem.store)} not checked:[/] {escape(problem.message)}",
-                          highlight=False)
+                          markup=True)
     repaired = sum(f.repaired for f in report.findings)
     notes = sum(f.severity == INFO for f in report.findings)
     line = (f"Checked {report.versions} version(s), {report.files} file(s): {len(report.problems)} problem(s)"
@@ -470,7 +470,7 @@ def _adopt(ctx: click.Context, index, store_name: str | None, quarantine: bool) 
                 report = adopt_store(index, stores.get(store_id), store_id, quarantine=quarantine)
             except Exception as exc:  # noqa: BLE001 - one store failing never blocks the others
                 err_console.print(f"[red]Store {escape(name)} not adopted:[/] "
-                                  f"{escape(describe_error(stores.get_if_open(store_id), exc))}", highlight=False)
+                                  f"{escape(describe_error(stores.get_if_open(store_id), exc))}", markup=True)
                 complete = False
                 continue
             console.print(f"Store {name}: adopted {len(report.adopted)} version(s), {report.known} already known"
@@ -478,6 +478,10 @@ def _adopt(ctx: click.Context, index, store_name: str | None, quarantine: bool) 
             for label in report.adopted[:MAX_LISTED]:
                 console.print(f"  adopted {label}", highlight=False, markup=False)
             _more(len(report.adopted))
+            for label in report.merged[:MAX_LISTED]:
+                console.print(f"  gave {label} back the tags and links its manifest file records",
+                              highlight=False, markup=False)
+            _more(len(report.merged))
             if report.runs or report.steps or report.links:
                 console.print(f"  rebuilt {report.runs} run(s), {report.steps} step run(s), {report.links} link(s).",
                               highlight=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from artifactfs.cli.output import console, error_line, table
+from artifactfs.cli.output import console, error_line, escape, table
 from artifactfs.cli.params import POSITIVE_SECONDS
 from artifactfs.errors import ArtifactfsError, ConfigError
 
@@ -104,8 +104,8 @@ def mount_command(mountpoint, foreground, cache_dir, cache_size, allow_other, re
     except daemon.MountError as exc:
         tail = _tail(log_path)
         raise daemon.MountError(exc.message, f"see the log {log_path}" + (f":\n{tail}" if tail else "")) from None
-    console.print(f"Mounted artifactfs at [bold]{path}[/] (pid {proc.pid}, {time.monotonic() - started:.1f} s).",
-                  highlight=False, soft_wrap=True)
+    console.print(f"Mounted artifactfs at [bold]{escape(str(path))}[/] (pid {proc.pid}, "
+                  f"{time.monotonic() - started:.1f} s).", markup=True, soft_wrap=True)
     console.print(f"Log: {log_path}", highlight=False, soft_wrap=True)
     console.print(f"Unmount with: artifactfs umount {path}", highlight=False, soft_wrap=True)
 

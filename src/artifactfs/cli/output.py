@@ -8,24 +8,36 @@ from collections.abc import Iterable, Sequence
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape  # the lines that style a word escape what they embed with it
 from rich.table import Table
+from rich.text import Text
 
 from artifactfs.units import human_bytes  # noqa: F401 - the commands import it from here
 
-# No emoji codes: a name such as ``run:fire:1`` prints as it is, and rich's
-# table of emoji names (20 ms) is never loaded.
-console = Console(emoji=False)
-err_console = Console(stderr=True, emoji=False)
+# What the index holds (names, versions, tags, metadata, paths, messages) is
+# printed as it is: markup, emoji codes and highlighting are off unless a line
+# asks for them (``markup=True``, escaping what it embeds), so ``run:fire:1``,
+# ``model[v2]`` or a value ``[/b]`` print as they are instead of turning into an
+# emoji, a style or a MarkupError. (Also: rich's emoji table, 20 ms, and its
+# highlighter's patterns are never loaded.)
+def plain_console(**options) -> Console:
+    """A console that prints what it is given as it is (see above)."""
+    return Console(emoji=False, markup=False, highlight=False, **options)
+
+
+console = plain_console()
+err_console = plain_console(stderr=True)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
-    result = Table(title=title, header_style="bold", title_justify="left")
+    """A table whose title and cells are plain text (a cell may also be a
+    :class:`rich.text.Text` carrying its own style, e.g. a run's status)."""
+    result = Table(title=None if title is None else Text(title), header_style="bold", title_justify="left")
     for i, column in enumerate(columns):
         # The first column names the row: keep it whole, let the others wrap.
         result.add_column(column, no_wrap=i == 0, overflow="fold")
     for row in rows:
-        result.add_row(*("" if cell is None else str(cell) for cell in row))
+        result.add_row(*(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in row))
     return result
 
 
@@ -34,9 +46,9 @@ def error_line(message: str, hint: str | None = None) -> None:
     from artifactfs.stores.secrets import redact  # (logging, urllib) only when there is an error to print
 
     # Messages are plain text: "pip install 'artifactfs[s3]'" must not lose "[s3]" as markup.
-    err_console.print(f"[bold red]Error:[/] {escape(redact(message))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {escape(redact(message))}", markup=True, soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]Hint: {escape(redact(hint))}[/]", highlight=False, soft_wrap=True)
+        err_console.print(f"[dim]Hint: {escape(redact(hint))}[/]", markup=True, soft_wrap=True)
 
 
 def confirm(question: str, dry_run: bool = True) -> None:

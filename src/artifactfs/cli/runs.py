@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import click
-from rich.markup import escape
 from rich.text import Text
 
 from artifactfs.api.client import Client
@@ -22,8 +21,8 @@ from artifactfs.index.pipelines import list_pipelines
 STATUS_STYLE = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow", "crashed": "bold red"}
 
 
-def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "white"))
 
 
 def _duration(view) -> str:
@@ -77,8 +76,7 @@ def run_list(pipeline: str | None, limit: int) -> None:
 def run_show(run: str, logs: bool) -> None:
     """Show a run's steps with their inputs and outputs, and why a failed step failed."""
     view = Client().get_pipeline_run(run)
-    console.print(f"[bold]{escape(view.name)}[/] ({escape(view.pipeline)}) {_status(view.status)}  id {view.id}",
-                  highlight=False)
+    console.print(Text.assemble((view.name, "bold"), f" ({view.pipeline}) ", _status(view.status), f"  id {view.id}"))
     if view.status == "crashed":
         console.print("the process of this run is gone (killed, or its machine stopped): it will not finish",
                       highlight=False, markup=False)
@@ -151,7 +149,12 @@ def run_prune(older_than: dt.timedelta, keep_last: int, pipeline: str | None, ye
         return
     if not yes:
         confirm(f"Delete {len(found)} run(s)?")
+    from artifactfs.api.journal import update_journals
+    from artifactfs.index.journal import versions_linked
+
     with index.write() as session:  # re-checked inside: a run may have been deleted or kept meanwhile
+        linked = versions_linked(session, run_ids=[r.id for r in found])
         deleted = prune_runs(session, [r.id for r in found], cutoff, keep_last, pipeline)
+    update_journals(linked)  # their manifest files no longer name the runs (as gc's own run retention does)
     console.print(f"Deleted {len(deleted)} run(s); their artifacts are now candidates for `artifactfs gc`.",
                   highlight=False)

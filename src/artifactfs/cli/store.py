@@ -7,12 +7,11 @@ import json
 import logging
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from artifactfs.api import store_admin
 from artifactfs.api import stores as api
-from artifactfs.cli.output import console, error_line, table
+from artifactfs.cli.output import console, error_line, plain_console, table
 from artifactfs.errors import AlreadyExistsError
 from artifactfs.settings import get_settings
 from artifactfs.stores import get_flavor, list_flavors, parse_options, split_secrets
@@ -40,14 +39,14 @@ def register(name: str, flavor: str, path: str, options: tuple[str, ...]) -> Non
         if not _registered_as_given(name, flavor_cls, path, parsed):
             raise
         # Running the same command again (a script, the README run twice) changes nothing.
-        _say(f"Store [bold]{name}[/] is already registered as given ({flavor} at {escape(path)}); nothing changed.")
+        _say(f"Store {_bold(name)} is already registered as given ({escape(flavor)} at {escape(path)}); nothing changed.")
         return
-    _say(f"Registered store [bold]{name}[/] ({flavor}) at {escape(store.path)}")
+    _say(f"Registered store {_bold(name)} ({escape(flavor)}) at {escape(store.path)}")
     _, secret = split_secrets(flavor_cls, parsed)
     if secret:
         path = escape(str(get_settings().credentials_path))
-        _say(f"Secret options {', '.join(secret_names(secret))} saved to {path} (mode 600), not to the index.")
-    _say(f"Check it with: artifactfs store check {name}")
+        _say(f"Secret options {escape(', '.join(secret_names(secret)))} saved to {path} (mode 600), not to the index.")
+    _say(f"Check it with: artifactfs store check {escape(name)}")
 
 
 def _registered_as_given(name: str, flavor_cls, path: str, options: dict) -> bool:
@@ -69,7 +68,7 @@ def list_command() -> None:
         _say("No stores yet: run `artifactfs init`.")
         return
     _show(table("Stores", ["active", "name", "flavor", "path", "options", "secrets (names)", "machine"],
-                _plain(rows)))
+                rows))
 
 
 @store_group.command("describe")
@@ -86,7 +85,7 @@ def describe(name: str) -> None:
         ("options", _options_text(info.options) or "-"),
         ("secrets (names only)", ", ".join(info.secrets) or "- (environment or provider credentials)"),
     ]
-    _show(table(f"Store {name}", ["field", "value"], _plain(rows)))
+    _show(table(f"Store {name}", ["field", "value"], rows))
 
 
 @store_group.command("set-active")
@@ -94,7 +93,7 @@ def describe(name: str) -> None:
 def set_active(name: str) -> None:
     """Make NAME the store new artifacts go to."""
     api.set_active_store(name)
-    _say(f"Active store is now [bold]{name}[/].")
+    _say(f"Active store is now {_bold(name)}.")
 
 
 @store_group.command("claim")
@@ -112,9 +111,9 @@ def claim(name: str, force: bool) -> None:
         row = find_store_row(session, name)
     result = claim_store(index, open_store(row), row.id, force=force)
     if result.already:
-        _say(f"Store [bold]{name}[/] already carries this index's marker.")
+        _say(f"Store {_bold(name)} already carries this index's marker.")
         return
-    _say(f"Store [bold]{name}[/] now carries a marker naming this index.")
+    _say(f"Store {_bold(name)} now carries a marker naming this index.")
     if result.unknown:
         _say(f"It holds {result.unknown} payload folder(s) this index does not know: `artifactfs gc` removes them "
              "once they are older than the orphan grace (run `artifactfs fsck --adopt` first to keep them).")
@@ -133,7 +132,7 @@ def flavors() -> None:
         except Exception as exc:  # a broken plugin must not hide the others
             installed, schemes, options = f"broken: {exc}", "", ""
         rows.append((info.name, info.source, schemes, installed, options))
-    _show(table("Store flavors", ["flavor", "source", "schemes", "installed", "options (see README)"], _plain(rows)))
+    _show(table("Store flavors", ["flavor", "source", "schemes", "installed", "options (see README)"], rows))
 
 
 @store_group.command("check")
@@ -150,7 +149,7 @@ def check(name: str) -> None:
 def _report_check(name: str, result: api.CheckResult) -> None:
     """One line: OK, or what failed and a hint (exit code 1)."""
     if result.ok:
-        _say(f"[green]OK[/] store {name}: {escape(result.detail)}")
+        _say(f"[green]OK[/] store {escape(name)}: {escape(result.detail)}")
         return
     hints = {
         "credentials": "check the store's key/secret/token (credentials file or environment)",
@@ -178,8 +177,8 @@ def login(name: str, options: tuple[str, ...], from_env: bool, profile: str | No
     parsed = parse_options(options, flavor.secret_options)
     result = store_admin.login_store(name, parsed, from_env=from_env, profile=profile)
     path = escape(str(get_settings().credentials_path))
-    read = f" (read from {', '.join(result.variables)})" if result.variables else ""
-    _say(f"Saved {', '.join(result.saved)}{read} for store [bold]{name}[/] to {path} (mode 600).")
+    read = f" (read from {escape(', '.join(result.variables))})" if result.variables else ""
+    _say(f"Saved {escape(', '.join(result.saved))}{read} for store {_bold(name)} to {path} (mode 600).")
     _report_check(name, result.check)
 
 
@@ -197,13 +196,13 @@ def update(name: str, options: tuple[str, ...], unset: tuple[str, ...], here: bo
     use `artifactfs migrate` to move payloads)."""
     if here:
         info = store_admin.own_store(name, force=force)
-        _say(f"Store [bold]{name}[/] now belongs to {info.owner}.")
+        _say(f"Store {_bold(name)} now belongs to {escape(str(info.owner))}.")
         if not options and not unset:
             return
     flavor = api.flavor_of(name)
     info = store_admin.update_store(name, parse_options(options, flavor.secret_options), unset)
-    _say(f"Store [bold]{name}[/]: options now {escape(_options_text(info.options)) or '-'}; "
-         f"this machine's credentials: {', '.join(info.secrets) or '-'}")
+    _say(f"Store {_bold(name)}: options now {escape(_options_text(info.options)) or '-'}; "
+         f"this machine's credentials: {escape(', '.join(info.secrets)) or '-'}")
 
 
 @store_group.command("remove")
@@ -215,20 +214,20 @@ def remove(name: str, force: bool) -> None:
     prune them first."""
     result = store_admin.remove_store(name, force=force)
     if result.lost:
-        _say(f"Removed store [bold]{name}[/]: {result.lost} version(s) in it are now lost "
+        _say(f"Removed store {_bold(name)}: {result.lost} version(s) in it are now lost "
              "(hidden everywhere; `artifactfs fsck` lists them).")
     else:
-        _say(f"Removed store [bold]{name}[/].")
+        _say(f"Removed store {_bold(name)}.")
 
 
-def _plain(rows):
-    """Cells as plain text: values like "artifactfs[s3]" are not rich markup."""
-    return [tuple(escape(str(cell)) for cell in row) for row in rows]
+def _bold(name: str) -> str:
+    return f"[bold]{escape(name)}[/]"
 
 
 def _say(text: str) -> None:
-    """One line of output, never wrapped (paths and URIs stay whole)."""
-    console.print(text, highlight=False, soft_wrap=True)
+    """One line of output in rich markup (every value in it escaped), never
+    wrapped (paths and URIs stay whole)."""
+    console.print(text, markup=True, soft_wrap=True)
 
 
 def _show(renderable) -> None:
@@ -237,7 +236,7 @@ def _show(renderable) -> None:
     if console.is_terminal:
         console.print(renderable)
     else:
-        Console(file=console.file, width=100_000, highlight=False).print(renderable)
+        plain_console(file=console.file, width=100_000).print(renderable)
 
 
 def _options_text(options: dict) -> str:

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from artifactfs.cli.output import console
+from artifactfs.cli.output import console, escape
 from artifactfs.errors import ArtifactfsError
 
 
@@ -39,7 +39,7 @@ def ui_command(host: str, port: int, open_browser: bool, token: str | None, toke
     serving = server.plan(host, port, token, no_token, token_file, host_names)
 
     def announce(ready) -> None:
-        console.print(f"artifactfs ui: serving the index read-only at [bold]{ready.url}[/]", highlight=False,
+        console.print(f"artifactfs ui: serving the index read-only at [bold]{escape(ready.url)}[/]", markup=True,
                       soft_wrap=True)
         if ready.generated:
             console.print("Open this address once (it carries a token generated now, shown only here; your "

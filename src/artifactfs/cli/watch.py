@@ -14,7 +14,7 @@ import threading
 import click
 
 from artifactfs.checkpoints import CheckpointRegistrar
-from artifactfs.cli.output import console, err_console
+from artifactfs.cli.output import console, err_console, escape
 from artifactfs.cli.params import SECONDS
 from artifactfs.watch import Ledger, Watcher
 
@@ -24,9 +24,9 @@ class _ConsoleHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = self.format(record)
         if record.levelno >= logging.ERROR:
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
         elif record.levelno >= logging.WARNING:
-            err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
         else:
             console.print(message, highlight=False, soft_wrap=True)
 

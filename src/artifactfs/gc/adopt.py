@@ -27,6 +27,8 @@ import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from artifactfs.errors import ArtifactfsError
 from artifactfs.gc.orphans import unnamed_entries
 from artifactfs.gc.ownership import FOREIGN, OWNED, claim, read_ownership
@@ -34,7 +36,10 @@ from artifactfs.gc.scan import FILE, FOLDER, LayoutEntry, scan_layout
 from artifactfs.index.artifacts import NewVersion, check_name, insert_version
 from artifactfs.index.db import Index
 from artifactfs.index.intents import live_intent_folders
-from artifactfs.index.journal import restore_lineage, restore_metadata
+from artifactfs.index.generation import bump_generation
+from artifactfs.index.journal import gather, journals_ahead, restore_lineage, restore_metadata
+from artifactfs.index.models import VersionRow
+from artifactfs.index.tags import attach
 from artifactfs.index.models import PayloadKind, SaveType
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
@@ -58,6 +63,9 @@ ADOPT_BATCH = 200
 class AdoptReport:
     store: str
     adopted: list[str] = field(default_factory=list)  # "name:version" of the versions recreated
+    #: "name:version" of versions the index had, given back the tags and links
+    #: their manifest file records and the index lacked (an index restored from a backup).
+    merged: list[str] = field(default_factory=list)
     known: int = 0  # payload folders the index already had
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (folder or entry, why): kept, blocks the claim
     quarantined: list[str] = field(default_factory=list)  # "quarantine::<uuid>:1" adopted from their files
@@ -85,15 +93,18 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int, quarantine: b
     store when nothing unaccounted for is left. Run under the pruner lease
     (no pass may sweep while rows are being recreated)."""
     report = AdoptReport(store.name)
-    with index.read() as session:
+    scan = scan_layout(store, None)
+    with index.read() as session:  # after the listing: a save listed in flight has its intent in this read
         index_uuid = index_identity(session)
         in_flight = live_intent_folders(session, store_id, dt.timedelta(days=36500))
-    scan = scan_layout(store, None)
     report.skipped.extend((odd.where, odd.problem) for odd in scan.odd)
     folders = [e for e in scan.entries if e.kind == FOLDER and e.uri.rstrip("/").endswith(e.uuid)]
     registered = [e for e in scan.entries if e.kind == FILE and e.folder.startswith(REGISTERED_JOURNAL + "/")]
     unknown = unnamed_entries(index, folders, exact=False)  # by uuid: one query per 500
     report.known = len(folders) - len(unknown)
+    unknown_registered = unnamed_entries(index, registered, exact=False)
+    strangers = {e.uri for e in unknown + unknown_registered}
+    _merge_ahead(index, store, [e for e in folders + registered if e.uri not in strangers], report)
     found: list[_Found] = []
     unaccounted: list[tuple[LayoutEntry, str]] = []
     for entry in unknown:
@@ -104,7 +115,7 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int, quarantine: b
             unaccounted.append((entry, result))
         else:
             found.append(result)
-    for entry in unnamed_entries(index, registered, exact=False):
+    for entry in unknown_registered:
         in_place = _registered(store, entry)
         if isinstance(in_place, str):
             report.skipped.append((entry.uri, in_place))
@@ -126,6 +137,48 @@ def adopt_store(index: Index, store: ArtifactStore, store_id: int, quarantine: b
     ownership = read_ownership(store, index_uuid)
     report.claimed = ownership.state == OWNED or claim(store, index_uuid, force=True)
     return report
+
+
+def _merge_ahead(index: Index, store: ArtifactStore, known: list[LayoutEntry], report: AdoptReport) -> None:
+    """Versions the index has whose manifest file records tags or links the
+    index lacks (``gc.journal_ahead``) get them back: the manifest file was
+    written after the copy the index was restored from. Nothing the index
+    has is removed."""
+    records: dict[str, dict[str, Any]] = {}
+    for entry in known:
+        read = _read(store, entry, "its manifest file")
+        if isinstance(read, tuple) and read[0].get("uuid") == entry.uuid:
+            records[entry.uuid] = read[0]
+    if not records:
+        return
+    with index.read() as session:
+        ids = dict(session.execute(select(VersionRow.uuid, VersionRow.id).where(
+            VersionRow.uuid.in_(sorted(records)))).all())
+        ahead = journals_ahead(session, {ids[u]: record for u, record in records.items() if u in ids})
+        gathered = gather(session, ahead)  # the few that are ahead: what they lack
+    links: list[tuple[str, str, dict[str, Any]]] = []
+    tags: dict[int, list[str]] = {}
+    for version_uuid, record in records.items():
+        found = gathered.get(ids.get(version_uuid, -1))
+        if found is None:
+            continue
+        report.merged.append(f"{found.name}:{found.row.version}")
+        missing = sorted({t for t in record.get("tags") or () if isinstance(t, str)} - set(found.tags))
+        if missing:
+            tags[found.row.id] = missing
+        for direction, key in (("output", "producers"), ("input", "consumers")):
+            links.extend((version_uuid, direction, link) for link in record.get(key) or [])
+    if not report.merged:
+        return
+    with index.write() as session:
+        for version_id, names in tags.items():
+            attach(session, "version", [version_id], names)
+        if links:
+            result = restore_lineage(session, links)
+            report.runs, report.steps, report.links = result.runs, result.steps, result.links
+            report.lineage.extend(result.problems)
+        else:
+            bump_generation(session)
 
 
 def _account_for(store: ArtifactStore, entry: LayoutEntry) -> _Found | str:
@@ -257,7 +310,8 @@ def _restore_lineage(index: Index, adopted: list[_Found], report: AdoptReport) -
         return
     with index.write() as session:
         result = restore_lineage(session, links)
-    report.runs, report.steps, report.links = result.runs, result.steps, result.links
+    report.runs, report.steps, report.links = (report.runs + result.runs, report.steps + result.steps,
+                                               report.links + result.links)
     report.lineage.extend(result.problems)
 
 

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
+from artifactfs.gc.journal_ahead import held_at_sweep
 from artifactfs.gc.lease import Lease, LeaseLostError
 from artifactfs.gc.orphans import OrphanRef
 from artifactfs.gc.ownership import OWNED, claim, read_ownership
@@ -242,10 +243,16 @@ def _sweep_store(p: _Pass, store_id: int, refs: list[VersionRef], owners: LiveOw
 
     with p.index.read() as session:
         listed = listed_files(session, refs)
+    # The plan read the manifest files of what it condemns (gc.journal_ahead), unless their store failed.
+    planned = {v.id for v in p.plan.condemn} - set(p.plan.journals_unread)
+    held = held_at_sweep(p.index, store, [ref for ref in refs if ref.id not in planned], p.policy.keep_tags)
 
     def one(ref: VersionRef) -> tuple[VersionRef, str]:
         if stop.is_set():
             return ref, "skipped"
+        if ref.id in held:  # reported, left condemned: looked at again by the next pass
+            p.result.odd.append(OddEntry(store.name, printable(ref.uri), held[ref.id]))
+            return ref, "odd"
         owner = owners.owner_of(ref.uri)
         if owner is not None:
             return ref, f"shared:{owner}"

@@ -30,6 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 from artifactfs.gc.execute import ENTRY_ERRORS, PruneResult, execute
+from artifactfs.gc.journal_ahead import behind_message
 from artifactfs.gc.lease import Lease
 from artifactfs.gc.orphans import OrphanRef, StaleIntent, find_orphans
 from artifactfs.gc.ownership import BEHIND
@@ -44,7 +45,7 @@ from artifactfs.index.clock import database_now, pass_now
 from artifactfs.index.models import PayloadKind, utcnow
 from artifactfs.index.stores import index_identity
 from artifactfs.stores.base import ArtifactStore
-from artifactfs.index.journal import Gathered, gather, rewrite_journals, runs_in_progress
+from artifactfs.index.journal import Gathered, ahead_of_index, gather, rewrite_journals, runs_in_progress
 from artifactfs.stores.beneath import LinkFound
 from artifactfs.stores.manifest import JournalError, hash_store_file, journal_folder, manifest_file, read_manifest_file
 
@@ -234,6 +235,11 @@ def _check_journal(report: FsckReport, store: ArtifactStore, ref: VersionRef, ga
         report.findings.append(Finding("journal-unreadable", PROBLEM, store.name, ref.label,
                                        f"its manifest file cannot be trusted ({exc}): {where}", version=ref,
                                        repair=fix))
+        return
+    ahead = ahead_of_index(record, gathered)
+    if ahead is not None:  # never "rewrite it from the index": that would drop what protects it
+        report.findings.append(Finding("index-behind", PROBLEM, store.name, ref.label,
+                                       behind_message(store.name, ref.label, ahead), version=ref))
         return
     expected = gathered.record(store)
     keys = [k for k in expected if k not in ("producers", "consumers") or not in_progress]

@@ -81,13 +81,20 @@ def find_orphans(index: Index, store: ArtifactStore, store_id: int, index_uuid: 
     found = StoreOrphans(store_id, ownership)
     if ownership.state == FOREIGN:
         return found
+    marks = {}
+    if limit is not None and not store.is_local:
+        with index.read() as session:
+            marks = scan_marks(session, store_id)
+    scan = scan_layout(store, limit, marks)
+    # The write intents are read after the listing, never before: a save
+    # records its intent before it makes its folder, so every folder listed
+    # that is in flight has its intent in this read. (Read before, a save
+    # begun in between, its files carrying old times, was an orphan.)
     with index.read() as session:
-        marks = scan_marks(session, store_id) if limit is not None and not store.is_local else {}
         in_flight = live_intent_folders(session, store_id, orphan_age)
         stale = stale_intents(session, store_id, orphan_age)
     in_flight |= {i.folder for i in stale if alive_here(i.holder)}
     dead = {i.folder: StaleIntent(store_id, i.uuid, i.folder) for i in stale if not alive_here(i.holder)}
-    scan = scan_layout(store, limit, marks)
     found.odd, found.listed, found.total = scan.odd, scan.listed, scan.total
     entries = scan.entries + _intent_entries(store, dead, scan, found)
     # An unmarked store is only counted (never swept): the uuid alone tells, one query per batch.

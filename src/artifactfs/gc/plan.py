@@ -11,6 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from artifactfs.gc.journal_ahead import held_by_journals
 from artifactfs.gc.orphans import OrphanRef, StaleIntent, StoreOrphans, find_orphans
 from artifactfs.gc.ownership import CLAIMABLE
 from artifactfs.gc.payloads import StoreCache, StoreFailure, StoreProblem, describe_error
@@ -102,6 +103,9 @@ class PrunePlan:
     clear_intents: tuple[StaleIntent, ...] = ()  # stale intents whose folder is gone
     scanned: tuple[tuple[int, tuple[str, ...]], ...] = ()  # remote name folders listed, remembered by the pass
     index_uuid: str | None = None
+    #: Versions to condemn whose manifest file the plan could not read (their
+    #: store failed): the sweep reads it before deleting (gc.journal_ahead).
+    journals_unread: tuple[int, ...] = ()
     # Stores this machine leaves to their own machine (StoreCache.elsewhere):
     # their condemned payloads wait, their orphans are not looked for.
     elsewhere: tuple[StoreProblem, ...] = ()
@@ -155,6 +159,9 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         candidates = candidate_versions(session, now - policy.grace, policy.keep_tags, policy.keep_latest,
                                         ignored_runs=ignored)
         condemned = condemned_versions(session)
+    # An index restored from a backup may lack a keep tag or a link its
+    # store's journal records: such a version is not condemned (gc.journal_ahead).
+    candidates, held, unchecked = held_by_journals(index, stores, candidates, policy.keep_tags)
     unswept = [v for v in condemned if v.swept_at is None]
     sweep_cutoff = now - policy.sweep_delay
     immediate = policy.sweep_delay <= dt.timedelta(0)
@@ -178,9 +185,10 @@ def plan_prune(index: Index, policy: PrunePolicy, now: dt.datetime | None = None
         sweep=tuple(sorted(sweep, key=lambda v: v.id)), forget=tuple(sorted(forget, key=lambda v: v.id)),
         orphans=tuple(found.orphans), waiting=tuple(sorted(waiting, key=lambda v: v.id)),
         stores=tuple((i, stores.name(i)) for i in sorted(stores.rows)), errors=tuple(found.errors),
-        orphan_cutoff=orphan_cutoff, odd=tuple(found.odd), notes=tuple(found.notes), claims=tuple(found.claims),
+        orphan_cutoff=orphan_cutoff, odd=tuple(found.odd),
+        notes=tuple(found.notes) + tuple(StoreNote(store, why) for store, why in held), claims=tuple(found.claims),
         owned=tuple(found.owned), clear_intents=tuple(found.gone_intents), scanned=tuple(found.scanned),
-        index_uuid=index_uuid,
+        index_uuid=index_uuid, journals_unread=tuple(unchecked),
         elsewhere=tuple(StoreProblem(stores.name(i), why) for i, why in sorted(stores.elsewhere.items())),
     )
     object.__setattr__(plan, "stats", _stats(plan, found.young))

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from artifactfs.errors import PathEscapeError
 from artifactfs.index.db import Index
 from artifactfs.index.generation import bump_generation
 from artifactfs.index.models import (
@@ -40,10 +41,12 @@ from artifactfs.index.sql import is_live
 from artifactfs.stores.base import ArtifactStore
 from artifactfs.stores.manifest import (
     REGISTERED_JOURNAL,
+    JournalError,
     ManifestEntry,
     journal_folder,
     journal_record,
     link_record,
+    read_manifest_file,
     run_record,
     step_record,
     write_manifest_file,
@@ -366,6 +369,79 @@ def restore_lineage(session: Session, links: list[tuple[str, str, dict[str, Any]
 
 
 
+def link_keys(links: Iterable[Any]) -> set[tuple[str, str]]:
+    """``(step run uuid, link name)`` of journal link records (unreadable ones left out)."""
+    keys = set()
+    for link in links:
+        step = link.get("step") if isinstance(link, dict) else None
+        if isinstance(step, dict) and isinstance(step.get("uuid"), str):
+            keys.add((step["uuid"], str(link.get("name"))))
+    return keys
+
+
+def ahead_of_index(record: dict[str, Any], gathered: Gathered, tags: Iterable[str] | None = None) -> str | None:
+    """What the manifest file ``record`` holds of its version that the
+    index (``gathered``) lacks and that protects it, or None: tags (only
+    ``tags`` when given: the pruner's keep tags) and links to step runs. An
+    index restored from a backup lacks what was tagged or linked since; what
+    the index has and the manifest file lacks is only an out-of-date manifest
+    file. The one comparison of its kind (``gc.journal_ahead``, ``gc.fsck``,
+    ``gc.adopt``, ``api.deleting``)."""
+    recorded = {str(t) for t in record.get("tags") or () if isinstance(t, str)}
+    missing_tags = recorded - set(gathered.tags)
+    if tags is not None:
+        missing_tags &= set(tags)
+    known = link_keys(gathered.producers) | link_keys(gathered.consumers)
+    missing_links = (link_keys(record.get("producers") or ()) | link_keys(record.get("consumers") or ())) - known
+    said = []
+    if missing_tags:
+        said.append(f"tag{'s' if len(missing_tags) > 1 else ''} {', '.join(sorted(missing_tags))}")
+    if missing_links:
+        said.append(f"{len(missing_links)} link{'s' if len(missing_links) > 1 else ''} to step runs")
+    return " and ".join(said) or None
+
+
+def read_journal(store: ArtifactStore, uri: str, uuid: str) -> dict[str, Any] | None:
+    """The record of the manifest file of the version ``uuid`` at ``uri``,
+    read now; None when it has none, a damaged one (``fsck`` reports it) or
+    a link where it belongs (never followed): then the index alone decides.
+    What the store raised otherwise is raised."""
+    try:
+        record, _ = read_manifest_file(store, journal_folder(store, uri, uuid))
+    except (FileNotFoundError, JournalError, PathEscapeError):
+        return None
+    return record
+
+
+def might_protect(record: dict[str, Any] | None, tags: Iterable[str] | None = None) -> bool:
+    """Whether a manifest file's record names anything that protects its
+    version (a tag, of ``tags`` when given; a step-run link): only then is
+    the index asked (most candidates of a pass name nothing of the kind)."""
+    if not record:
+        return False
+    recorded = set(record.get("tags") or ())
+    return bool(recorded if tags is None else recorded & set(tags)) or bool(
+        record.get("producers") or record.get("consumers"))
+
+
+def journals_ahead(session: Session, records: dict[int, dict[str, Any] | None],
+                   tags: Iterable[str] | None = None) -> dict[int, str]:
+    """``{version id: what}`` of the versions whose manifest file's record
+    (``records``, by version id; None: none to compare) is ahead of the
+    index (:func:`ahead_of_index`); the index is read only for those that
+    might protect."""
+    tags = None if tags is None else set(tags)
+    wanted = {vid: record for vid, record in records.items() if record is not None and might_protect(record, tags)}
+    gathered = gather(session, wanted)
+    ahead = {}
+    for vid, record in wanted.items():
+        found = gathered.get(vid)
+        what = ahead_of_index(record, found, tags) if found is not None else None
+        if what is not None:
+            ahead[vid] = what
+    return ahead
+
+
 def runs_in_progress(gathered: dict[int, Gathered]) -> set[int]:
     """Ids of the versions of ``gathered`` linked to a run still running
     (their manifest files are rewritten when it ends)."""
@@ -373,5 +449,6 @@ def runs_in_progress(gathered: dict[int, Gathered]) -> set[int]:
             if any((link["step"].get("run") or {}).get("status") == "running" for link in g.producers + g.consumers)}
 
 
-__all__ = ["Gathered", "Restored", "gather", "restore_lineage", "restore_metadata", "rewrite_journals",
-           "runs_in_progress", "step_records", "versions_linked", "write_journal"]
+__all__ = ["Gathered", "Restored", "ahead_of_index", "gather", "journals_ahead", "link_keys", "might_protect",
+           "read_journal", "restore_lineage", "restore_metadata", "rewrite_journals", "runs_in_progress",
+           "step_records", "versions_linked", "write_journal"]

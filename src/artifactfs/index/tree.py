@@ -501,6 +501,11 @@ def max_version_id(session: Session) -> int:
     return session.scalar(select(func.max(ArtifactVersion.id))) or 0
 
 
+def version_uuid(session: Session, version_id: int) -> str | None:
+    """The uuid of the version with row id ``version_id`` (None: no such row)."""
+    return session.scalar(select(ArtifactVersion.uuid).where(ArtifactVersion.id == version_id))
+
+
 _USAGE = select(func.coalesce(func.sum(ArtifactVersion.size), 0),
                 func.coalesce(func.sum(ArtifactVersion.file_count), 0)).where(is_live())
 

@@ -22,12 +22,14 @@ import json
 import logging
 import mmap
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from artifactfs.errors import ConfigError
 from artifactfs.settings import private_dir
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ class CachedFile:
         self.cache, self.key, self.size = cache, key, size
         self.block_size = cache.block_size
         self.blocks = max(1, -(-size // self.block_size))
-        self.stem = key.stem(cache.root)
+        self.stem = key.stem(cache.held)
         self._lock = threading.Lock()
         self._writes_done = threading.Condition(self._lock)  # close waits for writes in progress
         self._writing = 0
@@ -75,7 +77,7 @@ class CachedFile:
         """Open (or create) the data file and trust the map only if it matches."""
         self.stem.parent.mkdir(parents=True, exist_ok=True)
         data_path = self.stem.with_suffix(DATA_SUFFIX)
-        self._fd = os.open(data_path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(data_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             header, bits = _read_map(self.stem.with_suffix(MAP_SUFFIX))
             info = os.fstat(self._fd)
@@ -220,6 +222,28 @@ def _write_map(path: Path, header: dict, bits: bytes) -> None:
     os.replace(tmp, path)
 
 
+def own_folder(path: Path) -> int:
+    """A descriptor of the cache folder ``path``, refused (ConfigError) when
+    another user owns it or may write to it: that user could plant a link
+    where a cached file goes (root's mount would then write through it) or
+    write blocks and a map vouching for them (the mount would serve them as
+    the payload). Checked on the descriptor itself, not on the name."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    why = None
+    if info.st_uid != os.geteuid():
+        why = f"another user (uid {info.st_uid}) owns it"
+    elif info.st_mode & 0o022:
+        why = f"another user may write to it (mode {stat.S_IMODE(info.st_mode):04o})"
+    if why is not None:
+        os.close(fd)
+        raise ConfigError(f"the cache folder {path} is not private: {why}, and could plant links or forged "
+                          "blocks there",
+                          "pass --cache-dir a folder only you can write (a new one is made private), or "
+                          f"`chmod go-w {path}` if it is yours")
+    return fd
+
+
 def _prune_empty(folder: Path, root: Path) -> None:
     while folder != root and root in folder.parents:
         try:
@@ -257,11 +281,21 @@ class BlockCache:
         self._over_logged = False
         self._started = time.time()
         private_dir(self.root)  # cached payloads are their owner's alone
-        self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._root_fd = own_folder(self.root)
+        #: The folder held open: every file of the cache is reached through
+        #: it, so the name ``root`` swapped for another folder (or a link)
+        #: later changes nothing.
+        self.held = Path(f"/proc/self/fd/{self._root_fd}")
+        try:
+            self._lock_fd = os.open(self.held / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except BaseException:
+            os.close(self._root_fd)
+            raise
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
+            os.close(self._root_fd)
             raise CacheInUse(f"the cache folder {self.root} is used by another artifactfs mount") from None
 
     @property
@@ -272,16 +306,16 @@ class BlockCache:
     def scan(self) -> None:
         """Learn what earlier runs left in the cache (oldest use first)."""
         found = []
-        for data_path in self.root.glob(f"*/*/*{DATA_SUFFIX}"):
+        for data_path in self.held.glob(f"*/*/*{DATA_SUFFIX}"):
             # A data file without a map is left from a crash before its first
             # save (files opened since this start are not touched).
             try:
                 if not data_path.with_suffix(MAP_SUFFIX).exists() and data_path.stat().st_mtime < self._started:
                     data_path.unlink()
-                    _prune_empty(data_path.parent, self.root)
+                    _prune_empty(data_path.parent, self.held)
             except OSError:
                 pass
-        for map_path in self.root.glob(f"*/*/*{MAP_SUFFIX}"):
+        for map_path in self.held.glob(f"*/*/*{MAP_SUFFIX}"):
             try:
                 header, bits = _read_map(map_path)
                 used = map_path.stat().st_mtime
@@ -390,7 +424,7 @@ class BlockCache:
                     pass
                 except OSError as exc:
                     log.warning("cache: could not remove %s: %s", entry.stem, exc)
-            _prune_empty(entry.stem.parent, self.root)
+            _prune_empty(entry.stem.parent, self.held)
 
     def close(self) -> None:
         """Close every open cached file and release the cache folder's lock."""
@@ -401,6 +435,7 @@ class BlockCache:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the folder lock
             self._lock_fd = -1
+            os.close(self._root_fd)
 
     def statistics(self) -> dict:
         """Files, bytes, capacity and open files of the cache, and when that was read."""

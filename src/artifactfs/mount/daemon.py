@@ -325,9 +325,9 @@ def run(options: MountOptions, log_path: str | None = None) -> None:
         raise MountError(str(exc), "give each mount its own --cache-dir") from None
     except (OSError, ConfigError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else exc.message
-        raise MountError(f"cannot use the mount's cache folder {options.resolved_cache_dir()}: {why}",
-                         "pass --cache-dir DIR in a writable folder (ARTIFACTFS_HOME or XDG_CACHE_HOME move "
-                         "the default)") from None
+        hint = getattr(exc, "hint", None) or ("pass --cache-dir DIR in a writable folder (ARTIFACTFS_HOME or "
+                                              "XDG_CACHE_HOME move the default)")
+        raise MountError(f"cannot use the mount's cache folder {options.resolved_cache_dir()}: {why}", hint) from None
     ops = Operations(tree, Timeouts(moving=options.refresh))
     fuse_options = {f"fsname={FS_NAME}", "subtype=artifactfs", "ro", "default_permissions"}
     if options.allow_other:

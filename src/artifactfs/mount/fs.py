@@ -74,6 +74,7 @@ class Tree:
         self._generation: int | None = None
         self._not_live: set[int] | None = None
         self._max_version = 0
+        self._anchor: tuple[int, str | None] = (0, None)  # the highest version id seen, and its uuid
 
     def memory_only(self):
         """Within: answer from memory or raise :class:`NeedsIndex`."""
@@ -178,6 +179,19 @@ class Tree:
         """The index's change counter (polled to refresh what may have moved)."""
         return self.records.query(index_generation)
 
+    def _check_not_behind(self, connection, generation) -> None:
+        """Inodes are index ids, never reused: an index restored from a
+        backup breaks that (its sequences go back with it). Told by its
+        generation counter going back, or by the highest version id this
+        mount saw now naming another version (:class:`IndexWentBack`)."""
+        if self._generation is not None and int(generation) < int(self._generation):
+            raise _went_back(f"its generation is {int(generation)}, this mount saw {int(self._generation)}")
+        seen_id, seen_uuid = self._anchor
+        if seen_uuid is not None:
+            now = q.version_uuid(connection, seen_id)
+            if now is not None and now != seen_uuid:
+                raise _went_back(f"version id {seen_id} named {seen_uuid} and names {now} now")
+
     def refresh(self) -> Changes | None:
         """Catch up with the index. ``None`` when nothing moved; otherwise
         forget what could have moved and return what the kernel must forget:
@@ -185,10 +199,13 @@ class Tree:
         showed them) and ``latest`` links that moved."""
         with self.index.engine.connect() as connection:
             generation = index_generation(connection)
+            self._check_not_behind(connection, generation)  # every poll: a restore may bring the counter back
             if self._generation is not None and not generation.moved_since(self._generation):
                 return None
             not_live = q.not_live_ids(connection)
             max_id = q.max_version_id(connection)
+            if max_id > self._anchor[0]:
+                self._anchor = (max_id, q.version_uuid(connection, max_id))
             if self._not_live is None:  # first poll: a baseline
                 self._generation, self._not_live, self._max_version = generation, not_live, max_id
                 return None
@@ -219,6 +236,17 @@ class Tree:
             self._generation, self._not_live = generation, not_live
             self._max_version = max(self._max_version, max_id)
         return changes
+
+
+class IndexWentBack(RuntimeError):
+    """The index under a running mount is older than what the mount showed."""
+
+
+def _went_back(where: str) -> IndexWentBack:
+    return IndexWentBack(
+        f"the index under this mount went back ({where}): restored from a backup? Its ids may now name other "
+        "versions than the ones the kernel has cached, so the mount stops rather than show their bytes; "
+        "mount again (and run `artifactfs fsck` for what the store holds that the index does not)")
 
 
 def _free_bytes(roots: list[str]) -> int:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import pyfuse3
 import trio
 
-from artifactfs.mount.fs import Document, FsError, NeedsIndex, Node, NotFound, Tree
+from artifactfs.mount.fs import Document, FsError, IndexWentBack, NeedsIndex, Node, NotFound, Tree
 from artifactfs.mount.reader import Handle, Reader, StoreFailure
 
 log = logging.getLogger(__name__)
@@ -311,6 +311,10 @@ class Operations(pyfuse3.Operations):
             await trio.sleep(interval)
             try:
                 changes = await trio.to_thread.run_sync(self.tree.refresh, limiter=self._db)
+            except IndexWentBack as exc:  # what the kernel cached may name other versions now
+                log.error("%s: unmounting", exc)
+                pyfuse3.terminate()
+                return
             except Exception:
                 log.exception("refresh: cannot read the index (will retry)")
                 continue

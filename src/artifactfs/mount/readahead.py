@@ -20,6 +20,11 @@ Two things decide, as in mountpoint-s3's prefetcher (its design, our code):
   ``min_piece`` and ``max_piece``: a store that answers quickly gets many
   small pieces at once, one that pays much for every request (moto reads
   the whole object for each ranged GET) gets few large ones.
+* Whether the store streams (``ArtifactStore.streams_ranges``): a reader
+  then waits for the first bytes of a GET, never for all of it, so once
+  the first window has shown a sequential reader one GET reaches the whole
+  window ahead, and every later GET is half a window (a GET's latency, and
+  moto's copy of the object, paid once per half window).
 """
 
 from __future__ import annotations
@@ -89,10 +94,13 @@ class Pattern:
         return sequential
 
     def plan(self, offset: int, end: int, size: int, block: int, cost: RequestCost,
-             config: ReadAhead) -> tuple[int, int]:
+             config: ReadAhead, streamed: bool = False) -> tuple[int, int]:
         """``(upto, piece)``: fetch from ``offset`` up to byte ``upto`` in GETs
         of ``piece`` bytes (0: only what was asked, in small GETs). Call after
-        :meth:`observe`."""
+        :meth:`observe`. ``streamed``: the store hands a GET's bytes over as
+        they arrive, so a reader never waits for a whole piece and GETs can
+        be large: once half the first window is read, one GET reaches
+        ``max_window`` ahead, then every later one half of it."""
         if self.run < 2:  # not (yet) sequential
             return end, 0
         base = offset // block * block
@@ -100,11 +108,18 @@ class Pattern:
             self.window = config.initial
             self.ahead = min(max(end, base + config.initial), size)
             return self.ahead, self.ahead - base
-        if self.next_offset - self.run_start < config.initial // 2 or cost.latency is None:
+        if self.next_offset - self.run_start < config.initial // 2 or (cost.latency is None and not streamed):
             return end, 0  # grow once half the first window is read and its request told what a GET costs
+        start = max(self.ahead, end // block * block)
+        if streamed:  # the whole window in one GET, then a GET per half window
+            self.window = config.max_window
+            upto = min(end + self.window, size)
+            if upto <= start or upto - start < min(self.window // 2, size - start):
+                return end, 0
+            self.ahead = upto
+            return upto, upto - start
         piece = max(block, cost.piece_size(config) // block * block)
         self.window = min(max(self.window, 2 * piece), config.max_window)
-        start = max(self.ahead, end // block * block)
         upto = min(end + self.window, size)
         if upto < size:
             upto = start + (upto - start) // piece * piece  # whole pieces: a GET's latency is paid per piece

@@ -48,7 +48,7 @@ from artifactfs.mount.diskpool import DiskPool
 from artifactfs.mount.nodes import Document, Payload
 from artifactfs.mount.outages import Outages
 from artifactfs.mount.readahead import Pattern, ReadAhead
-from artifactfs.mount.remote import RemoteFile, StoreFailure, StoreLanes
+from artifactfs.mount.remote import Fetch, RemoteFile, StoreFailure, StoreLanes
 from artifactfs.stores import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class Handle:
 
     file: LocalFile | RemoteFile | Document
     pattern: Pattern | None = None
+    ahead: list[Fetch] = field(default_factory=list)  # (remote) read-ahead GETs of this reader's run
 
 
 # -- the reader --------------------------------------------------------------------------------
@@ -310,10 +311,15 @@ class Reader:
             bs = cached.block_size
             first, last = offset // bs, (end - 1) // bs
             pattern = handle.pattern
-            pattern.observe(offset, end, bs, config.readahead)
-            upto, piece = pattern.plan(offset, end, file.size, bs, file.cost, config.readahead)
+            if not pattern.observe(offset, end, bs, config.readahead) and handle.ahead:
+                for fetch in handle.ahead:  # a seek ends the run: its read-ahead is not wanted any more
+                    fetch.stop()
+                handle.ahead.clear()
+            upto, piece = pattern.plan(offset, end, file.size, bs, file.cost, config.readahead,
+                                       file.store.streams_ranges)
             if piece:
-                file.schedule(first, (upto - 1) // bs, -(-piece // bs), ahead=True)
+                handle.ahead = [fetch for fetch in handle.ahead if not fetch.done.is_set()]
+                handle.ahead += file.schedule(first, (upto - 1) // bs, -(-piece // bs), ahead=True)
             else:
                 file.schedule(first, last, config.chunk_blocks)
             with trio.move_on_after(config.timeout) as scope:

@@ -80,9 +80,28 @@ def _spec(annotation: Any, default_name: str) -> OutputSpec:
 # -- placeholders in names --------------------------------------------------------------
 
 
+class NameTemplateError(StepDefinitionError, ValueError):
+    """A run or output name template ``str.format`` cannot fill: a lone
+    brace, or a placeholder that is not a plain name. A ``ValueError``, as
+    ZenML's name formatting raises."""
+
+
 def placeholders(template: str) -> set[str]:
-    """The ``{placeholder}`` names in an output name template."""
-    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    """The ``{placeholder}`` names in a run or output name template; a
+    template that is not one (``run}1``, ``{}``, ``{date.year}``) is refused
+    with what to write instead."""
+    try:
+        fields = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(template)
+                  if field is not None]
+    except ValueError as exc:
+        raise NameTemplateError(f"name template {template!r} is not valid: {exc}",
+                                "write {{ and }} for a literal brace; a placeholder is {name}") from None
+    for field, spec, conversion in fields:
+        if not field.isidentifier() or spec or conversion:
+            raise NameTemplateError(f"name template {template!r} has the placeholder {{{field}}}, which is not a name",
+                                    "a placeholder is {name}, e.g. {date}, {time} or a key of substitutions; "
+                                    "write {{ and }} for a literal brace")
+    return {field for field, _, _ in fields}
 
 
 def substitution_values(start: dt.datetime, custom: dict[str, str]) -> dict[str, str]:

@@ -418,22 +418,49 @@ class ArtifactStore:
     def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         return self.fs.cat_file(self.confine(path), start=start, end=end)
 
+    @property
+    def streams_ranges(self) -> bool:
+        """Whether :meth:`read_range` reads a range in one request and hands
+        its pieces over as they arrive (the flavor's ``stream_range``),
+        rather than one request per piece."""
+        return self.flavor.streams_ranges and not self.holds_root
+
     @_links_refused
     def read_range(self, path: str, start: int, end: int, chunk: int = COPY_CHUNK) -> Iterator[bytes]:
-        """Bytes ``[start, end)`` of a file, in order, at most ``chunk`` bytes
-        per piece, each piece read only when asked for: a caller that stops
-        iterating reads no further, and memory stays one piece.
+        """Bytes ``[start, end)`` of a file, in order, ``chunk`` bytes per
+        piece (the last may be shorter), each read only when asked for: a
+        caller that stops iterating reads no further, and memory stays one
+        piece.
 
-        Built on fsspec's documented ranged read (``cat_file(path, start,
-        end)``, one ranged request per piece on object stores) so every
-        flavor has it; a local file is read with ``os.pread``. A file that
-        ends before ``end`` raises ``EOFError`` naming it.
+        A flavor that streams (``streams_ranges``) reads the whole range in
+        one request of its own client and hands each piece over as soon as
+        it has arrived. Any other is read with fsspec's documented ranged
+        read (``cat_file(path, start, end)``, one ranged request per piece
+        on object stores), so every flavor has it; a local file is read
+        with ``os.pread``. A file that ends before ``end`` raises
+        ``EOFError`` naming it.
         """
         if not 0 <= start <= end or chunk <= 0:
             raise ValueError(f"bad range [{start}, {end}) or chunk {chunk}")
         native = self.confine(path)
         if self.holds_root:
             yield from self._read_local_range(native, start, end, chunk)
+            return
+        if self.streams_ranges:
+            if start == end:
+                return
+            offset = start
+            pieces = self.flavor.stream_range(self.fs, native, start, end, chunk)
+            try:
+                for piece in pieces:
+                    if len(piece) != min(chunk, end - offset):
+                        raise self._short(native, offset + len(piece), end)
+                    offset += len(piece)
+                    yield piece
+            finally:
+                pieces.close()
+            if offset != end:
+                raise self._short(native, offset, end)
             return
         for offset in range(start, end, chunk):
             upto = min(offset + chunk, end)

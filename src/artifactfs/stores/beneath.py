@@ -499,8 +499,10 @@ class Root:
         fd = self.open_write_fd(relative, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode)
         return os.fdopen(fd, "wb")
 
-    def rename(self, source: str, target: str) -> None:
-        """Rename an entry (a link moves as itself; nothing is followed)."""
+    def rename(self, source: str, target: str, replace: bool = True) -> None:
+        """Rename an entry (a link moves as itself; nothing is followed).
+        ``replace=False``: FileExistsError when ``target`` exists, decided by
+        the kernel in the rename itself (no check before it)."""
         src, dst = parts_of(source), parts_of(target)
         if not src or not dst:
             raise StoreError(f"refusing to rename the root {self.path}", "name a path inside it")
@@ -508,7 +510,10 @@ class Root:
         try:
             dst_parent = self._parent_fd(dst, make_parents=True)
             try:
-                os.rename(src[-1], dst[-1], src_dir_fd=src_parent, dst_dir_fd=dst_parent)
+                if replace:
+                    os.rename(src[-1], dst[-1], src_dir_fd=src_parent, dst_dir_fd=dst_parent)
+                else:
+                    _rename_new(src_parent, src[-1], dst_parent, dst[-1], self.full(target))
             finally:
                 if dst_parent != self.fd():
                     os.close(dst_parent)
@@ -583,6 +588,29 @@ class Root:
                 raise first
 
         self._in_parent(relative, remove)
+
+
+_RENAME_NOREPLACE = 1
+
+
+def _rename_new(src_dir: int, src: str, dst_dir: int, dst: str, where: str) -> None:
+    """Rename ``src`` to ``dst``, which must not exist: Linux's
+    ``renameat2(RENAME_NOREPLACE)``; where the kernel or the file system lacks
+    it, a hard link (which never replaces either) and an unlink."""
+    call = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform == "linux" else None
+    if call is not None:  # glibc 2.28 and later
+        if call(ctypes.c_int(src_dir), os.fsencode(src), ctypes.c_int(dst_dir), os.fsencode(dst),
+                ctypes.c_uint(_RENAME_NOREPLACE)) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS):
+            raise FileExistsError(code, os.strerror(code), where) if code == errno.EEXIST \
+                else OSError(code, os.strerror(code), where)
+    try:
+        os.link(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir, follow_symlinks=False)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where) from None
+    os.unlink(src, dir_fd=src_dir)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import re
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, ClassVar
 
 import fsspec
@@ -25,7 +26,9 @@ _USERINFO_PASSWORD = re.compile(r"^[^/@]*:[^/@]*@")
 
 class Flavor:
     """Base class of store flavors. Subclasses set the class attributes and may
-    override :meth:`filesystem_options` to translate options for their library.
+    override :meth:`filesystem_options` to translate options for their library,
+    and :meth:`stream_range` (with ``streams_ranges``) where their library's
+    public API streams a ranged response.
 
     Custom flavors subclass this and are registered through the entry-point
     group ``artifactfs.flavors`` (``name = "package.module:MyFlavor"``) or
@@ -53,6 +56,10 @@ class Flavor:
     default_options: ClassVar[dict[str, Any]] = {}
     #: One line per option, shown by ``artifactfs store flavors``.
     option_help: ClassVar[dict[str, str]] = {}
+    #: Whether :meth:`stream_range` reads a range in one request and hands
+    #: its bytes over as they arrive (otherwise ranges are read with fsspec's
+    #: ``cat_file``, one request per piece, each returned once complete).
+    streams_ranges: ClassVar[bool] = False
 
     # -- availability --------------------------------------------------------
 
@@ -151,10 +158,50 @@ class Flavor:
         ready once constructed; a flavor whose client is not says how."""
 
     @classmethod
+    def stream_range(cls, fs: fsspec.AbstractFileSystem, native: str, start: int, end: int,
+                     chunk: int) -> Generator[bytes, None, None]:
+        """Bytes ``[start, end)`` of the object ``native`` (``start < end``)
+        in ONE ranged request of the flavor's own client, ``chunk`` bytes per
+        piece (the last may be shorter), each handed over as soon as its
+        bytes have arrived; closing the iterator early ends the request.
+        Only for flavors that set ``streams_ranges``; errors are the
+        filesystem's own (``FileNotFoundError`` for a missing object)."""
+        raise NotImplementedError(f"the {cls.name} flavor does not stream ranges")
+
+    @classmethod
     def filesystem_at(cls, root: str, options: dict[str, Any]) -> fsspec.AbstractFileSystem:
         """The filesystem of a store rooted at ``root`` (native); most
         flavors need only the options (the local one holds the root open)."""
         return cls.filesystem(options)
+
+
+def stream_on_loop(loop: Any, open_body: Callable[[], Awaitable[Any]], read: Callable[[Any, int], Awaitable[bytes]],
+                   close: Callable[[Any], Awaitable[None]], chunk: int) -> Generator[bytes, None, None]:
+    """A streamed response of an async client, read from a worker thread:
+    ``open_body()`` sends the request on the filesystem's event loop
+    (``fs.loop``, through fsspec's documented ``fsspec.asyn.sync``), then
+    each piece of ``chunk`` bytes (the last may be shorter) is gathered on
+    the loop from ``read(body, n)`` (at most ``n`` bytes, ``b""`` at the end)
+    and handed over: one hand-off per piece, not per network read.
+    ``close(body)`` runs on the loop when the iterator ends or is closed."""
+    from fsspec.asyn import sync
+
+    async def gather(body: Any) -> bytes:
+        parts, got = [], 0
+        while got < chunk:
+            part = await read(body, chunk - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    body = sync(loop, open_body)
+    try:
+        while piece := sync(loop, gather, body):
+            yield piece
+    finally:
+        sync(loop, close, body)
 
 
 def parse_option_value(text: str) -> Any:
@@ -200,4 +247,5 @@ def is_local_uri(uri: str) -> bool:
     return infer_storage_options(uri)["protocol"] in ("file", "local")
 
 
-__all__ = ["Flavor", "env_prefix", "env_secrets", "is_local_uri", "parse_option_value", "parse_options", "split_secrets"]
+__all__ = ["Flavor", "env_prefix", "env_secrets", "is_local_uri", "parse_option_value", "parse_options", "split_secrets",
+           "stream_on_loop"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from artifactfs.stores.flavor import Flavor
+from artifactfs.stores.flavor import Flavor, stream_on_loop
 
 if TYPE_CHECKING:
     import fsspec
@@ -39,6 +40,35 @@ class S3Flavor(Flavor):
         if region:
             options["client_kwargs"] = {**options.get("client_kwargs", {}), "region_name": region}
         return options
+
+    streams_ranges = True
+
+    @classmethod
+    def stream_range(cls, fs: fsspec.AbstractFileSystem, native: str, start: int, end: int,
+                     chunk: int) -> Generator[bytes, None, None]:
+        # One GetObject through s3fs's own botocore client (``set_session``),
+        # its body read as it arrives; errors translated as s3fs does.
+        from botocore.exceptions import ClientError
+        from s3fs.errors import translate_boto_error
+
+        bucket, key, version_id = fs.split_path(native)
+        extra = {**fs.req_kw, **({"VersionId": version_id} if version_id else {})}
+
+        async def open_body() -> Any:
+            client = await fs.set_session()
+            try:
+                response = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
+            except ClientError as exc:
+                raise translate_boto_error(exc) from exc
+            return response["Body"]
+
+        async def read(body: Any, nbytes: int) -> bytes:
+            return await body.read(nbytes)
+
+        async def close(body: Any) -> None:
+            body.close()  # on the loop, which owns the connection (aiobotocore 2.x has no ``aclose``)
+
+        return stream_on_loop(fs.loop, open_body, read, close, chunk)
 
     @classmethod
     def prepare(cls, fs: fsspec.AbstractFileSystem) -> None:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -267,14 +268,14 @@ class Watcher:
             newest = _newest_mtime(entry)
             if newest is None:
                 continue
-            age = max(0.0, time.time() - newest)
+            age = max(0.0, files_now() - newest)
             with self._lock:
                 self._done.pop(entry, None)
                 self._pending.setdefault(entry, _Pending(entry, self.clock() - age, rewritten=seen is Seen.CHANGED))
 
     def ready(self) -> list[str]:
         """Pending entries that are complete now, in the order they were last written."""
-        now, wall = self.clock(), time.time()
+        now, wall = self.clock(), None  # wall: files_now(), read when first needed
         found = []
         with self._lock:
             pending = list(self._pending.values())
@@ -291,10 +292,12 @@ class Watcher:
                 with self._lock:
                     self._pending.pop(item.path, None)
                 continue
-            if not item.closed and wall - newest < self.settle and newest - wall <= CLOCK_SKEW:
-                with self._lock:  # a write whose event was lost: wait from that write on
-                    item.last_event = now - max(0.0, wall - newest)
-                continue
+            if not item.closed:
+                wall = files_now() if wall is None else wall  # once per call: it makes a file
+                if wall - newest < self.settle and newest - wall <= CLOCK_SKEW:
+                    with self._lock:  # a write whose event was lost: wait from that write on
+                        item.last_event = now - max(0.0, wall - newest)
+                    continue
             if self._complete(item, now):
                 found.append((newest, item.path))
         return [path for _, path in sorted(found)]
@@ -485,6 +488,16 @@ class _Handler(FileSystemEventHandler):
         elif kind == "deleted":
             self.watcher.removed(src)
         # "opened" and "closed_no_write" are reads (ours included): not activity.
+
+
+def files_now() -> float:
+    """Now, on the clock that stamps files' modification times (the
+    kernel's), read from a file made for it: a quiet time is an mtime
+    measured against it. This process's own clock may run days off (a
+    jumped host clock, libfaketime): measured against that, a checkpoint
+    written a moment ago would look settled."""
+    with tempfile.TemporaryFile() as probe:  # O_TMPFILE where it exists: never a name in any folder
+        return os.fstat(probe.fileno()).st_mtime
 
 
 def _newest_mtime(path: str) -> float | None:
