@@ -131,6 +131,22 @@ def test_the_way_out_of_a_garbage_index_works(artifactfs_home):
     assert listed.returncode == 0 and "1" in listed.stdout, listed.stderr
 
 
+def test_a_command_leaves_every_commit_in_the_index_file(artifactfs_home, tmp_path):
+    """A command closes the index as it returns, so SQLite folds its
+    write-ahead log back: ``index.db`` alone (a copy of it, a backup) holds
+    what the command committed, and nothing is left in the log (which a
+    full device's read-only opening needs)."""
+    save_one()
+    log = index_file(artifactfs_home).with_name("index.db-wal")
+    assert not log.exists() or log.stat().st_size == 0
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(index_file(artifactfs_home), copy)
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM artifact_version")) == 1
+    engine.dispose()
+
+
 def test_full_device_reads_then_writes_again_in_one_process(full_home):
     """In one process (a daemon, a notebook) that opens the index on a full device: it reads (read
     only), a write names the device, and once there is space again writes work without a restart."""

@@ -68,7 +68,8 @@ class ArtifactfsGroup(LazyGroup):
             code = 1
         if not isinstance(code, int):
             code = 0  # a command's return value is not an exit code
-        gc.freeze()  # the exit's pass over every object would find nothing to free (see main)
+        _close_index()
+        gc.freeze()  # the exit's pass over every object would find nothing left to free (see main)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -103,6 +104,17 @@ class ArtifactfsGroup(LazyGroup):
             else:
                 _report(f"{type(exc).__name__}: {exc}", "run again with --debug for the traceback", code=1)
             ctx.exit(1)
+
+
+def _close_index() -> None:
+    """Close the index's connections as the command ends, not at exit: the
+    last to close folds SQLite's write-ahead log back into the index file,
+    so ``index.db`` alone holds every commit (a copy of it is whole; a full
+    device can still open it read only: ``index.db``)."""
+    if "artifactfs.index.db" in sys.modules:  # never imported by --help or --version
+        from artifactfs.index.db import reset_index_cache
+
+        reset_index_cache()
 
 
 def _debug_first(args: list[str]) -> list[str]:
@@ -180,9 +192,10 @@ def main() -> None:
     # they are imported and a full one at exit, were a fifth of `artifactfs
     # artifact list` (bench/cli_startup.py). Rarer young passes (a long-running
     # command such as `watch` or `ui` still collects, in larger batches) and a
-    # frozen heap at exit skip them. Nothing may wait for that last pass:
-    # Python does not promise finalizers at exit, and every command commits,
-    # fsyncs and closes what it writes before it returns.
+    # frozen heap at exit skip them. Nothing may wait for that last pass
+    # (Python does not promise finalizers at exit): every command commits and
+    # fsyncs what it writes before it returns, and the index is closed as it
+    # returns (`_close_index`).
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD)
     sys.excepthook = _print_redacted  # --debug tracebacks mask secrets too
     cli.main(prog_name="artifactfs")
