@@ -292,12 +292,12 @@ metadata_table = Table(
     Column("value", JSON, nullable=False),  # {"v": value} keeps any JSON value, null included
     Column("type", String(32), nullable=False),
     Index("ix_metadata_version", "version_id"),
-    # Partial (migration 0013): a version's rows, which every save writes, go
-    # into neither; a query comparing the column (=, IN, a join) implies IS NOT NULL.
-    Index("ix_metadata_run", "run_id", sqlite_where=text("run_id IS NOT NULL"),
-          postgresql_where=text("run_id IS NOT NULL")),
-    Index("ix_metadata_step_run", "step_run_id", sqlite_where=text("step_run_id IS NOT NULL"),
-          postgresql_where=text("step_run_id IS NOT NULL")),
+    # Partial (migration 0013, on SQLite and PostgreSQL alike): a version's rows,
+    # which every save writes, go into neither; a query comparing the column (=,
+    # IN, a join) implies IS NOT NULL. Said here for SQLite only: a
+    # ``postgresql_where`` would import PostgreSQL's dialect into every command.
+    Index("ix_metadata_run", "run_id", sqlite_where=text("run_id IS NOT NULL")),
+    Index("ix_metadata_step_run", "step_run_id", sqlite_where=text("step_run_id IS NOT NULL")),
     Index("ix_metadata_key", "key", "version_id"),  # migration 0005: search by key=value
     sqlite_autoincrement=True,
 )
