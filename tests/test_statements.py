@@ -73,3 +73,47 @@ def test_a_saves_intent_and_commit_share_one_sqlite_connection(sqlite_home):
     finally:
         event.remove(engine, "begin", begun)
     assert len(seen) == 2 and seen[0] == seen[1]
+
+
+def test_a_save_committed_on_a_core_connection_moves_the_change_clock_last(afs_home):
+    """A save's commit runs on a Core connection (no ORM session, so no
+    session hook): the bump still comes, as the transaction's last statement."""
+    from artifactfs.index import get_generation
+    from artifactfs.index.generation import _PG_BUMP, _SQLITE_BUMP
+
+    save_artifact({"warm": 1}, "warm")
+    index = get_index()
+    statements = []
+
+    def executed(conn, clauseelement, *args):
+        statements.append(clauseelement)
+
+    with index.read_rows() as connection:
+        before = get_generation(connection)
+    event.listen(index._write_engine, "before_execute", executed)
+    try:
+        save_artifact({"n": 1}, "moved")
+    finally:
+        event.remove(index._write_engine, "before_execute", executed)
+    with index.read_rows() as connection:
+        assert get_generation(connection).moved_since(before)
+    assert statements[-1] in (_SQLITE_BUMP.statement, _PG_BUMP.statement)
+
+
+def test_a_core_transaction_rolled_back_leaves_no_bump_behind(afs_home):
+    """The mark lives on the pooled connection: one rolled back must not
+    make the next transaction on that connection bump."""
+    from artifactfs.index import get_generation
+    from artifactfs.index.generation import bump_generation
+
+    init()
+    index = get_index()
+    with pytest.raises(RuntimeError), index.write_core() as connection:
+        bump_generation(connection)
+        raise RuntimeError("rolled back")
+    with index.read_rows() as connection:
+        before = get_generation(connection)
+    with index.write_core() as connection:
+        pass
+    with index.read_rows() as connection:
+        assert not get_generation(connection).moved_since(before)

@@ -296,9 +296,10 @@ def save_artifact(
     kind = _artifact_type(artifact_type)
     tags = artifact_rows.check_tags(_as_list(tags or ()))  # names and metadata: checked before any byte is written
     metadata = artifact_rows.check_metadata(user_metadata if user_metadata is not None else metadata)
-    target = store if isinstance(store, ArtifactStore) else get_store(store)
+    index = get_index()  # looked up once: the store and the batch use it
+    target = store if isinstance(store, ArtifactStore) else get_store(store, index)
     cls = pick_materializer(data, materializer)
-    with WriteBatch(target) as batch:
+    with WriteBatch(target, index=index) as batch:
         payload, = batch.begin([(name, version)])  # a version taken already is refused here
         new, extracted = write_value(batch, payload, data, cls, kept_as, extract_metadata=extract_metadata,
                                      include_visualizations=include_visualizations)

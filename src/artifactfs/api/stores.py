@@ -138,9 +138,10 @@ def register_store(name: str, flavor: str, path: str, options: dict[str, Any] | 
 
 # A process keeps each store it opened (and its fsspec filesystem, with its
 # connections) for reuse; `store update` and `store login` drop the copy.
-def get_store(name: str | None = None) -> ArtifactStore:
-    """The named store, or the active one (this machine's default unless changed)."""
-    index = get_index()
+def get_store(name: str | None = None, index: Index | None = None) -> ArtifactStore:
+    """The named store, or the active one (this machine's default unless
+    changed); ``index``: the process's index, when the caller holds it already."""
+    index = index or get_index()
     name = name or active_store_name(index)
     stores = shared_stores(index)
     store = stores.find(name)

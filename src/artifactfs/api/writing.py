@@ -48,6 +48,7 @@ from typing import IO, Any, TypeVar, cast
 from artifactfs.errors import ArtifactfsError
 from artifactfs.faults import fault_point
 from artifactfs.index import find_store_row, get_index
+from artifactfs.index.db import Index
 from artifactfs.index.artifacts import (
     NewVersion,
     check_metadata,
@@ -134,11 +135,13 @@ class WriteBatch:
             row, = batch.commit_versions()                       # steps 3-4
     """
 
-    def __init__(self, store: ArtifactStore, fault: str = "before_commit") -> None:
-        """``fault``: the name of the fault point just before the commit's transaction."""
+    def __init__(self, store: ArtifactStore, fault: str = "before_commit", index: Index | None = None) -> None:
+        """``fault``: the name of the fault point just before the commit's
+        transaction; ``index``: the process's index (``get_index()``), when
+        the caller holds it already."""
         self.store = store
         self.fault = fault
-        self.index = get_index()
+        self.index = index or get_index()
         self.payloads: list[Payload] = []
         self.adopted: list[NewVersion] = []  # registered in place: checked, never removed
         self._store_id: int | None = None
@@ -247,11 +250,13 @@ class WriteBatch:
 
     # -- steps 3 and 4 -----------------------------------------------------------------------
 
-    def commit(self, transaction: Callable[..., T]) -> T:
+    def commit(self, transaction: Callable[..., T], core: bool = False) -> T:
         """Write each manifest file beside its folder, then start making every
         payload and manifest file durable, all at once; then, at the fault point, one transaction runs
         ``transaction(session)`` (it may run again after a deadlock: only
         database work), clears the intents and checks the payloads, last.
+        ``core``: ``transaction`` runs Core statements only, and gets a Core
+        ``Connection`` instead of an ORM session (``Index.write_core``).
         On failure everything fresh is abandoned (see :meth:`abandon`)."""
         created = self._created  # set by begin(), which every payload passed
         for payload in self.payloads:
@@ -261,15 +266,18 @@ class WriteBatch:
             self._syncs.append(start_sync([task for p in self.payloads if p.folder_fd >= 0 for task in _payload_syncs(p)]
                                           + self._beside_syncs()))
         fault_point(self.fault)
-        result = self.index.run_write(self._transaction, transaction)
+        result = self.index.run_write(self._transaction, transaction, core=core)
         self._done = True
         return result
 
     def commit_versions(self, link: Callable | None = None) -> list:
         """:meth:`commit` of every version the batch holds (fresh payloads in
         the order begun, then those adopted): inserted, then
-        ``link(session, rows)`` (step-run links). Returns the rows, detached."""
+        ``link(session, rows)`` (step-run links). Returns the rows, detached.
+        Without links or tags (ORM work) the transaction runs on a Core
+        connection: the inserts are Core statements (``index.statements``)."""
         news = [p.new for p in self.payloads if p.new is not None] + self.adopted
+        core = link is None and self._store_id is not None and not any(new.tags for new in news)
 
         def insert(session) -> list:
             store_id = self.store_id(session)
@@ -280,7 +288,7 @@ class WriteBatch:
                 link(session, rows)
             return rows
 
-        rows = self.commit(insert)
+        rows = self.commit(insert, core=core)
         for new, row in zip(news[len(news) - len(self.adopted):], rows[len(news) - len(self.adopted):]):
             journal_in_place(self.store, new, row)
         return rows

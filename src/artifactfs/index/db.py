@@ -211,21 +211,28 @@ class Index:
     @contextmanager
     def write_core(self, durable: bool = True) -> Iterator[Connection]:
         """:meth:`write` on a Core ``Connection`` instead of a ``Session``
-        (about half the cost): for work that is Core statements only and
-        bumps no generation (``index.generation`` hooks the sessions). A
-        save's write intents use it."""
+        (about half the cost): for work that is Core statements only. A
+        function that bumps the generation (``index.generation``) gets its
+        bump as the transaction's last statement, as in a session. A save's
+        write intents and its commit use it."""
         if self.full is not None and not self._writable_again():
             raise self.full
         with (self._write_engine if durable else self._light_engine).connect() as connection:
-            with self._committed(connection.begin()):
-                yield connection
+            try:
+                with self._committed(connection.begin(), before_commit=lambda: generation.bump_marked(connection)):
+                    yield connection
+            finally:
+                generation.forget_mark(connection)
 
     @contextmanager
-    def _committed(self, transaction) -> Iterator[None]:
-        """Commit ``transaction`` after the block, roll it back on error;
-        a database error comes out as its one-line translation."""
+    def _committed(self, transaction, before_commit: Callable[[], None] | None = None) -> Iterator[None]:
+        """Commit ``transaction`` after the block (``before_commit`` run
+        last inside it), roll it back on error; a database error comes out
+        as its one-line translation."""
         try:
             yield
+            if before_commit is not None:
+                before_commit()
         except BaseException as exc:
             _rollback(transaction)
             translated = _translated(exc, committing=False, url=self.url) if isinstance(exc, DBAPIError) else exc
@@ -383,11 +390,13 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
 def _set_synchronous(conn, level: str) -> None:
     """Per transaction, before BEGIN (SQLite refuses it inside one); the
     level in force is remembered per connection, so it is set only when it
-    changes."""
-    info = conn.connection.info
-    if info.get("synchronous", "FULL") != level:
-        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
-        info["synchronous"] = level
+    changes. Set on the driver's connection, as ``_on_connect`` sets the
+    others: a save switches twice (its intent, then its commit), and a
+    statement through the Connection costs several times the pragma."""
+    record = conn.connection
+    if record.info.get("synchronous", "FULL") != level:
+        record.dbapi_connection.execute(f"PRAGMA synchronous={level}")
+        record.info["synchronous"] = level
 
 
 def _set_wal(cursor) -> None:

@@ -50,6 +50,7 @@ from artifactfs.index.sql import is_postgres
 from artifactfs.index.tables import index_state as _STATE
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
 SEQUENCE = "index_generation"
@@ -88,10 +89,29 @@ class Generation(int):
         return bool(before.in_flight - self.in_flight) or self.horizon > before.horizon
 
 
-def bump_generation(session: Session) -> None:
+def bump_generation(session: Session | Connection) -> None:
     """Tell pollers that this transaction changes something (the bump runs
-    once, at commit)."""
+    once, at commit: a session's ``before_commit`` hook, or
+    :func:`bump_marked` on a Core connection)."""
     session.info[_MARK] = True
+
+
+def bump_marked(connection: Connection) -> None:
+    """A Core write transaction's last statement, before its commit: the
+    bump, when a function marked the transaction (``Index.write_core``; a
+    connection's ``info`` outlives the transaction, so :func:`forget_mark`
+    after it either way)."""
+    if connection.info.pop(_MARK, False):
+        (_PG_BUMP if is_postgres(connection) else _SQLITE_BUMP).rows(connection)
+        fault_point("generation_bumped")
+
+
+def forget_mark(connection: Connection) -> None:
+    """Drop the mark of a Core transaction that ended without its bump
+    (rolled back). A connection lost meanwhile takes its mark along: the
+    pool clears a connection's ``info`` when it connects again."""
+    if not connection.invalidated:
+        connection.info.pop(_MARK, None)
 
 
 def get_generation(connection) -> Generation:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 
 from artifactfs.enums import LIVE, ArtifactType, PayloadKind, RunStatus
@@ -103,7 +104,10 @@ index_state = Table(
 #: names the version's uuid: a payload with an intent is a save in flight (or
 #: a crashed one), a payload with neither row nor intent is not.
 #: ``started_at`` comes from the index's clock (``index.clock``), so hosts
-#: with skewed clocks agree on its age.
+#: with skewed clocks agree on its age. It holds the saves in flight and the
+#: crashed ones the pruner has not cleared: a few rows, read by scanning.
+#: Every save inserts and deletes one row, so it has no secondary index and,
+#: on SQLite, no rowid (migration 0013): one page each time instead of three.
 write_intent = Table(
     "write_intent", metadata,
     Column("uuid", String(36), primary_key=True),
@@ -117,7 +121,7 @@ write_intent = Table(
     Column("artifact_id", INT),
     Column("version", String(255)),
     Column("version_number", INT),
-    Index("ix_write_intent_store", "store_id", "started_at"),
+    sqlite_with_rowid=False,
 )
 
 # -- lineage ------------------------------------------------------------------
@@ -288,8 +292,12 @@ metadata_table = Table(
     Column("value", JSON, nullable=False),  # {"v": value} keeps any JSON value, null included
     Column("type", String(32), nullable=False),
     Index("ix_metadata_version", "version_id"),
-    Index("ix_metadata_run", "run_id"),
-    Index("ix_metadata_step_run", "step_run_id"),
+    # Partial (migration 0013, on SQLite and PostgreSQL alike): a version's rows,
+    # which every save writes, go into neither; a query comparing the column (=,
+    # IN, a join) implies IS NOT NULL. Said here for SQLite only: a
+    # ``postgresql_where`` would import PostgreSQL's dialect into every command.
+    Index("ix_metadata_run", "run_id", sqlite_where=text("run_id IS NOT NULL")),
+    Index("ix_metadata_step_run", "step_run_id", sqlite_where=text("step_run_id IS NOT NULL")),
     Index("ix_metadata_key", "key", "version_id"),  # migration 0005: search by key=value
     sqlite_autoincrement=True,
 )
