@@ -68,8 +68,6 @@ class ArtifactfsGroup(LazyGroup):
             code = 1
         if not isinstance(code, int):
             code = 0  # a command's return value is not an exit code
-        _close_index()
-        gc.freeze()  # the exit's pass over every object would find nothing left to free (see main)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -195,10 +193,16 @@ def main() -> None:
     # frozen heap at exit skip them. Nothing may wait for that last pass
     # (Python does not promise finalizers at exit): every command commits and
     # fsyncs what it writes before it returns, and the index is closed as it
-    # returns (`_close_index`).
+    # returns (`_close_index`). Only the `artifactfs` program's own process
+    # does this: `cli` called inside another (CliRunner, a notebook) leaves
+    # that process's collector and index as they were.
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD)
     sys.excepthook = _print_redacted  # --debug tracebacks mask secrets too
-    cli.main(prog_name="artifactfs")
+    try:
+        cli.main(prog_name="artifactfs")
+    finally:  # the process exits now (click ends it with SystemExit)
+        _close_index()
+        gc.freeze()  # the exit's pass over every object would find nothing left to free
 
 
 def _print_redacted(kind, value, tb) -> None:
