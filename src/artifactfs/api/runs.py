@@ -16,6 +16,7 @@ from artifactfs.api.journal import update_journals
 from artifactfs.index.journal import versions_linked
 from artifactfs.index import get_index
 from artifactfs.index import pipelines as pipeline_rows
+from artifactfs.index.gc import prune_runs
 from artifactfs.index import tags as tag_rules
 from artifactfs.index.tags import Tag
 from artifactfs.index.artifacts import get_metadata
@@ -369,6 +370,22 @@ def delete_pipeline_run(name_or_id: str) -> PipelineRunView:
     view = get_index().run_write(delete)
     update_journals(linked)  # their manifest files no longer name the run
     return view
+
+
+def prune_pipeline_runs(run_ids: list[int], cutoff: dt.datetime, keep_last: int, pipeline: str | None) -> list:
+    """Delete those of ``run_ids`` that ``artifactfs run prune`` still may
+    (checked again in the transaction: a run may have been deleted or kept
+    meanwhile), as :func:`delete_pipeline_run` deletes one: the manifest
+    files of the versions they linked stop naming them. The runs deleted."""
+    linked: list[int] = []
+
+    def delete(session) -> list:
+        linked[:] = versions_linked(session, run_ids=run_ids)
+        return prune_runs(session, run_ids, cutoff, keep_last, pipeline)
+
+    deleted = get_index().run_write(delete)
+    update_journals(linked)
+    return deleted
 
 
 # -- lineage of versions --------------------------------------------------------------------

@@ -8,11 +8,11 @@ import click
 from rich.text import Text
 
 from artifactfs.api.client import Client
-from artifactfs.api.runs import PipelineRunView
+from artifactfs.api.runs import PipelineRunView, prune_pipeline_runs
 from artifactfs.cli.output import confirm, console, table
 from artifactfs.cli.params import DURATION
 from artifactfs.index import get_index
-from artifactfs.index.gc import prune_runs, runs_to_prune
+from artifactfs.index.gc import runs_to_prune
 from artifactfs.index.clock import pass_now
 from artifactfs.index import steplogs
 from artifactfs.index.browse import step_errors
@@ -149,12 +149,6 @@ def run_prune(older_than: dt.timedelta, keep_last: int, pipeline: str | None, ye
         return
     if not yes:
         confirm(f"Delete {len(found)} run(s)?")
-    from artifactfs.api.journal import update_journals
-    from artifactfs.index.journal import versions_linked
-
-    with index.write() as session:  # re-checked inside: a run may have been deleted or kept meanwhile
-        linked = versions_linked(session, run_ids=[r.id for r in found])
-        deleted = prune_runs(session, [r.id for r in found], cutoff, keep_last, pipeline)
-    update_journals(linked)  # their manifest files no longer name the runs (as gc's own run retention does)
+    deleted = prune_pipeline_runs([r.id for r in found], cutoff, keep_last, pipeline)
     console.print(f"Deleted {len(deleted)} run(s); their artifacts are now candidates for `artifactfs gc`.",
                   highlight=False)
