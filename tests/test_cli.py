@@ -192,6 +192,14 @@ def test_artifact_list_imports_only_the_index(sqlite_home):
     assert not unwanted & modules, sorted(unwanted & modules)
 
 
+def test_the_copy_progress_bar_names_what_it_does(sqlite_home, tmp_path):
+    """The progress bar of ``register --copy`` says "copying" (its style is
+    not printed as text by the consoles that print no markup)."""
+    (tmp_path / "weights.bin").write_bytes(b"w" * 1000)
+    output = run("artifact", "register", "--copy", "--name", "w", str(tmp_path / "weights.bin"), expect=0).stdout
+    assert "copying" in output and "[progress" not in output, output
+
+
 def test_a_command_spares_the_collector_its_passes_over_the_libraries(sqlite_home):
     """Nearly everything a command allocates (the modules of click,
     SQLAlchemy and rich) lives until it exits: the collector passes over it

@@ -192,7 +192,8 @@ def test_postgres_disk_full_is_named(request, artifactfs_home, monkeypatch, tmp_
         filler = fill(mountpoint)
         many = tmp_path / "many"
         many.mkdir()
-        for i in range(300):  # hundreds of manifest rows (about 40 fill a page): the tables must grow
+        for i in range(3000):  # thousands of manifest rows (about 40 fill a page): the tables must grow, whatever
+            # free pages the server holds (300 rows fitted, now and then, once a save wrote fewer index pages)
             (many / f"file-{i:05d}-{'x' * 100}.txt").write_text(str(i))
         failed = run("artifact", "register", "--copy", "--name", "b", str(many))
         output = failed.stdout + failed.stderr

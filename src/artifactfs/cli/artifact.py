@@ -28,10 +28,11 @@ def byte_progress(description: str):
     """A rich progress bar over bytes, shown from the first ``start(total)``
     on (so a command that fails before copying prints no empty bar);
     yields ``start``, which returns the callback fed with byte counts."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     progress = Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TextColumn("{task.description}", style="progress.description", markup=False), BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(),
         console=console, transient=False,
     )
 
