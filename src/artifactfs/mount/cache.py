@@ -284,7 +284,10 @@ class BlockCache:
         self._root_fd = own_folder(self.root)
         #: The folder held open: every file of the cache is reached through
         #: it, so the name ``root`` swapped for another folder (or a link)
-        #: later changes nothing.
+        #: later changes nothing. (Not yet ``stores.beneath.Root``, the owner
+        #: of link-free paths beneath a held folder: the cache's files are
+        #: still Paths here; nobody else may write this folder, so only
+        #: the last component needs O_NOFOLLOW.)
         self.held = Path(f"/proc/self/fd/{self._root_fd}")
         try:
             self._lock_fd = os.open(self.held / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

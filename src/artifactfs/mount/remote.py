@@ -230,7 +230,7 @@ class RemoteFile:
                     whole = await trio.to_thread.run_sync(self._get, start, end, fetch, abandon_on_cancel=True,
                                                           limiter=reader.threads)
                 if fetch.scope.cancelled_caught:
-                    fetch.stopped = True
+                    fetch.stop()  # the abandoned worker ends after the piece it is receiving
                     raise TimeoutError(f"no bytes within {fetch.timeout:g} s")
             took = time.monotonic() - began
             if whole:  # a GET stopped early says nothing of what a whole one costs
